@@ -1,0 +1,44 @@
+"""What `__main__.py` runs: stack config in, one Gateway component, outputs out."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from provision.config import PROJECT, SECRET_KEYS, StackConfig, display_path, parse_pulumi_config
+from provision.config import stack_file as stack_path
+from provision.gateway import Gateway, GatewayArgs
+
+
+def pulumi_settings() -> dict[str, str]:
+    """Every setting in our namespace as the engine passed it (namespace removed)."""
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    prefix = f"{PROJECT}:"
+    return {k.removeprefix(prefix): v for k, v in merged.items() if k.startswith(prefix)}
+
+
+def load_config() -> StackConfig:
+    """Validate the stack's settings; a bad stack file stops before any resource exists."""
+    source = display_path(stack_path(pulumi.get_stack()))
+    settings = {k: v for k, v in pulumi_settings().items() if k not in SECRET_KEYS}
+    return parse_pulumi_config(settings, source)
+
+
+def build(name: str = "gateway") -> Gateway:
+    config = load_config()
+    secrets = pulumi.Config()
+    gateway = Gateway(
+        name,
+        GatewayArgs(
+            config=config,
+            admin_api_key=secrets.require_secret("adminApiKey"),
+            ai_gateway_token=secrets.require_secret("aiGatewayToken"),
+            provider_api_keys=secrets.get_secret_object("providerApiKeys") or {},
+        ),
+    )
+    pulumi.export("workerUrl", gateway.worker_url)
+    pulumi.export("gatewayId", gateway.gateway_id)
+    pulumi.export("kvNamespaceId", gateway.kv_namespace_id)
+    pulumi.export("tenantCounts", gateway.tenant_counts)
+    pulumi.export("workerSha256", gateway.bundle.sha256)
+    return gateway

@@ -1,0 +1,135 @@
+// Deterministic fake model: the reply text, token counts and embedding vectors.
+//
+// Rules (the Worker's tests rely on them exactly):
+//  * Messages are normalised to {role, text}: text is the string content, or the concatenation
+//    of the `text` fields of the content parts (non-text parts add nothing). Anthropic's
+//    `system` counts as one leading message when present.
+//  * prompt_tokens = 3 + sum over messages of (4 + ceil(utf8_bytes(text) / 4)).
+//  * Planned reply length: 12 words, or N when the LAST user message contains
+//    `emulate:tokens=N` (N capped at 100000 to bound memory).
+//  * Words come from WORDS, picked by a PRNG seeded with SHA-256(model, roles, texts), so the
+//    same request always gets the same reply; `model` is the name WITHOUT the provider prefix,
+//    so compat `anthropic/x` and native `x` agree. Text = words joined by single spaces.
+//  * Each word is exactly one completion token. A max-tokens cap below the planned length
+//    truncates the reply and the finish reason becomes "length" (else "stop").
+//  * Embeddings: 8 dims per input; value i = (uint16_i - 32768) / 32768 over SHA-256(model,
+//    text), exact in float32 so float and base64 encodings agree. Input tokens of a string =
+//    ceil(utf8_bytes / 4); of a token array = its length.
+import { createHash } from "node:crypto";
+
+export const DEFAULT_REPLY_WORDS = 12;
+export const EMBEDDING_DIMS = 8;
+const MAX_REPLY_WORDS = 100_000;
+const TOKENS_DIRECTIVE = /emulate:tokens=(\d+)/;
+const WORDS = [
+  "amber", "birch", "cedar", "delta", "ember", "fjord", "glade", "harbor",
+  "island", "juniper", "kestrel", "lagoon", "meadow", "nectar", "orchid", "pebble",
+  "quartz", "river", "summit", "thistle", "umber", "valley", "willow", "yarrow",
+  "zephyr", "acorn", "breeze", "canyon", "dune", "estuary", "fern", "granite",
+  "heather", "iris", "jasper", "kelp", "lichen", "maple", "north", "oak",
+  "prairie", "quill", "reed", "sparrow", "tide", "upland", "vista", "wren",
+  "arbor", "basin", "cove", "dawn", "echo", "flint", "grove", "hollow",
+  "inlet", "jade", "knoll", "lark", "moss", "nimbus", "otter", "pine",
+];
+
+/** Text of an OpenAI / Anthropic message content: string, or the text parts concatenated. */
+export function textOf(content) {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  let text = "";
+  for (const part of content) {
+    if (part && typeof part.text === "string") text += part.text;
+  }
+  return text;
+}
+
+export function normalizeMessages(messages, system) {
+  const out = [];
+  if (system !== undefined && system !== null) out.push({ role: "system", text: textOf(system) });
+  for (const m of messages) out.push({ role: String(m?.role ?? ""), text: textOf(m?.content) });
+  return out;
+}
+
+export function promptTokens(normalized) {
+  let total = 3;
+  for (const m of normalized) total += 4 + Math.ceil(Buffer.byteLength(m.text, "utf8") / 4);
+  return total;
+}
+
+function plannedWords(normalized) {
+  for (let i = normalized.length - 1; i >= 0; i--) {
+    if (normalized[i].role !== "user") continue;
+    const match = TOKENS_DIRECTIVE.exec(normalized[i].text);
+    return match ? Math.min(Number(match[1]), MAX_REPLY_WORDS) : DEFAULT_REPLY_WORDS;
+  }
+  return DEFAULT_REPLY_WORDS;
+}
+
+function seedOf(model, normalized) {
+  const hash = createHash("sha256").update(String(model ?? ""));
+  for (const m of normalized) hash.update("\u0000" + m.role + "\u0000" + m.text);
+  return hash.digest().readUInt32LE(0);
+}
+
+// mulberry32: tiny, fast, good enough to spread words; determinism is all we need.
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The completion for normalised messages. `maxTokens` (optional, integer) caps the words.
+ * Returns {words, text, finishReason: "stop"|"length", promptTokens, completionTokens}.
+ */
+export function complete(normalized, model, maxTokens) {
+  const planned = plannedWords(normalized);
+  const capped = Number.isInteger(maxTokens) && maxTokens >= 0 && maxTokens < planned;
+  const count = capped ? maxTokens : planned;
+  const next = prng(seedOf(model, normalized));
+  const words = new Array(count);
+  for (let i = 0; i < count; i++) words[i] = WORDS[Math.floor(next() * WORDS.length)];
+  return {
+    words,
+    text: words.join(" "),
+    finishReason: capped ? "length" : "stop",
+    promptTokens: promptTokens(normalized),
+    completionTokens: count,
+  };
+}
+
+/** Streaming pieces of a completion: the first word bare, every later word with a leading space. */
+export function pieces(completion) {
+  return completion.words.map((w, i) => (i === 0 ? w : " " + w));
+}
+
+/** Embedding inputs as a list: a string, a list of strings, a token array or a list of those. */
+export function embeddingInputs(input) {
+  if (typeof input === "string") return [input];
+  if (!Array.isArray(input) || input.length === 0) return null;
+  if (input.every((x) => Number.isInteger(x))) return [input];
+  if (input.every((x) => typeof x === "string" || (Array.isArray(x) && x.every(Number.isInteger)))) return input;
+  return null;
+}
+
+export function embeddingTokens(item) {
+  return typeof item === "string" ? Math.ceil(Buffer.byteLength(item, "utf8") / 4) : item.length;
+}
+
+export function embeddingVector(model, item) {
+  const text = typeof item === "string" ? item : JSON.stringify(item);
+  const digest = createHash("sha256").update(String(model ?? "") + "\u0000" + text).digest();
+  const vector = new Array(EMBEDDING_DIMS);
+  for (let i = 0; i < EMBEDDING_DIMS; i++) vector[i] = (digest.readUInt16LE(i * 2) - 32768) / 32768;
+  return vector;
+}
+
+/** Little-endian float32 bytes in base64, the OpenAI `encoding_format: "base64"` payload. */
+export function vectorBase64(vector) {
+  return Buffer.from(new Float32Array(vector).buffer).toString("base64");
+}
