@@ -1,0 +1,43 @@
+# Two commands for a fresh machine (Python 3.11, node 20, npm, make, git):
+#   make dev   — install what is missing, run the gateway locally on 127.0.0.1:8787
+#   make test  — install what is missing, run every check and test
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+VENV := .venv
+UV := .tools/bin/uv
+PYTEST_WORKERS ?= 2
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: install dev test check lint bench clean
+
+install: $(VENV)/.installed worker/node_modules/.installed
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+worker/node_modules/.installed: worker/package.json worker/package-lock.json
+	cd worker && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+dev: install
+	$(VENV)/bin/provision dev
+
+lint: install
+	$(VENV)/bin/ruff check provision tests __main__.py
+	cd worker && for f in src/*.js local/*.mjs; do node --check $$f || exit 1; done
+
+test: lint
+	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+
+check: test
+
+bench: install
+	$(VENV)/bin/python -m tests.bench.run
+
+clean:
+	rm -rf $(VENV) .tools worker/node_modules

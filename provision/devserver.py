@@ -1,0 +1,71 @@
+"""`provision dev` (what `make dev` runs): the gateway locally, with demo tenants, until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import Any
+
+from provision.config import stack_file
+from provision.errors import ProvisionError
+from provision.local import LocalGateway
+
+DEFAULT_PORT = 8787
+
+
+def banner(gateway: LocalGateway, stack: str) -> str:
+    base = gateway.openai_base_url
+    keys = gateway.demo_keys()
+    assert gateway.config is not None
+    model = next(iter(gateway.config.routing.aliases), gateway.config.routing.defaultModel)
+    key = next(iter(keys.values()), "gw_live_...")
+    lines = [
+        f"LLM gateway (stack '{stack}') is running at {gateway.worker_url}",
+        f"  OpenAI base URL:      {base}",
+        f"  AI Gateway emulator:  {gateway.emulator_url}",
+        f"  Admin API key:        {gateway.secrets.admin_api_key}   (new every run)",
+        "",
+        "Demo API keys (public, dev stack only):",
+        *[f"  {user:<8} {plain}" for user, plain in keys.items()],
+        "",
+        "Try it with curl:",
+        f"  curl {base}/chat/completions -H 'authorization: Bearer {key}' "
+        f"-H 'content-type: application/json' "
+        f"-d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'",
+        "",
+        "Or with the openai Python package:",
+        "  from openai import OpenAI",
+        f"  client = OpenAI(base_url=\"{base}\", api_key=\"{key}\")",
+        f"  print(client.chat.completions.create(model=\"{model}\", "
+        "messages=[{\"role\": \"user\", \"content\": \"Hello\"}]).choices[0].message.content)",
+        "",
+        f"Or: .venv/bin/provision chat --api-key {key} --stream",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: Any) -> int:
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        with LocalGateway(stack_file(args.stack), host=args.host, port=args.port) as gateway:
+            print(banner(gateway, args.stack), flush=True)
+            try:
+                stopped.wait()
+            except KeyboardInterrupt:
+                pass
+            print("\nstopping…", flush=True)
+    except ProvisionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("dev", help="run the gateway locally (workerd + AI Gateway emulator)")
+    parser.add_argument("--stack", default="dev", help="stack whose tenants to serve (default: dev)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.set_defaults(handler=run)

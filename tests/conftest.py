@@ -1,0 +1,43 @@
+"""Fixtures for the end-to-end tests: the e2e stack's Worker running for real in workerd."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from provision.local import LocalGateway
+from tests.support import E2E_STACK, Emulator
+
+
+@pytest.fixture(scope="session")
+def gateway() -> Iterator[LocalGateway]:
+    """One local runtime per test process (xdist worker), on free ports."""
+    with LocalGateway(E2E_STACK, test_hooks=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def emulator_session(gateway: LocalGateway) -> Iterator[Emulator]:
+    assert gateway.emulator_url
+    control = Emulator(gateway.emulator_url)
+    yield control
+    control.close()
+
+
+@pytest.fixture
+def emulator(emulator_session: Emulator, gateway: LocalGateway) -> Iterator[Emulator]:
+    """Emulator controls; faults and config changes never leak into the next test."""
+    yield emulator_session
+    emulator_session.clear_faults()
+    assert gateway.config is not None
+    emulator_session.configure(
+        {gateway.config.gatewayId: {"token": gateway.secrets.ai_gateway_token}}
+    )
+
+
+@pytest.fixture
+def http(gateway: LocalGateway) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.worker_url, timeout=30) as client:
+        yield client

@@ -1,0 +1,62 @@
+"""Helpers shared by the end-to-end tests: emulator control and client factories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+from openai import OpenAI
+
+from provision.keys import demo_key
+
+ROOT = Path(__file__).resolve().parent.parent
+E2E_STACK = ROOT / "tests" / "fixtures" / "Pulumi.e2e.yaml"
+
+
+def key(key_id: str) -> str:
+    """The plain key of a demo key id declared in a test stack."""
+    return demo_key(key_id)
+
+
+class Emulator:
+    """The AI Gateway emulator's test controls (faults, request log, config)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.http = httpx.Client(base_url=f"{url}/__emulator", timeout=10)
+
+    def requests(self, **filters: str) -> list[dict[str, Any]]:
+        params = {f"metadata.{k}": v for k, v in filters.items()}
+        response = self.http.get("/requests", params=params)
+        response.raise_for_status()
+        return response.json()["requests"]
+
+    def request_for(self, request_id: str) -> dict[str, Any]:
+        found = self.requests(requestId=request_id)
+        assert len(found) == 1, f"expected one upstream request for {request_id}, got {len(found)}"
+        return found[0]
+
+    def fault(self, **fault: Any) -> None:
+        self.http.post("/faults", json=fault).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.http.delete("/faults").raise_for_status()
+
+    def configure(self, gateways: dict[str, Any]) -> None:
+        self.http.post("/config", json={"gateways": gateways}).raise_for_status()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def openai_client(base_url: str, key_id: str, **kwargs: Any) -> OpenAI:
+    return OpenAI(base_url=base_url, api_key=key(key_id), max_retries=0, timeout=30, **kwargs)
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert set(body) == {"error"}, f"not an OpenAI error body: {json.dumps(body)[:300]}"
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    return body["error"]

@@ -1,0 +1,141 @@
+"""End-to-end: every failure is an OpenAI-shaped error with the right status."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from provision.local import LocalGateway
+from tests.support import Emulator, error_of, key, openai_client
+
+CHAT = "/v1/chat/completions"
+HELLO = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def auth(key_id: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key(key_id)}"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "missing_api_key"),
+        ({"authorization": "Bearer sk-not-a-gateway-key"}, "invalid_api_key"),
+        ({"authorization": "Bearer gw_live_" + "x" * 40}, "invalid_api_key"),
+        (auth("key_old_revoked"), "revoked_api_key"),
+        (auth("key_old_expired"), "expired_api_key"),
+        (auth("key_sus_main"), "account_suspended"),
+    ],
+    ids=["missing", "not-a-gateway-key", "unknown", "revoked", "expired", "suspended-org"],
+)
+def test_bad_keys_get_401(http: httpx.Client, headers, code):
+    """Missing, unknown, revoked, expired and suspended keys are refused with 401."""
+    response = http.post(CHAT, json=HELLO, headers=headers)
+    assert response.status_code == 401
+    assert error_of(response)["code"] == code
+    assert response.headers["x-request-id"]
+
+
+def test_openai_sdk_sees_authentication_error(gateway: LocalGateway):
+    """The openai SDK raises its own AuthenticationError for an unknown key."""
+    client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="gw_live_" + "y" * 40, max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.chat.completions.create(**HELLO)
+    assert caught.value.status_code == 401
+
+
+def test_malformed_json_is_400(http: httpx.Client):
+    """A body that is not JSON is a 400 invalid_json."""
+    response = http.post(CHAT, content=b"{not json", headers=auth("key_ada_main"))
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_json"
+
+
+@pytest.mark.parametrize("body", [{"model": "gpt-4o-mini"}, {"model": "gpt-4o-mini", "messages": []}])
+def test_missing_messages_is_400(http: httpx.Client, body):
+    """A chat request without messages is a 400 naming the `messages` parameter."""
+    response = http.post(CHAT, json=body, headers=auth("key_ada_main"))
+    assert response.status_code == 400
+    assert error_of(response)["param"] == "messages"
+
+
+def test_unknown_route_is_404(http: httpx.Client):
+    """Unknown paths are 404 in OpenAI's shape, even without a key."""
+    response = http.post("/v1/engines/foo", json={})
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "unknown_url"
+
+
+def test_wrong_method_is_405(http: httpx.Client):
+    """GET on the chat endpoint is 405 with an Allow header."""
+    response = http.get(CHAT, headers=auth("key_ada_main"))
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert error_of(response)["code"] == "method_not_allowed"
+
+
+def test_model_outside_allow_list_is_403(gateway: LocalGateway):
+    """A model the key may not use is 403 (PermissionDeniedError in the SDK)."""
+    client = openai_client(gateway.openai_base_url, "key_ben_main")
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        client.chat.completions.create(model="openai/gpt-4o", messages=HELLO["messages"])
+    assert caught.value.body["code"] == "model_not_allowed"
+
+
+def test_unknown_model_is_404(gateway: LocalGateway):
+    """A model that is not in the catalog is 404 model_not_found."""
+    client = openai_client(gateway.openai_base_url, "key_ada_main")
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="gpt-99", messages=HELLO["messages"])
+    assert caught.value.body["code"] == "model_not_found"
+
+
+def test_provider_5xx_becomes_502(http: httpx.Client, emulator: Emulator):
+    """An upstream provider failure is a 502 upstream_error, not a raw provider body."""
+    emulator.fault(match={"model": "openai/gpt-4o-mini"}, times=1, status=500)
+    response = http.post(CHAT, json=HELLO, headers=auth("key_ada_main"))
+    assert response.status_code == 502
+    assert error_of(response)["code"] == "upstream_error"
+
+
+def test_provider_4xx_passes_through(http: httpx.Client, emulator: Emulator):
+    """A provider's own 400 reaches the client with its status and message."""
+    emulator.fault(
+        match={"model": "openai/gpt-4o-mini"},
+        times=1,
+        status=400,
+        body={"error": {"message": "bad temperature", "type": "invalid_request_error",
+                        "param": "temperature", "code": None}},
+    )
+    response = http.post(CHAT, json=HELLO, headers=auth("key_ada_main"))
+    assert response.status_code == 400
+    error = error_of(response)
+    assert (error["message"], error["param"]) == ("bad temperature", "temperature")
+
+
+def test_slow_upstream_is_504(http: httpx.Client, emulator: Emulator):
+    """No response headers within the stack's upstreamTimeoutMs (1.5 s here) is a 504."""
+    emulator.fault(match={"model": "openai/gpt-4o-mini"}, times=1, delayMs=4000)
+    response = http.post(CHAT, json=HELLO, headers=auth("key_ada_main"))
+    assert response.status_code == 504
+    assert error_of(response)["code"] == "upstream_timeout"
+
+
+def test_wrong_gateway_token_is_502(gateway: LocalGateway, http: httpx.Client, emulator: Emulator):
+    """AI Gateway refusing our token (401/2009) is the operator's problem: 502, code named."""
+    assert gateway.config is not None
+    emulator.configure({gateway.config.gatewayId: {"token": "rotated-elsewhere"}})
+    response = http.post(CHAT, json=HELLO, headers=auth("key_ada_main"))
+    assert response.status_code == 502
+    error = error_of(response)
+    assert error["code"] == "gateway_error"
+    assert "2009" in error["message"]
+
+
+def test_gateway_rate_limit_is_429(gateway: LocalGateway, http: httpx.Client, emulator: Emulator):
+    """AI Gateway's own rate limit (429/2003) reaches the client as a 429."""
+    emulator.fault(match={"model": "openai/gpt-4o-mini"}, times=1, gatewayError=2003)
+    response = http.post(CHAT, json=HELLO, headers=auth("key_ada_main"))
+    assert response.status_code == 429
+    assert error_of(response)["code"] == "gateway_rate_limited"

@@ -1,0 +1,113 @@
+// The local runtime: the rendered Worker in workerd (via miniflare) with its KV seeded from
+// the compiled records, and the AI Gateway emulator behind it. Driven by provision/local.py,
+// which writes the spec (same modules, records and bindings that Pulumi deploys).
+//
+//   node worker/local/runtime.mjs SPEC.json
+// prints one JSON line {"workerUrl", "emulatorUrl"} when ready; SIGHUP re-reads the spec
+// (new modules / records, same ports, usage kept) and prints {"reloaded": true}; SIGINT or
+// SIGTERM stops everything it started.
+
+import { readFileSync } from "node:fs";
+import { Miniflare } from "miniflare";
+import { startEmulator } from "./emulator.mjs";
+
+const KV_BINDING = "GATEWAY_KV";
+const MANAGED_PREFIXES = ["apikey:", "user:", "org:", "meta:"]; // Pulumi-owned keys
+
+const specPath = process.argv[2];
+if (!specPath) {
+  console.error("usage: node runtime.mjs SPEC.json");
+  process.exit(2);
+}
+
+function readSpec() {
+  return JSON.parse(readFileSync(specPath, "utf8"));
+}
+
+function miniflareOptions(spec, port, bindings) {
+  const modules = Object.entries(spec.modules)
+    .sort(([a], [b]) => (a === spec.mainModule ? -1 : b === spec.mainModule ? 1 : a.localeCompare(b)))
+    .map(([path, contents]) => ({ type: "ESModule", path, contents }));
+  return {
+    host: spec.host,
+    port,
+    modules,
+    modulesRoot: "/",
+    compatibilityDate: spec.compatibilityDate,
+    compatibilityFlags: spec.compatibilityFlags ?? [],
+    kvNamespaces: { [KV_BINDING]: "gateway-kv" },
+    kvPersist: spec.persistDir ? `${spec.persistDir}/kv` : false,
+    durableObjects: spec.durableObjects ?? {},
+    durableObjectsPersist: spec.persistDir ? `${spec.persistDir}/do` : false,
+    bindings,
+    // Worker logs go to stderr: stdout carries only this runtime's JSON status lines.
+    handleRuntimeStdio(stdout, stderr) {
+      stdout.pipe(process.stderr);
+      stderr.pipe(process.stderr);
+    },
+  };
+}
+
+async function seedKv(mf, records) {
+  const kv = await mf.getKVNamespace(KV_BINDING);
+  // Delete managed records that the config no longer declares; Worker-owned keys stay.
+  for (const prefix of MANAGED_PREFIXES) {
+    let cursor;
+    do {
+      const page = await kv.list({ prefix, cursor });
+      for (const { name } of page.keys) if (!(name in records)) await kv.delete(name);
+      cursor = page.list_complete ? undefined : page.cursor;
+    } while (cursor);
+  }
+  await Promise.all(Object.entries(records).map(([key, value]) => kv.put(key, value)));
+}
+
+async function main() {
+  let spec = readSpec();
+  let emulator = null;
+  const bindings = () => {
+    const values = { ...spec.bindings };
+    if (emulator) values.AI_GATEWAY_BASE_URL = `${emulator.url}/v1`;
+    return values;
+  };
+  if (spec.emulator) {
+    emulator = await startEmulator({ host: spec.host, port: spec.emulator.port ?? 0, config: spec.emulator.config });
+  }
+  const mf = new Miniflare(miniflareOptions(spec, spec.port ?? 0, bindings()));
+  const url = await mf.ready;
+  const port = Number(url.port); // keep the same port across reloads
+  await seedKv(mf, spec.kvRecords);
+
+  let chain = Promise.resolve();
+  const stop = async () => {
+    await chain.catch(() => {});
+    await mf.dispose();
+    if (emulator) await emulator.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+  process.on("SIGHUP", () => {
+    chain = chain.then(async () => {
+      try {
+        spec = readSpec();
+        await mf.setOptions(miniflareOptions(spec, port, bindings()));
+        await mf.ready;
+        await seedKv(mf, spec.kvRecords);
+        console.log(JSON.stringify({ reloaded: true }));
+      } catch (err) {
+        console.log(JSON.stringify({ reloaded: false, error: String(err?.message ?? err) }));
+      }
+    });
+  });
+  // The parent going away (e.g. killed test runner) must not leave workerd behind.
+  process.stdin.on("end", stop);
+  process.stdin.resume();
+
+  console.log(JSON.stringify({ workerUrl: url.href.replace(/\/$/, ""), emulatorUrl: emulator?.url ?? null }));
+}
+
+main().catch((err) => {
+  console.error(String(err?.stack ?? err));
+  process.exit(1);
+});
