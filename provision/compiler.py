@@ -113,7 +113,7 @@ def _user_record(user: User) -> dict[str, Any]:
         "email": user.email,
         "monthlyLimitMicros": usd_to_micros(user.monthlyLimitUsd),
         "status": user.status,
-        "keyIds": [k.id for k in user.keys],
+        "keyIds": sorted(k.id for k in user.keys),
     }
 
 
@@ -133,7 +133,7 @@ def _meta_record(config: StackConfig, records: dict[str, str]) -> dict[str, Any]
     return {
         "v": SCHEMA_VERSION,
         "configVersion": digest.hexdigest()[:16],
-        "orgs": [o.id for o in config.tenants.organizations],
+        "orgs": sorted(o.id for o in config.tenants.organizations),
         "users": {u.id: u.org for u in config.tenants.users},
         "keyCount": counts.keys,
         "activeKeyCount": counts.active_keys,

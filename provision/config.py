@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from provision.errors import ConfigError, Problem
-from provision.keys import HASH_PATTERN, is_demo_hash
+from provision.keys import HASH_PATTERN, KEY_PREFIX, is_demo_hash
 
 PROJECT = "llm-gateway"
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,9 +228,12 @@ def parse_settings(settings: dict[str, Any], source: str) -> StackConfig:
 
 
 def _looks_secret(value: Any) -> bool:
-    # In a stack file: `{secure: <ciphertext>}`; through the engine: already decrypted text
-    # that we never inspect (the program reads it with require_secret).
-    return isinstance(value, dict) and set(value) == {"secure"}
+    # In a stack file: `{secure: <ciphertext>}`, or a mapping of those when set with
+    # `pulumi config set --secret --path 'providerApiKeys.openai'`; through the engine:
+    # already decrypted text that we never inspect (the program reads it with require_secret).
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return True
+    return isinstance(value, dict) and bool(value) and all(map(_looks_secret, value.values()))
 
 
 def format_loc(loc: tuple[Any, ...]) -> str:
@@ -271,6 +274,8 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, str) and value.startswith(KEY_PREFIX):
+        return f"'{KEY_PREFIX}…' (a plain API key: not shown; revoke it, it is in this file now)"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

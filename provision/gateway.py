@@ -5,16 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
 
 import pulumi
 import pulumi_cloudflare as cloudflare
 
+from provision.bindings import script_bindings
 from provision.compiler import compile_records, tenant_counts
 from provision.config import StackConfig
 from provision.render import WorkerBundle, render_worker
 
-KV_BINDING = "GATEWAY_KV"
 MODULE_CONTENT_TYPE = "application/javascript+module"
 
 
@@ -29,13 +28,8 @@ class GatewayArgs:
     provider_api_keys: pulumi.Input[dict[str, str]] = field(default_factory=dict)
 
 
-def provider_binding_name(provider: str) -> str:
-    """`workers-ai` → `PROVIDER_KEY_WORKERS_AI` (the env name the Worker reads)."""
-    return "PROVIDER_KEY_" + provider.upper().replace("-", "_")
 
 
-def catalog_providers(config: StackConfig) -> list[str]:
-    return sorted({model.split("/", 1)[0] for model in config.routing.models})
 
 
 def kv_resource_name(parent: str, key: str) -> str:
@@ -43,39 +37,6 @@ def kv_resource_name(parent: str, key: str) -> str:
     return f"{parent}-kv-{key.replace(':', '.')}"
 
 
-def script_bindings(
-    config: StackConfig,
-    namespace_id: str,
-    admin_api_key: str,
-    ai_gateway_token: str,
-    provider_api_keys: dict[str, str],
-) -> list[dict[str, Any]]:
-    """The Worker's bindings in a stable order (unstable order causes perpetual diffs, TF#5522)."""
-    providers = catalog_providers(config)
-    unknown = sorted(set(provider_api_keys) - set(providers))
-    if unknown:
-        raise ValueError(
-            f"providerApiKeys has keys for {', '.join(unknown)}, which no model in "
-            f"routing.models uses (providers in use: {', '.join(providers)})"
-        )
-    bindings: list[dict[str, Any]] = [
-        {"name": KV_BINDING, "type": "kv_namespace", "namespace_id": namespace_id},
-        {"name": "ACCOUNT_ID", "type": "plain_text", "text": config.accountId},
-        {"name": "GATEWAY_ID", "type": "plain_text", "text": config.gatewayId},
-        {"name": "AI_GATEWAY_BASE_URL", "type": "plain_text", "text": config.gatewayBaseUrl},
-        {"name": "ADMIN_API_KEY", "type": "secret_text", "text": admin_api_key},
-        {"name": "AI_GATEWAY_TOKEN", "type": "secret_text", "text": ai_gateway_token},
-    ]
-    for provider in providers:
-        if provider_api_keys.get(provider):
-            bindings.append(
-                {
-                    "name": provider_binding_name(provider),
-                    "type": "secret_text",
-                    "text": provider_api_keys[provider],
-                }
-            )
-    return bindings
 
 
 def module_files(bundle: WorkerBundle) -> dict[str, dict[str, str]]:

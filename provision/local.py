@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provision.bindings import catalog_providers, script_bindings
 from provision.compiler import compile_records
 from provision.config import StackConfig, load_stack_file
 from provision.errors import ProvisionError
-from provision.gateway import catalog_providers, script_bindings
 from provision.keys import demo_key, hash_key
 from provision.render import WORKER_DIR, render_worker
 

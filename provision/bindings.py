@@ -1,0 +1,55 @@
+"""The Worker's bindings: one list for the Pulumi script and the local runtime alike.
+
+Pure (no Pulumi import), so the local runtime and the CLI stay fast to start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provision.config import StackConfig
+
+KV_BINDING = "GATEWAY_KV"
+
+def provider_binding_name(provider: str) -> str:
+    """`workers-ai` → `PROVIDER_KEY_WORKERS_AI` (the env name the Worker reads)."""
+    return "PROVIDER_KEY_" + provider.upper().replace("-", "_")
+
+
+def catalog_providers(config: StackConfig) -> list[str]:
+    return sorted({model.split("/", 1)[0] for model in config.routing.models})
+
+
+def script_bindings(
+    config: StackConfig,
+    namespace_id: str,
+    admin_api_key: str,
+    ai_gateway_token: str,
+    provider_api_keys: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The Worker's bindings in a stable order (unstable order causes perpetual diffs, TF#5522)."""
+    providers = catalog_providers(config)
+    unknown = sorted(set(provider_api_keys) - set(providers))
+    if unknown:
+        raise ValueError(
+            f"providerApiKeys has keys for {', '.join(unknown)}, which no model in "
+            f"routing.models uses (providers in use: {', '.join(providers)})"
+        )
+    bindings: list[dict[str, Any]] = [
+        {"name": KV_BINDING, "type": "kv_namespace", "namespace_id": namespace_id},
+        {"name": "ACCOUNT_ID", "type": "plain_text", "text": config.accountId},
+        {"name": "GATEWAY_ID", "type": "plain_text", "text": config.gatewayId},
+        {"name": "AI_GATEWAY_BASE_URL", "type": "plain_text", "text": config.gatewayBaseUrl},
+        {"name": "ADMIN_API_KEY", "type": "secret_text", "text": admin_api_key},
+        {"name": "AI_GATEWAY_TOKEN", "type": "secret_text", "text": ai_gateway_token},
+    ]
+    for provider in providers:
+        if provider_api_keys.get(provider):
+            bindings.append(
+                {
+                    "name": provider_binding_name(provider),
+                    "type": "secret_text",
+                    "text": provider_api_keys[provider],
+                }
+            )
+    return bindings
