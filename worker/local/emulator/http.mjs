@@ -80,15 +80,17 @@ export async function writeResult(res, result, extraHeaders, defaultChunkDelayMs
   const headers = { ...result.headers, ...extraHeaders };
   const cut = result.cutAfterChunks;
   if (result.chunks === undefined) {
-    const body = Buffer.from(result.body ?? "", "utf8");
-    headers["content-length"] = String(body.length);
+    // A string body lets node send status line, headers and body in one write.
+    const body = result.body ?? "";
+    headers["content-length"] = String(Buffer.byteLength(body, "utf8"));
     res.writeHead(result.status, headers);
     if (cut === undefined) {
       res.end(body);
       return "complete";
     }
     // A buffered body has no chunks to count: deliver half of it, then drop the connection.
-    await writeAsync(res, body.subarray(0, Math.floor(body.length / 2)));
+    const bytes = Buffer.from(body, "utf8");
+    await writeAsync(res, bytes.subarray(0, Math.floor(bytes.length / 2)));
     res.socket?.destroy();
     return "cut";
   }

@@ -1,0 +1,177 @@
+// Local Cloudflare AI Gateway emulator: serves /v1/{account_id}/{gateway_id}/... like
+// gateway.ai.cloudflare.com, with deterministic fake providers behind it, plus test controls
+// under /__emulator/. Plain node:http, no dependencies.
+//
+//   import { startEmulator } from "./emulator.mjs";
+//   const { url, close } = await startEmulator({ config });        // url = http://127.0.0.1:PORT
+//   node worker/local/emulator.mjs --config cfg.json [--port 0] [--host 127.0.0.1]
+//     -> prints one line {"emulatorUrl":"http://127.0.0.1:PORT"}, serves until SIGINT/SIGTERM.
+//
+// Deterministic completions (the Worker's tests rely on these exact rules):
+//  * Reply = words from a fixed list, seeded by SHA-256 of the model (without provider prefix)
+//    and the messages' roles and texts: the same request always gets the same reply.
+//  * 12 words by default; exactly N when the LAST user message contains `emulate:tokens=N`.
+//  * One word = one completion token. max_tokens / max_completion_tokens (OpenAI; Anthropic
+//    max_tokens) below that count truncate the reply: finish_reason "length" (Anthropic
+//    stop_reason "max_tokens"), else "stop" / "end_turn".
+//  * prompt_tokens = 3 + sum over messages of (4 + ceil(utf8_bytes(text) / 4)); text = string
+//    content or the concatenated `text` of content parts; Anthropic `system` counts as one
+//    message. Anthropic input_tokens uses the same formula.
+//  * Streams split the reply into one chunk per word: first word bare, later words " word".
+//  * Embeddings: 8 deterministic dims per input (k/32768 values, exact in float32);
+//    prompt_tokens = sum of ceil(utf8_bytes / 4) per string input (token arrays: length).
+// Details live in emulator/completion.mjs; the gateway pipeline in emulator/gateway.mjs.
+import { readFileSync, realpathSync } from "node:fs";
+import { createServer } from "node:http";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { normalizeConfig } from "./emulator/config.mjs";
+import { handleControl } from "./emulator/control.mjs";
+import { handleGateway } from "./emulator/gateway.mjs";
+import { BodyTooLarge, gatewayErrorResult, jsonResult, writeResult } from "./emulator/http.mjs";
+import { ulid } from "./emulator/ids.mjs";
+import { FaultBook, RateLimiter, RequestLog, ResponseCache } from "./emulator/state.mjs";
+
+// Keep idle keep-alive connections longer than clients (undici, httpx) expect to reuse them,
+// so a benchmark does not pay a reconnect every few seconds.
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+const CONTROL_PREFIX = "/__emulator/";
+const GATEWAY_PREFIX = "/v1/";
+
+function createEmulatorState(config) {
+  const emu = {
+    config,
+    log: new RequestLog(),
+    faults: new FaultBook(),
+    cache: new ResponseCache(),
+    limiters: new Map(),
+    limiterFor(gatewayId, gateway) {
+      let limiter = emu.limiters.get(gatewayId);
+      if (limiter === undefined) {
+        limiter = new RateLimiter(gateway.rateLimit);
+        emu.limiters.set(gatewayId, limiter);
+      }
+      return limiter;
+    },
+    /** Swaps in a merged config; changed gateways start with fresh rate-limit windows. */
+    replaceConfig(next, changedGatewayIds) {
+      emu.config = next;
+      for (const id of changedGatewayIds) emu.limiters.delete(id);
+    },
+    reset() {
+      emu.log.clear();
+      emu.faults.clear();
+      emu.cache.clear();
+      emu.limiters.clear();
+    },
+  };
+  return emu;
+}
+
+function decodeSegments(path) {
+  const segments = path.slice(GATEWAY_PREFIX.length).split("/");
+  while (segments.length > 0 && segments[segments.length - 1] === "") segments.pop();
+  return segments.map((s) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  });
+}
+
+async function dispatch(emu, req, res) {
+  const url = req.url ?? "/";
+  const q = url.indexOf("?");
+  const path = q === -1 ? url : url.slice(0, q);
+  if (path.startsWith(GATEWAY_PREFIX)) return handleGateway(emu, req, res, path, decodeSegments(path));
+  if (path.startsWith(CONTROL_PREFIX)) {
+    const query = new URLSearchParams(q === -1 ? "" : url.slice(q + 1));
+    return handleControl(emu, req, res, path.slice(CONTROL_PREFIX.length), query);
+  }
+  // Anything else (including miniflare's GET /?MF-Binding=AI probes) is not a gateway path.
+  const logId = ulid();
+  return writeResult(res, gatewayErrorResult(2990), { "cf-aig-log-id": logId, "cf-aig-request-id": logId });
+}
+
+function answerCrash(res, err) {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const result = err instanceof BodyTooLarge
+    ? jsonResult(413, { error: err.message })
+    : jsonResult(500, { error: `emulator error: ${err?.message ?? err}` });
+  res.setHeader("connection", "close");
+  writeResult(res, result, {}).catch(() => res.destroy());
+}
+
+/**
+ * Starts an emulator. `config` is the config object (see README of the brief / config.mjs).
+ * Resolves to {url, close}; close() stops listening and ends every open socket.
+ */
+export async function startEmulator({ host = "127.0.0.1", port = 0, config } = {}) {
+  const emu = createEmulatorState(normalizeConfig(config));
+  const sockets = new Set();
+  const server = createServer((req, res) => {
+    dispatch(emu, req, res).catch((err) => answerCrash(res, err));
+  });
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 5_000;
+  server.on("connection", (socket) => {
+    socket.setNoDelay(true);
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const shownHost = address.address.includes(":") ? `[${address.address}]` : address.address;
+  let closing;
+  return {
+    url: `http://${shownHost}:${address.port}`,
+    state: emu,
+    close() {
+      closing ??= new Promise((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      });
+      return closing;
+    },
+  };
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      config: { type: "string" },
+      port: { type: "string", default: "0" },
+      host: { type: "string", default: "127.0.0.1" },
+    },
+  });
+  if (!values.config) throw new Error("--config <path to config.json> is required");
+  const config = JSON.parse(readFileSync(values.config, "utf8"));
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got ${values.port}`);
+  const emulator = await startEmulator({ host: values.host, port, config });
+  process.stdout.write(`${JSON.stringify({ emulatorUrl: emulator.url })}\n`);
+  const stop = () => {
+    emulator.close().then(() => process.exit(0));
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
+const invokedAsScript = process.argv[1] !== undefined
+  && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+if (invokedAsScript) {
+  main().catch((err) => {
+    process.stderr.write(`emulator: ${err?.message ?? err}\n`);
+    process.exit(1);
+  });
+}

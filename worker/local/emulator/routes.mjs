@@ -1,0 +1,151 @@
+// Which fake provider answers a path under /v1/{account}/{gateway}, and how a request to it is
+// prepared (provider, model, stream flag), key-checked and generated.
+import { timingSafeEqual } from "node:crypto";
+import { gatewayErrorResult } from "./http.mjs";
+import * as anthropic from "./providers/anthropic.mjs";
+import * as openai from "./providers/openai.mjs";
+import * as workersAi from "./providers/workers-ai.mjs";
+
+// Provider slugs /compat accepts as a `model` prefix (cf-contract.md 1.3 plus the AIGateway
+// provider enum). All are answered by the same deterministic fake model.
+export const COMPAT_PROVIDERS = new Set([
+  "openai", "anthropic", "workers-ai", "google-ai-studio", "google-vertex-ai", "groq", "mistral",
+  "cohere", "perplexity-ai", "grok", "deepseek", "cerebras", "baseten", "parallel", "openrouter",
+  "azure-openai", "aws-bedrock", "huggingface", "replicate",
+]);
+
+// Error shape ("family") per native provider; /compat always answers in OpenAI's shape
+// (UNCONFIRMED for non-OpenAI providers: the gateway may pass their own error shape through).
+const FAMILIES = { openai, anthropic, "workers-ai": workersAi };
+
+/**
+ * Route for the path segments after the gateway id, or null when nothing lives there.
+ * Route: {universal} | {head, endpoint, family, op, compat?, pathModel?}.
+ */
+export function resolveRoute(rest) {
+  if (rest.length === 0) return { universal: true };
+  const [head, ...tail] = rest;
+  const endpoint = tail.join("/");
+  const route = (family, op, extra = {}) => ({ head, endpoint, family, op, ...extra });
+  if (head === "compat") {
+    if (endpoint === "chat/completions") return route("openai", "chat", { compat: true });
+    if (endpoint === "embeddings") return route("openai", "embeddings", { compat: true });
+  } else if (head === "openai") {
+    if (endpoint === "chat/completions") return route("openai", "chat");
+    if (endpoint === "embeddings") return route("openai", "embeddings");
+  } else if (head === "anthropic") {
+    if (endpoint === "v1/messages") return route("anthropic", "messages");
+  } else if (head === "workers-ai") {
+    if (endpoint === "v1/chat/completions") return route("workers-ai", "chat");
+    if (endpoint === "v1/embeddings") return route("workers-ai", "embeddings");
+    // Docs say /workers-ai/{model}; a third party says /workers-ai/run/{model}: accept both.
+    const model = tail[0] === "run" ? tail.slice(1).join("/") : endpoint;
+    if (model.startsWith("@")) return route("workers-ai", "run", { pathModel: model });
+  }
+  return null;
+}
+
+/** {json, parseError} for a raw request body; an empty body parses to undefined. */
+export function parseBody(rawBody) {
+  if (rawBody === "") return { json: undefined, parseError: false };
+  try {
+    return { json: JSON.parse(rawBody), parseError: false };
+  } catch {
+    return { json: undefined, parseError: true };
+  }
+}
+
+/**
+ * Works out provider, model and streaming. Returns a call object, or
+ * {error: result} for a gateway-level rejection (compat model format / provider).
+ */
+export function prepareCall(route, headers, { json, parseError }) {
+  const bodyModel = typeof json?.model === "string" ? json.model : null;
+  const call = {
+    route,
+    family: route.family,
+    op: route.op,
+    provider: route.head,
+    model: route.pathModel ?? bodyModel,
+    bodyModel,
+    json,
+    parseError,
+    headers,
+    stream: json?.stream === true,
+  };
+  if (route.compat) {
+    const slash = bodyModel === null ? -1 : bodyModel.indexOf("/");
+    if (slash <= 0) return { ...call, error: gatewayErrorResult(2019) };
+    call.provider = bodyModel.slice(0, slash);
+    call.model = bodyModel.slice(slash + 1);
+    if (!COMPAT_PROVIDERS.has(call.provider)) {
+      return { ...call, error: gatewayErrorResult(2994, undefined, `Unsupported provider: ${call.provider}`) };
+    }
+  }
+  return call;
+}
+
+function safeEqual(a, b) {
+  const left = Buffer.from(a, "utf8");
+  const right = Buffer.from(b, "utf8");
+  if (left.length !== right.length) {
+    timingSafeEqual(left, left); // same work either way: length is the only thing we leak
+    return false;
+  }
+  return timingSafeEqual(left, right);
+}
+
+export function bearer(value) {
+  if (typeof value !== "string") return undefined;
+  const match = /^Bearer\s+(.+)$/i.exec(value.trim());
+  return match ? match[1] : undefined;
+}
+
+/** Gateway token check (cf-aig-authorization), used when the gateway has authentication on. */
+export function gatewayTokenAccepted(gateway, headers) {
+  const presented = bearer(headers["cf-aig-authorization"]);
+  return presented !== undefined && typeof gateway.token === "string" && safeEqual(presented, gateway.token);
+}
+
+// Native Anthropic takes `x-api-key`; recent anthropic SDKs (2.x) send the same key as
+// `Authorization: Bearer` instead, so either is accepted (x-api-key wins when both are sent).
+function presentedKey(call) {
+  if (call.family === "anthropic" && !call.route.compat && call.headers["x-api-key"] !== undefined) {
+    return { raw: call.headers["x-api-key"], key: call.headers["x-api-key"] };
+  }
+  const raw = call.headers.authorization;
+  return { raw, key: bearer(raw) };
+}
+
+function providerKeyAccepted(call, config, gateway) {
+  const { raw, key } = presentedKey(call);
+  if (raw === undefined) return gateway.byokProviders.includes(call.provider);
+  const expected = config.providerKeys[call.provider];
+  return key !== undefined && typeof expected === "string" && safeEqual(key, expected);
+}
+
+/** The provider auth header that goes into the cache key. */
+export function providerAuthHeader(call) {
+  return presentedKey(call).raw ?? "";
+}
+
+/** The family's own error body for an HTTP status (faults without a body). */
+export function providerErrorResult(call, status) {
+  return (call.route.compat ? openai : FAMILIES[call.family]).defaultErrorResult(status);
+}
+
+/** Runs the fake provider: key check, validation, completion. */
+export function generate(call, config, gateway) {
+  const family = call.route.compat ? openai : FAMILIES[call.family];
+  if (!providerKeyAccepted(call, config, gateway)) return family.keyErrorResult();
+  switch (call.op) {
+    case "chat":
+      return openai.chat(call);
+    case "embeddings":
+      return openai.embeddings(call);
+    case "messages":
+      return anthropic.messages(call);
+    default:
+      return workersAi.run(call);
+  }
+}
