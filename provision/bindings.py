@@ -10,6 +10,11 @@ from typing import Any
 from provision.config import StackConfig
 
 KV_BINDING = "GATEWAY_KV"
+LEDGER_BINDING = "USAGE_LEDGER"
+LEDGER_CLASS = "UsageLedger"
+# Durable Object migrations are fragile (TF#5701, PCF#1215): this tag is declared once and
+# changes only in a deploy of its own.
+LEDGER_MIGRATION = {"new_tag": "v1", "new_sqlite_classes": [LEDGER_CLASS]}
 
 def provider_binding_name(provider: str) -> str:
     """`workers-ai` → `PROVIDER_KEY_WORKERS_AI` (the env name the Worker reads)."""
@@ -37,6 +42,7 @@ def script_bindings(
         )
     bindings: list[dict[str, Any]] = [
         {"name": KV_BINDING, "type": "kv_namespace", "namespace_id": namespace_id},
+        {"name": LEDGER_BINDING, "type": "durable_object_namespace", "class_name": LEDGER_CLASS},
         {"name": "ACCOUNT_ID", "type": "plain_text", "text": config.accountId},
         {"name": "GATEWAY_ID", "type": "plain_text", "text": config.gatewayId},
         {"name": "AI_GATEWAY_BASE_URL", "type": "plain_text", "text": config.gatewayBaseUrl},

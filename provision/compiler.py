@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from provision.config import Organization, StackConfig, User
+from provision.config import Organization, Price, StackConfig, User
 from provision.money import usd_to_micros
 
 SCHEMA_VERSION = 1
@@ -71,7 +71,30 @@ def effective_policy(config: StackConfig, org: Organization, user: User) -> dict
         "allowedModels": allowed,
         "defaultModel": default if default in allowed else (allowed[0] if allowed else None),
         "cacheTtl": org.cacheTtl,
+        "priceOverrides": {
+            model: compile_price(price) for model, price in org.priceOverrides.items() if model in allowed
+        },
     }
+
+
+def compile_price(price: Price) -> dict[str, int]:
+    """µUSD per million tokens, integers (so cost = tokens × price / 10^6, one rounding)."""
+    cached = price.cachedInputPerMTok if price.cachedInputPerMTok is not None else price.inputPerMTok
+    return {
+        "in": usd_to_micros(price.inputPerMTok),
+        "out": usd_to_micros(price.outputPerMTok),
+        "cachedIn": usd_to_micros(cached),
+    }
+
+
+def price_table(config: StackConfig) -> dict[str, dict[str, int]]:
+    """Every catalog model's price (the explicit default fills the gaps)."""
+    table = {}
+    for model in config.routing.models:
+        price = config.pricing.models.get(model, config.pricing.default)
+        assert price is not None, "config validation guarantees a price"
+        table[model] = compile_price(price)
+    return table
 
 
 def allowed_models(config: StackConfig, org: Organization, user: User) -> list[str]:

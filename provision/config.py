@@ -63,6 +63,24 @@ class Routing(_Strict):
     defaultModel: ModelId
     aliases: dict[str, ModelId] = {}
     upstreamTimeoutMs: int = Field(120_000, ge=100, le=600_000, description="time to first byte")
+    maxOutputTokens: int = Field(
+        4096, ge=1, le=1_000_000, description="output cap sent upstream when a client sets none"
+    )
+
+
+class Price(_Strict):
+    """USD per million tokens; cached input tokens are charged at their own price if given."""
+
+    inputPerMTok: Usd
+    outputPerMTok: Usd
+    cachedInputPerMTok: Usd | None = None
+
+
+class Pricing(_Strict):
+    models: dict[ModelId, Price] = {}
+    default: Price | None = Field(
+        None, description="price of catalog models without one; unset = every model must be priced"
+    )
 
 
 class CustomDomain(_Strict):
@@ -121,6 +139,7 @@ class Organization(_Strict):
     allowedModels: list[ModelId] | None = None
     defaultModel: ModelId | None = None
     cacheTtl: int = Field(0, ge=0, le=2_592_000, description="AI Gateway cache TTL; 0 = off")
+    priceOverrides: dict[ModelId, Price] = {}
 
 
 class Tenants(_Strict):
@@ -143,6 +162,7 @@ class StackConfig(_Strict):
     allowDemoKeys: bool = False
     aiGateway: AiGatewaySettings = AiGatewaySettings()
     routing: Routing
+    pricing: Pricing = Pricing()
     tenants: Tenants = Tenants()
 
 
@@ -326,6 +346,14 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
         if alias in catalog:
             add(f"routing.aliases.{alias}", "an alias must not shadow a model id")
 
+    for i, model in enumerate(config.routing.models):
+        if model not in config.pricing.models and config.pricing.default is None:
+            add(f"routing.models[{i}]", f"'{model}' has no price in pricing.models "
+                "(price it, or set pricing.default to charge unpriced models explicitly)")
+    for model in config.pricing.models:
+        if model not in catalog:
+            add(f"pricing.models.{model}", f"'{model}' is not in routing.models")
+
     org_ids: dict[str, int] = {}
     for i, org in enumerate(config.tenants.organizations):
         if org.id in org_ids:
@@ -333,6 +361,10 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
                 f"(first used at tenants.organizations[{org_ids[org.id]}])")
         org_ids.setdefault(org.id, i)
         _check_models(org.allowedModels, catalog, f"tenants.organizations[{i}].allowedModels", add)
+        for model in org.priceOverrides:
+            if model not in catalog:
+                add(f"tenants.organizations[{i}].priceOverrides.{model}",
+                    f"'{model}' is not in routing.models")
         if org.defaultModel and org.defaultModel not in (org.allowedModels or catalog):
             add(f"tenants.organizations[{i}].defaultModel",
                 f"'{org.defaultModel}' is not among the models this organization may use")

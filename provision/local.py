@@ -83,6 +83,7 @@ def runtime_spec(
     """Everything runtime.mjs needs; modules, records and bindings exactly as Pulumi deploys."""
     bundle = render_worker(config, test_hooks=test_hooks)
     bindings: dict[str, str] = {}
+    durable_objects: dict[str, Any] = {}
     for binding in script_bindings(
         config,
         LOCAL_NAMESPACE_ID,
@@ -92,6 +93,8 @@ def runtime_spec(
     ):
         if binding["type"] in ("plain_text", "secret_text"):
             bindings[binding["name"]] = binding["text"]
+        elif binding["type"] == "durable_object_namespace":
+            durable_objects[binding["name"]] = {"className": binding["class_name"], "useSQLite": True}
     return {
         "host": host,
         "port": port,
@@ -100,7 +103,7 @@ def runtime_spec(
         "compatibilityDate": config.compatibilityDate.isoformat(),
         "kvRecords": compile_records(config),
         "bindings": bindings,
-        "durableObjects": {},
+        "durableObjects": durable_objects,
         "persistDir": persist_dir,
         "emulator": None
         if emulator_port is None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 
+from provision.compiler import price_table
 from provision.config import StackConfig
 
 WORKER_DIR = Path(__file__).resolve().parent.parent / "worker"
@@ -59,6 +60,7 @@ def worker_version() -> str:
 def template_context(config: StackConfig, *, test_hooks: bool) -> dict:
     return {
         "routing": config.routing.model_dump(mode="json"),
+        "prices": price_table(config),
         "gateway_id": config.gatewayId,
         "worker_name": config.workerName,
         "worker_version": worker_version(),

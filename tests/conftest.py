@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from provision.local import LocalGateway
-from tests.support import E2E_STACK, Emulator
+from tests.support import E2E_STACK, Emulator, WorkerTestHooks
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +41,11 @@ def emulator(emulator_session: Emulator, gateway: LocalGateway) -> Iterator[Emul
 def http(gateway: LocalGateway) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=gateway.worker_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def hooks(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
+    """Test-only views of the ledger and Worker-owned KV (test render only)."""
+    control = WorkerTestHooks(gateway.worker_url)
+    yield control
+    control.close()

@@ -60,3 +60,37 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     assert set(body) == {"error"}, f"not an OpenAI error body: {json.dumps(body)[:300]}"
     assert set(body["error"]) == {"message", "type", "param", "code"}
     return body["error"]
+
+
+def current_month() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m")
+
+
+class WorkerTestHooks:
+    """The test-only routes of a `test_hooks=True` render (absent from production renders)."""
+
+    def __init__(self, worker_url: str):
+        self.http = httpx.Client(base_url=worker_url, timeout=30)
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def usage(self, org_id: str, month: str | None = None) -> dict[str, Any]:
+        return self._post("/__test/ledger/usage", {"orgId": org_id, "month": month or current_month()})
+
+    def user_row(self, org_id: str, user_id: str, month: str | None = None) -> dict[str, Any]:
+        empty = {"usedMicros": 0, "requests": 0, "tokensIn": 0, "tokensOut": 0, "estimated": 0, "cached": 0}
+        return self.usage(org_id, month)["users"].get(user_id, empty)
+
+    def record(self, org_id: str, **settle: Any) -> Any:
+        return self._post("/__test/ledger/settle", {"orgId": org_id, **settle})
+
+    def kv(self, prefix: str) -> dict[str, Any]:
+        return self._post("/__test/kv", {"prefix": prefix})
+
+    def close(self) -> None:
+        self.http.close()

@@ -5,6 +5,9 @@ import { chatCompletions } from "./chat.js";
 import { HttpError, errorResponse, jsonResponse } from "./errors.js";
 import { getModel, listModels } from "./models.js";
 import { WORKER_NAME, WORKER_VERSION } from "./settings.js";
+import { testRoute } from "./testhooks.js";
+
+export { UsageLedger } from "./ledger.js";
 
 const ROUTES = {
   "/health": { GET: health },
@@ -54,7 +57,7 @@ export default {
     const requestId = newRequestId();
     let response;
     try {
-      response = await route(request)(request, env, requestId, ctx);
+      response = (await testRoute(request, env)) ?? (await route(request)(request, env, requestId, ctx));
     } catch (err) {
       if (!(err instanceof HttpError)) {
         console.error(JSON.stringify({ requestId, error: String(err?.stack ?? err) }));

@@ -1,0 +1,31 @@
+// Prices and cost. Prices are integer micro-dollars (µUSD) per million tokens, so
+// cost µUSD = tokens × price / 10^6, rounded up once per request: exact, and never under.
+
+import { PRICES } from "./settings.js";
+
+const PER_MILLION = 1_000_000;
+
+export function priceFor(model, policy) {
+  return policy.priceOverrides?.[model] ?? PRICES[model];
+}
+
+/** µUSD for a request's tokens; cached prompt tokens at the cached-input price. */
+export function costMicros({ promptTokens = 0, completionTokens = 0, cachedTokens = 0 }, price) {
+  const cached = Math.min(cachedTokens, promptTokens);
+  const numerator = (promptTokens - cached) * price.in + cached * price.cachedIn + completionTokens * price.out;
+  return Math.ceil(numerator / PER_MILLION);
+}
+
+/** `cf-aig-custom-cost`: the same prices in USD per token, so AI Gateway's analytics agree. */
+export function customCostHeader(price) {
+  return JSON.stringify({ per_token_in: price.in / 1e12, per_token_out: price.out / 1e12 });
+}
+
+/** µUSD → "12.345678" (six decimals, exact: integer arithmetic, no float rounding). */
+export function formatUsd(micros) {
+  const sign = micros < 0 ? "-" : "";
+  const abs = Math.abs(micros);
+  const whole = Math.floor(abs / 1_000_000);
+  const frac = String(abs % 1_000_000).padStart(6, "0");
+  return `${sign}${whole}.${frac}`;
+}

@@ -1,0 +1,121 @@
+// Usage capture: token counts from the upstream answer, a bounded estimate of the prompt for
+// admission, and a metered pass-through of SSE streams (event by event, never the whole body).
+
+const encoder = new TextEncoder();
+
+function textOf(content) {
+  if (typeof content === "string") return content;
+  if (Array.isArray(content)) return content.map((part) => (typeof part?.text === "string" ? part.text : "")).join("");
+  return "";
+}
+
+function bytes(text) {
+  return encoder.encode(text).length;
+}
+
+/**
+ * An upper bound of the prompt's tokens, for worst-case reservations: a token is at least one
+ * byte of the serialized messages (plus tools), and each message costs a few tokens of framing.
+ */
+export function promptTokensBound(body) {
+  const serialized = JSON.stringify(body.messages) + (body.tools ? JSON.stringify(body.tools) : "");
+  return 3 + 4 * body.messages.length + bytes(serialized);
+}
+
+/** The usual four-bytes-per-token guess, used only when upstream reports no usage. */
+export function estimateTokens(text) {
+  return Math.ceil(bytes(text) / 4);
+}
+
+export function estimatePromptTokens(body) {
+  return 3 + body.messages.reduce((sum, m) => sum + 4 + estimateTokens(textOf(m?.content)), 0);
+}
+
+/** OpenAI `usage` → our counts (null when absent or malformed). */
+export function readUsage(usage) {
+  if (!usage || typeof usage.prompt_tokens !== "number" || typeof usage.completion_tokens !== "number") {
+    return null;
+  }
+  return {
+    promptTokens: usage.prompt_tokens,
+    completionTokens: usage.completion_tokens,
+    cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
+  };
+}
+
+/**
+ * Pass an OpenAI SSE stream through event by event while capturing usage and the streamed
+ * text. When the client did not ask for usage, the extra usage chunk (and the `usage: null`
+ * field of every chunk) is removed again, so the client sees what OpenAI would send it.
+ * `done` resolves when the stream ends, breaks or the client goes away.
+ */
+export function meterStream(upstream, { clientWantsUsage }) {
+  const reader = upstream.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let usage = null;
+  let text = "";
+  let sawDone = false;
+  let settle;
+  const done = new Promise((resolve) => (settle = resolve));
+  const finish = () => settle({ usage, text, complete: sawDone });
+
+  const rewrite = (event) => {
+    const data = event.startsWith("data:") ? event.slice(5).trim() : null;
+    if (data === null) return event;
+    if (data === "[DONE]") {
+      sawDone = true;
+      return event;
+    }
+    let chunk;
+    try {
+      chunk = JSON.parse(data);
+    } catch {
+      return event;
+    }
+    if (chunk.usage) usage = readUsage(chunk.usage) ?? usage;
+    for (const choice of chunk.choices ?? []) {
+      if (typeof choice?.delta?.content === "string") text += choice.delta.content;
+    }
+    if (clientWantsUsage || !("usage" in chunk)) return event;
+    if (chunk.usage && (chunk.choices ?? []).length === 0) return ""; // the extra usage chunk
+    delete chunk.usage;
+    return `data: ${JSON.stringify(chunk)}\n\n`;
+  };
+
+  const stream = new ReadableStream({
+    async pull(controller) {
+      try {
+        for (;;) {
+          const { value, done: ended } = await reader.read();
+          if (ended) {
+            buffer += decoder.decode();
+            if (buffer) controller.enqueue(encoder.encode(rewrite(buffer)));
+            controller.close();
+            finish();
+            return;
+          }
+          buffer += decoder.decode(value, { stream: true }).replaceAll("\r\n", "\n");
+          let out = "";
+          let end;
+          while ((end = buffer.indexOf("\n\n")) >= 0) {
+            out += rewrite(buffer.slice(0, end + 2));
+            buffer = buffer.slice(end + 2);
+          }
+          if (out) {
+            controller.enqueue(encoder.encode(out));
+            return;
+          }
+        }
+      } catch (err) {
+        finish();
+        controller.error(err);
+      }
+    },
+    cancel(reason) {
+      finish();
+      return reader.cancel(reason).catch(() => {});
+    },
+  });
+  return { stream, done };
+}
