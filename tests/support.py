@@ -62,6 +62,16 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     return body["error"]
 
 
+async def burst(url: str, key_id: str, count: int, body: dict[str, Any]) -> list[int]:
+    """`count` identical requests at once; their status codes."""
+    import asyncio
+
+    headers = {"authorization": f"Bearer {key(key_id)}"}
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count)) as client:
+        responses = await asyncio.gather(*[client.post(url, json=body, headers=headers) for _ in range(count)])
+    return [r.status_code for r in responses]
+
+
 def current_month() -> str:
     import datetime as dt
 

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from provision.local import LocalGateway
-from tests.support import Emulator, WorkerTestHooks, current_month, error_of, key, openai_client
+from tests.support import Emulator, WorkerTestHooks, burst, current_month, error_of, key, openai_client
 
 CHAT = "/v1/chat/completions"
 MINI = {"in": 150_000, "out": 600_000}  # µUSD per million tokens (e2e stack pricing)
@@ -200,15 +200,6 @@ def test_org_price_override_and_custom_cost_header(http: httpx.Client, emulator:
     standard = http.post(CHAT, json={"messages": [{"role": "user", "content": content}]}, headers=auth("key_payer_main"))
     sent = json.loads(emulator.request_for(standard.headers["x-request-id"])["headers"]["cf-aig-custom-cost"])
     assert sent == pytest.approx({"per_token_in": 1.5e-7, "per_token_out": 6e-7}, rel=1e-12)
-
-
-async def burst(url: str, key_id: str, count: int, body: dict) -> list[int]:
-    limits = httpx.Limits(max_connections=count)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        responses = await asyncio.gather(*[
-            client.post(url, json=body, headers=auth(key_id)) for _ in range(count)
-        ])
-    return [r.status_code for r in responses]
 
 
 def test_200_concurrent_requests_are_all_recorded(gateway: LocalGateway, hooks: WorkerTestHooks):

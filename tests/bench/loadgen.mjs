@@ -1,24 +1,34 @@
 // Closed-loop load generator for `make bench`: N requests at concurrency C against one URL,
-// printing one JSON summary line. Written in Node (undici keep-alive) so that the client is
-// cheap next to what it measures.
+// printing one JSON summary line. node:http with keep-alive (Node's fetch costs several times
+// more per request), so the client stays cheap next to what it measures.
 //
 //   node loadgen.mjs '{"url": ..., "headers": {...}, "body": {...}, "requests": 500,
 //                      "concurrency": 32, "warmup": 50, "stream": false}'
 
-const spec = JSON.parse(process.argv[2]);
-const payload = JSON.stringify(spec.body);
+import http from "node:http";
 
-async function one() {
-  const start = performance.now();
-  const response = await fetch(spec.url, { method: "POST", headers: spec.headers, body: payload });
-  let firstByte = null;
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done } = await reader.read();
-    if (firstByte === null) firstByte = performance.now() - start;
-    if (done) break;
-  }
-  return { ms: performance.now() - start, ttfb: firstByte, status: response.status };
+const spec = JSON.parse(process.argv[2]);
+const payload = Buffer.from(JSON.stringify(spec.body));
+const url = new URL(spec.url);
+const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
+const headers = { ...spec.headers, "content-length": payload.length };
+
+function one() {
+  return new Promise((resolve, reject) => {
+    const start = performance.now();
+    let firstByte = null;
+    const req = http.request(url, { method: "POST", headers, agent }, (res) => {
+      res.on("data", () => {
+        if (firstByte === null) firstByte = performance.now() - start;
+      });
+      const timing = /ledger;dur=([\d.]+)/.exec(res.headers["server-timing"] ?? "");
+      const ledger = timing ? Number(timing[1]) : null;
+      res.on("end", () => resolve({ ms: performance.now() - start, ttfb: firstByte, status: res.statusCode, ledger }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(payload);
+  });
 }
 
 async function run(total, concurrency) {
@@ -44,6 +54,8 @@ const { results, seconds } = await run(spec.requests, spec.concurrency);
 const ms = results.map((r) => r.ms).sort((a, b) => a - b);
 const ttfb = results.map((r) => r.ttfb).sort((a, b) => a - b);
 const errors = results.filter((r) => r.status !== 200).length;
+const ledger = results.map((r) => r.ledger).filter((v) => v !== null).sort((a, b) => a - b);
+agent.destroy();
 console.log(
   JSON.stringify({
     requests: results.length,
@@ -52,5 +64,7 @@ console.log(
     p50: percentile(ms, 50),
     p99: percentile(ms, 99),
     ttfbP50: percentile(ttfb, 50),
+    ledgerP50: ledger.length ? percentile(ledger, 50) : null,
+    ledgerP99: ledger.length ? percentile(ledger, 99) : null,
   }),
 );

@@ -1,20 +1,25 @@
-"""`make bench`: what the Worker adds over calling the AI Gateway (emulator) directly.
+"""`make bench`: what the Worker adds over calling the AI Gateway (emulator) directly, and how
+exact the usage ledger stays under concurrency.
 
 Both paths run in the same session on the same machine, with the same request bodies and
-the same load generator, so the printed figures are ratios against a baseline measured
-in the same run, not absolute claims.
+the same load generator, so the latency figures are ratios against a baseline measured in
+the same run, not absolute claims.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from provision.config import stack_file
 from provision.local import LocalGateway
+from tests.support import E2E_STACK, WorkerTestHooks, burst
 
 HERE = Path(__file__).resolve().parent
 LOADGEN = HERE / "loadgen.mjs"
@@ -37,7 +42,7 @@ def load(url: str, headers: dict[str, str], body: dict, concurrency: int) -> dic
     return json.loads(out.stdout)
 
 
-def main() -> int:
+def latency() -> int:
     with LocalGateway(stack_file("dev")) as gateway:
         assert gateway.config is not None and gateway.emulator_url
         config = gateway.config
@@ -51,10 +56,11 @@ def main() -> int:
         worker_url = f"{gateway.openai_base_url}/chat/completions"
         worker_headers = {"content-type": "application/json", "authorization": f"Bearer {user_key}"}
 
-        print(f"make bench — {REQUESTS} requests per run at c=32 (fewer at c=1), dev stack, "
-              f"{os.cpu_count()} cores\n")
+        print(f"Latency added by the Worker — {REQUESTS} requests per run at c=32 (fewer at c=1), "
+              f"dev stack, {os.cpu_count()} cores")
         header = (f"{'mode':<11}{'conc':>5}  {'direct p50/p99 ms':>18}  {'worker p50/p99 ms':>18}  "
-                  f"{'added p50/p99 ms':>17}  {'direct rps':>10}  {'worker rps':>10}  {'ratio':>6}")
+                  f"{'added p50/p99 ms':>17}  {'ledger p50/p99':>15}  {'direct rps':>10}  "
+                  f"{'worker rps':>10}  {'ratio':>6}")
         print(header)
         print("-" * len(header))
         for stream in (False, True):
@@ -71,8 +77,56 @@ def main() -> int:
                 print(f"{mode:<11}{concurrency:>5}  {direct['p50']:>8.2f} /{direct['p99']:>7.2f}  "
                       f"{via['p50']:>8.2f} /{via['p99']:>7.2f}  "
                       f"{via['p50'] - direct['p50']:>7.2f} /{via['p99'] - direct['p99']:>7.2f}  "
+                      f"{via['ledgerP50']:>6.2f} /{via['ledgerP99']:>6.2f}  "
                       f"{direct['rps']:>10.0f}  {via['rps']:>10.0f}  {via['rps'] / direct['rps']:>6.2f}")
+        print("ledger = time of the one admission call to the org's UsageLedger (server-timing);"
+              " settlement runs after the response.")
     return 0
+
+
+def settled(hooks: WorkerTestHooks, org: str, requests: int) -> dict:
+    deadline = time.monotonic() + 30
+    while True:
+        usage = hooks.usage(org)
+        if usage["org"]["requests"] >= requests and usage["openReservations"] == 0:
+            return usage
+        if time.monotonic() > deadline:
+            return usage
+        time.sleep(0.1)
+
+
+def exactness() -> int:
+    """The e2e stack's load tenants: 200 concurrent requests, then a budget that admits part."""
+    prompt = lambda text: 3 + 4 + math.ceil(len(text.encode()) / 4)  # noqa: E731 (emulator rule)
+    cost = lambda p, c: math.ceil((p * 150_000 + c * 600_000) / 1_000_000)  # noqa: E731 (gpt-4o-mini)
+    with LocalGateway(E2E_STACK, test_hooks=True) as gateway:
+        hooks = WorkerTestHooks(gateway.worker_url)
+        url = f"{gateway.openai_base_url}/chat/completions"
+        text = "bench exactness emulate:tokens=20"
+        statuses = asyncio.run(burst(url, "key_loady_main", 200, {"messages": [{"role": "user", "content": text}]}))
+        usage = settled(hooks, "loadorg", 200)
+        expected = 200 * cost(prompt(text), 20)
+        print("\nLedger exactness under concurrency (e2e stack)")
+        print(f"  200 concurrent requests, one user: {statuses.count(200)} served, "
+              f"{usage['org']['requests']} recorded; cost recorded {usage['org']['usedMicros']} µUSD, "
+              f"sent {expected} µUSD -> {'EXACT' if usage['org']['usedMicros'] == expected else 'MISMATCH'}")
+
+        text = "bench squeeze emulate:tokens=30"
+        statuses = asyncio.run(burst(url, "key_cappy_main", 200,
+                                     {"max_tokens": 40, "messages": [{"role": "user", "content": text}]}))
+        served = statuses.count(200)
+        usage = settled(hooks, "capped", served)
+        budget = 2_000
+        print(f"  budget $0.002000 (2000 µUSD), 200 concurrent requests: {served} served, "
+              f"{statuses.count(429)} refused (429); recorded {usage['org']['usedMicros']} µUSD "
+              f"-> {'within budget' if usage['org']['usedMicros'] <= budget else 'OVER BUDGET'}")
+        hooks.close()
+        ok = usage["org"]["usedMicros"] <= budget
+    return 0 if ok else 1
+
+
+def main() -> int:
+    return latency() or exactness()
 
 
 if __name__ == "__main__":

@@ -75,7 +75,9 @@ export async function chatCompletions(request, env, principal, requestId, ctx) {
   const fault = injectedFault(request);
   const { request: upstreamBody, maxOutput } = upstreamRequest(body, model);
   const worstCase = costMicros({ promptTokens: promptTokensBound(body), completionTokens: maxOutput }, price);
+  const ledgerStart = performance.now(); // advances across I/O only: this times the ledger call
   const admission = await admit(env, principal, requestId, worstCase, fault);
+  const ledgerMs = performance.now() - ledgerStart;
   const settleWith = (outcome) => settle(env, principal, requestId, admission, outcome, fault);
 
   let upstream;
@@ -93,6 +95,7 @@ export async function chatCompletions(request, env, principal, requestId, ctx) {
   const cached = upstream.headers.get("cf-aig-cache-status") === "HIT";
   const out = passthroughHeaders(upstream);
   out.set("x-gateway-model", model);
+  out.set("server-timing", `ledger;dur=${ledgerMs.toFixed(2)}`);
 
   if (!body.stream) {
     const text = await upstream.text();
