@@ -2,7 +2,7 @@
 
 Pure and deterministic: the same config gives the same records, byte for byte. The Pulumi
 component and the local runtime both call `compile_records`, so what runs locally is what
-deploys. Record layout: the storage contract in docs/architecture.md.
+deploys. Record layout: see README "Tenants" and docs/decisions.
 """
 
 from __future__ import annotations
