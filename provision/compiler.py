@@ -107,12 +107,14 @@ def allowed_models(config: StackConfig, org: Organization, user: User) -> list[s
 
 
 def tenant_counts(config: StackConfig) -> TenantCounts:
-    keys = [k for u in config.tenants.users for k in u.keys]
+    orgs = {org.id: org for org in config.tenants.organizations}
+    keys = [(u, k) for u in config.tenants.users for k in u.keys]
     return TenantCounts(
         organizations=len(config.tenants.organizations),
         users=len(config.tenants.users),
         keys=len(keys),
-        active_keys=sum(1 for k in keys if k.status == "active"),
+        # keys that authenticate: not revoked, user and org active (expiry is checked per request)
+        active_keys=sum(1 for u, k in keys if _key_status(k.status, u, orgs[u.org]) == "active"),
     )
 
 
@@ -160,4 +162,6 @@ def _meta_record(config: StackConfig, records: dict[str, str]) -> dict[str, Any]
         "users": {u.id: u.org for u in config.tenants.users},
         "keyCount": counts.keys,
         "activeKeyCount": counts.active_keys,
+        # key id → hash, so the admin API can revoke a key by id at once (revoked:{hash})
+        "keys": {k.id: {"sha256": k.sha256, "userId": u.id} for u in config.tenants.users for k in u.keys},
     }

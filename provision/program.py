@@ -7,6 +7,7 @@ from pulumi.runtime import config as runtime_config
 
 from provision.config import PROJECT, SECRET_KEYS, StackConfig, display_path, parse_pulumi_config
 from provision.config import stack_file as stack_path
+from provision.errors import ConfigError, Problem
 from provision.gateway import Gateway, GatewayArgs
 
 
@@ -20,7 +21,15 @@ def pulumi_settings() -> dict[str, str]:
 def load_config() -> StackConfig:
     """Validate the stack's settings; a bad stack file stops before any resource exists."""
     source = display_path(stack_path(pulumi.get_stack()))
-    settings = {k: v for k, v in pulumi_settings().items() if k not in SECRET_KEYS}
+    everything = pulumi_settings()
+    plain = [
+        Problem(source, key, f"must be set with `pulumi config set --secret {key} ...`, not in plain text")
+        for key in SECRET_KEYS
+        if key in everything and not runtime_config.is_config_secret(f"{PROJECT}:{key}")
+    ]
+    if plain:
+        raise ConfigError(plain)
+    settings = {k: v for k, v in everything.items() if k not in SECRET_KEYS}
     return parse_pulumi_config(settings, source)
 
 

@@ -1,6 +1,7 @@
 // Authentication: bearer `gw_live_…` key → SHA-256 → ONE KV read of `apikey:{hash}`, whose
-// value carries the compiled effective policy. Results are cached in the isolate for a short,
-// bounded time so most requests make no KV call at all.
+// value carries the compiled effective policy (made in parallel with the emergency-revocation
+// check `revoked:{hash}`, so it costs no extra round trip). Results are cached in the isolate
+// for a short, bounded time so most requests make no KV call at all.
 
 import { HttpError } from "./errors.js";
 
@@ -33,12 +34,22 @@ async function lookup(env, hash) {
   const hit = cache.get(hash);
   const now = Date.now();
   if (hit && hit.until > now) return hit.record;
-  const record = await env.GATEWAY_KV.get(`apikey:${hash}`, { type: "json", cacheTtl: KV_CACHE_TTL_S });
-  if (record) {
+  const options = { type: "json", cacheTtl: KV_CACHE_TTL_S };
+  const [record, revoked] = await Promise.all([
+    env.GATEWAY_KV.get(`apikey:${hash}`, options),
+    env.GATEWAY_KV.get(`revoked:${hash}`, options),
+  ]);
+  const effective = record && revoked ? { ...record, status: "revoked" } : record;
+  if (effective) {
     if (cache.size >= ISOLATE_CACHE_MAX) cache.delete(cache.keys().next().value);
-    cache.set(hash, { record, until: now + ISOLATE_CACHE_MS });
+    cache.set(hash, { record: effective, until: now + ISOLATE_CACHE_MS });
   }
-  return record;
+  return effective;
+}
+
+/** Forget a cached key at once (emergency revocation in this isolate). */
+export function forgetKey(hash) {
+  cache.delete(hash);
 }
 
 /** The principal behind the request's key, or an HttpError(401) saying precisely why not. */

@@ -1,5 +1,6 @@
 // Entry module: routing, request ids, and the one place where errors become responses.
 
+import { adminApi } from "./admin.js";
 import { authenticate } from "./auth.js";
 import { chatCompletions } from "./chat.js";
 import { HttpError, errorResponse, jsonResponse } from "./errors.js";
@@ -15,6 +16,7 @@ const ROUTES = {
   "/v1/models": { GET: withPrincipal(async (req, env, principal) => jsonResponse(listModels(principal.policy))) },
 };
 const MODEL_PREFIX = "/v1/models/";
+const ADMIN_PREFIX = "/admin/";
 
 function withPrincipal(handler) {
   return async (request, env, requestId, ctx) =>
@@ -33,6 +35,7 @@ async function getOneModel(request, env, requestId) {
 
 function route(request) {
   const { pathname } = new URL(request.url);
+  if (pathname.startsWith(ADMIN_PREFIX)) return adminApi; // authenticates and routes itself
   const methods = pathname.startsWith(MODEL_PREFIX) ? { GET: getOneModel } : ROUTES[pathname];
   if (!methods) {
     throw new HttpError(404, `Invalid URL (${request.method} ${pathname})`, { code: "unknown_url" });

@@ -1,0 +1,329 @@
+"""`provision admin`: the gateway's admin API (health, metrics, users, organizations) from a shell.
+
+Readable tables by default, the API's JSON with `--json`. Exit codes: 0 fine, 1 the gateway
+answered with an error (or is degraded, or unreachable), 2 a usage problem such as no admin key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Collection, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from provision.money import format_usd
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8787"
+TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+Row = Sequence[Any]
+
+
+class AdminError(Exception):
+    """The admin API answered with an error, already worded for a person."""
+
+
+# ---------------------------------------------------------------------------- formatting
+
+
+def usd(micros: int) -> str:
+    return format_usd(micros)
+
+
+def pairs(rows: list[tuple[str, Any]]) -> str:
+    """`label   value` lines with the values aligned."""
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def table(headers: Row, rows: list[Row], numeric: Collection[int] = ()) -> str:
+    """An aligned text table; columns in `numeric` are right-aligned."""
+    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        parts = [
+            cell.rjust(width) if i in numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(parts).rstrip())
+    if not rows:
+        lines.append("(none)")
+    return "\n".join(lines)
+
+
+def _usage_pairs(body: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        ("Requests", f"{body['requests']:,}"),
+        ("Tokens in", f"{body['tokensIn']:,}"),
+        ("Tokens out", f"{body['tokensOut']:,}"),
+        ("Estimated", f"{body['estimated']:,}"),
+    ]
+
+
+def render_health(body: dict[str, Any]) -> str:
+    kv, ledger = body["kv"], body["ledger"]
+    kv_text = f"ok (config {kv['configVersion']})" if kv["ok"] else f"DOWN: {kv.get('error', '')}"
+    ledger_text = "ok" if ledger["ok"] else f"DOWN: {ledger.get('error', '')}"
+    worker = body["worker"]
+    return pairs(
+        [
+            ("Status", body["status"]),
+            ("KV", kv_text),
+            ("Ledger", ledger_text),
+            ("Worker", f"{worker['name']} {worker['version']}"),
+        ]
+    )
+
+
+def render_metrics(body: dict[str, Any]) -> str:
+    usage = body["usage"]
+    head = pairs(
+        [
+            ("Month", body["month"]),
+            ("Config version", body["configVersion"]),
+            ("Organizations", body["orgs"]),
+            ("Users", body["users"]),
+            ("Keys", f"{body['keys']} ({body['activeKeys']} active)"),
+            ("Cost", usd(usage["costMicros"])),
+            *_usage_pairs(usage),
+        ]
+    )
+    top = table(
+        ("USER", "ORG", "REQUESTS", "COST"),
+        [
+            (u["userId"], u["orgId"], f"{u['requests']:,}", usd(u["costMicros"]))
+            for u in body["topUsers"]
+        ],
+        numeric={2, 3},
+    )
+    return f"{head}\n\nTop users by cost\n{top}"
+
+
+def render_user(body: dict[str, Any]) -> str:
+    return pairs(
+        [
+            ("User", body["id"]),
+            ("Email", body["email"]),
+            ("Organization", f"{body['orgId']} ({body['orgName']})"),
+            ("Status", body["status"]),
+            ("Monthly limit", usd(body["monthlyLimitMicros"])),
+            ("Keys", ", ".join(body["keyIds"]) or "(none)"),
+        ]
+    )
+
+
+def render_user_usage(body: dict[str, Any]) -> str:
+    return pairs(
+        [
+            ("User", f"{body['userId']} ({body['orgId']})"),
+            ("Month", body["month"]),
+            ("Used", usd(body["usedMicros"])),
+            ("Limit", usd(body["limitMicros"])),
+            ("Remaining", usd(body["remainingMicros"])),
+            ("Reserved", usd(body["reservedMicros"])),
+            *_usage_pairs(body),
+            ("Resets at", body["resetsAt"]),
+        ]
+    )
+
+
+def render_reset(body: dict[str, Any]) -> str:
+    return (
+        f"Reset the usage of user '{body['userId']}' for {body['month']}: "
+        f"was {usd(body['previousUsageMicros'])}, now {usd(body['usedMicros'])} "
+        f"of {usd(body['limitMicros'])} (remaining {usd(body['remainingMicros'])})."
+    )
+
+
+def render_org(body: dict[str, Any]) -> str:
+    return pairs(
+        [
+            ("Organization", body["id"]),
+            ("Name", body["name"]),
+            ("Status", body["status"]),
+            ("Failure mode", body["failureMode"]),
+            ("Monthly budget", usd(body["monthlyBudgetMicros"])),
+            ("Fallback daily limit", usd(body["fallbackDailyLimitMicros"])),
+            ("Users", body["userCount"]),
+        ]
+    )
+
+
+def render_org_users(body: dict[str, Any]) -> str:
+    rows = [
+        (
+            u["id"],
+            u["email"],
+            u["status"],
+            f"{u['usage']['requests']:,}",
+            usd(u["usage"]["usedMicros"]),
+            usd(u["monthlyLimitMicros"]),
+            usd(u["usage"]["remainingMicros"]),
+        )
+        for u in body["users"]
+    ]
+    headers = ("USER", "EMAIL", "STATUS", "REQUESTS", "USED", "LIMIT", "REMAINING")
+    title = f"Users of organization '{body['orgId']}', {body['month']}"
+    return f"{title}\n{table(headers, rows, numeric={3, 4, 5, 6})}"
+
+
+def render_org_usage(body: dict[str, Any]) -> str:
+    head = pairs(
+        [
+            ("Organization", f"{body['orgId']} ({body['name']})"),
+            ("Month", body["month"]),
+            ("Used", usd(body["usedMicros"])),
+            ("Budget", usd(body["budgetMicros"])),
+            ("Remaining", usd(body["remainingMicros"])),
+            ("Reserved", f"{usd(body['reservedMicros'])} ({body['openReservations']} open)"),
+            *_usage_pairs(body),
+            ("Resets at", body["resetsAt"]),
+        ]
+    )
+    rows = [
+        (
+            u["userId"],
+            f"{u['requests']:,}",
+            usd(u["usedMicros"]),
+            f"{u['tokensIn']:,}",
+            f"{u['tokensOut']:,}",
+        )
+        for u in body["users"]
+    ]
+    headers = ("USER", "REQUESTS", "USED", "TOKENS IN", "TOKENS OUT")
+    users = table(headers, rows, numeric={1, 2, 3, 4})
+    return f"{head}\n\n{users}"
+
+
+# ---------------------------------------------------------------------------- requests
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+        code = f" [{error['code']}]" if error.get("code") else ""
+        return f"HTTP {response.status_code}{code}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}: {response.text[:300]}"
+
+
+def call(client: httpx.Client, method: str, path: str, params: dict[str, str]) -> httpx.Response:
+    """One admin API call; an error answer (other than a degraded health report) raises."""
+    response = client.request(method, path, params=params)
+    if response.status_code >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not (isinstance(body, dict) and "status" in body and "error" not in body):
+            raise AdminError(_error_text(response))
+    return response
+
+
+def plan(args: argparse.Namespace) -> tuple[str, str, Any]:
+    """(method, path, renderer) for the parsed command line."""
+    if args.admin_command == "health":
+        return "GET", "/admin/health", render_health
+    if args.admin_command == "metrics":
+        return "GET", "/admin/metrics", render_metrics
+    if args.admin_command == "user":
+        base = f"/admin/users/{_segment(args.id)}"
+        return {
+            None: ("GET", base, render_user),
+            "usage": ("GET", f"{base}/usage", render_user_usage),
+            "reset-quota": ("POST", f"{base}/reset-quota", render_reset),
+        }[args.action]
+    base = f"/admin/organizations/{_segment(args.id)}"
+    return {
+        None: ("GET", base, render_org),
+        "users": ("GET", f"{base}/users", render_org_users),
+        "usage": ("GET", f"{base}/usage", render_org_usage),
+    }[args.action]
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _takes_month(args: argparse.Namespace) -> bool:
+    if args.admin_command in ("user", "org"):
+        return args.action in ("usage", "users")
+    return args.admin_command == "metrics"
+
+
+def run(args: argparse.Namespace) -> int:
+    admin_key = args.admin_key or os.environ.get("GATEWAY_ADMIN_KEY")
+    if not admin_key:
+        print("error: no admin key: pass --admin-key or set GATEWAY_ADMIN_KEY "
+              "(`provision dev` prints the local one)", file=sys.stderr)
+        return 2
+    if args.month and not _takes_month(args):
+        print("error: --month applies only to metrics, `user ID usage`, `org ID users` and "
+              "`org ID usage` (reset-quota always resets the current month)", file=sys.stderr)
+        return 2
+    method, path, render = plan(args)
+    params = {"month": args.month} if args.month else {}
+    headers = {"authorization": f"Bearer {admin_key}"}
+    base_url = args.base_url.rstrip("/")
+    try:
+        with httpx.Client(base_url=base_url, headers=headers, timeout=TIMEOUT) as client:
+            response = call(client, method, path, params)
+    except AdminError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as exc:
+        print(f"error: could not reach {base_url}: {exc}", file=sys.stderr)
+        return 1
+    body = response.json()
+    print(json.dumps(body, indent=2) if args.json else render(body))
+    return 0 if response.status_code < 400 else 1
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The shared options, accepted before and after the admin subcommand."""
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument(
+        "--base-url",
+        default=default(os.environ.get("GATEWAY_ADMIN_URL", DEFAULT_BASE_URL)),
+        help=f"the gateway's URL, without /v1 (default: $GATEWAY_ADMIN_URL or {DEFAULT_BASE_URL})",
+    )
+    parser.add_argument("--admin-key", default=default(None),
+                        help="the deployment's ADMIN_API_KEY (default: $GATEWAY_ADMIN_KEY)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="print the API's JSON instead of tables")
+    parser.add_argument("--month", default=default(None), metavar="YYYY-MM",
+                        help="UTC month for usage figures (default: the current month)")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "admin", help="the admin API: health, metrics, users and organizations with their usage"
+    )
+    _common(parser, defaults=True)
+    commands = parser.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    shared = argparse.ArgumentParser(add_help=False)
+    _common(shared, defaults=False)
+    commands.add_parser("health", parents=[shared], help="KV, ledger and Worker status")
+    commands.add_parser(
+        "metrics", parents=[shared], help="tenant counts, the month's totals, top users"
+    )
+    user = commands.add_parser("user", parents=[shared], help="a user: config, usage, reset-quota")
+    user.add_argument("id", help="user id")
+    user.add_argument("action", nargs="?", choices=("usage", "reset-quota"),
+                      help="usage: the month's usage; reset-quota: give the allowance back")
+    org = commands.add_parser("org", parents=[shared], help="an organization: config, users, usage")
+    org.add_argument("id", help="organization id")
+    org.add_argument("action", nargs="?", choices=("users", "usage"),
+                     help="users: its users with their usage; usage: totals and per-user rows")
+    parser.set_defaults(handler=run)

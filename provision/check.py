@@ -1,0 +1,93 @@
+"""`provision check`: validate stack files with the Pulumi program's own model, and warn about
+what is legal but suspicious."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from provision.compiler import tenant_counts
+from provision.config import StackConfig, display_path, load_stack_file
+from provision.errors import ConfigError, Problem
+from provision.stackfile import all_stacks, resolve_stack
+
+EXPIRY_WARNING = dt.timedelta(days=7)
+
+
+def warnings_for(config: StackConfig, source: str, now: dt.datetime) -> list[Problem]:
+    found: list[Problem] = []
+    budgets = {org.id: org.monthlyBudgetUsd for org in config.tenants.organizations}
+    members = {org.id: 0 for org in config.tenants.organizations}
+    for i, user in enumerate(config.tenants.users):
+        members[user.org] = members.get(user.org, 0) + 1
+        budget = budgets.get(user.org)
+        if budget is not None and user.monthlyLimitUsd > budget:
+            found.append(Problem(source, f"tenants.users[{i}].monthlyLimitUsd",
+                                 f"user {user.id}'s limit ${user.monthlyLimitUsd} is above the budget "
+                                 f"${budget} of org {user.org}; the org budget will stop them first"))
+        for j, key in enumerate(user.keys):
+            expires_at = key.expires_at()
+            if key.status != "active" or expires_at is None:
+                continue
+            moment = dt.datetime.fromtimestamp(expires_at, dt.UTC)
+            path = f"tenants.users[{i}].keys[{j}].expires"
+            if moment <= now:
+                found.append(Problem(source, path, f"key {key.id} expired on {moment.isoformat()}; remove it"))
+            elif moment - now <= EXPIRY_WARNING:
+                days = (moment - now).days
+                found.append(Problem(source, path, f"key {key.id} expires in {days} day(s), "
+                                                   f"on {moment.isoformat()}"))
+    for i, org in enumerate(config.tenants.organizations):
+        if members.get(org.id, 0) == 0:
+            found.append(Problem(source, f"tenants.organizations[{i}]", f"organization {org.id} has no users"))
+    for i, model in enumerate(config.routing.models):
+        if model not in config.pricing.models:
+            found.append(Problem(source, f"routing.models[{i}]",
+                                 f"{model} has no price of its own; it is charged at pricing.default"))
+    return found
+
+
+def check_file(path: Path, now: dt.datetime) -> tuple[list[Problem], list[Problem], StackConfig | None]:
+    try:
+        config = load_stack_file(path)
+    except ConfigError as exc:
+        return exc.problems, [], None
+    return [], warnings_for(config, display_path(path), now), config
+
+
+def run(args: Any) -> int:
+    paths = all_stacks() if args.stack == "all" else [resolve_stack(args.stack)]
+    now = dt.datetime.now(dt.UTC)
+    failed = False
+    for path in paths:
+        errors, warnings, config = check_file(path, now)
+        if errors:
+            failed = True
+            print(f"{display_path(path)}: {len(errors)} error(s)")
+        else:
+            assert config is not None
+            counts = tenant_counts(config)
+            print(f"{display_path(path)}: ok ({counts.organizations} organizations, {counts.users} users, "
+                  f"{counts.keys} keys)" + (f", {len(warnings)} warning(s)" if warnings else ""))
+        for problem in errors:
+            print(f"  error: {problem.path or '(file)'}: {problem.message}")
+        for problem in warnings:
+            print(f"  warning: {problem.path}: {problem.message}")
+        if warnings and args.strict:
+            failed = True
+    return 1 if failed else 0
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("check", help="validate stack files; list every problem")
+    parser.add_argument("--stack", default="all", help="stack name, path, or 'all' (default)")
+    parser.add_argument("--strict", action="store_true", help="warnings fail too")
+    parser.set_defaults(handler=run)
+
+
+def main() -> int:  # pragma: no cover - convenience for `python -m provision.check`
+    from provision.cli import main as cli
+
+    return cli(["check", *sys.argv[1:]])

@@ -1,0 +1,70 @@
+"""JSON Schema of a stack file, generated from the config model, so editors complete and check
+fields as people type. `provision schema --write` refreshes the committed copy."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from provision.config import PROJECT, SECRET_KEYS, STACKS_DIR, StackConfig
+
+SCHEMA_PATH = STACKS_DIR / "stack.schema.json"
+SECURE = {
+    "type": "object",
+    "description": "encrypted by `pulumi config set --secret`",
+    "properties": {"secure": {"type": "string"}},
+    "required": ["secure"],
+    "additionalProperties": False,
+}
+
+
+def stack_schema() -> dict[str, Any]:
+    model = StackConfig.model_json_schema(mode="validation")
+    definitions = model.pop("$defs", {})
+    properties = {f"{PROJECT}:{name}": spec for name, spec in model["properties"].items()}
+    for name in SECRET_KEYS:
+        properties[f"{PROJECT}:{name}"] = (
+            {"anyOf": [SECURE, {"type": "object", "additionalProperties": SECURE}]}
+            if name == "providerApiKeys"
+            else SECURE
+        )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"Pulumi stack file of {PROJECT}",
+        "type": "object",
+        "properties": {
+            "config": {
+                "type": "object",
+                "properties": properties,
+                "required": [f"{PROJECT}:{name}" for name in model.get("required", [])],
+                # other namespaces (cloudflare:, pulumi:) belong to other tools
+                "patternProperties": {f"^(?!{PROJECT}:)[^:]+:.+$": {}},
+                "additionalProperties": False,
+            },
+            "encryptionsalt": {"type": "string"},
+            "secretsprovider": {"type": "string"},
+            "encryptedkey": {"type": "string"},
+        },
+        "required": ["config"],
+        "additionalProperties": False,
+        "$defs": definitions,
+    }
+
+
+def schema_text() -> str:
+    return json.dumps(stack_schema(), indent=2, sort_keys=True) + "\n"
+
+
+def run(args: Any) -> int:
+    if args.write:
+        SCHEMA_PATH.write_text(schema_text(), encoding="utf-8")
+        print(f"wrote {SCHEMA_PATH.relative_to(STACKS_DIR.parent)}")
+    else:
+        print(schema_text(), end="")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("schema", help="print (or --write) the stack file JSON Schema")
+    parser.add_argument("--write", action="store_true", help=f"update {SCHEMA_PATH.name}")
+    parser.set_defaults(handler=run)

@@ -1,0 +1,157 @@
+"""Careful edits of stack files: round-trip YAML that keeps comments, order and formatting.
+
+Every edit is applied to an in-memory copy, the result is validated with the same model the
+Pulumi program uses, and only then written (atomically). A failed validation writes nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml as pyyaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from provision.config import (
+    PROJECT,
+    STACKS_DIR,
+    StackConfig,
+    display_path,
+    parse_settings,
+    strip_namespace,
+)
+from provision.errors import ProvisionError
+
+
+class StackEditError(ProvisionError):
+    """An edit that cannot be made (unknown id, duplicate, …); nothing was written."""
+
+
+def resolve_stack(stack: str) -> Path:
+    """`dev` → stacks/Pulumi.dev.yaml; a path (anything with / or .yaml) is taken as given."""
+    if "/" in stack or stack.endswith((".yaml", ".yml")):
+        return Path(stack)
+    return STACKS_DIR / f"Pulumi.{stack}.yaml"
+
+
+def all_stacks() -> list[Path]:
+    return sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
+
+
+def _yaml() -> YAML:
+    y = YAML()  # round-trip
+    y.preserve_quotes = True
+    y.width = 4096  # never re-wrap long lines
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+def parse_text(text: str, source: str) -> StackConfig:
+    """Validate stack file text exactly as `load_stack_file` would."""
+    from provision.errors import ConfigError, Problem
+
+    try:
+        document = pyyaml.safe_load(text)
+    except pyyaml.YAMLError as exc:
+        raise ConfigError([Problem(source, "", f"not valid YAML: {exc}")]) from None
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise ConfigError([Problem(source, "config", "expected a mapping of settings")])
+    return parse_settings(strip_namespace(document["config"], source), source)
+
+
+class StackFile:
+    """A stack file opened for editing: `doc.tenants` etc. are live ruamel nodes."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.source = display_path(self.path)
+        try:
+            self.original = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise StackEditError(f"{self.source}: file not found") from None
+        self._yaml = _yaml()
+        self.document = self._yaml.load(self.original)
+        if not isinstance(self.document, CommentedMap) or "config" not in self.document:
+            raise StackEditError(f"{self.source}: not a stack file (no top-level 'config')")
+
+    # -------------------------------------------------------------- navigation
+
+    def setting(self, name: str, default_factory: Callable[[], Any] | None = None) -> Any:
+        config = self.document["config"]
+        key = f"{PROJECT}:{name}"
+        if key not in config:
+            if default_factory is None:
+                raise StackEditError(f"{self.source}: no '{key}' setting")
+            config[key] = default_factory()
+        return config[key]
+
+    def tenants(self) -> CommentedMap:
+        return self.setting("tenants", CommentedMap)
+
+    def section(self, name: str) -> CommentedSeq:
+        tenants = self.tenants()
+        if name not in tenants or tenants[name] is None:
+            tenants[name] = CommentedSeq()
+        return tenants[name]
+
+    def find(self, section: str, item_id: str) -> tuple[int, CommentedMap]:
+        for index, item in enumerate(self.section(section)):
+            if item.get("id") == item_id:
+                return index, item
+        kind = "organization" if section == "organizations" else "user"
+        known = ", ".join(str(i.get("id")) for i in self.section(section)) or "none"
+        raise StackEditError(f"{self.source}: no {kind} '{item_id}' (declared: {known})")
+
+    def find_key(self, key_id: str) -> tuple[CommentedMap, CommentedMap]:
+        """(user, key) for a key id."""
+        for user in self.section("users"):
+            for key in user.get("keys") or []:
+                if key.get("id") == key_id:
+                    return user, key
+        raise StackEditError(f"{self.source}: no key '{key_id}'")
+
+    # -------------------------------------------------------------- output
+
+    def render(self) -> str:
+        buffer = io.StringIO()
+        self._yaml.dump(self.document, buffer)
+        return buffer.getvalue()
+
+    def validate(self) -> StackConfig:
+        return parse_text(self.render(), self.source)
+
+    def save(self) -> StackConfig:
+        """Validate the edited document, then replace the file atomically."""
+        text = self.render()
+        config = parse_text(text, self.source)
+        directory = self.path.parent
+        fd, temp = tempfile.mkstemp(prefix=".stack-", suffix=".yaml", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.chmod(temp, self.path.stat().st_mode & 0o777)
+            os.replace(temp, self.path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return config
+
+
+def new_map(**fields: Any) -> CommentedMap:
+    """A mapping for a new list item, dropping fields left unset."""
+    item = CommentedMap()
+    for name, value in fields.items():
+        if value is not None:
+            item[name] = value
+    return item
+
+
+def flow_list(values: list[str]) -> CommentedSeq:
+    seq = CommentedSeq(values)
+    seq.fa.set_flow_style()
+    return seq

@@ -1,0 +1,86 @@
+// Admin operations beyond the read-only views: emergency key revocation and bulk export.
+
+import { kvJson, ledgerCall, membersOf, money, monthParam, orgView, tenantsIndex, usageFigures, userView } from "./admin-data.js";
+import { forgetKey } from "./auth.js";
+import { HttpError } from "./errors.js";
+import { formatUsd } from "./pricing.js";
+
+const PROPAGATION =
+  "Effective at once where it was written and in this isolate; other Cloudflare locations see it " +
+  "within Workers KV's propagation bound (about 60 seconds, plus up to 30 seconds of edge caching).";
+
+/**
+ * POST /admin/keys/{keyId}/revoke: a Worker-owned `revoked:{hash}` record that takes effect
+ * before any `pulumi up`. The stack file should still be changed (`provision keys revoke`).
+ */
+export async function revokeKey(call, keyId) {
+  const meta = await tenantsIndex(call.env);
+  const entry = meta.keys?.[keyId];
+  if (!entry) throw new HttpError(404, `No key with id '${keyId}'.`, { code: "key_not_found" });
+  let reason = null;
+  if (call.request.headers.get("content-type")?.includes("application/json")) {
+    const body = await call.request.json().catch(() => ({}));
+    reason = typeof body?.reason === "string" ? body.reason.slice(0, 500) : null;
+  }
+  const key = `revoked:${entry.sha256}`;
+  const existing = await kvJson(call.env, key);
+  const record = existing ?? { v: 1, keyId, userId: entry.userId, revokedAt: new Date().toISOString(), reason };
+  if (!existing) await call.env.GATEWAY_KV.put(key, JSON.stringify(record));
+  forgetKey(entry.sha256);
+  console.log(JSON.stringify({ event: "admin_key_revoked", keyId, userId: entry.userId }));
+  return [{ ...record, alreadyRevoked: Boolean(existing), propagation: PROPAGATION }];
+}
+
+const CSV_COLUMNS = [
+  "month", "org_id", "org_name", "org_status", "org_budget_usd", "org_used_usd", "user_id", "email",
+  "user_status", "monthly_limit_usd", "used_usd", "remaining_usd", "requests", "tokens_in", "tokens_out",
+];
+
+function csvField(value) {
+  const text = value === null || value === undefined ? "" : String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** GET /admin/export[?format=csv][&month=YYYY-MM]: every tenant with the month's usage. */
+export async function exportTenants(call) {
+  const month = monthParam(call.query);
+  const meta = await tenantsIndex(call.env);
+  const organizations = await Promise.all(
+    (meta.orgs ?? []).map(async (orgId) => {
+      const [org, usage, users] = await Promise.all([
+        kvJson(call.env, `org:${orgId}:config`),
+        ledgerCall(call, orgId, "usage", { month }),
+        Promise.all(membersOf(meta, orgId).map((userId) => kvJson(call.env, `user:${userId}:config`))),
+      ]);
+      const orgFigures = usageFigures(usage.org);
+      return {
+        ...orgView(org),
+        usage: { ...orgFigures, ...money("remaining", Math.max(0, org.monthlyBudgetMicros - orgFigures.usedMicros)) },
+        users: users.filter(Boolean).map((user) => {
+          const figures = usageFigures(usage.users[user.id]);
+          const remaining = Math.max(0, user.monthlyLimitMicros - figures.usedMicros);
+          return { ...userView(user), usage: { ...figures, ...money("remaining", remaining) } };
+        }),
+      };
+    }),
+  );
+  if (call.query.get("format") !== "csv") {
+    return [{ month, configVersion: meta.configVersion, generatedAt: new Date().toISOString(), organizations }];
+  }
+  const rows = [CSV_COLUMNS.join(",")];
+  for (const org of organizations) {
+    for (const user of org.users) {
+      rows.push([
+        month, org.id, org.name, org.status, org.monthlyBudgetUsd, org.usage.usedUsd, user.id, user.email,
+        user.status, user.monthlyLimitUsd, user.usage.usedUsd, formatUsd(user.usage.remainingMicros),
+        user.usage.requests, user.usage.tokensIn, user.usage.tokensOut,
+      ].map(csvField).join(","));
+    }
+  }
+  return new Response(rows.join("\r\n") + "\r\n", {
+    headers: {
+      "content-type": "text/csv; charset=utf-8",
+      "content-disposition": `attachment; filename="gateway-usage-${month}.csv"`,
+    },
+  });
+}
