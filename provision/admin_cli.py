@@ -201,6 +201,26 @@ def render_org_usage(body: dict[str, Any]) -> str:
     return f"{head}\n\n{users}"
 
 
+def render_revoke(body: dict[str, Any]) -> str:
+    state = "was already revoked" if body["alreadyRevoked"] else "is revoked"
+    return "\n".join([
+        f"Key {body['keyId']} of user {body['userId']} {state} (since {body['revokedAt']}).",
+        body["propagation"],
+        f"Revoke it in the stack file too, or the next deploy leaves it only blocked by this record: "
+        f"provision keys revoke --key {body['keyId']}",
+    ])
+
+
+def render_export(body: dict[str, Any]) -> str:
+    rows = [
+        (org["id"], user["id"], user["email"], usd(user["usage"]["usedMicros"]),
+         usd(user["monthlyLimitMicros"]), user["usage"]["requests"])
+        for org in body["organizations"] for user in org["users"]
+    ]
+    head = f"Export for {body['month']} (config {body['configVersion']}); --json or --format csv for files."
+    return f"{head}\n\n" + table(("ORG", "USER", "EMAIL", "USED", "LIMIT", "REQUESTS"), rows, numeric={3, 4, 5})
+
+
 # ---------------------------------------------------------------------------- requests
 
 
@@ -232,6 +252,10 @@ def plan(args: argparse.Namespace) -> tuple[str, str, Any]:
         return "GET", "/admin/health", render_health
     if args.admin_command == "metrics":
         return "GET", "/admin/metrics", render_metrics
+    if args.admin_command == "revoke":
+        return "POST", f"/admin/keys/{_segment(args.key)}/revoke", render_revoke
+    if args.admin_command == "export":
+        return "GET", "/admin/export", render_export
     if args.admin_command == "user":
         base = f"/admin/users/{_segment(args.id)}"
         return {
@@ -254,7 +278,7 @@ def _segment(value: str) -> str:
 def _takes_month(args: argparse.Namespace) -> bool:
     if args.admin_command in ("user", "org"):
         return args.action in ("usage", "users")
-    return args.admin_command == "metrics"
+    return args.admin_command in ("metrics", "export")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -269,6 +293,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     method, path, render = plan(args)
     params = {"month": args.month} if args.month else {}
+    if args.admin_command == "export" and args.format == "csv":
+        params["format"] = "csv"
     headers = {"authorization": f"Bearer {admin_key}"}
     base_url = args.base_url.rstrip("/")
     try:
@@ -280,6 +306,9 @@ def run(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         print(f"error: could not reach {base_url}: {exc}", file=sys.stderr)
         return 1
+    if response.headers.get("content-type", "").startswith("text/csv"):
+        sys.stdout.write(response.text)
+        return 0
     body = response.json()
     print(json.dumps(body, indent=2) if args.json else render(body))
     return 0 if response.status_code < 400 else 1
@@ -326,4 +355,10 @@ def add_parser(subparsers: Any) -> None:
     org.add_argument("id", help="organization id")
     org.add_argument("action", nargs="?", choices=("users", "usage"),
                      help="users: its users with their usage; usage: totals and per-user rows")
+    revoke = commands.add_parser("revoke", parents=[shared],
+                                 help="emergency revocation: the key stops working before any deploy")
+    revoke.add_argument("--key", required=True, help="key id")
+    export = commands.add_parser("export", parents=[shared], help="all tenants with the month's usage")
+    export.add_argument("--format", choices=("table", "csv"), default="table",
+                        help="csv: one row per user (use --json for the full JSON)")
     parser.set_defaults(handler=run)

@@ -8,10 +8,11 @@ import threading
 from typing import Any
 
 from provision.config import stack_file
-from provision.errors import ProvisionError
+from provision.errors import ConfigError, ProvisionError
 from provision.local import LocalGateway
 
 DEFAULT_PORT = 8787
+WATCH_INTERVAL_S = 1.0
 
 
 def banner(gateway: LocalGateway, stack: str) -> str:
@@ -41,9 +42,29 @@ def banner(gateway: LocalGateway, stack: str) -> str:
         "messages=[{\"role\": \"user\", \"content\": \"Hello\"}]).choices[0].message.content)",
         "",
         f"Or: .venv/bin/provision chat --api-key {key} --stream",
+        f"Edits to {gateway.stack_path.name} (e.g. `provision keys create`) are applied live.",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
+
+
+def watch(gateway: LocalGateway, stopped: threading.Event) -> None:
+    """Reload the runtime whenever the stack file changes (like a `pulumi up`, usage kept)."""
+    seen = gateway.stack_path.stat().st_mtime_ns
+    while not stopped.wait(WATCH_INTERVAL_S):
+        try:
+            mtime = gateway.stack_path.stat().st_mtime_ns
+        except FileNotFoundError:
+            continue
+        if mtime == seen:
+            continue
+        seen = mtime
+        try:
+            gateway.reload()
+        except ConfigError as exc:
+            print(f"not reloaded, the stack file is invalid:\n{exc}", flush=True)
+            continue
+        print(f"reloaded {gateway.stack_path.name}", flush=True)
 
 
 def run(args: Any) -> int:
@@ -53,7 +74,7 @@ def run(args: Any) -> int:
         with LocalGateway(stack_file(args.stack), host=args.host, port=args.port) as gateway:
             print(banner(gateway, args.stack), flush=True)
             try:
-                stopped.wait()
+                watch(gateway, stopped)
             except KeyboardInterrupt:
                 pass
             print("\nstopping…", flush=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.compiler import compile_records
-from provision.config import ROOT, StackConfig, display_path
+from provision.config import StackConfig, display_path
 from provision.errors import ConfigError, ProvisionError
 from provision.money import format_usd, usd_to_micros
 
@@ -178,17 +178,14 @@ def render_markdown(changes: Changes, title: str) -> str:
 
 
 def file_at_ref(path: Path, ref: str) -> str | None:
-    """The file's text at a git ref, or None if it did not exist there."""
-    relative = path.resolve().relative_to(ROOT)
-    result = subprocess.run(["git", "show", f"{ref}:{relative.as_posix()}"], cwd=ROOT,
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        check = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=ROOT,
-                               capture_output=True, text=True)
-        if check.returncode != 0:
-            raise ProvisionError(f"unknown git ref '{ref}'")
-        return None
-    return result.stdout
+    """The file's text at a git ref of the repository holding it, or None if it did not exist."""
+    folder = path.resolve().parent
+    check = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=folder,
+                           capture_output=True, text=True)
+    if check.returncode != 0:
+        raise ProvisionError(f"unknown git ref '{ref}' (or {display_path(path)} is not in a git repository)")
+    result = subprocess.run(["git", "show", f"{ref}:./{path.name}"], cwd=folder, capture_output=True, text=True)
+    return result.stdout if result.returncode == 0 else None
 
 
 def run(args: Any) -> int:

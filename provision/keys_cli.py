@@ -18,16 +18,16 @@ from provision.errors import ConfigError, ProvisionError
 from provision.keys import generate_key, hash_key, mask
 from provision.stackfile import StackEditError, StackFile, all_stacks, new_map, resolve_stack
 
-GRACE_PATTERN = re.compile(r"^(\d+)([dhm])$")
+GRACE_PATTERN = re.compile(r"^(\d+)([dhms])$")
 EXPIRING_SOON = dt.timedelta(days=7)
 
 
 def parse_grace(text: str) -> dt.timedelta:
     match = GRACE_PATTERN.match(text.strip())
     if not match:
-        raise StackEditError(f"--grace must look like 7d, 12h or 30m (got {text!r})")
+        raise StackEditError(f"--grace must look like 7d, 12h, 30m or 45s (got {text!r})")
     amount, unit = int(match[1]), match[2]
-    return {"d": dt.timedelta(days=amount), "h": dt.timedelta(hours=amount), "m": dt.timedelta(minutes=amount)}[unit]
+    return dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[unit]: amount})
 
 
 def parse_expiry(text: str) -> dt.date | dt.datetime:
