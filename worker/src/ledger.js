@@ -64,41 +64,103 @@ function emptyRow(subject) {
   return { subject, usedMicros: 0, requests: 0, tokensIn: 0, tokensOut: 0, estimated: 0, cached: 0 };
 }
 
+const SWEEP_EVERY_MS = 1_000; // expired reservations are released at most this late
+const PRUNE_EVERY_MS = 3600 * 1000;
+const MONTHS_IN_MEMORY = 2;
+
+/** One month's counters and open reservations, mirrored in memory from SQLite. */
+class MonthState {
+  constructor(rows, reservations) {
+    this.rows = new Map(rows.map((row) => [row.subject, row]));
+    this.reservations = new Map();
+    this.reservedByUser = new Map();
+    this.reservedTotal = 0;
+    for (const r of reservations) this.hold(r.id, r.userId, r.amount, r.expiresAt);
+  }
+
+  row(subject) {
+    return this.rows.get(subject) ?? emptyRow(subject);
+  }
+
+  hold(id, userId, amount, expiresAt) {
+    this.release(id);
+    this.reservations.set(id, { userId, amount, expiresAt });
+    this.reservedByUser.set(userId, (this.reservedByUser.get(userId) ?? 0) + amount);
+    this.reservedTotal += amount;
+  }
+
+  release(id) {
+    const held = this.reservations.get(id);
+    if (!held) return;
+    this.reservations.delete(id);
+    this.reservedByUser.set(held.userId, this.reservedByUser.get(held.userId) - held.amount);
+    this.reservedTotal -= held.amount;
+  }
+
+  add(subject, { cost, tokensIn, tokensOut, estimated, cached }) {
+    const row = { ...this.row(subject) };
+    row.usedMicros += cost;
+    row.requests += 1;
+    row.tokensIn += tokensIn;
+    row.tokensOut += tokensOut;
+    row.estimated += estimated ? 1 : 0;
+    row.cached += cached ? 1 : 0;
+    this.rows.set(subject, row);
+  }
+}
+
 export class UsageLedger extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
+    // SQLite is the record; memory mirrors it so admission reads nothing from storage. The
+    // object is the only writer and runs one call at a time, so the mirror cannot drift.
+    this.months = new Map();
+    this.nextSweep = 0;
+    this.nextPrune = 0;
   }
 
-  #row(month, subject) {
-    const rows = this.sql
-      .exec(
-        `SELECT subject, used_micros AS usedMicros, requests, tokens_in AS tokensIn,
-                tokens_out AS tokensOut, estimated, cached
-           FROM usage WHERE month = ? AND subject = ?`,
-        month,
-        subject,
-      )
-      .toArray();
-    return rows[0] ?? emptyRow(subject);
+  #month(month) {
+    let state = this.months.get(month);
+    if (!state) {
+      const rows = this.sql
+        .exec(
+          `SELECT subject, used_micros AS usedMicros, requests, tokens_in AS tokensIn,
+                  tokens_out AS tokensOut, estimated, cached
+             FROM usage WHERE month = ?`,
+          month,
+        )
+        .toArray();
+      const reservations = this.sql
+        .exec(
+          `SELECT id, user_id AS userId, amount_micros AS amount, expires_at AS expiresAt
+             FROM reservations WHERE month = ?`,
+          month,
+        )
+        .toArray();
+      state = new MonthState(rows, reservations);
+      this.months.set(month, state);
+      while (this.months.size > MONTHS_IN_MEMORY) this.months.delete(this.months.keys().next().value);
+    }
+    return state;
   }
 
-  #reserved(month, userId) {
-    const filter = userId === undefined ? "" : " AND user_id = ?";
-    const args = userId === undefined ? [month] : [month, userId];
-    const row = this.sql
-      .exec(`SELECT COALESCE(SUM(amount_micros), 0) AS total FROM reservations WHERE month = ?${filter}`, ...args)
-      .one();
-    return row.total;
+  #sweep(now) {
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + SWEEP_EVERY_MS;
+    for (const state of this.months.values()) {
+      for (const [id, held] of state.reservations) if (held.expiresAt <= now) state.release(id);
+    }
+    this.sql.exec("DELETE FROM reservations WHERE expires_at <= ?", now);
   }
 
-  #state(month, userId) {
+  #state(state, userId) {
     return {
-      userUsed: this.#row(month, userSubject(userId)).usedMicros,
-      orgUsed: this.#row(month, ORG).usedMicros,
-      userReserved: this.#reserved(month, userId),
-      orgReserved: this.#reserved(month),
+      userUsed: state.row(userSubject(userId)).usedMicros,
+      orgUsed: state.row(ORG).usedMicros,
+      userReserved: state.reservedByUser.get(userId) ?? 0,
+      orgReserved: state.reservedTotal,
     };
   }
 
@@ -107,21 +169,24 @@ export class UsageLedger extends DurableObject {
    * refuse naming the limit that would be exceeded. One atomic step.
    */
   admit({ requestId, userId, month, amount, userLimit, orgBudget, now = Date.now() }) {
-    this.sql.exec("DELETE FROM reservations WHERE expires_at <= ?", now);
-    const state = this.#state(month, userId);
+    this.#sweep(now);
+    const state = this.#month(month);
+    const figures = this.#state(state, userId);
     let refused = null;
-    if (state.userUsed + state.userReserved + amount > userLimit) refused = "user";
-    else if (state.orgUsed + state.orgReserved + amount > orgBudget) refused = "org";
-    if (refused) return { admitted: false, limit: refused, ...state };
+    if (figures.userUsed + figures.userReserved + amount > userLimit) refused = "user";
+    else if (figures.orgUsed + figures.orgReserved + amount > orgBudget) refused = "org";
+    if (refused) return { admitted: false, limit: refused, ...figures };
+    const expiresAt = now + RESERVATION_TTL_MS;
     this.sql.exec(
       "INSERT OR REPLACE INTO reservations (id, month, user_id, amount_micros, expires_at) VALUES (?, ?, ?, ?, ?)",
       requestId,
       month,
       userId,
       amount,
-      now + RESERVATION_TTL_MS,
+      expiresAt,
     );
-    return { admitted: true, limit: null, ...state };
+    state.hold(requestId, userId, amount, expiresAt);
+    return { admitted: true, limit: null, ...figures };
   }
 
   /**
@@ -130,61 +195,64 @@ export class UsageLedger extends DurableObject {
    */
   settle({ requestId, userId, month, cost, tokensIn = 0, tokensOut = 0, estimated = false,
            cached = false, count = true, now = Date.now() }) {
+    const state = this.#month(month);
     this.sql.exec("DELETE FROM reservations WHERE id = ?", requestId);
-    const seen = this.sql.exec("SELECT 1 FROM settled WHERE id = ?", requestId).toArray();
-    if (seen.length === 0) {
-      this.sql.exec("INSERT INTO settled (id, at) VALUES (?, ?)", requestId, now);
+    state.release(requestId);
+    const fresh = this.sql.exec("INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING", requestId, now)
+      .rowsWritten > 0;
+    if (now >= this.nextPrune) {
+      this.nextPrune = now + PRUNE_EVERY_MS;
       this.sql.exec("DELETE FROM settled WHERE at < ?", now - SETTLED_MEMORY_MS);
-      if (count) {
-        for (const subject of [userSubject(userId), ORG]) {
-          this.sql.exec(
-            `INSERT INTO usage (month, subject, used_micros, requests, tokens_in, tokens_out, estimated, cached)
-                  VALUES (?, ?, ?, 1, ?, ?, ?, ?)
-             ON CONFLICT (month, subject) DO UPDATE SET
-                  used_micros = used_micros + excluded.used_micros,
-                  requests = requests + 1,
-                  tokens_in = tokens_in + excluded.tokens_in,
-                  tokens_out = tokens_out + excluded.tokens_out,
-                  estimated = estimated + excluded.estimated,
-                  cached = cached + excluded.cached`,
-            month,
-            subject,
-            cost,
-            tokensIn,
-            tokensOut,
-            estimated ? 1 : 0,
-            cached ? 1 : 0,
-          );
-        }
+    }
+    if (fresh && count) {
+      const outcome = { cost, tokensIn, tokensOut, estimated, cached };
+      for (const subject of [userSubject(userId), ORG]) {
+        this.sql.exec(
+          `INSERT INTO usage (month, subject, used_micros, requests, tokens_in, tokens_out, estimated, cached)
+                VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+           ON CONFLICT (month, subject) DO UPDATE SET
+                used_micros = used_micros + excluded.used_micros,
+                requests = requests + 1,
+                tokens_in = tokens_in + excluded.tokens_in,
+                tokens_out = tokens_out + excluded.tokens_out,
+                estimated = estimated + excluded.estimated,
+                cached = cached + excluded.cached`,
+          month,
+          subject,
+          cost,
+          tokensIn,
+          tokensOut,
+          estimated ? 1 : 0,
+          cached ? 1 : 0,
+        );
+        state.add(subject, outcome);
       }
     }
-    return this.#state(month, userId);
+    return this.#state(state, userId);
   }
 
-  /** The org row and every user row of a month (reservations included as a figure). */
-  usage({ month }) {
-    const rows = this.sql
-      .exec(
-        `SELECT subject, used_micros AS usedMicros, requests, tokens_in AS tokensIn,
-                tokens_out AS tokensOut, estimated, cached
-           FROM usage WHERE month = ? ORDER BY subject`,
-        month,
-      )
-      .toArray();
-    const org = rows.find((r) => r.subject === ORG) ?? emptyRow(ORG);
+  /** The org row and every user row of a month, with the open reservations as figures. */
+  usage({ month, now = Date.now() }) {
+    this.#sweep(now);
+    const state = this.#month(month);
     const users = {};
-    for (const row of rows) {
-      if (row.subject.startsWith("user:")) users[row.subject.slice(5)] = row;
+    for (const [subject, row] of [...state.rows].sort(([a], [b]) => a.localeCompare(b))) {
+      if (subject.startsWith("user:")) users[subject.slice(5)] = row;
     }
-    const reservations = this.sql
-      .exec("SELECT COUNT(*) AS open, COALESCE(SUM(amount_micros), 0) AS micros FROM reservations WHERE month = ?", month)
-      .one();
-    return { month, org, users, openReservations: reservations.open, reservedMicros: reservations.micros };
+    return {
+      month,
+      org: state.row(ORG),
+      users,
+      openReservations: state.reservations.size,
+      reservedMicros: state.reservedTotal,
+    };
   }
 
   /** One user's row of a month. */
-  userUsage({ month, userId }) {
-    return { month, ...this.#row(month, userSubject(userId)), reservedMicros: this.#reserved(month, userId) };
+  userUsage({ month, userId, now = Date.now() }) {
+    this.#sweep(now);
+    const state = this.#month(month);
+    return { month, ...state.row(userSubject(userId)), reservedMicros: state.reservedByUser.get(userId) ?? 0 };
   }
 
   /**
@@ -192,7 +260,9 @@ export class UsageLedger extends DurableObject {
    * real spend and stays; the previous figure is kept in quota_resets for audit.
    */
   resetUser({ month, userId, now = Date.now() }) {
-    const previous = this.#row(month, userSubject(userId));
+    const state = this.#month(month);
+    const subject = userSubject(userId);
+    const previous = state.row(subject);
     this.sql.exec(
       "INSERT INTO quota_resets (at, month, user_id, previous_micros) VALUES (?, ?, ?, ?)",
       now,
@@ -200,11 +270,8 @@ export class UsageLedger extends DurableObject {
       userId,
       previous.usedMicros,
     );
-    this.sql.exec(
-      "UPDATE usage SET used_micros = 0 WHERE month = ? AND subject = ?",
-      month,
-      userSubject(userId),
-    );
+    this.sql.exec("UPDATE usage SET used_micros = 0 WHERE month = ? AND subject = ?", month, subject);
+    if (state.rows.has(subject)) state.rows.set(subject, { ...previous, usedMicros: 0 });
     return { month, userId, previousMicros: previous.usedMicros };
   }
 
