@@ -10,6 +10,9 @@ from typing import Any
 from provision.config import StackConfig
 
 KV_BINDING = "GATEWAY_KV"
+# request.signal is aborted when the client disconnects: a stream whose client left is then
+# stopped upstream and settled at once (estimated), instead of hanging until the runtime gives up.
+COMPATIBILITY_FLAGS = ["enable_request_signal"]
 LEDGER_BINDING = "USAGE_LEDGER"
 LEDGER_CLASS = "UsageLedger"
 # Durable Object migrations are fragile (TF#5701, PCF#1215): this tag is declared once and

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from provision.bindings import LEDGER_MIGRATION, script_bindings
+from provision.bindings import COMPATIBILITY_FLAGS, LEDGER_MIGRATION, script_bindings
 from provision.compiler import compile_records, tenant_counts
 from provision.config import StackConfig
 from provision.render import WorkerBundle, render_worker
@@ -112,6 +112,7 @@ class Gateway(pulumi.ComponentResource):
             main_module=self.bundle.main_module,
             files=module_files(self.bundle),
             compatibility_date=config.compatibilityDate.isoformat(),
+            compatibility_flags=COMPATIBILITY_FLAGS,
             bindings=bindings,
             migrations=LEDGER_MIGRATION,
             observability={"enabled": True, "head_sampling_rate": 1},

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provision.bindings import catalog_providers, script_bindings
+from provision.bindings import COMPATIBILITY_FLAGS, catalog_providers, script_bindings
 from provision.compiler import compile_records
 from provision.config import StackConfig, load_stack_file
 from provision.errors import ProvisionError
@@ -101,6 +101,7 @@ def runtime_spec(
         "modules": bundle.modules,
         "mainModule": bundle.main_module,
         "compatibilityDate": config.compatibilityDate.isoformat(),
+        "compatibilityFlags": COMPATIBILITY_FLAGS,
         "kvRecords": compile_records(config),
         "bindings": bindings,
         "durableObjects": durable_objects,

@@ -264,7 +264,7 @@ def test_script_modules(mocks: RecordingMocks, stack: str):
 @pytest.mark.parametrize("stack", STACKS)
 @pulumi.runtime.test
 def test_script_settings(mocks: RecordingMocks, stack: str):
-    """Script name, pinned compatibility date, Workers Logs on, and the ledger's DO migration."""
+    """Script name, pinned compatibility date and flags, Workers Logs on, the ledger's DO migration."""
     gateway = run_program(mocks, stack)
     config = config_of(stack)
 
@@ -273,6 +273,8 @@ def test_script_settings(mocks: RecordingMocks, stack: str):
         assert inputs["accountId"] == config.accountId
         assert inputs["scriptName"] == config.workerName
         assert inputs["compatibilityDate"] == config.compatibilityDate.isoformat()
+        # the local runtime runs with the same flags (client disconnects abort request.signal)
+        assert inputs["compatibilityFlags"] == ["enable_request_signal"]
         assert inputs["observability"]["enabled"] is True
         # Declared once; changing the tag is a deploy of its own (TF#5701, PCF#1215).
         assert inputs["migrations"] == {"newTag": "v1", "newSqliteClasses": ["UsageLedger"]}

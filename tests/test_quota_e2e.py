@@ -281,3 +281,20 @@ def test_cut_stream_is_estimated_and_recorded(gateway: LocalGateway, hooks: Work
     after = wait_for(lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r)
     assert after["estimated"] == before["estimated"] + 1
     assert 0 < after["usedMicros"] - before["usedMicros"] < cost(prompt_tokens(body["messages"][0]["content"]), 40)
+
+
+def test_client_gone_mid_stream_is_estimated_and_recorded(gateway: LocalGateway, hooks: WorkerTestHooks,
+                                                          emulator: Emulator):
+    """A client that disconnects mid-stream is still charged (estimated) for what it received."""
+    before = hooks.user_row("acme", "streamer")
+    emulator.fault(match={"model": "openai/gpt-4o-mini"}, times=1, chunkDelayMs=100)
+    body = {"stream": True, "messages": [{"role": "user", "content": "leave early emulate:tokens=60"}]}
+    with httpx.Client(base_url=gateway.worker_url, timeout=30) as client:
+        with client.stream("POST", CHAT, json=body, headers=auth("key_streamer_main")) as response:
+            lines = response.iter_lines()
+            received = [next(lines) for _ in range(6)]
+    assert any(line.startswith("data:") for line in received)
+    after = wait_for(lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r,
+                     timeout=20)
+    assert after and after["estimated"] == before["estimated"] + 1
+    assert 0 < after["usedMicros"] - before["usedMicros"] < cost(prompt_tokens(body["messages"][0]["content"]), 60)

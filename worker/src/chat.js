@@ -113,7 +113,7 @@ export async function chatCompletions(request, env, principal, requestId, ctx) {
   }
 
   const clientWantsUsage = body.stream_options?.include_usage === true;
-  const { stream, done } = meterStream(upstream.body, { clientWantsUsage });
+  const { stream, done } = meterStream(upstream.body, { clientWantsUsage, signal: request.signal });
   ctx.waitUntil(done.then(({ usage, text }) => settleWith(outcomeOf(usage, { body, text, price, cached }))));
   for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
   return new Response(stream, { status: upstream.status, headers: out });

@@ -47,10 +47,10 @@ export function readUsage(usage) {
  * Pass an OpenAI SSE stream through event by event while capturing usage and the streamed
  * text. When the client did not ask for usage, the extra usage chunk (and the `usage: null`
  * field of every chunk) is removed again, so the client sees what OpenAI would send it.
- * `done` resolves when the stream ends, breaks or the client goes away.
+ * `done` resolves when the stream ends, breaks, or the client goes away (`signal`, the
+ * request's: aborting it also stops reading upstream, so a gone client costs no more tokens).
  */
-export function meterStream(upstream, { clientWantsUsage }) {
-  const reader = upstream.getReader();
+export function meterStream(upstream, { clientWantsUsage, signal }) {
   const decoder = new TextDecoder();
   let buffer = "";
   let usage = null;
@@ -83,39 +83,27 @@ export function meterStream(upstream, { clientWantsUsage }) {
     return `data: ${JSON.stringify(chunk)}\n\n`;
   };
 
-  const stream = new ReadableStream({
-    async pull(controller) {
-      try {
-        for (;;) {
-          const { value, done: ended } = await reader.read();
-          if (ended) {
-            buffer += decoder.decode();
-            if (buffer) controller.enqueue(encoder.encode(rewrite(buffer)));
-            controller.close();
-            finish();
-            return;
-          }
-          buffer += decoder.decode(value, { stream: true }).replaceAll("\r\n", "\n");
-          let out = "";
-          let end;
-          while ((end = buffer.indexOf("\n\n")) >= 0) {
-            out += rewrite(buffer.slice(0, end + 2));
-            buffer = buffer.slice(end + 2);
-          }
-          if (out) {
-            controller.enqueue(encoder.encode(out));
-            return;
-          }
-        }
-      } catch (err) {
-        finish();
-        controller.error(err);
+  signal?.addEventListener("abort", finish, { once: true });
+  const metered = new TransformStream({
+    transform(value, controller) {
+      buffer += decoder.decode(value, { stream: true }).replaceAll("\r\n", "\n");
+      let out = "";
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        out += rewrite(buffer.slice(0, end + 2));
+        buffer = buffer.slice(end + 2);
       }
+      if (out) controller.enqueue(encoder.encode(out));
     },
-    cancel(reason) {
+    flush(controller) {
+      buffer += decoder.decode();
+      if (buffer) controller.enqueue(encoder.encode(rewrite(buffer)));
       finish();
-      return reader.cancel(reason).catch(() => {});
+    },
+    cancel() {
+      finish();
     },
   });
+  const stream = upstream.pipeThrough(metered, signal ? { signal } : {});
   return { stream, done };
 }
