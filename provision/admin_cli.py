@@ -212,11 +212,15 @@ def render_revoke(body: dict[str, Any]) -> str:
 
 
 def render_export(body: dict[str, Any]) -> str:
-    rows = [
-        (org["id"], user["id"], user["email"], usd(user["usage"]["usedMicros"]),
-         usd(user["monthlyLimitMicros"]), user["usage"]["requests"])
-        for org in body["organizations"] for user in org["users"]
-    ]
+    rows: list[Row] = []
+    for org in body["organizations"]:
+        if not org["users"]:  # an organization without users is listed all the same
+            rows.append((org["id"], "-", "-", usd(org["usage"]["usedMicros"]), "-", org["usage"]["requests"]))
+        rows += [
+            (org["id"], user["id"], user["email"], usd(user["usage"]["usedMicros"]),
+             usd(user["monthlyLimitMicros"]), user["usage"]["requests"])
+            for user in org["users"]
+        ]
     head = f"Export for {body['month']} (config {body['configVersion']}); --json or --format csv for files."
     return f"{head}\n\n" + table(("ORG", "USER", "EMAIL", "USED", "LIMIT", "REQUESTS"), rows, numeric={3, 4, 5})
 

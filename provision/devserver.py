@@ -7,9 +7,9 @@ import sys
 import threading
 from typing import Any
 
-from provision.config import stack_file
 from provision.errors import ConfigError, ProvisionError
 from provision.local import LocalGateway
+from provision.stackfile import resolve_stack
 
 DEFAULT_PORT = 8787
 WATCH_INTERVAL_S = 1.0
@@ -71,7 +71,7 @@ def run(args: Any) -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
-        with LocalGateway(stack_file(args.stack), host=args.host, port=args.port) as gateway:
+        with LocalGateway(resolve_stack(args.stack), host=args.host, port=args.port) as gateway:
             print(banner(gateway, args.stack), flush=True)
             try:
                 watch(gateway, stopped)

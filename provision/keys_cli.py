@@ -16,7 +16,14 @@ from typing import Any
 
 from provision.errors import ConfigError, ProvisionError
 from provision.keys import generate_key, hash_key, mask
-from provision.stackfile import StackEditError, StackFile, all_stacks, new_map, resolve_stack
+from provision.stackfile import (
+    StackEditError,
+    StackFile,
+    all_stacks,
+    new_map,
+    parse_text,
+    resolve_stack,
+)
 
 GRACE_PATTERN = re.compile(r"^(\d+)([dhms])$")
 EXPIRING_SOON = dt.timedelta(days=7)
@@ -94,7 +101,7 @@ def create(args: Any) -> int:
         {"action": "Created", "keyId": key_id, "userId": args.user, "key": plain, "sha256": hash_key(plain),
          "stack": stack.source, "expires": expires.isoformat() if expires else None},
         args.json,
-        "It works once the stack is deployed (`pulumi up`), or after restarting `make dev` locally.",
+        "It works once the stack is deployed (`pulumi up`); a running `make dev` applies it at once.",
     )
     return 0
 
@@ -116,22 +123,40 @@ def _stack_with_key(stack_arg: str | None, key_id: str) -> StackFile:
     return found[0]
 
 
+def _current_expiry(stack: StackFile, key_id: str) -> dt.datetime | None:
+    """The key's expiry as the validated model reads it (a bare date is 00:00 UTC)."""
+    config = parse_text(stack.original, stack.source)
+    for user in config.tenants.users:
+        for key in user.keys:
+            if key.id == key_id:
+                expires_at = key.expires_at()
+                return None if expires_at is None else dt.datetime.fromtimestamp(expires_at, dt.UTC)
+    return None
+
+
 def rotate(args: Any) -> int:
     stack = _stack_with_key(args.stack, args.key)
     user, old = stack.find_key(args.key)
     if old.get("status", "active") != "active":
         raise StackEditError(f"{stack.source}: key '{args.key}' is {old.get('status')}; only active keys rotate")
     cutover = utc_now() + parse_grace(args.grace)
+    # Rotation only ever shortens a key's life: an earlier expiry (or a key that has already
+    # expired) is kept, never pushed out to the end of the grace period.
+    current = _current_expiry(stack, args.key)
+    if current is not None and current <= cutover:
+        cutover = current
     name = args.name or (f"{old.get('name')} (rotated)" if old.get("name") else "rotated")
     key_id, plain = add_key(stack, str(user["id"]), name)
-    old["expires"] = cutover
+    if cutover != current:
+        old["expires"] = cutover
     stack.save()
     _announce(
         {"action": "Rotated: created", "keyId": key_id, "userId": str(user["id"]), "key": plain,
          "sha256": hash_key(plain), "stack": stack.source, "replaces": args.key,
          "oldKeyExpires": cutover.isoformat()},
         args.json,
-        f"The old key {args.key} keeps working until {cutover.isoformat()}; switch clients before then.",
+        f"The old key {args.key} keeps working until {cutover.isoformat()}; switch clients before then."
+        if cutover > utc_now() else f"The old key {args.key} already expired at {cutover.isoformat()}.",
     )
     return 0
 

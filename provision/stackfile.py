@@ -10,12 +10,15 @@ import io
 import os
 import tempfile
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.representer import RoundTripRepresenter
 
 from provision.config import (
     PROJECT,
@@ -43,8 +46,24 @@ def all_stacks() -> list[Path]:
     return sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
 
 
+class _Representer(RoundTripRepresenter):
+    """Round-trip output, with amounts (Decimal) written digit for digit as plain numbers."""
+
+
+def _represent_decimal(representer: RoundTripRepresenter, value: Decimal) -> Any:
+    # A float would come out as `5e-05`, which YAML 1.1 readers (PyYAML) take for a string.
+    text = format(value, "f")
+    return representer.represent_scalar(
+        "tag:yaml.org,2002:float" if "." in text else "tag:yaml.org,2002:int", text
+    )
+
+
+_Representer.add_representer(Decimal, _represent_decimal)
+
+
 def _yaml() -> YAML:
     y = YAML()  # round-trip
+    y.Representer = _Representer
     y.preserve_quotes = True
     y.width = 4096  # never re-wrap long lines
     y.indent(mapping=2, sequence=4, offset=2)
@@ -75,7 +94,10 @@ class StackFile:
         except FileNotFoundError:
             raise StackEditError(f"{self.source}: file not found") from None
         self._yaml = _yaml()
-        self.document = self._yaml.load(self.original)
+        try:
+            self.document = self._yaml.load(self.original)
+        except YAMLError as exc:
+            raise StackEditError(f"{self.source}: not valid YAML: {exc}") from None
         if not isinstance(self.document, CommentedMap) or "config" not in self.document:
             raise StackEditError(f"{self.source}: not a stack file (no top-level 'config')")
 

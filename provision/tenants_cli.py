@@ -29,13 +29,9 @@ def money(text: str, flag: str) -> int | Decimal:
         value = Decimal(text)
     except InvalidOperation:
         raise StackEditError(f"{flag} must be a number of US dollars (got {text!r})") from None
+    if not value.is_finite():
+        raise StackEditError(f"{flag} must be a number of US dollars (got {text!r})")
     return int(value) if value == value.to_integral_value() and "." not in text else value
-
-
-def _yaml_number(value: int | Decimal) -> int | float:
-    # ruamel writes Decimal poorly; amounts are validated to ≤ 6 decimals, so float is exact enough
-    # to round-trip through the text representation.
-    return value if isinstance(value, int) else float(value)
 
 
 def _models(text: str | None) -> Any:
@@ -74,9 +70,9 @@ def orgs_add(args: Any) -> int:
     stack.section("organizations").append(new_map(
         id=org_id,
         name=args.name,
-        monthlyBudgetUsd=_yaml_number(money(args.budget, "--budget")),
+        monthlyBudgetUsd=money(args.budget, "--budget"),
         failureMode=args.failure_mode,
-        fallbackDailyLimitUsd=_yaml_number(money(args.fallback_daily, "--fallback-daily")) if args.fallback_daily else None,
+        fallbackDailyLimitUsd=money(args.fallback_daily, "--fallback-daily") if args.fallback_daily else None,
         allowedModels=_models(args.models),
         defaultModel=args.default_model,
     ))
@@ -90,9 +86,9 @@ def orgs_set(args: Any) -> int:
     _, org = stack.find("organizations", args.org)
     changed = _set_fields(org, {
         "name": args.name,
-        "monthlyBudgetUsd": _yaml_number(money(args.budget, "--budget")) if args.budget else None,
+        "monthlyBudgetUsd": money(args.budget, "--budget") if args.budget else None,
         "failureMode": args.failure_mode,
-        "fallbackDailyLimitUsd": _yaml_number(money(args.fallback_daily, "--fallback-daily")) if args.fallback_daily else None,
+        "fallbackDailyLimitUsd": money(args.fallback_daily, "--fallback-daily") if args.fallback_daily else None,
         "status": args.status,
         "allowedModels": _models(args.models),
         "defaultModel": args.default_model,
@@ -114,7 +110,7 @@ def user_item(stack: StackFile, email: str, org: str, limit: str, user_id: str |
         raise StackEditError(f"{stack.source}: user '{user_id}' already exists")
     return new_map(
         id=final_id, email=email, org=org,
-        monthlyLimitUsd=_yaml_number(money(limit, "--limit")),
+        monthlyLimitUsd=money(limit, "--limit"),
         allowedModels=_models(models),
     )
 
@@ -135,7 +131,7 @@ def users_set(args: Any) -> int:
     changed = _set_fields(user, {
         "email": args.email,
         "org": args.org,
-        "monthlyLimitUsd": _yaml_number(money(args.limit, "--limit")) if args.limit else None,
+        "monthlyLimitUsd": money(args.limit, "--limit") if args.limit else None,
         "status": args.status,
         "allowedModels": _models(args.models),
     })

@@ -69,6 +69,12 @@ export async function exportTenants(call) {
   }
   const rows = [CSV_COLUMNS.join(",")];
   for (const org of organizations) {
+    if (org.users.length === 0) {
+      // An organization without users still gets its row (budget and usage), user columns empty.
+      const fields = [month, org.id, org.name, org.status, org.monthlyBudgetUsd, org.usage.usedUsd];
+      rows.push([...fields, ...Array(CSV_COLUMNS.length - fields.length).fill("")].map(csvField).join(","));
+      continue;
+    }
     for (const user of org.users) {
       rows.push([
         month, org.id, org.name, org.status, org.monthlyBudgetUsd, org.usage.usedUsd, user.id, user.email,

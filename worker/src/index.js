@@ -29,7 +29,13 @@ async function health() {
 
 async function getOneModel(request, env, requestId) {
   const principal = await authenticate(request, env);
-  const id = decodeURIComponent(new URL(request.url).pathname.slice(MODEL_PREFIX.length));
+  const raw = new URL(request.url).pathname.slice(MODEL_PREFIX.length);
+  let id;
+  try {
+    id = decodeURIComponent(raw);
+  } catch {
+    throw new HttpError(404, `The model '${raw}' does not exist.`, { code: "model_not_found" });
+  }
   return jsonResponse(getModel(id, principal.policy));
 }
 
