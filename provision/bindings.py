@@ -19,6 +19,7 @@ LEDGER_CLASS = "UsageLedger"
 # changes only in a deploy of its own.
 LEDGER_MIGRATION = {"new_tag": "v1", "new_sqlite_classes": [LEDGER_CLASS]}
 
+
 def provider_binding_name(provider: str) -> str:
     """`workers-ai` → `PROVIDER_KEY_WORKERS_AI` (the env name the Worker reads)."""
     return "PROVIDER_KEY_" + provider.upper().replace("-", "_")

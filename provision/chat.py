@@ -107,8 +107,10 @@ def run(args: Any) -> int:
 
 
 def _interactive(session: ChatSession) -> int:
-    print(f"Chatting via {session.url} (model: {session.model or 'tenant default'}). "
-          "Empty line or /exit quits.")
+    print(
+        f"Chatting via {session.url} (model: {session.model or 'tenant default'}). "
+        "Empty line or /exit quits."
+    )
     while True:
         try:
             text = input("you> ").strip()
@@ -124,12 +126,19 @@ def _interactive(session: ChatSession) -> int:
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("chat", help="chat with the gateway (one message or interactive)")
+    parser = subparsers.add_parser(
+        "chat", help="chat with the gateway (one message or interactive)"
+    )
     parser.add_argument("message", nargs="*", help="message to send; none starts interactive mode")
     parser.add_argument("--api-key", help="gateway key (default: $GATEWAY_API_KEY)")
-    parser.add_argument("--base-url", default=os.environ.get("GATEWAY_BASE_URL", DEFAULT_BASE_URL),
-                        help=f"OpenAI base URL of the gateway (default: {DEFAULT_BASE_URL})")
+    parser.add_argument(
+        "--base-url",
+        default=os.environ.get("GATEWAY_BASE_URL", DEFAULT_BASE_URL),
+        help=f"OpenAI base URL of the gateway (default: {DEFAULT_BASE_URL})",
+    )
     parser.add_argument("--model", help="model or alias (default: the key's default model)")
-    parser.add_argument("--stream", action="store_true", help="stream the answer as it is generated")
+    parser.add_argument(
+        "--stream", action="store_true", help="stream the answer as it is generated"
+    )
     parser.add_argument("--system", help="system prompt")
     parser.set_defaults(handler=run)

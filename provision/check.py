@@ -24,9 +24,14 @@ def warnings_for(config: StackConfig, source: str, now: dt.datetime) -> list[Pro
         members[user.org] = members.get(user.org, 0) + 1
         budget = budgets.get(user.org)
         if budget is not None and user.monthlyLimitUsd > budget:
-            found.append(Problem(source, f"tenants.users[{i}].monthlyLimitUsd",
-                                 f"user {user.id}'s limit ${user.monthlyLimitUsd} is above the budget "
-                                 f"${budget} of org {user.org}; the org budget will stop them first"))
+            found.append(
+                Problem(
+                    source,
+                    f"tenants.users[{i}].monthlyLimitUsd",
+                    f"user {user.id}'s limit ${user.monthlyLimitUsd} is above the budget "
+                    f"${budget} of org {user.org}; the org budget will stop them first",
+                )
+            )
         for j, key in enumerate(user.keys):
             expires_at = key.expires_at()
             if key.status != "active" or expires_at is None:
@@ -34,22 +39,42 @@ def warnings_for(config: StackConfig, source: str, now: dt.datetime) -> list[Pro
             moment = dt.datetime.fromtimestamp(expires_at, dt.UTC)
             path = f"tenants.users[{i}].keys[{j}].expires"
             if moment <= now:
-                found.append(Problem(source, path, f"key {key.id} expired on {moment.isoformat()}; remove it"))
+                found.append(
+                    Problem(
+                        source, path, f"key {key.id} expired on {moment.isoformat()}; remove it"
+                    )
+                )
             elif moment - now <= EXPIRY_WARNING:
                 days = (moment - now).days
-                found.append(Problem(source, path, f"key {key.id} expires in {days} day(s), "
-                                                   f"on {moment.isoformat()}"))
+                found.append(
+                    Problem(
+                        source,
+                        path,
+                        f"key {key.id} expires in {days} day(s), on {moment.isoformat()}",
+                    )
+                )
     for i, org in enumerate(config.tenants.organizations):
         if members.get(org.id, 0) == 0:
-            found.append(Problem(source, f"tenants.organizations[{i}]", f"organization {org.id} has no users"))
+            found.append(
+                Problem(
+                    source, f"tenants.organizations[{i}]", f"organization {org.id} has no users"
+                )
+            )
     for i, model in enumerate(config.routing.models):
         if model not in config.pricing.models:
-            found.append(Problem(source, f"routing.models[{i}]",
-                                 f"{model} has no price of its own; it is charged at pricing.default"))
+            found.append(
+                Problem(
+                    source,
+                    f"routing.models[{i}]",
+                    f"{model} has no price of its own; it is charged at pricing.default",
+                )
+            )
     return found
 
 
-def check_file(path: Path, now: dt.datetime) -> tuple[list[Problem], list[Problem], StackConfig | None]:
+def check_file(
+    path: Path, now: dt.datetime
+) -> tuple[list[Problem], list[Problem], StackConfig | None]:
     try:
         config = load_stack_file(path)
     except ConfigError as exc:
@@ -69,8 +94,10 @@ def run(args: Any) -> int:
         else:
             assert config is not None
             counts = tenant_counts(config)
-            print(f"{display_path(path)}: ok ({counts.organizations} organizations, {counts.users} users, "
-                  f"{counts.keys} keys)" + (f", {len(warnings)} warning(s)" if warnings else ""))
+            print(
+                f"{display_path(path)}: ok ({counts.organizations} organizations, {counts.users} users, "
+                f"{counts.keys} keys)" + (f", {len(warnings)} warning(s)" if warnings else "")
+            )
         for problem in errors:
             print(f"  error: {problem.path or '(file)'}: {problem.message}")
         for problem in warnings:

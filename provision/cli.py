@@ -10,7 +10,8 @@ from provision import admin_cli, chat, check, devserver, diff, keys_cli, schema,
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="provision", description="Operate the LLM gateway: run it locally, chat, manage tenants."
+        prog="provision",
+        description="Operate the LLM gateway: run it locally, chat, manage tenants.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module in (devserver, chat, admin_cli, keys_cli, tenants_cli, check, diff, schema):

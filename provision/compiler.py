@@ -72,14 +72,18 @@ def effective_policy(config: StackConfig, org: Organization, user: User) -> dict
         "defaultModel": default if default in allowed else (allowed[0] if allowed else None),
         "cacheTtl": org.cacheTtl,
         "priceOverrides": {
-            model: compile_price(price) for model, price in org.priceOverrides.items() if model in allowed
+            model: compile_price(price)
+            for model, price in org.priceOverrides.items()
+            if model in allowed
         },
     }
 
 
 def compile_price(price: Price) -> dict[str, int]:
     """µUSD per million tokens, integers (so cost = tokens × price / 10^6, one rounding)."""
-    cached = price.cachedInputPerMTok if price.cachedInputPerMTok is not None else price.inputPerMTok
+    cached = (
+        price.cachedInputPerMTok if price.cachedInputPerMTok is not None else price.inputPerMTok
+    )
     return {
         "in": usd_to_micros(price.inputPerMTok),
         "out": usd_to_micros(price.outputPerMTok),
@@ -163,5 +167,7 @@ def _meta_record(config: StackConfig, records: dict[str, str]) -> dict[str, Any]
         "keyCount": counts.keys,
         "activeKeyCount": counts.active_keys,
         # key id → hash, so the admin API can revoke a key by id at once (revoked:{hash})
-        "keys": {k.id: {"sha256": k.sha256, "userId": u.id} for u in config.tenants.users for k in u.keys},
+        "keys": {
+            k.id: {"sha256": k.sha256, "userId": u.id} for u in config.tenants.users for k in u.keys
+        },
     }

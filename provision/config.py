@@ -156,7 +156,9 @@ class StackConfig(_Strict):
     compatibilityDate: dt.date
     gatewayBaseUrl: str = Field("https://gateway.ai.cloudflare.com/v1", pattern=r"^https?://")
     workersDevSubdomain: str | None = Field(
-        None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="the account's workers.dev subdomain"
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="the account's workers.dev subdomain",
     )
     customDomain: CustomDomain | None = None
     allowDemoKeys: bool = False
@@ -335,8 +337,10 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
         problems.append(Problem(source, path, message))
 
     if config.customDomain is None and config.workersDevSubdomain is None:
-        add("workersDevSubdomain", "set the account's workers.dev subdomain or a customDomain, "
-            "so the Worker has a URL")
+        add(
+            "workersDevSubdomain",
+            "set the account's workers.dev subdomain or a customDomain, so the Worker has a URL",
+        )
     catalog = set(config.routing.models)
     if config.routing.defaultModel not in catalog:
         add("routing.defaultModel", f"'{config.routing.defaultModel}' is not in routing.models")
@@ -348,8 +352,11 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
 
     for i, model in enumerate(config.routing.models):
         if model not in config.pricing.models and config.pricing.default is None:
-            add(f"routing.models[{i}]", f"'{model}' has no price in pricing.models "
-                "(price it, or set pricing.default to charge unpriced models explicitly)")
+            add(
+                f"routing.models[{i}]",
+                f"'{model}' has no price in pricing.models "
+                "(price it, or set pricing.default to charge unpriced models explicitly)",
+            )
     for model in config.pricing.models:
         if model not in catalog:
             add(f"pricing.models.{model}", f"'{model}' is not in routing.models")
@@ -357,17 +364,24 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
     org_ids: dict[str, int] = {}
     for i, org in enumerate(config.tenants.organizations):
         if org.id in org_ids:
-            add(f"tenants.organizations[{i}].id", f"duplicate organization id '{org.id}' "
-                f"(first used at tenants.organizations[{org_ids[org.id]}])")
+            add(
+                f"tenants.organizations[{i}].id",
+                f"duplicate organization id '{org.id}' "
+                f"(first used at tenants.organizations[{org_ids[org.id]}])",
+            )
         org_ids.setdefault(org.id, i)
         _check_models(org.allowedModels, catalog, f"tenants.organizations[{i}].allowedModels", add)
         for model in org.priceOverrides:
             if model not in catalog:
-                add(f"tenants.organizations[{i}].priceOverrides.{model}",
-                    f"'{model}' is not in routing.models")
+                add(
+                    f"tenants.organizations[{i}].priceOverrides.{model}",
+                    f"'{model}' is not in routing.models",
+                )
         if org.defaultModel and org.defaultModel not in (org.allowedModels or catalog):
-            add(f"tenants.organizations[{i}].defaultModel",
-                f"'{org.defaultModel}' is not among the models this organization may use")
+            add(
+                f"tenants.organizations[{i}].defaultModel",
+                f"'{org.defaultModel}' is not among the models this organization may use",
+            )
 
     user_ids: dict[str, int] = {}
     key_ids: dict[str, str] = {}
@@ -375,8 +389,10 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
     for i, user in enumerate(config.tenants.users):
         where = f"tenants.users[{i}]"
         if user.id in user_ids:
-            add(f"{where}.id", f"duplicate user id '{user.id}' "
-                f"(first used at tenants.users[{user_ids[user.id]}])")
+            add(
+                f"{where}.id",
+                f"duplicate user id '{user.id}' (first used at tenants.users[{user_ids[user.id]}])",
+            )
         user_ids.setdefault(user.id, i)
         if user.org not in org_ids:
             known = ", ".join(sorted(org_ids)) or "none declared"
@@ -385,14 +401,23 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
         for j, key in enumerate(user.keys):
             key_where = f"{where}.keys[{j}]"
             if key.id in key_ids:
-                add(f"{key_where}.id", f"duplicate key id '{key.id}' (first used at {key_ids[key.id]})")
+                add(
+                    f"{key_where}.id",
+                    f"duplicate key id '{key.id}' (first used at {key_ids[key.id]})",
+                )
             key_ids.setdefault(key.id, key_where)
             if key.sha256 in hashes:
-                add(f"{key_where}.sha256", f"the same key hash is already used at {hashes[key.sha256]}")
+                add(
+                    f"{key_where}.sha256",
+                    f"the same key hash is already used at {hashes[key.sha256]}",
+                )
             hashes.setdefault(key.sha256, key_where)
             if not config.allowDemoKeys and is_demo_hash(key.id, key.sha256):
-                add(f"{key_where}.sha256", "this is a public demo key (anyone can derive it); "
-                    "only a stack with allowDemoKeys: true may carry it")
+                add(
+                    f"{key_where}.sha256",
+                    "this is a public demo key (anyone can derive it); "
+                    "only a stack with allowDemoKeys: true may carry it",
+                )
     return problems
 
 

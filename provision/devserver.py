@@ -33,13 +33,13 @@ def banner(gateway: LocalGateway, stack: str) -> str:
         "Try it with curl:",
         f"  curl {base}/chat/completions -H 'authorization: Bearer {key}' "
         f"-H 'content-type: application/json' "
-        f"-d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'",
+        f'-d \'{{"model":"{model}","messages":[{{"role":"user","content":"Hello"}}]}}\'',
         "",
         "Or with the openai Python package:",
         "  from openai import OpenAI",
-        f"  client = OpenAI(base_url=\"{base}\", api_key=\"{key}\")",
-        f"  print(client.chat.completions.create(model=\"{model}\", "
-        "messages=[{\"role\": \"user\", \"content\": \"Hello\"}]).choices[0].message.content)",
+        f'  client = OpenAI(base_url="{base}", api_key="{key}")',
+        f'  print(client.chat.completions.create(model="{model}", '
+        'messages=[{"role": "user", "content": "Hello"}]).choices[0].message.content)',
         "",
         f"Or: .venv/bin/provision chat --api-key {key} --stream",
         f"Edits to {gateway.stack_path.name} (e.g. `provision keys create`) are applied live.",
@@ -85,8 +85,12 @@ def run(args: Any) -> int:
 
 
 def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("dev", help="run the gateway locally (workerd + AI Gateway emulator)")
-    parser.add_argument("--stack", default="dev", help="stack whose tenants to serve (default: dev)")
+    parser = subparsers.add_parser(
+        "dev", help="run the gateway locally (workerd + AI Gateway emulator)"
+    )
+    parser.add_argument(
+        "--stack", default="dev", help="stack whose tenants to serve (default: dev)"
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.set_defaults(handler=run)

@@ -32,8 +32,14 @@ class Changes:
 
     @property
     def empty(self) -> bool:
-        return not (self.organizations or self.users or self.keys or self.settings
-                    or self.kv_written or self.kv_deleted)
+        return not (
+            self.organizations
+            or self.users
+            or self.keys
+            or self.settings
+            or self.kv_written
+            or self.kv_deleted
+        )
 
 
 def _usd(value: Any) -> str:
@@ -84,9 +90,12 @@ def describe_changes(before: StackConfig | None, after: StackConfig) -> Changes:
     for org_id, org in new_orgs.items():
         if org_id not in old_orgs:
             changes.organizations.append(
-                f"+ org {org_id} ({org.name}): monthly budget {_usd(org.monthlyBudgetUsd)}, {org.failureMode}")
+                f"+ org {org_id} ({org.name}): monthly budget {_usd(org.monthlyBudgetUsd)}, {org.failureMode}"
+            )
         else:
-            changes.organizations += _field_changes("org", org_id, old_orgs[org_id], org, ORG_FIELDS)
+            changes.organizations += _field_changes(
+                "org", org_id, old_orgs[org_id], org, ORG_FIELDS
+            )
     for org_id, org in old_orgs.items():
         if org_id not in new_orgs:
             changes.organizations.append(f"- org {org_id} ({org.name}) removed")
@@ -96,25 +105,32 @@ def describe_changes(before: StackConfig | None, after: StackConfig) -> Changes:
     for user_id, user in new_users.items():
         if user_id not in old_users:
             changes.users.append(
-                f"+ user {user_id} <{user.email}> in org {user.org}: monthly limit {_usd(user.monthlyLimitUsd)}")
+                f"+ user {user_id} <{user.email}> in org {user.org}: monthly limit {_usd(user.monthlyLimitUsd)}"
+            )
         else:
             changes.users += _field_changes("user", user_id, old_users[user_id], user, USER_FIELDS)
     for user_id, user in old_users.items():
         if user_id not in new_users:
-            changes.users.append(f"- user {user_id} <{user.email}> removed (with {len(user.keys)} key(s))")
+            changes.users.append(
+                f"- user {user_id} <{user.email}> removed (with {len(user.keys)} key(s))"
+            )
 
     old_keys = {k.id: (u.id, k) for u in old_users.values() for k in u.keys}
     new_keys = {k.id: (u.id, k) for u in new_users.values() for k in u.keys}
     for key_id, (user_id, key) in new_keys.items():
         if key_id not in old_keys:
             expiry = f", expires {_expiry(key)}" if key.expires else ""
-            changes.keys.append(f"+ key {key_id} for user {user_id} ({key.name or 'unnamed'}){expiry}")
+            changes.keys.append(
+                f"+ key {key_id} for user {user_id} ({key.name or 'unnamed'}){expiry}"
+            )
             continue
         _, old = old_keys[key_id]
         if old.status != key.status:
             changes.keys.append(f"key {key_id} of user {user_id}: {old.status} → {key.status}")
         if old.expires != key.expires:
-            changes.keys.append(f"key {key_id} of user {user_id}: expires {_expiry(old)} → {_expiry(key)}")
+            changes.keys.append(
+                f"key {key_id} of user {user_id}: expires {_expiry(old)} → {_expiry(key)}"
+            )
         if old.sha256 != key.sha256:
             changes.keys.append(f"key {key_id} of user {user_id}: hash replaced")
     for key_id, (user_id, _) in old_keys.items():
@@ -124,7 +140,9 @@ def describe_changes(before: StackConfig | None, after: StackConfig) -> Changes:
     if before is not None:
         for name in ("routing", "pricing", "aiGateway", "gatewayId", "workerName", "customDomain"):
             if getattr(before, name) != getattr(after, name):
-                changes.settings.append(f"{name} changed (Worker script or gateway settings are updated)")
+                changes.settings.append(
+                    f"{name} changed (Worker script or gateway settings are updated)"
+                )
 
     old_records = compile_records(before) if before else {}
     new_records = compile_records(after)
@@ -133,7 +151,12 @@ def describe_changes(before: StackConfig | None, after: StackConfig) -> Changes:
     return changes
 
 
-SECTIONS = (("Organizations", "organizations"), ("Users", "users"), ("Keys", "keys"), ("Settings", "settings"))
+SECTIONS = (
+    ("Organizations", "organizations"),
+    ("Users", "users"),
+    ("Keys", "keys"),
+    ("Settings", "settings"),
+)
 
 
 def _short_key(kv_key: str) -> str:
@@ -149,7 +172,9 @@ def render_text(changes: Changes) -> str:
         if items:
             lines.append(f"{title}:")
             lines += [f"  {item}" for item in items]
-    lines.append(f"KV records: {len(changes.kv_written)} written, {len(changes.kv_deleted)} deleted")
+    lines.append(
+        f"KV records: {len(changes.kv_written)} written, {len(changes.kv_deleted)} deleted"
+    )
     lines += [f"  write  {_short_key(k)}" for k in changes.kv_written]
     lines += [f"  delete {_short_key(k)}" for k in changes.kv_deleted]
     return "\n".join(lines)
@@ -180,11 +205,19 @@ def render_markdown(changes: Changes, title: str) -> str:
 def file_at_ref(path: Path, ref: str) -> str | None:
     """The file's text at a git ref of the repository holding it, or None if it did not exist."""
     folder = path.resolve().parent
-    check = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=folder,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+    )
     if check.returncode != 0:
-        raise ProvisionError(f"unknown git ref '{ref}' (or {display_path(path)} is not in a git repository)")
-    result = subprocess.run(["git", "show", f"{ref}:./{path.name}"], cwd=folder, capture_output=True, text=True)
+        raise ProvisionError(
+            f"unknown git ref '{ref}' (or {display_path(path)} is not in a git repository)"
+        )
+    result = subprocess.run(
+        ["git", "show", f"{ref}:./{path.name}"], cwd=folder, capture_output=True, text=True
+    )
     return result.stdout if result.returncode == 0 else None
 
 

@@ -28,15 +28,9 @@ class GatewayArgs:
     provider_api_keys: pulumi.Input[dict[str, str]] = field(default_factory=dict)
 
 
-
-
-
-
 def kv_resource_name(parent: str, key: str) -> str:
     """Named from the KV key, never a list position: reordering YAML changes nothing."""
     return f"{parent}-kv-{key.replace(':', '.')}"
-
-
 
 
 def module_files(bundle: WorkerBundle) -> dict[str, dict[str, str]]:
@@ -80,7 +74,10 @@ class Gateway(pulumi.ComponentResource):
 
         # Tenant configuration: read on every request, written only by `pulumi up`.
         self.namespace = cloudflare.WorkersKvNamespace(
-            f"{name}-kv", account_id=config.accountId, title=f"{config.workerName}-config", opts=child
+            f"{name}-kv",
+            account_id=config.accountId,
+            title=f"{config.workerName}-config",
+            opts=child,
         )
 
         # One record per compiled key; values hold hashes only, never a plain key. Everything

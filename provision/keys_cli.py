@@ -34,7 +34,9 @@ def parse_grace(text: str) -> dt.timedelta:
     if not match:
         raise StackEditError(f"--grace must look like 7d, 12h, 30m or 45s (got {text!r})")
     amount, unit = int(match[1]), match[2]
-    return dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[unit]: amount})
+    return dt.timedelta(
+        **{{"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[unit]: amount}
+    )
 
 
 def parse_expiry(text: str) -> dt.date | dt.datetime:
@@ -46,7 +48,9 @@ def parse_expiry(text: str) -> dt.date | dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise StackEditError(f"--expires must be a date (2027-01-31) or ISO datetime (got {text!r})") from None
+        raise StackEditError(
+            f"--expires must be a date (2027-01-31) or ISO datetime (got {text!r})"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
@@ -75,7 +79,9 @@ def add_key(stack: StackFile, user_id: str, name: str, expires: Any = None) -> t
 
         user["keys"] = CommentedSeq()
     user["keys"].append(
-        new_map(id=key_id, name=name, sha256=hash_key(plain), created=utc_now().date(), expires=expires)
+        new_map(
+            id=key_id, name=name, sha256=hash_key(plain), created=utc_now().date(), expires=expires
+        )
     )
     return key_id, plain
 
@@ -84,11 +90,15 @@ def _announce(result: dict[str, Any], as_json: bool, note: str) -> None:
     if as_json:
         print(json.dumps(result))
         return
-    print(f"{result['action']} key {result['keyId']} for user {result['userId']} in {result['stack']}.")
+    print(
+        f"{result['action']} key {result['keyId']} for user {result['userId']} in {result['stack']}."
+    )
     print()
     print(f"  {result['key']}")
     print()
-    print("This is the only time the key is shown: store it now. The stack file holds only its SHA-256.")
+    print(
+        "This is the only time the key is shown: store it now. The stack file holds only its SHA-256."
+    )
     print(note)
 
 
@@ -98,8 +108,15 @@ def create(args: Any) -> int:
     key_id, plain = add_key(stack, args.user, args.name or "", expires)
     stack.save()
     _announce(
-        {"action": "Created", "keyId": key_id, "userId": args.user, "key": plain, "sha256": hash_key(plain),
-         "stack": stack.source, "expires": expires.isoformat() if expires else None},
+        {
+            "action": "Created",
+            "keyId": key_id,
+            "userId": args.user,
+            "key": plain,
+            "sha256": hash_key(plain),
+            "stack": stack.source,
+            "expires": expires.isoformat() if expires else None,
+        },
         args.json,
         "It works once the stack is deployed (`pulumi up`); a running `make dev` applies it at once.",
     )
@@ -138,7 +155,9 @@ def rotate(args: Any) -> int:
     stack = _stack_with_key(args.stack, args.key)
     user, old = stack.find_key(args.key)
     if old.get("status", "active") != "active":
-        raise StackEditError(f"{stack.source}: key '{args.key}' is {old.get('status')}; only active keys rotate")
+        raise StackEditError(
+            f"{stack.source}: key '{args.key}' is {old.get('status')}; only active keys rotate"
+        )
     cutover = utc_now() + parse_grace(args.grace)
     # Rotation only ever shortens a key's life: an earlier expiry (or a key that has already
     # expired) is kept, never pushed out to the end of the grace period.
@@ -151,12 +170,20 @@ def rotate(args: Any) -> int:
         old["expires"] = cutover
     stack.save()
     _announce(
-        {"action": "Rotated: created", "keyId": key_id, "userId": str(user["id"]), "key": plain,
-         "sha256": hash_key(plain), "stack": stack.source, "replaces": args.key,
-         "oldKeyExpires": cutover.isoformat()},
+        {
+            "action": "Rotated: created",
+            "keyId": key_id,
+            "userId": str(user["id"]),
+            "key": plain,
+            "sha256": hash_key(plain),
+            "stack": stack.source,
+            "replaces": args.key,
+            "oldKeyExpires": cutover.isoformat(),
+        },
         args.json,
         f"The old key {args.key} keeps working until {cutover.isoformat()}; switch clients before then."
-        if cutover > utc_now() else f"The old key {args.key} already expired at {cutover.isoformat()}.",
+        if cutover > utc_now()
+        else f"The old key {args.key} already expired at {cutover.isoformat()}.",
     )
     return 0
 
@@ -167,8 +194,10 @@ def revoke(args: Any) -> int:
     key["status"] = "revoked"
     stack.save()
     print(f"Revoked key {args.key} of user {user['id']} in {stack.source}.")
-    print("It stops working when the stack is deployed. For an immediate stop, also run "
-          f"`provision admin revoke --key {args.key}`.")
+    print(
+        "It stops working when the stack is deployed. For an immediate stop, also run "
+        f"`provision admin revoke --key {args.key}`."
+    )
     return 0
 
 
@@ -197,18 +226,28 @@ def list_keys(args: Any) -> int:
             continue
         for key in user.keys:
             expires_at = key.expires_at()
-            rows.append({
-                "id": key.id, "user": user.id, "org": user.org, "name": key.name,
-                "status": key_state(key, now), "created": key.created.isoformat(),
-                "expires": dt.datetime.fromtimestamp(expires_at, dt.UTC).isoformat() if expires_at else None,
-                "sha256": mask(key.sha256),
-            })
+            rows.append(
+                {
+                    "id": key.id,
+                    "user": user.id,
+                    "org": user.org,
+                    "name": key.name,
+                    "status": key_state(key, now),
+                    "created": key.created.isoformat(),
+                    "expires": dt.datetime.fromtimestamp(expires_at, dt.UTC).isoformat()
+                    if expires_at
+                    else None,
+                    "sha256": mask(key.sha256),
+                }
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     columns = ["id", "user", "org", "name", "status", "created", "expires", "sha256"]
     table = [[str(row[c] or "-") for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in table)) if table else len(c) for i, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(r[i]) for r in table)) if table else len(c) for i, c in enumerate(columns)
+    ]
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in table:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
@@ -220,7 +259,10 @@ def guarded(handler):
         try:
             return handler(args)
         except ConfigError as exc:
-            print(f"error: the edit would make the stack invalid; nothing was written.\n{exc}", file=sys.stderr)
+            print(
+                f"error: the edit would make the stack invalid; nothing was written.\n{exc}",
+                file=sys.stderr,
+            )
             return 1
         except ProvisionError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -244,7 +286,9 @@ def add_parser(subparsers: Any) -> None:
     p = commands.add_parser("rotate", help="new key now; the old one expires after a grace period")
     p.add_argument("--key", required=True, help="id of the key to replace")
     p.add_argument("--stack", help="stack name or path (default: the stack file that has the key)")
-    p.add_argument("--grace", default="7d", help="how long the old key keeps working (7d, 12h, 30m)")
+    p.add_argument(
+        "--grace", default="7d", help="how long the old key keeps working (7d, 12h, 30m)"
+    )
     p.add_argument("--name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=guarded(rotate))

@@ -47,7 +47,9 @@ class LocalSecrets:
 
     def for_providers(self, providers: list[str]) -> LocalSecrets:
         for provider in providers:
-            self.provider_api_keys.setdefault(provider, f"sk-local-{provider}-" + secrets.token_hex(8))
+            self.provider_api_keys.setdefault(
+                provider, f"sk-local-{provider}-" + secrets.token_hex(8)
+            )
         return self
 
 
@@ -94,7 +96,10 @@ def runtime_spec(
         if binding["type"] in ("plain_text", "secret_text"):
             bindings[binding["name"]] = binding["text"]
         elif binding["type"] == "durable_object_namespace":
-            durable_objects[binding["name"]] = {"className": binding["class_name"], "useSQLite": True}
+            durable_objects[binding["name"]] = {
+                "className": binding["class_name"],
+                "useSQLite": True,
+            }
     return {
         "host": host,
         "port": port,
@@ -263,7 +268,9 @@ class LocalGateway:
                 line = self._process.stdout.readline()
                 if not line:
                     code = self._process.wait(timeout=5)
-                    raise LocalRuntimeError(f"the local runtime exited with code {code} (see its stderr)")
+                    raise LocalRuntimeError(
+                        f"the local runtime exited with code {code} (see its stderr)"
+                    )
                 try:
                     message = json.loads(line)
                 except json.JSONDecodeError:

@@ -23,7 +23,11 @@ def load_config() -> StackConfig:
     source = display_path(stack_path(pulumi.get_stack()))
     everything = pulumi_settings()
     plain = [
-        Problem(source, key, f"must be set with `pulumi config set --secret {key} ...`, not in plain text")
+        Problem(
+            source,
+            key,
+            f"must be set with `pulumi config set --secret {key} ...`, not in plain text",
+        )
         for key in SECRET_KEYS
         if key in everything and not runtime_config.is_config_secret(f"{PROJECT}:{key}")
     ]

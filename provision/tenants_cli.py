@@ -13,7 +13,14 @@ from typing import Any
 from provision.config import SLUG, StackConfig
 from provision.diff import describe_changes, render_text
 from provision.keys_cli import guarded
-from provision.stackfile import StackEditError, StackFile, flow_list, new_map, parse_text, resolve_stack
+from provision.stackfile import (
+    StackEditError,
+    StackFile,
+    flow_list,
+    new_map,
+    parse_text,
+    resolve_stack,
+)
 
 
 def slugify(text: str) -> str:
@@ -67,15 +74,19 @@ def orgs_add(args: Any) -> int:
     org_id = args.id or slugify(args.name)
     if any(o.get("id") == org_id for o in stack.section("organizations")):
         raise StackEditError(f"{stack.source}: organization '{org_id}' already exists")
-    stack.section("organizations").append(new_map(
-        id=org_id,
-        name=args.name,
-        monthlyBudgetUsd=money(args.budget, "--budget"),
-        failureMode=args.failure_mode,
-        fallbackDailyLimitUsd=money(args.fallback_daily, "--fallback-daily") if args.fallback_daily else None,
-        allowedModels=_models(args.models),
-        defaultModel=args.default_model,
-    ))
+    stack.section("organizations").append(
+        new_map(
+            id=org_id,
+            name=args.name,
+            monthlyBudgetUsd=money(args.budget, "--budget"),
+            failureMode=args.failure_mode,
+            fallbackDailyLimitUsd=money(args.fallback_daily, "--fallback-daily")
+            if args.fallback_daily
+            else None,
+            allowedModels=_models(args.models),
+            defaultModel=args.default_model,
+        )
+    )
     stack.save()
     print(f"Added organization {org_id} ({args.name}) to {stack.source}.")
     return 0
@@ -84,15 +95,20 @@ def orgs_add(args: Any) -> int:
 def orgs_set(args: Any) -> int:
     stack = StackFile(resolve_stack(args.stack))
     _, org = stack.find("organizations", args.org)
-    changed = _set_fields(org, {
-        "name": args.name,
-        "monthlyBudgetUsd": money(args.budget, "--budget") if args.budget else None,
-        "failureMode": args.failure_mode,
-        "fallbackDailyLimitUsd": money(args.fallback_daily, "--fallback-daily") if args.fallback_daily else None,
-        "status": args.status,
-        "allowedModels": _models(args.models),
-        "defaultModel": args.default_model,
-    })
+    changed = _set_fields(
+        org,
+        {
+            "name": args.name,
+            "monthlyBudgetUsd": money(args.budget, "--budget") if args.budget else None,
+            "failureMode": args.failure_mode,
+            "fallbackDailyLimitUsd": money(args.fallback_daily, "--fallback-daily")
+            if args.fallback_daily
+            else None,
+            "status": args.status,
+            "allowedModels": _models(args.models),
+            "defaultModel": args.default_model,
+        },
+    )
     if not changed:
         raise StackEditError("nothing to change: pass at least one field option")
     stack.save()
@@ -103,13 +119,17 @@ def orgs_set(args: Any) -> int:
 # ------------------------------------------------------------------ users
 
 
-def user_item(stack: StackFile, email: str, org: str, limit: str, user_id: str | None, models: str | None):
+def user_item(
+    stack: StackFile, email: str, org: str, limit: str, user_id: str | None, models: str | None
+):
     wanted = user_id or slugify(email.split("@", 1)[0])
     final_id = wanted if user_id else _unique_id(stack, "users", wanted)
     if user_id and any(u.get("id") == user_id for u in stack.section("users")):
         raise StackEditError(f"{stack.source}: user '{user_id}' already exists")
     return new_map(
-        id=final_id, email=email, org=org,
+        id=final_id,
+        email=email,
+        org=org,
         monthlyLimitUsd=money(limit, "--limit"),
         allowedModels=_models(models),
     )
@@ -128,13 +148,16 @@ def users_add(args: Any) -> int:
 def users_set(args: Any) -> int:
     stack = StackFile(resolve_stack(args.stack))
     _, user = stack.find("users", args.user)
-    changed = _set_fields(user, {
-        "email": args.email,
-        "org": args.org,
-        "monthlyLimitUsd": money(args.limit, "--limit") if args.limit else None,
-        "status": args.status,
-        "allowedModels": _models(args.models),
-    })
+    changed = _set_fields(
+        user,
+        {
+            "email": args.email,
+            "org": args.org,
+            "monthlyLimitUsd": money(args.limit, "--limit") if args.limit else None,
+            "status": args.status,
+            "allowedModels": _models(args.models),
+        },
+    )
     if not changed:
         raise StackEditError("nothing to change: pass at least one field option")
     stack.save()
@@ -148,8 +171,10 @@ def users_remove(args: Any) -> int:
     keys = len(user.get("keys") or [])
     del stack.section("users")[index]
     stack.save()
-    print(f"Removed user {args.user} and their {keys} key(s) from {stack.source}; "
-          "their KV records are deleted at the next `pulumi up`.")
+    print(
+        f"Removed user {args.user} and their {keys} key(s) from {stack.source}; "
+        "their KV records are deleted at the next `pulumi up`."
+    )
     return 0
 
 
@@ -168,13 +193,20 @@ def users_import(args: Any) -> int:
         reader = csv.DictReader(handle)
         missing = IMPORT_COLUMNS - set(reader.fieldnames or [])
         if missing:
-            raise StackEditError(f"{path}: missing column(s) {', '.join(sorted(missing))} "
-                                 "(expected: email, org, limit[, id, models])")
+            raise StackEditError(
+                f"{path}: missing column(s) {', '.join(sorted(missing))} "
+                "(expected: email, org, limit[, id, models])"
+            )
         for line, row in enumerate(reader, start=2):
             try:
-                item = user_item(stack, row["email"].strip(), row["org"].strip(), row["limit"].strip(),
-                                 (row.get("id") or "").strip() or None,
-                                 (row.get("models") or "").replace(";", ",").strip() or None)
+                item = user_item(
+                    stack,
+                    row["email"].strip(),
+                    row["org"].strip(),
+                    row["limit"].strip(),
+                    (row.get("id") or "").strip() or None,
+                    (row.get("models") or "").replace(";", ",").strip() or None,
+                )
             except StackEditError as exc:
                 raise StackEditError(f"{path}:{line}: {exc}") from None
             stack.section("users").append(item)
@@ -195,7 +227,9 @@ def _org_fields(p: Any, *, adding: bool) -> None:
     p.add_argument("--name", required=adding, help="display name")
     p.add_argument("--budget", required=adding, help="monthly budget in USD")
     p.add_argument("--failure-mode", choices=["fail-closed", "fail-open"])
-    p.add_argument("--fallback-daily", help="fail-open: USD per day served while usage accounting is down")
+    p.add_argument(
+        "--fallback-daily", help="fail-open: USD per day served while usage accounting is down"
+    )
     p.add_argument("--models", help="comma-separated allow-list (default: every catalog model)")
     p.add_argument("--default-model")
 
@@ -241,7 +275,9 @@ def add_parser(subparsers: Any) -> None:
     p = commands.add_parser("import", help="add users from a CSV (email,org,limit[,id,models])")
     p.add_argument("file")
     p.add_argument("--stack", required=True)
-    p.add_argument("--dry-run", action="store_true", help="show the resulting changes, write nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="show the resulting changes, write nothing"
+    )
     p.set_defaults(handler=guarded(users_import))
 
 

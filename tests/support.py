@@ -68,7 +68,9 @@ async def burst(url: str, key_id: str, count: int, body: dict[str, Any]) -> list
 
     headers = {"authorization": f"Bearer {key(key_id)}"}
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count)) as client:
-        responses = await asyncio.gather(*[client.post(url, json=body, headers=headers) for _ in range(count)])
+        responses = await asyncio.gather(
+            *[client.post(url, json=body, headers=headers) for _ in range(count)]
+        )
     return [r.status_code for r in responses]
 
 
@@ -90,10 +92,19 @@ class WorkerTestHooks:
         return response.json()
 
     def usage(self, org_id: str, month: str | None = None) -> dict[str, Any]:
-        return self._post("/__test/ledger/usage", {"orgId": org_id, "month": month or current_month()})
+        return self._post(
+            "/__test/ledger/usage", {"orgId": org_id, "month": month or current_month()}
+        )
 
     def user_row(self, org_id: str, user_id: str, month: str | None = None) -> dict[str, Any]:
-        empty = {"usedMicros": 0, "requests": 0, "tokensIn": 0, "tokensOut": 0, "estimated": 0, "cached": 0}
+        empty = {
+            "usedMicros": 0,
+            "requests": 0,
+            "tokensIn": 0,
+            "tokensOut": 0,
+            "estimated": 0,
+            "cached": 0,
+        }
         return self.usage(org_id, month)["users"].get(user_id, empty)
 
     def record(self, org_id: str, **settle: Any) -> Any:

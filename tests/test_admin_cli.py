@@ -119,8 +119,10 @@ def test_user_usage_table(admin_gateway: LocalGateway, workload: dict[str, Sent]
 
 def test_user_usage_of_a_month(admin_gateway: LocalGateway, workload: dict[str, Sent]):
     """--month selects the month, before or after the subcommand."""
-    for args in (("--month", "2025-01", "user", "nina", "usage"),
-                 ("user", "nina", "usage", "--month", "2025-01")):
+    for args in (
+        ("--month", "2025-01", "user", "nina", "usage"),
+        ("user", "nina", "usage", "--month", "2025-01"),
+    ):
         out = ok(run_admin(admin_gateway, *args))
         assert line(out, "Month") == "2025-01"
         assert line(out, "Used") == "$0.00"
@@ -141,12 +143,22 @@ def test_org_users_table(admin_gateway: LocalGateway, workload: dict[str, Sent])
     out = ok(run_admin(admin_gateway, "org", "northwind", "users"))
     nina, omar = workload["nina"], workload["omar"]
     assert row(out, "nina") == [
-        "nina", "nina@northwind.example", "active", "2",
-        format_usd(nina.cost), "$100.00", format_usd(100_000_000 - nina.cost),
+        "nina",
+        "nina@northwind.example",
+        "active",
+        "2",
+        format_usd(nina.cost),
+        "$100.00",
+        format_usd(100_000_000 - nina.cost),
     ]
     assert row(out, "omar") == [
-        "omar", "omar@northwind.example", "active", "1",
-        format_usd(omar.cost), "$20.00", format_usd(20_000_000 - omar.cost),
+        "omar",
+        "omar@northwind.example",
+        "active",
+        "1",
+        format_usd(omar.cost),
+        "$20.00",
+        format_usd(20_000_000 - omar.cost),
     ]
 
 
@@ -159,14 +171,24 @@ def test_org_usage_table(admin_gateway: LocalGateway, workload: dict[str, Sent])
     assert line(out, "Remaining") == format_usd(500_000_000 - total)
     assert line(out, "Reserved") == "$0.00 (0 open)"
     omar = workload["omar"]
-    assert row(out, "omar") == ["omar", "1", format_usd(omar.cost), f"{omar.tokens_in:,}",
-                                f"{omar.tokens_out:,}"]
+    assert row(out, "omar") == [
+        "omar",
+        "1",
+        format_usd(omar.cost),
+        f"{omar.tokens_in:,}",
+        f"{omar.tokens_out:,}",
+    ]
 
 
 def test_reset_quota_command(admin: Admin, admin_gateway: LocalGateway):
     """`admin user ID reset-quota` says what the usage was and that it is now $0.00."""
-    send_settled(admin, admin_gateway, "pia", "key_pia_main",
-                 ("openai/gpt-4o", "Go emulate:tokens=500", 1000))
+    send_settled(
+        admin,
+        admin_gateway,
+        "pia",
+        "key_pia_main",
+        ("openai/gpt-4o", "Go emulate:tokens=500", 1000),
+    )
     before = admin.get("/admin/users/pia/usage")["usedMicros"]
     out = ok(run_admin(admin_gateway, "user", "pia", "reset-quota"))
     assert f"was {format_usd(before)}, now $0.00 of $10.00" in out
@@ -266,11 +288,13 @@ def test_unreachable_gateway_exits_1():
 
 def test_degraded_health_report_reads_as_down():
     """A degraded health report names the part that is down (the CLI then exits 1)."""
-    report = admin_cli.render_health({
-        "status": "degraded",
-        "kv": {"ok": True, "configVersion": "abc"},
-        "ledger": {"ok": False, "error": "no answer within 5000 ms"},
-        "worker": {"name": "gw", "version": "123"},
-    })
+    report = admin_cli.render_health(
+        {
+            "status": "degraded",
+            "kv": {"ok": True, "configVersion": "abc"},
+            "ledger": {"ok": False, "error": "no answer within 5000 ms"},
+            "worker": {"name": "gw", "version": "123"},
+        }
+    )
     assert line(report, "Status") == "degraded"
     assert line(report, "Ledger") == "DOWN: no answer within 5000 ms"

@@ -426,8 +426,12 @@ def test_user_usage_of_another_month(admin: Admin, workload: dict[str, Sent]):
 @pytest.mark.parametrize("month", ["2026-13", "2026-1", "november", "2026-11-01", "0"])
 @pytest.mark.parametrize(
     "path",
-    ["/admin/users/nina/usage", "/admin/organizations/northwind/usage",
-     "/admin/organizations/northwind/users", "/admin/metrics"],
+    [
+        "/admin/users/nina/usage",
+        "/admin/organizations/northwind/usage",
+        "/admin/organizations/northwind/users",
+        "/admin/metrics",
+    ],
 )
 def test_bad_month_is_400(admin: Admin, path, month):
     """A month that is not YYYY-MM is a 400 invalid_month naming the `month` parameter."""
@@ -463,7 +467,10 @@ def test_reset_quota_zeroes_the_user_and_keeps_the_org_total(
 ):
     """reset-quota returns the previous usage; the user restarts at 0, the org total stays."""
     sent = send_settled(
-        admin, admin_gateway, "rita", "key_rita_main",
+        admin,
+        admin_gateway,
+        "rita",
+        "key_rita_main",
         ("openai/gpt-4o", "Write it out emulate:tokens=1234", 2000),
     )
     user_before = admin.get("/admin/users/rita/usage")
@@ -475,7 +482,9 @@ def test_reset_quota_zeroes_the_user_and_keeps_the_org_total(
     assert body["previousUsageMicros"] == user_before["usedMicros"] >= sent.cost
     assert body["previousUsageUsd"] == user_before["usedUsd"]
     assert (body["usedMicros"], body["remainingMicros"], body["limitMicros"]) == (
-        0, 5_250_000, 5_250_000
+        0,
+        5_250_000,
+        5_250_000,
     )
 
     user_after = admin.get("/admin/users/rita/usage")
@@ -492,11 +501,17 @@ def test_reset_quota_lets_a_refused_user_through_again(admin: Admin, admin_gatew
     admin.post("/admin/users/rita/reset-quota")
     # $1.50 spent of $5.25; the next request may cost up to $4.50, more than what is left.
     send_settled(
-        admin, admin_gateway, "rita", "key_rita_main",
+        admin,
+        admin_gateway,
+        "rita",
+        "key_rita_main",
         ("anthropic/claude-sonnet-4-5", "emulate:tokens=100000", 100_000),
     )
-    big = {"model": "anthropic/claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}],
-           "max_tokens": 300_000}
+    big = {
+        "model": "anthropic/claude-sonnet-4-5",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 300_000,
+    }
     with openai_client(admin_gateway.openai_base_url, "key_rita_main") as client:
         with pytest.raises(openai.RateLimitError) as refused:
             client.chat.completions.create(**big)
@@ -529,8 +544,12 @@ def test_organization_record_with_user_count(admin: Admin):
 
 @pytest.mark.parametrize(
     "path",
-    ["/admin/organizations/nowhere", "/admin/organizations/nowhere/users",
-     "/admin/organizations/nowhere/usage", "/admin/organizations/nina"],
+    [
+        "/admin/organizations/nowhere",
+        "/admin/organizations/nowhere/users",
+        "/admin/organizations/nowhere/usage",
+        "/admin/organizations/nina",
+    ],
 )
 def test_unknown_organization_is_404(admin: Admin, path):
     """An unknown organization id is 404 organization_not_found with a message naming it."""
@@ -585,4 +604,3 @@ def test_organization_without_traffic_shows_its_users_at_zero(admin: Admin):
     assert [row["userId"] for row in body["users"]] == ["pia", "rita"]
     assert all(row["usedMicros"] == 0 for row in body["users"])
     assert body["resetsAt"] == "2024-03-01T00:00:00.000Z"
-

@@ -32,7 +32,9 @@ def test_streaming_yields_the_same_text_chunk_by_chunk(gateway: LocalGateway, em
     client = openai_client(gateway.openai_base_url, "key_ada_main")
     messages = [{"role": "user", "content": "Tell me a story emulate:tokens=20"}]
     whole = client.chat.completions.create(model="gpt-4o-mini", messages=messages)
-    chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True))
+    chunks = list(
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
     assert len(chunks) >= 20
@@ -51,8 +53,13 @@ def test_stream_is_not_buffered(gateway: LocalGateway, emulator: Emulator):
     }
     arrivals = []
     start = time.monotonic()
-    with httpx.stream("POST", url, json=body, headers={"authorization": f"Bearer {key('key_ada_main')}"},
-                      timeout=30) as response:
+    with httpx.stream(
+        "POST",
+        url,
+        json=body,
+        headers={"authorization": f"Bearer {key('key_ada_main')}"},
+        timeout=30,
+    ) as response:
         assert response.status_code == 200
         for line in response.iter_lines():
             if line.startswith("data:"):

@@ -79,7 +79,9 @@ def test_provision_dev_serves_demo_tenants_and_stops_cleanly():
 
         # The printed Python snippet works as printed.
         snippet = "\n".join(
-            line.strip() for line in banner if line.strip().startswith(("from openai", "client =", "print("))
+            line.strip()
+            for line in banner
+            if line.strip().startswith(("from openai", "client =", "print("))
         )
         assert "OpenAI(base_url=" in snippet
         scope: dict = {"OpenAI": OpenAI}
@@ -87,8 +89,12 @@ def test_provision_dev_serves_demo_tenants_and_stops_cleanly():
 
         # The printed curl line works as printed.
         curl = next(line.strip() for line in banner if line.strip().startswith("curl "))
-        out = subprocess.run(shlex.split(curl) + ["-s", "-w", "\n%{http_code}"], capture_output=True,
-                             text=True, timeout=30)
+        out = subprocess.run(
+            shlex.split(curl) + ["-s", "-w", "\n%{http_code}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert out.stdout.rstrip().endswith("200"), out.stdout
 
         children = descendants(process.pid)
@@ -103,7 +109,9 @@ def test_provision_dev_serves_demo_tenants_and_stops_cleanly():
     assert not [pid for pid in children if alive(pid)], "processes left behind after Ctrl-C"
 
 
-def run_chat(gateway: LocalGateway, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def run_chat(
+    gateway: LocalGateway, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(PROVISION), "chat", "--base-url", gateway.openai_base_url, *args],
         input=stdin,
@@ -124,8 +132,14 @@ def test_chat_one_shot_streaming_and_not(gateway: LocalGateway):
 
 def test_chat_interactive_keeps_the_conversation(gateway: LocalGateway, emulator):
     """Interactive mode sends the whole history each turn and quits on /exit."""
-    result = run_chat(gateway, "--api-key", key("key_ada_main"), "--model", "claude-sonnet",
-                      stdin="first question\nsecond question\n/exit\n")
+    result = run_chat(
+        gateway,
+        "--api-key",
+        key("key_ada_main"),
+        "--model",
+        "claude-sonnet",
+        stdin="first question\nsecond question\n/exit\n",
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("assistant> ") == 2
     last = emulator.requests()[-1]

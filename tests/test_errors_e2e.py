@@ -39,7 +39,9 @@ def test_bad_keys_get_401(http: httpx.Client, headers, code):
 
 def test_openai_sdk_sees_authentication_error(gateway: LocalGateway):
     """The openai SDK raises its own AuthenticationError for an unknown key."""
-    client = openai.OpenAI(base_url=gateway.openai_base_url, api_key="gw_live_" + "y" * 40, max_retries=0)
+    client = openai.OpenAI(
+        base_url=gateway.openai_base_url, api_key="gw_live_" + "y" * 40, max_retries=0
+    )
     with pytest.raises(openai.AuthenticationError) as caught:
         client.chat.completions.create(**HELLO)
     assert caught.value.status_code == 401
@@ -52,7 +54,9 @@ def test_malformed_json_is_400(http: httpx.Client):
     assert error_of(response)["code"] == "invalid_json"
 
 
-@pytest.mark.parametrize("body", [{"model": "gpt-4o-mini"}, {"model": "gpt-4o-mini", "messages": []}])
+@pytest.mark.parametrize(
+    "body", [{"model": "gpt-4o-mini"}, {"model": "gpt-4o-mini", "messages": []}]
+)
 def test_missing_messages_is_400(http: httpx.Client, body):
     """A chat request without messages is a 400 naming the `messages` parameter."""
     response = http.post(CHAT, json=body, headers=auth("key_ada_main"))
@@ -105,8 +109,14 @@ def test_provider_4xx_passes_through(http: httpx.Client, emulator: Emulator):
         match={"model": "openai/gpt-4o-mini"},
         times=1,
         status=400,
-        body={"error": {"message": "bad temperature", "type": "invalid_request_error",
-                        "param": "temperature", "code": None}},
+        body={
+            "error": {
+                "message": "bad temperature",
+                "type": "invalid_request_error",
+                "param": "temperature",
+                "code": None,
+            }
+        },
     )
     response = http.post(CHAT, json=HELLO, headers=auth("key_ada_main"))
     assert response.status_code == 400

@@ -21,8 +21,14 @@ def test_reload_keeps_usage_and_reservations_stay_exact(tmp_path: Path):
         url = f"{gateway.openai_base_url}/chat/completions"
         headers = {"authorization": f"Bearer {key('key_payer_main')}"}
         body = {"messages": [{"role": "user", "content": "persist emulate:tokens=9"}]}
-        costs = [int(httpx.post(url, json=body, headers=headers, timeout=30).headers["x-gateway-cost-usd"]
-                     .replace(".", "")) for _ in range(3)]
+        costs = [
+            int(
+                httpx.post(url, json=body, headers=headers, timeout=30)
+                .headers["x-gateway-cost-usd"]
+                .replace(".", "")
+            )
+            for _ in range(3)
+        ]
         deadline = time.monotonic() + 10
         while hooks.user_row("acme", "payer")["requests"] < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -30,12 +36,16 @@ def test_reload_keeps_usage_and_reservations_stay_exact(tmp_path: Path):
         assert before["usedMicros"] == sum(costs)
 
         # A config change, applied like `pulumi up`: the Worker restarts with new records.
-        stack.write_text(stack.read_text().replace("monthlyLimitUsd: 100\n", "monthlyLimitUsd: 150\n", 1))
+        stack.write_text(
+            stack.read_text().replace("monthlyLimitUsd: 100\n", "monthlyLimitUsd: 150\n", 1)
+        )
         gateway.reload()
 
         assert hooks.user_row("acme", "payer") == before
         after = httpx.post(url, json=body, headers=headers, timeout=30)
         assert after.status_code == 200
         usage_header = int(after.headers["x-gateway-usage-usd"].replace(".", ""))
-        assert usage_header == sum(costs) + int(after.headers["x-gateway-cost-usd"].replace(".", ""))
+        assert usage_header == sum(costs) + int(
+            after.headers["x-gateway-cost-usd"].replace(".", "")
+        )
         hooks.close()

@@ -74,22 +74,30 @@ def admin(live: LocalGateway) -> Iterator[httpx.Client]:
 def provision(*args: Any) -> str:
     """Run the CLI (admin settings only from arguments); its stdout, failing on an error exit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_ADMIN_")}
-    result = subprocess.run([str(PROVISION), *map(str, args)], cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [str(PROVISION), *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
 def create_key(stack: Path, user: str, name: str) -> tuple[str, str]:
     """(key id, plain key) of a new key made with `provision keys create --json`."""
-    body = json.loads(provision("keys", "create", "--stack", stack, "--user", user, "--name", name,
-                                "--json"))
+    body = json.loads(
+        provision("keys", "create", "--stack", stack, "--user", user, "--name", name, "--json")
+    )
     return body["keyId"], body["key"]
 
 
 def chat(gateway: LocalGateway, api_key: str) -> Any:
-    with OpenAI(base_url=gateway.openai_base_url, api_key=api_key, max_retries=0,
-                timeout=30) as client:
+    with OpenAI(
+        base_url=gateway.openai_base_url, api_key=api_key, max_retries=0, timeout=30
+    ) as client:
         return client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "Hello there"}], max_tokens=50
         )
@@ -148,8 +156,9 @@ def test_rotated_key_works_during_the_grace_and_expires_after_it(stack: Path, li
     live.reload()
     chat(live, old_plain)
 
-    body = json.loads(provision("keys", "rotate", "--stack", stack, "--key", old_id,
-                                "--grace", "6s", "--json"))
+    body = json.loads(
+        provision("keys", "rotate", "--stack", stack, "--key", old_id, "--grace", "6s", "--json")
+    )
     new_plain = body["key"]
     cutover = dt.datetime.fromisoformat(body["oldKeyExpires"]).timestamp()
     assert only_hash_in_file(stack, new_plain)
@@ -175,8 +184,20 @@ def test_key_revoked_in_the_stack_is_refused_after_reload(stack: Path, live: Loc
 
 def test_removed_users_keys_are_refused_after_reload(stack: Path, live: LocalGateway):
     """`provision users remove` + apply: that user's key no longer authenticates."""
-    provision("users", "add", "--stack", stack, "--email", "leaver@demo-corp.example", "--org",
-              "demo-corp", "--limit", "5", "--id", "leaver")
+    provision(
+        "users",
+        "add",
+        "--stack",
+        stack,
+        "--email",
+        "leaver@demo-corp.example",
+        "--org",
+        "demo-corp",
+        "--limit",
+        "5",
+        "--id",
+        "leaver",
+    )
     _, plain = create_key(stack, "leaver", "laptop")
     live.reload()
     chat(live, plain)
@@ -189,8 +210,17 @@ def test_removed_users_keys_are_refused_after_reload(stack: Path, live: LocalGat
 
 
 def admin_revoke(live: LocalGateway, key_id: str, *extra: str) -> str:
-    return provision("admin", "revoke", "--key", key_id, "--base-url", live.worker_url,
-                     "--admin-key", live.secrets.admin_api_key, *extra)
+    return provision(
+        "admin",
+        "revoke",
+        "--key",
+        key_id,
+        "--base-url",
+        live.worker_url,
+        "--admin-key",
+        live.secrets.admin_api_key,
+        *extra,
+    )
 
 
 def test_emergency_revoke_from_the_cli_stops_the_key_on_its_next_request(
@@ -238,9 +268,20 @@ def test_emergency_revoke_of_an_unknown_key_is_404(live: LocalGateway, admin: ht
     assert error["code"] == "key_not_found" and "key_nobody_00000000" in error["message"]
 
     result = subprocess.run(
-        [str(PROVISION), "admin", "revoke", "--key", "key_nobody_00000000", "--base-url",
-         live.worker_url, "--admin-key", live.secrets.admin_api_key],
-        capture_output=True, text=True, timeout=60,
+        [
+            str(PROVISION),
+            "admin",
+            "revoke",
+            "--key",
+            "key_nobody_00000000",
+            "--base-url",
+            live.worker_url,
+            "--admin-key",
+            live.secrets.admin_api_key,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "HTTP 404 [key_not_found]" in result.stderr
@@ -250,8 +291,11 @@ def test_emergency_revoke_needs_the_admin_key(stack: Path, live: LocalGateway):
     """Without the admin key the revoke endpoint is 401 and the key keeps working."""
     key_id, plain = create_key(stack, "carol", "kept")
     live.reload()
-    response = httpx.post(f"{live.worker_url}/admin/keys/{key_id}/revoke",
-                          headers={"authorization": f"Bearer {plain}"}, timeout=30)
+    response = httpx.post(
+        f"{live.worker_url}/admin/keys/{key_id}/revoke",
+        headers={"authorization": f"Bearer {plain}"},
+        timeout=30,
+    )
     assert response.status_code == 401
     chat(live, plain)
 
@@ -271,12 +315,35 @@ def test_export_lists_every_tenant_with_this_months_usage(
     stack: Path, live: LocalGateway, admin: httpx.Client
 ):
     """/admin/export and `provision admin export` list every org and user with the month's usage."""
-    provision("orgs", "add", "--stack", stack, "--id", "exportco", "--name", "Export, Co",
-              "--budget", "200")
-    provision("orgs", "add", "--stack", stack, "--id", "emptyco", "--name", "Empty Co",
-              "--budget", "10")
-    provision("users", "add", "--stack", stack, "--email", "xavier@export.example", "--org",
-              "exportco", "--limit", "20", "--id", "xavier")
+    provision(
+        "orgs",
+        "add",
+        "--stack",
+        stack,
+        "--id",
+        "exportco",
+        "--name",
+        "Export, Co",
+        "--budget",
+        "200",
+    )
+    provision(
+        "orgs", "add", "--stack", stack, "--id", "emptyco", "--name", "Empty Co", "--budget", "10"
+    )
+    provision(
+        "users",
+        "add",
+        "--stack",
+        stack,
+        "--email",
+        "xavier@export.example",
+        "--org",
+        "exportco",
+        "--limit",
+        "20",
+        "--id",
+        "xavier",
+    )
     _, plain = create_key(stack, "xavier", "reports")
     live.reload()
     completions = [chat(live, plain), chat(live, plain)]
@@ -318,11 +385,15 @@ def test_export_lists_every_tenant_with_this_months_usage(
     assert row["org_name"] == "Export, Co" and row["month"] == month
     assert row["used_usd"] == f"{Decimal(cost) / 1_000_000:.6f}"
     assert (row["requests"], row["tokens_in"], row["tokens_out"]) == (
-        "2", str(tokens_in), str(tokens_out))
+        "2",
+        str(tokens_in),
+        str(tokens_out),
+    )
 
     # The CLI: the same figures as a table, the API's JSON, and the CSV file.
-    table = provision("admin", "export", "--base-url", live.worker_url, "--admin-key",
-                      live.secrets.admin_api_key)
+    table = provision(
+        "admin", "export", "--base-url", live.worker_url, "--admin-key", live.secrets.admin_api_key
+    )
     assert table.startswith(f"Export for {month}")
     lines = table.splitlines()
     for org_id, users in tenants.items():
@@ -332,11 +403,28 @@ def test_export_lists_every_tenant_with_this_months_usage(
     xavier_line = next(line for line in lines if line.split()[:2] == ["exportco", "xavier"])
     assert format_usd(cost) in xavier_line.split() and xavier_line.split()[-1] == "2"
 
-    cli_json = json.loads(provision("admin", "export", "--json", "--base-url", live.worker_url,
-                                    "--admin-key", live.secrets.admin_api_key))
+    cli_json = json.loads(
+        provision(
+            "admin",
+            "export",
+            "--json",
+            "--base-url",
+            live.worker_url,
+            "--admin-key",
+            live.secrets.admin_api_key,
+        )
+    )
     assert cli_json["organizations"] == body["organizations"]
-    cli_csv = provision("admin", "export", "--format", "csv", "--base-url", live.worker_url,
-                        "--admin-key", live.secrets.admin_api_key)
+    cli_csv = provision(
+        "admin",
+        "export",
+        "--format",
+        "csv",
+        "--base-url",
+        live.worker_url,
+        "--admin-key",
+        live.secrets.admin_api_key,
+    )
     assert list(csv.DictReader(io.StringIO(cli_csv))) == rows
 
 
@@ -349,7 +437,10 @@ def test_provision_dev_applies_stack_edits_live(tmp_path: Path):
     shutil.copyfile(DEV_STACK, stack)
     process = subprocess.Popen(
         [str(PROVISION), "dev", "--stack", str(stack), "--port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         start_new_session=True,
     )
     lines: queue.Queue[str] = queue.Queue()
@@ -389,4 +480,3 @@ def test_provision_dev_applies_stack_edits_live(tmp_path: Path):
         reader.join(timeout=10)
         stdout.close()
     assert code == 0, "`provision dev` did not stop cleanly on Ctrl-C"
-

@@ -12,7 +12,15 @@ import openai
 import pytest
 
 from provision.local import LocalGateway
-from tests.support import Emulator, WorkerTestHooks, burst, current_month, error_of, key, openai_client
+from tests.support import (
+    Emulator,
+    WorkerTestHooks,
+    burst,
+    current_month,
+    error_of,
+    key,
+    openai_client,
+)
 
 CHAT = "/v1/chat/completions"
 MINI = {"in": 150_000, "out": 600_000}  # µUSD per million tokens (e2e stack pricing)
@@ -45,7 +53,9 @@ def auth(key_id: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key(key_id)}"}
 
 
-def test_cost_is_tokens_times_price_to_the_micro_dollar(gateway: LocalGateway, hooks: WorkerTestHooks):
+def test_cost_is_tokens_times_price_to_the_micro_dollar(
+    gateway: LocalGateway, hooks: WorkerTestHooks
+):
     """A known completion is charged ceil(tokens × price) µUSD, in the header and the ledger."""
     before = hooks.user_row("acme", "payer")
     client = openai_client(gateway.openai_base_url, "key_payer_main")
@@ -55,9 +65,14 @@ def test_cost_is_tokens_times_price_to_the_micro_dollar(gateway: LocalGateway, h
     )
     completion = raw.parse()
     expected = cost(prompt_tokens(content), 37)
-    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (prompt_tokens(content), 37)
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (
+        prompt_tokens(content),
+        37,
+    )
     assert raw.headers["x-gateway-cost-usd"] == usd(expected)
-    after = wait_for(lambda: (row := hooks.user_row("acme", "payer"))["requests"] > before["requests"] and row)
+    after = wait_for(
+        lambda: (row := hooks.user_row("acme", "payer"))["requests"] > before["requests"] and row
+    )
     assert after["usedMicros"] - before["usedMicros"] == expected
     assert after["tokensIn"] - before["tokensIn"] == prompt_tokens(content)
     assert after["tokensOut"] - before["tokensOut"] == 37
@@ -71,18 +86,27 @@ def test_streaming_and_non_streaming_cost_the_same(gateway: LocalGateway, hooks:
     recorded = []
     for stream in (False, True):
         before = hooks.user_row("acme", "streamer")
-        result = client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=stream)
+        result = client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, stream=stream
+        )
         if stream:
             list(result)
-        after = wait_for(lambda b=before: (r := hooks.user_row("acme", "streamer"))["requests"] > b["requests"] and r)
+        after = wait_for(
+            lambda b=before: (
+                (r := hooks.user_row("acme", "streamer"))["requests"] > b["requests"] and r
+            )
+        )
         recorded.append(after["usedMicros"] - before["usedMicros"])
         assert after["estimated"] == 0
     assert recorded[0] == recorded[1] == cost(prompt_tokens(messages[0]["content"]), 25)
 
 
 def sse_chunks(response: httpx.Response) -> list[dict]:
-    return [json.loads(line[5:]) for line in response.iter_lines()
-            if line.startswith("data:") and line.strip() != "data: [DONE]"]
+    return [
+        json.loads(line[5:])
+        for line in response.iter_lines()
+        if line.startswith("data:") and line.strip() != "data: [DONE]"
+    ]
 
 
 def test_usage_chunk_only_for_clients_that_ask(gateway: LocalGateway, http: httpx.Client):
@@ -100,8 +124,14 @@ def test_usage_chunk_only_for_clients_that_ask(gateway: LocalGateway, http: http
     assert all(c["usage"] is None for c in chunks[:-1])
 
     client = openai_client(gateway.openai_base_url, "key_streamer_main")
-    sdk_chunks = list(client.chat.completions.create(
-        model="gpt-4o-mini", messages=body["messages"], stream=True, stream_options={"include_usage": True}))
+    sdk_chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=body["messages"],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert sdk_chunks[-1].usage.total_tokens == sdk_chunks[-1].usage.prompt_tokens + 12
 
 
@@ -111,8 +141,9 @@ def test_user_over_limit_gets_429_naming_the_user(gateway: LocalGateway, hooks: 
     served = 0
     with pytest.raises(openai.RateLimitError) as caught:
         for _ in range(50):
-            client.chat.completions.create(model="gpt-4o-mini", max_tokens=12,
-                                           messages=[{"role": "user", "content": "spend"}])
+            client.chat.completions.create(
+                model="gpt-4o-mini", max_tokens=12, messages=[{"role": "user", "content": "spend"}]
+            )
             served += 1
     assert served >= 1
     error = caught.value.body
@@ -129,7 +160,9 @@ def test_user_over_limit_gets_429_naming_the_user(gateway: LocalGateway, hooks: 
 
 def test_org_over_budget_gets_429_naming_the_org(http: httpx.Client):
     """A user well under their own limit is refused when the org's budget is exhausted."""
-    response = http.post(CHAT, json={"messages": [{"role": "user", "content": "hi"}]}, headers=auth("key_under_main"))
+    response = http.post(
+        CHAT, json={"messages": [{"role": "user", "content": "hi"}]}, headers=auth("key_under_main")
+    )
     assert response.status_code == 429
     error = error_of(response)
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
@@ -137,23 +170,39 @@ def test_org_over_budget_gets_429_naming_the_org(http: httpx.Client):
     assert response.headers["x-gateway-limit-scope"] == "org"
 
 
-def test_last_months_usage_does_not_count(gateway: LocalGateway, hooks: WorkerTestHooks, http: httpx.Client):
+def test_last_months_usage_does_not_count(
+    gateway: LocalGateway, hooks: WorkerTestHooks, http: httpx.Client
+):
     """Usage is per UTC month: a user far over last month's limit is served this month."""
     year, month = map(int, current_month().split("-"))
     last = f"{year - (month == 1)}-{(month - 2) % 12 + 1:02d}"
-    hooks.record("history", requestId=f"seed-{time.time_ns()}", userId="hist", month=last, cost=50_000_000,
-                 tokensIn=1, tokensOut=1)
+    hooks.record(
+        "history",
+        requestId=f"seed-{time.time_ns()}",
+        userId="hist",
+        month=last,
+        cost=50_000_000,
+        tokensIn=1,
+        tokensOut=1,
+    )
     assert hooks.user_row("history", "hist", month=last)["usedMicros"] >= 50_000_000
-    response = http.post(CHAT, headers=auth("key_hist_main"),
-                         json={"max_tokens": 5, "messages": [{"role": "user", "content": "new month"}]})
+    response = http.post(
+        CHAT,
+        headers=auth("key_hist_main"),
+        json={"max_tokens": 5, "messages": [{"role": "user", "content": "new month"}]},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["x-gateway-usage-usd"] == response.headers["x-gateway-cost-usd"]
 
 
-def test_cache_hit_costs_nothing_and_cache_is_tenant_scoped(http: httpx.Client, hooks: WorkerTestHooks,
-                                                            emulator: Emulator):
+def test_cache_hit_costs_nothing_and_cache_is_tenant_scoped(
+    http: httpx.Client, hooks: WorkerTestHooks, emulator: Emulator
+):
     """A response served from AI Gateway's cache costs zero; caching keys are per tenant."""
-    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"cache me {time.time_ns()}"}]}
+    body = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": f"cache me {time.time_ns()}"}],
+    }
     first = http.post(CHAT, json=body, headers=auth("key_cachy_main"))
     second = http.post(CHAT, json=body, headers=auth("key_cachy_main"))
     assert first.headers["cf-aig-cache-status"] == "MISS"
@@ -168,37 +217,62 @@ def test_cache_hit_costs_nothing_and_cache_is_tenant_scoped(http: httpx.Client, 
 
     other = http.post(CHAT, json=body, headers=auth("key_payer_main"))  # same body, other org
     assert other.headers["cf-aig-cache-status"] == "MISS"
-    assert emulator.request_for(other.headers["x-request-id"])["headers"]["cf-aig-skip-cache"] == "true"
+    assert (
+        emulator.request_for(other.headers["x-request-id"])["headers"]["cf-aig-skip-cache"]
+        == "true"
+    )
 
 
 def test_quota_headers_carry_usage_limit_and_remaining(http: httpx.Client, hooks: WorkerTestHooks):
     """Headers show month-to-date usage, the tighter limit and what remains of it."""
     row = hooks.user_row("acme", "closer")
-    response = http.post(CHAT, json={"messages": [{"role": "user", "content": "headers"}]}, headers=auth("key_closer_main"))
+    response = http.post(
+        CHAT,
+        json={"messages": [{"role": "user", "content": "headers"}]},
+        headers=auth("key_closer_main"),
+    )
     spent = int(response.headers["x-gateway-cost-usd"].replace(".", ""))
     assert response.headers["x-gateway-usage-usd"] == usd(row["usedMicros"] + spent)
     assert response.headers["x-gateway-limit-usd"] == "100.000000"  # user limit < org budget left
-    assert response.headers["x-gateway-remaining-usd"] == usd(100_000_000 - row["usedMicros"] - spent)
+    assert response.headers["x-gateway-remaining-usd"] == usd(
+        100_000_000 - row["usedMicros"] - spent
+    )
     assert response.headers["x-gateway-model"] == "openai/gpt-4o-mini"
 
     body = {"stream": True, "messages": [{"role": "user", "content": "headers"}]}
     with http.stream("POST", CHAT, json=body, headers=auth("key_closer_main")) as streamed:
-        assert {"x-gateway-usage-usd", "x-gateway-limit-usd", "x-gateway-remaining-usd",
-                "x-gateway-model"} <= set(streamed.headers)
+        assert {
+            "x-gateway-usage-usd",
+            "x-gateway-limit-usd",
+            "x-gateway-remaining-usd",
+            "x-gateway-model",
+        } <= set(streamed.headers)
         streamed.read()
 
 
 def test_org_price_override_and_custom_cost_header(http: httpx.Client, emulator: Emulator):
     """Org price overrides apply, and AI Gateway receives the same prices per token."""
     content = "negotiated emulate:tokens=10"
-    response = http.post(CHAT, json={"messages": [{"role": "user", "content": content}]}, headers=auth("key_ovr_main"))
+    response = http.post(
+        CHAT,
+        json={"messages": [{"role": "user", "content": content}]},
+        headers=auth("key_ovr_main"),
+    )
     expected = cost(prompt_tokens(content), 10, {"in": 100_000, "out": 400_000})
     assert response.headers["x-gateway-cost-usd"] == usd(expected)
-    sent = json.loads(emulator.request_for(response.headers["x-request-id"])["headers"]["cf-aig-custom-cost"])
+    sent = json.loads(
+        emulator.request_for(response.headers["x-request-id"])["headers"]["cf-aig-custom-cost"]
+    )
     assert sent == pytest.approx({"per_token_in": 1e-7, "per_token_out": 4e-7}, rel=1e-12)
 
-    standard = http.post(CHAT, json={"messages": [{"role": "user", "content": content}]}, headers=auth("key_payer_main"))
-    sent = json.loads(emulator.request_for(standard.headers["x-request-id"])["headers"]["cf-aig-custom-cost"])
+    standard = http.post(
+        CHAT,
+        json={"messages": [{"role": "user", "content": content}]},
+        headers=auth("key_payer_main"),
+    )
+    sent = json.loads(
+        emulator.request_for(standard.headers["x-request-id"])["headers"]["cf-aig-custom-cost"]
+    )
     assert sent == pytest.approx({"per_token_in": 1.5e-7, "per_token_out": 6e-7}, rel=1e-12)
 
 
@@ -206,10 +280,20 @@ def test_200_concurrent_requests_are_all_recorded(gateway: LocalGateway, hooks: 
     """200 concurrent requests of one user: request count and cost in the ledger are exact."""
     content = "load emulate:tokens=20"
     before = hooks.user_row("loadorg", "loady")
-    statuses = asyncio.run(burst(f"{gateway.openai_base_url}/chat/completions", "key_loady_main", 200,
-                                 {"messages": [{"role": "user", "content": content}]}))
+    statuses = asyncio.run(
+        burst(
+            f"{gateway.openai_base_url}/chat/completions",
+            "key_loady_main",
+            200,
+            {"messages": [{"role": "user", "content": content}]},
+        )
+    )
     assert statuses == [200] * 200
-    after = wait_for(lambda: (r := hooks.user_row("loadorg", "loady"))["requests"] - before["requests"] >= 200 and r)
+    after = wait_for(
+        lambda: (
+            (r := hooks.user_row("loadorg", "loady"))["requests"] - before["requests"] >= 200 and r
+        )
+    )
     assert after["requests"] - before["requests"] == 200
     assert after["usedMicros"] - before["usedMicros"] == 200 * cost(prompt_tokens(content), 20)
     assert hooks.usage("loadorg")["openReservations"] == 0
@@ -218,8 +302,14 @@ def test_200_concurrent_requests_are_all_recorded(gateway: LocalGateway, hooks: 
 def test_budget_is_never_exceeded_under_concurrency(gateway: LocalGateway, hooks: WorkerTestHooks):
     """With a budget that admits only part of a burst, recorded spend never passes it."""
     content = "squeeze emulate:tokens=30"
-    statuses = asyncio.run(burst(f"{gateway.openai_base_url}/chat/completions", "key_cappy_main", 200,
-                                 {"max_tokens": 40, "messages": [{"role": "user", "content": content}]}))
+    statuses = asyncio.run(
+        burst(
+            f"{gateway.openai_base_url}/chat/completions",
+            "key_cappy_main",
+            200,
+            {"max_tokens": 40, "messages": [{"role": "user", "content": content}]},
+        )
+    )
     served = statuses.count(200)
     assert statuses.count(429) > 0 and served > 0
     assert served + statuses.count(429) == 200
@@ -231,8 +321,11 @@ def test_budget_is_never_exceeded_under_concurrency(gateway: LocalGateway, hooks
 
 def test_fail_closed_org_gets_503_when_the_ledger_is_down(http: httpx.Client):
     """fail-closed: no ledger, no service — 503 ledger_unavailable."""
-    response = http.post(CHAT, json={"messages": [{"role": "user", "content": "hi"}]},
-                         headers={**auth("key_closer_main"), "x-test-fault": "ledger-down"})
+    response = http.post(
+        CHAT,
+        json={"messages": [{"role": "user", "content": "hi"}]},
+        headers={**auth("key_closer_main"), "x-test-fault": "ledger-down"},
+    )
     assert response.status_code == 503
     assert error_of(response)["code"] == "ledger_unavailable"
 
@@ -240,33 +333,46 @@ def test_fail_closed_org_gets_503_when_the_ledger_is_down(http: httpx.Client):
 def test_fail_open_org_is_served_and_the_record_kept(http: httpx.Client, hooks: WorkerTestHooks):
     """fail-open: served within the daily fallback cap; the usage is kept for reconciliation."""
     body = {"max_tokens": 10, "messages": [{"role": "user", "content": "degraded"}]}
-    response = http.post(CHAT, json=body, headers={**auth("key_opener_main"), "x-test-fault": "ledger-down"})
+    response = http.post(
+        CHAT, json=body, headers={**auth("key_opener_main"), "x-test-fault": "ledger-down"}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["x-gateway-degraded"] == "ledger-unavailable"
     request_id = response.headers["x-request-id"]
-    kept = wait_for(lambda: {k: v for k, v in hooks.kv("unsettled:openfail:").items() if request_id in k})
+    kept = wait_for(
+        lambda: {k: v for k, v in hooks.kv("unsettled:openfail:").items() if request_id in k}
+    )
     (record,) = kept.values()
     assert record["userId"] == "opener"
     assert record["cost"] == int(response.headers["x-gateway-cost-usd"].replace(".", ""))
 
-    big = http.post(CHAT, json={"messages": [{"role": "user", "content": "x"}]},  # 4096-token worst case
-                    headers={**auth("key_opener_main"), "x-test-fault": "ledger-down"})
+    big = http.post(
+        CHAT,
+        json={"messages": [{"role": "user", "content": "x"}]},  # 4096-token worst case
+        headers={**auth("key_opener_main"), "x-test-fault": "ledger-down"},
+    )
     assert big.status_code == 503
     assert error_of(big)["code"] == "fallback_limit_reached"
 
 
 def test_failed_settlement_is_kept_not_lost(http: httpx.Client, hooks: WorkerTestHooks):
     """If the ledger fails after admission, the served request's cost is still kept."""
-    response = http.post(CHAT, json={"messages": [{"role": "user", "content": "settle later"}]},
-                         headers={**auth("key_payer_main"), "x-test-fault": "settle-down"})
+    response = http.post(
+        CHAT,
+        json={"messages": [{"role": "user", "content": "settle later"}]},
+        headers={**auth("key_payer_main"), "x-test-fault": "settle-down"},
+    )
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
-    kept = wait_for(lambda: {k: v for k, v in hooks.kv("unsettled:acme:").items() if request_id in k})
+    kept = wait_for(
+        lambda: {k: v for k, v in hooks.kv("unsettled:acme:").items() if request_id in k}
+    )
     assert len(kept) == 1
 
 
-def test_cut_stream_is_estimated_and_recorded(gateway: LocalGateway, hooks: WorkerTestHooks, emulator: Emulator,
-                                              http: httpx.Client):
+def test_cut_stream_is_estimated_and_recorded(
+    gateway: LocalGateway, hooks: WorkerTestHooks, emulator: Emulator, http: httpx.Client
+):
     """A stream that ends without usage is charged from the text that passed, marked estimated."""
     before = hooks.user_row("acme", "streamer")
     emulator.fault(match={"model": "openai/gpt-4o-mini"}, times=1, cutAfterChunks=6)
@@ -278,23 +384,39 @@ def test_cut_stream_is_estimated_and_recorded(gateway: LocalGateway, hooks: Work
     except httpx.HTTPError:
         pass  # a broken stream may surface as a transport error; the ledger is what matters
     assert "data: [DONE]" not in lines
-    after = wait_for(lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r)
+    after = wait_for(
+        lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r
+    )
     assert after["estimated"] == before["estimated"] + 1
-    assert 0 < after["usedMicros"] - before["usedMicros"] < cost(prompt_tokens(body["messages"][0]["content"]), 40)
+    assert (
+        0
+        < after["usedMicros"] - before["usedMicros"]
+        < cost(prompt_tokens(body["messages"][0]["content"]), 40)
+    )
 
 
-def test_client_gone_mid_stream_is_estimated_and_recorded(gateway: LocalGateway, hooks: WorkerTestHooks,
-                                                          emulator: Emulator):
+def test_client_gone_mid_stream_is_estimated_and_recorded(
+    gateway: LocalGateway, hooks: WorkerTestHooks, emulator: Emulator
+):
     """A client that disconnects mid-stream is still charged (estimated) for what it received."""
     before = hooks.user_row("acme", "streamer")
     emulator.fault(match={"model": "openai/gpt-4o-mini"}, times=1, chunkDelayMs=100)
-    body = {"stream": True, "messages": [{"role": "user", "content": "leave early emulate:tokens=60"}]}
+    body = {
+        "stream": True,
+        "messages": [{"role": "user", "content": "leave early emulate:tokens=60"}],
+    }
     with httpx.Client(base_url=gateway.worker_url, timeout=30) as client:
         with client.stream("POST", CHAT, json=body, headers=auth("key_streamer_main")) as response:
             lines = response.iter_lines()
             received = [next(lines) for _ in range(6)]
     assert any(line.startswith("data:") for line in received)
-    after = wait_for(lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r,
-                     timeout=20)
+    after = wait_for(
+        lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r,
+        timeout=20,
+    )
     assert after and after["estimated"] == before["estimated"] + 1
-    assert 0 < after["usedMicros"] - before["usedMicros"] < cost(prompt_tokens(body["messages"][0]["content"]), 60)
+    assert (
+        0
+        < after["usedMicros"] - before["usedMicros"]
+        < cost(prompt_tokens(body["messages"][0]["content"]), 60)
+    )

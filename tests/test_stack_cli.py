@@ -60,10 +60,32 @@ class Case:
 
 
 CASES = [
-    Case("dev", "demo-corp", "Demo Corporation", "500", "test-org", "bob", 1,
-         "bob@demo-corp.example", "25", "key_bob_ci", ("dora", "alice-2", "eve-ops")),
-    Case("example", "acme", "Acme Corporation", "2000", "globex", "chen", 2,
-         "chen@globex.example", "500", "key_chen_notebook", ("fay", "ana-2", "gus-ops")),
+    Case(
+        "dev",
+        "demo-corp",
+        "Demo Corporation",
+        "500",
+        "test-org",
+        "bob",
+        1,
+        "bob@demo-corp.example",
+        "25",
+        "key_bob_ci",
+        ("dora", "alice-2", "eve-ops"),
+    ),
+    Case(
+        "example",
+        "acme",
+        "Acme Corporation",
+        "2000",
+        "globex",
+        "chen",
+        2,
+        "chen@globex.example",
+        "500",
+        "key_chen_notebook",
+        ("fay", "ana-2", "gus-ops"),
+    ),
 ]
 
 
@@ -84,8 +106,9 @@ def stack(case: Case, tmp_path: Path) -> Path:
 
 
 def provision(*args: Any, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([str(PROVISION), *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [str(PROVISION), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def ok(result: subprocess.CompletedProcess) -> str:
@@ -189,9 +212,24 @@ def edit_text(path: Path, old: str, new: str) -> None:
 def test_orgs_add_appends_exactly_the_new_organization(case: Case, stack: Path):
     """`orgs add` appends one organization after the last one, with the amounts as typed."""
     before = stack.read_text()
-    out = ok(provision("orgs", "add", "--stack", stack, "--name", "Initrode Labs", "--budget",
-                       "1234.50", "--failure-mode", "fail-open", "--fallback-daily", "10",
-                       "--models", "openai/gpt-4o-mini,openai/gpt-4o"))
+    out = ok(
+        provision(
+            "orgs",
+            "add",
+            "--stack",
+            stack,
+            "--name",
+            "Initrode Labs",
+            "--budget",
+            "1234.50",
+            "--failure-mode",
+            "fail-open",
+            "--fallback-daily",
+            "10",
+            "--models",
+            "openai/gpt-4o-mini,openai/gpt-4o",
+        )
+    )
     assert "Added organization initrode-labs (Initrode Labs)" in out
     after = stack.read_text()
     new_org = [
@@ -207,17 +245,33 @@ def test_orgs_add_appends_exactly_the_new_organization(case: Case, stack: Path):
     assert lines[lines.index(new_org[0]) + len(new_org)] == "    users:"
     org = assert_valid(stack).tenants.organizations[-1]
     assert (org.id, org.monthlyBudgetUsd, org.fallbackDailyLimitUsd) == (
-        "initrode-labs", Decimal("1234.5"), Decimal("10"))
+        "initrode-labs",
+        Decimal("1234.5"),
+        Decimal("10"),
+    )
     assert org.allowedModels == ["openai/gpt-4o-mini", "openai/gpt-4o"]
 
 
 def test_orgs_set_changes_only_the_named_fields(case: Case, stack: Path):
     """`orgs set` rewrites the lines of the fields it was given, nothing else."""
     before = stack.read_text()
-    ok(provision("orgs", "set", "--stack", stack, "--org", case.org, "--budget", "2500",
-                 "--name", "Renamed Inc"))
+    ok(
+        provision(
+            "orgs",
+            "set",
+            "--stack",
+            stack,
+            "--org",
+            case.org,
+            "--budget",
+            "2500",
+            "--name",
+            "Renamed Inc",
+        )
+    )
     assert_edit(
-        before, stack.read_text(),
+        before,
+        stack.read_text(),
         [f"        name: {case.org_name}", f"        monthlyBudgetUsd: {case.org_budget}"],
         ["        name: Renamed Inc", "        monthlyBudgetUsd: 2500"],
     )
@@ -231,9 +285,12 @@ def test_amounts_are_written_as_typed_and_read_back_as_numbers(case: Case, stack
     ok(provision("users", "set", "--stack", stack, "--user", case.user, "--limit", "0.00005"))
     ok(provision("orgs", "set", "--stack", stack, "--org", case.org, "--budget", "0.10"))
     assert_edit(
-        before, stack.read_text(),
-        [f"        monthlyBudgetUsd: {case.org_budget}",
-         f"        monthlyLimitUsd: {case.user_limit}"],
+        before,
+        stack.read_text(),
+        [
+            f"        monthlyBudgetUsd: {case.org_budget}",
+            f"        monthlyLimitUsd: {case.user_limit}",
+        ],
         ["        monthlyBudgetUsd: 0.10", "        monthlyLimitUsd: 0.00005"],
     )
     tenants = yaml.safe_load(stack.read_text())["config"]["llm-gateway:tenants"]
@@ -248,29 +305,64 @@ def test_amounts_are_written_as_typed_and_read_back_as_numbers(case: Case, stack
 def test_users_add_appends_exactly_the_new_user(case: Case, stack: Path):
     """`users add` appends one user (id from the email) at the end of the users list."""
     before = stack.read_text()
-    out = ok(provision("users", "add", "--stack", stack, "--email", "new.person@x.example",
-                       "--org", case.other_org, "--limit", "12.75",
-                       "--models", "openai/gpt-4o-mini"))
+    out = ok(
+        provision(
+            "users",
+            "add",
+            "--stack",
+            stack,
+            "--email",
+            "new.person@x.example",
+            "--org",
+            case.other_org,
+            "--limit",
+            "12.75",
+            "--models",
+            "openai/gpt-4o-mini",
+        )
+    )
     assert "Added user new-person (new.person@x.example)" in out
-    assert_edit(before, stack.read_text(), [], [
-        "      - id: new-person",
-        "        email: new.person@x.example",
-        f"        org: {case.other_org}",
-        "        monthlyLimitUsd: 12.75",
-        "        allowedModels: [openai/gpt-4o-mini]",
-    ])
+    assert_edit(
+        before,
+        stack.read_text(),
+        [],
+        [
+            "      - id: new-person",
+            "        email: new.person@x.example",
+            f"        org: {case.other_org}",
+            "        monthlyLimitUsd: 12.75",
+            "        allowedModels: [openai/gpt-4o-mini]",
+        ],
+    )
     user = assert_valid(stack).tenants.users[-1]
     assert (user.id, user.org, user.monthlyLimitUsd, user.keys) == (
-        "new-person", case.other_org, Decimal("12.75"), [])
+        "new-person",
+        case.other_org,
+        Decimal("12.75"),
+        [],
+    )
 
 
 def test_users_set_changes_only_the_named_fields(case: Case, stack: Path):
     """`users set` rewrites the lines of the fields it was given, nothing else."""
     before = stack.read_text()
-    ok(provision("users", "set", "--stack", stack, "--user", case.user, "--limit", "60",
-                 "--email", "renamed@x.example"))
+    ok(
+        provision(
+            "users",
+            "set",
+            "--stack",
+            stack,
+            "--user",
+            case.user,
+            "--limit",
+            "60",
+            "--email",
+            "renamed@x.example",
+        )
+    )
     assert_edit(
-        before, stack.read_text(),
+        before,
+        stack.read_text(),
         [f"        email: {case.user_email}", f"        monthlyLimitUsd: {case.user_limit}"],
         ["        email: renamed@x.example", "        monthlyLimitUsd: 60"],
     )
@@ -295,8 +387,12 @@ def imported_lines(case: Case) -> list[str]:
     lines = []
     with (FIXTURES / f"users-{case.name}.csv").open(newline="") as handle:
         for user_id, row in zip(case.imported, csv.DictReader(handle), strict=True):
-            lines += [f"      - id: {user_id}", f"        email: {row['email']}",
-                      f"        org: {row['org']}", f"        monthlyLimitUsd: {row['limit']}"]
+            lines += [
+                f"      - id: {user_id}",
+                f"        email: {row['email']}",
+                f"        org: {row['org']}",
+                f"        monthlyLimitUsd: {row['limit']}",
+            ]
             models = [m for m in re.split(r"[;,]", row["models"]) if m]
             if models:
                 lines.append(f"        allowedModels: [{', '.join(models)}]")
@@ -306,8 +402,11 @@ def imported_lines(case: Case) -> list[str]:
 def test_users_import_dry_run_prints_the_diff_and_writes_nothing(case: Case, stack: Path):
     """`users import --dry-run` shows the users and KV records it would add, and writes nothing."""
     before = stack.read_bytes()
-    out = ok(provision("users", "import", FIXTURES / f"users-{case.name}.csv", "--stack", stack,
-                       "--dry-run"))
+    out = ok(
+        provision(
+            "users", "import", FIXTURES / f"users-{case.name}.csv", "--stack", stack, "--dry-run"
+        )
+    )
     assert stack.read_bytes() == before
     first = case.imported[0]
     assert f"+ user {first} <{first}@" in out
@@ -334,10 +433,14 @@ def test_users_import_appends_every_row(case: Case, stack: Path):
     ("rows", "message"),
     [
         ("email,org\nx@y.example,{org}\n", "missing column(s) limit (expected: email, org, limit"),
-        ("email,org,limit\nx@y.example,{org},5\nz@y.example,nowhere,5\n",
-         "unknown organization 'nowhere'"),
-        ("email,org,limit,id\nx@y.example,{org},5,newbie\nz@y.example,{org},5,newbie\n",
-         "users.csv:3: {path}: user 'newbie' already exists"),
+        (
+            "email,org,limit\nx@y.example,{org},5\nz@y.example,nowhere,5\n",
+            "unknown organization 'nowhere'",
+        ),
+        (
+            "email,org,limit,id\nx@y.example,{org},5,newbie\nz@y.example,{org},5,newbie\n",
+            "users.csv:3: {path}: user 'newbie' already exists",
+        ),
         ("email,org,limit\nx@y.example,{org},lots\n", "users.csv:2: --limit must be a number"),
     ],
     ids=["missing-column", "unknown-org", "duplicate-id", "bad-limit"],
@@ -359,17 +462,30 @@ def test_users_import_refuses_a_bad_csv_and_writes_nothing(
 
 
 def new_key_lines(user: str, name: str, plain: str, expires: str | None = None) -> list:
-    lines = [re.compile(rf"          - id: key_{user}_[0-9a-f]{{8}}"), f"            name: {name}",
-             f"            sha256: {hash_key(plain)}",
-             re.compile(r"            created: \d{4}-\d\d-\d\d")]
+    lines = [
+        re.compile(rf"          - id: key_{user}_[0-9a-f]{{8}}"),
+        f"            name: {name}",
+        f"            sha256: {hash_key(plain)}",
+        re.compile(r"            created: \d{4}-\d\d-\d\d"),
+    ]
     return lines + ([f"            expires: {expires}"] if expires else [])
 
 
 def test_keys_create_prints_the_key_once_and_stores_only_its_hash(case: Case, stack: Path):
     """`keys create` shows the plain key exactly once; the file gets id, name, hash, dates only."""
     before = stack.read_text()
-    result = provision("keys", "create", "--stack", stack, "--user", case.user, "--name",
-                       "build bot", "--expires", "2027-03-01")
+    result = provision(
+        "keys",
+        "create",
+        "--stack",
+        stack,
+        "--user",
+        case.user,
+        "--name",
+        "build bot",
+        "--expires",
+        "2027-03-01",
+    )
     out = ok(result)
     printed = PLAIN_KEY.findall(out + result.stderr)
     assert len(printed) == 1, out
@@ -384,14 +500,29 @@ def test_keys_create_prints_the_key_once_and_stores_only_its_hash(case: Case, st
     key = user_of(assert_valid(stack), case.user).keys[-1]
     assert re.search(rf"Created key {key.id} for user {case.user}", out)
     assert (key.name, key.sha256, key.expires, key.status) == (
-        "build bot", hash_key(plain), dt.date(2027, 3, 1), "active")
+        "build bot",
+        hash_key(plain),
+        dt.date(2027, 3, 1),
+        "active",
+    )
     assert key.created in today_window()
 
 
 def test_keys_create_json_gives_the_key_once_with_its_hash(case: Case, stack: Path):
     """`keys create --json` prints one JSON object holding the key once, its hash and expiry."""
-    out = ok(provision("keys", "create", "--stack", stack, "--user", case.user, "--json",
-                       "--expires", "2027-01-31T18:00:00+01:00"))
+    out = ok(
+        provision(
+            "keys",
+            "create",
+            "--stack",
+            stack,
+            "--user",
+            case.user,
+            "--json",
+            "--expires",
+            "2027-01-31T18:00:00+01:00",
+        )
+    )
     body = json.loads(out)
     plain = body["key"]
     assert KEY_PATTERN.fullmatch(plain) and out.count(plain) == 1
@@ -426,8 +557,9 @@ def test_keys_list_never_shows_a_full_hash(case: Case, stack: Path):
     assert {row["name"] for row in mine} == {key_of(config, case.key).name, "fresh"}
 
 
-@pytest.mark.parametrize(("grace", "delta"), [("7d", dt.timedelta(days=7)),
-                                              ("90s", dt.timedelta(seconds=90))])
+@pytest.mark.parametrize(
+    ("grace", "delta"), [("7d", dt.timedelta(days=7)), ("90s", dt.timedelta(seconds=90))]
+)
 def test_keys_rotate_adds_a_key_and_expires_the_old_one_after_the_grace(
     case: Case, stack: Path, grace: str, delta: dt.timedelta
 ):
@@ -444,8 +576,15 @@ def test_keys_rotate_adds_a_key_and_expires_the_old_one_after_the_grace(
     assert plain not in after
 
     old_name = key_of(load_stack_file(case.source), case.key).name
-    assert_edit(before, after, [], [re.compile(rf"            expires: {TIMESTAMP}"),
-                                    *new_key_lines(case.user, f"{old_name} (rotated)", plain)])
+    assert_edit(
+        before,
+        after,
+        [],
+        [
+            re.compile(rf"            expires: {TIMESTAMP}"),
+            *new_key_lines(case.user, f"{old_name} (rotated)", plain),
+        ],
+    )
     config = assert_valid(stack)
     old = key_of(config, case.key)
     expires = dt.datetime.fromtimestamp(old.expires_at(), dt.UTC)
@@ -458,8 +597,9 @@ def test_keys_rotate_adds_a_key_and_expires_the_old_one_after_the_grace(
 
 def test_keys_rotate_json_names_both_keys(case: Case, stack: Path):
     """`keys rotate --json` gives the new key once, what it replaces, and the old key's expiry."""
-    out = ok(provision("keys", "rotate", "--stack", stack, "--key", case.key, "--grace", "12h",
-                       "--json"))
+    out = ok(
+        provision("keys", "rotate", "--stack", stack, "--key", case.key, "--grace", "12h", "--json")
+    )
     body = json.loads(out)
     assert out.count(body["key"]) == 1 and body["replaces"] == case.key
     config = assert_valid(stack)
@@ -473,8 +613,9 @@ def test_keys_rotate_never_extends_an_earlier_expiry(tmp_path: Path):
     example = tmp_path / "Pulumi.example.yaml"
     shutil.copyfile(STACKS / "Pulumi.example.yaml", example)
     before = example.read_text()
-    out = ok(provision("keys", "rotate", "--stack", example, "--key", "key_ben_ci",
-                       "--grace", "400d"))
+    out = ok(
+        provision("keys", "rotate", "--stack", example, "--key", "key_ben_ci", "--grace", "400d")
+    )
     plain = PLAIN_KEY.findall(out)[0]
     added = new_key_lines("ben", "CI pipeline (rotated)", plain)
     assert_edit(before, example.read_text(), [], added)
@@ -482,8 +623,21 @@ def test_keys_rotate_never_extends_an_earlier_expiry(tmp_path: Path):
 
     e2e = tmp_path / "Pulumi.e2e.yaml"
     shutil.copyfile(FIXTURES / "Pulumi.e2e.yaml", e2e)
-    body = json.loads(ok(provision("keys", "rotate", "--stack", e2e, "--key", "key_old_expired",
-                                   "--grace", "7d", "--json")))
+    body = json.loads(
+        ok(
+            provision(
+                "keys",
+                "rotate",
+                "--stack",
+                e2e,
+                "--key",
+                "key_old_expired",
+                "--grace",
+                "7d",
+                "--json",
+            )
+        )
+    )
     old = key_of(load_stack_file(e2e), "key_old_expired")
     assert old.expires == dt.date(2026, 2, 1)
     assert dt.datetime.fromisoformat(body["oldKeyExpires"]).timestamp() == old.expires_at()
@@ -515,55 +669,124 @@ def test_rotating_a_revoked_key_is_refused(case: Case, stack: Path):
 # ---------------------------------------------------------------------------- refused edits
 
 REFUSED = [
-    (["users", "add", "--email", "x@y.example", "--org", "nonexistent", "--limit", "5"],
-     "tenants.users[{n}].org: unknown organization 'nonexistent' (declared: "),
-    (["users", "set", "--user", "{user}", "--org", "nonexistent"],
-     "tenants.users[{i}].org: unknown organization 'nonexistent'"),
-    (["users", "set", "--user", "{user}", "--limit", "-5"],
-     "tenants.users[{i}].monthlyLimitUsd: Input should be greater than or equal to 0"),
-    (["users", "set", "--user", "{user}", "--limit", "0.1234567"],
-     "tenants.users[{i}].monthlyLimitUsd: Decimal input should have no more than 6 decimal places"),
-    (["users", "set", "--user", "{user}", "--limit", "NaN"],
-     "--limit must be a number of US dollars (got 'NaN')"),
-    (["users", "set", "--user", "{user}", "--models", "openai/gpt-9"],
-     "tenants.users[{i}].allowedModels[0]: 'openai/gpt-9' is not in routing.models"),
+    (
+        ["users", "add", "--email", "x@y.example", "--org", "nonexistent", "--limit", "5"],
+        "tenants.users[{n}].org: unknown organization 'nonexistent' (declared: ",
+    ),
+    (
+        ["users", "set", "--user", "{user}", "--org", "nonexistent"],
+        "tenants.users[{i}].org: unknown organization 'nonexistent'",
+    ),
+    (
+        ["users", "set", "--user", "{user}", "--limit", "-5"],
+        "tenants.users[{i}].monthlyLimitUsd: Input should be greater than or equal to 0",
+    ),
+    (
+        ["users", "set", "--user", "{user}", "--limit", "0.1234567"],
+        "tenants.users[{i}].monthlyLimitUsd: Decimal input should have no more than 6 decimal places",
+    ),
+    (
+        ["users", "set", "--user", "{user}", "--limit", "NaN"],
+        "--limit must be a number of US dollars (got 'NaN')",
+    ),
+    (
+        ["users", "set", "--user", "{user}", "--models", "openai/gpt-9"],
+        "tenants.users[{i}].allowedModels[0]: 'openai/gpt-9' is not in routing.models",
+    ),
     (["users", "set", "--user", "nobody", "--limit", "5"], "{path}: no user 'nobody' (declared: "),
     (["users", "set", "--user", "{user}"], "nothing to change: pass at least one field option"),
-    (["users", "add", "--email", "x@y.example", "--org", "{org}", "--limit", "5", "--id", "{user}"],
-     "{path}: user '{user}' already exists"),
-    (["users", "add", "--email", "x@y.example", "--org", "{org}", "--limit", "5", "--id", "Bad Id"],
-     "tenants.users[{n}].id: 'Bad Id' does not match"),
+    (
+        [
+            "users",
+            "add",
+            "--email",
+            "x@y.example",
+            "--org",
+            "{org}",
+            "--limit",
+            "5",
+            "--id",
+            "{user}",
+        ],
+        "{path}: user '{user}' already exists",
+    ),
+    (
+        [
+            "users",
+            "add",
+            "--email",
+            "x@y.example",
+            "--org",
+            "{org}",
+            "--limit",
+            "5",
+            "--id",
+            "Bad Id",
+        ],
+        "tenants.users[{n}].id: 'Bad Id' does not match",
+    ),
     (["users", "remove", "--user", "nobody"], "{path}: no user 'nobody'"),
-    (["orgs", "add", "--id", "{org}", "--name", "Again", "--budget", "1"],
-     "{path}: organization '{org}' already exists"),
-    (["orgs", "add", "--name", "Money Co", "--budget", "lots"],
-     "--budget must be a number of US dollars (got 'lots')"),
-    (["orgs", "add", "--name", "Picky", "--budget", "5", "--models", "openai/gpt-4o-mini",
-      "--default-model", "openai/gpt-4o"],
-     "defaultModel: 'openai/gpt-4o' is not among the models this organization may use"),
-    (["orgs", "set", "--org", "{org}", "--budget", "-1"],
-     "monthlyBudgetUsd: Input should be greater than or equal to 0"),
+    (
+        ["orgs", "add", "--id", "{org}", "--name", "Again", "--budget", "1"],
+        "{path}: organization '{org}' already exists",
+    ),
+    (
+        ["orgs", "add", "--name", "Money Co", "--budget", "lots"],
+        "--budget must be a number of US dollars (got 'lots')",
+    ),
+    (
+        [
+            "orgs",
+            "add",
+            "--name",
+            "Picky",
+            "--budget",
+            "5",
+            "--models",
+            "openai/gpt-4o-mini",
+            "--default-model",
+            "openai/gpt-4o",
+        ],
+        "defaultModel: 'openai/gpt-4o' is not among the models this organization may use",
+    ),
+    (
+        ["orgs", "set", "--org", "{org}", "--budget", "-1"],
+        "monthlyBudgetUsd: Input should be greater than or equal to 0",
+    ),
     (["orgs", "set", "--org", "nobody", "--budget", "1"], "{path}: no organization 'nobody'"),
     (["keys", "create", "--user", "nobody"], "{path}: no user 'nobody'"),
-    (["keys", "create", "--user", "{user}", "--expires", "next tuesday"],
-     "--expires must be a date (2027-01-31) or ISO datetime (got 'next tuesday')"),
-    (["keys", "rotate", "--key", "{key}", "--grace", "7w"],
-     "--grace must look like 7d, 12h, 30m or 45s (got '7w')"),
+    (
+        ["keys", "create", "--user", "{user}", "--expires", "next tuesday"],
+        "--expires must be a date (2027-01-31) or ISO datetime (got 'next tuesday')",
+    ),
+    (
+        ["keys", "rotate", "--key", "{key}", "--grace", "7w"],
+        "--grace must look like 7d, 12h, 30m or 45s (got '7w')",
+    ),
     (["keys", "rotate", "--key", "key_nobody"], "{path}: no key 'key_nobody'"),
     (["keys", "revoke", "--key", "key_nobody"], "{path}: no key 'key_nobody'"),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), REFUSED, ids=[" ".join(a[:2]) + f"-{n}"
-                                                            for n, (a, _) in enumerate(REFUSED)])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    REFUSED,
+    ids=[" ".join(a[:2]) + f"-{n}" for n, (a, _) in enumerate(REFUSED)],
+)
 def test_refused_edit_exits_1_with_a_precise_message_and_leaves_the_file_alone(
     case: Case, stack: Path, args: list[str], message: str
 ):
     """An edit that cannot be made, or would make the stack invalid, exits 1 and writes nothing."""
     before = stack.read_bytes()
     mtime = stack.stat().st_mtime_ns
-    fill = {"user": case.user, "org": case.org, "key": case.key, "path": stack,
-            "i": case.user_index, "n": len(load_stack_file(stack).tenants.users)}
+    fill = {
+        "user": case.user,
+        "org": case.org,
+        "key": case.key,
+        "path": stack,
+        "i": case.user_index,
+        "n": len(load_stack_file(stack).tenants.users),
+    }
     command = [part.format(**fill) for part in args]
     result = provision(*command[:2], "--stack", stack, *command[2:])
     assert result.returncode == 1, result.stdout
@@ -594,8 +817,10 @@ def test_check_passes_the_real_stacks():
     for name in ("dev", "example"):
         tenants = load_stack_file(STACKS / f"Pulumi.{name}.yaml").tenants
         keys = sum(len(u.keys) for u in tenants.users)
-        assert (f"stacks/Pulumi.{name}.yaml: ok ({len(tenants.organizations)} organizations, "
-                f"{len(tenants.users)} users, {keys} keys)") in out
+        assert (
+            f"stacks/Pulumi.{name}.yaml: ok ({len(tenants.organizations)} organizations, "
+            f"{len(tenants.users)} users, {keys} keys)"
+        ) in out
     assert "error" not in out
     for name in ("dev", "example"):
         ok(provision("check", "--stack", name))
@@ -604,8 +829,10 @@ def test_check_passes_the_real_stacks():
 def test_check_prints_a_real_stacks_warning_and_fails_on_it_only_when_strict():
     """A warning (a model priced by pricing.default) is printed with its path; --strict fails."""
     out = ok(provision("check", "--stack", "example"))
-    warning = ("  warning: routing.models[4]: workers-ai/@cf/meta/llama-3.1-8b-instruct has no "
-               "price of its own; it is charged at pricing.default")
+    warning = (
+        "  warning: routing.models[4]: workers-ai/@cf/meta/llama-3.1-8b-instruct has no "
+        "price of its own; it is charged at pricing.default"
+    )
     assert warning in out.splitlines()
     strict = provision("check", "--stack", "example", "--strict")
     assert strict.returncode == 1 and warning in strict.stdout.splitlines()
@@ -619,14 +846,20 @@ def test_check_lists_every_schema_problem_with_its_path(tmp_path: Path):
     """A copy with six mistakes gets six errors, each with the path and what was expected."""
     stack = tmp_path / "Pulumi.broken.yaml"
     shutil.copyfile(STACKS / "Pulumi.dev.yaml", stack)
-    edit_text(stack, "        monthlyLimitUsd: 100\n",
-              "        monthlyLimitUsd: 100\n        nickname: al\n")
+    edit_text(
+        stack,
+        "        monthlyLimitUsd: 100\n",
+        "        monthlyLimitUsd: 100\n        nickname: al\n",
+    )
     edit_text(stack, "monthlyBudgetUsd: 50\n", "monthlyBudgetUsd: lots\n")
     edit_text(stack, "monthlyLimitUsd: 25\n", "monthlyLimitUsd: -5\n")
     edit_text(stack, "573f6ee6a9bf930e09ac729ef8bdb06691eca746073aeadf2fc9070c225200da", "NOTAHASH")
     edit_text(stack, "collectLogs: true", "collectLogs: sometimes")
-    edit_text(stack, "        monthlyLimitUsd: 10\n",
-              "        monthlyLimitUsd: 10\n        status: paused\n")
+    edit_text(
+        stack,
+        "        monthlyLimitUsd: 10\n",
+        "        monthlyLimitUsd: 10\n        status: paused\n",
+    )
     result = provision("check", "--stack", stack)
     assert result.returncode == 1
     assert result.stdout.splitlines()[0] == f"{stack}: 6 error(s)"
@@ -641,8 +874,9 @@ def test_check_lists_every_schema_problem_with_its_path(tmp_path: Path):
     errors = problem_lines(result.stdout, "error")
     assert len(errors) == len(expected), errors
     for path, message in expected.items():
-        assert any(line.startswith(f"  error: {path}: ") and message in line
-                   for line in errors), path
+        assert any(line.startswith(f"  error: {path}: ") and message in line for line in errors), (
+            path
+        )
 
 
 def test_check_lists_every_reference_problem_with_its_path(tmp_path: Path):
@@ -653,22 +887,28 @@ def test_check_lists_every_reference_problem_with_its_path(tmp_path: Path):
     edit_text(stack, "- id: bob\n", "- id: alice\n")
     edit_text(stack, "id: key_carol_dev\n", "id: key_alice_laptop\n")
     edit_text(stack, "- id: test-org\n", "- id: demo-corp\n")
-    edit_text(stack, "1876257fd7c12e94405b6d740bd03bf96ede8def538b9d795cb3c713ce013972",
-              "69b6f6a3ad1d0bd04909988699b9cb6f1c6d882c87fa172b4cc1a9920dcaa4a3")
-    edit_text(stack, "          - anthropic/claude-sonnet-4-5\n        keys:",
-              "          - anthropic/claude-sonnet-4-5\n          - openai/gpt-9\n        keys:")
+    edit_text(
+        stack,
+        "1876257fd7c12e94405b6d740bd03bf96ede8def538b9d795cb3c713ce013972",
+        "69b6f6a3ad1d0bd04909988699b9cb6f1c6d882c87fa172b4cc1a9920dcaa4a3",
+    )
+    edit_text(
+        stack,
+        "          - anthropic/claude-sonnet-4-5\n        keys:",
+        "          - anthropic/claude-sonnet-4-5\n          - openai/gpt-9\n        keys:",
+    )
     result = provision("check", "--stack", stack)
     assert result.returncode == 1
     expected = {
         "tenants.organizations[1].id": "duplicate organization id 'demo-corp' "
-                                       "(first used at tenants.organizations[0])",
+        "(first used at tenants.organizations[0])",
         "tenants.users[1].id": "duplicate user id 'alice' (first used at tenants.users[0])",
         "tenants.users[1].keys[0].sha256": "the same key hash is already used at "
-                                           "tenants.users[0].keys[0]",
+        "tenants.users[0].keys[0]",
         "tenants.users[1].allowedModels[2]": "'openai/gpt-9' is not in routing.models",
         "tenants.users[2].org": "unknown organization 'nowhere' (declared: demo-corp)",
         "tenants.users[2].keys[0].id": "duplicate key id 'key_alice_laptop' "
-                                       "(first used at tenants.users[0].keys[0])",
+        "(first used at tenants.users[0].keys[0])",
     }
     errors = problem_lines(result.stdout, "error")
     assert result.stdout.splitlines()[0] == f"{stack}: {len(expected)} error(s)"
@@ -683,22 +923,32 @@ def test_check_warnings_are_printed_with_paths_and_fail_only_when_strict(tmp_pat
     shutil.copyfile(STACKS / "Pulumi.dev.yaml", stack)
     edit_text(stack, "        monthlyLimitUsd: 10\n", "        monthlyLimitUsd: 60\n")
     soon = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).replace(microsecond=0)
-    edit_text(stack, "            created: 2026-11-01\n      - id: bob",
-              f"            created: 2026-11-01\n            expires: {soon.isoformat()}\n"
-              "      - id: bob")
-    edit_text(stack, "      workers-ai/@cf/meta/llama-3.1-8b-instruct: {inputPerMTok: 0.282, "
-                     "outputPerMTok: 0.827}\n",
-              "    default: {inputPerMTok: 0.30, outputPerMTok: 0.90}\n")
-    ok(provision("orgs", "add", "--stack", stack, "--id", "lonely", "--name", "Lonely",
-                 "--budget", "5"))
+    edit_text(
+        stack,
+        "            created: 2026-11-01\n      - id: bob",
+        f"            created: 2026-11-01\n            expires: {soon.isoformat()}\n"
+        "      - id: bob",
+    )
+    edit_text(
+        stack,
+        "      workers-ai/@cf/meta/llama-3.1-8b-instruct: {inputPerMTok: 0.282, "
+        "outputPerMTok: 0.827}\n",
+        "    default: {inputPerMTok: 0.30, outputPerMTok: 0.90}\n",
+    )
+    ok(
+        provision(
+            "orgs", "add", "--stack", stack, "--id", "lonely", "--name", "Lonely", "--budget", "5"
+        )
+    )
 
     result = provision("check", "--stack", stack)
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines()[0] == (
-        f"{stack}: ok (3 organizations, 3 users, 3 keys), 4 warning(s)")
+        f"{stack}: ok (3 organizations, 3 users, 3 keys), 4 warning(s)"
+    )
     expected = {
         "tenants.users[2].monthlyLimitUsd": "user carol's limit $60 is above the budget $50 of org "
-                                            "test-org",
+        "test-org",
         "tenants.users[0].keys[0].expires": "key key_alice_laptop expires in 2 day(s)",
         "tenants.organizations[2]": "organization lonely has no users",
         "routing.models[4]": "workers-ai/@cf/meta/llama-3.1-8b-instruct has no price of its own",
@@ -739,15 +989,27 @@ def test_every_stack_file_references_the_schema_on_its_first_line(path: Path):
 @pytest.mark.parametrize(
     ("old", "new", "where"),
     [
-        ("        monthlyLimitUsd: 100\n", "        monthlyLimitUsd: 100\n        nickname: al\n",
-         ["config", "llm-gateway:tenants", "users", 0]),
-        ("collectLogs: true", "collectLogs: sometimes", ["config", "llm-gateway:aiGateway",
-                                                          "collectLogs"]),
+        (
+            "        monthlyLimitUsd: 100\n",
+            "        monthlyLimitUsd: 100\n        nickname: al\n",
+            ["config", "llm-gateway:tenants", "users", 0],
+        ),
+        (
+            "collectLogs: true",
+            "collectLogs: sometimes",
+            ["config", "llm-gateway:aiGateway", "collectLogs"],
+        ),
         ("cacheTtl: 0", "cacheTtl: [0]", ["config", "llm-gateway:aiGateway", "cacheTtl"]),
-        ("  llm-gateway:allowDemoKeys: true\n", "  llm-gateway:allowDemoKeys: true\n"
-         "  llm-gateway:colour: blue\n", ["config"]),
-        ("        monthlyLimitUsd: 25\n", "        monthlyLimitUsd: -5\n",
-         ["config", "llm-gateway:tenants", "users", 1, "monthlyLimitUsd"]),
+        (
+            "  llm-gateway:allowDemoKeys: true\n",
+            "  llm-gateway:allowDemoKeys: true\n  llm-gateway:colour: blue\n",
+            ["config"],
+        ),
+        (
+            "        monthlyLimitUsd: 25\n",
+            "        monthlyLimitUsd: -5\n",
+            ["config", "llm-gateway:tenants", "users", 1, "monthlyLimitUsd"],
+        ),
     ],
     ids=["unknown-user-field", "string-for-bool", "list-for-int", "unknown-setting", "negative"],
 )
@@ -765,9 +1027,23 @@ def test_schema_refuses_unknown_fields_and_wrong_types(tmp_path: Path, old, new,
 
 def git(repo: Path, *args: str) -> str:
     env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    result = subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.com",
-                             "-c", "commit.gpgsign=false", *args], cwd=repo, env=env,
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -790,12 +1066,29 @@ def test_diff_describes_tenant_changes_and_kv_records(repo_stack: Path):
     stack = repo_stack
     ok(provision("orgs", "set", "--stack", stack, "--org", "acme", "--budget", "2500"))
     ok(provision("users", "set", "--stack", stack, "--user", "ben", "--limit", "75"))
-    ok(provision("users", "add", "--stack", stack, "--email", "fay@acme.example", "--org", "acme",
-                 "--limit", "40"))
+    ok(
+        provision(
+            "users",
+            "add",
+            "--stack",
+            stack,
+            "--email",
+            "fay@acme.example",
+            "--org",
+            "acme",
+            "--limit",
+            "40",
+        )
+    )
     ok(provision("users", "remove", "--stack", stack, "--user", "emil"))
     ok(provision("keys", "revoke", "--stack", stack, "--key", "key_ana_laptop"))
-    created = json.loads(ok(provision("keys", "create", "--stack", stack, "--user", "fay", "--name",
-                                      "laptop", "--json")))
+    created = json.loads(
+        ok(
+            provision(
+                "keys", "create", "--stack", stack, "--user", "fay", "--name", "laptop", "--json"
+            )
+        )
+    )
     ok(provision("keys", "rotate", "--stack", stack, "--key", "key_chen_notebook", "--json"))
     rotated = key_of(load_stack_file(stack), "key_chen_notebook")
 
@@ -815,8 +1108,9 @@ def test_diff_describes_tenant_changes_and_kv_records(repo_stack: Path):
         f"  key key_chen_notebook of user chen: expires never → {rotated.expires.isoformat()}",
     ]:
         assert expected in lines, expected
-    new_chen_key = next(k for k in user_of(load_stack_file(stack), "chen").keys
-                        if k.id != "key_chen_notebook")
+    new_chen_key = next(
+        k for k in user_of(load_stack_file(stack), "chen").keys if k.id != "key_chen_notebook"
+    )
     assert f"  + key {new_chen_key.id} for user chen (research notebook (rotated))" in lines
 
     # KV: acme's budget is in the policy of every acme key; ben's limit in his; fay and chen are
@@ -828,12 +1122,22 @@ def test_diff_describes_tenant_changes_and_kv_records(repo_stack: Path):
     deleted = {line.split()[1] for line in lines if line.startswith("  delete ")}
     config = load_stack_file(stack)
     assert written == {
-        "meta:tenants", "org:acme:config", "user:ben:config", "user:fay:config", "user:chen:config",
-        *(short(k.sha256) for u in config.tenants.users if u.id in {"ana", "ben", "fay", "chen"}
-          for k in u.keys),
+        "meta:tenants",
+        "org:acme:config",
+        "user:ben:config",
+        "user:fay:config",
+        "user:chen:config",
+        *(
+            short(k.sha256)
+            for u in config.tenants.users
+            if u.id in {"ana", "ben", "fay", "chen"}
+            for k in u.keys
+        ),
     }
-    assert deleted == {"user:emil:config", short("f3303cff93dea767ca87f3172d99e7eaa8a23f8bf234b98a7"
-                                                 "aa338b405e82499")}
+    assert deleted == {
+        "user:emil:config",
+        short("f3303cff93dea767ca87f3172d99e7eaa8a23f8bf234b98a7aa338b405e82499"),
+    }
     assert f"KV records: {len(written)} written, 2 deleted" in lines
     assert not [k.sha256 for u in config.tenants.users for k in u.keys if k.sha256 in out]
 
@@ -858,11 +1162,15 @@ def test_diff_markdown_has_headings_bullets_and_a_table(repo_stack: Path):
 def test_diff_of_an_unchanged_or_comment_only_edit_is_no_changes(repo_stack: Path):
     """No edit, or an edit of comments only, is reported as "No changes."."""
     assert ok(provision("diff", "--stack", repo_stack, "--base", "HEAD")).strip() == "No changes."
-    edit_text(repo_stack, "# Tenants: organizations hold budgets",
-              "# Tenants (reviewed): orgs hold budgets")
+    edit_text(
+        repo_stack,
+        "# Tenants: organizations hold budgets",
+        "# Tenants (reviewed): orgs hold budgets",
+    )
     assert ok(provision("diff", "--stack", repo_stack, "--base", "HEAD")).strip() == "No changes."
-    markdown = ok(provision("diff", "--stack", repo_stack, "--base", "HEAD",
-                            "--format", "markdown"))
+    markdown = ok(
+        provision("diff", "--stack", repo_stack, "--base", "HEAD", "--format", "markdown")
+    )
     assert markdown.strip().endswith("No tenant or configuration changes.")
 
 

@@ -46,12 +46,18 @@ def test_pull_requests_check_diff_and_preview_and_main_deploys():
     assert "provision check --stack all" in runs
     assert "provision diff" in runs and "--format markdown" in runs
     assert "gh pr comment" in runs
-    preview = next(step for step in steps if str(step.get("uses", "")).startswith("pulumi/actions@"))
+    preview = next(
+        step for step in steps if str(step.get("uses", "")).startswith("pulumi/actions@")
+    )
     assert preview["with"]["command"] == "preview"
     assert preview["env"]["CLOUDFLARE_API_TOKEN"] == "${{ secrets.CLOUDFLARE_API_TOKEN }}"
 
     deploy = yaml.safe_load((WORKFLOWS / "stack-deploy.yml").read_text())
     assert deploy[True]["push"]["branches"] == ["main"]  # YAML 1.1 reads the `on` key as True
-    up = next(s for s in deploy["jobs"]["deploy"]["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@"))
+    up = next(
+        s
+        for s in deploy["jobs"]["deploy"]["steps"]
+        if str(s.get("uses", "")).startswith("pulumi/actions@")
+    )
     assert up["with"]["command"] == "up"
     assert up["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"

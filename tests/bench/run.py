@@ -37,8 +37,13 @@ def load(url: str, headers: dict[str, str], body: dict, concurrency: int) -> dic
         "concurrency": concurrency,
         "warmup": min(200, requests // 5),
     }
-    out = subprocess.run(["node", str(LOADGEN), json.dumps(spec)], capture_output=True, text=True,
-                         check=True, timeout=600)
+    out = subprocess.run(
+        ["node", str(LOADGEN), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     return json.loads(out.stdout)
 
 
@@ -56,31 +61,45 @@ def latency() -> int:
         worker_url = f"{gateway.openai_base_url}/chat/completions"
         worker_headers = {"content-type": "application/json", "authorization": f"Bearer {user_key}"}
 
-        print(f"Latency added by the Worker — {REQUESTS} requests per run at c=32 (fewer at c=1), "
-              f"dev stack, {os.cpu_count()} cores")
-        header = (f"{'mode':<11}{'conc':>5}  {'direct p50/p99 ms':>18}  {'worker p50/p99 ms':>18}  "
-                  f"{'added p50/p99 ms':>17}  {'ledger p50/p99':>15}  {'direct rps':>10}  "
-                  f"{'worker rps':>10}  {'ratio':>6}")
+        print(
+            f"Latency added by the Worker — {REQUESTS} requests per run at c=32 (fewer at c=1), "
+            f"dev stack, {os.cpu_count()} cores"
+        )
+        header = (
+            f"{'mode':<11}{'conc':>5}  {'direct p50/p99 ms':>18}  {'worker p50/p99 ms':>18}  "
+            f"{'added p50/p99 ms':>17}  {'ledger p50/p99':>15}  {'direct rps':>10}  "
+            f"{'worker rps':>10}  {'ratio':>6}"
+        )
         print(header)
         print("-" * len(header))
         for stream in (False, True):
-            body = {"model": "openai/gpt-4o-mini", "stream": stream,
-                    "messages": [{"role": "user", "content": "benchmark emulate:tokens=16"}]}
+            body = {
+                "model": "openai/gpt-4o-mini",
+                "stream": stream,
+                "messages": [{"role": "user", "content": "benchmark emulate:tokens=16"}],
+            }
             worker_body = {**body, "model": "gpt-4o-mini"}
             for concurrency in CONCURRENCY:
                 direct = load(direct_url, direct_headers, body, concurrency)
                 via = load(worker_url, worker_headers, worker_body, concurrency)
                 if direct["errors"] or via["errors"]:
-                    print(f"errors: direct {direct['errors']}, worker {via['errors']}", file=sys.stderr)
+                    print(
+                        f"errors: direct {direct['errors']}, worker {via['errors']}",
+                        file=sys.stderr,
+                    )
                     return 1
                 mode = "streaming" if stream else "non-stream"
-                print(f"{mode:<11}{concurrency:>5}  {direct['p50']:>8.2f} /{direct['p99']:>7.2f}  "
-                      f"{via['p50']:>8.2f} /{via['p99']:>7.2f}  "
-                      f"{via['p50'] - direct['p50']:>7.2f} /{via['p99'] - direct['p99']:>7.2f}  "
-                      f"{via['ledgerP50']:>6.2f} /{via['ledgerP99']:>6.2f}  "
-                      f"{direct['rps']:>10.0f}  {via['rps']:>10.0f}  {via['rps'] / direct['rps']:>6.2f}")
-        print("ledger = time of the one admission call to the org's UsageLedger (server-timing);"
-              " settlement runs after the response.")
+                print(
+                    f"{mode:<11}{concurrency:>5}  {direct['p50']:>8.2f} /{direct['p99']:>7.2f}  "
+                    f"{via['p50']:>8.2f} /{via['p99']:>7.2f}  "
+                    f"{via['p50'] - direct['p50']:>7.2f} /{via['p99'] - direct['p99']:>7.2f}  "
+                    f"{via['ledgerP50']:>6.2f} /{via['ledgerP99']:>6.2f}  "
+                    f"{direct['rps']:>10.0f}  {via['rps']:>10.0f}  {via['rps'] / direct['rps']:>6.2f}"
+                )
+        print(
+            "ledger = time of the one admission call to the org's UsageLedger (server-timing);"
+            " settlement runs after the response."
+        )
     return 0
 
 
@@ -103,23 +122,35 @@ def exactness() -> int:
         hooks = WorkerTestHooks(gateway.worker_url)
         url = f"{gateway.openai_base_url}/chat/completions"
         text = "bench exactness emulate:tokens=20"
-        statuses = asyncio.run(burst(url, "key_loady_main", 200, {"messages": [{"role": "user", "content": text}]}))
+        statuses = asyncio.run(
+            burst(url, "key_loady_main", 200, {"messages": [{"role": "user", "content": text}]})
+        )
         usage = settled(hooks, "loadorg", 200)
         expected = 200 * cost(prompt(text), 20)
         print("\nLedger exactness under concurrency (e2e stack)")
-        print(f"  200 concurrent requests, one user: {statuses.count(200)} served, "
-              f"{usage['org']['requests']} recorded; cost recorded {usage['org']['usedMicros']} µUSD, "
-              f"sent {expected} µUSD -> {'EXACT' if usage['org']['usedMicros'] == expected else 'MISMATCH'}")
+        print(
+            f"  200 concurrent requests, one user: {statuses.count(200)} served, "
+            f"{usage['org']['requests']} recorded; cost recorded {usage['org']['usedMicros']} µUSD, "
+            f"sent {expected} µUSD -> {'EXACT' if usage['org']['usedMicros'] == expected else 'MISMATCH'}"
+        )
 
         text = "bench squeeze emulate:tokens=30"
-        statuses = asyncio.run(burst(url, "key_cappy_main", 200,
-                                     {"max_tokens": 40, "messages": [{"role": "user", "content": text}]}))
+        statuses = asyncio.run(
+            burst(
+                url,
+                "key_cappy_main",
+                200,
+                {"max_tokens": 40, "messages": [{"role": "user", "content": text}]},
+            )
+        )
         served = statuses.count(200)
         usage = settled(hooks, "capped", served)
         budget = 2_000
-        print(f"  budget $0.002000 (2000 µUSD), 200 concurrent requests: {served} served, "
-              f"{statuses.count(429)} refused (429); recorded {usage['org']['usedMicros']} µUSD "
-              f"-> {'within budget' if usage['org']['usedMicros'] <= budget else 'OVER BUDGET'}")
+        print(
+            f"  budget $0.002000 (2000 µUSD), 200 concurrent requests: {served} served, "
+            f"{statuses.count(429)} refused (429); recorded {usage['org']['usedMicros']} µUSD "
+            f"-> {'within budget' if usage['org']['usedMicros'] <= budget else 'OVER BUDGET'}"
+        )
         hooks.close()
         ok = usage["org"]["usedMicros"] <= budget
     return 0 if ok else 1
