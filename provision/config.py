@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -242,8 +243,10 @@ def parse_settings(settings: dict[str, Any], source: str) -> StackConfig:
         config = StackConfig.model_validate(public)
     except ValidationError as exc:
         problems.extend(_translate(exc, source))
+        # Keep going over the parts that are well-typed, so one run lists every problem.
+        problems.extend(_check_references(_salvage(public), source))
         raise ConfigError(problems) from None
-    problems.extend(_check_references(config, source))
+    problems.extend(_check_references(_View.of(config), source))
     if problems:
         raise ConfigError(problems)
     return config
@@ -330,39 +333,95 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
 # ------------------------------------------------------------------ cross-references
 
 
-def _check_references(config: StackConfig, source: str) -> list[Problem]:
+@dataclass
+class _View:
+    """What the cross-reference checks look at; parts that failed type checks are left out."""
+
+    routing: Routing | None
+    pricing: Pricing
+    orgs: list[tuple[int, Organization]]
+    users: list[tuple[int, User]]
+    allow_demo_keys: bool
+    has_url: bool | None  # None: unknown, because those fields did not validate
+    invalid_org_ids: frozenset[str] = frozenset()  # declared, but failed their own checks
+
+    @classmethod
+    def of(cls, config: StackConfig) -> _View:
+        return cls(
+            routing=config.routing,
+            pricing=config.pricing,
+            orgs=list(enumerate(config.tenants.organizations)),
+            users=list(enumerate(config.tenants.users)),
+            allow_demo_keys=config.allowDemoKeys,
+            has_url=config.customDomain is not None or config.workersDevSubdomain is not None,
+        )
+
+
+def _valid(model: type[BaseModel], value: Any) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _items(model: type[BaseModel], values: Any) -> list[tuple[int, Any]]:
+    if not isinstance(values, list):
+        return []
+    return [(i, item) for i, raw in enumerate(values) if (item := _valid(model, raw)) is not None]
+
+
+def _salvage(public: dict[str, Any]) -> _View:
+    tenants = public.get("tenants") if isinstance(public.get("tenants"), dict) else {}
+    return _View(
+        routing=_valid(Routing, public.get("routing")),
+        pricing=_valid(Pricing, public.get("pricing", {})) or Pricing(),
+        orgs=_items(Organization, tenants.get("organizations")),
+        users=_items(User, tenants.get("users")),
+        allow_demo_keys=public.get("allowDemoKeys") is True,
+        has_url=None,
+        invalid_org_ids=frozenset(
+            str(raw.get("id"))
+            for raw in (tenants.get("organizations") or [])
+            if isinstance(raw, dict) and _valid(Organization, raw) is None
+        ),
+    )
+
+
+def _check_references(view: _View, source: str) -> list[Problem]:
     problems: list[Problem] = []
 
     def add(path: str, message: str) -> None:
         problems.append(Problem(source, path, message))
 
-    if config.customDomain is None and config.workersDevSubdomain is None:
+    if view.has_url is False:
         add(
             "workersDevSubdomain",
             "set the account's workers.dev subdomain or a customDomain, so the Worker has a URL",
         )
-    catalog = set(config.routing.models)
-    if config.routing.defaultModel not in catalog:
-        add("routing.defaultModel", f"'{config.routing.defaultModel}' is not in routing.models")
-    for alias, target in config.routing.aliases.items():
-        if target not in catalog:
-            add(f"routing.aliases.{alias}", f"'{target}' is not in routing.models")
-        if alias in catalog:
-            add(f"routing.aliases.{alias}", "an alias must not shadow a model id")
-
-    for i, model in enumerate(config.routing.models):
-        if model not in config.pricing.models and config.pricing.default is None:
-            add(
-                f"routing.models[{i}]",
-                f"'{model}' has no price in pricing.models "
-                "(price it, or set pricing.default to charge unpriced models explicitly)",
-            )
-    for model in config.pricing.models:
-        if model not in catalog:
-            add(f"pricing.models.{model}", f"'{model}' is not in routing.models")
+    catalog: set[str] | None = None
+    if view.routing is not None:
+        routing = view.routing
+        catalog = set(routing.models)
+        if routing.defaultModel not in catalog:
+            add("routing.defaultModel", f"'{routing.defaultModel}' is not in routing.models")
+        for alias, target in routing.aliases.items():
+            if target not in catalog:
+                add(f"routing.aliases.{alias}", f"'{target}' is not in routing.models")
+            if alias in catalog:
+                add(f"routing.aliases.{alias}", "an alias must not shadow a model id")
+        for i, model in enumerate(routing.models):
+            if model not in view.pricing.models and view.pricing.default is None:
+                add(
+                    f"routing.models[{i}]",
+                    f"'{model}' has no price in pricing.models "
+                    "(price it, or set pricing.default to charge unpriced models explicitly)",
+                )
+        for model in view.pricing.models:
+            if model not in catalog:
+                add(f"pricing.models.{model}", f"'{model}' is not in routing.models")
 
     org_ids: dict[str, int] = {}
-    for i, org in enumerate(config.tenants.organizations):
+    for i, org in view.orgs:
         if org.id in org_ids:
             add(
                 f"tenants.organizations[{i}].id",
@@ -372,12 +431,13 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
         org_ids.setdefault(org.id, i)
         _check_models(org.allowedModels, catalog, f"tenants.organizations[{i}].allowedModels", add)
         for model in org.priceOverrides:
-            if model not in catalog:
+            if catalog is not None and model not in catalog:
                 add(
                     f"tenants.organizations[{i}].priceOverrides.{model}",
                     f"'{model}' is not in routing.models",
                 )
-        if org.defaultModel and org.defaultModel not in (org.allowedModels or catalog):
+        allowed = set(org.allowedModels) if org.allowedModels is not None else catalog
+        if org.defaultModel and allowed is not None and org.defaultModel not in allowed:
             add(
                 f"tenants.organizations[{i}].defaultModel",
                 f"'{org.defaultModel}' is not among the models this organization may use",
@@ -386,7 +446,7 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
     user_ids: dict[str, int] = {}
     key_ids: dict[str, str] = {}
     hashes: dict[str, str] = {}
-    for i, user in enumerate(config.tenants.users):
+    for i, user in view.users:
         where = f"tenants.users[{i}]"
         if user.id in user_ids:
             add(
@@ -394,7 +454,7 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
                 f"duplicate user id '{user.id}' (first used at tenants.users[{user_ids[user.id]}])",
             )
         user_ids.setdefault(user.id, i)
-        if user.org not in org_ids:
+        if user.org not in org_ids and user.org not in view.invalid_org_ids:
             known = ", ".join(sorted(org_ids)) or "none declared"
             add(f"{where}.org", f"unknown organization '{user.org}' (declared: {known})")
         _check_models(user.allowedModels, catalog, f"{where}.allowedModels", add)
@@ -412,7 +472,7 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
                     f"the same key hash is already used at {hashes[key.sha256]}",
                 )
             hashes.setdefault(key.sha256, key_where)
-            if not config.allowDemoKeys and is_demo_hash(key.id, key.sha256):
+            if not view.allow_demo_keys and is_demo_hash(key.id, key.sha256):
                 add(
                     f"{key_where}.sha256",
                     "this is a public demo key (anyone can derive it); "
@@ -421,7 +481,7 @@ def _check_references(config: StackConfig, source: str) -> list[Problem]:
     return problems
 
 
-def _check_models(models: list[str] | None, catalog: set[str], path: str, add) -> None:
+def _check_models(models: list[str] | None, catalog: set[str] | None, path: str, add) -> None:
     for k, model in enumerate(models or []):
-        if model not in catalog:
+        if catalog is not None and model not in catalog:
             add(f"{path}[{k}]", f"'{model}' is not in routing.models")

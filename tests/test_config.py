@@ -443,6 +443,22 @@ def test_several_reference_mistakes_are_reported_together(tmp_path: Path) -> Non
     }
 
 
+def test_type_and_reference_mistakes_are_reported_together(tmp_path: Path) -> None:
+    """A file with both kinds of mistakes lists all of them in one run, not the first kind only."""
+
+    def mutate(s: dict[str, Any]) -> None:
+        users(s)[1]["monthlyLimitUsd"] = "lots"  # a type mistake...
+        users(s)[0]["org"] = "nope"  # ...and reference mistakes in well-typed entries
+        s["routing"]["defaultModel"] = "openai/o9"
+
+    _, error = errors_for(tmp_path, mutate)
+    assert set(by_path(error)) == {
+        "tenants.users[1].monthlyLimitUsd",
+        "tenants.users[0].org",
+        "routing.defaultModel",
+    }
+
+
 # ---------------------------------------------------------------------- file handling
 
 
