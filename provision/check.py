@@ -45,12 +45,11 @@ def warnings_for(config: StackConfig, source: str, now: dt.datetime) -> list[Pro
                     )
                 )
             elif moment - now <= EXPIRY_WARNING:
-                days = (moment - now).days
                 found.append(
                     Problem(
                         source,
                         path,
-                        f"key {key.id} expires in {days} day(s), on {moment.isoformat()}",
+                        f"key {key.id} expires in {_duration(moment - now)}, on {moment.isoformat()}",
                     )
                 )
     for i, org in enumerate(config.tenants.organizations):
@@ -70,6 +69,12 @@ def warnings_for(config: StackConfig, source: str, now: dt.datetime) -> list[Pro
                 )
             )
     return found
+
+
+def _duration(left: dt.timedelta) -> str:
+    if left >= dt.timedelta(days=1):
+        return f"{left.days} day(s)"
+    return f"{max(1, int(left.total_seconds() // 3600))} hour(s)"
 
 
 def check_file(

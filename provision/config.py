@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
 from provision.errors import ConfigError, Problem
 from provision.keys import HASH_PATTERN, KEY_PREFIX, is_demo_hash
@@ -32,7 +32,14 @@ MODEL_ID = r"^[a-z0-9-]+/[A-Za-z0-9@._:/-]+$"
 # stack file holds them encrypted, never their values.
 SECRET_KEYS = ("adminApiKey", "aiGatewayToken", "providerApiKeys")
 
-Usd = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6)]
+# Amounts are YAML numbers; the schema says so (pydantic would describe "number or any string").
+Usd = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=6),
+    WithJsonSchema(
+        {"type": "number", "minimum": 0, "description": "US dollars, at most 6 decimals"}
+    ),
+]
 Slug = Annotated[str, Field(pattern=SLUG)]
 ModelId = Annotated[str, Field(pattern=MODEL_ID)]
 
@@ -92,7 +99,7 @@ class CustomDomain(_Strict):
 class ApiKey(_Strict):
     id: str = Field(pattern=KEY_ID)
     name: str = ""
-    sha256: str
+    sha256: str = Field(json_schema_extra={"pattern": "^[0-9a-f]{64}$"})  # checked below, kindly
     created: dt.date
     expires: dt.datetime | dt.date | None = None
     status: Literal["active", "revoked"] = "active"

@@ -54,6 +54,12 @@ def parse_expiry(text: str) -> dt.date | dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def _moment(value: dt.date | dt.datetime) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.combine(value, dt.time(), tzinfo=dt.UTC)
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -105,6 +111,8 @@ def _announce(result: dict[str, Any], as_json: bool, note: str) -> None:
 def create(args: Any) -> int:
     stack = StackFile(resolve_stack(args.stack))
     expires = parse_expiry(args.expires) if args.expires else None
+    if expires is not None and _moment(expires) <= utc_now():
+        raise StackEditError(f"--expires {args.expires} is in the past; a new key would never work")
     key_id, plain = add_key(stack, args.user, args.name or "", expires)
     stack.save()
     _announce(

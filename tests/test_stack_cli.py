@@ -1010,8 +1010,26 @@ def test_every_stack_file_references_the_schema_on_its_first_line(path: Path):
             "        monthlyLimitUsd: -5\n",
             ["config", "llm-gateway:tenants", "users", 1, "monthlyLimitUsd"],
         ),
+        (
+            "monthlyBudgetUsd: 50\n",
+            "monthlyBudgetUsd: lots\n",
+            ["config", "llm-gateway:tenants", "organizations", 1, "monthlyBudgetUsd"],
+        ),
+        (
+            "573f6ee6a9bf930e09ac729ef8bdb06691eca746073aeadf2fc9070c225200da",
+            "NOTAHASH",
+            ["config", "llm-gateway:tenants", "users", 2, "keys", 0, "sha256"],
+        ),
     ],
-    ids=["unknown-user-field", "string-for-bool", "list-for-int", "unknown-setting", "negative"],
+    ids=[
+        "unknown-user-field",
+        "string-for-bool",
+        "list-for-int",
+        "unknown-setting",
+        "negative",
+        "words-for-money",
+        "not-a-hash",
+    ],
 )
 def test_schema_refuses_unknown_fields_and_wrong_types(tmp_path: Path, old, new, where):
     """A stack with an unknown field or a wrong type fails schema validation at that place."""
