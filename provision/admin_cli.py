@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
+from provision.api_errors import error_text
 from provision.money import format_usd
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
@@ -247,15 +248,6 @@ def render_export(body: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------- requests
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        error = response.json()["error"]
-        code = f" [{error['code']}]" if error.get("code") else ""
-        return f"HTTP {response.status_code}{code}: {error['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}: {response.text[:300]}"
-
-
 def call(client: httpx.Client, method: str, path: str, params: dict[str, str]) -> httpx.Response:
     """One admin API call; an error answer (other than a degraded health report) raises."""
     response = client.request(method, path, params=params)
@@ -265,7 +257,7 @@ def call(client: httpx.Client, method: str, path: str, params: dict[str, str]) -
         except ValueError:
             body = None
         if not (isinstance(body, dict) and "status" in body and "error" not in body):
-            raise AdminError(_error_text(response))
+            raise AdminError(error_text(response))
     return response
 
 

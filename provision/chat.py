@@ -10,21 +10,14 @@ from typing import Any, TextIO
 
 import httpx
 
+from provision.api_errors import error_text
+
 DEFAULT_BASE_URL = "http://127.0.0.1:8787/v1"
 TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
 
 class ChatError(Exception):
     """The gateway answered with an error (already in OpenAI's shape)."""
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        error = response.json()["error"]
-        code = f" [{error['code']}]" if error.get("code") else ""
-        return f"HTTP {response.status_code}{code}: {error['message']}"
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}: {response.text[:300]}"
 
 
 def stream_deltas(lines: Iterator[str]) -> Iterator[str]:
@@ -63,7 +56,7 @@ class ChatSession:
         response = self.client.post(self.url, json=body)
         if response.status_code != 200:
             self.messages.pop()
-            raise ChatError(_error_text(response))
+            raise ChatError(error_text(response))
         reply = response.json()["choices"][0]["message"]["content"] or ""
         out.write(reply + "\n")
         return reply
@@ -74,7 +67,7 @@ class ChatSession:
             if response.status_code != 200:
                 response.read()
                 self.messages.pop()
-                raise ChatError(_error_text(response))
+                raise ChatError(error_text(response))
             for delta in stream_deltas(response.iter_lines()):
                 parts.append(delta)
                 out.write(delta)
