@@ -2,6 +2,9 @@
 // admission, and a metered pass-through of SSE streams (event by event, never the whole body).
 
 const encoder = new TextEncoder();
+const CONTENT = /"delta":\{[^{}]*?"content":"((?:[^"\\]|\\.)*)"/;
+const USAGE_NULL = '"usage":null';
+const USAGE_NULL_FIELD = /,"usage":null|"usage":null,?/;
 
 function textOf(content) {
   if (typeof content === "string") return content;
@@ -60,27 +63,35 @@ export function meterStream(upstream, { clientWantsUsage, signal }) {
   const done = new Promise((resolve) => (settle = resolve));
   const finish = () => settle({ usage, text, complete: sawDone });
 
+  // Most events are plain content chunks: read them with string operations and only parse
+  // JSON for the rare usage chunk (parsing every chunk halved streaming throughput).
   const rewrite = (event) => {
-    const data = event.startsWith("data:") ? event.slice(5).trim() : null;
-    if (data === null) return event;
+    if (!event.startsWith("data:")) return event;
+    const data = event.slice(5).trim();
     if (data === "[DONE]") {
       sawDone = true;
       return event;
     }
-    let chunk;
-    try {
-      chunk = JSON.parse(data);
-    } catch {
-      return event;
+    if (data.includes('"usage":{')) {
+      let chunk;
+      try {
+        chunk = JSON.parse(data);
+      } catch {
+        return event;
+      }
+      usage = readUsage(chunk.usage) ?? usage;
+      for (const choice of chunk.choices ?? []) {
+        if (typeof choice?.delta?.content === "string") text += choice.delta.content;
+      }
+      if (clientWantsUsage) return event;
+      if ((chunk.choices ?? []).length === 0) return ""; // the extra usage chunk
+      delete chunk.usage;
+      return `data: ${JSON.stringify(chunk)}\n\n`;
     }
-    if (chunk.usage) usage = readUsage(chunk.usage) ?? usage;
-    for (const choice of chunk.choices ?? []) {
-      if (typeof choice?.delta?.content === "string") text += choice.delta.content;
-    }
-    if (clientWantsUsage || !("usage" in chunk)) return event;
-    if (chunk.usage && (chunk.choices ?? []).length === 0) return ""; // the extra usage chunk
-    delete chunk.usage;
-    return `data: ${JSON.stringify(chunk)}\n\n`;
+    const content = CONTENT.exec(data);
+    if (content) text += content[1].includes("\\") ? JSON.parse(`"${content[1]}"`) : content[1];
+    if (clientWantsUsage || !data.includes(USAGE_NULL)) return event;
+    return `data: ${data.replace(USAGE_NULL_FIELD, "")}\n\n`;
   };
 
   signal?.addEventListener("abort", finish, { once: true });
