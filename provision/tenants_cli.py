@@ -69,24 +69,26 @@ def _set_fields(item: Any, fields: dict[str, Any]) -> list[str]:
 # ------------------------------------------------------------------ organizations
 
 
+def _org_values(args: Any) -> dict[str, Any]:
+    """The organization fields given on the command line (None = not given)."""
+    return {
+        "name": args.name,
+        "monthlyBudgetUsd": money(args.budget, "--budget") if args.budget else None,
+        "failureMode": args.failure_mode,
+        "fallbackDailyLimitUsd": (
+            money(args.fallback_daily, "--fallback-daily") if args.fallback_daily else None
+        ),
+        "allowedModels": _models(args.models),
+        "defaultModel": args.default_model,
+    }
+
+
 def orgs_add(args: Any) -> int:
     stack = StackFile(resolve_stack(args.stack))
     org_id = args.id or slugify(args.name)
     if any(o.get("id") == org_id for o in stack.section("organizations")):
         raise StackEditError(f"{stack.source}: organization '{org_id}' already exists")
-    stack.section("organizations").append(
-        new_map(
-            id=org_id,
-            name=args.name,
-            monthlyBudgetUsd=money(args.budget, "--budget"),
-            failureMode=args.failure_mode,
-            fallbackDailyLimitUsd=money(args.fallback_daily, "--fallback-daily")
-            if args.fallback_daily
-            else None,
-            allowedModels=_models(args.models),
-            defaultModel=args.default_model,
-        )
-    )
+    stack.section("organizations").append(new_map(id=org_id, **_org_values(args)))
     stack.save()
     print(f"Added organization {org_id} ({args.name}) to {stack.source}.")
     return 0
@@ -95,20 +97,7 @@ def orgs_add(args: Any) -> int:
 def orgs_set(args: Any) -> int:
     stack = StackFile(resolve_stack(args.stack))
     _, org = stack.find("organizations", args.org)
-    changed = _set_fields(
-        org,
-        {
-            "name": args.name,
-            "monthlyBudgetUsd": money(args.budget, "--budget") if args.budget else None,
-            "failureMode": args.failure_mode,
-            "fallbackDailyLimitUsd": money(args.fallback_daily, "--fallback-daily")
-            if args.fallback_daily
-            else None,
-            "status": args.status,
-            "allowedModels": _models(args.models),
-            "defaultModel": args.default_model,
-        },
-    )
+    changed = _set_fields(org, {**_org_values(args), "status": args.status})
     if not changed:
         raise StackEditError("nothing to change: pass at least one field option")
     stack.save()
