@@ -214,6 +214,17 @@ def render_revoke(body: dict[str, Any]) -> str:
     )
 
 
+def render_reconcile(body: dict[str, Any]) -> str:
+    lines = [
+        f"Reconciled {body['reconciled']} usage record(s) into the ledgers "
+        f"({usd(body['reconciledCostMicros'])})."
+    ]
+    lines += [f"  failed: {failure['key']}: {failure['error']}" for failure in body["failed"]]
+    if body["more"]:
+        lines.append("More records are waiting: run it again.")
+    return "\n".join(lines)
+
+
 def render_export(body: dict[str, Any]) -> str:
     rows: list[Row] = []
     for org in body["organizations"]:
@@ -271,6 +282,8 @@ def plan(args: argparse.Namespace) -> tuple[str, str, Any]:
         return "POST", f"/admin/keys/{_segment(args.key)}/revoke", render_revoke
     if args.admin_command == "export":
         return "GET", "/admin/export", render_export
+    if args.admin_command == "reconcile":
+        return "POST", "/admin/reconcile", render_reconcile
     if args.admin_command == "user":
         base = f"/admin/users/{_segment(args.id)}"
         return {
@@ -402,6 +415,11 @@ def add_parser(subparsers: Any) -> None:
         help="emergency revocation: the key stops working before any deploy",
     )
     revoke.add_argument("--key", required=True, help="key id")
+    commands.add_parser(
+        "reconcile",
+        parents=[shared],
+        help="move usage served while the ledger was down into the ledgers",
+    )
     export = commands.add_parser(
         "export", parents=[shared], help="all tenants with the month's usage"
     )

@@ -110,6 +110,9 @@ class WorkerTestHooks:
     def record(self, org_id: str, **settle: Any) -> Any:
         return self._post("/__test/ledger/settle", {"orgId": org_id, **settle})
 
+    def reserve(self, org_id: str, **admit: Any) -> Any:
+        return self._post("/__test/ledger/admit", {"orgId": org_id, **admit})
+
     def kv(self, prefix: str) -> dict[str, Any]:
         return self._post("/__test/kv", {"prefix": prefix})
 

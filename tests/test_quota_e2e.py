@@ -233,6 +233,7 @@ def test_quota_headers_carry_usage_limit_and_remaining(http: httpx.Client, hooks
     )
     spent = int(response.headers["x-gateway-cost-usd"].replace(".", ""))
     assert response.headers["x-gateway-usage-usd"] == usd(row["usedMicros"] + spent)
+    assert response.headers["x-gateway-limit-scope"] == "user"
     assert response.headers["x-gateway-limit-usd"] == "100.000000"  # user limit < org budget left
     assert response.headers["x-gateway-remaining-usd"] == usd(
         100_000_000 - row["usedMicros"] - spent
@@ -420,3 +421,164 @@ def test_client_gone_mid_stream_is_estimated_and_recorded(
         < after["usedMicros"] - before["usedMicros"]
         < cost(prompt_tokens(body["messages"][0]["content"]), 60)
     )
+
+
+def test_headers_follow_the_org_budget_when_it_is_tighter(
+    http: httpx.Client, hooks: WorkerTestHooks
+):
+    """When the org's budget leaves less than the user's limit, the headers show the org's figures."""
+    before = hooks.usage("orgtight")["org"]["usedMicros"]
+    response = http.post(
+        CHAT, json={"messages": [{"role": "user", "content": "org"}]}, headers=auth("key_ot_main")
+    )
+    spent = int(response.headers["x-gateway-cost-usd"].replace(".", ""))
+    assert response.headers["x-gateway-limit-scope"] == "org"
+    assert response.headers["x-gateway-limit-usd"] == "1.000000"
+    assert response.headers["x-gateway-usage-usd"] == usd(before + spent)
+    assert response.headers["x-gateway-remaining-usd"] == usd(1_000_000 - before - spent)
+
+
+def test_org_usage_blocks_a_user_under_their_own_limit(http: httpx.Client, hooks: WorkerTestHooks):
+    """One user's spending uses up the org budget; a colleague under their limit then gets 429."""
+    body = {"max_tokens": 5, "messages": [{"role": "user", "content": "spend"}]}
+    served = 0
+    for _ in range(100):
+        response = http.post(CHAT, json=body, headers=auth("key_sh1_main"))
+        if response.status_code == 429:
+            break
+        served += 1
+    assert served > 1 and response.status_code == 429
+    assert "organization 'shared'" in error_of(response)["message"]
+    assert wait_for(lambda: hooks.usage("shared")["users"].get("sh1", {}).get("requests") == served)
+    colleague = http.post(CHAT, json=body, headers=auth("key_sh2_main"))
+    assert colleague.status_code == 429
+    assert colleague.headers["x-gateway-limit-scope"] == "org"
+    assert "monthly budget of organization 'shared'" in error_of(colleague)["message"]
+    assert hooks.user_row("shared", "sh2")["usedMicros"] == 0
+    assert hooks.usage("shared")["org"]["usedMicros"] <= 100
+
+
+def test_n_choices_multiply_the_worst_case(http: httpx.Client):
+    """A request for n choices reserves n outputs: it is refused where one choice fits."""
+    one = {"max_tokens": 100, "messages": [{"role": "user", "content": "one"}]}
+    assert http.post(CHAT, json=one, headers=auth("key_nn_main")).status_code == 200
+    many = {**one, "n": 20}
+    response = http.post(CHAT, json=many, headers=auth("key_nn_main"))
+    assert response.status_code == 429
+    assert error_of(response)["code"] == "insufficient_quota"
+
+
+def test_unsettled_reservations_expire_and_free_the_budget(
+    http: httpx.Client, hooks: WorkerTestHooks
+):
+    """A reservation that is never settled stops holding budget once it expires."""
+    body = {"max_tokens": 5, "messages": [{"role": "user", "content": "after expiry"}]}
+    month = current_month()
+    blocker = {
+        "userId": "exp",
+        "month": month,
+        "amount": 500,
+        "userLimit": 500,
+        "orgBudget": 10**12,
+    }
+    stale = time.time_ns() // 1_000_000 - 16 * 60 * 1000  # made 16 minutes ago: expired
+    assert hooks.reserve("tight", requestId=f"stale-{time.time_ns()}", now=stale, **blocker)[
+        "admitted"
+    ]
+    assert http.post(CHAT, json=body, headers=auth("key_exp_main")).status_code == 200
+
+    live = hooks.reserve("tight", requestId=f"live-{time.time_ns()}", **{**blocker, "amount": 495})
+    assert live["admitted"]  # a fresh reservation of most of the limit does hold it
+    refused = http.post(CHAT, json=body, headers=auth("key_exp_main"))
+    assert refused.status_code == 429
+    assert "held by requests in progress" in error_of(refused)["message"]
+
+
+def test_output_cap_uses_the_parameter_each_provider_takes(http: httpx.Client, emulator: Emulator):
+    """Without a client cap, OpenAI models get max_completion_tokens, others max_tokens."""
+    for model, param in (("gpt-4o-mini", "max_completion_tokens"), ("claude-sonnet", "max_tokens")):
+        response = http.post(
+            CHAT,
+            json={"model": model, "messages": [{"role": "user", "content": "cap"}]},
+            headers=auth("key_payer_main"),
+        )
+        sent = emulator.request_for(response.headers["x-request-id"])["body"]
+        assert sent[param] == 4096
+        assert {"max_tokens", "max_completion_tokens"} - {param} & set(sent) == set()
+
+
+def test_stream_answered_as_json_is_charged_exactly(
+    http: httpx.Client, hooks: WorkerTestHooks, emulator: Emulator
+):
+    """If AI Gateway answers a stream request with one JSON body, its usage is still recorded exactly."""
+    completion = {
+        "id": "chatcmpl-buffered",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "buffered"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 1000, "total_tokens": 2000},
+    }
+    emulator.fault(match={"model": "openai/gpt-4o-mini"}, times=1, status=200, body=completion)
+    before = hooks.user_row("acme", "streamer")
+    response = http.post(
+        CHAT,
+        json={"stream": True, "messages": [{"role": "user", "content": "buffer me"}]},
+        headers=auth("key_streamer_main"),
+    )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "buffered"
+    after = wait_for(
+        lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r
+    )
+    assert after["usedMicros"] - before["usedMicros"] == cost(1000, 1000)
+    assert after["estimated"] == before["estimated"]
+
+
+def test_broken_json_answer_is_502_and_still_recorded(
+    http: httpx.Client, hooks: WorkerTestHooks, emulator: Emulator
+):
+    """A non-streaming answer cut mid-body is a 502; the prompt is recorded (estimated), nothing held."""
+    emulator.fault(match={"model": "openai/gpt-4o-mini"}, times=1, cutAfterChunks=1)
+    before = hooks.user_row("acme", "payer")
+    open_before = hooks.usage("acme")["openReservations"]
+    response = http.post(
+        CHAT,
+        json={"messages": [{"role": "user", "content": "cut body"}]},
+        headers=auth("key_payer_main"),
+    )
+    assert response.status_code == 502
+    assert error_of(response)["code"] == "upstream_incomplete"
+    after = wait_for(
+        lambda: (r := hooks.user_row("acme", "payer"))["requests"] > before["requests"] and r
+    )
+    assert after["estimated"] == before["estimated"] + 1
+    assert hooks.usage("acme")["openReservations"] == open_before  # its reservation was settled
+
+
+def test_reconcile_moves_kept_usage_into_the_ledger(
+    gateway: LocalGateway, http: httpx.Client, hooks: WorkerTestHooks
+):
+    """Usage served while the ledger was down is reconciled into it exactly once."""
+    body = {"max_tokens": 10, "messages": [{"role": "user", "content": "reconcile me"}]}
+    response = http.post(
+        CHAT, json=body, headers={**auth("key_rec_main"), "x-test-fault": "ledger-down"}
+    )
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    assert wait_for(lambda: any(request_id in k for k in hooks.kv("unsettled:openfail:")))
+    admin = {"authorization": f"Bearer {gateway.secrets.admin_api_key}"}
+    for _ in range(2):  # the second run finds nothing: no double counting
+        result = http.post("/admin/reconcile", headers=admin)
+        assert result.status_code == 200, result.text
+        assert result.json()["failed"] == []
+    row = hooks.user_row("openfail", "rec")
+    assert row["requests"] == 1
+    assert row["usedMicros"] == int(response.headers["x-gateway-cost-usd"].replace(".", ""))
+    assert not any(request_id in k for k in hooks.kv("unsettled:openfail:"))

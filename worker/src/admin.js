@@ -17,7 +17,7 @@ import {
   userRecord,
   userView,
 } from "./admin-data.js";
-import { exportTenants, revokeKey } from "./admin-keys.js";
+import { exportTenants, reconcile, revokeKey } from "./admin-ops.js";
 import { HttpError, jsonResponse } from "./errors.js";
 import { currentMonth, monthResetsAt } from "./ledger.js";
 import { WORKER_NAME, WORKER_VERSION } from "./settings.js";
@@ -40,6 +40,7 @@ const ROUTES = [
   [/^organizations\/([^/]+)\/usage$/, { GET: getOrgUsage }],
   [/^keys\/([^/]+)\/revoke$/, { POST: revokeKey }],
   [/^export$/, { GET: exportTenants }],
+  [/^reconcile$/, { POST: reconcile }],
 ];
 
 // ------------------------------------------------------------------------------ entry

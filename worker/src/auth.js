@@ -35,10 +35,19 @@ async function lookup(env, hash) {
   const now = Date.now();
   if (hit && hit.until > now) return hit.record;
   const options = { type: "json", cacheTtl: KV_CACHE_TTL_S };
-  const [record, revoked] = await Promise.all([
-    env.GATEWAY_KV.get(`apikey:${hash}`, options),
-    env.GATEWAY_KV.get(`revoked:${hash}`, options),
-  ]);
+  let record;
+  let revoked;
+  try {
+    [record, revoked] = await Promise.all([
+      env.GATEWAY_KV.get(`apikey:${hash}`, options),
+      env.GATEWAY_KV.get(`revoked:${hash}`, options),
+    ]);
+  } catch (err) {
+    console.error(JSON.stringify({ event: "kv_unavailable", error: String(err?.message ?? err) }));
+    throw new HttpError(503, "Gateway configuration is temporarily unavailable; try again shortly.", {
+      code: "config_unavailable",
+    });
+  }
   const effective = record && revoked ? { ...record, status: "revoked" } : record;
   if (effective) {
     if (cache.size >= ISOLATE_CACHE_MAX) cache.delete(cache.keys().next().value);

@@ -34,7 +34,7 @@ function validateChat(body) {
   if (body.stream !== undefined && typeof body.stream !== "boolean") {
     throw new HttpError(400, "'stream' must be a boolean.", { param: "stream", code: "invalid_type" });
   }
-  for (const param of ["max_tokens", "max_completion_tokens"]) {
+  for (const param of ["max_tokens", "max_completion_tokens", "n"]) {
     const value = body[param];
     if (value !== undefined && value !== null && !(Number.isInteger(value) && value > 0)) {
       throw new HttpError(400, `'${param}' must be a positive integer.`, { param, code: "invalid_type" });
@@ -42,13 +42,23 @@ function validateChat(body) {
   }
 }
 
-/** What goes upstream: the resolved model, a bounded output, and usage on streams. */
+/**
+ * What goes upstream: the resolved model, a bounded output (so the worst case is bounded), and
+ * usage on streams. Returns the output-token bound over all `n` choices.
+ */
 function upstreamRequest(body, model) {
   const request = { ...body, model };
   const maxOutput = body.max_completion_tokens ?? body.max_tokens ?? null;
-  if (maxOutput === null) request.max_tokens = MAX_OUTPUT_TOKENS; // bounds the worst case
+  if (maxOutput === null) {
+    // OpenAI's reasoning models refuse max_tokens; the compat endpoint maps max_tokens for others.
+    request[model.startsWith("openai/") ? "max_completion_tokens" : "max_tokens"] = MAX_OUTPUT_TOKENS;
+  }
   if (body.stream) request.stream_options = { ...body.stream_options, include_usage: true };
-  return { request, maxOutput: maxOutput ?? MAX_OUTPUT_TOKENS };
+  return { request, maxOutput: (maxOutput ?? MAX_OUTPUT_TOKENS) * (body.n ?? 1) };
+}
+
+function isEventStream(response) {
+  return (response.headers.get("content-type") ?? "").includes("text/event-stream");
 }
 
 /** What to record for a served request: reported usage, else an estimate from the text. */
@@ -97,8 +107,19 @@ export async function chatCompletions(request, env, principal, requestId, ctx) {
   out.set("x-gateway-model", model);
   out.set("server-timing", `ledger;dur=${ledgerMs.toFixed(2)}`);
 
-  if (!body.stream) {
-    const text = await upstream.text();
+  // Decide by what came back, not by what was asked: AI Gateway may answer a stream request
+  // with one buffered JSON body (e.g. when guardrails inspect the response).
+  if (!isEventStream(upstream)) {
+    let text;
+    try {
+      text = await upstream.text();
+    } catch {
+      // The provider may already have billed the prompt: record an estimate, never nothing.
+      ctx.waitUntil(settleWith(outcomeOf(null, { body, text: "", price, cached })));
+      throw new HttpError(502, "The upstream answer broke off before it was complete.", {
+        code: "upstream_incomplete",
+      });
+    }
     let usage = null;
     try {
       usage = readUsage(JSON.parse(text).usage);

@@ -64,7 +64,6 @@ function emptyRow(subject) {
   return { subject, usedMicros: 0, requests: 0, tokensIn: 0, tokensOut: 0, estimated: 0, cached: 0 };
 }
 
-const SWEEP_EVERY_MS = 1_000; // expired reservations are released at most this late
 const PRUNE_EVERY_MS = 3600 * 1000;
 const MONTHS_IN_MEMORY = 2;
 
@@ -117,7 +116,7 @@ export class UsageLedger extends DurableObject {
     // SQLite is the record; memory mirrors it so admission reads nothing from storage. The
     // object is the only writer and runs one call at a time, so the mirror cannot drift.
     this.months = new Map();
-    this.nextSweep = 0;
+    this.nextExpiry = Infinity; // earliest expiry among open reservations: no sweep before it
     this.nextPrune = 0;
   }
 
@@ -140,19 +139,25 @@ export class UsageLedger extends DurableObject {
         )
         .toArray();
       state = new MonthState(rows, reservations);
+      for (const held of reservations) this.nextExpiry = Math.min(this.nextExpiry, held.expiresAt);
       this.months.set(month, state);
       while (this.months.size > MONTHS_IN_MEMORY) this.months.delete(this.months.keys().next().value);
     }
     return state;
   }
 
+  /** Release expired reservations; costs nothing until the earliest one is due. */
   #sweep(now) {
-    if (now < this.nextSweep) return;
-    this.nextSweep = now + SWEEP_EVERY_MS;
+    if (now < this.nextExpiry) return;
+    let earliest = Infinity;
     for (const state of this.months.values()) {
-      for (const [id, held] of state.reservations) if (held.expiresAt <= now) state.release(id);
+      for (const [id, held] of state.reservations) {
+        if (held.expiresAt <= now) state.release(id);
+        else earliest = Math.min(earliest, held.expiresAt);
+      }
     }
     this.sql.exec("DELETE FROM reservations WHERE expires_at <= ?", now);
+    this.nextExpiry = earliest;
   }
 
   #state(state, userId) {
@@ -169,8 +174,8 @@ export class UsageLedger extends DurableObject {
    * refuse naming the limit that would be exceeded. One atomic step.
    */
   admit({ requestId, userId, month, amount, userLimit, orgBudget, now = Date.now() }) {
-    this.#sweep(now);
     const state = this.#month(month);
+    this.#sweep(now);
     const figures = this.#state(state, userId);
     let refused = null;
     if (figures.userUsed + figures.userReserved + amount > userLimit) refused = "user";
@@ -186,6 +191,7 @@ export class UsageLedger extends DurableObject {
       expiresAt,
     );
     state.hold(requestId, userId, amount, expiresAt);
+    this.nextExpiry = Math.min(this.nextExpiry, expiresAt);
     return { admitted: true, limit: null, ...figures };
   }
 
@@ -233,8 +239,8 @@ export class UsageLedger extends DurableObject {
 
   /** The org row and every user row of a month, with the open reservations as figures. */
   usage({ month, now = Date.now() }) {
-    this.#sweep(now);
     const state = this.#month(month);
+    this.#sweep(now);
     const users = {};
     for (const [subject, row] of [...state.rows].sort(([a], [b]) => a.localeCompare(b))) {
       if (subject.startsWith("user:")) users[subject.slice(5)] = row;
@@ -250,8 +256,8 @@ export class UsageLedger extends DurableObject {
 
   /** One user's row of a month. */
   userUsage({ month, userId, now = Date.now() }) {
-    this.#sweep(now);
     const state = this.#month(month);
+    this.#sweep(now);
     return { month, ...state.row(userSubject(userId)), reservedMicros: state.reservedByUser.get(userId) ?? 0 };
   }
 

@@ -6,7 +6,23 @@ import { HttpError } from "./errors.js";
 import { currentMonth, ledgerFor, monthResetsAt } from "./ledger.js";
 import { formatUsd } from "./pricing.js";
 
-const fallbackSpend = new Map(); // orgId → {day, micros}: fail-open spend while the ledger is down
+const LEDGER_TIMEOUT_MS = 3_000; // a ledger this slow counts as unreachable (failure mode decides)
+// orgId → {day, micros}: fail-open spend while the ledger is down. Per isolate: the cap bounds
+// what each isolate serves unmetered, not the org's total across isolates.
+const fallbackSpend = new Map();
+
+/** The ledger call, or an error if it does not answer within LEDGER_TIMEOUT_MS. */
+async function withinTimeout(call) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${LEDGER_TIMEOUT_MS} ms`)), LEDGER_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([call, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function usd(micros) {
   return `$${formatUsd(micros)}`;
@@ -55,14 +71,16 @@ export async function admit(env, principal, requestId, amount, fault) {
   const { policy } = principal;
   try {
     if (fault === "ledger-down") throw new Error("injected: ledger unreachable");
-    const result = await ledgerFor(env, principal.orgId).admit({
-      requestId,
-      userId: principal.userId,
-      month,
-      amount,
-      userLimit: policy.userLimitMicros,
-      orgBudget: policy.orgBudgetMicros,
-    });
+    const result = await withinTimeout(
+      ledgerFor(env, principal.orgId).admit({
+        requestId,
+        userId: principal.userId,
+        month,
+        amount,
+        userLimit: policy.userLimitMicros,
+        orgBudget: policy.orgBudgetMicros,
+      }),
+    );
     if (!result.admitted) throw refusal(principal, result, amount, month);
     return { month, amount, state: result, degraded: false };
   } catch (err) {
@@ -110,7 +128,7 @@ export async function settle(env, principal, requestId, admission, outcome, faul
   for (let attempt = 0; attempt < 2; attempt += 1) {
     try {
       if (fault === "ledger-down" || fault === "settle-down") throw new Error("injected: ledger unreachable");
-      return await ledgerFor(env, principal.orgId).settle(record);
+      return await withinTimeout(ledgerFor(env, principal.orgId).settle(record));
     } catch (err) {
       if (attempt === 1) {
         console.error(JSON.stringify({ event: "settle_failed", requestId, orgId: principal.orgId, error: String(err?.message ?? err) }));
@@ -118,24 +136,38 @@ export async function settle(env, principal, requestId, admission, outcome, faul
     }
   }
   if (!outcome.count) return null; // a released reservation expires by itself
-  const key = `unsettled:${principal.orgId}:${admission.month}:${requestId}`;
-  await env.GATEWAY_KV.put(key, JSON.stringify({ v: 1, orgId: principal.orgId, at: Date.now(), ...record }));
+  // Kept for reconciliation (POST /admin/reconcile moves it into the ledger, idempotently).
+  const key = `${UNSETTLED_PREFIX}${principal.orgId}:${admission.month}:${requestId}`;
+  const kept = JSON.stringify({ v: 1, orgId: principal.orgId, at: Date.now(), ...record });
+  try {
+    await env.GATEWAY_KV.put(key, kept);
+  } catch (err) {
+    // Last resort: the full record in the Workers Logs, so it can still be reconciled by hand.
+    console.error(JSON.stringify({ event: "usage_record_lost_to_logs", record: kept, error: String(err?.message ?? err) }));
+  }
   return null;
 }
 
-/** x-gateway-* headers: usage and remaining of the tighter of user limit and org budget. */
+export const UNSETTLED_PREFIX = "unsettled:";
+
+/**
+ * x-gateway-* headers for the tighter of user limit and org budget (named by
+ * x-gateway-limit-scope), so usage + remaining = limit. `cost` is this request's, when known
+ * (non-streaming); a stream's headers show the state at admission.
+ */
 export function quotaHeaders(principal, admission, cost = 0) {
   const { policy } = principal;
   if (admission.degraded) {
+    // No ledger, no usage figures: say so rather than guess.
     return { "x-gateway-limit-usd": formatUsd(policy.userLimitMicros), "x-gateway-degraded": "ledger-unavailable" };
   }
-  const { userUsed, orgUsed } = admission.state;
-  const userRemaining = policy.userLimitMicros - userUsed - cost;
-  const orgRemaining = policy.orgBudgetMicros - orgUsed - cost;
-  const userTighter = userRemaining <= orgRemaining;
+  const user = { scope: "user", limit: policy.userLimitMicros, used: admission.state.userUsed + cost };
+  const org = { scope: "org", limit: policy.orgBudgetMicros, used: admission.state.orgUsed + cost };
+  const tighter = user.limit - user.used <= org.limit - org.used ? user : org;
   return {
-    "x-gateway-usage-usd": formatUsd(userUsed + cost),
-    "x-gateway-limit-usd": formatUsd(userTighter ? policy.userLimitMicros : policy.orgBudgetMicros),
-    "x-gateway-remaining-usd": formatUsd(Math.max(0, Math.min(userRemaining, orgRemaining))),
+    "x-gateway-limit-scope": tighter.scope,
+    "x-gateway-usage-usd": formatUsd(tighter.used),
+    "x-gateway-limit-usd": formatUsd(tighter.limit),
+    "x-gateway-remaining-usd": formatUsd(Math.max(0, tighter.limit - tighter.used)),
   };
 }

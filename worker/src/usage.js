@@ -16,13 +16,28 @@ function bytes(text) {
   return encoder.encode(text).length;
 }
 
+// An image costs tokens by its size, not by the bytes of its URL. Upper bound of one image in
+// OpenAI's dearest scheme (gpt-4o-mini, 2048×2048 high detail: 2,833 + 8 tiles × 5,667).
+const IMAGE_TOKENS_BOUND = 48_200;
+
+function imageParts(messages) {
+  let count = 0;
+  for (const message of messages) {
+    if (Array.isArray(message?.content)) {
+      count += message.content.filter((part) => part?.type === "image_url" || part?.type === "input_image").length;
+    }
+  }
+  return count;
+}
+
 /**
  * An upper bound of the prompt's tokens, for worst-case reservations: a token is at least one
- * byte of the serialized messages (plus tools), and each message costs a few tokens of framing.
+ * byte of the serialized messages (plus tools), each message costs a few tokens of framing, and
+ * each image at most IMAGE_TOKENS_BOUND.
  */
 export function promptTokensBound(body) {
   const serialized = JSON.stringify(body.messages) + (body.tools ? JSON.stringify(body.tools) : "");
-  return 3 + 4 * body.messages.length + bytes(serialized);
+  return 3 + 4 * body.messages.length + bytes(serialized) + IMAGE_TOKENS_BOUND * imageParts(body.messages);
 }
 
 /** The usual four-bytes-per-token guess, used only when upstream reports no usage. */
@@ -58,20 +73,16 @@ export function meterStream(upstream, { clientWantsUsage, signal }) {
   let buffer = "";
   let usage = null;
   let text = "";
-  let sawDone = false;
   let settle;
   const done = new Promise((resolve) => (settle = resolve));
-  const finish = () => settle({ usage, text, complete: sawDone });
+  const finish = () => settle({ usage, text });
 
   // Most events are plain content chunks: read them with string operations and only parse
   // JSON for the rare usage chunk (parsing every chunk halved streaming throughput).
   const rewrite = (event) => {
     if (!event.startsWith("data:")) return event;
     const data = event.slice(5).trim();
-    if (data === "[DONE]") {
-      sawDone = true;
-      return event;
-    }
+    if (data === "[DONE]") return event;
     if (data.includes('"usage":{')) {
       let chunk;
       try {

@@ -1,9 +1,13 @@
-// Admin operations beyond the read-only views: emergency key revocation and bulk export.
+// Admin operations beyond the read-only views: emergency key revocation, bulk export, and
+// reconciliation of usage that was served while the ledger was unreachable.
 
 import { kvJson, ledgerCall, membersOf, money, monthParam, orgView, tenantsIndex, usageFigures, userView } from "./admin-data.js";
 import { forgetKey } from "./auth.js";
 import { HttpError } from "./errors.js";
 import { formatUsd } from "./pricing.js";
+import { UNSETTLED_PREFIX } from "./quota.js";
+
+const RECONCILE_BATCH = 200; // records per call, well inside a Worker's subrequest budget
 
 const PROPAGATION =
   "Effective at once where it was written and in this isolate; other Cloudflare locations see it " +
@@ -89,4 +93,40 @@ export async function exportTenants(call) {
       "content-disposition": `attachment; filename="gateway-usage-${month}.csv"`,
     },
   });
+}
+
+/**
+ * POST /admin/reconcile: move usage kept under `unsettled:` (served fail-open, or whose
+ * settlement failed) into each org's ledger. Settlement is idempotent per request id, so a
+ * record is never counted twice; it is deleted from KV only once the ledger has it.
+ */
+export async function reconcile(call) {
+  const { keys, list_complete: complete } = await call.env.GATEWAY_KV.list({
+    prefix: UNSETTLED_PREFIX,
+    limit: RECONCILE_BATCH,
+  });
+  const results = await Promise.all(
+    keys.map(async ({ name }) => {
+      const record = await kvJson(call.env, name);
+      if (!record) return { key: name, ok: true, costMicros: 0 };
+      const { v, orgId, at, ...settlement } = record;
+      try {
+        await ledgerCall(call, orgId, "settle", settlement);
+        await call.env.GATEWAY_KV.delete(name);
+        return { key: name, ok: true, costMicros: settlement.cost };
+      } catch (err) {
+        return { key: name, ok: false, error: err.message };
+      }
+    }),
+  );
+  const done = results.filter((r) => r.ok);
+  const costMicros = done.reduce((sum, r) => sum + r.costMicros, 0);
+  return [
+    {
+      reconciled: done.length,
+      ...money("reconciledCost", costMicros),
+      failed: results.filter((r) => !r.ok),
+      more: !complete,
+    },
+  ];
 }
