@@ -180,8 +180,11 @@ def render_text(changes: Changes) -> str:
     return "\n".join(lines)
 
 
+MARKDOWN_MARKER = "<!-- provision-diff -->"  # lets CI find and update its own PR comment
+
+
 def render_markdown(changes: Changes, title: str) -> str:
-    lines = [f"### {title}", ""]
+    lines = [MARKDOWN_MARKER, f"### {title}", ""]
     if changes.empty:
         return "\n".join([*lines, "No tenant or configuration changes."])
     for heading, name in SECTIONS:
@@ -229,10 +232,20 @@ def run(args: Any) -> int:
     try:
         after = load_stack_file(path)
         base_text = file_at_ref(path, args.base)
-        before = parse_text(base_text, f"{display_path(path)}@{args.base}") if base_text else None
     except (ConfigError, ProvisionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    before = None
+    if base_text:
+        try:
+            before = parse_text(base_text, f"{display_path(path)}@{args.base}")
+        except ConfigError as exc:
+            # e.g. the change also changes the config model: compare against nothing, say so
+            print(
+                f"note: the base version does not validate with this code ({len(exc.problems)} "
+                "problem(s)); showing the stack as if it were new",
+                file=sys.stderr,
+            )
     changes = describe_changes(before, after)
     if args.format == "markdown":
         print(render_markdown(changes, f"Stack `{display_path(path)}` vs `{args.base}`"))

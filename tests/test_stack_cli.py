@@ -1166,7 +1166,8 @@ def test_diff_markdown_has_headings_bullets_and_a_table(repo_stack: Path):
     ok(provision("users", "remove", "--stack", repo_stack, "--user", "emil"))
     out = ok(provision("diff", "--stack", repo_stack, "--base", "HEAD", "--format", "markdown"))
     lines = out.splitlines()
-    assert lines[0].startswith("### Stack `") and lines[0].endswith("vs `HEAD`")
+    assert lines[0] == "<!-- provision-diff -->"  # CI finds and updates its comment by it
+    assert lines[1].startswith("### Stack `") and lines[1].endswith("vs `HEAD`")
     assert "**Organizations**" in lines and "**Users**" in lines and "**Keys**" in lines
     assert "- org acme: monthly budget $2,000.00 → $2,500.00" in lines
     assert "- - user emil <emil@initech.example> removed (with 1 key(s))" in lines
@@ -1198,3 +1199,20 @@ def test_diff_against_an_unknown_ref_is_a_clear_error(repo_stack: Path):
     assert result.returncode == 1
     assert result.stderr.startswith("error: unknown git ref 'no-such-ref'")
     assert "Traceback" not in result.stderr
+
+
+def test_diff_still_describes_a_change_whose_base_no_longer_validates(repo_stack: Path):
+    """If the base version fails today's checks, the diff says so and shows the stack as new."""
+    repo = repo_stack.parent.parent
+    text = repo_stack.read_text()
+    repo_stack.write_text(
+        text.replace(
+            "llm-gateway:workerName:", "llm-gateway:oldSetting: 1\n  llm-gateway:workerName:", 1
+        )
+    )
+    git(repo, "commit", "-q", "-am", "base with a setting the model no longer knows")
+    repo_stack.write_text(text)
+    result = provision("diff", "--stack", repo_stack, "--base", "HEAD")
+    assert result.returncode == 0, result.stderr
+    assert "the base version does not validate" in result.stderr
+    assert "+ org acme" in result.stdout
