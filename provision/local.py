@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from provision.bindings import COMPATIBILITY_FLAGS, catalog_providers, script_bindings
-from provision.compiler import compile_records
+from provision.compiler import MANAGED_PREFIXES, compile_records
 from provision.config import StackConfig, load_stack_file
 from provision.errors import ProvisionError
 from provision.keys import demo_key, hash_key
@@ -108,6 +108,7 @@ def runtime_spec(
         "compatibilityDate": config.compatibilityDate.isoformat(),
         "compatibilityFlags": COMPATIBILITY_FLAGS,
         "kvRecords": compile_records(config),
+        "managedPrefixes": list(MANAGED_PREFIXES),  # what a reload may delete (Pulumi-owned)
         "bindings": bindings,
         "durableObjects": durable_objects,
         "persistDir": persist_dir,

@@ -94,7 +94,6 @@ def test_settings_module_carries_the_stack_routing(stack: str) -> None:
     config = config_of(stack)
     settings = render_worker(config).modules["settings.js"]
     assert export_value(settings, "MODELS") == config.routing.models
-    assert export_value(settings, "DEFAULT_MODEL") == config.routing.defaultModel
     assert export_value(settings, "ALIASES") == config.routing.aliases
     assert export_value(settings, "UPSTREAM_TIMEOUT_MS") == config.routing.upstreamTimeoutMs
     assert export_value(settings, "MAX_OUTPUT_TOKENS") == config.routing.maxOutputTokens
@@ -179,8 +178,8 @@ def test_template_rendering_invalid_javascript_is_caught(tmp_path: Path, monkeyp
     shutil.copytree(TEMPLATE_DIR, templates)
     template = templates / "settings.js.j2"
     text = template.read_text(encoding="utf-8")
-    assert "routing.defaultModel | tojson" in text
-    template.write_text(text.replace("routing.defaultModel | tojson", "routing.defaultModel"))
+    assert "worker_name | tojson" in text
+    template.write_text(text.replace("worker_name | tojson", "worker_name"))
     monkeypatch.setattr(render, "TEMPLATE_DIR", templates)
     write_modules(tmp_path / "worker", render_worker(config_of("dev")))
     code, stderr = node_check(tmp_path / "worker" / "settings.js")["settings.js"]

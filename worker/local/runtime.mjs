@@ -12,7 +12,6 @@ import { Miniflare } from "miniflare";
 import { startEmulator } from "./emulator.mjs";
 
 const KV_BINDING = "GATEWAY_KV";
-const MANAGED_PREFIXES = ["apikey:", "user:", "org:", "meta:"]; // Pulumi-owned keys
 
 const specPath = process.argv[2];
 if (!specPath) {
@@ -48,10 +47,10 @@ function miniflareOptions(spec, port, bindings) {
   };
 }
 
-async function seedKv(mf, records) {
+async function seedKv(mf, records, managedPrefixes) {
   const kv = await mf.getKVNamespace(KV_BINDING);
   // Delete managed records that the config no longer declares; Worker-owned keys stay.
-  for (const prefix of MANAGED_PREFIXES) {
+  for (const prefix of managedPrefixes) {
     let cursor;
     do {
       const page = await kv.list({ prefix, cursor });
@@ -76,7 +75,7 @@ async function main() {
   const mf = new Miniflare(miniflareOptions(spec, spec.port ?? 0, bindings()));
   const url = await mf.ready;
   const port = Number(url.port); // keep the same port across reloads
-  await seedKv(mf, spec.kvRecords);
+  await seedKv(mf, spec.kvRecords, spec.managedPrefixes);
 
   let chain = Promise.resolve();
   const stop = async () => {
@@ -93,7 +92,7 @@ async function main() {
         spec = readSpec();
         await mf.setOptions(miniflareOptions(spec, port, bindings()));
         await mf.ready;
-        await seedKv(mf, spec.kvRecords);
+        await seedKv(mf, spec.kvRecords, spec.managedPrefixes);
         console.log(JSON.stringify({ reloaded: true }));
       } catch (err) {
         console.log(JSON.stringify({ reloaded: false, error: String(err?.message ?? err) }));
