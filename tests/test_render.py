@@ -179,7 +179,8 @@ def test_template_rendering_invalid_javascript_is_caught(tmp_path: Path, monkeyp
     template = templates / "settings.js.j2"
     text = template.read_text(encoding="utf-8")
     assert "worker_name | tojson" in text
-    template.write_text(text.replace("worker_name | tojson", "worker_name"))
+    # without tojson the name is pasted as code: `llm-gateway-dev worker` is not JavaScript
+    template.write_text(text.replace("worker_name | tojson", "worker_name ~ ' worker'"))
     monkeypatch.setattr(render, "TEMPLATE_DIR", templates)
     write_modules(tmp_path / "worker", render_worker(config_of("dev")))
     code, stderr = node_check(tmp_path / "worker" / "settings.js")["settings.js"]
