@@ -1,0 +1,171 @@
+"""The stack config model: the typed shape of everything a stack file decides.
+
+Validation that spans fields (references between tenants, models and prices) is in
+provision/references.py; reading files and wording errors is in provision/config.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+
+from provision.keys import HASH_PATTERN
+
+PROJECT = "llm-gateway"
+ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = ROOT / "stacks"
+
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+KEY_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+MODEL_ID = r"^[a-z0-9-]+/[A-Za-z0-9@._:/-]+$"
+
+# Secret settings come from `pulumi config set --secret`; the model only checks that a
+# stack file holds them encrypted, never their values.
+SECRET_KEYS = ("adminApiKey", "aiGatewayToken", "providerApiKeys")
+
+# Amounts are YAML numbers; the schema says so (pydantic would describe "number or any string").
+Usd = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=18, decimal_places=6),
+    WithJsonSchema(
+        {"type": "number", "minimum": 0, "description": "US dollars, at most 6 decimals"}
+    ),
+]
+Slug = Annotated[str, Field(pattern=SLUG)]
+ModelId = Annotated[str, Field(pattern=MODEL_ID)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=True)
+
+
+class RateLimit(_Strict):
+    """AI Gateway's own rate limit over the whole gateway; 0 turns it off."""
+
+    limit: int = Field(0, ge=0)
+    interval: int = Field(0, ge=0, description="window length in seconds")
+    technique: Literal["fixed", "sliding"] = "fixed"
+
+
+class AiGatewaySettings(_Strict):
+    cacheTtl: int = Field(0, ge=0, le=2_592_000, description="seconds; 0 = caching off")
+    cacheInvalidateOnUpdate: bool = True
+    collectLogs: bool = True
+    authentication: bool = True
+    rateLimit: RateLimit = RateLimit()
+
+
+class Routing(_Strict):
+    """The models this gateway offers, the default one, and short aliases for clients."""
+
+    models: list[ModelId] = Field(min_length=1)
+    defaultModel: ModelId
+    aliases: dict[str, ModelId] = {}
+    upstreamTimeoutMs: int = Field(120_000, ge=100, le=600_000, description="time to first byte")
+    maxOutputTokens: int = Field(
+        4096, ge=1, le=1_000_000, description="output cap sent upstream when a client sets none"
+    )
+
+
+class Price(_Strict):
+    """USD per million tokens; cached input tokens are charged at their own price if given."""
+
+    inputPerMTok: Usd
+    outputPerMTok: Usd
+    cachedInputPerMTok: Usd | None = None
+
+
+class Pricing(_Strict):
+    models: dict[ModelId, Price] = {}
+    default: Price | None = Field(
+        None, description="price of catalog models without one; unset = every model must be priced"
+    )
+
+
+class CustomDomain(_Strict):
+    hostname: str = Field(pattern=r"^[a-z0-9.-]+\.[a-z]{2,}$")
+    zoneId: str = Field(pattern=r"^[0-9a-f]{32}$")
+
+
+class ApiKey(_Strict):
+    id: str = Field(pattern=KEY_ID)
+    name: str = ""
+    sha256: str = Field(json_schema_extra={"pattern": "^[0-9a-f]{64}$"})  # checked below, kindly
+    created: dt.date
+    expires: dt.datetime | dt.date | None = None
+    status: Literal["active", "revoked"] = "active"
+
+    @field_validator("sha256")
+    @classmethod
+    def _is_hash(cls, value: str) -> str:
+        if not HASH_PATTERN.match(value):
+            raise ValueError(
+                "must be the SHA-256 of the key as 64 lower-case hex characters "
+                "(plain keys never go in a stack file; use `provision keys create`)"
+            )
+        return value
+
+    def expires_at(self) -> int | None:
+        """Expiry as epoch seconds; a bare date means 00:00 UTC of that day."""
+        if self.expires is None:
+            return None
+        if isinstance(self.expires, dt.datetime):
+            moment = self.expires
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=dt.UTC)
+        else:
+            moment = dt.datetime.combine(self.expires, dt.time(), tzinfo=dt.UTC)
+        return int(moment.timestamp())
+
+
+class User(_Strict):
+    id: Slug
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    org: Slug
+    monthlyLimitUsd: Usd
+    status: Literal["active", "suspended"] = "active"
+    allowedModels: list[ModelId] | None = None
+    keys: list[ApiKey] = []
+
+
+class Organization(_Strict):
+    id: Slug
+    name: str = Field(min_length=1, max_length=200)
+    monthlyBudgetUsd: Usd
+    failureMode: Literal["fail-closed", "fail-open"] = "fail-closed"
+    fallbackDailyLimitUsd: Usd = Decimal("0")
+    status: Literal["active", "suspended"] = "active"
+    allowedModels: list[ModelId] | None = None
+    defaultModel: ModelId | None = None
+    cacheTtl: int = Field(0, ge=0, le=2_592_000, description="AI Gateway cache TTL; 0 = off")
+    priceOverrides: dict[ModelId, Price] = {}
+
+
+class Tenants(_Strict):
+    organizations: list[Organization] = []
+    users: list[User] = []
+
+
+class StackConfig(_Strict):
+    """Everything a stack decides, except secrets (they stay in Pulumi's secret config)."""
+
+    accountId: str = Field(pattern=r"^[0-9a-f]{32}$")
+    gatewayId: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    workerName: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    compatibilityDate: dt.date
+    gatewayBaseUrl: str = Field("https://gateway.ai.cloudflare.com/v1", pattern=r"^https?://")
+    workersDevSubdomain: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        description="the account's workers.dev subdomain",
+    )
+    customDomain: CustomDomain | None = None
+    allowDemoKeys: bool = False
+    aiGateway: AiGatewaySettings = AiGatewaySettings()
+    routing: Routing
+    pricing: Pricing = Pricing()
+    tenants: Tenants = Tenants()

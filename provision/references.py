@@ -1,0 +1,170 @@
+"""Cross-reference checks of a stack: ids, organizations, models and prices that must agree.
+
+They run on whatever part of a stack is well-typed, so one run reports type mistakes and
+reference mistakes together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from provision.errors import Problem
+from provision.keys import is_demo_hash
+from provision.model import Organization, Pricing, Routing, StackConfig, User
+
+
+@dataclass
+class View:
+    """What the cross-reference checks look at; parts that failed type checks are left out."""
+
+    routing: Routing | None
+    pricing: Pricing
+    orgs: list[tuple[int, Organization]]
+    users: list[tuple[int, User]]
+    allow_demo_keys: bool
+    has_url: bool | None  # None: unknown, because those fields did not validate
+    invalid_org_ids: frozenset[str] = frozenset()  # declared, but failed their own checks
+
+    @classmethod
+    def of(cls, config: StackConfig) -> View:
+        return cls(
+            routing=config.routing,
+            pricing=config.pricing,
+            orgs=list(enumerate(config.tenants.organizations)),
+            users=list(enumerate(config.tenants.users)),
+            allow_demo_keys=config.allowDemoKeys,
+            has_url=config.customDomain is not None or config.workersDevSubdomain is not None,
+        )
+
+
+def _valid(model: type[BaseModel], value: Any) -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _items(model: type[BaseModel], values: Any) -> list[tuple[int, Any]]:
+    if not isinstance(values, list):
+        return []
+    return [(i, item) for i, raw in enumerate(values) if (item := _valid(model, raw)) is not None]
+
+
+def salvage(public: dict[str, Any]) -> View:
+    tenants = public.get("tenants") if isinstance(public.get("tenants"), dict) else {}
+    return View(
+        routing=_valid(Routing, public.get("routing")),
+        pricing=_valid(Pricing, public.get("pricing", {})) or Pricing(),
+        orgs=_items(Organization, tenants.get("organizations")),
+        users=_items(User, tenants.get("users")),
+        allow_demo_keys=public.get("allowDemoKeys") is True,
+        has_url=None,
+        invalid_org_ids=frozenset(
+            str(raw.get("id"))
+            for raw in (tenants.get("organizations") or [])
+            if isinstance(raw, dict) and _valid(Organization, raw) is None
+        ),
+    )
+
+
+def check_references(view: View, source: str) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(path: str, message: str) -> None:
+        problems.append(Problem(source, path, message))
+
+    if view.has_url is False:
+        add(
+            "workersDevSubdomain",
+            "set the account's workers.dev subdomain or a customDomain, so the Worker has a URL",
+        )
+    catalog: set[str] | None = None
+    if view.routing is not None:
+        routing = view.routing
+        catalog = set(routing.models)
+        if routing.defaultModel not in catalog:
+            add("routing.defaultModel", f"'{routing.defaultModel}' is not in routing.models")
+        for alias, target in routing.aliases.items():
+            if target not in catalog:
+                add(f"routing.aliases.{alias}", f"'{target}' is not in routing.models")
+            if alias in catalog:
+                add(f"routing.aliases.{alias}", "an alias must not shadow a model id")
+        for i, model in enumerate(routing.models):
+            if model not in view.pricing.models and view.pricing.default is None:
+                add(
+                    f"routing.models[{i}]",
+                    f"'{model}' has no price in pricing.models "
+                    "(price it, or set pricing.default to charge unpriced models explicitly)",
+                )
+        for model in view.pricing.models:
+            if model not in catalog:
+                add(f"pricing.models.{model}", f"'{model}' is not in routing.models")
+
+    org_ids: dict[str, int] = {}
+    for i, org in view.orgs:
+        if org.id in org_ids:
+            add(
+                f"tenants.organizations[{i}].id",
+                f"duplicate organization id '{org.id}' "
+                f"(first used at tenants.organizations[{org_ids[org.id]}])",
+            )
+        org_ids.setdefault(org.id, i)
+        _check_models(org.allowedModels, catalog, f"tenants.organizations[{i}].allowedModels", add)
+        for model in org.priceOverrides:
+            if catalog is not None and model not in catalog:
+                add(
+                    f"tenants.organizations[{i}].priceOverrides.{model}",
+                    f"'{model}' is not in routing.models",
+                )
+        allowed = set(org.allowedModels) if org.allowedModels is not None else catalog
+        if org.defaultModel and allowed is not None and org.defaultModel not in allowed:
+            add(
+                f"tenants.organizations[{i}].defaultModel",
+                f"'{org.defaultModel}' is not among the models this organization may use",
+            )
+
+    user_ids: dict[str, int] = {}
+    key_ids: dict[str, str] = {}
+    hashes: dict[str, str] = {}
+    for i, user in view.users:
+        where = f"tenants.users[{i}]"
+        if user.id in user_ids:
+            add(
+                f"{where}.id",
+                f"duplicate user id '{user.id}' (first used at tenants.users[{user_ids[user.id]}])",
+            )
+        user_ids.setdefault(user.id, i)
+        if user.org not in org_ids and user.org not in view.invalid_org_ids:
+            known = ", ".join(sorted(org_ids)) or "none declared"
+            add(f"{where}.org", f"unknown organization '{user.org}' (declared: {known})")
+        _check_models(user.allowedModels, catalog, f"{where}.allowedModels", add)
+        for j, key in enumerate(user.keys):
+            key_where = f"{where}.keys[{j}]"
+            if key.id in key_ids:
+                add(
+                    f"{key_where}.id",
+                    f"duplicate key id '{key.id}' (first used at {key_ids[key.id]})",
+                )
+            key_ids.setdefault(key.id, key_where)
+            if key.sha256 in hashes:
+                add(
+                    f"{key_where}.sha256",
+                    f"the same key hash is already used at {hashes[key.sha256]}",
+                )
+            hashes.setdefault(key.sha256, key_where)
+            if not view.allow_demo_keys and is_demo_hash(key.id, key.sha256):
+                add(
+                    f"{key_where}.sha256",
+                    "this is a public demo key (anyone can derive it); "
+                    "only a stack with allowDemoKeys: true may carry it",
+                )
+    return problems
+
+
+def _check_models(models: list[str] | None, catalog: set[str] | None, path: str, add) -> None:
+    for k, model in enumerate(models or []):
+        if catalog is not None and model not in catalog:
+            add(f"{path}[{k}]", f"'{model}' is not in routing.models")
