@@ -10,250 +10,32 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from provision.admin_views import (
+    render_export,
+    render_health,
+    render_metrics,
+    render_org,
+    render_org_usage,
+    render_org_users,
+    render_reconcile,
+    render_reset,
+    render_revoke,
+    render_user,
+    render_user_usage,
+)
 from provision.api_errors import error_text
-from provision.money import format_usd
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
-Row = Sequence[Any]
-
 
 class AdminError(Exception):
     """The admin API answered with an error, already worded for a person."""
-
-
-# ---------------------------------------------------------------------------- formatting
-
-
-def usd(micros: int) -> str:
-    return format_usd(micros)
-
-
-def pairs(rows: list[tuple[str, Any]]) -> str:
-    """`label   value` lines with the values aligned."""
-    width = max(len(label) for label, _ in rows)
-    return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
-
-
-def table(headers: Row, rows: list[Row], numeric: Collection[int] = ()) -> str:
-    """An aligned text table; columns in `numeric` are right-aligned."""
-    cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        parts = [
-            cell.rjust(width) if i in numeric else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(parts).rstrip())
-    if not rows:
-        lines.append("(none)")
-    return "\n".join(lines)
-
-
-def _usage_pairs(body: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [
-        ("Requests", f"{body['requests']:,}"),
-        ("Tokens in", f"{body['tokensIn']:,}"),
-        ("Tokens out", f"{body['tokensOut']:,}"),
-        ("Estimated", f"{body['estimated']:,}"),
-    ]
-
-
-def render_health(body: dict[str, Any]) -> str:
-    kv, ledger = body["kv"], body["ledger"]
-    kv_text = f"ok (config {kv['configVersion']})" if kv["ok"] else f"DOWN: {kv.get('error', '')}"
-    ledger_text = "ok" if ledger["ok"] else f"DOWN: {ledger.get('error', '')}"
-    worker = body["worker"]
-    return pairs(
-        [
-            ("Status", body["status"]),
-            ("KV", kv_text),
-            ("Ledger", ledger_text),
-            ("Worker", f"{worker['name']} {worker['version']}"),
-        ]
-    )
-
-
-def render_metrics(body: dict[str, Any]) -> str:
-    usage = body["usage"]
-    head = pairs(
-        [
-            ("Month", body["month"]),
-            ("Config version", body["configVersion"]),
-            ("Organizations", body["orgs"]),
-            ("Users", body["users"]),
-            ("Keys", f"{body['keys']} ({body['activeKeys']} active)"),
-            ("Cost", usd(usage["costMicros"])),
-            *_usage_pairs(usage),
-        ]
-    )
-    top = table(
-        ("USER", "ORG", "REQUESTS", "COST"),
-        [
-            (u["userId"], u["orgId"], f"{u['requests']:,}", usd(u["costMicros"]))
-            for u in body["topUsers"]
-        ],
-        numeric={2, 3},
-    )
-    return f"{head}\n\nTop users by cost\n{top}"
-
-
-def render_user(body: dict[str, Any]) -> str:
-    return pairs(
-        [
-            ("User", body["id"]),
-            ("Email", body["email"]),
-            ("Organization", f"{body['orgId']} ({body['orgName']})"),
-            ("Status", body["status"]),
-            ("Monthly limit", usd(body["monthlyLimitMicros"])),
-            ("Keys", ", ".join(body["keyIds"]) or "(none)"),
-        ]
-    )
-
-
-def render_user_usage(body: dict[str, Any]) -> str:
-    return pairs(
-        [
-            ("User", f"{body['userId']} ({body['orgId']})"),
-            ("Month", body["month"]),
-            ("Used", usd(body["usedMicros"])),
-            ("Limit", usd(body["limitMicros"])),
-            ("Remaining", usd(body["remainingMicros"])),
-            ("Reserved", usd(body["reservedMicros"])),
-            *_usage_pairs(body),
-            ("Resets at", body["resetsAt"]),
-        ]
-    )
-
-
-def render_reset(body: dict[str, Any]) -> str:
-    return (
-        f"Reset the usage of user '{body['userId']}' for {body['month']}: "
-        f"was {usd(body['previousUsageMicros'])}, now {usd(body['usedMicros'])} "
-        f"of {usd(body['limitMicros'])} (remaining {usd(body['remainingMicros'])})."
-    )
-
-
-def render_org(body: dict[str, Any]) -> str:
-    return pairs(
-        [
-            ("Organization", body["id"]),
-            ("Name", body["name"]),
-            ("Status", body["status"]),
-            ("Failure mode", body["failureMode"]),
-            ("Monthly budget", usd(body["monthlyBudgetMicros"])),
-            ("Fallback daily limit", usd(body["fallbackDailyLimitMicros"])),
-            ("Users", body["userCount"]),
-        ]
-    )
-
-
-def render_org_users(body: dict[str, Any]) -> str:
-    rows = [
-        (
-            u["id"],
-            u["email"],
-            u["status"],
-            f"{u['usage']['requests']:,}",
-            usd(u["usage"]["usedMicros"]),
-            usd(u["monthlyLimitMicros"]),
-            usd(u["usage"]["remainingMicros"]),
-        )
-        for u in body["users"]
-    ]
-    headers = ("USER", "EMAIL", "STATUS", "REQUESTS", "USED", "LIMIT", "REMAINING")
-    title = f"Users of organization '{body['orgId']}', {body['month']}"
-    return f"{title}\n{table(headers, rows, numeric={3, 4, 5, 6})}"
-
-
-def render_org_usage(body: dict[str, Any]) -> str:
-    head = pairs(
-        [
-            ("Organization", f"{body['orgId']} ({body['name']})"),
-            ("Month", body["month"]),
-            ("Used", usd(body["usedMicros"])),
-            ("Budget", usd(body["budgetMicros"])),
-            ("Remaining", usd(body["remainingMicros"])),
-            ("Reserved", f"{usd(body['reservedMicros'])} ({body['openReservations']} open)"),
-            *_usage_pairs(body),
-            ("Resets at", body["resetsAt"]),
-        ]
-    )
-    rows = [
-        (
-            u["userId"],
-            f"{u['requests']:,}",
-            usd(u["usedMicros"]),
-            f"{u['tokensIn']:,}",
-            f"{u['tokensOut']:,}",
-        )
-        for u in body["users"]
-    ]
-    headers = ("USER", "REQUESTS", "USED", "TOKENS IN", "TOKENS OUT")
-    users = table(headers, rows, numeric={1, 2, 3, 4})
-    return f"{head}\n\n{users}"
-
-
-def render_revoke(body: dict[str, Any]) -> str:
-    state = "was already revoked" if body["alreadyRevoked"] else "is revoked"
-    return "\n".join(
-        [
-            f"Key {body['keyId']} of user {body['userId']} {state} (since {body['revokedAt']}).",
-            body["propagation"],
-            f"Revoke it in the stack file too, or the next deploy leaves it only blocked by this record: "
-            f"provision keys revoke --key {body['keyId']}",
-        ]
-    )
-
-
-def render_reconcile(body: dict[str, Any]) -> str:
-    lines = [
-        f"Reconciled {body['reconciled']} usage record(s) into the ledgers "
-        f"({usd(body['reconciledCostMicros'])})."
-    ]
-    lines += [f"  failed: {failure['key']}: {failure['error']}" for failure in body["failed"]]
-    if body["more"]:
-        lines.append("More records are waiting: run it again.")
-    return "\n".join(lines)
-
-
-def render_export(body: dict[str, Any]) -> str:
-    rows: list[Row] = []
-    for org in body["organizations"]:
-        if not org["users"]:  # an organization without users is listed all the same
-            rows.append(
-                (
-                    org["id"],
-                    "-",
-                    "-",
-                    usd(org["usage"]["usedMicros"]),
-                    "-",
-                    org["usage"]["requests"],
-                )
-            )
-        rows += [
-            (
-                org["id"],
-                user["id"],
-                user["email"],
-                usd(user["usage"]["usedMicros"]),
-                usd(user["monthlyLimitMicros"]),
-                user["usage"]["requests"],
-            )
-            for user in org["users"]
-        ]
-    head = f"Export for {body['month']} (config {body['configVersion']}); --json or --format csv for files."
-    return f"{head}\n\n" + table(
-        ("ORG", "USER", "EMAIL", "USED", "LIMIT", "REQUESTS"), rows, numeric={3, 4, 5}
-    )
 
 
 # ---------------------------------------------------------------------------- requests

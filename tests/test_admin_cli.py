@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from provision import admin_cli
+from provision import admin_views
 from provision.local import LocalGateway
 from provision.money import format_usd
 from tests import test_admin_e2e as e2e
@@ -288,7 +288,7 @@ def test_unreachable_gateway_exits_1():
 
 def test_degraded_health_report_reads_as_down():
     """A degraded health report names the part that is down (the CLI then exits 1)."""
-    report = admin_cli.render_health(
+    report = admin_views.render_health(
         {
             "status": "degraded",
             "kv": {"ok": True, "configVersion": "abc"},
