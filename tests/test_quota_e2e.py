@@ -486,6 +486,7 @@ def test_unsettled_reservations_expire_and_free_the_budget(
         "admitted"
     ]
     assert http.post(CHAT, json=body, headers=auth("key_exp_main")).status_code == 200
+    assert wait_for(lambda: hooks.user_row("tight", "exp")["requests"] == 1)  # settled
 
     live = hooks.reserve("tight", requestId=f"live-{time.time_ns()}", **{**blocker, "amount": 495})
     assert live["admitted"]  # a fresh reservation of most of the limit does hold it

@@ -171,9 +171,11 @@ export class UsageLedger extends DurableObject {
 
   /**
    * Reserve `amount` µUSD for one request against the user's limit and the org's budget, or
-   * refuse naming the limit that would be exceeded. One atomic step.
+   * refuse naming the limit that would be exceeded. One atomic step, after applying the
+   * settlements of earlier requests that came along with it.
    */
-  admit({ requestId, userId, month, amount, userLimit, orgBudget, now = Date.now() }) {
+  admit({ requestId, userId, month, amount, userLimit, orgBudget, settlements = [], now = Date.now() }) {
+    for (const record of settlements) this.settle(record); // carried along: see carry.js
     const state = this.#month(month);
     this.#sweep(now);
     const figures = this.#state(state, userId);

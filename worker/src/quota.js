@@ -2,6 +2,7 @@
 // ONE ledger call (reserving its worst-case cost), settle it to the real cost after the
 // response, and decide by the org's failure mode when the ledger cannot be reached.
 
+import { offer, release, take } from "./carry.js";
 import { HttpError } from "./errors.js";
 import { currentMonth, ledgerFor, monthResetsAt } from "./ledger.js";
 import { formatUsd } from "./pricing.js";
@@ -69,6 +70,7 @@ function refusal(principal, result, amount, month) {
 export async function admit(env, principal, requestId, amount, fault) {
   const month = currentMonth();
   const { policy } = principal;
+  const carried = fault ? [] : take(principal.orgId);
   try {
     if (fault === "ledger-down") throw new Error("injected: ledger unreachable");
     const result = await withinTimeout(
@@ -79,12 +81,15 @@ export async function admit(env, principal, requestId, amount, fault) {
         amount,
         userLimit: policy.userLimitMicros,
         orgBudget: policy.orgBudgetMicros,
+        settlements: carried.map((entry) => entry.record),
       }),
     );
+    release(principal.orgId, carried, true);
     if (!result.admitted) throw refusal(principal, result, amount, month);
     return { month, amount, state: result, degraded: false };
   } catch (err) {
     if (err instanceof HttpError) throw err;
+    release(principal.orgId, carried, false);
     if (policy.failureMode !== "fail-open") throw ledgerUnavailable(err);
     return admitDegraded(principal, amount, month, err);
   }
@@ -125,6 +130,8 @@ export async function settle(env, principal, requestId, admission, outcome, faul
     const spent = fallbackSpend.get(principal.orgId);
     if (spent) spent.micros += outcome.cost - admission.amount; // reservation → real cost
   }
+  // Usually the next admission to this org carries it (fault-injected requests settle alone).
+  if (!fault && !admission.degraded && (await offer(principal.orgId, record))) return null;
   for (let attempt = 0; attempt < 2; attempt += 1) {
     try {
       if (fault === "ledger-down" || fault === "settle-down") throw new Error("injected: ledger unreachable");
