@@ -69,14 +69,14 @@ def watch(gateway: LocalGateway, stopped: threading.Event) -> None:
 
 def run(args: Any) -> int:
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    # Ctrl-C and SIGTERM only ask to stop, so a second Ctrl-C cannot cut the cleanup short; set
+    # explicitly because a shell may start background jobs with SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
     try:
         with LocalGateway(resolve_stack(args.stack), host=args.host, port=args.port) as gateway:
             print(banner(gateway, args.stack), flush=True)
-            try:
-                watch(gateway, stopped)
-            except KeyboardInterrupt:
-                pass
+            watch(gateway, stopped)
             print("\nstopping…", flush=True)
     except ProvisionError as exc:
         print(f"error: {exc}", file=sys.stderr)
