@@ -149,3 +149,14 @@ def test_gateway_rate_limit_is_429(gateway: LocalGateway, http: httpx.Client, em
     response = http.post(CHAT, json=HELLO, headers=auth("key_ada_main"))
     assert response.status_code == 429
     assert error_of(response)["code"] == "gateway_rate_limited"
+
+
+def test_config_store_outage_is_503_not_500(http: httpx.Client):
+    """If KV cannot be read, a key that is not cached gets 503 config_unavailable."""
+    response = http.post(
+        CHAT,
+        json=HELLO,
+        headers={"authorization": f"Bearer {key('key_ada_second')}", "x-test-fault": "kv-down"},
+    )
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "config_unavailable"

@@ -4,6 +4,7 @@
 // for a short, bounded time so most requests make no KV call at all.
 
 import { HttpError } from "./errors.js";
+import { injectedFault } from "./testhooks.js";
 
 const KEY_PATTERN = /^gw_live_[A-Za-z0-9]{32,64}$/;
 const ISOLATE_CACHE_MS = 10_000; // revocations and YAML edits reach a warm isolate within this
@@ -30,7 +31,7 @@ function unauthorized(message, code) {
   return new HttpError(401, message, { code });
 }
 
-async function lookup(env, hash) {
+async function lookup(env, hash, fault) {
   const hit = cache.get(hash);
   const now = Date.now();
   if (hit && hit.until > now) return hit.record;
@@ -38,6 +39,7 @@ async function lookup(env, hash) {
   let record;
   let revoked;
   try {
+    if (fault === "kv-down") throw new Error("injected: KV unreachable");
     [record, revoked] = await Promise.all([
       env.GATEWAY_KV.get(`apikey:${hash}`, options),
       env.GATEWAY_KV.get(`revoked:${hash}`, options),
@@ -74,7 +76,7 @@ export async function authenticate(request, env) {
     throw unauthorized("Invalid API key format: gateway keys start with 'gw_live_'.", "invalid_api_key");
   }
   const hash = await sha256Hex(token);
-  const record = await lookup(env, hash);
+  const record = await lookup(env, hash, injectedFault(request));
   if (!record) throw unauthorized("Incorrect API key provided.", "invalid_api_key");
   if (record.status === "revoked") throw unauthorized("This API key has been revoked.", "revoked_api_key");
   if (record.status === "suspended") {
