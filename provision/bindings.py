@@ -13,6 +13,8 @@ KV_BINDING = "GATEWAY_KV"
 # request.signal is aborted when the client disconnects: a stream whose client left is then
 # stopped upstream and settled at once (estimated), instead of hanging until the runtime gives up.
 COMPATIBILITY_FLAGS = ["enable_request_signal"]
+# The Worker's cron trigger: reconcile usage kept under `unsettled:` into the ledgers.
+RECONCILE_CRON = "*/5 * * * *"
 LEDGER_BINDING = "USAGE_LEDGER"
 LEDGER_CLASS = "UsageLedger"
 # Durable Object migrations are fragile (TF#5701, PCF#1215): this tag is declared once and

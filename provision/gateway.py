@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from provision.bindings import COMPATIBILITY_FLAGS, LEDGER_MIGRATION, script_bindings
+from provision.bindings import (
+    COMPATIBILITY_FLAGS,
+    LEDGER_MIGRATION,
+    RECONCILE_CRON,
+    script_bindings,
+)
 from provision.compiler import compile_records, tenant_counts
 from provision.config import StackConfig
 from provision.render import WorkerBundle, render_worker
@@ -113,6 +118,15 @@ class Gateway(pulumi.ComponentResource):
             bindings=bindings,
             migrations=LEDGER_MIGRATION,
             observability={"enabled": True, "head_sampling_rate": 1},
+            opts=child,
+        )
+
+        # Every few minutes the Worker reconciles usage served while a ledger was unreachable.
+        self.cron = cloudflare.WorkersCronTrigger(
+            f"{name}-cron",
+            account_id=config.accountId,
+            script_name=self.script.script_name,
+            schedules=[{"cron": RECONCILE_CRON}],
             opts=child,
         )
 

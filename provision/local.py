@@ -112,6 +112,8 @@ def runtime_spec(
         "bindings": bindings,
         "durableObjects": durable_objects,
         "persistDir": persist_dir,
+        # test runs may fire the cron handler at /cdn-cgi/handler/scheduled (local only)
+        "triggerHandlers": test_hooks,
         "emulator": None
         if emulator_port is None
         else {"port": emulator_port, "config": emulator_config(config, local)},

@@ -42,6 +42,7 @@ KV = "cloudflare:index/workersKv:WorkersKv"
 SCRIPT = "cloudflare:index/workersScript:WorkersScript"
 SUBDOMAIN = "cloudflare:index/workersScriptSubdomain:WorkersScriptSubdomain"
 CUSTOM_DOMAIN = "cloudflare:index/workersCustomDomain:WorkersCustomDomain"
+CRON = "cloudflare:index/workersCronTrigger:WorkersCronTrigger"
 COMPONENT = "llm-gateway:index:Gateway"
 NAMESPACE_ID = "gateway-kv-id"  # RecordingMocks: `<logical name>-id`
 
@@ -73,6 +74,7 @@ def settled(gateway: Gateway, *more: pulumi.Output) -> pulumi.Output[list[Any]]:
         gateway.namespace,
         *gateway.entries,
         gateway.script,
+        gateway.cron,
         gateway.subdomain,
     ]
     if gateway.custom_domain is not None:
@@ -103,7 +105,7 @@ def kv_inputs(mocks: RecordingMocks) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("stack", STACKS)
 @pulumi.runtime.test
 def test_resource_types_and_counts(mocks: RecordingMocks, stack: str):
-    """One gateway, namespace, script and workers.dev switch; one KV entry per record."""
+    """One gateway, namespace, script, cron trigger and workers.dev switch; one KV entry per record."""
     gateway = run_program(mocks, stack)
     config = config_of(stack)
 
@@ -117,6 +119,7 @@ def test_resource_types_and_counts(mocks: RecordingMocks, stack: str):
             NAMESPACE: 1,
             KV: len(compile_records(config)),
             SCRIPT: 1,
+            CRON: 1,
             SUBDOMAIN: 1,
         }
         if config.customDomain is not None:
@@ -278,6 +281,24 @@ def test_script_settings(mocks: RecordingMocks, stack: str):
         assert inputs["observability"]["enabled"] is True
         # Declared once; changing the tag is a deploy of its own (TF#5701, PCF#1215).
         assert inputs["migrations"] == {"newTag": "v1", "newSqliteClasses": ["UsageLedger"]}
+
+    return settled(gateway).apply(check)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pulumi.runtime.test
+def test_cron_trigger_reconciles_on_the_workers_schedule(mocks: RecordingMocks, stack: str):
+    """The script gets a cron trigger (every 5 minutes) that reconciles unsettled usage."""
+    gateway = run_program(mocks, stack)
+    config = config_of(stack)
+
+    def check(_):
+        cron = mocks.one(CRON).inputs
+        assert cron == {
+            "accountId": config.accountId,
+            "scriptName": config.workerName,
+            "schedules": [{"cron": "*/5 * * * *"}],
+        }
 
     return settled(gateway).apply(check)
 

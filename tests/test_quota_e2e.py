@@ -583,3 +583,25 @@ def test_reconcile_moves_kept_usage_into_the_ledger(
     assert row["requests"] == 1
     assert row["usedMicros"] == int(response.headers["x-gateway-cost-usd"].replace(".", ""))
     assert not any(request_id in k for k in hooks.kv("unsettled:openfail:"))
+
+
+def test_cron_trigger_reconciles_without_a_person(
+    gateway: LocalGateway, http: httpx.Client, hooks: WorkerTestHooks
+):
+    """The scheduled handler moves usage kept while the ledger was down into the ledger."""
+    body = {"max_tokens": 10, "messages": [{"role": "user", "content": "cron me"}]}
+    response = http.post(
+        CHAT, json=body, headers={**auth("key_opener_main"), "x-test-fault": "ledger-down"}
+    )
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    assert wait_for(lambda: any(request_id in k for k in hooks.kv("unsettled:openfail:")))
+    before = hooks.user_row("openfail", "opener")
+    fired = http.get("/cdn-cgi/handler/scheduled", params={"cron": "*/5 * * * *"})
+    assert fired.status_code == 200
+    assert wait_for(lambda: not any(request_id in k for k in hooks.kv("unsettled:openfail:")))
+    after = hooks.user_row("openfail", "opener")
+    assert after["requests"] >= before["requests"] + 1
+    assert after["usedMicros"] >= before["usedMicros"] + int(
+        response.headers["x-gateway-cost-usd"].replace(".", "")
+    )

@@ -39,6 +39,7 @@ function miniflareOptions(spec, port, bindings) {
     durableObjects: spec.durableObjects ?? {},
     durableObjectsPersist: spec.persistDir ? `${spec.persistDir}/do` : false,
     bindings,
+    unsafeTriggerHandlers: spec.triggerHandlers ?? false,
     // Worker logs go to stderr: stdout carries only this runtime's JSON status lines.
     handleRuntimeStdio(stdout, stderr) {
       stdout.pipe(process.stderr);

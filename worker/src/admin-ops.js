@@ -96,23 +96,24 @@ export async function exportTenants(call) {
 }
 
 /**
- * POST /admin/reconcile: move usage kept under `unsettled:` (served fail-open, or whose
- * settlement failed) into each org's ledger. Settlement is idempotent per request id, so a
- * record is never counted twice; it is deleted from KV only once the ledger has it.
+ * Move usage kept under `unsettled:` (served fail-open, or whose settlement failed) into each
+ * org's ledger. Settlement is idempotent per request id, so a record is never counted twice; it
+ * is deleted from KV only once the ledger has it. Runs from the cron trigger and the admin API.
  */
-export async function reconcile(call) {
-  const { keys, list_complete: complete } = await call.env.GATEWAY_KV.list({
+export async function reconcileUnsettled(env, fault = null) {
+  const { keys, list_complete: complete } = await env.GATEWAY_KV.list({
     prefix: UNSETTLED_PREFIX,
     limit: RECONCILE_BATCH,
   });
+  const call = { env, fault };
   const results = await Promise.all(
     keys.map(async ({ name }) => {
-      const record = await kvJson(call.env, name);
-      if (!record) return { key: name, ok: true, costMicros: 0 };
-      const { v, orgId, at, ...settlement } = record;
       try {
+        const record = await kvJson(env, name);
+        if (!record) return { key: name, ok: true, costMicros: 0 };
+        const { v, orgId, at, ...settlement } = record;
         await ledgerCall(call, orgId, "settle", settlement);
-        await call.env.GATEWAY_KV.delete(name);
+        await env.GATEWAY_KV.delete(name);
         return { key: name, ok: true, costMicros: settlement.cost };
       } catch (err) {
         return { key: name, ok: false, error: err.message };
@@ -120,13 +121,16 @@ export async function reconcile(call) {
     }),
   );
   const done = results.filter((r) => r.ok);
-  const costMicros = done.reduce((sum, r) => sum + r.costMicros, 0);
-  return [
-    {
-      reconciled: done.length,
-      ...money("reconciledCost", costMicros),
-      failed: results.filter((r) => !r.ok),
-      more: !complete,
-    },
-  ];
+  return {
+    reconciled: done.length,
+    costMicros: done.reduce((sum, r) => sum + r.costMicros, 0),
+    failed: results.filter((r) => !r.ok),
+    more: !complete,
+  };
+}
+
+/** POST /admin/reconcile: the same, on demand. */
+export async function reconcile(call) {
+  const { costMicros, ...result } = await reconcileUnsettled(call.env, call.fault);
+  return [{ ...result, ...money("reconciledCost", costMicros) }];
 }

@@ -1,6 +1,7 @@
 // Entry module: routing, request ids, and the one place where errors become responses.
 
 import { adminApi } from "./admin.js";
+import { reconcileUnsettled } from "./admin-ops.js";
 import { authenticate } from "./auth.js";
 import { chatCompletions } from "./chat.js";
 import { HttpError, errorResponse, jsonResponse } from "./errors.js";
@@ -76,5 +77,14 @@ export default {
     }
     response.headers.set("x-request-id", requestId);
     return response;
+  },
+
+  // Cron trigger: usage served while a ledger was unreachable is reconciled without a person.
+  async scheduled(controller, env, ctx) {
+    ctx.waitUntil(
+      reconcileUnsettled(env).then((result) =>
+        console.log(JSON.stringify({ event: "reconciled", cron: controller.cron, ...result })),
+      ),
+    );
   },
 };
