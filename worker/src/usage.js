@@ -2,7 +2,7 @@
 // admission, and a metered pass-through of SSE streams (event by event, never the whole body).
 
 const encoder = new TextEncoder();
-const CONTENT = /"delta":\{[^{}]*?"content":"((?:[^"\\]|\\.)*)"/;
+const CONTENT = /"delta":\{[^{}]*?"content":"((?:[^"\\]|\\.)*)"/g; // every choice's delta
 const USAGE_NULL = '"usage":null';
 const USAGE_NULL_FIELD = /,"usage":null|"usage":null,?/;
 
@@ -99,8 +99,9 @@ export function meterStream(upstream, { clientWantsUsage, signal }) {
       delete chunk.usage;
       return `data: ${JSON.stringify(chunk)}\n\n`;
     }
-    const content = CONTENT.exec(data);
-    if (content) text += content[1].includes("\\") ? JSON.parse(`"${content[1]}"`) : content[1];
+    for (const [, content] of data.matchAll(CONTENT)) {
+      text += content.includes("\\") ? JSON.parse(`"${content}"`) : content;
+    }
     if (clientWantsUsage || !data.includes(USAGE_NULL)) return event;
     return `data: ${data.replace(USAGE_NULL_FIELD, "")}\n\n`;
   };
