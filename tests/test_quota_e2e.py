@@ -563,45 +563,39 @@ def test_broken_json_answer_is_502_and_still_recorded(
     assert hooks.usage("acme")["openReservations"] == open_before  # its reservation was settled
 
 
+def serve_while_ledger_down(
+    http: httpx.Client, hooks: WorkerTestHooks, key_id: str
+) -> tuple[int, str]:
+    """One fail-open request with the ledger down: (its cost in µUSD, the kept record's request id)."""
+    body = {"max_tokens": 10, "messages": [{"role": "user", "content": "kept for later"}]}
+    response = http.post(CHAT, json=body, headers={**auth(key_id), "x-test-fault": "ledger-down"})
+    assert response.status_code == 200, response.text
+    request_id = response.headers["x-request-id"]
+    assert wait_for(lambda: any(request_id in k for k in hooks.kv("unsettled:openfail:")))
+    return int(response.headers["x-gateway-cost-usd"].replace(".", "")), request_id
+
+
 def test_reconcile_moves_kept_usage_into_the_ledger(
     gateway: LocalGateway, http: httpx.Client, hooks: WorkerTestHooks
 ):
     """Usage served while the ledger was down is reconciled into it exactly once."""
-    body = {"max_tokens": 10, "messages": [{"role": "user", "content": "reconcile me"}]}
-    response = http.post(
-        CHAT, json=body, headers={**auth("key_rec_main"), "x-test-fault": "ledger-down"}
-    )
-    assert response.status_code == 200
-    request_id = response.headers["x-request-id"]
-    assert wait_for(lambda: any(request_id in k for k in hooks.kv("unsettled:openfail:")))
+    spent, request_id = serve_while_ledger_down(http, hooks, "key_rec_main")
     admin = {"authorization": f"Bearer {gateway.secrets.admin_api_key}"}
     for _ in range(2):  # the second run finds nothing: no double counting
         result = http.post("/admin/reconcile", headers=admin)
         assert result.status_code == 200, result.text
         assert result.json()["failed"] == []
     row = hooks.user_row("openfail", "rec")
-    assert row["requests"] == 1
-    assert row["usedMicros"] == int(response.headers["x-gateway-cost-usd"].replace(".", ""))
+    assert (row["requests"], row["usedMicros"]) == (1, spent)
     assert not any(request_id in k for k in hooks.kv("unsettled:openfail:"))
 
 
-def test_cron_trigger_reconciles_without_a_person(
-    gateway: LocalGateway, http: httpx.Client, hooks: WorkerTestHooks
-):
+def test_cron_trigger_reconciles_without_a_person(http: httpx.Client, hooks: WorkerTestHooks):
     """The scheduled handler moves usage kept while the ledger was down into the ledger."""
-    body = {"max_tokens": 10, "messages": [{"role": "user", "content": "cron me"}]}
-    response = http.post(
-        CHAT, json=body, headers={**auth("key_opener_main"), "x-test-fault": "ledger-down"}
-    )
-    assert response.status_code == 200
-    request_id = response.headers["x-request-id"]
-    assert wait_for(lambda: any(request_id in k for k in hooks.kv("unsettled:openfail:")))
-    before = hooks.user_row("openfail", "opener")
+    spent, request_id = serve_while_ledger_down(http, hooks, "key_cronny_main")
+    assert hooks.user_row("openfail", "cronny")["requests"] == 0
     fired = http.get("/cdn-cgi/handler/scheduled", params={"cron": "*/5 * * * *"})
     assert fired.status_code == 200
     assert wait_for(lambda: not any(request_id in k for k in hooks.kv("unsettled:openfail:")))
-    after = hooks.user_row("openfail", "opener")
-    assert after["requests"] >= before["requests"] + 1
-    assert after["usedMicros"] >= before["usedMicros"] + int(
-        response.headers["x-gateway-cost-usd"].replace(".", "")
-    )
+    row = hooks.user_row("openfail", "cronny")
+    assert (row["requests"], row["usedMicros"]) == (1, spent)
