@@ -2,22 +2,40 @@
 
 Pure and deterministic: the same config gives the same records, byte for byte. The Pulumi
 component and the local runtime both call `compile_records`, so what runs locally is what
-deploys. Record layout: see README "Tenants" and docs/decisions.
+deploys. The layout (provision/contract.py, docs/decisions/0011) is a bounded set of shards:
+
+- `keys:{hh}`: the hot path. Keys whose SHA-256 starts with `hh`, each with its principal,
+  status, expiry and the TENANT-specific policy (user limit and models; the org's budget,
+  failure mode, models, default model, cache TTL and price overrides, once per org). Nothing
+  catalog-wide (models, aliases, prices, the stack default) is here: that is in the script,
+  so a catalog change rewrites no record.
+- `dir:{h}`: the admin directory. Whole organizations with their users and key ids, grouped
+  by SHA-256(org id); a superset of what the key shards say, so its hash is the config
+  version.
+- `meta:tenants`: schema version and layout, present once deployed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from provision.config import Organization, Price, StackConfig, User
+from provision.contract import (
+    DIRECTORY_SHARD_CHARS,
+    DIRECTORY_SHARD_PREFIX,
+    INDEX_KEY,
+    KEY_SHARD_CHARS,
+    KEY_SHARD_PREFIX,
+    MANAGED_PREFIXES,  # noqa: F401  (re-exported: the compiler's callers ask it)
+    SCHEMA_VERSION,
+    directory_shard,
+    key_shard,
+)
 from provision.money import usd_to_micros
-
-SCHEMA_VERSION = 1
-# Pulumi owns every key with these prefixes; the Worker owns `revoked:` and the ledger.
-MANAGED_PREFIXES = ("apikey:", "user:", "org:", "meta:")
 
 
 @dataclass(frozen=True)
@@ -36,45 +54,43 @@ def dumps(value: Any) -> str:
 def compile_records(config: StackConfig) -> dict[str, str]:
     """Every managed KV record, keyed by its KV key, values as canonical JSON."""
     orgs = {org.id: org for org in config.tenants.organizations}
-    records: dict[str, str] = {}
+    key_shards: dict[str, dict[str, Any]] = defaultdict(lambda: {"orgs": {}, "keys": {}})
+    directory: dict[str, dict[str, Any]] = defaultdict(dict)
     for org in config.tenants.organizations:
-        records[f"org:{org.id}:config"] = dumps(_org_record(org))
+        directory[directory_shard(org.id)][org.id] = {**_org_entry(org), "users": {}}
     for user in config.tenants.users:
         org = orgs[user.org]
-        records[f"user:{user.id}:config"] = dumps(_user_record(user))
-        policy = effective_policy(config, org, user)
+        directory[directory_shard(org.id)][org.id]["users"][user.id] = _user_entry(user)
         for key in user.keys:
-            records[f"apikey:{key.sha256}"] = dumps(
-                {
-                    "v": SCHEMA_VERSION,
-                    "keyId": key.id,
-                    "userId": user.id,
-                    "orgId": org.id,
-                    "status": _key_status(key.status, user, org),
-                    "expiresAt": key.expires_at(),
-                    "policy": policy,
-                }
-            )
-    records["meta:tenants"] = dumps(_meta_record(config, records))
+            shard = key_shards[key_shard(key.sha256)]
+            shard["orgs"][org.id] = org_policy(org)
+            shard["keys"][key.sha256] = {
+                "keyId": key.id,
+                "userId": user.id,
+                "orgId": org.id,
+                "status": _key_status(key.status, user, org),
+                "expiresAt": key.expires_at(),
+                "monthlyLimitMicros": usd_to_micros(user.monthlyLimitUsd),
+                "allowedModels": _model_set(user.allowedModels),
+            }
+    records = {name: dumps({"v": SCHEMA_VERSION, **shard}) for name, shard in key_shards.items()}
+    for name, entries in directory.items():
+        records[name] = dumps({"v": SCHEMA_VERSION, "orgs": entries})
+    records[INDEX_KEY] = dumps(_index_record())
     return dict(sorted(records.items()))
 
 
-def effective_policy(config: StackConfig, org: Organization, user: User) -> dict[str, Any]:
-    """Everything the hot path needs about a key's principal, so it makes ONE config read."""
-    allowed = allowed_models(config, org, user)
-    default = org.defaultModel or config.routing.defaultModel
+def org_policy(org: Organization) -> dict[str, Any]:
+    """The org's part of every key's policy; the Worker resolves it against the catalog."""
     return {
-        "userLimitMicros": usd_to_micros(user.monthlyLimitUsd),
-        "orgBudgetMicros": usd_to_micros(org.monthlyBudgetUsd),
+        "monthlyBudgetMicros": usd_to_micros(org.monthlyBudgetUsd),
         "failureMode": org.failureMode,
         "fallbackDailyLimitMicros": usd_to_micros(org.fallbackDailyLimitUsd),
-        "allowedModels": allowed,
-        "defaultModel": default if default in allowed else (allowed[0] if allowed else None),
+        "allowedModels": _model_set(org.allowedModels),
+        "defaultModel": org.defaultModel,
         "cacheTtl": org.cacheTtl,
         "priceOverrides": {
-            model: compile_price(price)
-            for model, price in org.priceOverrides.items()
-            if model in allowed
+            model: compile_price(price) for model, price in org.priceOverrides.items()
         },
     }
 
@@ -101,15 +117,6 @@ def price_table(config: StackConfig) -> dict[str, dict[str, int]]:
     return table
 
 
-def allowed_models(config: StackConfig, org: Organization, user: User) -> list[str]:
-    """Catalog ∩ org allow-list ∩ user allow-list, in catalog order."""
-    allowed = list(config.routing.models)
-    for narrowing in (org.allowedModels, user.allowedModels):
-        if narrowing is not None:
-            allowed = [m for m in allowed if m in narrowing]
-    return allowed
-
-
 def tenant_counts(config: StackConfig) -> TenantCounts:
     orgs = {org.id: org for org in config.tenants.organizations}
     keys = [(u, k) for u in config.tenants.users for k in u.keys]
@@ -122,28 +129,41 @@ def tenant_counts(config: StackConfig) -> TenantCounts:
     )
 
 
-def _org_record(org: Organization) -> dict[str, Any]:
-    return {
-        "v": SCHEMA_VERSION,
-        "id": org.id,
-        "name": org.name,
-        "monthlyBudgetMicros": usd_to_micros(org.monthlyBudgetUsd),
-        "failureMode": org.failureMode,
-        "fallbackDailyLimitMicros": usd_to_micros(org.fallbackDailyLimitUsd),
-        "status": org.status,
-    }
+def config_version(records: dict[str, str]) -> str:
+    """Hash of the directory shards (which say everything the key shards say).
+
+    The admin API computes the same from what KV holds, so `configVersion` tells which
+    tenant configuration an edge location sees.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(k for k in records if k.startswith(DIRECTORY_SHARD_PREFIX)):
+        digest.update(key.encode() + b"\0" + records[key].encode() + b"\0")
+    return digest.hexdigest()[:16]
 
 
-def _user_record(user: User) -> dict[str, Any]:
+def _org_entry(org: Organization) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "status": org.status, **org_policy(org)}
+
+
+def _user_entry(user: User) -> dict[str, Any]:
     return {
-        "v": SCHEMA_VERSION,
         "id": user.id,
         "orgId": user.org,
         "email": user.email,
         "monthlyLimitMicros": usd_to_micros(user.monthlyLimitUsd),
         "status": user.status,
-        "keyIds": sorted(k.id for k in user.keys),
+        "allowedModels": _model_set(user.allowedModels),
+        # key id → what the admin API needs to revoke it at once and to count it
+        "keys": {
+            k.id: {"sha256": k.sha256, "status": k.status, "expiresAt": k.expires_at()}
+            for k in user.keys
+        },
     }
+
+
+def _model_set(models: list[str] | None) -> list[str] | None:
+    """An allow-list as a set (sorted): its YAML order means nothing, so it changes no byte."""
+    return None if models is None else sorted(set(models))
 
 
 def _key_status(key_status: str, user: User, org: Organization) -> str:
@@ -154,20 +174,11 @@ def _key_status(key_status: str, user: User, org: Organization) -> str:
     return "active"
 
 
-def _meta_record(config: StackConfig, records: dict[str, str]) -> dict[str, Any]:
-    counts = tenant_counts(config)
-    digest = hashlib.sha256()
-    for key in sorted(records):
-        digest.update(key.encode() + b"\0" + records[key].encode() + b"\0")
+def _index_record() -> dict[str, Any]:
     return {
         "v": SCHEMA_VERSION,
-        "configVersion": digest.hexdigest()[:16],
-        "orgs": sorted(o.id for o in config.tenants.organizations),
-        "users": {u.id: u.org for u in config.tenants.users},
-        "keyCount": counts.keys,
-        "activeKeyCount": counts.active_keys,
-        # key id → hash, so the admin API can revoke a key by id at once (revoked:{hash})
-        "keys": {
-            k.id: {"sha256": k.sha256, "userId": u.id} for u in config.tenants.users for k in u.keys
+        "layout": {
+            "keys": {"prefix": KEY_SHARD_PREFIX, "chars": KEY_SHARD_CHARS},
+            "directory": {"prefix": DIRECTORY_SHARD_PREFIX, "chars": DIRECTORY_SHARD_CHARS},
         },
     }

@@ -159,10 +159,6 @@ SECTIONS = (
 )
 
 
-def _short_key(kv_key: str) -> str:
-    return f"{kv_key[:19]}…" if kv_key.startswith("apikey:") else kv_key
-
-
 def render_text(changes: Changes) -> str:
     if changes.empty:
         return "No changes."
@@ -175,8 +171,8 @@ def render_text(changes: Changes) -> str:
     lines.append(
         f"KV records: {len(changes.kv_written)} written, {len(changes.kv_deleted)} deleted"
     )
-    lines += [f"  write  {_short_key(k)}" for k in changes.kv_written]
-    lines += [f"  delete {_short_key(k)}" for k in changes.kv_deleted]
+    lines += [f"  write  {k}" for k in changes.kv_written]
+    lines += [f"  delete {k}" for k in changes.kv_deleted]
     return "\n".join(lines)
 
 
@@ -197,8 +193,8 @@ def render_markdown(changes: Changes, title: str) -> str:
         "",
         "| action | key |",
         "|---|---|",
-        *[f"| write | `{_short_key(k)}` |" for k in changes.kv_written],
-        *[f"| delete | `{_short_key(k)}` |" for k in changes.kv_deleted],
+        *[f"| write | `{k}` |" for k in changes.kv_written],
+        *[f"| delete | `{k}` |" for k in changes.kv_deleted],
         "",
         "</details>",
     ]

@@ -14,6 +14,7 @@ import jinja2
 
 from provision.compiler import price_table
 from provision.config import StackConfig
+from provision.contract import template_values as contract_values
 
 WORKER_DIR = Path(__file__).resolve().parent.parent / "worker"
 SRC_DIR = WORKER_DIR / "src"
@@ -65,6 +66,7 @@ def template_context(config: StackConfig, *, test_hooks: bool) -> dict:
         "worker_name": config.workerName,
         "worker_version": worker_version(),
         "test_hooks": test_hooks,
+        "contract": contract_values(),
     }
 
 

@@ -9,7 +9,6 @@ own their users (nina and omar: the workload; rita: quota resets; pia: metrics d
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 import time
@@ -22,9 +21,9 @@ import httpx
 import openai
 import pytest
 
-from provision.compiler import compile_records
+from provision.compiler import compile_records, config_version
 from provision.local import LocalGateway, LocalSecrets
-from tests.support import ROOT, error_of, key, openai_client
+from tests.support import ROOT, WorkerTestHooks, error_of, key, openai_client
 
 ADMIN_STACK = ROOT / "tests" / "fixtures" / "Pulumi.admin.yaml"
 # The admin stack's prices in µUSD per million tokens (input, output), written out here so the
@@ -288,12 +287,12 @@ def test_wrong_method_is_405_with_allow(admin: Admin, method, path, allow):
 
 
 def test_health_reports_kv_ledger_and_worker(admin: Admin, admin_gateway: LocalGateway):
-    """/admin/health is ok with the deployed config version and the Worker's name."""
+    """/admin/health is ok with the config version `provision` computes and the Worker's name."""
     assert admin_gateway.config is not None
-    meta = json.loads(compile_records(admin_gateway.config)["meta:tenants"])
+    expected = config_version(compile_records(admin_gateway.config))
     body = admin.get("/admin/health")
     assert body["status"] == "ok"
-    assert body["kv"] == {"ok": True, "configVersion": meta["configVersion"]}
+    assert body["kv"] == {"ok": True, "configVersion": expected}
     assert body["ledger"] == {"ok": True}
     assert body["worker"]["name"] == admin_gateway.config.workerName
     assert re.fullmatch(r"[0-9a-f]{12}", body["worker"]["version"])
@@ -321,7 +320,7 @@ def test_usage_endpoints_are_503_when_the_ledger_is_down(admin: Admin):
 
 
 def test_metrics_counts_tenants_from_the_index(admin: Admin):
-    """/admin/metrics counts orgs, users and keys (active ones apart) from meta:tenants."""
+    """/admin/metrics counts orgs, users and keys (active ones apart) from the directory."""
     body = admin.get("/admin/metrics")
     assert (body["orgs"], body["users"], body["keys"], body["activeKeys"]) == (2, 4, 6, 5)
     assert body["month"] == this_month()
@@ -450,6 +449,9 @@ def test_bad_month_is_400(admin: Admin, path, month):
         ("POST", "/admin/users/nobody/reset-quota"),
         ("GET", "/admin/users/Not%20An%20Id"),
         ("GET", "/admin/users/northwind"),
+        ("GET", "/admin/users/__proto__"),
+        ("GET", "/admin/users/constructor/usage"),
+        ("POST", "/admin/users/toString/reset-quota"),
     ],
 )
 def test_unknown_user_is_404(admin: Admin, method, path):
@@ -549,6 +551,8 @@ def test_organization_record_with_user_count(admin: Admin):
         "/admin/organizations/nowhere/users",
         "/admin/organizations/nowhere/usage",
         "/admin/organizations/nina",
+        "/admin/organizations/__proto__",
+        "/admin/organizations/constructor/users",
     ],
 )
 def test_unknown_organization_is_404(admin: Admin, path):
@@ -604,3 +608,21 @@ def test_organization_without_traffic_shows_its_users_at_zero(admin: Admin):
     assert [row["userId"] for row in body["users"]] == ["pia", "rita"]
     assert all(row["usedMicros"] == 0 for row in body["users"])
     assert body["resetsAt"] == "2024-03-01T00:00:00.000Z"
+
+
+# ---------------------------------------------------------------------------- hostile ids
+
+
+@pytest.mark.parametrize("key_id", ["__proto__", "constructor", "toString", "hasOwnProperty"])
+def test_revoking_an_object_property_name_is_404_and_writes_nothing(
+    admin: Admin, admin_gateway: LocalGateway, key_id: str
+):
+    """A key id is looked up as an id, never as an object property: no `revoked:undefined`."""
+    response = admin.request("POST", f"/admin/keys/{key_id}/revoke")
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "key_not_found"
+    hooks = WorkerTestHooks(admin_gateway.worker_url)
+    try:
+        assert "revoked:undefined" not in hooks.kv("revoked:")
+    finally:
+        hooks.close()

@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from provision.config import StackConfig, load_stack_file
+from provision.contract import directory_shard, key_shard
 from provision.keys import KEY_PATTERN, hash_key
 from tests.support import ROOT
 
@@ -400,7 +401,7 @@ def imported_lines(case: Case) -> list[str]:
 
 
 def test_users_import_dry_run_prints_the_diff_and_writes_nothing(case: Case, stack: Path):
-    """`users import --dry-run` shows the users and KV records it would add, and writes nothing."""
+    """`users import --dry-run` shows the users and the KV shards it would write, and writes nothing."""
     before = stack.read_bytes()
     out = ok(
         provision(
@@ -412,10 +413,12 @@ def test_users_import_dry_run_prints_the_diff_and_writes_nothing(case: Case, sta
     assert f"+ user {first} <{first}@" in out
     assert f"+ user {case.imported[1]} <" in out and "monthly limit $5.50" in out
     assert f"+ user {case.imported[2]} <" in out and "monthly limit $12.25" in out
-    for user_id in case.imported:
-        assert f"write  user:{user_id}:config" in out
-    assert "write  meta:tenants" in out
-    assert "KV records: 4 written, 0 deleted" in out
+    with (FIXTURES / f"users-{case.name}.csv").open(newline="") as handle:
+        orgs = {row["org"] for row in csv.DictReader(handle)}
+    # users without keys change only their organizations' directory shards
+    written = {line.split()[1] for line in out.splitlines() if line.startswith("  write  ")}
+    assert written == {directory_shard(org) for org in orgs}
+    assert f"KV records: {len(written)} written, 0 deleted" in out
     assert "(dry run: nothing was written)" in out
 
 
@@ -1131,32 +1134,30 @@ def test_diff_describes_tenant_changes_and_kv_records(repo_stack: Path):
     )
     assert f"  + key {new_chen_key.id} for user chen (research notebook (rotated))" in lines
 
-    # KV: acme's budget is in the policy of every acme key; ben's limit in his; fay and chen are
-    # new or changed; emil's records go. Hashes are shortened, never shown whole.
-    def short(sha: str) -> str:
-        return f"apikey:{sha[:12]}…"
-
+    # KV: acme's budget is in the policy of every acme key's shard; ben, fay and chen changed;
+    # emil's key leaves its shard (deleted when it held nothing else); the orgs of all of them
+    # have their directory shard rewritten. Only shard names appear, never a whole hash.
     written = {line.split()[1] for line in lines if line.startswith("  write  ")}
     deleted = {line.split()[1] for line in lines if line.startswith("  delete ")}
     config = load_stack_file(stack)
-    assert written == {
-        "meta:tenants",
-        "org:acme:config",
-        "user:ben:config",
-        "user:fay:config",
-        "user:chen:config",
+    emil_hash = "f3303cff93dea767ca87f3172d99e7eaa8a23f8bf234b98a7aa338b405e82499"
+    still_used = {key_shard(k.sha256) for u in config.tenants.users for k in u.keys}
+    expected = {
+        directory_shard("acme"),
+        directory_shard("initech"),
+        directory_shard(user_of(config, "chen").org),
         *(
-            short(k.sha256)
+            key_shard(k.sha256)
             for u in config.tenants.users
-            if u.id in {"ana", "ben", "fay", "chen"}
+            if u.org == "acme" or u.id == "chen"
             for k in u.keys
         ),
     }
-    assert deleted == {
-        "user:emil:config",
-        short("f3303cff93dea767ca87f3172d99e7eaa8a23f8bf234b98a7aa338b405e82499"),
-    }
-    assert f"KV records: {len(written)} written, 2 deleted" in lines
+    if key_shard(emil_hash) in still_used:
+        expected.add(key_shard(emil_hash))
+    assert written == expected
+    assert deleted == ({key_shard(emil_hash)} - still_used)
+    assert f"KV records: {len(written)} written, {len(deleted)} deleted" in lines
     assert not [k.sha256 for u in config.tenants.users for k in u.keys if k.sha256 in out]
 
 
@@ -1172,9 +1173,8 @@ def test_diff_markdown_has_headings_bullets_and_a_table(repo_stack: Path):
     assert "- org acme: monthly budget $2,000.00 → $2,500.00" in lines
     assert "- - user emil <emil@initech.example> removed (with 1 key(s))" in lines
     assert "| action | key |" in lines and "|---|---|" in lines
-    assert "| write | `org:acme:config` |" in lines
-    assert "| write | `meta:tenants` |" in lines
-    assert "| delete | `user:emil:config` |" in lines
+    assert f"| write | `{directory_shard('acme')}` |" in lines
+    assert f"| write | `{directory_shard('initech')}` |" in lines
     assert any(line.startswith("<details><summary>KV records: ") for line in lines)
 
 

@@ -1,18 +1,18 @@
 // Shared pieces of the admin API: storage access that fails as clear 503/404 errors, and the
 // response shapes (every amount twice: integer µUSD `…Micros` and an exact `…Usd` string).
 
+import { INDEX_KEY, allDirectoryShards } from "./contract.js";
 import { HttpError } from "./errors.js";
 import { currentMonth, ledgerFor } from "./ledger.js";
 import { formatUsd } from "./pricing.js";
 
-export const ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/; // org and user ids (config.py's SLUG)
 const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 
 // ------------------------------------------------------------------------------ storage
 
-export async function kvJson(env, key) {
+async function kvRead(env, key, type) {
   try {
-    return await env.GATEWAY_KV.get(key, "json");
+    return await env.GATEWAY_KV.get(key, type);
   } catch (err) {
     console.error(JSON.stringify({ event: "admin_kv_unavailable", key, error: String(err?.message ?? err) }));
     throw new HttpError(503, "Tenant configuration is temporarily unavailable; try again shortly.", {
@@ -21,14 +21,44 @@ export async function kvJson(env, key) {
   }
 }
 
-export async function tenantsIndex(env) {
-  const meta = await kvJson(env, "meta:tenants");
-  if (!meta) {
-    throw new HttpError(503, "The tenant index (meta:tenants) is missing: has the stack been deployed?", {
+export async function kvJson(env, key) {
+  return kvRead(env, key, "json");
+}
+
+async function versionOf(text) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].slice(0, 8).map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * The tenant directory from every `dir:` shard (read in parallel): organizations, users and
+ * keys by id in Maps (an id from a URL never walks an object prototype), and the config
+ * version, the same hash `provision` computes (compiler.config_version) over what was read.
+ */
+export async function tenantDirectory(env) {
+  const names = allDirectoryShards();
+  const [index, ...texts] = await Promise.all([kvRead(env, INDEX_KEY, "text"), ...names.map((n) => kvRead(env, n, "text"))]);
+  if (index === null) {
+    throw new HttpError(503, `The tenant index (${INDEX_KEY}) is missing: has the stack been deployed?`, {
       code: "config_unavailable",
     });
   }
-  return meta;
+  const orgs = new Map();
+  const users = new Map();
+  const keys = new Map();
+  let hashed = "";
+  names.forEach((name, i) => {
+    if (texts[i] === null) return;
+    hashed += `${name}\0${texts[i]}\0`;
+    for (const org of Object.values(JSON.parse(texts[i]).orgs)) {
+      orgs.set(org.id, org);
+      for (const user of Object.values(org.users)) {
+        users.set(user.id, user);
+        for (const [keyId, key] of Object.entries(user.keys)) keys.set(keyId, { ...key, keyId, userId: user.id });
+      }
+    }
+  });
+  return { orgs, users, keys, configVersion: await versionOf(hashed) };
 }
 
 /** One ledger RPC; an unreachable ledger is a 503 naming the org, never a 500. */
@@ -44,14 +74,19 @@ export async function ledgerCall(call, orgId, method, args) {
   }
 }
 
-export async function userRecord(env, userId) {
-  const user = ID_PATTERN.test(userId) ? await kvJson(env, `user:${userId}:config`) : null;
+/** `object[key]` only when it is the object's own property (ids never walk a prototype). */
+export function own(object, key) {
+  return object !== null && object !== undefined && Object.hasOwn(object, key) ? object[key] : undefined;
+}
+
+export function userRecord(directory, userId) {
+  const user = directory.users.get(userId);
   if (!user) throw new HttpError(404, `No user with id '${userId}'.`, { code: "user_not_found" });
   return user;
 }
 
-export async function orgRecord(env, orgId) {
-  const org = ID_PATTERN.test(orgId) ? await kvJson(env, `org:${orgId}:config`) : null;
+export function orgRecord(directory, orgId) {
+  const org = directory.orgs.get(orgId);
   if (!org) throw new HttpError(404, `No organization with id '${orgId}'.`, { code: "organization_not_found" });
   return org;
 }
@@ -96,7 +131,7 @@ export function userView(user) {
     email: user.email,
     status: user.status,
     ...money("monthlyLimit", user.monthlyLimitMicros),
-    keyIds: user.keyIds,
+    keyIds: Object.keys(user.keys).sort(),
   };
 }
 
@@ -111,9 +146,7 @@ export function orgView(org) {
   };
 }
 
-export function membersOf(meta, orgId) {
-  return Object.entries(meta.users ?? {})
-    .filter(([, org]) => org === orgId)
-    .map(([userId]) => userId)
-    .sort();
+/** The org's users, by id. */
+export function membersOf(org) {
+  return Object.values(org.users).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

@@ -1,11 +1,11 @@
 // Admin operations beyond the read-only views: emergency key revocation, bulk export, and
 // reconciliation of usage that was served while the ledger was unreachable.
 
-import { kvJson, ledgerCall, membersOf, money, monthParam, orgView, tenantsIndex, usageFigures, userView } from "./admin-data.js";
+import { kvJson, ledgerCall, membersOf, money, monthParam, orgView, own, tenantDirectory, usageFigures, userView } from "./admin-data.js";
 import { forgetKey } from "./auth.js";
+import { REVOKED_PREFIX, UNSETTLED_PREFIX } from "./contract.js";
 import { HttpError } from "./errors.js";
 import { formatUsd } from "./pricing.js";
-import { UNSETTLED_PREFIX } from "./quota.js";
 
 const RECONCILE_BATCH = 200; // records per call, well inside a Worker's subrequest budget
 
@@ -18,15 +18,14 @@ const PROPAGATION =
  * before any `pulumi up`. The stack file should still be changed (`provision keys revoke`).
  */
 export async function revokeKey(call, keyId) {
-  const meta = await tenantsIndex(call.env);
-  const entry = meta.keys?.[keyId];
+  const entry = (await tenantDirectory(call.env)).keys.get(keyId); // a Map: `__proto__` is no key id
   if (!entry) throw new HttpError(404, `No key with id '${keyId}'.`, { code: "key_not_found" });
   let reason = null;
   if (call.request.headers.get("content-type")?.includes("application/json")) {
     const body = await call.request.json().catch(() => ({}));
     reason = typeof body?.reason === "string" ? body.reason.slice(0, 500) : null;
   }
-  const key = `revoked:${entry.sha256}`;
+  const key = `${REVOKED_PREFIX}${entry.sha256}`;
   const existing = await kvJson(call.env, key);
   const record = existing ?? { v: 1, keyId, userId: entry.userId, revokedAt: new Date().toISOString(), reason };
   if (!existing) await call.env.GATEWAY_KV.put(key, JSON.stringify(record));
@@ -48,20 +47,17 @@ function csvField(value) {
 /** GET /admin/export[?format=csv][&month=YYYY-MM]: every tenant with the month's usage. */
 export async function exportTenants(call) {
   const month = monthParam(call.query);
-  const meta = await tenantsIndex(call.env);
+  const directory = await tenantDirectory(call.env);
+  const orgs = [...directory.orgs.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
   const organizations = await Promise.all(
-    (meta.orgs ?? []).map(async (orgId) => {
-      const [org, usage, users] = await Promise.all([
-        kvJson(call.env, `org:${orgId}:config`),
-        ledgerCall(call, orgId, "usage", { month }),
-        Promise.all(membersOf(meta, orgId).map((userId) => kvJson(call.env, `user:${userId}:config`))),
-      ]);
+    orgs.map(async (org) => {
+      const usage = await ledgerCall(call, org.id, "usage", { month });
       const orgFigures = usageFigures(usage.org);
       return {
         ...orgView(org),
         usage: { ...orgFigures, ...money("remaining", Math.max(0, org.monthlyBudgetMicros - orgFigures.usedMicros)) },
-        users: users.filter(Boolean).map((user) => {
-          const figures = usageFigures(usage.users[user.id]);
+        users: membersOf(org).map((user) => {
+          const figures = usageFigures(own(usage.users, user.id));
           const remaining = Math.max(0, user.monthlyLimitMicros - figures.usedMicros);
           return { ...userView(user), usage: { ...figures, ...money("remaining", remaining) } };
         }),
@@ -69,7 +65,7 @@ export async function exportTenants(call) {
     }),
   );
   if (call.query.get("format") !== "csv") {
-    return [{ month, configVersion: meta.configVersion, generatedAt: new Date().toISOString(), organizations }];
+    return [{ month, configVersion: directory.configVersion, generatedAt: new Date().toISOString(), organizations }];
   }
   const rows = [CSV_COLUMNS.join(",")];
   for (const org of organizations) {

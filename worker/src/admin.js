@@ -5,14 +5,14 @@
 
 import {
   allowance,
-  kvJson,
   ledgerCall,
   membersOf,
   money,
   monthParam,
   orgRecord,
   orgView,
-  tenantsIndex,
+  own,
+  tenantDirectory,
   usageFigures,
   userRecord,
   userView,
@@ -114,11 +114,10 @@ async function health(call) {
 
 async function checkKv(env) {
   try {
-    const meta = await kvJson(env, "meta:tenants");
-    if (!meta) return { ok: false, configVersion: null, error: "meta:tenants is missing" };
-    return { ok: true, configVersion: meta.configVersion };
-  } catch {
-    return { ok: false, configVersion: null, error: "KV is unreachable" };
+    const { configVersion } = await tenantDirectory(env);
+    return { ok: true, configVersion };
+  } catch (err) {
+    return { ok: false, configVersion: null, error: err instanceof HttpError ? err.message : "KV is unreachable" };
   }
 }
 
@@ -140,10 +139,20 @@ async function checkLedger(call) {
   }
 }
 
+/** Keys that authenticate: not revoked, user and org active (expiry is checked per request). */
+function countActiveKeys(directory) {
+  let active = 0;
+  for (const key of directory.keys.values()) {
+    const user = directory.users.get(key.userId);
+    if (key.status === "active" && user.status === "active" && directory.orgs.get(user.orgId).status === "active") active += 1;
+  }
+  return active;
+}
+
 async function metrics(call) {
-  const meta = await tenantsIndex(call.env);
+  const directory = await tenantDirectory(call.env);
   const month = monthParam(call.query);
-  const orgIds = meta.orgs ?? [];
+  const orgIds = [...directory.orgs.keys()].sort();
   const ledgers = await Promise.all(orgIds.map((orgId) => ledgerCall(call, orgId, "usage", { month })));
   const totals = { requests: 0, costMicros: 0, tokensIn: 0, tokensOut: 0, estimated: 0, cached: 0 };
   const users = [];
@@ -162,11 +171,11 @@ async function metrics(call) {
   users.sort((a, b) => b.costMicros - a.costMicros || b.requests - a.requests || a.userId.localeCompare(b.userId));
   const body = {
     month,
-    configVersion: meta.configVersion,
-    orgs: orgIds.length,
-    users: Object.keys(meta.users ?? {}).length,
-    keys: meta.keyCount,
-    activeKeys: meta.activeKeyCount,
+    configVersion: directory.configVersion,
+    orgs: directory.orgs.size,
+    users: directory.users.size,
+    keys: directory.keys.size,
+    activeKeys: countActiveKeys(directory),
     usage: {
       requests: totals.requests,
       ...money("cost", totals.costMicros),
@@ -181,13 +190,13 @@ async function metrics(call) {
 }
 
 async function getUser(call, userId) {
-  const user = await userRecord(call.env, userId);
-  const org = await kvJson(call.env, `org:${user.orgId}:config`);
-  return [{ ...userView(user), orgName: org?.name ?? null }];
+  const directory = await tenantDirectory(call.env);
+  const user = userRecord(directory, userId);
+  return [{ ...userView(user), orgName: directory.orgs.get(user.orgId)?.name ?? null }];
 }
 
 async function getUserUsage(call, userId) {
-  const user = await userRecord(call.env, userId);
+  const user = userRecord(await tenantDirectory(call.env), userId);
   const month = monthParam(call.query);
   const row = await ledgerCall(call, user.orgId, "userUsage", { month, userId });
   const figures = usageFigures(row);
@@ -204,7 +213,7 @@ async function getUserUsage(call, userId) {
 }
 
 async function resetQuota(call, userId) {
-  const user = await userRecord(call.env, userId);
+  const user = userRecord(await tenantDirectory(call.env), userId);
   const month = currentMonth();
   const result = await ledgerCall(call, user.orgId, "resetUser", { month, userId });
   console.log(JSON.stringify({ event: "admin_quota_reset", userId, orgId: user.orgId, month, previousMicros: result.previousMicros }));
@@ -221,21 +230,16 @@ async function resetQuota(call, userId) {
 }
 
 async function getOrg(call, orgId) {
-  const org = await orgRecord(call.env, orgId);
-  const meta = await tenantsIndex(call.env);
-  return [{ ...orgView(org), userCount: membersOf(meta, orgId).length }];
+  const org = orgRecord(await tenantDirectory(call.env), orgId);
+  return [{ ...orgView(org), userCount: membersOf(org).length }];
 }
 
 async function getOrgUsers(call, orgId) {
-  const org = await orgRecord(call.env, orgId);
+  const org = orgRecord(await tenantDirectory(call.env), orgId);
   const month = monthParam(call.query);
-  const meta = await tenantsIndex(call.env);
-  const [records, usage] = await Promise.all([
-    Promise.all(membersOf(meta, orgId).map((userId) => kvJson(call.env, `user:${userId}:config`))),
-    ledgerCall(call, orgId, "usage", { month }),
-  ]);
-  const users = records.filter(Boolean).map((user) => {
-    const figures = usageFigures(usage.users[user.id]);
+  const usage = await ledgerCall(call, orgId, "usage", { month });
+  const users = membersOf(org).map((user) => {
+    const figures = usageFigures(own(usage.users, user.id));
     return {
       ...userView(user),
       usage: { ...figures, ...money("remaining", Math.max(0, user.monthlyLimitMicros - figures.usedMicros)) },
@@ -245,13 +249,12 @@ async function getOrgUsers(call, orgId) {
 }
 
 async function getOrgUsage(call, orgId) {
-  const org = await orgRecord(call.env, orgId);
+  const org = orgRecord(await tenantDirectory(call.env), orgId);
   const month = monthParam(call.query);
-  const meta = await tenantsIndex(call.env);
   const usage = await ledgerCall(call, orgId, "usage", { month });
   const figures = usageFigures(usage.org);
   // Members without a row yet show as zeros; rows of users since removed from the stack stay.
-  const userIds = [...new Set([...membersOf(meta, orgId), ...Object.keys(usage.users)])].sort();
+  const userIds = [...new Set([...membersOf(org).map((u) => u.id), ...Object.keys(usage.users)])].sort();
   const body = {
     orgId: org.id,
     name: org.name,
@@ -261,7 +264,7 @@ async function getOrgUsage(call, orgId) {
     openReservations: usage.openReservations,
     ...money("reserved", usage.reservedMicros),
     resetsAt: monthResetsAt(month),
-    users: userIds.map((userId) => ({ userId, ...usageFigures(usage.users[userId]) })),
+    users: userIds.map((userId) => ({ userId, ...usageFigures(own(usage.users, userId)) })),
   };
   return [body];
 }

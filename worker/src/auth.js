@@ -1,9 +1,11 @@
-// Authentication: bearer `gw_live_…` key → SHA-256 → ONE KV read of `apikey:{hash}`, whose
-// value carries the compiled effective policy (made in parallel with the emergency-revocation
-// check `revoked:{hash}`, so it costs no extra round trip). Results are cached in the isolate
-// for a short, bounded time so most requests make no KV call at all.
+// Authentication: bearer `gw_live_…` key → SHA-256 → ONE KV operation: a bulk read of the
+// key's shard record `keys:{first hex digits}` (its principal, status, expiry and tenant
+// policy) together with the emergency-revocation record `revoked:{hash}`. Results are cached
+// in the isolate for a short, bounded time so most requests make no KV call at all.
 
+import { REVOKED_PREFIX, keyShard } from "./contract.js";
 import { HttpError } from "./errors.js";
+import { effectivePolicy } from "./policy.js";
 import { injectedFault } from "./testhooks.js";
 
 const KEY_PATTERN = /^gw_live_[A-Za-z0-9]{32,64}$/;
@@ -31,26 +33,38 @@ function unauthorized(message, code) {
   return new HttpError(401, message, { code });
 }
 
+function configUnavailable(event, detail) {
+  console.error(JSON.stringify({ event, ...detail }));
+  return new HttpError(503, "Gateway configuration is temporarily unavailable; try again shortly.", {
+    code: "config_unavailable",
+  });
+}
+
+/** The key's record from its shard (own properties only: a hash never walks a prototype). */
+function principalRecord(shard, hash) {
+  const keys = shard?.keys;
+  if (!keys || !Object.hasOwn(keys, hash)) return null;
+  const entry = keys[hash];
+  const org = Object.hasOwn(shard.orgs ?? {}, entry.orgId) ? shard.orgs[entry.orgId] : null;
+  if (!org) throw configUnavailable("kv_shard_inconsistent", { shard: keyShard(hash), orgId: entry.orgId });
+  return { ...entry, policy: effectivePolicy(entry, org) };
+}
+
 async function lookup(env, hash, fault) {
   const hit = cache.get(hash);
   const now = Date.now();
   if (hit && hit.until > now) return hit.record;
-  const options = { type: "json", cacheTtl: KV_CACHE_TTL_S };
-  let record;
-  let revoked;
+  const shardKey = keyShard(hash);
+  const revokedKey = REVOKED_PREFIX + hash;
+  let found;
   try {
     if (fault === "kv-down") throw new Error("injected: KV unreachable");
-    [record, revoked] = await Promise.all([
-      env.GATEWAY_KV.get(`apikey:${hash}`, options),
-      env.GATEWAY_KV.get(`revoked:${hash}`, options),
-    ]);
+    found = await env.GATEWAY_KV.get([shardKey, revokedKey], { type: "json", cacheTtl: KV_CACHE_TTL_S });
   } catch (err) {
-    console.error(JSON.stringify({ event: "kv_unavailable", error: String(err?.message ?? err) }));
-    throw new HttpError(503, "Gateway configuration is temporarily unavailable; try again shortly.", {
-      code: "config_unavailable",
-    });
+    throw configUnavailable("kv_unavailable", { error: String(err?.message ?? err) });
   }
-  const effective = record && revoked ? { ...record, status: "revoked" } : record;
+  const record = principalRecord(found.get(shardKey), hash);
+  const effective = record && found.get(revokedKey) ? { ...record, status: "revoked" } : record;
   if (effective) {
     if (cache.size >= ISOLATE_CACHE_MAX) cache.delete(cache.keys().next().value);
     cache.set(hash, { record: effective, until: now + ISOLATE_CACHE_MS });

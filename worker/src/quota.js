@@ -3,6 +3,7 @@
 // response, and decide by the org's failure mode when the ledger cannot be reached.
 
 import { offer, release, take } from "./carry.js";
+import { UNSETTLED_PREFIX } from "./contract.js";
 import { HttpError } from "./errors.js";
 import { currentMonth, ledgerFor, monthResetsAt } from "./ledger.js";
 import { formatUsd } from "./pricing.js";
@@ -154,8 +155,6 @@ export async function settle(env, principal, requestId, admission, outcome, faul
   }
   return null;
 }
-
-export const UNSETTLED_PREFIX = "unsettled:";
 
 /**
  * x-gateway-* headers for the tighter of user limit and org budget (named by

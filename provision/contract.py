@@ -1,0 +1,67 @@
+"""What Python and the Worker must agree on, in one place.
+
+The renderer writes these values into the Worker's generated `contract.js`
+(worker/templates/contract.js.j2), so neither side spells them out by hand.
+
+KV layout (docs/decisions/0011-tenant-records-in-shards.md): tenant configuration lives in a
+FIXED number of shard records, so the number of Pulumi resources (and of Cloudflare API calls
+per `pulumi up`) never grows with the number of tenants.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+# Version of every Pulumi-owned record's shape (`v` field); 2 = sharded layout.
+SCHEMA_VERSION = 2
+
+# Hot path: API keys grouped by the first hex digits of their SHA-256. 256 shards at most, so
+# a known key is one cached read of its shard, and a key change rewrites one shard.
+KEY_SHARD_PREFIX = "keys:"
+KEY_SHARD_CHARS = 2
+
+# Admin directory: whole organizations (settings, users, key ids) grouped by the first hex
+# digit of SHA-256(org id). 16 shards at most; adding a user rewrites its org's shard only.
+DIRECTORY_SHARD_PREFIX = "dir:"
+DIRECTORY_SHARD_CHARS = 1
+
+# Present once the stack has been deployed: schema version and layout. Written only when
+# the layout itself changes, never by an ordinary tenant change.
+INDEX_KEY = "meta:tenants"
+
+# Pulumi owns every key with these prefixes (a local reload deletes stale ones); the Worker
+# owns `revoked:` (emergency revocation) and `unsettled:` (usage kept for reconciliation).
+MANAGED_PREFIXES = (KEY_SHARD_PREFIX, DIRECTORY_SHARD_PREFIX, "meta:")
+REVOKED_PREFIX = "revoked:"
+UNSETTLED_PREFIX = "unsettled:"
+
+
+def key_shard(sha256_hex: str) -> str:
+    """The shard record holding a key, from the key's SHA-256 (64 lower-case hex)."""
+    return KEY_SHARD_PREFIX + sha256_hex[:KEY_SHARD_CHARS]
+
+
+def directory_shard(org_id: str) -> str:
+    """The directory record holding an organization, its users and their key ids."""
+    digest = hashlib.sha256(org_id.encode("utf-8")).hexdigest()
+    return DIRECTORY_SHARD_PREFIX + digest[:DIRECTORY_SHARD_CHARS]
+
+
+def all_directory_shards() -> list[str]:
+    """Every directory record that may exist (the admin API reads them all to scan)."""
+    width = DIRECTORY_SHARD_CHARS
+    return [f"{DIRECTORY_SHARD_PREFIX}{i:0{width}x}" for i in range(16**width)]
+
+
+def template_values() -> dict[str, object]:
+    """What contract.js.j2 renders: the same names, the same values."""
+    return {
+        "SCHEMA_VERSION": SCHEMA_VERSION,
+        "KEY_SHARD_PREFIX": KEY_SHARD_PREFIX,
+        "KEY_SHARD_CHARS": KEY_SHARD_CHARS,
+        "DIRECTORY_SHARD_PREFIX": DIRECTORY_SHARD_PREFIX,
+        "DIRECTORY_SHARD_CHARS": DIRECTORY_SHARD_CHARS,
+        "INDEX_KEY": INDEX_KEY,
+        "REVOKED_PREFIX": REVOKED_PREFIX,
+        "UNSETTLED_PREFIX": UNSETTLED_PREFIX,
+    }
