@@ -16,10 +16,7 @@ COMPATIBILITY_FLAGS = ["enable_request_signal"]
 # The Worker's cron trigger: reconcile usage kept under `unsettled:` into the ledgers.
 RECONCILE_CRON = "*/5 * * * *"
 LEDGER_BINDING = "USAGE_LEDGER"
-LEDGER_CLASS = "UsageLedger"
-# Durable Object migrations are fragile (TF#5701, PCF#1215): this tag is declared once and
-# changes only in a deploy of its own.
-LEDGER_MIGRATION = {"new_tag": "v1", "new_sqlite_classes": [LEDGER_CLASS]}
+LEDGER_CLASS = "UsageLedger"  # its migrations: provision/migrations.py
 
 
 def provider_binding_name(provider: str) -> str:

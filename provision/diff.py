@@ -15,7 +15,7 @@ from typing import Any
 
 from provision.compiler import compile_records
 from provision.config import StackConfig, display_path
-from provision.errors import ConfigError, ProvisionError
+from provision.errors import ConfigError, Problem, ProvisionError
 from provision.money import format_usd, usd_to_micros
 
 
@@ -159,7 +159,8 @@ SECTIONS = (
 )
 
 
-def render_text(changes: Changes) -> str:
+def render_text(changes: Changes, deploy: str | None = None) -> str:
+    """The tenant changes, the KV records, and (given) the one-line deploy cost."""
     if changes.empty:
         return "No changes."
     lines = []
@@ -173,16 +174,20 @@ def render_text(changes: Changes) -> str:
     )
     lines += [f"  write  {k}" for k in changes.kv_written]
     lines += [f"  delete {k}" for k in changes.kv_deleted]
+    if deploy:
+        lines.append(f"{deploy} (details: provision plan)")
     return "\n".join(lines)
 
 
 MARKDOWN_MARKER = "<!-- provision-diff -->"  # lets CI find and update its own PR comment
 
 
-def render_markdown(changes: Changes, title: str) -> str:
+def render_markdown(changes: Changes, title: str, deploy: str | None = None) -> str:
     lines = [MARKDOWN_MARKER, f"### {title}", ""]
     if changes.empty:
         return "\n".join([*lines, "No tenant or configuration changes."])
+    if deploy:
+        lines += [f"**Deploy:** {deploy}", ""]
     for heading, name in SECTIONS:
         items = getattr(changes, name)
         if items:
@@ -220,21 +225,34 @@ def file_at_ref(path: Path, ref: str) -> str | None:
     return result.stdout if result.returncode == 0 else None
 
 
-def run(args: Any) -> int:
-    from provision.config import load_stack_file
-    from provision.stackfile import parse_text, resolve_stack
+@dataclass
+class Versions:
+    """A stack file at a git ref and in the working tree, validated (before: None if new)."""
 
-    path = resolve_stack(args.stack)
+    path: Path
+    before: StackConfig | None
+    after: StackConfig
+    before_settings: dict[str, Any]
+    after_settings: dict[str, Any]
+
+
+def load_versions(stack: str, base: str) -> Versions:
+    """The stack at `base` and now; a base that no longer validates counts as new (noted)."""
+    from provision.config import parse_stack_text
+    from provision.stackfile import resolve_stack
+
+    path = resolve_stack(stack)
+    source = display_path(path)
     try:
-        after = load_stack_file(path)
-        base_text = file_at_ref(path, args.base)
-    except (ConfigError, ProvisionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    before = None
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Problem(source, "", "file not found")]) from None
+    after, after_settings = parse_stack_text(text, source)
+    base_text = file_at_ref(path, base)
+    before, before_settings = None, {}
     if base_text:
         try:
-            before = parse_text(base_text, f"{display_path(path)}@{args.base}")
+            before, before_settings = parse_stack_text(base_text, f"{source}@{base}")
         except ConfigError as exc:
             # e.g. the change also changes the config model: compare against nothing, say so
             print(
@@ -242,11 +260,32 @@ def run(args: Any) -> int:
                 "problem(s)); showing the stack as if it were new",
                 file=sys.stderr,
             )
-    changes = describe_changes(before, after)
+    return Versions(path, before, after, before_settings, after_settings)
+
+
+def deploy_summary(versions: Versions) -> str:
+    from provision.plan import make_plan, secret_fingerprints, stack_resources, summary
+
+    before = None
+    if versions.before is not None:
+        before = stack_resources(versions.before, secret_fingerprints(versions.before_settings))
+    after = stack_resources(versions.after, secret_fingerprints(versions.after_settings))
+    return summary(make_plan(before, after))
+
+
+def run(args: Any) -> int:
+    try:
+        versions = load_versions(args.stack, args.base)
+    except (ConfigError, ProvisionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    changes = describe_changes(versions.before, versions.after)
+    deploy = deploy_summary(versions)
     if args.format == "markdown":
-        print(render_markdown(changes, f"Stack `{display_path(path)}` vs `{args.base}`"))
+        title = f"Stack `{display_path(versions.path)}` vs `{args.base}`"
+        print(render_markdown(changes, title, deploy))
     else:
-        print(render_text(changes))
+        print(render_text(changes, deploy))
     return 0
 
 

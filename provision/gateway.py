@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from provision.bindings import (
-    COMPATIBILITY_FLAGS,
-    LEDGER_MIGRATION,
-    RECONCILE_CRON,
-    script_bindings,
-)
+from provision.bindings import script_bindings
 from provision.compiler import compile_records, tenant_counts
 from provision.config import StackConfig
-from provision.render import WorkerBundle, render_worker
+from provision.migrations import (
+    MIGRATIONS,
+    MigrationError,
+    MigrationStep,
+    live_tag_from_listing,
+    pending,
+)
+from provision.render import render_worker
+from provision.resources import (
+    AI_GATEWAY,
+    CRON,
+    CUSTOM_DOMAIN,
+    KV_ENTRY,
+    KV_NAMESPACE,
+    SCRIPT,
+    SUBDOMAIN,
+    Declared,
+    declared_resources,
+)
 
-MODULE_CONTENT_TYPE = "application/javascript+module"
+# get_workers_scripts reads at most this many scripts (its own default, said out loud).
+SCRIPT_LISTING_LIMIT = 1000
 
 
 @dataclass
@@ -31,75 +43,96 @@ class GatewayArgs:
     ai_gateway_token: pulumi.Input[str]
     # provider → API key; a provider left out is used with keys stored on the gateway (BYOK).
     provider_api_keys: pulumi.Input[dict[str, str]] = field(default_factory=dict)
+    # The script's Durable Object history, oldest first; only steps the live script lacks are sent.
+    migrations: tuple[MigrationStep, ...] = MIGRATIONS
 
 
-def kv_resource_name(parent: str, key: str) -> str:
-    """Named from the KV key, never a list position: reordering YAML changes nothing."""
-    return f"{parent}-kv-{key.replace(':', '.')}"
+def live_migration_tag(account_id: str, script: str) -> str | None:
+    """The live script's applied migration tag, read from Cloudflare (None: no script yet)."""
+    try:
+        listing = cloudflare.get_workers_scripts(
+            account_id=account_id, max_items=SCRIPT_LISTING_LIMIT
+        )
+    except Exception as exc:  # the invoke's own error type varies with the engine
+        message = (
+            f"could not read the live Durable Object migration tag of Worker script '{script}' "
+            f"in account {account_id} (getWorkersScripts failed: {exc}). Without it the upload "
+            "could re-send an applied migration, which the API refuses; check that the API "
+            "token may read Workers scripts, then run again."
+        )
+        # The SDK also re-raises the failed invoke itself when the program ends, and that
+        # error may be the one shown last: say ours in the log too, so it is seen.
+        pulumi.log.error(message)
+        raise MigrationError(message) from exc
+    return live_tag_from_listing(listing.results or [], script, limit=SCRIPT_LISTING_LIMIT)
 
 
-def module_files(bundle: WorkerBundle) -> dict[str, dict[str, str]]:
-    files = {}
-    for name, source in bundle.extra_modules.items():
-        data = source.encode("utf-8")
-        files[name] = {
-            "content_type": MODULE_CONTENT_TYPE,
-            "content_base64": base64.b64encode(data).decode("ascii"),
-            "content_sha256": hashlib.sha256(data).hexdigest(),
-        }
-    return files
+def script_migrations(plan: dict | None) -> cloudflare.WorkersScriptMigrationsArgs | None:
+    """The pending plan in the provider's own Args types (a misspelt field fails here)."""
+    if plan is None:
+        return None
+    steps = []
+    for step in plan["steps"]:
+        renamed = [
+            cloudflare.WorkersScriptMigrationsStepRenamedClassArgs(**r)
+            for r in step.get("renamed_classes", [])
+        ]
+        steps.append(
+            cloudflare.WorkersScriptMigrationsStepArgs(
+                **{k: v for k, v in step.items() if k != "renamed_classes"},
+                renamed_classes=renamed or None,
+            )
+        )
+    return cloudflare.WorkersScriptMigrationsArgs(
+        old_tag=plan.get("old_tag"), new_tag=plan["new_tag"], steps=steps
+    )
 
 
 class Gateway(pulumi.ComponentResource):
     """AI Gateway + KV namespace + tenant records + Worker, reconciled in one `pulumi up`."""
 
     def __init__(self, name: str, args: GatewayArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("llm-gateway:index:Gateway", name, None, opts)
         config = args.config
+        # Read before anything is declared, so a failed read stops the deploy untouched.
+        # Durable Object migrations: only the steps the live script has not applied yet.
+        live_tag = live_migration_tag(config.accountId, config.workerName)
+        self.migration_plan = pending(live_tag, config.workerName, args.migrations)
+        super().__init__("llm-gateway:index:Gateway", name, None, opts)
+        pulumi.log.info(_migration_note(config.workerName, live_tag, self.migration_plan), self)
         child = pulumi.ResourceOptions(parent=self)
         self.records = compile_records(config)
         self.bundle = render_worker(config)
+        self.declared = declared_resources(config, name, records=self.records, bundle=self.bundle)
+        by_kind: dict[str, list[Declared]] = {}
+        for resource in self.declared.values():
+            by_kind.setdefault(resource.kind, []).append(resource)
+        (ai_gateway,) = by_kind[AI_GATEWAY]
+        (namespace,) = by_kind[KV_NAMESPACE]
+        (script,) = by_kind[SCRIPT]
+        (cron,) = by_kind[CRON]
+        (subdomain,) = by_kind[SUBDOMAIN]
         counts = tenant_counts(config)
 
         # The AI Gateway every model call goes through (logs, cache, rate limit, auth).
-        settings = config.aiGateway
-        self.ai_gateway = cloudflare.AiGateway(
-            f"{name}-ai-gateway",
-            account_id=config.accountId,
-            ai_gateway_id=config.gatewayId,
-            authentication=settings.authentication,
-            cache_ttl=settings.cacheTtl,
-            cache_invalidate_on_update=settings.cacheInvalidateOnUpdate,
-            collect_logs=settings.collectLogs,
-            rate_limiting_limit=settings.rateLimit.limit,
-            rate_limiting_interval=settings.rateLimit.interval,
-            rate_limiting_technique=settings.rateLimit.technique,
-            opts=child,
-        )
+        self.ai_gateway = cloudflare.AiGateway(ai_gateway.name, **ai_gateway.inputs, opts=child)
 
         # Tenant configuration: read on every request, written only by `pulumi up`.
         self.namespace = cloudflare.WorkersKvNamespace(
-            f"{name}-kv",
-            account_id=config.accountId,
-            title=f"{config.workerName}-config",
-            opts=child,
+            namespace.name, **namespace.inputs, opts=child
         )
 
-        # One record per compiled key; values hold hashes only, never a plain key. Everything
-        # the Worker needs is in the value: KV metadata is unreliable in the provider (TF#6353).
+        # A bounded set of shard records (provision/contract.py); values hold hashes only,
+        # never a plain key. Everything the Worker needs is in the value: KV metadata is
+        # unreliable in the provider (TF#6353).
         self.entries = [
             cloudflare.WorkersKv(
-                kv_resource_name(name, key),
-                account_id=config.accountId,
-                namespace_id=self.namespace.id,
-                key_name=key,
-                value=value,
-                opts=child,
+                entry.name, **entry.inputs, namespace_id=self.namespace.id, opts=child
             )
-            for key, value in self.records.items()
+            for entry in by_kind.get(KV_ENTRY, [])
         ]
 
-        # The Worker itself: ES modules rendered from worker/, bindings in a stable order.
+        # The Worker itself: ES modules rendered from worker/, bindings in a stable order. It
+        # goes live after the records it reads are written.
         bindings = pulumi.Output.all(
             self.namespace.id,
             args.admin_api_key,
@@ -107,47 +140,33 @@ class Gateway(pulumi.ComponentResource):
             args.provider_api_keys,
         ).apply(lambda values: script_bindings(config, *values))
         self.script = cloudflare.WorkersScript(
-            f"{name}-worker",
-            account_id=config.accountId,
-            script_name=config.workerName,
-            content=self.bundle.modules[self.bundle.main_module],
-            main_module=self.bundle.main_module,
-            files=module_files(self.bundle),
-            compatibility_date=config.compatibilityDate.isoformat(),
-            compatibility_flags=COMPATIBILITY_FLAGS,
+            script.name,
+            **script.inputs,
             bindings=bindings,
-            migrations=LEDGER_MIGRATION,
-            observability={"enabled": True, "head_sampling_rate": 1},
-            opts=child,
+            migrations=script_migrations(self.migration_plan),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.entries),
         )
+        after_script = {"script_name": self.script.script_name}  # same value, plus the ordering
 
         # Every few minutes the Worker reconciles usage served while a ledger was unreachable.
         self.cron = cloudflare.WorkersCronTrigger(
-            f"{name}-cron",
-            account_id=config.accountId,
-            script_name=self.script.script_name,
-            schedules=[{"cron": RECONCILE_CRON}],
-            opts=child,
+            cron.name, **{**cron.inputs, **after_script}, opts=child
         )
 
         # Public URL: the workers.dev route, and optionally the stack's own hostname.
         self.subdomain = cloudflare.WorkersScriptSubdomain(
-            f"{name}-workers-dev",
-            account_id=config.accountId,
-            script_name=self.script.script_name,
-            enabled=config.workersDevSubdomain is not None,
-            previews_enabled=False,
-            opts=child,
+            subdomain.name, **{**subdomain.inputs, **after_script}, opts=child
         )
         self.custom_domain = None
-        if config.customDomain is not None:
+        for domain in by_kind.get(CUSTOM_DOMAIN, []):
             self.custom_domain = cloudflare.WorkersCustomDomain(
-                f"{name}-domain",
-                account_id=config.accountId,
-                hostname=config.customDomain.hostname,
-                service=self.script.script_name,
-                zone_id=config.customDomain.zoneId,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.script]),
+                domain.name,
+                **{**domain.inputs, "service": self.script.script_name},
+                # The provider's Update does nothing (TF workers_custom_domain resource.go), so
+                # a changed zone would be recorded but never applied: replace instead.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.script], replace_on_changes=["zone_id"]
+                ),
             )
 
         if config.customDomain is not None:
@@ -172,3 +191,21 @@ class Gateway(pulumi.ComponentResource):
                 "workerSha256": self.bundle.sha256,
             }
         )
+
+
+def _migration_note(script: str, live_tag: str | None, plan: dict | None) -> str:
+    where = (
+        f"Worker script '{script}' is at migration tag '{live_tag}'"
+        if live_tag
+        else (f"Worker script '{script}' has no Durable Object migration applied yet")
+    )
+    if plan is None:
+        return f"{where}: no migration sent"
+    tags = (
+        plan["new_tag"]
+        if len(plan["steps"]) == 1
+        else f"{len(plan['steps'])} steps up to {plan['new_tag']}"
+    )
+    return f"{where}: sending {tags}" + (
+        f" (old_tag {plan['old_tag']})" if "old_tag" in plan else ""
+    )

@@ -9,6 +9,7 @@ from provision.config import PROJECT, SECRET_KEYS, StackConfig, display_path, pa
 from provision.config import stack_file as stack_path
 from provision.errors import ConfigError, Problem
 from provision.gateway import Gateway, GatewayArgs
+from provision.migrations import MIGRATIONS, MigrationStep
 
 
 def pulumi_settings() -> dict[str, str]:
@@ -37,7 +38,7 @@ def load_config() -> StackConfig:
     return parse_pulumi_config(settings, source)
 
 
-def build(name: str = "gateway") -> Gateway:
+def build(name: str = "gateway", migrations: tuple[MigrationStep, ...] = MIGRATIONS) -> Gateway:
     config = load_config()
     secrets = pulumi.Config()
     gateway = Gateway(
@@ -47,6 +48,7 @@ def build(name: str = "gateway") -> Gateway:
             admin_api_key=secrets.require_secret("adminApiKey"),
             ai_gateway_token=secrets.require_secret("aiGatewayToken"),
             provider_api_keys=secrets.get_secret_object("providerApiKeys") or {},
+            migrations=migrations,
         ),
     )
     pulumi.export("workerUrl", gateway.worker_url)

@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
@@ -25,8 +24,7 @@ from provision.config import (
     STACKS_DIR,
     StackConfig,
     display_path,
-    parse_settings,
-    strip_namespace,
+    parse_stack_text,
 )
 from provision.errors import ProvisionError
 
@@ -72,15 +70,7 @@ def _yaml() -> YAML:
 
 def parse_text(text: str, source: str) -> StackConfig:
     """Validate stack file text exactly as `load_stack_file` would."""
-    from provision.errors import ConfigError, Problem
-
-    try:
-        document = pyyaml.safe_load(text)
-    except pyyaml.YAMLError as exc:
-        raise ConfigError([Problem(source, "", f"not valid YAML: {exc}")]) from None
-    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise ConfigError([Problem(source, "config", "expected a mapping of settings")])
-    return parse_settings(strip_namespace(document["config"], source), source)
+    return parse_stack_text(text, source)[0]
 
 
 class StackFile:

@@ -38,16 +38,28 @@ DEFAULT_SECRETS: dict[str, Any] = {
 }
 
 
+SCRIPTS_INVOKE = "cloudflare:index/getWorkersScripts:getWorkersScripts"
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Records every `new_resource` call; the id is `<logical name>-id` (unknown in preview)."""
+    """Records every `new_resource` call; the id is `<logical name>-id` (unknown in preview).
+
+    Live state is modelled the way the provider exposes it: `get_workers_scripts` answers from
+    `live_scripts` (script name → migration tag, None for no tag; empty = a fresh account), or
+    raises `invoke_error` when set.
+    """
 
     def __init__(self) -> None:
         self.created: list[pulumi.runtime.MockResourceArgs] = []
+        self.invokes: list[pulumi.runtime.MockCallArgs] = []
+        self.live_scripts: dict[str, str | None] = {}
+        self.invoke_error: Exception | None = None
         self.preview = False
 
     def install(self, stack: str = "dev", *, preview: bool = False) -> RecordingMocks:
         """(Re)install these mocks as the runtime of `stack`: fresh root Stack, empty config."""
         self.created.clear()
+        self.invokes.clear()
         self.preview = preview
         # set_mocks keeps an existing root Stack, so exports would pile up across tests.
         runtime_settings.ROOT.set(None)
@@ -61,7 +73,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return ("" if self.preview else f"{args.name}-id"), dict(args.inputs)
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        return {}
+        self.invokes.append(args)
+        if args.token != SCRIPTS_INVOKE:
+            raise NotImplementedError(f"no mock for invoke {args.token}")
+        if self.invoke_error is not None:
+            raise self.invoke_error
+        results = [
+            {"id": name, "migrationTag": tag or ""} for name, tag in self.live_scripts.items()
+        ]
+        return {"accountId": args.args["accountId"], "results": results}
 
     def of_type(self, typ: str) -> list[pulumi.runtime.MockResourceArgs]:
         return [r for r in self.created if r.typ == typ]
@@ -86,7 +106,7 @@ def mocks_fixture() -> Iterator[RecordingMocks]:
 # ------------------------------------------------------------------ stack config as the CLI
 
 
-class _CliLoader(yaml.SafeLoader):
+class _CliLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML as the Pulumi CLI reads it: timestamp-looking scalars stay text (go-yaml v3)."""
 
 
@@ -116,12 +136,21 @@ def load_stack_config(stack_or_path: str | Path) -> dict[str, str]:
     return {str(k): cli_value(v) for k, v in (document.get("config") or {}).items()}
 
 
+def settings_config(settings: dict[str, Any]) -> dict[str, str]:
+    """Stack settings (namespace removed) as the engine passes them, without a file."""
+    return {f"{PROJECT}:{k}": cli_value(v) for k, v in settings.items()}
+
+
 def set_stack_config(
-    stack_or_path: str | Path, secrets: dict[str, Any] | None = None
+    stack_or_path: str | Path | dict[str, Any], secrets: dict[str, Any] | None = None
 ) -> dict[str, str]:
-    """Install a stack file's config plus secret config, as `pulumi up` would; returns it."""
+    """Install a stack's config (a stack name, a file, or its settings) plus secret config, as
+    `pulumi up` would; returns it."""
     secrets = DEFAULT_SECRETS if secrets is None else secrets
-    config = load_stack_config(stack_or_path)
+    if isinstance(stack_or_path, dict):
+        config = settings_config(stack_or_path)
+    else:
+        config = load_stack_config(stack_or_path)
     secret_config = {f"{PROJECT}:{k}": cli_value(v) for k, v in secrets.items()}
     config.update(secret_config)
     pulumi.runtime.set_all_config(config, secret_keys=sorted(secret_config))

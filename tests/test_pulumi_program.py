@@ -22,8 +22,9 @@ from pulumi.output import Unknown
 from provision.compiler import compile_records, tenant_counts
 from provision.config import StackConfig, load_stack_file
 from provision.errors import ConfigError
-from provision.gateway import MODULE_CONTENT_TYPE, Gateway
+from provision.gateway import Gateway
 from provision.render import render_worker
+from provision.resources import MODULE_CONTENT_TYPE
 from tests.pulumi_support import (
     DEFAULT_SECRETS,
     MAIN,
@@ -267,7 +268,8 @@ def test_script_modules(mocks: RecordingMocks, stack: str):
 @pytest.mark.parametrize("stack", STACKS)
 @pulumi.runtime.test
 def test_script_settings(mocks: RecordingMocks, stack: str):
-    """Script name, pinned compatibility date and flags, Workers Logs on, the ledger's DO migration."""
+    """Script name, pinned compatibility date and flags, Workers Logs on (migrations:
+    tests/test_migrations.py)."""
     gateway = run_program(mocks, stack)
     config = config_of(stack)
 
@@ -279,8 +281,6 @@ def test_script_settings(mocks: RecordingMocks, stack: str):
         # the local runtime runs with the same flags (client disconnects abort request.signal)
         assert inputs["compatibilityFlags"] == ["enable_request_signal"]
         assert inputs["observability"]["enabled"] is True
-        # Declared once; changing the tag is a deploy of its own (TF#5701, PCF#1215).
-        assert inputs["migrations"] == {"newTag": "v1", "newSqliteClasses": ["UsageLedger"]}
 
     return settled(gateway).apply(check)
 

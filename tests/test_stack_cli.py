@@ -12,7 +12,6 @@ import csv
 import datetime as dt
 import difflib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ import yaml
 from provision.config import StackConfig, load_stack_file
 from provision.contract import directory_shard, key_shard
 from provision.keys import KEY_PATTERN, hash_key
-from tests.support import ROOT
+from tests.support import ROOT, git
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"
 STACKS = ROOT / "stacks"
@@ -1044,29 +1043,6 @@ def test_schema_refuses_unknown_fields_and_wrong_types(tmp_path: Path, old, new,
 
 
 # ---------------------------------------------------------------------------- diff
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-    result = subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "commit.gpgsign=false",
-            *args,
-        ],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture

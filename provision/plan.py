@@ -1,0 +1,214 @@
+"""`provision plan`: the Cloudflare resources a stack change creates, updates, replaces or
+deletes, and the API calls `pulumi up` will make for it, against the API's 5-minute budget.
+
+Both versions are turned into the resources the Pulumi component declares
+(provision/resources.py) and diffed as the engine would: an input that the provider cannot
+update in place replaces the resource. Secret values are not readable here, but their
+ciphertext in the stack file is: a changed ciphertext updates the script.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from provision.cloudflare_api import (
+    OPERATIONS,
+    READS_PER_RUN,
+    WINDOW_CALLS,
+    WINDOW_SECONDS,
+    calls_for,
+)
+from provision.config import SECRET_KEYS, StackConfig
+from provision.resources import SCRIPT, Declared, declared_resources
+
+ACTIONS = ("create", "update", "replace", "delete")
+SYMBOLS = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str
+    name: str
+    action: str  # create | update | replace | delete
+    fields: tuple[str, ...] = ()  # the inputs that differ (update, replace)
+
+    @property
+    def calls(self) -> int:
+        return calls_for(self.kind, self.action)
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: list[Change]
+    declared: int  # resources after the change
+    refresh_calls: int  # what `pulumi up --refresh` (or `pulumi refresh`) adds
+
+    def count(self, action: str) -> int:
+        return sum(1 for c in self.changes if c.action == action)
+
+    @property
+    def resource_calls(self) -> int:
+        return sum(c.calls for c in self.changes)
+
+    @property
+    def calls(self) -> int:
+        """API calls of `pulumi up`: every resource action plus the program's own reads."""
+        return self.resource_calls + READS_PER_RUN
+
+    @property
+    def over_budget(self) -> bool:
+        return self.calls > WINDOW_CALLS
+
+
+def diff_resources(before: dict[str, Declared], after: dict[str, Declared]) -> list[Change]:
+    """What the engine does to go from `before` to `after` (both by logical name)."""
+    changes = []
+    for name, resource in after.items():
+        old = before.get(name)
+        if old is None:
+            changes.append(Change(resource.kind, name, "create"))
+            continue
+        fields = tuple(
+            sorted(
+                k
+                for k in old.inputs.keys() | resource.inputs.keys()
+                if old.inputs.get(k) != resource.inputs.get(k)
+            )
+        )
+        if fields:
+            replaces = set(fields) & OPERATIONS[resource.kind].replace_on
+            changes.append(Change(resource.kind, name, "replace" if replaces else "update", fields))
+    changes += [Change(r.kind, name, "delete") for name, r in before.items() if name not in after]
+    return changes
+
+
+def refresh_calls(resources: dict[str, Declared]) -> int:
+    return sum(OPERATIONS[r.kind].refresh for r in resources.values())
+
+
+def secret_fingerprints(settings: dict[str, Any]) -> dict[str, str]:
+    """A short hash of each secret's ciphertext as the stack file holds it (never its value)."""
+    out = {}
+    for key in SECRET_KEYS:
+        if key in settings:
+            blob = json.dumps(settings[key], sort_keys=True, default=str)
+            out[key] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return out
+
+
+def stack_resources(config: StackConfig, secrets: dict[str, str]) -> dict[str, Declared]:
+    """The component's resources, the script carrying the secrets' fingerprints as an input."""
+    resources = declared_resources(config)
+    for name, resource in resources.items():
+        if resource.kind == SCRIPT:
+            resources[name] = Declared(SCRIPT, name, {**resource.inputs, "secrets": secrets})
+    return resources
+
+
+def make_plan(before: dict[str, Declared] | None, after: dict[str, Declared]) -> Plan:
+    changes = diff_resources(before or {}, after)
+    return Plan(changes=changes, declared=len(after), refresh_calls=refresh_calls(after))
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def summary(plan: Plan) -> str:
+    """One line for `provision diff` and CI comments."""
+    counts = ", ".join(f"{plan.count(a)} {a}d" for a in ("create", "update", "delete"))
+    replaced = f", {plan.count('replace')} replaced" if plan.count("replace") else ""
+    return (
+        f"pulumi up: {plan.calls:,} Cloudflare API call{'s' if plan.calls != 1 else ''} of "
+        f"{WINDOW_CALLS:,} per "
+        f"{WINDOW_SECONDS // 60} minutes ({counts}{replaced}; {plan.declared} resources)"
+    )
+
+
+def budget_warning(plan: Plan) -> str | None:
+    if plan.over_budget:
+        return (
+            f"warning: this change makes {plan.calls:,} Cloudflare API calls, more than the "
+            f"{WINDOW_CALLS:,} the API allows per {WINDOW_SECONDS // 60} minutes; past them it "
+            "blocks every call for 5 minutes and `pulumi up` fails half-way. Split the change "
+            "into smaller ones deployed one after another."
+        )
+    if plan.calls + plan.refresh_calls > WINDOW_CALLS:
+        return (
+            f"warning: with --refresh this `pulumi up` would make "
+            f"{plan.calls + plan.refresh_calls:,} calls, over the {WINDOW_CALLS:,} per "
+            f"{WINDOW_SECONDS // 60} minutes: run `pulumi refresh` on its own first."
+        )
+    return None
+
+
+def render_text(plan: Plan) -> str:
+    lines = [summary(plan)]
+    for change in plan.changes:
+        fields = f" ({', '.join(change.fields)})" if change.fields else ""
+        calls = f"{change.calls} call{'s' if change.calls != 1 else ''}"
+        lines.append(f"  {SYMBOLS[change.action]:<2} {change.kind} {change.name}{fields}: {calls}")
+    lines.append(
+        f"  {READS_PER_RUN} read: the live Durable Object migration tag (getWorkersScripts); the "
+        "script carries a migration only if the live script lacks a declared step"
+    )
+    lines.append(f"with --refresh: +{plan.refresh_calls:,} calls (reads of every resource)")
+    return "\n".join(lines)
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(
+        {
+            "calls": plan.calls,
+            "resourceCalls": plan.resource_calls,
+            "readsPerRun": READS_PER_RUN,
+            "refreshCalls": plan.refresh_calls,
+            "windowCalls": WINDOW_CALLS,
+            "windowSeconds": WINDOW_SECONDS,
+            "overBudget": plan.over_budget,
+            "declared": plan.declared,
+            "counts": {action: plan.count(action) for action in ACTIONS},
+            "changes": [
+                {"kind": c.kind, "name": c.name, "action": c.action, "fields": list(c.fields)}
+                for c in plan.changes
+            ],
+        },
+        indent=2,
+    )
+
+
+def run(args: Any) -> int:
+    from provision.diff import load_versions
+    from provision.errors import ConfigError, ProvisionError
+
+    try:
+        versions = load_versions(args.stack, args.base)
+    except (ConfigError, ProvisionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    before = None
+    if versions.before is not None:
+        before = stack_resources(versions.before, secret_fingerprints(versions.before_settings))
+    after = stack_resources(versions.after, secret_fingerprints(versions.after_settings))
+    plan = make_plan(before, after)
+    print(render_json(plan) if args.format == "json" else render_text(plan))
+    warning = budget_warning(plan)
+    if warning:
+        print(warning, file=sys.stderr)
+    return 2 if (args.strict and plan.over_budget) else 0
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "plan", help="Cloudflare resources and API calls a stack change makes on `pulumi up`"
+    )
+    parser.add_argument("--stack", required=True, help="stack name (dev) or path")
+    parser.add_argument("--base", default="HEAD", help="git ref to compare against (default: HEAD)")
+    parser.add_argument("--format", choices=["text", "json"], default="text")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 2 when the change exceeds one API window"
+    )
+    parser.set_defaults(handler=run)
