@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install dev test check lint bench clean
+.PHONY: install dev test check lint bench bench-deploy clean
 
 install: $(VENV)/.installed worker/node_modules/.installed
 
@@ -40,6 +40,11 @@ check: test
 
 bench: install
 	$(VENV)/bin/python -m tests.bench.run
+
+# Resources, program time, memory and Cloudflare API calls of `pulumi up` at 1,000 and 10,000
+# users, against a baseline checkout (BENCH_DEPLOY_BASELINE=<git ref>; empty for none).
+bench-deploy: install
+	$(VENV)/bin/python -m tests.bench.deploy
 
 clean:
 	rm -rf $(VENV) .tools worker/node_modules

@@ -263,21 +263,24 @@ def load_versions(stack: str, base: str) -> Versions:
     return Versions(path, before, after, before_settings, after_settings)
 
 
-def deploy_summary(versions: Versions) -> str:
-    from provision.plan import make_plan, secret_fingerprints, stack_resources, summary
+def load_versions_or_report(args: Any) -> Versions | None:
+    """`load_versions` for a CLI command: a bad stack is reported on stderr (then None)."""
+    try:
+        return load_versions(args.stack, args.base)
+    except (ConfigError, ProvisionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
-    before = None
-    if versions.before is not None:
-        before = stack_resources(versions.before, secret_fingerprints(versions.before_settings))
-    after = stack_resources(versions.after, secret_fingerprints(versions.after_settings))
-    return summary(make_plan(before, after))
+
+def deploy_summary(versions: Versions) -> str:
+    from provision.plan import plan_versions, summary
+
+    return summary(plan_versions(versions))
 
 
 def run(args: Any) -> int:
-    try:
-        versions = load_versions(args.stack, args.base)
-    except (ConfigError, ProvisionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    versions = load_versions_or_report(args)
+    if versions is None:
         return 1
     changes = describe_changes(versions.before, versions.after)
     deploy = deploy_summary(versions)

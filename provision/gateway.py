@@ -169,6 +169,17 @@ class Gateway(pulumi.ComponentResource):
                 ),
             )
 
+        # Every child resource, for callers that wait on them all.
+        self.resources: list[pulumi.CustomResource] = [
+            self.ai_gateway,
+            self.namespace,
+            *self.entries,
+            self.script,
+            self.cron,
+            self.subdomain,
+            *([self.custom_domain] if self.custom_domain is not None else []),
+        ]
+
         if config.customDomain is not None:
             url = f"https://{config.customDomain.hostname}"
         else:

@@ -114,6 +114,15 @@ def make_plan(before: dict[str, Declared] | None, after: dict[str, Declared]) ->
     return Plan(changes=changes, declared=len(after), refresh_calls=refresh_calls(after))
 
 
+def plan_versions(versions: Any) -> Plan:
+    """The plan between the two versions `provision.diff.load_versions` read."""
+    before = None
+    if versions.before is not None:
+        before = stack_resources(versions.before, secret_fingerprints(versions.before_settings))
+    after = stack_resources(versions.after, secret_fingerprints(versions.after_settings))
+    return make_plan(before, after)
+
+
 # ---------------------------------------------------------------------------- output
 
 
@@ -181,19 +190,12 @@ def render_json(plan: Plan) -> str:
 
 
 def run(args: Any) -> int:
-    from provision.diff import load_versions
-    from provision.errors import ConfigError, ProvisionError
+    from provision.diff import load_versions_or_report
 
-    try:
-        versions = load_versions(args.stack, args.base)
-    except (ConfigError, ProvisionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    versions = load_versions_or_report(args)
+    if versions is None:
         return 1
-    before = None
-    if versions.before is not None:
-        before = stack_resources(versions.before, secret_fingerprints(versions.before_settings))
-    after = stack_resources(versions.after, secret_fingerprints(versions.after_settings))
-    plan = make_plan(before, after)
+    plan = plan_versions(versions)
     print(render_json(plan) if args.format == "json" else render_text(plan))
     warning = budget_warning(plan)
     if warning:

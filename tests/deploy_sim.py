@@ -44,16 +44,7 @@ def run_program(
         mocks.install(stack)
         set_stack_config(stack_path, secrets)
         gateway = build(migrations=migrations)
-        children = [
-            gateway.ai_gateway,
-            gateway.namespace,
-            *gateway.entries,
-            gateway.script,
-            gateway.cron,
-            gateway.subdomain,
-            *([gateway.custom_domain] if gateway.custom_domain else []),
-        ]
-        return pulumi.Output.all(*[c.urn for c in children])
+        return pulumi.Output.all(*[c.urn for c in gateway.resources])
 
     program()
     return snapshot(mocks)

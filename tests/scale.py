@@ -114,7 +114,7 @@ CHANGES = {
     "one user added": add_one_user,
     "one key revoked": revoke_one_key,
     "one org's budget": change_one_org_budget,
-    "catalog (model, price, alias, default)": change_catalog,
+    "catalog change": change_catalog,  # a model, its price and alias, a new default
 }
 
 

@@ -31,7 +31,7 @@ SMALL = (
     "one user's limit",
     "one user added",
     "one key revoked",
-    "catalog (model, price, alias, default)",
+    "catalog change",
 )
 
 

@@ -70,17 +70,7 @@ def run_program(
 
 def settled(gateway: Gateway, *more: pulumi.Output) -> pulumi.Output[list[Any]]:
     """Resolves once every child is registered, so `mocks.created` is complete."""
-    children = [
-        gateway.ai_gateway,
-        gateway.namespace,
-        *gateway.entries,
-        gateway.script,
-        gateway.cron,
-        gateway.subdomain,
-    ]
-    if gateway.custom_domain is not None:
-        children.append(gateway.custom_domain)
-    return pulumi.Output.all(*more, *[c.urn for c in children])
+    return pulumi.Output.all(*more, *[c.urn for c in gateway.resources])
 
 
 def config_of(stack: str, path: Path | None = None) -> StackConfig:
