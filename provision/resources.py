@@ -105,7 +105,8 @@ def declared_resources(
                 "script_name": config.workerName,
                 "content": bundle.modules[bundle.main_module],
                 "main_module": bundle.main_module,
-                "files": module_files(bundle),
+                # one bundled module today; more would go as `files` beside the entry
+                **({"files": module_files(bundle)} if bundle.extra_modules else {}),
                 "compatibility_date": config.compatibilityDate.isoformat(),
                 "compatibility_flags": list(COMPATIBILITY_FLAGS),
                 "observability": {"enabled": True, "head_sampling_rate": 1},

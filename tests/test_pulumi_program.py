@@ -7,8 +7,6 @@ children's URNs first (registration is asynchronous) and compare sets (its order
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import runpy
 from pathlib import Path
@@ -24,7 +22,6 @@ from provision.config import StackConfig, load_stack_file
 from provision.errors import ConfigError
 from provision.gateway import Gateway
 from provision.render import render_worker
-from provision.resources import MODULE_CONTENT_TYPE
 from tests.pulumi_support import (
     DEFAULT_SECRETS,
     MAIN,
@@ -236,7 +233,7 @@ def test_provider_key_for_an_unused_provider_fails_the_deploy(mocks: RecordingMo
 @pytest.mark.parametrize("stack", STACKS)
 @pulumi.runtime.test
 def test_script_modules(mocks: RecordingMocks, stack: str):
-    """index.js is the main module; every other rendered module is uploaded with its hash."""
+    """The bundle is the script's content and main module; no other module is uploaded."""
     gateway = run_program(mocks, stack)
     bundle = render_worker(config_of(stack))
 
@@ -244,12 +241,8 @@ def test_script_modules(mocks: RecordingMocks, stack: str):
         main_module, content, files = args[:3]
         assert main_module == "index.js"
         assert content == bundle.modules["index.js"]
-        assert set(files) == set(bundle.modules) - {"index.js"}
-        for name, spec in files.items():
-            data = bundle.modules[name].encode("utf-8")
-            assert spec["content_type"] == MODULE_CONTENT_TYPE, name
-            assert base64.b64decode(spec["content_base64"]) == data, name
-            assert spec["content_sha256"] == hashlib.sha256(data).hexdigest(), name
+        assert not files  # one bundled module
+        assert "files" not in mocks.one(SCRIPT).inputs
 
     script = gateway.script
     return settled(gateway, script.main_module, script.content, script.files).apply(check)

@@ -3,23 +3,34 @@
 // CARRY_WINDOW_MS is sent on its own. Entries are plain data shared by the requests of one
 // isolate; no request awaits another request's promise: each one polls its own entry.
 
+import type { Settlement } from "./ledger";
+
 const CARRY_WINDOW_MS = 25;
 const POLL_MS = 5;
 const MAX_CARRIED = 64; // per admission call
-const queues = new Map(); // orgId → Map(requestId → {record, state: queued | inflight | done})
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+export interface Carried {
+  record: Settlement;
+  state: "queued" | "inflight" | "done";
+}
 
-function queueOf(orgId) {
+const queues = new Map<string, Map<string, Carried>>(); // orgId → requestId → entry
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function queueOf(orgId: string): Map<string, Carried> {
   let queue = queues.get(orgId);
-  if (!queue) queues.set(orgId, (queue = new Map()));
+  if (!queue) {
+    queue = new Map();
+    queues.set(orgId, queue);
+  }
   return queue;
 }
 
 /** Offer a settlement to the next admission; resolves true once one carried it. */
-export async function offer(orgId, record) {
+export async function offer(orgId: string, record: Settlement): Promise<boolean> {
   const queue = queueOf(orgId);
-  const entry = { record, state: "queued" };
+  const entry: Carried = { record, state: "queued" };
   queue.set(record.requestId, entry);
   await sleep(CARRY_WINDOW_MS);
   while (entry.state === "inflight") await sleep(POLL_MS);
@@ -29,9 +40,9 @@ export async function offer(orgId, record) {
 }
 
 /** Queued settlements for an admission call to take along (marked in flight). */
-export function take(orgId) {
+export function take(orgId: string): Carried[] {
   const queue = queues.get(orgId);
-  const taken = [];
+  const taken: Carried[] = [];
   if (!queue) return taken;
   for (const entry of queue.values()) {
     if (entry.state !== "queued") continue;
@@ -43,7 +54,7 @@ export function take(orgId) {
 }
 
 /** After the admission call: carried entries are done; on failure they go back to the queue. */
-export function release(orgId, taken, delivered) {
+export function release(orgId: string, taken: Carried[], delivered: boolean): void {
   const queue = queues.get(orgId);
   for (const entry of taken) {
     entry.state = delivered ? "done" : "queued";

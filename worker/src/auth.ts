@@ -3,37 +3,50 @@
 // policy) together with the emergency-revocation record `revoked:{hash}`. Results are cached
 // in the isolate for a short, bounded time so most requests make no KV call at all.
 
-import { REVOKED_PREFIX, keyShard } from "./contract.js";
-import { HttpError } from "./errors.js";
-import { effectivePolicy } from "./policy.js";
-import { injectedFault } from "./testhooks.js";
+import type { Env, Fault, Principal } from "./env";
+import { HttpError } from "./errors";
+import { REVOKED_PREFIX } from "./generated/contract";
+import { keyShard } from "./layout";
+import { effectivePolicy, type KeyEntry, type OrgPolicy } from "./policy";
 
 const KEY_PATTERN = /^gw_live_[A-Za-z0-9]{32,64}$/;
+const BEARER = /^Bearer\s+(.+)$/i;
 const ISOLATE_CACHE_MS = 10_000; // revocations and YAML edits reach a warm isolate within this
 const ISOLATE_CACHE_MAX = 5_000;
 const KV_CACHE_TTL_S = 30; // the minimum Workers KV accepts for get(..., {cacheTtl})
 
-const cache = new Map(); // hash → {record, until}
+interface KeyShard {
+  keys?: Record<string, KeyEntry>;
+  orgs?: Record<string, OrgPolicy>;
+}
 
-export async function sha256Hex(text) {
+type KeyRecord = Omit<Principal, "hash"> & { status: string; expiresAt: number | null };
+
+const cache = new Map<string, { record: KeyRecord; until: number }>();
+
+export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export function bearerToken(request) {
-  const header = request.headers.get("authorization");
-  if (header) {
-    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-    return match ? match[1].trim() : null;
-  }
-  return request.headers.get("x-api-key"); // Anthropic-style clients
+/** The token of an `Authorization: Bearer <token>` header (the one parser for all keys). */
+export function parseBearer(header: string | null): string | null {
+  if (header === null) return null;
+  const match = BEARER.exec(header.trim());
+  return match?.[1] ? match[1].trim() : null;
 }
 
-function unauthorized(message, code) {
+/** A client's gateway key: bearer, or `x-api-key` as Anthropic-style clients send it. */
+export function clientKey(headers: Headers): string | null {
+  const authorization = headers.get("authorization");
+  return authorization !== null ? parseBearer(authorization) : headers.get("x-api-key");
+}
+
+function unauthorized(message: string, code: string): HttpError {
   return new HttpError(401, message, { code });
 }
 
-function configUnavailable(event, detail) {
+function configUnavailable(event: string, detail: Record<string, unknown>): HttpError {
   console.error(JSON.stringify({ event, ...detail }));
   return new HttpError(503, "Gateway configuration is temporarily unavailable; try again shortly.", {
     code: "config_unavailable",
@@ -41,56 +54,55 @@ function configUnavailable(event, detail) {
 }
 
 /** The key's record from its shard (own properties only: a hash never walks a prototype). */
-function principalRecord(shard, hash) {
+function keyRecord(shard: KeyShard | null | undefined, hash: string): KeyRecord | null {
   const keys = shard?.keys;
   if (!keys || !Object.hasOwn(keys, hash)) return null;
-  const entry = keys[hash];
-  const org = Object.hasOwn(shard.orgs ?? {}, entry.orgId) ? shard.orgs[entry.orgId] : null;
+  const entry = keys[hash] as KeyEntry;
+  const orgs = shard.orgs ?? {};
+  const org = Object.hasOwn(orgs, entry.orgId) ? orgs[entry.orgId] : undefined;
   if (!org) throw configUnavailable("kv_shard_inconsistent", { shard: keyShard(hash), orgId: entry.orgId });
-  return { ...entry, policy: effectivePolicy(entry, org) };
+  const { keyId, userId, orgId, status, expiresAt } = entry;
+  return { keyId, userId, orgId, status, expiresAt, policy: effectivePolicy(entry, org) };
 }
 
-async function lookup(env, hash, fault) {
+async function lookup(env: Env, hash: string, fault: Fault): Promise<KeyRecord | null> {
   const hit = cache.get(hash);
   const now = Date.now();
   if (hit && hit.until > now) return hit.record;
   const shardKey = keyShard(hash);
   const revokedKey = REVOKED_PREFIX + hash;
-  let found;
+  let found: Map<string, unknown>;
   try {
     if (fault === "kv-down") throw new Error("injected: KV unreachable");
     found = await env.GATEWAY_KV.get([shardKey, revokedKey], { type: "json", cacheTtl: KV_CACHE_TTL_S });
   } catch (err) {
-    throw configUnavailable("kv_unavailable", { error: String(err?.message ?? err) });
+    throw configUnavailable("kv_unavailable", { error: String((err as Error)?.message ?? err) });
   }
-  const record = principalRecord(found.get(shardKey), hash);
+  const record = keyRecord(found.get(shardKey) as KeyShard | null, hash);
   const effective = record && found.get(revokedKey) ? { ...record, status: "revoked" } : record;
   if (effective) {
-    if (cache.size >= ISOLATE_CACHE_MAX) cache.delete(cache.keys().next().value);
+    if (cache.size >= ISOLATE_CACHE_MAX) cache.delete(cache.keys().next().value as string);
     cache.set(hash, { record: effective, until: now + ISOLATE_CACHE_MS });
   }
   return effective;
 }
 
 /** Forget a cached key at once (emergency revocation in this isolate). */
-export function forgetKey(hash) {
+export function forgetKey(hash: string): void {
   cache.delete(hash);
 }
 
 /** The principal behind the request's key, or an HttpError(401) saying precisely why not. */
-export async function authenticate(request, env) {
-  const token = bearerToken(request);
+export async function authenticate(headers: Headers, env: Env, fault: Fault): Promise<Principal> {
+  const token = clientKey(headers);
   if (!token) {
-    throw unauthorized(
-      "Missing API key. Send it as 'Authorization: Bearer gw_live_...'.",
-      "missing_api_key",
-    );
+    throw unauthorized("Missing API key. Send it as 'Authorization: Bearer gw_live_...'.", "missing_api_key");
   }
   if (!KEY_PATTERN.test(token)) {
     throw unauthorized("Invalid API key format: gateway keys start with 'gw_live_'.", "invalid_api_key");
   }
   const hash = await sha256Hex(token);
-  const record = await lookup(env, hash, injectedFault(request));
+  const record = await lookup(env, hash, fault);
   if (!record) throw unauthorized("Incorrect API key provided.", "invalid_api_key");
   if (record.status === "revoked") throw unauthorized("This API key has been revoked.", "revoked_api_key");
   if (record.status === "suspended") {

@@ -2,46 +2,69 @@
 // ONE ledger call (reserving its worst-case cost), settle it to the real cost after the
 // response, and decide by the org's failure mode when the ledger cannot be reached.
 
-import { offer, release, take } from "./carry.js";
-import { UNSETTLED_PREFIX } from "./contract.js";
-import { HttpError } from "./errors.js";
-import { currentMonth, ledgerFor, monthResetsAt } from "./ledger.js";
-import { formatUsd } from "./pricing.js";
+import { offer, release, take } from "./carry";
+import type { Env, Fault, Principal } from "./env";
+import { HttpError } from "./errors";
+import { UNSETTLED_PREFIX } from "./generated/contract";
+import { type AdmitResult, currentMonth, type Figures, ledgerFor, monthResetsAt, type Settlement } from "./ledger";
+import { formatUsd } from "./pricing";
 
 const LEDGER_TIMEOUT_MS = 3_000; // a ledger this slow counts as unreachable (failure mode decides)
 // orgId → {day, micros}: fail-open spend while the ledger is down. Per isolate: the cap bounds
 // what each isolate serves unmetered, not the org's total across isolates.
-const fallbackSpend = new Map();
+const fallbackSpend = new Map<string, { day: string; micros: number }>();
+
+/** A request admitted against the ledger (or, degraded, against the fallback allowance). */
+export interface Granted {
+  month: string;
+  amount: number;
+  state: Figures | null;
+  degraded: boolean;
+}
+
+/** What a served (or released) request costs and counts. */
+export interface Outcome {
+  cost: number;
+  tokensIn: number;
+  tokensOut: number;
+  estimated: boolean;
+  cached: boolean;
+  count: boolean;
+}
+
+function message(err: unknown): string {
+  return String((err as Error)?.message ?? err);
+}
 
 /** The ledger call, or an error if it does not answer within LEDGER_TIMEOUT_MS. */
-async function withinTimeout(call) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
+async function withinTimeout<T>(call: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${LEDGER_TIMEOUT_MS} ms`)), LEDGER_TIMEOUT_MS);
   });
   try {
     return await Promise.race([call, timeout]);
   } finally {
-    clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
   }
 }
 
-function usd(micros) {
+function usd(micros: number): string {
   return `$${formatUsd(micros)}`;
 }
 
-function day(now = Date.now()) {
+function day(now: number = Date.now()): string {
   return new Date(now).toISOString().slice(0, 10);
 }
 
-function ledgerUnavailable(err) {
-  console.error(JSON.stringify({ event: "ledger_unavailable", error: String(err?.message ?? err) }));
+function ledgerUnavailable(err: unknown): HttpError {
+  console.error(JSON.stringify({ event: "ledger_unavailable", error: message(err) }));
   return new HttpError(503, "Usage accounting is temporarily unavailable; try again shortly.", {
     code: "ledger_unavailable",
   });
 }
 
-function refusal(principal, result, amount, month) {
+function refusal(principal: Principal, result: AdmitResult, amount: number, month: string): HttpError {
   const { policy, userId, orgId } = principal;
   const resetsAt = monthResetsAt(month);
   const [who, used, reserved, limit] =
@@ -58,7 +81,7 @@ function refusal(principal, result, amount, month) {
       type: "insufficient_quota",
       code: "insufficient_quota",
       headers: {
-        "x-gateway-limit-scope": result.limit,
+        "x-gateway-limit-scope": result.limit ?? "org",
         "x-gateway-limit-usd": formatUsd(limit),
         "x-gateway-remaining-usd": formatUsd(Math.max(0, limit - used - reserved)),
         "x-gateway-quota-resets-at": resetsAt,
@@ -68,7 +91,7 @@ function refusal(principal, result, amount, month) {
 }
 
 /** Reserve `amount` µUSD for this request, or throw 429 (over a limit) / 503 (fail-closed). */
-export async function admit(env, principal, requestId, amount, fault) {
+export async function admit(env: Env, principal: Principal, requestId: string, amount: number, fault: Fault): Promise<Granted> {
   const month = currentMonth();
   const { policy } = principal;
   const carried = fault ? [] : take(principal.orgId);
@@ -96,7 +119,7 @@ export async function admit(env, principal, requestId, amount, fault) {
   }
 }
 
-function admitDegraded(principal, amount, month, err) {
+function admitDegraded(principal: Principal, amount: number, month: string, err: unknown): Granted {
   const today = day();
   const spent = fallbackSpend.get(principal.orgId);
   const used = spent?.day === today ? spent.micros : 0;
@@ -107,7 +130,7 @@ function admitDegraded(principal, amount, month, err) {
       `allowance for today (${usd(cap)}) is used up.`, { code: "fallback_limit_reached" });
   }
   fallbackSpend.set(principal.orgId, { day: today, micros: used + amount });
-  console.error(JSON.stringify({ event: "serving_fail_open", orgId: principal.orgId, error: String(err?.message ?? err) }));
+  console.error(JSON.stringify({ event: "serving_fail_open", orgId: principal.orgId, error: message(err) }));
   return { month, amount, state: null, degraded: true };
 }
 
@@ -115,8 +138,15 @@ function admitDegraded(principal, amount, month, err) {
  * Replace the reservation with the real cost. Never throws: if the ledger cannot take it,
  * the record goes to KV under `unsettled:` for reconciliation, and is logged.
  */
-export async function settle(env, principal, requestId, admission, outcome, fault) {
-  const record = {
+export async function settle(
+  env: Env,
+  principal: Principal,
+  requestId: string,
+  admission: Granted,
+  outcome: Outcome,
+  fault: Fault,
+): Promise<Figures | null> {
+  const record: Settlement = {
     requestId,
     userId: principal.userId,
     month: admission.month,
@@ -139,7 +169,7 @@ export async function settle(env, principal, requestId, admission, outcome, faul
       return await withinTimeout(ledgerFor(env, principal.orgId).settle(record));
     } catch (err) {
       if (attempt === 1) {
-        console.error(JSON.stringify({ event: "settle_failed", requestId, orgId: principal.orgId, error: String(err?.message ?? err) }));
+        console.error(JSON.stringify({ event: "settle_failed", requestId, orgId: principal.orgId, error: message(err) }));
       }
     }
   }
@@ -151,7 +181,7 @@ export async function settle(env, principal, requestId, admission, outcome, faul
     await env.GATEWAY_KV.put(key, kept);
   } catch (err) {
     // Last resort: the full record in the Workers Logs, so it can still be reconciled by hand.
-    console.error(JSON.stringify({ event: "usage_record_lost_to_logs", record: kept, error: String(err?.message ?? err) }));
+    console.error(JSON.stringify({ event: "usage_record_lost_to_logs", record: kept, error: message(err) }));
   }
   return null;
 }
@@ -161,14 +191,15 @@ export async function settle(env, principal, requestId, admission, outcome, faul
  * x-gateway-limit-scope), so usage + remaining = limit. `cost` is this request's, when known
  * (non-streaming); a stream's headers show the state at admission.
  */
-export function quotaHeaders(principal, admission, cost = 0) {
+export function quotaHeaders(principal: Principal, admission: Granted, cost = 0): Record<string, string> {
   const { policy } = principal;
   if (admission.degraded) {
     // No ledger, no usage figures: say so rather than guess.
     return { "x-gateway-limit-usd": formatUsd(policy.userLimitMicros), "x-gateway-degraded": "ledger-unavailable" };
   }
-  const user = { scope: "user", limit: policy.userLimitMicros, used: admission.state.userUsed + cost };
-  const org = { scope: "org", limit: policy.orgBudgetMicros, used: admission.state.orgUsed + cost };
+  const state = admission.state as Figures;
+  const user = { scope: "user", limit: policy.userLimitMicros, used: state.userUsed + cost };
+  const org = { scope: "org", limit: policy.orgBudgetMicros, used: state.orgUsed + cost };
   const tighter = user.limit - user.used <= org.limit - org.used ? user : org;
   return {
     "x-gateway-limit-scope": tighter.scope,

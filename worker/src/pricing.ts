@@ -1,28 +1,37 @@
 // Prices and cost. Prices are integer micro-dollars (µUSD) per million tokens, so
 // cost µUSD = tokens × price / 10^6, rounded up once per request: exact, and never under.
 
-import { PRICES } from "./settings.js";
+import type { Policy, Price } from "./env";
+import { PRICES } from "./generated/settings";
 
 const PER_MILLION = 1_000_000;
 
-export function priceFor(model, policy) {
-  return policy.priceOverrides?.[model] ?? PRICES[model];
+export interface Tokens {
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens?: number;
+}
+
+export function priceFor(model: string, policy: Policy): Price {
+  const price = Object.hasOwn(policy.priceOverrides, model) ? policy.priceOverrides[model] : PRICES[model];
+  if (!price) throw new Error(`no price for ${model}: the catalog and its prices disagree`);
+  return price;
 }
 
 /** µUSD for a request's tokens; cached prompt tokens at the cached-input price. */
-export function costMicros({ promptTokens = 0, completionTokens = 0, cachedTokens = 0 }, price) {
+export function costMicros({ promptTokens = 0, completionTokens = 0, cachedTokens = 0 }: Tokens, price: Price): number {
   const cached = Math.min(cachedTokens, promptTokens);
   const numerator = (promptTokens - cached) * price.in + cached * price.cachedIn + completionTokens * price.out;
   return Math.ceil(numerator / PER_MILLION);
 }
 
 /** `cf-aig-custom-cost`: the same prices in USD per token, so AI Gateway's analytics agree. */
-export function customCostHeader(price) {
+export function customCostHeader(price: Price): string {
   return JSON.stringify({ per_token_in: price.in / 1e12, per_token_out: price.out / 1e12 });
 }
 
 /** µUSD → "12.345678" (six decimals, exact: integer arithmetic, no float rounding). */
-export function formatUsd(micros) {
+export function formatUsd(micros: number): string {
   const sign = micros < 0 ? "-" : "";
   const abs = Math.abs(micros);
   const whole = Math.floor(abs / 1_000_000);

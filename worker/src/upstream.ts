@@ -1,30 +1,36 @@
 // The AI Gateway side: where a request goes, with which headers, and how an upstream failure
 // becomes one OpenAI-shaped error. The client's own Authorization header never goes upstream.
 
-import { UPSTREAM_TIMEOUT_MS } from "./settings.js";
-import { HttpError } from "./errors.js";
-import { sha256Hex } from "./auth.js";
+import { sha256Hex } from "./auth";
+import type { Env, Principal } from "./env";
+import { HttpError } from "./errors";
+import { UPSTREAM_TIMEOUT_MS } from "./generated/settings";
 
 const METADATA_LIMIT = 5; // AI Gateway keeps only the first five metadata entries
 
-export function gatewayUrl(env, path) {
+export function gatewayUrl(env: Env, path: string): string {
   const base = env.AI_GATEWAY_BASE_URL.replace(/\/+$/, "");
   return `${base}/${env.ACCOUNT_ID}/${env.GATEWAY_ID}/${path}`;
 }
 
-export function providerKey(env, provider) {
+export function providerKey(env: Env, provider: string): string | undefined {
   return env[`PROVIDER_KEY_${provider.toUpperCase().replaceAll("-", "_")}`];
 }
 
 /** Headers for AI Gateway: gateway auth, tenant metadata, caching; provider key unless BYOK. */
-export async function gatewayHeaders(env, principal, requestId, { provider, body }) {
+export async function gatewayHeaders(
+  env: Env,
+  principal: Principal,
+  requestId: string,
+  { provider, body }: { provider: string; body: string },
+): Promise<Record<string, string>> {
   const metadata = {
     requestId,
     userId: principal.userId,
     orgId: principal.orgId,
     keyId: principal.keyId,
   };
-  const headers = {
+  const headers: Record<string, string> = {
     "content-type": "application/json",
     "cf-aig-metadata": JSON.stringify(Object.fromEntries(Object.entries(metadata).slice(0, METADATA_LIMIT))),
   };
@@ -44,12 +50,12 @@ export async function gatewayHeaders(env, principal, requestId, { provider, body
 }
 
 /** fetch with a time-to-first-byte bound; network failure → 502, timeout → 504. */
-export async function fetchUpstream(url, init) {
+export async function fetchUpstream(url: string, init: RequestInit): Promise<Response> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), UPSTREAM_TIMEOUT_MS);
   try {
     return await fetch(url, { ...init, signal: controller.signal });
-  } catch (err) {
+  } catch {
     if (controller.signal.aborted) {
       throw new HttpError(504, `AI Gateway did not answer within ${UPSTREAM_TIMEOUT_MS} ms.`, {
         code: "upstream_timeout",
@@ -62,18 +68,27 @@ export async function fetchUpstream(url, init) {
 }
 
 /** Any non-2xx upstream answer → the HttpError the client should see. */
-export async function upstreamError(response) {
+interface UpstreamErrorBody {
+  name?: string;
+  internalCode?: number;
+  description?: string;
+  message?: string;
+  error?: string | { message?: string; type?: string; code?: string | null; param?: string | null } | { code?: number; message?: string }[];
+}
+
+export async function upstreamError(response: Response): Promise<HttpError> {
   const text = await response.text();
-  let body = null;
+  let body: UpstreamErrorBody | null = null;
   try {
-    body = JSON.parse(text);
+    body = JSON.parse(text) as UpstreamErrorBody;
   } catch {
     // not JSON: keep the status, describe it generically below
   }
   const status = response.status;
   if (body && body.name === "AiGatewayError") {
-    const code = body.internalCode ?? body.error?.[0]?.code;
-    const message = body.description ?? body.error?.[0]?.message ?? "unknown error";
+    const first = Array.isArray(body.error) ? body.error[0] : undefined;
+    const code = body.internalCode ?? first?.code;
+    const message = body.description ?? first?.message ?? "unknown error";
     if (code === 2003) {
       return new HttpError(429, `AI Gateway rate limit reached: ${message}`, { code: "gateway_rate_limited" });
     }
@@ -89,21 +104,23 @@ export async function upstreamError(response) {
   }
   const message = providerMessage(body) ?? `The model provider answered HTTP ${status}.`;
   if (status >= 500) return new HttpError(502, `Upstream provider error: ${message}`, { code: "upstream_error" });
+  const detail = body?.error && typeof body.error === "object" && !Array.isArray(body.error) ? body.error : undefined;
   return new HttpError(status, message, {
-    type: body?.error?.type,
-    code: body?.error?.code ?? null,
-    param: body?.error?.param ?? null,
+    type: detail?.type,
+    code: detail?.code ?? null,
+    param: detail?.param ?? null,
   });
 }
 
-function providerMessage(body) {
+function providerMessage(body: UpstreamErrorBody | null): string | null {
   if (!body) return null;
   if (typeof body.error === "string") return body.error;
-  return body.error?.message ?? body.message ?? null;
+  const detail = body.error && !Array.isArray(body.error) ? body.error : undefined;
+  return detail?.message ?? body.message ?? null;
 }
 
 /** Upstream response headers a client may see: content type and AI Gateway's cf-aig-*. */
-export function passthroughHeaders(upstream) {
+export function passthroughHeaders(upstream: Response): Headers {
   const headers = new Headers();
   for (const [name, value] of upstream.headers) {
     if (name === "content-type" || name.startsWith("cf-aig-")) headers.set(name, value);

@@ -8,6 +8,7 @@
 // "user:<id>" for each user.
 
 import { DurableObject } from "cloudflare:workers";
+import type { Env } from "./env";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
 const SETTLED_MEMORY_MS = 2 * 24 * 3600 * 1000; // settle() is idempotent within this window
@@ -42,25 +43,82 @@ CREATE TABLE IF NOT EXISTS quota_resets (
 );
 `;
 
-export function userSubject(userId) {
+export function userSubject(userId: string): string {
   return `user:${userId}`;
 }
 
-export function currentMonth(now = Date.now()) {
+export function currentMonth(now: number = Date.now()): string {
   return new Date(now).toISOString().slice(0, 7);
 }
 
 /** First instant of the month after `month` ("2026-11" → "2026-12-01T00:00:00.000Z"). */
-export function monthResetsAt(month) {
-  const [year, mon] = month.split("-").map(Number);
+export function monthResetsAt(month: string): string {
+  const [year = 0, mon = 0] = month.split("-").map(Number);
   return new Date(Date.UTC(year, mon, 1)).toISOString();
 }
 
-export function ledgerFor(env, orgId) {
+export function ledgerFor(env: Env, orgId: string): DurableObjectStub<UsageLedger> {
   return env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(orgId));
 }
 
-function emptyRow(subject) {
+export interface UsageRow {
+  subject: string;
+  usedMicros: number;
+  requests: number;
+  tokensIn: number;
+  tokensOut: number;
+  estimated: number;
+  cached: number;
+}
+
+interface Held {
+  userId: string;
+  amount: number;
+  expiresAt: number;
+}
+
+interface StoredReservation extends Held {
+  id: string;
+}
+
+/** What a settlement records; `count: false` releases a reservation without a request. */
+export interface Settlement {
+  requestId: string;
+  userId: string;
+  month: string;
+  cost: number;
+  tokensIn?: number;
+  tokensOut?: number;
+  estimated?: boolean;
+  cached?: boolean;
+  count?: boolean;
+  now?: number;
+}
+
+export interface Admission {
+  requestId: string;
+  userId: string;
+  month: string;
+  amount: number;
+  userLimit: number;
+  orgBudget: number;
+  settlements?: Settlement[];
+  now?: number;
+}
+
+export interface Figures {
+  userUsed: number;
+  orgUsed: number;
+  userReserved: number;
+  orgReserved: number;
+}
+
+export interface AdmitResult extends Figures {
+  admitted: boolean;
+  limit: "user" | "org" | null;
+}
+
+function emptyRow(subject: string): UsageRow {
   return { subject, usedMicros: 0, requests: 0, tokensIn: 0, tokensOut: 0, estimated: 0, cached: 0 };
 }
 
@@ -69,34 +127,36 @@ const MONTHS_IN_MEMORY = 2;
 
 /** One month's counters and open reservations, mirrored in memory from SQLite. */
 class MonthState {
-  constructor(rows, reservations) {
+  rows: Map<string, UsageRow>;
+  reservations = new Map<string, Held>();
+  reservedByUser = new Map<string, number>();
+  reservedTotal = 0;
+
+  constructor(rows: UsageRow[], reservations: StoredReservation[]) {
     this.rows = new Map(rows.map((row) => [row.subject, row]));
-    this.reservations = new Map();
-    this.reservedByUser = new Map();
-    this.reservedTotal = 0;
     for (const r of reservations) this.hold(r.id, r.userId, r.amount, r.expiresAt);
   }
 
-  row(subject) {
+  row(subject: string): UsageRow {
     return this.rows.get(subject) ?? emptyRow(subject);
   }
 
-  hold(id, userId, amount, expiresAt) {
+  hold(id: string, userId: string, amount: number, expiresAt: number): void {
     this.release(id);
     this.reservations.set(id, { userId, amount, expiresAt });
     this.reservedByUser.set(userId, (this.reservedByUser.get(userId) ?? 0) + amount);
     this.reservedTotal += amount;
   }
 
-  release(id) {
+  release(id: string): void {
     const held = this.reservations.get(id);
     if (!held) return;
     this.reservations.delete(id);
-    this.reservedByUser.set(held.userId, this.reservedByUser.get(held.userId) - held.amount);
+    this.reservedByUser.set(held.userId, (this.reservedByUser.get(held.userId) ?? 0) - held.amount);
     this.reservedTotal -= held.amount;
   }
 
-  add(subject, { cost, tokensIn, tokensOut, estimated, cached }) {
+  add(subject: string, { cost, tokensIn, tokensOut, estimated, cached }: Outcome): void {
     const row = { ...this.row(subject) };
     row.usedMicros += cost;
     row.requests += 1;
@@ -108,23 +168,33 @@ class MonthState {
   }
 }
 
-export class UsageLedger extends DurableObject {
-  constructor(ctx, env) {
+interface Outcome {
+  cost: number;
+  tokensIn: number;
+  tokensOut: number;
+  estimated: boolean;
+  cached: boolean;
+}
+
+export class UsageLedger extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  // SQLite is the record; memory mirrors it so admission reads nothing from storage. The
+  // object is the only writer and runs one call at a time, so the mirror cannot drift.
+  private readonly months = new Map<string, MonthState>();
+  private nextExpiry = Number.POSITIVE_INFINITY; // earliest open reservation's expiry: no sweep before it
+  private nextPrune = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
-    // SQLite is the record; memory mirrors it so admission reads nothing from storage. The
-    // object is the only writer and runs one call at a time, so the mirror cannot drift.
-    this.months = new Map();
-    this.nextExpiry = Infinity; // earliest expiry among open reservations: no sweep before it
-    this.nextPrune = 0;
   }
 
-  #month(month) {
+  #month(month: string): MonthState {
     let state = this.months.get(month);
     if (!state) {
       const rows = this.sql
-        .exec(
+        .exec<UsageRow & Record<string, SqlStorageValue>>(
           `SELECT subject, used_micros AS usedMicros, requests, tokens_in AS tokensIn,
                   tokens_out AS tokensOut, estimated, cached
              FROM usage WHERE month = ?`,
@@ -132,7 +202,7 @@ export class UsageLedger extends DurableObject {
         )
         .toArray();
       const reservations = this.sql
-        .exec(
+        .exec<StoredReservation & Record<string, SqlStorageValue>>(
           `SELECT id, user_id AS userId, amount_micros AS amount, expires_at AS expiresAt
              FROM reservations WHERE month = ?`,
           month,
@@ -141,15 +211,15 @@ export class UsageLedger extends DurableObject {
       state = new MonthState(rows, reservations);
       for (const held of reservations) this.nextExpiry = Math.min(this.nextExpiry, held.expiresAt);
       this.months.set(month, state);
-      while (this.months.size > MONTHS_IN_MEMORY) this.months.delete(this.months.keys().next().value);
+      while (this.months.size > MONTHS_IN_MEMORY) this.months.delete(this.months.keys().next().value as string);
     }
     return state;
   }
 
   /** Release expired reservations; costs nothing until the earliest one is due. */
-  #sweep(now) {
+  #sweep(now: number): void {
     if (now < this.nextExpiry) return;
-    let earliest = Infinity;
+    let earliest = Number.POSITIVE_INFINITY;
     for (const state of this.months.values()) {
       for (const [id, held] of state.reservations) {
         if (held.expiresAt <= now) state.release(id);
@@ -160,7 +230,7 @@ export class UsageLedger extends DurableObject {
     this.nextExpiry = earliest;
   }
 
-  #state(state, userId) {
+  #state(state: MonthState, userId: string): Figures {
     return {
       userUsed: state.row(userSubject(userId)).usedMicros,
       orgUsed: state.row(ORG).usedMicros,
@@ -174,12 +244,12 @@ export class UsageLedger extends DurableObject {
    * refuse naming the limit that would be exceeded. One atomic step, after applying the
    * settlements of earlier requests that came along with it.
    */
-  admit({ requestId, userId, month, amount, userLimit, orgBudget, settlements = [], now = Date.now() }) {
+  admit({ requestId, userId, month, amount, userLimit, orgBudget, settlements = [], now = Date.now() }: Admission): AdmitResult {
     for (const record of settlements) this.settle(record); // carried along: see carry.js
     const state = this.#month(month);
     this.#sweep(now);
     const figures = this.#state(state, userId);
-    let refused = null;
+    let refused: AdmitResult["limit"] = null;
     if (figures.userUsed + figures.userReserved + amount > userLimit) refused = "user";
     else if (figures.orgUsed + figures.orgReserved + amount > orgBudget) refused = "org";
     if (refused) return { admitted: false, limit: refused, ...figures };
@@ -201,8 +271,18 @@ export class UsageLedger extends DurableObject {
    * Replace a reservation by the real cost and count the request. Idempotent per requestId,
    * and it records usage even when the reservation already expired: a cent is never lost.
    */
-  settle({ requestId, userId, month, cost, tokensIn = 0, tokensOut = 0, estimated = false,
-           cached = false, count = true, now = Date.now() }) {
+  settle({
+    requestId,
+    userId,
+    month,
+    cost,
+    tokensIn = 0,
+    tokensOut = 0,
+    estimated = false,
+    cached = false,
+    count = true,
+    now = Date.now(),
+  }: Settlement): Figures {
     const state = this.#month(month);
     this.sql.exec("DELETE FROM reservations WHERE id = ?", requestId);
     state.release(requestId);
@@ -240,10 +320,10 @@ export class UsageLedger extends DurableObject {
   }
 
   /** The org row and every user row of a month, with the open reservations as figures. */
-  usage({ month, now = Date.now() }) {
+  usage({ month, now = Date.now() }: { month: string; now?: number }) {
     const state = this.#month(month);
     this.#sweep(now);
-    const users = {};
+    const users: Record<string, UsageRow> = {};
     for (const [subject, row] of [...state.rows].sort(([a], [b]) => a.localeCompare(b))) {
       if (subject.startsWith("user:")) users[subject.slice(5)] = row;
     }
@@ -257,7 +337,7 @@ export class UsageLedger extends DurableObject {
   }
 
   /** One user's row of a month. */
-  userUsage({ month, userId, now = Date.now() }) {
+  userUsage({ month, userId, now = Date.now() }: { month: string; userId: string; now?: number }) {
     const state = this.#month(month);
     this.#sweep(now);
     return { month, ...state.row(userSubject(userId)), reservedMicros: state.reservedByUser.get(userId) ?? 0 };
@@ -267,7 +347,7 @@ export class UsageLedger extends DurableObject {
    * Give a user their monthly allowance back: their usage restarts at zero. The org's total is
    * real spend and stays; the previous figure is kept in quota_resets for audit.
    */
-  resetUser({ month, userId, now = Date.now() }) {
+  resetUser({ month, userId, now = Date.now() }: { month: string; userId: string; now?: number }) {
     const state = this.#month(month);
     const subject = userSubject(userId);
     const previous = state.row(subject);
@@ -283,7 +363,7 @@ export class UsageLedger extends DurableObject {
     return { month, userId, previousMicros: previous.usedMicros };
   }
 
-  ping() {
+  ping(): { ok: true } {
     return { ok: true };
   }
 }

@@ -1,0 +1,51 @@
+// The Worker's bindings (provision/bindings.py declares them for Pulumi and the local runtime)
+// and what the request pipeline keeps on Hono's context.
+
+import type { UsageLedger } from "./ledger";
+
+export interface Env {
+  GATEWAY_KV: KVNamespace;
+  USAGE_LEDGER: DurableObjectNamespace<UsageLedger>;
+  ACCOUNT_ID: string;
+  GATEWAY_ID: string;
+  AI_GATEWAY_BASE_URL: string;
+  ADMIN_API_KEY?: string;
+  AI_GATEWAY_TOKEN?: string;
+  // PROVIDER_KEY_OPENAI, PROVIDER_KEY_WORKERS_AI, …: absent means keys stored on the gateway
+  [providerKey: `PROVIDER_KEY_${string}`]: string | undefined;
+}
+
+/** µUSD per million tokens. */
+export interface Price {
+  in: number;
+  out: number;
+  cachedIn: number;
+}
+
+/** What every request path reads about the key's principal (worker/src/policy.ts). */
+export interface Policy {
+  userLimitMicros: number;
+  orgBudgetMicros: number;
+  failureMode: "fail-closed" | "fail-open";
+  fallbackDailyLimitMicros: number;
+  allowedModels: string[];
+  defaultModel: string | null;
+  cacheTtl: number;
+  priceOverrides: Record<string, Price>;
+}
+
+export interface Principal {
+  hash: string;
+  keyId: string;
+  userId: string;
+  orgId: string;
+  policy: Policy;
+}
+
+/** Test-only fault injection (x-test-fault in test renders; always null in production). */
+export type Fault = "ledger-down" | "settle-down" | "kv-down" | null;
+
+export interface AppEnv {
+  Bindings: Env;
+  Variables: { requestId: string; principal: Principal; fault: Fault };
+}

@@ -1,0 +1,59 @@
+// One error vocabulary for the Worker: everything a client sees on failure is OpenAI's
+// error shape, {"error": {message, type, param, code}}, with the matching HTTP status.
+// Errors are thrown as HttpError (a Hono HTTPException) and become a response in one place,
+// the app's onError (worker/src/index.ts).
+
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+const TYPE_BY_STATUS: Record<number, string> = {
+  400: "invalid_request_error",
+  401: "invalid_request_error",
+  403: "permission_error",
+  404: "invalid_request_error",
+  405: "invalid_request_error",
+  413: "invalid_request_error",
+  429: "rate_limit_error",
+  500: "api_error",
+  502: "api_error",
+  503: "service_unavailable",
+  504: "timeout_error",
+};
+
+export interface ErrorOptions {
+  type?: string | undefined;
+  code?: string | null | undefined;
+  param?: string | null | undefined;
+  headers?: Record<string, string>;
+}
+
+export class HttpError extends HTTPException {
+  readonly type: string;
+  readonly code: string | null;
+  readonly param: string | null;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, message: string, { type, code = null, param = null, headers = {} }: ErrorOptions = {}) {
+    super(status as ContentfulStatusCode, { message });
+    this.type = type ?? TYPE_BY_STATUS[status] ?? "api_error";
+    this.code = code ?? null;
+    this.param = param ?? null;
+    this.headers = headers;
+  }
+}
+
+export function errorBody(message: string, type: string, code: string | null = null, param: string | null = null) {
+  return { error: { message, type, param, code } };
+}
+
+export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+export function errorResponse(error: HttpError): Response {
+  const body = errorBody(error.message, error.type, error.code, error.param);
+  return jsonResponse(body, error.status, error.headers);
+}

@@ -1,0 +1,72 @@
+// Entry module: the one router, request ids, and the one place where errors become responses.
+
+import { Hono, type MiddlewareHandler } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { admin } from "./admin";
+import { reconcileUnsettled } from "./admin-ops";
+import { authenticate } from "./auth";
+import { chatCompletions } from "./chat";
+import type { AppEnv, Env } from "./env";
+import { errorResponse, HttpError, jsonResponse } from "./errors";
+import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
+import { getModel, listModels } from "./models";
+import { route } from "./routing";
+import { faultOf, registerTestRoutes } from "./testhooks";
+
+export { UsageLedger } from "./ledger";
+
+function newRequestId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `req_${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+const app = new Hono<AppEnv>();
+
+// Every response carries the request's id, errors and 404s included.
+app.use("*", async (c, next) => {
+  const requestId = newRequestId();
+  c.set("requestId", requestId);
+  c.set("fault", faultOf(c.req.raw));
+  await next();
+  c.res.headers.set("x-request-id", requestId);
+});
+
+// Authentication runs per route, so an unknown path is a 404 whatever the key.
+const withPrincipal: MiddlewareHandler<AppEnv> = async (c, next) => {
+  c.set("principal", await authenticate(c.req.raw.headers, c.env, c.get("fault")));
+  await next();
+};
+
+route(app, "/health", { GET: () => jsonResponse({ status: "ok", worker: WORKER_NAME, version: WORKER_VERSION }) });
+route(app, "/v1/chat/completions", { POST: [withPrincipal, chatCompletions] });
+route(app, "/v1/models", { GET: [withPrincipal, (c) => jsonResponse(listModels(c.get("principal").policy))] });
+route(app, "/v1/models/:id{.+}", {
+  GET: [withPrincipal, (c) => jsonResponse(getModel(c.req.param("id") ?? "", c.get("principal").policy))],
+});
+app.route("/admin", admin);
+registerTestRoutes(app);
+
+app.notFound((c) => {
+  const { pathname } = new URL(c.req.url);
+  return errorResponse(new HttpError(404, `Invalid URL (${c.req.method} ${pathname})`, { code: "unknown_url" }));
+});
+
+app.onError((err, c) => {
+  if (err instanceof HttpError) return errorResponse(err);
+  if (err instanceof HTTPException) return errorResponse(new HttpError(err.status, err.message));
+  console.error(JSON.stringify({ requestId: c.get("requestId"), error: String(err?.stack ?? err) }));
+  return errorResponse(new HttpError(500, "The gateway failed to process the request.", { code: "internal_error" }));
+});
+
+export default {
+  fetch: app.fetch,
+
+  // Cron trigger: usage served while a ledger was unreachable is reconciled without a person.
+  async scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
+    ctx.waitUntil(
+      reconcileUnsettled(env).then((result) =>
+        console.log(JSON.stringify({ event: "reconciled", cron: controller.cron, ...result })),
+      ),
+    );
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,66 @@
+// Request bodies, validated by schema. valibot: 0.75 µs for a typical chat body and 4.6 KB in
+// the bundle (zod: 0.55 µs but 454 KB with its locales; worker/bench/validators.mjs). A
+// violation is a 400 in OpenAI's shape naming the parameter; unknown fields pass through.
+
+import * as v from "valibot";
+import { HttpError } from "./errors";
+
+function positiveInteger(param: string) {
+  const message = `'${param}' must be a positive integer.`;
+  return v.optional(v.nullable(v.pipe(v.number(message), v.integer(message), v.minValue(1, message))));
+}
+
+const MESSAGES = "'messages' is required and must be a non-empty array.";
+
+export const chatBody = v.looseObject({
+  model: v.optional(v.unknown()), // checked against the catalog by resolveModel
+  messages: v.pipe(
+    v.array(v.looseObject({ role: v.unknown(), content: v.unknown() }), MESSAGES),
+    v.minLength(1, MESSAGES),
+  ),
+  stream: v.optional(v.boolean("'stream' must be a boolean.")),
+  stream_options: v.optional(
+    v.nullable(v.looseObject({ include_usage: v.optional(v.boolean()) }, "'stream_options' must be an object.")),
+  ),
+  max_tokens: positiveInteger("max_tokens"),
+  max_completion_tokens: positiveInteger("max_completion_tokens"),
+  n: positiveInteger("n"),
+  tools: v.optional(v.unknown()),
+});
+
+export type ChatBody = v.InferOutput<typeof chatBody>;
+
+// Parameters whose absence OpenAI reports as missing_required_parameter.
+const REQUIRED = new Set(["messages"]);
+
+export async function readJsonBody(request: Request): Promise<Record<string, unknown>> {
+  let body: unknown;
+  try {
+    body = await request.json();
+  } catch {
+    throw new HttpError(400, "We could not parse the JSON body of your request.", { code: "invalid_json" });
+  }
+  if (body === null || typeof body !== "object" || Array.isArray(body)) {
+    throw new HttpError(400, "The request body must be a JSON object.", { code: "invalid_json" });
+  }
+  return body as Record<string, unknown>;
+}
+
+/** `messages[2].content` for an issue's path. */
+function paramOf(path: readonly { key: unknown }[]): string {
+  return path.map(({ key }, i) => (typeof key === "number" ? `[${key}]` : i ? `.${String(key)}` : String(key))).join("");
+}
+
+/** The body as `schema` says, or a 400 naming the first parameter that is wrong. */
+export function validate<const T extends v.GenericSchema>(schema: T, body: unknown): v.InferOutput<T> {
+  const result = v.safeParse(schema, body, { abortEarly: true });
+  if (result.success) return result.output;
+  const issue = result.issues[0];
+  const path = issue.path ?? [];
+  const param = paramOf(path);
+  const nested = path.length > 1;
+  throw new HttpError(400, nested ? `'${param}' is invalid: ${issue.message}` : issue.message, {
+    param: param || null,
+    code: !nested && REQUIRED.has(param) ? "missing_required_parameter" : "invalid_type",
+  });
+}

@@ -1,0 +1,44 @@
+// Fault injection and test-only routes for the local test runtime. Only a render that asks
+// for test hooks bundles this module (worker/build.mjs); every other render bundles
+// testhooks-off.ts in its place, so no request can reach a test path in a deployment.
+
+import type { Hono } from "hono";
+import type { AppEnv, Env, Fault } from "./env";
+import { jsonResponse } from "./errors";
+import { type Admission, ledgerFor, type Settlement } from "./ledger";
+
+const FAULTS = new Set<Fault>(["ledger-down", "settle-down", "kv-down"]);
+
+/** "ledger-down" | "settle-down" | "kv-down" from the x-test-fault request header. */
+export function faultOf(request: Request): Fault {
+  const fault = request.headers.get("x-test-fault") as Fault;
+  return FAULTS.has(fault) ? fault : null;
+}
+
+type TestRoute = (env: Env, body: Record<string, unknown>) => Promise<unknown>;
+
+const ROUTES: Record<string, TestRoute> = {
+  // {orgId, ...settle args}: record usage directly, e.g. in last month.
+  "/__test/ledger/settle": async (env, { orgId, ...record }) =>
+    ledgerFor(env, orgId as string).settle(record as unknown as Settlement),
+  // {orgId, ...admit args}: reserve directly, e.g. with a `now` in the past (already expired).
+  "/__test/ledger/admit": async (env, { orgId, ...admission }) =>
+    ledgerFor(env, orgId as string).admit(admission as unknown as Admission),
+  // {orgId, month}: the raw ledger rows of a month.
+  "/__test/ledger/usage": async (env, { orgId, month }) =>
+    ledgerFor(env, orgId as string).usage({ month: month as string }),
+  // {prefix}: Worker-owned KV records (e.g. unsettled:) with their values.
+  "/__test/kv": async (env, { prefix }) => {
+    const { keys } = await env.GATEWAY_KV.list({ prefix: prefix as string });
+    return Object.fromEntries(
+      await Promise.all(keys.map(async ({ name }) => [name, await env.GATEWAY_KV.get(name, "json")])),
+    );
+  },
+};
+
+/** POST /__test/...: test-only views and seeds of Worker-owned state. */
+export function registerTestRoutes(app: Hono<AppEnv>): void {
+  for (const [path, handler] of Object.entries(ROUTES)) {
+    app.post(path, async (c) => jsonResponse(await handler(c.env, await c.req.json())));
+  }
+}
