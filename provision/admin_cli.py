@@ -29,12 +29,13 @@ from provision.admin_views import (
     render_user_usage,
 )
 from provision.api_errors import error_text
+from provision.errors import ProvisionError
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8787"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
-class AdminError(Exception):
+class AdminError(ProvisionError):
     """The admin API answered with an error, already worded for a person."""
 
 
@@ -163,10 +164,8 @@ def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
     )
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "admin", help="the admin API: health, metrics, users and organizations with their usage"
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `provision admin` (its help line is in provision/cli.py)."""
     _common(parser, defaults=True)
     commands = parser.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
     shared = argparse.ArgumentParser(add_help=False)

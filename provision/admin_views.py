@@ -20,7 +20,7 @@ def pairs(rows: list[tuple[str, Any]]) -> str:
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
 
-def table(headers: Row, rows: list[Row], numeric: Collection[int] = ()) -> str:
+def table(headers: Row, rows: Sequence[Row], numeric: Collection[int] = ()) -> str:
     """An aligned text table; columns in `numeric` are right-aligned."""
     cells = [[str(h) for h in headers], *[[str(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]

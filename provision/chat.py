@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -11,12 +12,13 @@ from typing import Any, TextIO
 import httpx
 
 from provision.api_errors import error_text
+from provision.errors import ProvisionError
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8787/v1"
 TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
 
-class ChatError(Exception):
+class ChatError(ProvisionError):
     """The gateway answered with an error (already in OpenAI's shape)."""
 
 
@@ -118,10 +120,8 @@ def _interactive(session: ChatSession) -> int:
             print(f"error: {exc}")
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "chat", help="chat with the gateway (one message or interactive)"
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `provision chat` (its help line is in provision/cli.py)."""
     parser.add_argument("message", nargs="*", help="message to send; none starts interactive mode")
     parser.add_argument("--api-key", help="gateway key (default: $GATEWAY_API_KEY)")
     parser.add_argument(

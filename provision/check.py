@@ -3,15 +3,14 @@ what is legal but suspicious."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import Any
 
 from provision.compiler import tenant_counts
-from provision.config import StackConfig, display_path, load_stack_file
+from provision.config import StackConfig, all_stacks, display_path, load_stack_file, resolve_stack
 from provision.errors import ConfigError, Problem
-from provision.stackfile import all_stacks, resolve_stack
 
 EXPIRY_WARNING = dt.timedelta(days=7)
 
@@ -112,14 +111,8 @@ def run(args: Any) -> int:
     return 1 if failed else 0
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("check", help="validate stack files; list every problem")
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `provision check` (its help line is in provision/cli.py)."""
     parser.add_argument("--stack", default="all", help="stack name, path, or 'all' (default)")
     parser.add_argument("--strict", action="store_true", help="warnings fail too")
     parser.set_defaults(handler=run)
-
-
-def main() -> int:  # pragma: no cover - convenience for `python -m provision.check`
-    from provision.cli import main as cli
-
-    return cli(["check", *sys.argv[1:]])

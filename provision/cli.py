@@ -1,37 +1,66 @@
-"""The `provision` command: one entry point, one small module per subcommand."""
+"""The `provision` command: one entry point, one small module per subcommand.
+
+A subcommand's module is imported only when that subcommand runs, so `provision --help` and
+the light commands (`admin`, `chat`) start without loading the config model or Pulumi.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-from provision import (
-    admin_cli,
-    chat,
-    check,
-    devserver,
-    diff,
-    keys_cli,
-    plan,
-    schema,
-    tenants_cli,
-)
+# name → (module, its configure function, the help line shown by `provision --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "dev": (
+        "provision.devserver",
+        "configure",
+        "run the gateway locally (workerd + AI Gateway emulator)",
+    ),
+    "chat": ("provision.chat", "configure", "chat with the gateway (one message or interactive)"),
+    "admin": (
+        "provision.admin_cli",
+        "configure",
+        "the admin API: health, metrics, users and organizations with their usage",
+    ),
+    "keys": ("provision.keys_cli", "configure", "create, rotate, revoke and list API keys"),
+    "orgs": (
+        "provision.tenants_cli",
+        "configure_orgs",
+        "add or change organizations in a stack file",
+    ),
+    "users": ("provision.tenants_cli", "configure_users", "add, change, remove or import users"),
+    "check": ("provision.check", "configure", "validate stack files; list every problem"),
+    "diff": ("provision.diff", "configure", "what a stack change does, for review"),
+    "plan": (
+        "provision.plan",
+        "configure",
+        "Cloudflare resources and API calls a stack change makes on `pulumi up`",
+    ),
+    "schema": ("provision.schema", "configure", "print (or --write) the stack file JSON Schema"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the arguments of `command` (every other subcommand: name and help)."""
     parser = argparse.ArgumentParser(
         prog="provision",
         description="Operate the LLM gateway: run it locally, chat, manage tenants.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (devserver, chat, admin_cli, keys_cli, tenants_cli, check, diff, plan, schema):
-        module.add_parser(subparsers)
+    for name, (module, function, help_line) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_line, description=help_line)
+        if name == command:
+            getattr(importlib.import_module(module), function)(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    args_in = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args_in if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(args_in)
+    code: int = args.handler(args)
+    return code
 
 
 if __name__ == "__main__":

@@ -53,6 +53,5 @@ READS_PER_RUN = 1
 def calls_for(kind: str, action: str) -> int:
     """API calls of one resource action: create, update, replace or delete."""
     ops = OPERATIONS[kind]
-    if action == "replace":
-        return ops.create + ops.delete
-    return getattr(ops, action)
+    by_action = {"create": ops.create, "update": ops.update, "delete": ops.delete}
+    return ops.create + ops.delete if action == "replace" else by_action[action]

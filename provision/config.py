@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from provision.errors import ConfigError, Problem
 from provision.keys import KEY_PREFIX
-from provision.model import (  # noqa: F401  (re-exported: the config API lives here)
+from provision.model import (
     KEY_ID,
     MODEL_ID,
     PROJECT,
@@ -38,11 +38,51 @@ from provision.model import (  # noqa: F401  (re-exported: the config API lives 
 )
 from provision.references import View, check_references, salvage
 
+# The config API lives here (the model's types are re-exported for its callers).
+__all__ = [
+    "KEY_ID",
+    "MODEL_ID",
+    "PROJECT",
+    "ROOT",
+    "SECRET_KEYS",
+    "SLUG",
+    "STACKS_DIR",
+    "AiGatewaySettings",
+    "ApiKey",
+    "CustomDomain",
+    "Organization",
+    "Price",
+    "Pricing",
+    "RateLimit",
+    "Routing",
+    "StackConfig",
+    "Tenants",
+    "User",
+    "all_stacks",
+    "display_path",
+    "load_stack_file",
+    "parse_pulumi_config",
+    "parse_settings",
+    "parse_stack_text",
+    "resolve_stack",
+    "strip_namespace",
+    "yaml_load",
+]
+
 # ---------------------------------------------------------------------------- loading
 
 
-def stack_file(stack: str) -> Path:
+def resolve_stack(stack: str | Path) -> Path:
+    """`dev` → stacks/Pulumi.dev.yaml; a path (anything with / or .yaml) is taken as given."""
+    if isinstance(stack, Path):
+        return stack
+    if "/" in stack or stack.endswith((".yaml", ".yml")):
+        return Path(stack)
     return STACKS_DIR / f"Pulumi.{stack}.yaml"
+
+
+def all_stacks() -> list[Path]:
+    return sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
 
 
 def display_path(path: Path) -> str:
@@ -194,11 +234,11 @@ def _short(value: Any) -> str:
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """Which model a validation location points into (to list its allowed fields)."""
-    model: Any = StackConfig
+    model: type[BaseModel] | None = StackConfig
     for part in loc:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) else None
+        field = model.model_fields.get(part) if model is not None else None
         if field is None:
             return None
         model = _inner_model(field.annotation)

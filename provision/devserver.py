@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import threading
 from typing import Any
 
+from provision.config import resolve_stack
 from provision.errors import ConfigError, ProvisionError
 from provision.local import LocalGateway
-from provision.stackfile import resolve_stack
 
 DEFAULT_PORT = 8787
 WATCH_INTERVAL_S = 1.0
@@ -84,10 +85,8 @@ def run(args: Any) -> int:
     return 0
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "dev", help="run the gateway locally (workerd + AI Gateway emulator)"
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `provision dev` (its help line is in provision/cli.py)."""
     parser.add_argument(
         "--stack", default="dev", help="stack whose tenants to serve (default: dev)"
     )

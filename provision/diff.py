@@ -7,8 +7,10 @@ delete.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +52,10 @@ def _models(value: list[str] | None) -> str:
     return "all catalog models" if value is None else (", ".join(value) or "none")
 
 
-ORG_FIELDS = {
+# field → (what a reviewer reads, how a value is shown)
+FieldLabels = dict[str, tuple[str, Callable[[Any], str]]]
+
+ORG_FIELDS: FieldLabels = {
     "name": ("name", str),
     "monthlyBudgetUsd": ("monthly budget", _usd),
     "failureMode": ("failure mode", str),
@@ -61,7 +66,7 @@ ORG_FIELDS = {
     "cacheTtl": ("cache TTL", lambda v: f"{v} s" if v else "off"),
     "priceOverrides": ("price overrides", lambda v: ", ".join(sorted(v)) or "none"),
 }
-USER_FIELDS = {
+USER_FIELDS: FieldLabels = {
     "email": ("email", str),
     "org": ("organization", str),
     "monthlyLimitUsd": ("monthly limit", _usd),
@@ -70,7 +75,7 @@ USER_FIELDS = {
 }
 
 
-def _field_changes(kind: str, ident: str, old: Any, new: Any, fields: dict) -> list[str]:
+def _field_changes(kind: str, ident: str, old: Any, new: Any, fields: FieldLabels) -> list[str]:
     out = []
     for name, (label, show) in fields.items():
         before, after = getattr(old, name), getattr(new, name)
@@ -238,8 +243,7 @@ class Versions:
 
 def load_versions(stack: str, base: str) -> Versions:
     """The stack at `base` and now; a base that no longer validates counts as new (noted)."""
-    from provision.config import parse_stack_text
-    from provision.stackfile import resolve_stack
+    from provision.config import parse_stack_text, resolve_stack
 
     path = resolve_stack(stack)
     source = display_path(path)
@@ -249,7 +253,8 @@ def load_versions(stack: str, base: str) -> Versions:
         raise ConfigError([Problem(source, "", "file not found")]) from None
     after, after_settings = parse_stack_text(text, source)
     base_text = file_at_ref(path, base)
-    before, before_settings = None, {}
+    before: StackConfig | None = None
+    before_settings: dict[str, Any] = {}
     if base_text:
         try:
             before, before_settings = parse_stack_text(base_text, f"{source}@{base}")
@@ -292,8 +297,8 @@ def run(args: Any) -> int:
     return 0
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("diff", help="what a stack change does, for review")
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `provision diff` (its help line is in provision/cli.py)."""
     parser.add_argument("--stack", required=True, help="stack name (dev) or path")
     parser.add_argument("--base", default="HEAD", help="git ref to compare against (default: HEAD)")
     parser.add_argument("--format", choices=["text", "markdown"], default="text")

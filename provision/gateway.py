@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -64,10 +65,12 @@ def live_migration_tag(account_id: str, script: str) -> str | None:
         # error may be the one shown last: say ours in the log too, so it is seen.
         pulumi.log.error(message)
         raise MigrationError(message) from exc
-    return live_tag_from_listing(listing.results or [], script, limit=SCRIPT_LISTING_LIMIT)
+    return live_tag_from_listing(list(listing.results or []), script, limit=SCRIPT_LISTING_LIMIT)
 
 
-def script_migrations(plan: dict | None) -> cloudflare.WorkersScriptMigrationsArgs | None:
+def script_migrations(
+    plan: dict[str, Any] | None,
+) -> cloudflare.WorkersScriptMigrationsArgs | None:
     """The pending plan in the provider's own Args types (a misspelt field fails here)."""
     if plan is None:
         return None
@@ -142,7 +145,8 @@ class Gateway(pulumi.ComponentResource):
         self.script = cloudflare.WorkersScript(
             script.name,
             **script.inputs,
-            bindings=bindings,
+            # plain dicts in the WorkersScriptBindingArgs shape (bindings.py stays Pulumi-free)
+            bindings=cast("pulumi.Input[list[cloudflare.WorkersScriptBindingArgsDict]]", bindings),
             migrations=script_migrations(self.migration_plan),
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.entries),
         )
@@ -204,7 +208,7 @@ class Gateway(pulumi.ComponentResource):
         )
 
 
-def _migration_note(script: str, live_tag: str | None, plan: dict | None) -> str:
+def _migration_note(script: str, live_tag: str | None, plan: dict[str, Any] | None) -> str:
     where = (
         f"Worker script '{script}' is at migration tag '{live_tag}'"
         if live_tag

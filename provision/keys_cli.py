@@ -6,24 +6,20 @@ SHA-256 hash (with id, name, created date and expiry) goes into the stack file.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import re
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from provision.config import ApiKey, all_stacks, parse_stack_text, resolve_stack
 from provision.errors import ConfigError, ProvisionError
 from provision.keys import generate_key, hash_key, mask
-from provision.stackfile import (
-    StackEditError,
-    StackFile,
-    all_stacks,
-    new_map,
-    parse_text,
-    resolve_stack,
-)
+from provision.stackfile import StackEditError, StackFile, new_map
 
 GRACE_PATTERN = re.compile(r"^(\d+)([dhms])$")
 EXPIRING_SOON = dt.timedelta(days=7)
@@ -150,7 +146,7 @@ def _stack_with_key(stack_arg: str | None, key_id: str) -> StackFile:
 
 def _current_expiry(stack: StackFile, key_id: str) -> dt.datetime | None:
     """The key's expiry as the validated model reads it (a bare date is 00:00 UTC)."""
-    config = parse_text(stack.original, stack.source)
+    config = parse_stack_text(stack.original, stack.source)[0]
     for user in config.tenants.users:
         for key in user.keys:
             if key.id == key_id:
@@ -209,7 +205,7 @@ def revoke(args: Any) -> int:
     return 0
 
 
-def key_state(key: Any, now: dt.datetime) -> str:
+def key_state(key: ApiKey, now: dt.datetime) -> str:
     if key.status != "active":
         return key.status
     expires_at = key.expires_at()
@@ -262,7 +258,9 @@ def list_keys(args: Any) -> int:
     return 0
 
 
-def guarded(handler):
+def guarded(handler: Callable[[Any], int]) -> Callable[[Any], int]:
+    """A subcommand that reports stack and edit errors as one line each, exit code 1."""
+
     def run(args: Any) -> int:
         try:
             return handler(args)
@@ -279,8 +277,8 @@ def guarded(handler):
     return run
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("keys", help="create, rotate, revoke and list API keys")
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `provision keys` (its help line is in provision/cli.py)."""
     commands = parser.add_subparsers(dest="keys_command", required=True)
 
     p = commands.add_parser("create", help="generate a key for a user; prints it once")

@@ -19,10 +19,6 @@ def usd_to_micros(value: Decimal | int | float | str) -> int:
     return int(micros)
 
 
-def micros_to_decimal(micros: int) -> Decimal:
-    return (Decimal(micros) / MICROS_PER_USD).normalize()
-
-
 def format_usd(micros: int, *, symbol: bool = True) -> str:
     """`1234500000` → `$1,234.50` (cents shown, more digits only when they matter)."""
     amount = Decimal(micros) / MICROS_PER_USD

@@ -9,6 +9,7 @@ ciphertext in the stack file is: a changed ciphertext updates the script.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import sys
@@ -203,10 +204,8 @@ def run(args: Any) -> int:
     return 2 if (args.strict and plan.over_budget) else 0
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "plan", help="Cloudflare resources and API calls a stack change makes on `pulumi up`"
-    )
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `provision plan` (its help line is in provision/cli.py)."""
     parser.add_argument("--stack", required=True, help="stack name (dev) or path")
     parser.add_argument("--base", default="HEAD", help="git ref to compare against (default: HEAD)")
     parser.add_argument("--format", choices=["text", "json"], default="text")

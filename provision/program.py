@@ -5,8 +5,14 @@ from __future__ import annotations
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from provision.config import PROJECT, SECRET_KEYS, StackConfig, display_path, parse_pulumi_config
-from provision.config import stack_file as stack_path
+from provision.config import (
+    PROJECT,
+    SECRET_KEYS,
+    StackConfig,
+    display_path,
+    parse_pulumi_config,
+    resolve_stack,
+)
 from provision.errors import ConfigError, Problem
 from provision.gateway import Gateway, GatewayArgs
 from provision.migrations import MIGRATIONS, MigrationStep
@@ -21,7 +27,7 @@ def pulumi_settings() -> dict[str, str]:
 
 def load_config() -> StackConfig:
     """Validate the stack's settings; a bad stack file stops before any resource exists."""
-    source = display_path(stack_path(pulumi.get_stack()))
+    source = display_path(resolve_stack(pulumi.get_stack()))
     everything = pulumi_settings()
     plain = [
         Problem(

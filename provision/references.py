@@ -6,6 +6,7 @@ reference mistakes together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,8 @@ def _items(model: type[BaseModel], values: Any) -> list[tuple[int, Any]]:
 
 
 def salvage(public: dict[str, Any]) -> View:
-    tenants = public.get("tenants") if isinstance(public.get("tenants"), dict) else {}
+    raw_tenants = public.get("tenants")
+    tenants: dict[str, Any] = raw_tenants if isinstance(raw_tenants, dict) else {}
     return View(
         routing=_valid(Routing, public.get("routing")),
         pricing=_valid(Pricing, public.get("pricing", {})) or Pricing(),
@@ -164,7 +166,12 @@ def check_references(view: View, source: str) -> list[Problem]:
     return problems
 
 
-def _check_models(models: list[str] | None, catalog: set[str] | None, path: str, add) -> None:
+def _check_models(
+    models: list[str] | None,
+    catalog: set[str] | None,
+    path: str,
+    add: Callable[[str, str], None],
+) -> None:
     for k, model in enumerate(models or []):
         if catalog is not None and model not in catalog:
             add(f"{path}[{k}]", f"'{model}' is not in routing.models")

@@ -156,8 +156,7 @@ def write_generated(config: StackConfig, directory: Path = GENERATED_DIR) -> lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    from provision.config import load_stack_file
-    from provision.stackfile import resolve_stack
+    from provision.config import load_stack_file, resolve_stack
 
     parser = argparse.ArgumentParser(prog="python -m provision.render")
     parser.add_argument("--stack", default="dev", help="stack name or path (default: dev)")

@@ -3,6 +3,7 @@ fields as people type. `provision schema --write` refreshes the committed copy."
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
@@ -64,7 +65,7 @@ def run(args: Any) -> int:
     return 0
 
 
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("schema", help="print (or --write) the stack file JSON Schema")
+def configure(parser: argparse.ArgumentParser) -> None:
+    """The arguments of `provision schema` (its help line is in provision/cli.py)."""
     parser.add_argument("--write", action="store_true", help=f"update {SCHEMA_PATH.name}")
     parser.set_defaults(handler=run)

@@ -21,7 +21,6 @@ from ruamel.yaml.representer import RoundTripRepresenter
 
 from provision.config import (
     PROJECT,
-    STACKS_DIR,
     StackConfig,
     display_path,
     parse_stack_text,
@@ -31,17 +30,6 @@ from provision.errors import ProvisionError
 
 class StackEditError(ProvisionError):
     """An edit that cannot be made (unknown id, duplicate, …); nothing was written."""
-
-
-def resolve_stack(stack: str) -> Path:
-    """`dev` → stacks/Pulumi.dev.yaml; a path (anything with / or .yaml) is taken as given."""
-    if "/" in stack or stack.endswith((".yaml", ".yml")):
-        return Path(stack)
-    return STACKS_DIR / f"Pulumi.{stack}.yaml"
-
-
-def all_stacks() -> list[Path]:
-    return sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
 
 
 class _Representer(RoundTripRepresenter):
@@ -66,11 +54,6 @@ def _yaml() -> YAML:
     y.width = 4096  # never re-wrap long lines
     y.indent(mapping=2, sequence=4, offset=2)
     return y
-
-
-def parse_text(text: str, source: str) -> StackConfig:
-    """Validate stack file text exactly as `load_stack_file` would."""
-    return parse_stack_text(text, source)[0]
 
 
 class StackFile:
@@ -103,13 +86,15 @@ class StackFile:
         return config[key]
 
     def tenants(self) -> CommentedMap:
-        return self.setting("tenants", CommentedMap)
+        tenants: CommentedMap = self.setting("tenants", CommentedMap)
+        return tenants
 
     def section(self, name: str) -> CommentedSeq:
         tenants = self.tenants()
         if name not in tenants or tenants[name] is None:
             tenants[name] = CommentedSeq()
-        return tenants[name]
+        section: CommentedSeq = tenants[name]
+        return section
 
     def find(self, section: str, item_id: str) -> tuple[int, CommentedMap]:
         for index, item in enumerate(self.section(section)):
@@ -135,12 +120,12 @@ class StackFile:
         return buffer.getvalue()
 
     def validate(self) -> StackConfig:
-        return parse_text(self.render(), self.source)
+        return parse_stack_text(self.render(), self.source)[0]
 
     def save(self) -> StackConfig:
         """Validate the edited document, then replace the file atomically."""
         text = self.render()
-        config = parse_text(text, self.source)
+        config = parse_stack_text(text, self.source)[0]
         directory = self.path.parent
         fd, temp = tempfile.mkstemp(prefix=".stack-", suffix=".yaml", dir=directory)
         try:

@@ -3,24 +3,20 @@ the stack file's comments and formatting, validated before anything is written."
 
 from __future__ import annotations
 
+import argparse
 import csv
 import re
-import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from provision.config import SLUG, StackConfig
+from ruamel.yaml.comments import CommentedMap
+
+from provision.config import StackConfig, parse_stack_text, resolve_stack
 from provision.diff import describe_changes, render_text
 from provision.keys_cli import guarded
-from provision.stackfile import (
-    StackEditError,
-    StackFile,
-    flow_list,
-    new_map,
-    parse_text,
-    resolve_stack,
-)
+from provision.model import SLUG
+from provision.stackfile import StackEditError, StackFile, flow_list, new_map
 
 
 def slugify(text: str) -> str:
@@ -110,7 +106,7 @@ def orgs_set(args: Any) -> int:
 
 def user_item(
     stack: StackFile, email: str, org: str, limit: str, user_id: str | None, models: str | None
-):
+) -> CommentedMap:
     wanted = user_id or slugify(email.split("@", 1)[0])
     final_id = wanted if user_id else _unique_id(stack, "users", wanted)
     if user_id and any(u.get("id") == user_id for u in stack.section("users")):
@@ -172,7 +168,7 @@ IMPORT_COLUMNS = {"email", "org", "limit"}
 
 def users_import(args: Any) -> int:
     stack = StackFile(resolve_stack(args.stack))
-    before = parse_text(stack.original, stack.source)
+    before = parse_stack_text(stack.original, stack.source)[0]
     path = Path(args.file)
     try:
         handle = path.open(newline="", encoding="utf-8")
@@ -223,8 +219,8 @@ def _org_fields(p: Any, *, adding: bool) -> None:
     p.add_argument("--default-model")
 
 
-def add_parser(subparsers: Any) -> None:
-    orgs = subparsers.add_parser("orgs", help="add or change organizations in a stack file")
+def configure_orgs(orgs: argparse.ArgumentParser) -> None:
+    """The arguments of `provision orgs` (its help line is in provision/cli.py)."""
     commands = orgs.add_subparsers(dest="orgs_command", required=True)
     p = commands.add_parser("add", help="add an organization")
     p.add_argument("--stack", required=True)
@@ -238,7 +234,9 @@ def add_parser(subparsers: Any) -> None:
     _org_fields(p, adding=False)
     p.set_defaults(handler=guarded(orgs_set))
 
-    users = subparsers.add_parser("users", help="add, change, remove or import users")
+
+def configure_users(users: argparse.ArgumentParser) -> None:
+    """The arguments of `provision users` (its help line is in provision/cli.py)."""
     commands = users.add_subparsers(dest="users_command", required=True)
     p = commands.add_parser("add", help="add a user")
     p.add_argument("--stack", required=True)
@@ -268,8 +266,3 @@ def add_parser(subparsers: Any) -> None:
         "--dry-run", action="store_true", help="show the resulting changes, write nothing"
     )
     p.set_defaults(handler=guarded(users_import))
-
-
-def main_error(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1

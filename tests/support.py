@@ -143,3 +143,37 @@ def git(repo: Path, *args: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def run_cli(
+    *args: Any, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`provision ARGS` in this process (no interpreter start-up), as a finished process.
+
+    stdout, stderr and the exit code are what the command line would give; `env` replaces the
+    environment and `cwd` the working directory while it runs.
+    """
+    import contextlib
+    import io
+    import sys
+    from unittest import mock
+
+    from provision.cli import main
+
+    argv = [str(a) for a in args]
+    out, err = io.StringIO(), io.StringIO()
+    stack = contextlib.ExitStack()
+    with stack:
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        if cwd is not None:
+            stack.enter_context(contextlib.chdir(cwd))
+        if env is not None:
+            stack.enter_context(mock.patch.dict(os.environ, env, clear=True))
+        if stdin is not None:
+            stack.enter_context(mock.patch.object(sys, "stdin", io.StringIO(stdin)))
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse errors and --help
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return subprocess.CompletedProcess(["provision", *argv], code, out.getvalue(), err.getvalue())

@@ -19,7 +19,7 @@ from provision import admin_views
 from provision.local import LocalGateway
 from provision.money import format_usd
 from tests import test_admin_e2e as e2e
-from tests.support import ROOT
+from tests.support import ROOT, run_cli
 from tests.test_admin_e2e import Admin, Sent, send_settled, this_month
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"
@@ -32,8 +32,8 @@ workload = e2e.workload
 
 def run_admin(
     gateway: LocalGateway | None, *args: str, admin_key: str | None = None, **env: str
-) -> subprocess.CompletedProcess:
-    """`provision admin ARGS` with a clean environment: no GATEWAY_ADMIN_* unless given."""
+) -> subprocess.CompletedProcess[str]:
+    """`provision admin ARGS` (in-process) with a clean environment: no GATEWAY_ADMIN_* unless given."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_ADMIN_")}
     environ.update(env)
     options = []
@@ -43,13 +43,7 @@ def run_admin(
         admin_key = gateway.secrets.admin_api_key
     if admin_key:
         options += ["--admin-key", admin_key]
-    return subprocess.run(
-        [str(PROVISION), "admin", *options, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=environ,
-    )
+    return run_cli("admin", *options, *args, env=environ)
 
 
 def ok(result: subprocess.CompletedProcess) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from openai import OpenAI
 
 from provision.local import LocalGateway
-from tests.support import ROOT, key
+from tests.support import ROOT, key, run_cli
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"
 
@@ -111,14 +111,8 @@ def test_provision_dev_serves_demo_tenants_and_stops_cleanly():
 
 def run_chat(
     gateway: LocalGateway, *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(PROVISION), "chat", "--base-url", gateway.openai_base_url, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+) -> subprocess.CompletedProcess[str]:
+    return run_cli("chat", "--base-url", gateway.openai_base_url, *args, stdin=stdin)
 
 
 def test_chat_one_shot_streaming_and_not(gateway: LocalGateway):

@@ -26,8 +26,8 @@ from provision.config import (
     load_stack_file,
     parse_pulumi_config,
     parse_settings,
+    resolve_stack,
 )
-from provision.config import stack_file as real_stack_file
 from provision.contract import SCHEMA_VERSION, directory_shard, key_shard
 from provision.keys import (
     HASH_PATTERN,
@@ -39,7 +39,7 @@ from provision.keys import (
     is_demo_hash,
     mask,
 )
-from provision.money import format_usd, micros_to_decimal, usd_to_micros
+from provision.money import MICROS_PER_USD, format_usd, usd_to_micros
 from tests.pulumi_support import load_stack_config
 
 CATALOG = ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-haiku-4-5"]
@@ -274,7 +274,7 @@ def test_config_version_follows_the_directory() -> None:
 @pytest.mark.parametrize("stack", ["dev", "example"])
 def test_every_value_is_versioned_canonical_json(stack: str) -> None:
     """Every record carries the schema version and is canonical JSON (sorted keys, no spaces)."""
-    records = compile_records(load_stack_file(real_stack_file(stack)))
+    records = compile_records(load_stack_file(resolve_stack(stack)))
     for key, value in records.items():
         data = json.loads(value)
         assert data["v"] == SCHEMA_VERSION, key
@@ -284,7 +284,7 @@ def test_every_value_is_versioned_canonical_json(stack: str) -> None:
 @pytest.mark.parametrize("stack", ["dev", "example"])
 def test_kv_keys_are_provider_safe(stack: str) -> None:
     """Keys are Pulumi-managed prefixes of `[A-Za-z0-9:_-]`, under KV's 512 bytes (TF#6542)."""
-    for key in compile_records(load_stack_file(real_stack_file(stack))):
+    for key in compile_records(load_stack_file(resolve_stack(stack))):
         assert key.startswith(MANAGED_PREFIXES), key
         assert re.fullmatch(r"[A-Za-z0-9:_-]{1,512}", key), key
 
@@ -353,7 +353,7 @@ def test_format_usd(micros: int, text: str) -> None:
     """µUSD are shown as dollars with cents, and more digits only when they matter."""
     assert format_usd(micros) == text
     assert format_usd(micros, symbol=False) == text.removeprefix("$")
-    assert usd_to_micros(micros_to_decimal(micros)) == micros
+    assert usd_to_micros(Decimal(micros) / MICROS_PER_USD) == micros
 
 
 # ------------------------------------------------------------------ allow-lists
@@ -486,7 +486,7 @@ def test_reordering_yaml_lists_changes_no_record() -> None:
 @pytest.mark.parametrize("stack", ["dev", "example"])
 def test_reordering_a_real_stack_changes_no_record(stack: str) -> None:
     """The same holds for the real stack files."""
-    document = yaml.safe_load(real_stack_file(stack).read_text(encoding="utf-8"))
+    document = yaml.safe_load(resolve_stack(stack).read_text(encoding="utf-8"))
     settings = {k.removeprefix(f"{PROJECT}:"): v for k, v in document["config"].items()}
     original = parse_settings(settings, stack)
     assert compile_records(
@@ -499,7 +499,7 @@ def test_local_and_deployed_records_are_identical(stack: str) -> None:
     """Records from the YAML file (local runtime) equal those from engine config (Pulumi)."""
     engine = {k.removeprefix(f"{PROJECT}:"): v for k, v in load_stack_config(stack).items()}
     deployed = compile_records(parse_pulumi_config(engine, stack))
-    assert deployed == compile_records(load_stack_file(real_stack_file(stack)))
+    assert deployed == compile_records(load_stack_file(resolve_stack(stack)))
 
 
 def test_removed_user_leaves_no_record() -> None:
@@ -524,7 +524,7 @@ def test_tenant_counts() -> None:
 @pytest.mark.parametrize("stack", ["dev", "example"])
 def test_no_plain_key_in_any_record(stack: str) -> None:
     """Records hold only hashes: no plain key (demo or otherwise) appears in any value."""
-    config = load_stack_file(real_stack_file(stack))
+    config = load_stack_file(resolve_stack(stack))
     records = compile_records(config)
     blob = "\n".join(f"{k}={v}" for k, v in records.items())
     assert KEY_PREFIX not in blob
@@ -558,7 +558,7 @@ def test_demo_keys_are_deterministic_and_distinct() -> None:
 
 def test_dev_stack_holds_the_demo_keys_hashes() -> None:
     """The dev stack's hashes are its demo keys, so `make dev` can print working keys."""
-    config = load_stack_file(real_stack_file("dev"))
+    config = load_stack_file(resolve_stack("dev"))
     for user in config.tenants.users:
         for key in user.keys:
             assert is_demo_hash(key.id, key.sha256)

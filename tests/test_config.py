@@ -21,7 +21,7 @@ from provision.config import (
     load_stack_file,
     parse_pulumi_config,
     parse_settings,
-    stack_file,
+    resolve_stack,
 )
 from provision.errors import ConfigError
 from provision.keys import demo_key, generate_key, hash_key, is_demo_hash
@@ -33,7 +33,7 @@ USER_FIELDS = "id, email, org, monthlyLimitUsd, status, allowedModels, keys"
 
 def settings_of(stack: str) -> dict[str, Any]:
     """A real stack file's settings, namespace removed, as a fresh mutable dict."""
-    document = yaml.safe_load(stack_file(stack).read_text(encoding="utf-8"))
+    document = yaml.safe_load(resolve_stack(stack).read_text(encoding="utf-8"))
     prefix = f"{PROJECT}:"
     return {k.removeprefix(prefix): copy.deepcopy(v) for k, v in document["config"].items()}
 
@@ -89,7 +89,7 @@ def orgs(settings: dict[str, Any]) -> list[dict[str, Any]]:
 def test_real_stack_files_validate(stack: str) -> None:
     """Every stack file in stacks/ is valid (incl. no plain-text secret, which `pulumi up`
     itself does not check for providerApiKeys), so `pulumi up` and `make dev` can run it."""
-    config = load_stack_file(stack_file(stack))
+    config = load_stack_file(resolve_stack(stack))
     assert config.tenants.organizations and config.tenants.users
     assert any(user.keys for user in config.tenants.users)
 
@@ -100,7 +100,7 @@ def test_cli_config_and_stack_file_give_the_same_model(stack: str) -> None:
     prefix = f"{PROJECT}:"
     engine = {k.removeprefix(prefix): v for k, v in load_stack_config(stack).items()}
     from_engine = parse_pulumi_config(engine, f"stacks/Pulumi.{stack}.yaml")
-    assert instants(from_engine) == instants(load_stack_file(stack_file(stack)))
+    assert instants(from_engine) == instants(load_stack_file(resolve_stack(stack)))
 
 
 def instants(config: StackConfig) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def _model_fields(model: type[BaseModel], seen: set[str]) -> set[str]:
 
 def test_example_stack_shows_every_setting() -> None:
     """The example stack teaches every field of the model (as a setting or a comment)."""
-    text = stack_file("example").read_text(encoding="utf-8")
+    text = resolve_stack("example").read_text(encoding="utf-8")
     missing = sorted(
         name
         for name in _model_fields(StackConfig, set())
@@ -142,14 +142,14 @@ def test_example_stack_shows_every_setting() -> None:
 
 def test_example_stack_is_production_shaped() -> None:
     """The example has a custom domain, no demo keys, and shows expiring and revoked keys."""
-    config = load_stack_file(stack_file("example"))
+    config = load_stack_file(resolve_stack("example"))
     keys = [(k.id, k) for u in config.tenants.users for k in u.keys]
     assert config.customDomain is not None and not config.allowDemoKeys
     assert 2 <= len(config.tenants.organizations) <= 3
     assert any(k.expires is not None for _, k in keys)
     assert any(k.status == "revoked" for _, k in keys)
     assert not any(is_demo_hash(kid, k.sha256) for kid, k in keys)
-    assert "gw_live_" not in stack_file("example").read_text(encoding="utf-8")
+    assert "gw_live_" not in resolve_stack("example").read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------------- mistakes
@@ -366,7 +366,7 @@ def test_encrypted_secrets_are_accepted(tmp_path: Path) -> None:
         "anthropic": {"secure": "v1:eA"},
     }
     config = load_stack_file(write_stack(tmp_path, settings))
-    assert config == load_stack_file(stack_file("example"))
+    assert config == load_stack_file(resolve_stack("example"))
 
 
 def test_public_demo_key_needs_allow_demo_keys(tmp_path: Path) -> None:
@@ -507,7 +507,7 @@ def test_other_namespaces_are_ignored(tmp_path: Path) -> None:
     document = yaml.safe_load(path.read_text())
     document["config"]["cloudflare:apiUserServiceKey"] = {"secure": "v1:abc"}
     path.write_text(yaml.safe_dump(document))
-    assert load_stack_file(path) == load_stack_file(stack_file("example"))
+    assert load_stack_file(path) == load_stack_file(resolve_stack("example"))
 
 
 # ------------------------------------------------------------- engine (string) settings

@@ -35,7 +35,7 @@ from tests.pulumi_support import (
     mocks_fixture,  # noqa: F401  (the `mocks` fixture)
 )
 from tests.scale import CHANGES, changed, scale_settings
-from tests.support import ROOT, git
+from tests.support import ROOT, git, run_cli
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"
 SECRETS = {k: "fingerprint" for k in DEFAULT_SECRETS}
@@ -123,10 +123,8 @@ def test_a_change_over_one_window_is_warned_about():
 # ---------------------------------------------------------------------------- the CLI
 
 
-def provision(*args: Any, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(PROVISION), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+def provision(*args: Any, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, cwd=cwd)
 
 
 @pytest.fixture

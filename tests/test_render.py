@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import provision.render as render
-from provision.config import StackConfig, load_stack_file, stack_file
+from provision.config import StackConfig, load_stack_file, resolve_stack
 from provision.render import GENERATED_DIR, TEMPLATE_DIR, RenderError, WorkerBundle, render_worker
 
 STACKS = ["dev", "example"]
@@ -22,7 +22,7 @@ TEST_ONLY_MARKERS = ("x-test-fault", "/__test/")
 
 
 def config_of(stack: str) -> StackConfig:
-    return load_stack_file(stack_file(stack))
+    return load_stack_file(resolve_stack(stack))
 
 
 def export_value(source: str, name: str) -> object:

@@ -1,7 +1,8 @@
 """The stack-file CLI: orgs, users, keys, check, schema and diff, run as a person runs them.
 
-Every command runs as a subprocess on a copy of a real stack file (the dev stack and the heavily
-commented example). After each edit the file still validates (model and JSON Schema), the edit
+Every command runs through `provision.cli.main` (in-process: what a subprocess would add is
+interpreter start-up) on a copy of a real stack file (the dev stack and the heavily commented
+example). After each edit the file still validates (model and JSON Schema), the edit
 is what was asked, and difflib shows that nothing outside the edited lines moved: every
 removed or added line belongs to the edit, and every comment survives.
 """
@@ -28,7 +29,7 @@ import yaml
 from provision.config import StackConfig, load_stack_file
 from provision.contract import directory_shard, key_shard
 from provision.keys import KEY_PATTERN, hash_key
-from tests.support import ROOT, git
+from tests.support import ROOT, git, run_cli
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"
 STACKS = ROOT / "stacks"
@@ -105,10 +106,8 @@ def stack(case: Case, tmp_path: Path) -> Path:
 # ---------------------------------------------------------------------------- helpers
 
 
-def provision(*args: Any, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(PROVISION), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+def provision(*args: Any, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, cwd=cwd)
 
 
 def ok(result: subprocess.CompletedProcess) -> str:

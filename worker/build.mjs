@@ -65,7 +65,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     (err) => {
       for (const error of err.errors ?? [err]) {
         const at = error.location;
-        const where = at ? `${at.namespace === "generated" ? "generated/" : ""}${at.file}:${at.line}:${at.column}: ` : "";
+        const where = at
+          ? `${at.namespace === "generated" ? "generated/" : ""}${at.file}:${at.line}:${at.column}: `
+          : "";
         console.error(`${where}${error.text ?? String(error)}${at ? `\n    ${at.lineText}` : ""}`);
       }
       process.exit(1);

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from provision.config import stack_file
+from provision.config import resolve_stack
 from provision.local import LocalGateway
 from tests.support import E2E_STACK, WorkerTestHooks, burst
 
@@ -48,7 +48,7 @@ def load(url: str, headers: dict[str, str], body: dict, concurrency: int) -> dic
 
 
 def latency() -> int:
-    with LocalGateway(stack_file("dev")) as gateway:
+    with LocalGateway(resolve_stack("dev")) as gateway:
         assert gateway.config is not None and gateway.emulator_url
         config = gateway.config
         user_key = gateway.demo_keys()["alice"]

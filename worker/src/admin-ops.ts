@@ -96,7 +96,12 @@ export async function exportTenants(call: AdminCall): Promise<Response> {
           users: membersOf(org).map((user) => {
             const figures = usageFigures(own(usage.users, user.id));
             const remaining = Math.max(0, user.monthlyLimitMicros - figures.usedMicros);
-            return { user, figures, remaining, view: { ...userView(user), usage: { ...figures, ...money("remaining", remaining) } } };
+            return {
+              user,
+              figures,
+              remaining,
+              view: { ...userView(user), usage: { ...figures, ...money("remaining", remaining) } },
+            };
           }),
         },
       };
@@ -161,7 +166,12 @@ export async function reconcileUnsettled(env: Env, fault: Fault = null) {
     prefix: UNSETTLED_PREFIX,
     limit: RECONCILE_BATCH,
   });
-  const call: AdminCall = { env, fault, request: new Request("https://reconcile.invalid/"), query: new URLSearchParams() };
+  const call: AdminCall = {
+    env,
+    fault,
+    request: new Request("https://reconcile.invalid/"),
+    query: new URLSearchParams(),
+  };
   const results = await Promise.all(
     keys.map(async ({ name }): Promise<Reconciled> => {
       try {

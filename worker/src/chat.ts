@@ -77,7 +77,11 @@ export async function chatCompletions(c: Context<AppEnv>): Promise<Response> {
     const provider = model.split("/", 1)[0] as string;
     const headers = await gatewayHeaders(env, principal, requestId, { provider, body: payload });
     headers["cf-aig-custom-cost"] = customCostHeader(price);
-    upstream = await fetchUpstream(gatewayUrl(env, "compat/chat/completions"), { method: "POST", headers, body: payload });
+    upstream = await fetchUpstream(gatewayUrl(env, "compat/chat/completions"), {
+      method: "POST",
+      headers,
+      body: payload,
+    });
     if (!upstream.ok) throw await upstreamError(upstream);
   } catch (err) {
     c.executionCtx.waitUntil(settleWith(RELEASED)); // nothing was served: give the reservation back

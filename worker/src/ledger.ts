@@ -244,7 +244,16 @@ export class UsageLedger extends DurableObject<Env> {
    * refuse naming the limit that would be exceeded. One atomic step, after applying the
    * settlements of earlier requests that came along with it.
    */
-  admit({ requestId, userId, month, amount, userLimit, orgBudget, settlements = [], now = Date.now() }: Admission): AdmitResult {
+  admit({
+    requestId,
+    userId,
+    month,
+    amount,
+    userLimit,
+    orgBudget,
+    settlements = [],
+    now = Date.now(),
+  }: Admission): AdmitResult {
     for (const record of settlements) this.settle(record); // carried along: see carry.js
     const state = this.#month(month);
     this.#sweep(now);
@@ -286,8 +295,9 @@ export class UsageLedger extends DurableObject<Env> {
     const state = this.#month(month);
     this.sql.exec("DELETE FROM reservations WHERE id = ?", requestId);
     state.release(requestId);
-    const fresh = this.sql.exec("INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING", requestId, now)
-      .rowsWritten > 0;
+    const fresh =
+      this.sql.exec("INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING", requestId, now).rowsWritten >
+      0;
     if (now >= this.nextPrune) {
       this.nextPrune = now + PRUNE_EVERY_MS;
       this.sql.exec("DELETE FROM settled WHERE at < ?", now - SETTLED_MEMORY_MS);

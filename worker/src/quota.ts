@@ -91,7 +91,13 @@ function refusal(principal: Principal, result: AdmitResult, amount: number, mont
 }
 
 /** Reserve `amount` µUSD for this request, or throw 429 (over a limit) / 503 (fail-closed). */
-export async function admit(env: Env, principal: Principal, requestId: string, amount: number, fault: Fault): Promise<Granted> {
+export async function admit(
+  env: Env,
+  principal: Principal,
+  requestId: string,
+  amount: number,
+  fault: Fault,
+): Promise<Granted> {
   const month = currentMonth();
   const { policy } = principal;
   const carried = fault ? [] : take(principal.orgId);
@@ -126,8 +132,12 @@ function admitDegraded(principal: Principal, amount: number, month: string, err:
   const cap = principal.policy.fallbackDailyLimitMicros;
   if (used + amount > cap) {
     console.error(JSON.stringify({ event: "fallback_cap_reached", orgId: principal.orgId }));
-    throw new HttpError(503, "Usage accounting is unavailable and this organization's fallback " +
-      `allowance for today (${usd(cap)}) is used up.`, { code: "fallback_limit_reached" });
+    throw new HttpError(
+      503,
+      "Usage accounting is unavailable and this organization's fallback " +
+        `allowance for today (${usd(cap)}) is used up.`,
+      { code: "fallback_limit_reached" },
+    );
   }
   fallbackSpend.set(principal.orgId, { day: today, micros: used + amount });
   console.error(JSON.stringify({ event: "serving_fail_open", orgId: principal.orgId, error: message(err) }));
@@ -169,7 +179,9 @@ export async function settle(
       return await withinTimeout(ledgerFor(env, principal.orgId).settle(record));
     } catch (err) {
       if (attempt === 1) {
-        console.error(JSON.stringify({ event: "settle_failed", requestId, orgId: principal.orgId, error: message(err) }));
+        console.error(
+          JSON.stringify({ event: "settle_failed", requestId, orgId: principal.orgId, error: message(err) }),
+        );
       }
     }
   }

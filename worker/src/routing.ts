@@ -7,7 +7,11 @@ import { HttpError } from "./errors";
 
 type Method = "GET" | "POST";
 
-export function route(app: Hono<AppEnv>, path: string, methods: Partial<Record<Method, Handler<AppEnv>[] | Handler<AppEnv>>>) {
+export function route(
+  app: Hono<AppEnv>,
+  path: string,
+  methods: Partial<Record<Method, Handler<AppEnv>[] | Handler<AppEnv>>>,
+) {
   const allow = Object.keys(methods).join(", ");
   for (const [method, handlers] of Object.entries(methods)) {
     app.on([method], [path], ...(Array.isArray(handlers) ? handlers : [handlers]));

@@ -30,8 +30,8 @@ export const chatBody = v.looseObject({
 
 export type ChatBody = v.InferOutput<typeof chatBody>;
 
-// Parameters whose absence OpenAI reports as missing_required_parameter.
-const REQUIRED = new Set(["messages"]);
+// What a missing required parameter is told (others: "'<param>' is required.").
+const MISSING: Record<string, string> = { messages: MESSAGES };
 
 export async function readJsonBody(request: Request): Promise<Record<string, unknown>> {
   let body: unknown;
@@ -48,7 +48,9 @@ export async function readJsonBody(request: Request): Promise<Record<string, unk
 
 /** `messages[2].content` for an issue's path. */
 function paramOf(path: readonly { key: unknown }[]): string {
-  return path.map(({ key }, i) => (typeof key === "number" ? `[${key}]` : i ? `.${String(key)}` : String(key))).join("");
+  return path
+    .map(({ key }, i) => (typeof key === "number" ? `[${key}]` : i ? `.${String(key)}` : String(key)))
+    .join("");
 }
 
 /** The body as `schema` says, or a 400 naming the first parameter that is wrong. */
@@ -58,9 +60,16 @@ export function validate<const T extends v.GenericSchema>(schema: T, body: unkno
   const issue = result.issues[0];
   const path = issue.path ?? [];
   const param = paramOf(path);
-  const nested = path.length > 1;
-  throw new HttpError(400, nested ? `'${param}' is invalid: ${issue.message}` : issue.message, {
+  const missing = issue.input === undefined && path.length > 0;
+  if (missing) {
+    throw new HttpError(400, MISSING[param] ?? `'${param}' is required.`, {
+      param,
+      code: "missing_required_parameter",
+    });
+  }
+  const top = path.length <= 1;
+  throw new HttpError(400, top ? issue.message : `'${param}' is invalid: ${issue.message}`, {
     param: param || null,
-    code: !nested && REQUIRED.has(param) ? "missing_required_parameter" : "invalid_type",
+    code: top && Object.hasOwn(MISSING, param) ? "missing_required_parameter" : "invalid_type",
   });
 }

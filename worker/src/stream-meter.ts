@@ -84,7 +84,7 @@ export function meterStream(
       out += rewrite(message);
     },
     onComment(comment) {
-      out += `:${comment}\n\n`; // keep-alives reach the client too
+      out += `: ${comment}\n\n`; // keep-alives reach the client too
     },
     onError(error) {
       if (error.type === "max-buffer-size-exceeded") broken = error.message;
@@ -105,8 +105,8 @@ export function meterStream(
     },
     flush(controller) {
       if (broken !== null) return;
-      parser.feed(decoder.decode());
-      parser.reset({ consume: true }); // an unterminated last event still counts
+      // An unterminated last line and event still count: end them as a blank line would.
+      parser.feed(`${decoder.decode()}\n\n`);
       if (out) controller.enqueue(encoder.encode(out));
       finish();
     },

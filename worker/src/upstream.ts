@@ -73,7 +73,10 @@ interface UpstreamErrorBody {
   internalCode?: number;
   description?: string;
   message?: string;
-  error?: string | { message?: string; type?: string; code?: string | null; param?: string | null } | { code?: number; message?: string }[];
+  error?:
+    | string
+    | { message?: string; type?: string; code?: string | null; param?: string | null }
+    | { code?: number; message?: string }[];
 }
 
 export async function upstreamError(response: Response): Promise<HttpError> {

@@ -1,0 +1,58 @@
+// Pricing: integer micro-dollars, rounded up once per request (never under), exact formatting.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { costMicros, customCostHeader, formatUsd } from "../src/pricing";
+
+const GPT_4O_MINI = { in: 150_000, out: 600_000, cachedIn: 75_000 }; // µUSD per million tokens
+
+describe("costMicros", () => {
+  test("is tokens × price / 10^6, rounded up once", () => {
+    // 8 × 0.15 + 12 × 0.60 = 8.4 µUSD → 9
+    assert.equal(costMicros({ promptTokens: 8, completionTokens: 12 }, GPT_4O_MINI), 9);
+    assert.equal(costMicros({ promptTokens: 1_000_000, completionTokens: 0 }, GPT_4O_MINI), 150_000);
+  });
+
+  test("never charges less than the exact cost", () => {
+    for (let prompt = 0; prompt < 300; prompt += 7) {
+      for (let completion = 0; completion < 300; completion += 11) {
+        const exact = (prompt * GPT_4O_MINI.in + completion * GPT_4O_MINI.out) / 1_000_000;
+        const charged = costMicros({ promptTokens: prompt, completionTokens: completion }, GPT_4O_MINI);
+        assert.ok(charged >= exact && charged - exact < 1, `${prompt}/${completion}: ${charged} vs ${exact}`);
+        assert.ok(Number.isInteger(charged));
+      }
+    }
+  });
+
+  test("charges cached prompt tokens at the cached-input price", () => {
+    const tokens = { promptTokens: 1_000_000, completionTokens: 0, cachedTokens: 400_000 };
+    assert.equal(costMicros(tokens, GPT_4O_MINI), 600_000 * 0.15 + 400_000 * 0.075);
+  });
+
+  test("counts no more cached tokens than prompt tokens", () => {
+    const tokens = { promptTokens: 10, completionTokens: 0, cachedTokens: 50 };
+    assert.equal(costMicros(tokens, GPT_4O_MINI), costMicros({ ...tokens, cachedTokens: 10 }, GPT_4O_MINI));
+  });
+
+  test("is zero for no tokens", () => {
+    assert.equal(costMicros({ promptTokens: 0, completionTokens: 0 }, GPT_4O_MINI), 0);
+  });
+});
+
+describe("formatUsd", () => {
+  for (const [micros, text] of [
+    [0, "0.000000"],
+    [1, "0.000001"],
+    [9, "0.000009"],
+    [1_234_567, "1.234567"],
+    [100_000_000, "100.000000"],
+    [-1_500_000, "-1.500000"],
+    [999_999_999_999_999, "999999999.999999"],
+  ] as const) {
+    test(`${micros} µUSD is "${text}"`, () => assert.equal(formatUsd(micros), text));
+  }
+});
+
+test("the custom cost header is the same prices in USD per token", () => {
+  assert.deepEqual(JSON.parse(customCostHeader(GPT_4O_MINI)), { per_token_in: 1.5e-7, per_token_out: 6e-7 });
+});

@@ -1,0 +1,59 @@
+// Request validation: a wrong body is a 400 naming the parameter, before anything is admitted.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { HttpError } from "../src/errors";
+import { chatBody, validate } from "../src/schemas";
+
+const HELLO = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
+
+function rejected(body: unknown): HttpError {
+  try {
+    validate(chatBody, body);
+  } catch (err) {
+    assert.ok(err instanceof HttpError);
+    assert.equal(err.status, 400);
+    return err;
+  }
+  assert.fail(`accepted ${JSON.stringify(body)}`);
+}
+
+describe("chat body", () => {
+  test("a valid body passes through with unknown fields kept", () => {
+    const body = { ...HELLO, temperature: 0.2, response_format: { type: "json_object" }, stream: true, n: 2 };
+    assert.deepEqual(validate(chatBody, body), body);
+  });
+
+  test("missing or empty messages is missing_required_parameter", () => {
+    for (const body of [{ model: "m" }, { ...HELLO, messages: [] }, { ...HELLO, messages: "hi" }]) {
+      const error = rejected(body);
+      assert.deepEqual([error.param, error.code], ["messages", "missing_required_parameter"]);
+      assert.equal(error.message, "'messages' is required and must be a non-empty array.");
+    }
+  });
+
+  test("a message that is not an object names its index", () => {
+    const error = rejected({ ...HELLO, messages: [{ role: "user", content: "a" }, "b"] });
+    assert.deepEqual([error.param, error.code], ["messages[1]", "invalid_type"]);
+  });
+
+  for (const param of ["max_tokens", "max_completion_tokens", "n"]) {
+    test(`${param} must be a positive integer (or null)`, () => {
+      for (const value of [0, -1, 1.5, "10", true]) {
+        const error = rejected({ ...HELLO, [param]: value });
+        assert.deepEqual([error.param, error.message], [param, `'${param}' must be a positive integer.`]);
+      }
+      assert.doesNotThrow(() => validate(chatBody, { ...HELLO, [param]: null }));
+      assert.doesNotThrow(() => validate(chatBody, { ...HELLO, [param]: 3 }));
+    });
+  }
+
+  test("stream must be a boolean, stream_options an object", () => {
+    assert.equal(rejected({ ...HELLO, stream: "yes" }).param, "stream");
+    assert.equal(rejected({ ...HELLO, stream_options: "usage" }).param, "stream_options");
+    assert.equal(
+      rejected({ ...HELLO, stream_options: { include_usage: "yes" } }).param,
+      "stream_options.include_usage",
+    );
+  });
+});

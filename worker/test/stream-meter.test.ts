@@ -1,0 +1,146 @@
+// The stream meter: events pass through one by one, usage and text are captured, whatever the
+// network does to the bytes on the way.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { type Metered, meterStream } from "../src/stream-meter";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function chunk(delta: Record<string, unknown>, index = 0, extra: Record<string, unknown> = {}) {
+  return {
+    id: "chatcmpl-1",
+    object: "chat.completion.chunk",
+    choices: [{ index, delta, finish_reason: null }],
+    ...extra,
+  };
+}
+
+const USAGE = { prompt_tokens: 9, completion_tokens: 4, total_tokens: 13, prompt_tokens_details: { cached_tokens: 2 } };
+
+function sse(events: unknown[], newline = "\n"): string {
+  return events.map((e) => `data: ${typeof e === "string" ? e : JSON.stringify(e)}${newline}${newline}`).join("");
+}
+
+/** A stream: every chunk, with `usage: null` (what upstream sends when usage is asked for). */
+const EVENTS = [
+  chunk({ role: "assistant", content: "" }, 0, { usage: null }),
+  chunk({ content: "Café " }, 0, { usage: null }),
+  chunk({ content: "😀 ok" }, 0, { usage: null }),
+  chunk({ content: '"quoted"\n' }, 0, { usage: null }),
+  { id: "chatcmpl-1", object: "chat.completion.chunk", choices: [], usage: USAGE },
+  "[DONE]",
+];
+const TEXT = 'Café 😀 ok"quoted"\n';
+
+async function run(pieces: Uint8Array[], clientWantsUsage: boolean, signal?: AbortSignal) {
+  const upstream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (const piece of pieces) controller.enqueue(piece);
+      controller.close();
+    },
+  });
+  const { stream, done } = meterStream(upstream, { clientWantsUsage, signal });
+  let out = "";
+  for await (const part of stream) out += decoder.decode(part, { stream: true });
+  return { out: out + decoder.decode(), metered: await done };
+}
+
+function splitAt(bytes: Uint8Array, ...cuts: number[]): Uint8Array[] {
+  const points = [0, ...cuts, bytes.length];
+  return points.slice(1).map((end, i) => bytes.slice(points[i], end));
+}
+
+const EXPECTED: Metered = { usage: { promptTokens: 9, completionTokens: 4, cachedTokens: 2 }, text: TEXT };
+
+describe("meterStream", () => {
+  test("captures the usage and the text of every content delta", async () => {
+    const { metered } = await run([encoder.encode(sse(EVENTS))], true);
+    assert.deepEqual(metered, EXPECTED);
+  });
+
+  test("passes the stream on unchanged when the client asked for usage", async () => {
+    const { out } = await run([encoder.encode(sse(EVENTS))], true);
+    assert.equal(out, sse(EVENTS));
+  });
+
+  test("hides the usage chunk and the usage: null fields when the client did not ask", async () => {
+    const { out, metered } = await run([encoder.encode(sse(EVENTS))], false);
+    assert.deepEqual(metered, EXPECTED);
+    const expected = EVENTS.filter((e) => typeof e === "string" || e.choices.length > 0).map((e) => {
+      if (typeof e === "string") return e;
+      const { usage: _usage, ...rest } = e as Record<string, unknown>;
+      return rest;
+    });
+    assert.equal(out, sse(expected));
+  });
+
+  test("gives the same result however the bytes are split, even inside a character", async () => {
+    const bytes = encoder.encode(sse(EVENTS));
+    const whole = await run([bytes], false);
+    for (let cut = 1; cut < bytes.length; cut += 1) {
+      const split = await run(splitAt(bytes, cut), false);
+      assert.equal(split.out, whole.out, `cut at byte ${cut}`);
+      assert.deepEqual(split.metered, whole.metered, `cut at byte ${cut}`);
+    }
+    const bytewise = await run(splitAt(bytes, ...Array.from({ length: bytes.length - 1 }, (_, i) => i + 1)), false);
+    assert.deepEqual(bytewise, whole);
+  });
+
+  test("reads CRLF streams like LF streams", async () => {
+    const crlf = await run([encoder.encode(sse(EVENTS, "\r\n"))], false);
+    const lf = await run([encoder.encode(sse(EVENTS))], false);
+    assert.deepEqual(crlf, lf);
+  });
+
+  test("collects the text of every choice, in order", async () => {
+    const events = [chunk({ content: "A1 " }, 0), chunk({ content: "B1 " }, 1), chunk({ content: "A2" }, 0), "[DONE]"];
+    const { metered, out } = await run([encoder.encode(sse(events))], false);
+    assert.equal(metered.text, "A1 B1 A2");
+    assert.equal(metered.usage, null);
+    assert.equal(out, sse(events));
+  });
+
+  test("passes tool-call deltas through untouched and counts no text for them", async () => {
+    const events = [
+      chunk({
+        role: "assistant",
+        tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "get_weather", arguments: "" } }],
+      }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] }),
+      chunk({ tool_calls: [{ index: 0, function: { arguments: '"Paris"}' } }] }),
+      "[DONE]",
+    ];
+    const { metered, out } = await run([encoder.encode(sse(events))], false);
+    assert.equal(out, sse(events));
+    assert.equal(metered.text, "");
+  });
+
+  test("counts an unterminated last event", async () => {
+    const text = `${sse(EVENTS.slice(0, 4))}data: ${JSON.stringify(EVENTS[4])}`;
+    const { metered } = await run([encoder.encode(text)], true);
+    assert.deepEqual(metered, EXPECTED);
+  });
+
+  test("keeps comments (keep-alives) and named events", async () => {
+    const text = `: keep-alive\n\nevent: message\ndata: ${JSON.stringify(chunk({ content: "x" }))}\n\n`;
+    const { out, metered } = await run([encoder.encode(text)], false);
+    assert.equal(out, text);
+    assert.equal(metered.text, "x");
+  });
+
+  test("ends metering when the client goes away", async () => {
+    const controller = new AbortController();
+    const upstream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(encoder.encode(sse([chunk({ content: "partial" })])));
+      },
+    });
+    const { stream, done } = meterStream(upstream, { clientWantsUsage: false, signal: controller.signal });
+    const reader = stream.getReader();
+    await reader.read();
+    controller.abort();
+    assert.deepEqual(await done, { usage: null, text: "partial" });
+  });
+});
