@@ -6,11 +6,13 @@ import argparse
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from provision.config import resolve_stack
 from provision.errors import ConfigError, ProvisionError
 from provision.local import LocalGateway
+from provision.render import RenderError, build_inputs
 
 DEFAULT_PORT = 8787
 WATCH_INTERVAL_S = 1.0
@@ -43,29 +45,46 @@ def banner(gateway: LocalGateway, stack: str) -> str:
         'messages=[{"role": "user", "content": "Hello"}]).choices[0].message.content)',
         "",
         f"Or: .venv/bin/provision chat --api-key {key} --stream",
-        f"Edits to {gateway.stack_path.name} (e.g. `provision keys create`) are applied live.",
+        f"Edits to {gateway.stack_path.name} (e.g. `provision keys create`) and to the Worker's"
+        " code (worker/src, worker/templates) are applied live.",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
 
 
-def watch(gateway: LocalGateway, stopped: threading.Event) -> None:
-    """Reload the runtime whenever the stack file changes (like a `pulumi up`, usage kept)."""
-    seen = gateway.stack_path.stat().st_mtime_ns
-    while not stopped.wait(WATCH_INTERVAL_S):
+def _mtimes(gateway: LocalGateway) -> dict[Path, int]:
+    """The stack file and every input of the Worker's build (sources, templates, lockfile)."""
+    times = {}
+    for path in [gateway.stack_path, *build_inputs()]:
         try:
-            mtime = gateway.stack_path.stat().st_mtime_ns
+            times[path] = path.stat().st_mtime_ns
         except FileNotFoundError:
             continue
-        if mtime == seen:
+    return times
+
+
+def watch(gateway: LocalGateway, stopped: threading.Event) -> None:
+    """Rebuild and reload whenever the stack file or the Worker's code changes (like a
+    `pulumi up`: usage kept)."""
+    seen = _mtimes(gateway)
+    while not stopped.wait(WATCH_INTERVAL_S):
+        now = _mtimes(gateway)
+        if now == seen:
             continue
-        seen = mtime
+        changed = sorted(
+            {p.name for p in now.keys() ^ seen.keys()}
+            | {p.name for p in now if now[p] != seen.get(p)}
+        )
+        seen = now
         try:
             gateway.reload()
         except ConfigError as exc:
             print(f"not reloaded, the stack file is invalid:\n{exc}", flush=True)
             continue
-        print(f"reloaded {gateway.stack_path.name}", flush=True)
+        except RenderError as exc:
+            print(f"not reloaded, the Worker does not build:\n{exc}", flush=True)
+            continue
+        print(f"reloaded ({', '.join(changed)})", flush=True)
 
 
 def run(args: Any) -> int:

@@ -73,7 +73,7 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _build_inputs() -> list[Path]:
+def build_inputs() -> list[Path]:
     """Every file the bundle depends on besides the generated modules."""
     sources = [p for p in SRC_DIR.rglob("*.ts") if GENERATED_DIR not in p.parents]
     return sorted([*sources, *TEMPLATE_DIR.glob("*.j2"), BUILD_SCRIPT, LOCKFILE])
@@ -82,7 +82,7 @@ def _build_inputs() -> list[Path]:
 def worker_version() -> str:
     """Hash of the Worker's code (sources, templates, build, pinned packages), for /admin/health."""
     digest = hashlib.sha256()
-    for path in _build_inputs():
+    for path in build_inputs():
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from provision.local import LocalGateway
+from tests.admin_support import ADMIN_STACK, Admin, Sent, send_settled
 from tests.support import E2E_STACK, Emulator, WorkerTestHooks
 
 
@@ -49,3 +50,41 @@ def hooks(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
     control = WorkerTestHooks(gateway.worker_url)
     yield control
     control.close()
+
+
+# ---------------------------------------------------------------- the admin stack (one per worker)
+
+
+@pytest.fixture(scope="session")
+def admin_gateway() -> Iterator[LocalGateway]:
+    """The admin stack's runtime, on free ports, with test hooks (ledger fault injection)."""
+    with LocalGateway(ADMIN_STACK, test_hooks=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def admin(admin_gateway: LocalGateway) -> Iterator[Admin]:
+    client = Admin(admin_gateway)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def workload(admin: Admin, admin_gateway: LocalGateway) -> dict[str, Sent]:
+    """Known usage for nina (2 requests) and omar (1); no other test sends for them."""
+    nina = send_settled(
+        admin,
+        admin_gateway,
+        "nina",
+        "key_nina_main",
+        ("openai/gpt-4o", "Summarise the quarter. emulate:tokens=4321", 5000),
+        ("openai/gpt-4o-mini", "Hello there, how are you today?", 100),
+    )
+    omar = send_settled(
+        admin,
+        admin_gateway,
+        "omar",
+        "key_omar_main",
+        ("anthropic/claude-sonnet-4-5", "Draft the memo — naïve café ☕ emulate:tokens=777", 1000),
+    )
+    return {"nina": nina, "omar": omar}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from openai import OpenAI
@@ -15,6 +17,21 @@ from provision.keys import demo_key
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_STACK = ROOT / "tests" / "fixtures" / "Pulumi.e2e.yaml"
+
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.05) -> T:
+    """The first truthy result of `probe`, polled until `timeout` (then its last result).
+
+    For what lands after the response: settlements run in ctx.waitUntil, processes exit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 def key(key_id: str) -> str:

@@ -1,7 +1,7 @@
 """`provision admin`: tables with the right figures, --json, and exit codes, against a real runtime.
 
-The runtime and the known workload (nina: 2 requests, omar: 1) come from the admin e2e
-module's fixtures; imported here, they give this module a runtime of its own.
+The runtime and the known workload (nina: 2 requests, omar: 1) are the session's admin
+fixtures (tests/conftest.py), shared with the admin API tests.
 """
 
 from __future__ import annotations
@@ -18,16 +18,10 @@ import pytest
 from provision import admin_views
 from provision.local import LocalGateway
 from provision.money import format_usd
-from tests import test_admin_e2e as e2e
+from tests.admin_support import Admin, Sent, send_settled, this_month
 from tests.support import ROOT, run_cli
-from tests.test_admin_e2e import Admin, Sent, send_settled, this_month
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"
-
-# The e2e module's fixtures, bound here: module scope gives this module its own runtime.
-admin_gateway = e2e.admin_gateway
-admin = e2e.admin
-workload = e2e.workload
 
 
 def run_admin(

@@ -8,14 +8,8 @@ own their users (nina and omar: the workload; rita: quota resets; pia: metrics d
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import re
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import openai
@@ -23,17 +17,16 @@ import pytest
 
 from provision.compiler import compile_records, config_version
 from provision.local import LocalGateway, LocalSecrets
-from tests.support import ROOT, WorkerTestHooks, error_of, key, openai_client
+from tests.admin_support import (
+    ADMIN_STACK,
+    Admin,
+    Sent,
+    next_month_start,
+    send_settled,
+    this_month,
+)
+from tests.support import WorkerTestHooks, error_of, key, openai_client
 
-ADMIN_STACK = ROOT / "tests" / "fixtures" / "Pulumi.admin.yaml"
-# The admin stack's prices in µUSD per million tokens (input, output), written out here so the
-# expected costs do not come from the code under test.
-PRICES = {
-    "openai/gpt-4o-mini": (150_000, 600_000),
-    "openai/gpt-4o": (2_500_000, 10_000_000),
-    "anthropic/claude-sonnet-4-5": (3_000_000, 15_000_000),
-}
-SETTLE_TIMEOUT_S = 5.0
 ENDPOINTS = [
     ("GET", "/admin/health"),
     ("GET", "/admin/metrics"),
@@ -44,164 +37,6 @@ ENDPOINTS = [
     ("GET", "/admin/organizations/northwind/users"),
     ("GET", "/admin/organizations/northwind/usage"),
 ]
-
-
-@dataclass
-class Sent:
-    """What a user sent, as the test itself counts it."""
-
-    requests: int = 0
-    cost: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-
-    def add(self, other: Sent) -> None:
-        self.requests += other.requests
-        self.cost += other.cost
-        self.tokens_in += other.tokens_in
-        self.tokens_out += other.tokens_out
-
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def prompt_tokens(messages: list[dict[str, str]]) -> int:
-    """The emulator's rule: 3 + Σ(4 + ceil(utf8 bytes / 4))."""
-    return 3 + sum(4 + math.ceil(len(m["content"].encode()) / 4) for m in messages)
-
-
-def cost_micros(model: str, prompt: int, completion: int) -> int:
-    price_in, price_out = PRICES[model]
-    return -(-(prompt * price_in + completion * price_out) // 1_000_000)  # ceil, integers only
-
-
-def this_month() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m")
-
-
-def next_month_start(month: str) -> str:
-    year, mon = map(int, month.split("-"))
-    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
-    return f"{year:04d}-{mon:02d}-01T00:00:00.000Z"
-
-
-def assert_money_exact(value: Any, where: str = "body") -> None:
-    """Every `xMicros` is an int with an `xUsd` twin that is its exact decimal; no floats."""
-    if isinstance(value, dict):
-        for name, item in value.items():
-            assert not isinstance(item, float), f"{where}.{name} is a float: {item}"
-            if name.endswith("Micros"):
-                twin = name[: -len("Micros")] + "Usd"
-                assert isinstance(item, int) and not isinstance(item, bool), f"{where}.{name}"
-                assert twin in value, f"{where}.{name} has no {twin}"
-                assert value[twin] == f"{Decimal(item) / 1_000_000:.6f}", f"{where}.{twin}"
-            assert_money_exact(item, f"{where}.{name}")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            assert_money_exact(item, f"{where}[{i}]")
-
-
-class Admin:
-    """An httpx client with the admin key that checks every body's money fields."""
-
-    def __init__(self, gateway: LocalGateway):
-        self.http = httpx.Client(
-            base_url=gateway.worker_url,
-            headers={"authorization": f"Bearer {gateway.secrets.admin_api_key}"},
-            timeout=30,
-        )
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        response = self.http.request(method, path, **kwargs)
-        if response.headers.get("content-type", "").startswith("application/json"):
-            assert_money_exact(response.json())
-        return response
-
-    def get(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self.request("GET", path, **kwargs)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def post(self, path: str) -> dict[str, Any]:
-        response = self.request("POST", path)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def wait_for_requests(self, user_id: str, requests: int) -> dict[str, Any]:
-        """The user's usage once the ledger has settled `requests` requests (waitUntil)."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        while True:
-            usage = self.get(f"/admin/users/{user_id}/usage")
-            if usage["requests"] >= requests or time.monotonic() > deadline:
-                assert usage["requests"] == requests, f"{user_id}: {usage}"
-                return usage
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        self.http.close()
-
-
-def send(gateway: LocalGateway, key_id: str, model: str, text: str, max_tokens: int) -> Sent:
-    """One chat completion with the openai SDK; the cost as the test computes it."""
-    messages = [{"role": "user", "content": text}]
-    with openai_client(gateway.openai_base_url, key_id) as client:
-        completion = client.chat.completions.create(
-            model=model, messages=messages, max_tokens=max_tokens
-        )
-    assert completion.usage is not None
-    prompt, out = completion.usage.prompt_tokens, completion.usage.completion_tokens
-    assert prompt == prompt_tokens(messages)
-    directive = re.search(r"emulate:tokens=(\d+)", text)
-    assert out == min(int(directive.group(1)) if directive else 12, max_tokens)
-    return Sent(requests=1, cost=cost_micros(model, prompt, out), tokens_in=prompt, tokens_out=out)
-
-
-def send_settled(admin: Admin, gateway: LocalGateway, user_id: str, key_id: str, *calls) -> Sent:
-    """Send `calls` ((model, text, max_tokens) each) and wait until the ledger counted them."""
-    before = admin.get(f"/admin/users/{user_id}/usage")["requests"]
-    sent = Sent()
-    for model, text, max_tokens in calls:
-        sent.add(send(gateway, key_id, model, text, max_tokens))
-    admin.wait_for_requests(user_id, before + sent.requests)
-    return sent
-
-
-# ---------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def admin_gateway() -> Iterator[LocalGateway]:
-    """The admin stack's runtime, on free ports, with test hooks (ledger fault injection)."""
-    with LocalGateway(ADMIN_STACK, test_hooks=True) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def admin(admin_gateway: LocalGateway) -> Iterator[Admin]:
-    client = Admin(admin_gateway)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def workload(admin: Admin, admin_gateway: LocalGateway) -> dict[str, Sent]:
-    """Known usage for nina (2 requests) and omar (1); no other test sends for them."""
-    nina = send_settled(
-        admin,
-        admin_gateway,
-        "nina",
-        "key_nina_main",
-        ("openai/gpt-4o", "Summarise the quarter. emulate:tokens=4321", 5000),
-        ("openai/gpt-4o-mini", "Hello there, how are you today?", 100),
-    )
-    omar = send_settled(
-        admin,
-        admin_gateway,
-        "omar",
-        "key_omar_main",
-        ("anthropic/claude-sonnet-4-5", "Draft the memo — naïve café ☕ emulate:tokens=777", 1000),
-    )
-    return {"nina": nina, "omar": omar}
 
 
 # ---------------------------------------------------------------------------- authentication

@@ -14,7 +14,7 @@ from pathlib import Path
 from openai import OpenAI
 
 from provision.local import LocalGateway
-from tests.support import ROOT, key, run_cli
+from tests.support import ROOT, eventually, key, run_cli
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"
 
@@ -103,10 +103,9 @@ def test_provision_dev_serves_demo_tenants_and_stops_cleanly():
         os.killpg(process.pid, signal.SIGINT)
         assert process.wait(timeout=30) == 0
         process.stdout.close()
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in children if alive(pid)], "processes left behind after Ctrl-C"
+    assert eventually(lambda: not any(alive(pid) for pid in children), 10, 0.1), (
+        "processes left behind after Ctrl-C"
+    )
 
 
 def run_chat(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import httpx
 
 from provision.local import LocalGateway
-from tests.support import E2E_STACK, WorkerTestHooks, key
+from tests.support import E2E_STACK, WorkerTestHooks, eventually, key
 
 
 def test_reload_keeps_usage_and_reservations_stay_exact(tmp_path: Path):
@@ -29,9 +28,7 @@ def test_reload_keeps_usage_and_reservations_stay_exact(tmp_path: Path):
             )
             for _ in range(3)
         ]
-        deadline = time.monotonic() + 10
-        while hooks.user_row("acme", "payer")["requests"] < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually(lambda: hooks.user_row("acme", "payer")["requests"] >= 3)
         before = hooks.user_row("acme", "payer")
         assert before["usedMicros"] == sum(costs)
 

@@ -18,6 +18,7 @@ from tests.support import (
     burst,
     current_month,
     error_of,
+    eventually,
     key,
     openai_client,
 )
@@ -37,16 +38,6 @@ def cost(prompt: int, completion: int, price=MINI) -> int:
 
 def usd(micros: int) -> str:
     return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
-
-
-def wait_for(predicate, timeout: float = 10.0):
-    """Settlement runs in ctx.waitUntil after the response: poll until it has landed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
 
 
 def auth(key_id: str) -> dict[str, str]:
@@ -70,7 +61,7 @@ def test_cost_is_tokens_times_price_to_the_micro_dollar(
         37,
     )
     assert raw.headers["x-gateway-cost-usd"] == usd(expected)
-    after = wait_for(
+    after = eventually(
         lambda: (row := hooks.user_row("acme", "payer"))["requests"] > before["requests"] and row
     )
     assert after["usedMicros"] - before["usedMicros"] == expected
@@ -91,7 +82,7 @@ def test_streaming_and_non_streaming_cost_the_same(gateway: LocalGateway, hooks:
         )
         if stream:
             list(result)
-        after = wait_for(
+        after = eventually(
             lambda b=before: (
                 (r := hooks.user_row("acme", "streamer"))["requests"] > b["requests"] and r
             )
@@ -154,7 +145,7 @@ def test_user_over_limit_gets_429_naming_the_user(gateway: LocalGateway, hooks: 
     year, month = map(int, current_month().split("-"))
     resets = f"{year + month // 12}-{month % 12 + 1:02d}-01T00:00:00.000Z"
     assert caught.value.response.headers["x-gateway-quota-resets-at"] == resets
-    row = wait_for(lambda: (r := hooks.user_row("tight", "lim"))["requests"] == served and r)
+    row = eventually(lambda: (r := hooks.user_row("tight", "lim"))["requests"] == served and r)
     assert row["usedMicros"] <= 100, "recorded spend must never pass the limit"
 
 
@@ -290,7 +281,7 @@ def test_200_concurrent_requests_are_all_recorded(gateway: LocalGateway, hooks: 
         )
     )
     assert statuses == [200] * 200
-    after = wait_for(
+    after = eventually(
         lambda: (
             (r := hooks.user_row("loadorg", "loady"))["requests"] - before["requests"] >= 200 and r
         )
@@ -314,7 +305,7 @@ def test_budget_is_never_exceeded_under_concurrency(gateway: LocalGateway, hooks
     served = statuses.count(200)
     assert statuses.count(429) > 0 and served > 0
     assert served + statuses.count(429) == 200
-    usage = wait_for(lambda: (u := hooks.usage("capped"))["org"]["requests"] >= served and u)
+    usage = eventually(lambda: (u := hooks.usage("capped"))["org"]["requests"] >= served and u)
     assert usage["org"]["requests"] == served
     assert usage["org"]["usedMicros"] == served * cost(prompt_tokens(content), 30)
     assert usage["org"]["usedMicros"] <= 2_000  # the org's $0.002 budget
@@ -340,7 +331,7 @@ def test_fail_open_org_is_served_and_the_record_kept(http: httpx.Client, hooks: 
     assert response.status_code == 200, response.text
     assert response.headers["x-gateway-degraded"] == "ledger-unavailable"
     request_id = response.headers["x-request-id"]
-    kept = wait_for(
+    kept = eventually(
         lambda: {k: v for k, v in hooks.kv("unsettled:openfail:").items() if request_id in k}
     )
     (record,) = kept.values()
@@ -365,7 +356,7 @@ def test_failed_settlement_is_kept_not_lost(http: httpx.Client, hooks: WorkerTes
     )
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
-    kept = wait_for(
+    kept = eventually(
         lambda: {k: v for k, v in hooks.kv("unsettled:acme:").items() if request_id in k}
     )
     assert len(kept) == 1
@@ -385,7 +376,7 @@ def test_cut_stream_is_estimated_and_recorded(
     except httpx.HTTPError:
         pass  # a broken stream may surface as a transport error; the ledger is what matters
     assert "data: [DONE]" not in lines
-    after = wait_for(
+    after = eventually(
         lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r
     )
     assert after["estimated"] == before["estimated"] + 1
@@ -411,7 +402,7 @@ def test_client_gone_mid_stream_is_estimated_and_recorded(
             lines = response.iter_lines()
             received = [next(lines) for _ in range(6)]
     assert any(line.startswith("data:") for line in received)
-    after = wait_for(
+    after = eventually(
         lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r,
         timeout=20,
     )
@@ -449,7 +440,9 @@ def test_org_usage_blocks_a_user_under_their_own_limit(http: httpx.Client, hooks
         served += 1
     assert served > 1 and response.status_code == 429
     assert "organization 'shared'" in error_of(response)["message"]
-    assert wait_for(lambda: hooks.usage("shared")["users"].get("sh1", {}).get("requests") == served)
+    assert eventually(
+        lambda: hooks.usage("shared")["users"].get("sh1", {}).get("requests") == served
+    )
     colleague = http.post(CHAT, json=body, headers=auth("key_sh2_main"))
     assert colleague.status_code == 429
     assert colleague.headers["x-gateway-limit-scope"] == "org"
@@ -486,7 +479,7 @@ def test_unsettled_reservations_expire_and_free_the_budget(
         "admitted"
     ]
     assert http.post(CHAT, json=body, headers=auth("key_exp_main")).status_code == 200
-    assert wait_for(lambda: hooks.user_row("tight", "exp")["requests"] == 1)  # settled
+    assert eventually(lambda: hooks.user_row("tight", "exp")["requests"] == 1)  # settled
 
     live = hooks.reserve("tight", requestId=f"live-{time.time_ns()}", **{**blocker, "amount": 495})
     assert live["admitted"]  # a fresh reservation of most of the limit does hold it
@@ -535,7 +528,7 @@ def test_stream_answered_as_json_is_charged_exactly(
     )
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "buffered"
-    after = wait_for(
+    after = eventually(
         lambda: (r := hooks.user_row("acme", "streamer"))["requests"] > before["requests"] and r
     )
     assert after["usedMicros"] - before["usedMicros"] == cost(1000, 1000)
@@ -556,7 +549,7 @@ def test_broken_json_answer_is_502_and_still_recorded(
     )
     assert response.status_code == 502
     assert error_of(response)["code"] == "upstream_incomplete"
-    after = wait_for(
+    after = eventually(
         lambda: (r := hooks.user_row("acme", "payer"))["requests"] > before["requests"] and r
     )
     assert after["estimated"] == before["estimated"] + 1
@@ -571,7 +564,7 @@ def serve_while_ledger_down(
     response = http.post(CHAT, json=body, headers={**auth(key_id), "x-test-fault": "ledger-down"})
     assert response.status_code == 200, response.text
     request_id = response.headers["x-request-id"]
-    assert wait_for(lambda: any(request_id in k for k in hooks.kv("unsettled:openfail:")))
+    assert eventually(lambda: any(request_id in k for k in hooks.kv("unsettled:openfail:")))
     return int(response.headers["x-gateway-cost-usd"].replace(".", "")), request_id
 
 
@@ -596,6 +589,6 @@ def test_cron_trigger_reconciles_without_a_person(http: httpx.Client, hooks: Wor
     assert hooks.user_row("openfail", "cronny")["requests"] == 0
     fired = http.get("/cdn-cgi/handler/scheduled", params={"cron": "*/5 * * * *"})
     assert fired.status_code == 200
-    assert wait_for(lambda: not any(request_id in k for k in hooks.kv("unsettled:openfail:")))
+    assert eventually(lambda: not any(request_id in k for k in hooks.kv("unsettled:openfail:")))
     row = hooks.user_row("openfail", "cronny")
     assert (row["requests"], row["usedMicros"]) == (1, spent)

@@ -7,8 +7,14 @@ const encoder = new TextEncoder();
 const words = "the quick brown fox jumps over the lazy dog and keeps running".split(" ");
 let sse = "";
 for (let i = 0; i < 200; i += 1) {
-  const chunk = { id: "chatcmpl-1", object: "chat.completion.chunk", created: 1, model: "gpt-4o-mini",
-    choices: [{ index: 0, delta: { content: `${words[i % words.length]} ` }, finish_reason: null }], usage: null };
+  const chunk = {
+    id: "chatcmpl-1",
+    object: "chat.completion.chunk",
+    created: 1,
+    model: "gpt-4o-mini",
+    choices: [{ index: 0, delta: { content: `${words[i % words.length]} ` }, finish_reason: null }],
+    usage: null,
+  };
   sse += `data: ${JSON.stringify(chunk)}\n\n`;
 }
 sse += `data: ${JSON.stringify({ id: "chatcmpl-1", choices: [], usage: { prompt_tokens: 9, completion_tokens: 200 } })}\n\n`;
@@ -27,8 +33,7 @@ function stringOps() {
   let out = 0;
   for (const piece of pieces) {
     buffer += decoder.decode(piece, { stream: true });
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
+    for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
       const event = buffer.slice(0, end + 2);
       buffer = buffer.slice(end + 2);
       const data = event.slice(5).trim();
@@ -73,7 +78,11 @@ function parserWithJson() {
 }
 
 const N = 2_000;
-for (const [name, run] of Object.entries({ "string ops (meter)": stringOps, "eventsource-parser + regex": parserWithRegex, "eventsource-parser + JSON": parserWithJson })) {
+for (const [name, run] of Object.entries({
+  "string ops (meter)": stringOps,
+  "eventsource-parser + regex": parserWithRegex,
+  "eventsource-parser + JSON": parserWithJson,
+})) {
   for (let i = 0; i < 200; i += 1) run();
   const times = [];
   for (let r = 0; r < 5; r += 1) {
