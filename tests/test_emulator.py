@@ -1,4 +1,4 @@
-"""Tests of the local AI Gateway emulator (worker/local/emulator.mjs).
+"""Tests of the local AI Gateway emulator (worker/local/emulator.ts).
 
 The emulator runs as a subprocess on a port it picks itself, so these tests can run in
 parallel with any other test file. Every test starts from a reset emulator (log, faults,
@@ -27,7 +27,8 @@ import openai
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EMULATOR = REPO_ROOT / "worker" / "local" / "emulator.mjs"
+WORKER_DIR = REPO_ROOT / "worker"
+EMULATOR = WORKER_DIR / "local" / "emulator.ts"
 READY_TIMEOUT_S = 10.0
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
@@ -65,8 +66,9 @@ CONFIG: dict[str, Any] = {
 
 def _start(config_path: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        ["node", str(EMULATOR), "--config", str(config_path), "--port", "0"],
-        cwd=REPO_ROOT,
+        # As provision/local.py runs the runtime: tsx's ESM loader, resolved from worker/node_modules.
+        ["node", "--import", "tsx/esm", str(EMULATOR), "--config", str(config_path), "--port", "0"],
+        cwd=WORKER_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

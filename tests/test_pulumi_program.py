@@ -484,6 +484,29 @@ def test_bad_stack_stops_before_any_resource(mocks: RecordingMocks, tmp_path: Pa
     assert pulumi.runtime.get_root_resource().outputs == {}
 
 
+def test_a_secret_set_in_plain_text_stops_the_program(mocks: RecordingMocks) -> None:
+    """`pulumi config set adminApiKey ...` without --secret: refused by name, before any
+    resource, and the value is never shown."""
+    errors: list[ConfigError] = []
+
+    @pulumi.runtime.test
+    def program():
+        mocks.install("dev")
+        config = set_stack_config("dev")
+        secrets = sorted(k for k in config if k.endswith((":aiGatewayToken", ":providerApiKeys")))
+        pulumi.runtime.set_all_config(config, secret_keys=secrets)  # adminApiKey left plain
+        with pytest.raises(ConfigError) as info:
+            runpy.run_path(str(MAIN))
+        errors.append(info.value)
+        return pulumi.Output.from_input(None)
+
+    program()
+    (error,) = errors
+    assert [p.path for p in error.problems] == ["adminApiKey"]
+    assert DEFAULT_SECRETS["adminApiKey"] not in str(error)
+    assert mocks.created == []
+
+
 # -------------------------------------------------------------------------- outputs
 
 

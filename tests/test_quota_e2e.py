@@ -28,7 +28,7 @@ MINI = {"in": 150_000, "out": 600_000}  # µUSD per million tokens (e2e stack pr
 
 
 def prompt_tokens(*contents: str) -> int:
-    """The emulator's prompt token count (see worker/local/emulator.mjs)."""
+    """The emulator's prompt token count (see worker/local/emulator.ts)."""
     return 3 + sum(4 + math.ceil(len(c.encode()) / 4) for c in contents)
 
 

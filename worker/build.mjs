@@ -16,13 +16,23 @@ import { build } from "esbuild";
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const SRC = join(ROOT, "src");
 
+/**
+ * @typedef {object} BuildRequest
+ * @property {Record<string, string>} generated name (as imported from ./generated/) → TypeScript
+ * @property {boolean} [testHooks] bundle src/testhooks.ts instead of src/testhooks-off.ts
+ */
+
+/**
+ * @param {BuildRequest} request
+ * @returns {import("esbuild").Plugin}
+ */
 function plugin({ generated, testHooks }) {
   return {
     name: "gateway",
     setup(b) {
       // ./generated/<name>: the stack's rendered module, from memory
       b.onResolve({ filter: /(^|\/)generated\/[a-z-]+$/ }, (args) => {
-        const name = args.path.split("/").pop();
+        const name = args.path.split("/").pop() ?? "";
         if (!(name in generated)) return { errors: [{ text: `no generated module '${name}' was rendered` }] };
         return { path: name, namespace: "generated" };
       });
@@ -38,6 +48,11 @@ function plugin({ generated, testHooks }) {
   };
 }
 
+/**
+ * The Worker as one ES module.
+ * @param {BuildRequest} request
+ * @returns {Promise<string>}
+ */
 export async function bundle({ generated, testHooks = false }) {
   const result = await build({
     entryPoints: [join(SRC, "index.ts")],
@@ -55,7 +70,9 @@ export async function bundle({ generated, testHooks = false }) {
     logLevel: "silent",
     plugins: [plugin({ generated, testHooks })],
   });
-  return result.outputFiles[0].text;
+  const [output] = result.outputFiles;
+  if (!output) throw new Error("esbuild wrote no output");
+  return output.text;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

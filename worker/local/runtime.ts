@@ -2,31 +2,59 @@
 // the compiled records, and the AI Gateway emulator behind it. Driven by provision/local.py,
 // which writes the spec (same modules, records and bindings that Pulumi deploys).
 //
-//   node worker/local/runtime.mjs SPEC.json
+//   node --import tsx/esm worker/local/runtime.ts SPEC.json   (from worker/, where tsx is installed)
 // prints one JSON line {"workerUrl", "emulatorUrl"} when ready; SIGHUP re-reads the spec
 // (new modules / records, same ports, usage kept) and prints {"reloaded": true}; SIGINT or
 // SIGTERM stops everything it started.
 
 import { readFileSync } from "node:fs";
-import { Miniflare } from "miniflare";
-import { startEmulator } from "./emulator.mjs";
+import type { Readable } from "node:stream";
+import { Miniflare, type MiniflareOptions } from "miniflare";
+import { type RunningEmulator, startEmulator } from "./emulator";
+
+/** What provision/local.py's runtime_spec() writes. */
+interface RuntimeSpec {
+  host: string;
+  port?: number | null;
+  /** Module path -> source (miniflareOptions hands miniflare the main module first). */
+  modules: Record<string, string>;
+  mainModule: string;
+  compatibilityDate: string;
+  compatibilityFlags?: string[];
+  /** KV key -> value, as compiled from the stack config. */
+  kvRecords: Record<string, string>;
+  /** Key prefixes the config owns: a reload deletes their keys that it no longer declares. */
+  managedPrefixes: string[];
+  /** Plain-text and secret bindings. */
+  bindings: Record<string, string>;
+  durableObjects?: Record<string, { className: string; useSQLite: boolean }>;
+  persistDir?: string | null;
+  triggerHandlers?: boolean;
+  emulator: { port?: number | null; config: unknown } | null;
+}
 
 const KV_BINDING = "GATEWAY_KV";
 
-const specPath = process.argv[2];
+const specPath = process.argv[2] ?? "";
 if (!specPath) {
-  console.error("usage: node runtime.mjs SPEC.json");
+  console.error("usage: node --import tsx/esm runtime.ts SPEC.json");
   process.exit(2);
 }
 
-function readSpec() {
-  return JSON.parse(readFileSync(specPath, "utf8"));
+function readSpec(): RuntimeSpec {
+  // Written by provision/local.py, trusted as is.
+  return JSON.parse(readFileSync(specPath, "utf8")) as RuntimeSpec;
 }
 
-function miniflareOptions(spec, port, bindings) {
+/** `err?.[name] ?? err`, for whatever was thrown. */
+function detailOf(err: unknown, name: "message" | "stack"): unknown {
+  return (err !== null && typeof err === "object" ? (err as Record<string, unknown>)[name] : undefined) ?? err;
+}
+
+function miniflareOptions(spec: RuntimeSpec, port: number, bindings: Record<string, string>): MiniflareOptions {
   const modules = Object.entries(spec.modules)
     .sort(([a], [b]) => (a === spec.mainModule ? -1 : b === spec.mainModule ? 1 : a.localeCompare(b)))
-    .map(([path, contents]) => ({ type: "ESModule", path, contents }));
+    .map(([path, contents]) => ({ type: "ESModule" as const, path, contents }));
   return {
     host: spec.host,
     port,
@@ -41,18 +69,22 @@ function miniflareOptions(spec, port, bindings) {
     bindings,
     unsafeTriggerHandlers: spec.triggerHandlers ?? false,
     // Worker logs go to stderr: stdout carries only this runtime's JSON status lines.
-    handleRuntimeStdio(stdout, stderr) {
+    handleRuntimeStdio(stdout: Readable, stderr: Readable) {
       stdout.pipe(process.stderr);
       stderr.pipe(process.stderr);
     },
   };
 }
 
-async function seedKv(mf, records, managedPrefixes) {
+async function seedKv(
+  mf: Miniflare,
+  records: Record<string, string>,
+  managedPrefixes: readonly string[],
+): Promise<void> {
   const kv = await mf.getKVNamespace(KV_BINDING);
   // Delete managed records that the config no longer declares; Worker-owned keys stay.
   for (const prefix of managedPrefixes) {
-    let cursor;
+    let cursor: string | undefined;
     do {
       const page = await kv.list({ prefix, cursor });
       for (const { name } of page.keys) if (!(name in records)) await kv.delete(name);
@@ -62,11 +94,11 @@ async function seedKv(mf, records, managedPrefixes) {
   await Promise.all(Object.entries(records).map(([key, value]) => kv.put(key, value)));
 }
 
-async function main() {
+async function main(): Promise<void> {
   let spec = readSpec();
-  let emulator = null;
+  let emulator: RunningEmulator | null = null;
   const bindings = () => {
-    const values = { ...spec.bindings };
+    const values: Record<string, string> = { ...spec.bindings };
     if (emulator) values.AI_GATEWAY_BASE_URL = `${emulator.url}/v1`;
     return values;
   };
@@ -96,7 +128,7 @@ async function main() {
         await seedKv(mf, spec.kvRecords, spec.managedPrefixes);
         console.log(JSON.stringify({ reloaded: true }));
       } catch (err) {
-        console.log(JSON.stringify({ reloaded: false, error: String(err?.message ?? err) }));
+        console.log(JSON.stringify({ reloaded: false, error: String(detailOf(err, "message")) }));
       }
     });
   });
@@ -107,7 +139,7 @@ async function main() {
   console.log(JSON.stringify({ workerUrl: url.href.replace(/\/$/, ""), emulatorUrl: emulator?.url ?? null }));
 }
 
-main().catch((err) => {
-  console.error(String(err?.stack ?? err));
+main().catch((err: unknown) => {
+  console.error(String(detailOf(err, "stack")));
   process.exit(1);
 });

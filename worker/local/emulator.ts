@@ -2,9 +2,10 @@
 // gateway.ai.cloudflare.com, with deterministic fake providers behind it, plus test controls
 // under /__emulator/. Plain node:http, no dependencies.
 //
-//   import { startEmulator } from "./emulator.mjs";
+//   import { startEmulator } from "./emulator";
 //   const { url, close } = await startEmulator({ config });        // url = http://127.0.0.1:PORT
-//   node worker/local/emulator.mjs --config cfg.json [--port 0] [--host 127.0.0.1]
+//   node --import tsx/esm worker/local/emulator.ts --config cfg.json [--port 0] [--host 127.0.0.1]
+//     (run from worker/, where tsx is installed)
 //     -> prints one line {"emulatorUrl":"http://127.0.0.1:PORT"}, serves until SIGINT/SIGTERM.
 //
 // Deterministic completions (the Worker's tests rely on these exact rules):
@@ -20,17 +21,34 @@
 //  * Streams split the reply into one chunk per word: first word bare, later words " word".
 //  * Embeddings: 8 deterministic dims per input (k/32768 values, exact in float32);
 //    prompt_tokens = sum of ceil(utf8_bytes / 4) per string input (token arrays: length).
-// Details live in emulator/completion.mjs; the gateway pipeline in emulator/gateway.mjs.
+// Details live in emulator/completion.ts; the gateway pipeline in emulator/gateway.ts.
 import { readFileSync, realpathSync } from "node:fs";
-import { createServer } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { normalizeConfig } from "./emulator/config.mjs";
-import { handleControl } from "./emulator/control.mjs";
-import { handleGateway } from "./emulator/gateway.mjs";
-import { BodyTooLarge, gatewayErrorResult, jsonResult, writeResult } from "./emulator/http.mjs";
-import { ulid } from "./emulator/ids.mjs";
-import { FaultBook, RateLimiter, RequestLog, ResponseCache } from "./emulator/state.mjs";
+import { normalizeConfig } from "./emulator/config";
+import { handleControl } from "./emulator/control";
+import { handleGateway } from "./emulator/gateway";
+import { BodyTooLarge, gatewayErrorResult, jsonResult, prop, writeResult } from "./emulator/http";
+import { ulid } from "./emulator/ids";
+import { FaultBook, RateLimiter, RequestLog, ResponseCache } from "./emulator/state";
+import type { EmulatorConfig, EmulatorState } from "./emulator/types";
+
+export interface StartOptions {
+  host?: string;
+  port?: number;
+  /** The raw config (parsed JSON); validated by normalizeConfig. */
+  config?: unknown;
+}
+
+export interface RunningEmulator {
+  /** http://HOST:PORT, no trailing slash. */
+  url: string;
+  state: EmulatorState;
+  /** Stops listening and ends every open socket; the same promise on every call. */
+  close(): Promise<void>;
+}
 
 // Keep idle keep-alive connections longer than clients (undici, httpx) expect to reuse them,
 // so a benchmark does not pay a reconnect every few seconds.
@@ -38,8 +56,8 @@ const KEEP_ALIVE_TIMEOUT_MS = 65_000;
 const CONTROL_PREFIX = "/__emulator/";
 const GATEWAY_PREFIX = "/v1/";
 
-function createEmulatorState(config) {
-  const emu = {
+function createEmulatorState(config: EmulatorConfig): EmulatorState {
+  const emu: EmulatorState = {
     config,
     log: new RequestLog(),
     faults: new FaultBook(),
@@ -53,7 +71,6 @@ function createEmulatorState(config) {
       }
       return limiter;
     },
-    /** Swaps in a merged config; changed gateways start with fresh rate-limit windows. */
     replaceConfig(next, changedGatewayIds) {
       emu.config = next;
       for (const id of changedGatewayIds) emu.limiters.delete(id);
@@ -68,7 +85,7 @@ function createEmulatorState(config) {
   return emu;
 }
 
-function decodeSegments(path) {
+function decodeSegments(path: string): string[] {
   const segments = path.slice(GATEWAY_PREFIX.length).split("/");
   while (segments.length > 0 && segments[segments.length - 1] === "") segments.pop();
   return segments.map((s) => {
@@ -80,7 +97,7 @@ function decodeSegments(path) {
   });
 }
 
-async function dispatch(emu, req, res) {
+async function dispatch(emu: EmulatorState, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const url = req.url ?? "/";
   const q = url.indexOf("?");
   const path = q === -1 ? url : url.slice(0, q);
@@ -91,30 +108,40 @@ async function dispatch(emu, req, res) {
   }
   // Anything else (including miniflare's GET /?MF-Binding=AI probes) is not a gateway path.
   const logId = ulid();
-  return writeResult(res, gatewayErrorResult(2990), { "cf-aig-log-id": logId, "cf-aig-request-id": logId });
+  await writeResult(res, gatewayErrorResult(2990), { "cf-aig-log-id": logId, "cf-aig-request-id": logId });
 }
 
-function answerCrash(res, err) {
+/** `err?.message ?? err`, for whatever was thrown. */
+function messageOf(err: unknown): unknown {
+  return prop(err, "message") ?? err;
+}
+
+function answerCrash(res: ServerResponse, err: unknown): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const result = err instanceof BodyTooLarge
-    ? jsonResult(413, { error: err.message })
-    : jsonResult(500, { error: `emulator error: ${err?.message ?? err}` });
+  const result =
+    err instanceof BodyTooLarge
+      ? jsonResult(413, { error: err.message })
+      : jsonResult(500, { error: `emulator error: ${messageOf(err)}` });
   res.setHeader("connection", "close");
   writeResult(res, result, {}).catch(() => res.destroy());
 }
 
 /**
- * Starts an emulator. `config` is the config object (see README of the brief / config.mjs).
+ * Starts an emulator. `config` is the config object (see README of the brief / config.ts).
  * Resolves to {url, close}; close() stops listening and ends every open socket.
  */
-export async function startEmulator({ host = "127.0.0.1", port = 0, config } = {}) {
+export async function startEmulator({
+  host = "127.0.0.1",
+  port = 0,
+  config,
+}: StartOptions = {}): Promise<RunningEmulator> {
   const emu = createEmulatorState(normalizeConfig(config));
-  const sockets = new Set();
+  const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
-    dispatch(emu, req, res).catch((err) => answerCrash(res, err));
+    dispatch(emu, req, res).catch((err: unknown) => answerCrash(res, err));
   });
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.headersTimeout = KEEP_ALIVE_TIMEOUT_MS + 5_000;
@@ -123,21 +150,22 @@ export async function startEmulator({ host = "127.0.0.1", port = 0, config } = {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
   });
-  await new Promise((resolve, reject) => {
+  await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
       server.off("error", reject);
       resolve();
     });
   });
-  const address = server.address();
+  // A TCP listener: address() is never a pipe name or null here.
+  const address = server.address() as AddressInfo;
   const shownHost = address.address.includes(":") ? `[${address.address}]` : address.address;
-  let closing;
+  let closing: Promise<void> | undefined;
   return {
     url: `http://${shownHost}:${address.port}`,
     state: emu,
     close() {
-      closing ??= new Promise((resolve) => {
+      closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const socket of sockets) socket.destroy();
       });
@@ -146,7 +174,7 @@ export async function startEmulator({ host = "127.0.0.1", port = 0, config } = {
   };
 }
 
-async function main() {
+async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       config: { type: "string" },
@@ -155,9 +183,11 @@ async function main() {
     },
   });
   if (!values.config) throw new Error("--config <path to config.json> is required");
-  const config = JSON.parse(readFileSync(values.config, "utf8"));
+  const config: unknown = JSON.parse(readFileSync(values.config, "utf8"));
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0-65535, got ${values.port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new Error(`--port must be 0-65535, got ${values.port}`);
+  }
   const emulator = await startEmulator({ host: values.host, port, config });
   process.stdout.write(`${JSON.stringify({ emulatorUrl: emulator.url })}\n`);
   const stop = () => {
@@ -167,11 +197,12 @@ async function main() {
   process.once("SIGTERM", stop);
 }
 
-const invokedAsScript = process.argv[1] !== undefined
-  && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+// Also true under `node --import tsx/esm emulator.ts`: tsx keeps the .ts file URL as import.meta.url.
+const invokedAsScript =
+  process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
 if (invokedAsScript) {
-  main().catch((err) => {
-    process.stderr.write(`emulator: ${err?.message ?? err}\n`);
+  main().catch((err: unknown) => {
+    process.stderr.write(`emulator: ${messageOf(err)}\n`);
     process.exit(1);
   });
 }

@@ -1,13 +1,31 @@
 // Which fake provider answers a path under /v1/{account}/{gateway}, and how a request to it is
 // prepared (provider, model, stream flag), key-checked and generated.
 import { timingSafeEqual } from "node:crypto";
-import { gatewayErrorResult } from "./http.mjs";
-import * as anthropic from "./providers/anthropic.mjs";
-import * as openai from "./providers/openai.mjs";
-import * as workersAi from "./providers/workers-ai.mjs";
+import { gatewayErrorResult, prop } from "./http";
+import * as anthropic from "./providers/anthropic";
+import * as openai from "./providers/openai";
+import * as workersAi from "./providers/workers-ai";
+import type {
+  Call,
+  EmulatorConfig,
+  Family,
+  GatewayConfig,
+  Op,
+  ParsedBody,
+  ProviderRoute,
+  RequestHeaders,
+  Result,
+  Route,
+} from "./types";
+
+interface ProviderFamily {
+  defaultErrorResult(status: number): Result;
+  keyErrorResult(): Result;
+}
 
 // Provider slugs /compat accepts as a `model` prefix (cf-contract.md 1.3 plus the AIGateway
 // provider enum). All are answered by the same deterministic fake model.
+// biome-ignore format: a compact list of slugs
 export const COMPAT_PROVIDERS = new Set([
   "openai", "anthropic", "workers-ai", "google-ai-studio", "google-vertex-ai", "groq", "mistral",
   "cohere", "perplexity-ai", "grok", "deepseek", "cerebras", "baseten", "parallel", "openrouter",
@@ -16,17 +34,23 @@ export const COMPAT_PROVIDERS = new Set([
 
 // Error shape ("family") per native provider; /compat always answers in OpenAI's shape
 // (UNCONFIRMED for non-OpenAI providers: the gateway may pass their own error shape through).
-const FAMILIES = { openai, anthropic, "workers-ai": workersAi };
+const FAMILIES: Readonly<Record<Family, ProviderFamily>> = { openai, anthropic, "workers-ai": workersAi };
 
 /**
  * Route for the path segments after the gateway id, or null when nothing lives there.
  * Route: {universal} | {head, endpoint, family, op, compat?, pathModel?}.
  */
-export function resolveRoute(rest) {
+export function resolveRoute(rest: readonly string[]): Route | null {
   if (rest.length === 0) return { universal: true };
-  const [head, ...tail] = rest;
+  const [head = "", ...tail] = rest; // rest is non-empty: the default never applies
   const endpoint = tail.join("/");
-  const route = (family, op, extra = {}) => ({ head, endpoint, family, op, ...extra });
+  const route = (family: Family, op: Op, extra: { compat?: boolean; pathModel?: string } = {}): ProviderRoute => ({
+    head,
+    endpoint,
+    family,
+    op,
+    ...extra,
+  });
   if (head === "compat") {
     if (endpoint === "chat/completions") return route("openai", "chat", { compat: true });
     if (endpoint === "embeddings") return route("openai", "embeddings", { compat: true });
@@ -46,7 +70,7 @@ export function resolveRoute(rest) {
 }
 
 /** {json, parseError} for a raw request body; an empty body parses to undefined. */
-export function parseBody(rawBody) {
+export function parseBody(rawBody: string): ParsedBody {
   if (rawBody === "") return { json: undefined, parseError: false };
   try {
     return { json: JSON.parse(rawBody), parseError: false };
@@ -59,9 +83,10 @@ export function parseBody(rawBody) {
  * Works out provider, model and streaming. Returns a call object, or
  * {error: result} for a gateway-level rejection (compat model format / provider).
  */
-export function prepareCall(route, headers, { json, parseError }) {
-  const bodyModel = typeof json?.model === "string" ? json.model : null;
-  const call = {
+export function prepareCall(route: ProviderRoute, headers: RequestHeaders, { json, parseError }: ParsedBody): Call {
+  const model = prop(json, "model");
+  const bodyModel = typeof model === "string" ? model : null;
+  const call: Call = {
     route,
     family: route.family,
     op: route.op,
@@ -71,11 +96,11 @@ export function prepareCall(route, headers, { json, parseError }) {
     json,
     parseError,
     headers,
-    stream: json?.stream === true,
+    stream: prop(json, "stream") === true,
   };
   if (route.compat) {
     const slash = bodyModel === null ? -1 : bodyModel.indexOf("/");
-    if (slash <= 0) return { ...call, error: gatewayErrorResult(2019) };
+    if (bodyModel === null || slash <= 0) return { ...call, error: gatewayErrorResult(2019) };
     call.provider = bodyModel.slice(0, slash);
     call.model = bodyModel.slice(slash + 1);
     if (!COMPAT_PROVIDERS.has(call.provider)) {
@@ -85,7 +110,7 @@ export function prepareCall(route, headers, { json, parseError }) {
   return call;
 }
 
-function safeEqual(a, b) {
+function safeEqual(a: string, b: string): boolean {
   const left = Buffer.from(a, "utf8");
   const right = Buffer.from(b, "utf8");
   if (left.length !== right.length) {
@@ -95,29 +120,30 @@ function safeEqual(a, b) {
   return timingSafeEqual(left, right);
 }
 
-export function bearer(value) {
+export function bearer(value: unknown): string | undefined {
   if (typeof value !== "string") return undefined;
   const match = /^Bearer\s+(.+)$/i.exec(value.trim());
   return match ? match[1] : undefined;
 }
 
 /** Gateway token check (cf-aig-authorization), used when the gateway has authentication on. */
-export function gatewayTokenAccepted(gateway, headers) {
+export function gatewayTokenAccepted(gateway: GatewayConfig, headers: RequestHeaders): boolean {
   const presented = bearer(headers["cf-aig-authorization"]);
   return presented !== undefined && typeof gateway.token === "string" && safeEqual(presented, gateway.token);
 }
 
 // Native Anthropic takes `x-api-key`; recent anthropic SDKs (2.x) send the same key as
 // `Authorization: Bearer` instead, so either is accepted (x-api-key wins when both are sent).
-function presentedKey(call) {
-  if (call.family === "anthropic" && !call.route.compat && call.headers["x-api-key"] !== undefined) {
-    return { raw: call.headers["x-api-key"], key: call.headers["x-api-key"] };
+function presentedKey(call: Call): { raw: string | undefined; key: string | undefined } {
+  const apiKey = call.headers["x-api-key"];
+  if (call.family === "anthropic" && !call.route.compat && apiKey !== undefined) {
+    return { raw: apiKey, key: apiKey };
   }
   const raw = call.headers.authorization;
   return { raw, key: bearer(raw) };
 }
 
-function providerKeyAccepted(call, config, gateway) {
+function providerKeyAccepted(call: Call, config: EmulatorConfig, gateway: GatewayConfig): boolean {
   const { raw, key } = presentedKey(call);
   if (raw === undefined) return gateway.byokProviders.includes(call.provider);
   const expected = config.providerKeys[call.provider];
@@ -125,17 +151,17 @@ function providerKeyAccepted(call, config, gateway) {
 }
 
 /** The provider auth header that goes into the cache key. */
-export function providerAuthHeader(call) {
+export function providerAuthHeader(call: Call): string {
   return presentedKey(call).raw ?? "";
 }
 
 /** The family's own error body for an HTTP status (faults without a body). */
-export function providerErrorResult(call, status) {
+export function providerErrorResult(call: Call, status: number): Result {
   return (call.route.compat ? openai : FAMILIES[call.family]).defaultErrorResult(status);
 }
 
 /** Runs the fake provider: key check, validation, completion. */
-export function generate(call, config, gateway) {
+export function generate(call: Call, config: EmulatorConfig, gateway: GatewayConfig): Result {
   const family = call.route.compat ? openai : FAMILIES[call.family];
   if (!providerKeyAccepted(call, config, gateway)) return family.keyErrorResult();
   switch (call.op) {

@@ -16,11 +16,32 @@
 //    text), exact in float32 so float and base64 encodings agree. Input tokens of a string =
 //    ceil(utf8_bytes / 4); of a token array = its length.
 import { createHash } from "node:crypto";
+import { prop } from "./http";
+
+/** A message reduced to what the fake model reads. */
+export interface NormalizedMessage {
+  role: string;
+  text: string;
+}
+
+export type FinishReason = "stop" | "length";
+
+export interface Completion {
+  words: string[];
+  text: string;
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** One embedding input: a string or a token array. */
+export type EmbeddingItem = string | number[];
 
 export const DEFAULT_REPLY_WORDS = 12;
 export const EMBEDDING_DIMS = 8;
 const MAX_REPLY_WORDS = 100_000;
 const TOKENS_DIRECTIVE = /emulate:tokens=(\d+)/;
+// biome-ignore format: a word grid reads better than one word per line
 const WORDS = [
   "amber", "birch", "cedar", "delta", "ember", "fjord", "glade", "harbor",
   "island", "juniper", "kestrel", "lagoon", "meadow", "nectar", "orchid", "pebble",
@@ -33,46 +54,49 @@ const WORDS = [
 ];
 
 /** Text of an OpenAI / Anthropic message content: string, or the text parts concatenated. */
-export function textOf(content) {
+export function textOf(content: unknown): string {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
+  const parts: readonly unknown[] = content;
   let text = "";
-  for (const part of content) {
-    if (part && typeof part.text === "string") text += part.text;
+  for (const part of parts) {
+    const partText = prop(part, "text");
+    if (typeof partText === "string") text += partText;
   }
   return text;
 }
 
-export function normalizeMessages(messages, system) {
-  const out = [];
+export function normalizeMessages(messages: readonly unknown[], system?: unknown): NormalizedMessage[] {
+  const out: NormalizedMessage[] = [];
   if (system !== undefined && system !== null) out.push({ role: "system", text: textOf(system) });
-  for (const m of messages) out.push({ role: String(m?.role ?? ""), text: textOf(m?.content) });
+  for (const m of messages) out.push({ role: String(prop(m, "role") ?? ""), text: textOf(prop(m, "content")) });
   return out;
 }
 
-export function promptTokens(normalized) {
+export function promptTokens(normalized: readonly NormalizedMessage[]): number {
   let total = 3;
   for (const m of normalized) total += 4 + Math.ceil(Buffer.byteLength(m.text, "utf8") / 4);
   return total;
 }
 
-function plannedWords(normalized) {
+function plannedWords(normalized: readonly NormalizedMessage[]): number {
   for (let i = normalized.length - 1; i >= 0; i--) {
-    if (normalized[i].role !== "user") continue;
-    const match = TOKENS_DIRECTIVE.exec(normalized[i].text);
+    const m = normalized[i];
+    if (m?.role !== "user") continue;
+    const match = TOKENS_DIRECTIVE.exec(m.text);
     return match ? Math.min(Number(match[1]), MAX_REPLY_WORDS) : DEFAULT_REPLY_WORDS;
   }
   return DEFAULT_REPLY_WORDS;
 }
 
-function seedOf(model, normalized) {
+function seedOf(model: string | null, normalized: readonly NormalizedMessage[]): number {
   const hash = createHash("sha256").update(String(model ?? ""));
-  for (const m of normalized) hash.update("\u0000" + m.role + "\u0000" + m.text);
+  for (const m of normalized) hash.update(`\u0000${m.role}\u0000${m.text}`);
   return hash.digest().readUInt32LE(0);
 }
 
 // mulberry32: tiny, fast, good enough to spread words; determinism is all we need.
-function prng(seed) {
+function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -87,13 +111,18 @@ function prng(seed) {
  * The completion for normalised messages. `maxTokens` (optional, integer) caps the words.
  * Returns {words, text, finishReason: "stop"|"length", promptTokens, completionTokens}.
  */
-export function complete(normalized, model, maxTokens) {
+export function complete(
+  normalized: readonly NormalizedMessage[],
+  model: string | null,
+  maxTokens: unknown,
+): Completion {
   const planned = plannedWords(normalized);
-  const capped = Number.isInteger(maxTokens) && maxTokens >= 0 && maxTokens < planned;
+  const capped = typeof maxTokens === "number" && Number.isInteger(maxTokens) && maxTokens >= 0 && maxTokens < planned;
   const count = capped ? maxTokens : planned;
   const next = prng(seedOf(model, normalized));
-  const words = new Array(count);
-  for (let i = 0; i < count; i++) words[i] = WORDS[Math.floor(next() * WORDS.length)];
+  const words = new Array<string>(count);
+  // next() < 1, so the index is always in range and the "" never used.
+  for (let i = 0; i < count; i++) words[i] = WORDS[Math.floor(next() * WORDS.length)] ?? "";
   return {
     words,
     text: words.join(" "),
@@ -104,32 +133,42 @@ export function complete(normalized, model, maxTokens) {
 }
 
 /** Streaming pieces of a completion: the first word bare, every later word with a leading space. */
-export function pieces(completion) {
-  return completion.words.map((w, i) => (i === 0 ? w : " " + w));
+export function pieces(completion: Completion): string[] {
+  return completion.words.map((w, i) => (i === 0 ? w : ` ${w}`));
 }
 
 /** Embedding inputs as a list: a string, a list of strings, a token array or a list of those. */
-export function embeddingInputs(input) {
+export function embeddingInputs(input: unknown): EmbeddingItem[] | null {
   if (typeof input === "string") return [input];
   if (!Array.isArray(input) || input.length === 0) return null;
-  if (input.every((x) => Number.isInteger(x))) return [input];
-  if (input.every((x) => typeof x === "string" || (Array.isArray(x) && x.every(Number.isInteger)))) return input;
+  const items: unknown[] = input;
+  if (items.every(isInteger)) return [items];
+  if (items.every((x): x is EmbeddingItem => typeof x === "string" || (Array.isArray(x) && x.every(isInteger)))) {
+    return items;
+  }
   return null;
 }
 
-export function embeddingTokens(item) {
+// Number.isInteger as a type guard (the lib's version is not one).
+function isInteger(value: unknown): value is number {
+  return Number.isInteger(value);
+}
+
+export function embeddingTokens(item: EmbeddingItem): number {
   return typeof item === "string" ? Math.ceil(Buffer.byteLength(item, "utf8") / 4) : item.length;
 }
 
-export function embeddingVector(model, item) {
+export function embeddingVector(model: string | null, item: EmbeddingItem): number[] {
   const text = typeof item === "string" ? item : JSON.stringify(item);
-  const digest = createHash("sha256").update(String(model ?? "") + "\u0000" + text).digest();
-  const vector = new Array(EMBEDDING_DIMS);
+  const digest = createHash("sha256")
+    .update(`${String(model ?? "")}\u0000${text}`)
+    .digest();
+  const vector = new Array<number>(EMBEDDING_DIMS);
   for (let i = 0; i < EMBEDDING_DIMS; i++) vector[i] = (digest.readUInt16LE(i * 2) - 32768) / 32768;
   return vector;
 }
 
 /** Little-endian float32 bytes in base64, the OpenAI `encoding_format: "base64"` payload. */
-export function vectorBase64(vector) {
+export function vectorBase64(vector: number[]): string {
   return Buffer.from(new Float32Array(vector).buffer).toString("base64");
 }

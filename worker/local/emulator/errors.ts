@@ -1,11 +1,23 @@
 // Gateway-originated errors (cf-contract.md 1.7): the AiGatewayError envelope and its codes.
 
+/** The JSON body AI Gateway sends for its own errors. */
+export interface GatewayErrorBody {
+  success: false;
+  result: [];
+  messages: [];
+  error: [{ code: number; message: string }];
+  name: "AiGatewayError";
+  httpCode: number;
+  internalCode: number;
+  description: string;
+}
+
 /**
  * Known gateway codes -> [HTTP status, message]. Codes 2990-2996 are chosen by the emulator
  * for situations whose real code we could not find (all UNCONFIRMED); they sit in a range
  * no documented code uses so a test can never mistake them for a real one.
  */
-export const GATEWAY_ERRORS = {
+export const GATEWAY_ERRORS: Readonly<Record<number, readonly [status: number, message: string]>> = {
   2001: [400, "Please configure AI Gateway in the Cloudflare dashboard"],
   2003: [429, "Rate limited"],
   2005: [400, "Failed to get response from provider"], // 400 (sic) per cloudflare/ai#436
@@ -26,7 +38,11 @@ export const GATEWAY_ERRORS = {
 };
 
 /** The envelope AI Gateway uses for its own errors; `status` overrides the code's default. */
-export function gatewayErrorBody(code, status, message) {
+export function gatewayErrorBody(
+  code: number,
+  status?: number,
+  message?: string,
+): { status: number; body: GatewayErrorBody } {
   const [defaultStatus, defaultMessage] = GATEWAY_ERRORS[code] ?? [500, "Internal error"];
   const httpCode = status ?? defaultStatus;
   const text = message ?? defaultMessage;

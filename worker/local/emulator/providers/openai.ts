@@ -1,13 +1,47 @@
 // OpenAI wire format: Chat Completions (buffered and SSE), Embeddings, and OpenAI's error shape.
 // Also used for /compat (the gateway answers every provider in this shape) and for the
 // OpenAI-compatible Workers AI routes.
-import { complete, embeddingInputs, embeddingTokens, embeddingVector, normalizeMessages, pieces, vectorBase64 } from "../completion.mjs";
-import { jsonResult, sseResult } from "../http.mjs";
-import { randomId } from "../ids.mjs";
+import {
+  type Completion,
+  complete,
+  embeddingInputs,
+  embeddingTokens,
+  embeddingVector,
+  normalizeMessages,
+  pieces,
+  vectorBase64,
+} from "../completion";
+import { isJsonObject, jsonResult, prop, sseResult } from "../http";
+import { randomId } from "../ids";
+import type { BufferedResult, Call, Result, Usage } from "../types";
+
+/** Usage as chat completions report it, with the detail objects OpenAI always sends. */
+interface ChatUsage extends Usage {
+  prompt_tokens_details: { cached_tokens: number };
+  completion_tokens_details: { reasoning_tokens: number };
+}
+
+interface ChunkChoice {
+  index: number;
+  delta: { role?: "assistant"; content?: string };
+  logprobs: null;
+  finish_reason: string | null;
+}
+
+interface ChatChunk {
+  id: string;
+  object: "chat.completion.chunk";
+  created: number;
+  model: string | null;
+  system_fingerprint: string;
+  choices: ChunkChoice[];
+  usage?: ChatUsage | null;
+}
 
 const FINGERPRINT = "fp_emulator";
 const KEY_ERROR = "Incorrect API key provided.";
-const DEFAULT_MESSAGES = {
+// status -> [message, type, code]
+const DEFAULT_MESSAGES: Readonly<Record<number, readonly [string, string, string | null]>> = {
   400: ["Bad request.", "invalid_request_error", null],
   401: [KEY_ERROR, "invalid_request_error", "invalid_api_key"],
   403: ["You are not allowed to sample from this model.", "invalid_request_error", null],
@@ -17,32 +51,42 @@ const DEFAULT_MESSAGES = {
   503: ["The engine is currently overloaded, please try again later.", "server_error", null],
 };
 
-export function errorResult(status, message, type = "invalid_request_error", code = null, param = null) {
+export function errorResult(
+  status: number,
+  message: string,
+  type = "invalid_request_error",
+  code: string | null = null,
+  param: string | null = null,
+): BufferedResult {
   return jsonResult(status, { error: { message, type, param, code } });
 }
 
 /** OpenAI's own error body for a status, used for faults that give no body. */
-export function defaultErrorResult(status) {
+export function defaultErrorResult(status: number): BufferedResult {
   const known = DEFAULT_MESSAGES[status];
   if (known) return errorResult(status, ...known);
   if (status >= 500) {
-    return errorResult(status, "The server had an error while processing your request. Sorry about that!", "server_error");
+    return errorResult(
+      status,
+      "The server had an error while processing your request. Sorry about that!",
+      "server_error",
+    );
   }
   return errorResult(status, `Request failed with status ${status}.`, "invalid_request_error");
 }
 
-export function keyErrorResult() {
+export function keyErrorResult(): BufferedResult {
   return errorResult(401, KEY_ERROR, "invalid_request_error", "invalid_api_key");
 }
 
-function parseErrorResult() {
+function parseErrorResult(): BufferedResult {
   return errorResult(
     400,
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)",
   );
 }
 
-function usageOf(completion) {
+function usageOf(completion: Completion): Usage {
   return {
     prompt_tokens: completion.promptTokens,
     completion_tokens: completion.completionTokens,
@@ -50,7 +94,15 @@ function usageOf(completion) {
   };
 }
 
-function chatBody(id, created, model, completion) {
+function chatUsage(completion: Completion): ChatUsage {
+  return {
+    ...usageOf(completion),
+    prompt_tokens_details: { cached_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0 },
+  };
+}
+
+function chatBody(id: string, created: number, model: string | null, completion: Completion) {
   return {
     id,
     object: "chat.completion",
@@ -65,70 +117,88 @@ function chatBody(id, created, model, completion) {
         finish_reason: completion.finishReason,
       },
     ],
-    usage: {
-      ...usageOf(completion),
-      prompt_tokens_details: { cached_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: 0 },
-    },
+    usage: chatUsage(completion),
   };
 }
 
-function chatChunks(id, created, model, completion, includeUsage) {
-  const head = { id, object: "chat.completion.chunk", created, model, system_fingerprint: FINGERPRINT };
-  const event = (choices, usage) => {
-    const chunk = { ...head, choices };
+function chatChunks(
+  id: string,
+  created: number,
+  model: string | null,
+  completion: Completion,
+  includeUsage: boolean,
+): string[] {
+  const head = { id, object: "chat.completion.chunk" as const, created, model, system_fingerprint: FINGERPRINT };
+  const event = (choices: ChunkChoice[], usage: ChatUsage | null) => {
+    const chunk: ChatChunk = { ...head, choices };
     if (includeUsage) chunk.usage = usage;
     return `data: ${JSON.stringify(chunk)}\n\n`;
   };
-  const choice = (delta, finish) => [{ index: 0, delta, logprobs: null, finish_reason: finish }];
+  const choice = (delta: ChunkChoice["delta"], finish: string | null): ChunkChoice[] => [
+    { index: 0, delta, logprobs: null, finish_reason: finish },
+  ];
   const out = [event(choice({ role: "assistant", content: "" }, null), null)];
   for (const piece of pieces(completion)) out.push(event(choice({ content: piece }, null), null));
   out.push(event(choice({}, completion.finishReason), null));
-  if (includeUsage) {
-    out.push(event([], {
-      ...usageOf(completion),
-      prompt_tokens_details: { cached_tokens: 0 },
-      completion_tokens_details: { reasoning_tokens: 0 },
-    }));
-  }
+  if (includeUsage) out.push(event([], chatUsage(completion)));
   out.push("data: [DONE]\n\n");
   return out;
 }
 
 /** POST chat/completions. `call.model` is the model to report (no provider prefix). */
-export function chat(call) {
+export function chat(call: Call): Result {
   const body = call.json;
-  if (call.parseError || body === null || typeof body !== "object" || Array.isArray(body)) return parseErrorResult();
+  if (call.parseError || !isJsonObject(body)) return parseErrorResult();
   if (typeof body.model !== "string" || body.model === "") {
     return errorResult(400, "you must provide a model parameter", "invalid_request_error", null, "model");
   }
   if (!Array.isArray(body.messages)) {
-    return errorResult(400, "Missing required parameter: 'messages'.", "invalid_request_error", "missing_required_parameter", "messages");
+    return errorResult(
+      400,
+      "Missing required parameter: 'messages'.",
+      "invalid_request_error",
+      "missing_required_parameter",
+      "messages",
+    );
   }
   if (body.messages.length === 0) {
-    return errorResult(400, "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", "invalid_request_error", "empty_array", "messages");
+    return errorResult(
+      400,
+      "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+      "invalid_request_error",
+      "empty_array",
+      "messages",
+    );
   }
   const maxTokens = body.max_completion_tokens ?? body.max_tokens;
   const completion = complete(normalizeMessages(body.messages), call.model, maxTokens);
   const id = `chatcmpl-${randomId(29)}`;
   const created = Math.floor(Date.now() / 1000);
-  const result = body.stream === true
-    ? sseResult(chatChunks(id, created, call.model, completion, body.stream_options?.include_usage === true))
-    : jsonResult(200, chatBody(id, created, call.model, completion));
+  const includeUsage = prop(body.stream_options, "include_usage") === true;
+  const result: Result =
+    body.stream === true
+      ? sseResult(chatChunks(id, created, call.model, completion, includeUsage))
+      : jsonResult(200, chatBody(id, created, call.model, completion));
   result.usage = usageOf(completion);
   return result;
 }
 
 /** POST embeddings, float or base64 encoding. */
-export function embeddings(call) {
+export function embeddings(call: Call): Result {
   const body = call.json;
-  if (call.parseError || body === null || typeof body !== "object" || Array.isArray(body)) return parseErrorResult();
+  if (call.parseError || !isJsonObject(body)) return parseErrorResult();
   if (typeof body.model !== "string" || body.model === "") {
     return errorResult(400, "you must provide a model parameter", "invalid_request_error", null, "model");
   }
   const inputs = embeddingInputs(body.input);
   if (inputs === null) {
-    return errorResult(400, "'input' must be a non-empty string, array of strings or array of token arrays.", "invalid_request_error", null, "input");
+    return errorResult(
+      400,
+      "'input' must be a non-empty string, array of strings or array of token arrays.",
+      "invalid_request_error",
+      null,
+      "input",
+    );
   }
   const base64 = body.encoding_format === "base64";
   let tokens = 0;

@@ -3,31 +3,112 @@
 //   custom-cost headers (400) -> gateway rate limit (429/2003) -> per step: fault or cache
 //   lookup -> fake provider (with retries / request timeout) -> cache store -> log -> write.
 // The Universal endpoint runs the per-step part for each step until one answers 2xx.
-import { gatewayErrorResult, jsonResult, readBody, sleep, textResult, writeResult } from "./http.mjs";
-import { ulid } from "./ids.mjs";
-import { cachePlan, collectsLog, costOf, parseCustomCost, parseMetadata, retryDelay, retryPolicy } from "./options.mjs";
-import { gatewayTokenAccepted, generate, parseBody, prepareCall, providerErrorResult, resolveRoute } from "./routes.mjs";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import {
+  entriesOf,
+  gatewayErrorResult,
+  isJsonObject,
+  jsonResult,
+  prop,
+  readBody,
+  requestHeaders,
+  sleep,
+  textResult,
+  writeResult,
+} from "./http";
+import { ulid } from "./ids";
+import { cachePlan, collectsLog, costOf, parseCustomCost, parseMetadata, retryDelay, retryPolicy } from "./options";
+import { gatewayTokenAccepted, generate, parseBody, prepareCall, providerErrorResult, resolveRoute } from "./routes";
+import type {
+  CachePlan,
+  CacheStatus,
+  Call,
+  CustomCost,
+  EmulatorConfig,
+  EmulatorState,
+  Fault,
+  GatewayConfig,
+  HeaderMap,
+  LogEntry,
+  Metadata,
+  ParsedBody,
+  ProviderRoute,
+  RequestHeaders,
+  Result,
+} from "./types";
 
 const MAX_LOGGED_BODY_CHARS = 64 * 1024;
 
-const isSuccess = (status) => status >= 200 && status < 300;
-const isRetryable = (status) => status === 429 || status >= 500;
+/** A request under /v1/ as the pipeline sees it; metadata and customCost once parsed. */
+interface GatewayRequest {
+  headers: RequestHeaders;
+  rawBody: string;
+  parsed: ParsedBody;
+  path: string;
+  metadata: Metadata | null;
+  customCost: CustomCost | null;
+}
+
+/** One provider request: the whole request for a plain route, or one Universal step. */
+interface Step {
+  route: ProviderRoute;
+  headers: RequestHeaders;
+  parsed: ParsedBody;
+  rawBody: string;
+  path: string;
+  metadata: Metadata | null;
+  /** A Universal step's `config` (retries, timeout), as the client sent it. */
+  config?: unknown;
+}
+
+/** One try at a step. */
+interface Attempt {
+  result: Result;
+  cacheStatus: CacheStatus;
+  failed: boolean;
+  timedOut?: boolean;
+  fault?: string | undefined;
+}
+
+/** What the pipeline decided; everything but `result` feeds the log and the cf-aig-* headers. */
+interface Outcome {
+  result: Result;
+  gateway?: GatewayConfig;
+  provider?: string;
+  model?: string | null;
+  cacheStatus?: CacheStatus;
+  failed?: boolean;
+  timedOut?: boolean;
+  fault?: string | undefined;
+  step?: number;
+}
+
+const isSuccess = (status: number) => status >= 200 && status < 300;
+const isRetryable = (status: number) => status === 429 || status >= 500;
 
 /** A fault's response: gateway error, literal body, provider-shaped error, or a normal answer. */
-function faultResult(fault, call, config, gateway) {
-  let result;
+function faultResult(fault: Fault, call: Call, config: EmulatorConfig, gateway: GatewayConfig): Result {
+  let result: Result;
   if (fault.gatewayError !== undefined) result = gatewayErrorResult(fault.gatewayError, fault.status);
-  else if (fault.body !== undefined && typeof fault.body === "string") result = textResult(fault.status ?? 200, fault.body);
+  else if (typeof fault.body === "string") result = textResult(fault.status ?? 200, fault.body);
   else if (fault.body !== undefined) result = jsonResult(fault.status ?? 200, fault.body);
   else if (fault.status !== undefined && fault.status >= 300) result = providerErrorResult(call, fault.status);
   else result = generate(call, config, gateway); // delivery-only fault: delay / slow chunks / cut
-  result = { ...result, headers: { ...result.headers, ...(fault.headers ?? {}) } };
+  // Fault headers may hold any JSON value; node stringifies what is not a string.
+  result = { ...result, headers: { ...result.headers, ...((fault.headers ?? {}) as HeaderMap) } };
   if (fault.chunkDelayMs !== undefined) result.chunkDelayMs = fault.chunkDelayMs;
   if (fault.cutAfterChunks !== undefined) result.cutAfterChunks = fault.cutAfterChunks;
   return result;
 }
 
-async function attemptOnce(emu, gateway, step, call, cache, timeoutMs) {
+async function attemptOnce(
+  emu: EmulatorState,
+  gateway: GatewayConfig,
+  step: Step,
+  call: Call,
+  cache: CachePlan | null,
+  timeoutMs: number | undefined,
+): Promise<Attempt> {
   const fault = emu.faults.take({
     models: [call.bodyModel, call.model, `${call.provider}/${call.model}`],
     provider: call.provider,
@@ -37,31 +118,40 @@ async function attemptOnce(emu, gateway, step, call, cache, timeoutMs) {
   if (fault === null && cache !== null) {
     const hit = emu.cache.get(cache.key);
     if (hit !== undefined) {
-      return { result: { status: hit.status, headers: hit.headers, body: hit.body, usage: hit.usage }, cacheStatus: "HIT", failed: false };
+      return {
+        result: { status: hit.status, headers: hit.headers, body: hit.body, usage: hit.usage },
+        cacheStatus: "HIT",
+        failed: false,
+      };
     }
   }
-  if (fault?.delayMs > 0) {
-    if (timeoutMs !== undefined && fault.delayMs > timeoutMs) {
+  const delayMs = fault?.delayMs ?? 0;
+  if (delayMs > 0) {
+    if (timeoutMs !== undefined && delayMs > timeoutMs) {
       await sleep(timeoutMs);
       return { result: gatewayErrorResult(2995), cacheStatus: "MISS", failed: true, timedOut: true };
     }
-    await sleep(fault.delayMs);
+    await sleep(delayMs);
   }
   const result = fault === null ? generate(call, emu.config, gateway) : faultResult(fault, call, emu.config, gateway);
   if (fault === null && cache !== null && isSuccess(result.status) && result.chunks === undefined) {
-    emu.cache.set(cache.key, { status: result.status, headers: result.headers, body: result.body, usage: result.usage }, cache.ttl);
+    emu.cache.set(
+      cache.key,
+      { status: result.status, headers: result.headers, body: result.body, usage: result.usage },
+      cache.ttl,
+    );
   }
   return { result, cacheStatus: "MISS", failed: !isSuccess(result.status), fault: fault?.id };
 }
 
 /** One provider request (a plain route, or one Universal step), with retries. */
-async function runStep(emu, gatewayId, gateway, step) {
+async function runStep(emu: EmulatorState, gatewayId: string, gateway: GatewayConfig, step: Step): Promise<Outcome> {
   const call = prepareCall(step.route, step.headers, step.parsed);
   const who = { provider: call.provider, model: call.model };
   if (call.error) return { ...who, result: call.error, failed: true };
   const policy = retryPolicy(step.headers, step.config);
   const cache = cachePlan(gatewayId, gateway, step.headers, call, step.rawBody);
-  let outcome;
+  let outcome: Attempt;
   for (let attempt = 1; ; attempt++) {
     outcome = await attemptOnce(emu, gateway, step, call, cache, policy.timeoutMs);
     const retry = outcome.timedOut || (outcome.failed && isRetryable(outcome.result.status));
@@ -71,24 +161,38 @@ async function runStep(emu, gatewayId, gateway, step) {
   return { ...who, ...outcome };
 }
 
-function lowerCaseHeaders(headers) {
-  const out = {};
-  for (const [name, value] of Object.entries(headers ?? {})) {
+function lowerCaseHeaders(headers: unknown): HeaderMap {
+  const out: HeaderMap = {};
+  for (const [name, value] of entriesOf(headers ?? {})) {
     out[name.toLowerCase()] = typeof value === "string" ? value : JSON.stringify(value);
   }
   return out;
 }
 
 /** Universal endpoint: steps in order, next one only when the previous failed; cf-aig-step. */
-async function runUniversal(emu, gatewayId, gateway, request) {
+async function runUniversal(
+  emu: EmulatorState,
+  gatewayId: string,
+  gateway: GatewayConfig,
+  request: GatewayRequest,
+): Promise<Outcome> {
   const { json, parseError } = request.parsed;
-  const steps = Array.isArray(json) ? json : json && typeof json === "object" && !parseError ? [json] : null;
+  const steps: unknown[] | null = Array.isArray(json)
+    ? json
+    : json && typeof json === "object" && !parseError
+      ? [json]
+      : null;
   if (steps === null || steps.length === 0) return { result: gatewayErrorResult(2996) };
-  let outcome;
+  let outcome!: Outcome; // steps is not empty: the loop assigns it at least once
   for (let i = 0; i < steps.length; i++) {
     const s = steps[i];
-    if (s === null || typeof s !== "object" || typeof s.provider !== "string" || typeof s.endpoint !== "string") {
-      outcome = { result: gatewayErrorResult(2996, undefined, `step ${i}: provider and endpoint are required`), failed: true, step: i };
+    // (A JSON array has no provider either, so isJsonObject rejects nothing the field checks would pass.)
+    if (!isJsonObject(s) || typeof s.provider !== "string" || typeof s.endpoint !== "string") {
+      outcome = {
+        result: gatewayErrorResult(2996, undefined, `step ${i}: provider and endpoint are required`),
+        failed: true,
+        step: i,
+      };
       continue;
     }
     const endpoint = s.endpoint.replace(/^\/+/, "");
@@ -99,9 +203,10 @@ async function runUniversal(emu, gatewayId, gateway, request) {
     }
     // Precedence: step headers > outer request headers (cf-contract.md 2.4).
     const headers = { ...request.headers, ...lowerCaseHeaders(s.headers) };
-    const metadata = headers["cf-aig-metadata"] === request.headers["cf-aig-metadata"]
-      ? request.metadata
-      : (parseMetadata(headers["cf-aig-metadata"]).value ?? request.metadata);
+    const metadata =
+      headers["cf-aig-metadata"] === request.headers["cf-aig-metadata"]
+        ? request.metadata
+        : (parseMetadata(headers["cf-aig-metadata"]).value ?? request.metadata);
     outcome = {
       ...(await runStep(emu, gatewayId, gateway, {
         route,
@@ -119,18 +224,24 @@ async function runUniversal(emu, gatewayId, gateway, request) {
   return outcome;
 }
 
-function allowsRate(emu, gatewayId, gateway) {
+function allowsRate(emu: EmulatorState, gatewayId: string, gateway: GatewayConfig): boolean {
   if (gateway.rateLimit.limit <= 0 || gateway.rateLimit.interval <= 0) return true;
   return emu.limiterFor(gatewayId, gateway).allow();
 }
 
-async function decide(emu, req, request, segments) {
+async function decide(
+  emu: EmulatorState,
+  req: IncomingMessage,
+  request: GatewayRequest,
+  segments: readonly string[],
+): Promise<Outcome> {
   const [account, gatewayId, ...rest] = segments;
   const config = emu.config;
-  const gateway = account === config.accountId && Object.hasOwn(config.gateways, gatewayId ?? "")
-    ? config.gateways[gatewayId]
-    : undefined;
-  if (gateway === undefined) return { result: gatewayErrorResult(2001) };
+  const gateway =
+    account === config.accountId && gatewayId !== undefined && Object.hasOwn(config.gateways, gatewayId)
+      ? config.gateways[gatewayId]
+      : undefined;
+  if (gatewayId === undefined || gateway === undefined) return { result: gatewayErrorResult(2001) };
   const base = { gateway };
   if (gateway.authentication && !gatewayTokenAccepted(gateway, request.headers)) {
     return { ...base, result: gatewayErrorResult(2009) };
@@ -143,35 +254,56 @@ async function decide(emu, req, request, segments) {
     return { ...base, result };
   }
   const metadata = parseMetadata(request.headers["cf-aig-metadata"]);
-  if (metadata.error) return { ...base, result: gatewayErrorResult(2992, undefined, metadata.error) };
+  if (metadata.error !== undefined) return { ...base, result: gatewayErrorResult(2992, undefined, metadata.error) };
   request.metadata = metadata.value;
   const customCost = parseCustomCost(request.headers["cf-aig-custom-cost"]);
-  if (customCost.error) return { ...base, result: gatewayErrorResult(2993, undefined, customCost.error) };
+  if (customCost.error !== undefined) return { ...base, result: gatewayErrorResult(2993, undefined, customCost.error) };
   request.customCost = customCost.value;
   if (!allowsRate(emu, gatewayId, gateway)) return { ...base, result: gatewayErrorResult(2003) };
   const outcome = route.universal
     ? await runUniversal(emu, gatewayId, gateway, request)
-    : await runStep(emu, gatewayId, gateway, { route, headers: request.headers, parsed: request.parsed, rawBody: request.rawBody, path: request.path, metadata: request.metadata });
+    : await runStep(emu, gatewayId, gateway, {
+        route,
+        headers: request.headers,
+        parsed: request.parsed,
+        rawBody: request.rawBody,
+        path: request.path,
+        metadata: request.metadata,
+      });
   return { ...base, ...outcome };
 }
 
-function loggedBody(rawBody, parsed) {
+function loggedBody(rawBody: string, parsed: ParsedBody): unknown {
   if (rawBody === "") return null;
   if (!parsed.parseError) return parsed.json;
   return rawBody.length > MAX_LOGGED_BODY_CHARS ? rawBody.slice(0, MAX_LOGGED_BODY_CHARS) : rawBody;
 }
 
 /** Handles one request under /v1/; `segments` are the decoded path segments after /v1/. */
-export async function handleGateway(emu, req, res, path, segments) {
+export async function handleGateway(
+  emu: EmulatorState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  segments: readonly string[],
+): Promise<void> {
   const started = Date.now();
   const logId = ulid(started);
   const rawBody = await readBody(req);
   const parsed = parseBody(rawBody);
-  const request = { headers: req.headers, rawBody, parsed, path, metadata: null, customCost: null };
+  const request: GatewayRequest = {
+    headers: requestHeaders(req),
+    rawBody,
+    parsed,
+    path,
+    metadata: null,
+    customCost: null,
+  };
   const outcome = await decide(emu, req, request, segments);
   const { result } = outcome;
   const usage = result.usage ?? null;
-  const entry = {
+  const bodyModel = prop(parsed.json, "model");
+  const entry: LogEntry = {
     logId,
     time: started,
     method: req.method,
@@ -181,7 +313,7 @@ export async function handleGateway(emu, req, res, path, segments) {
     status: result.status,
     cacheStatus: outcome.cacheStatus ?? null,
     provider: outcome.provider ?? null,
-    model: outcome.model ?? (typeof parsed.json?.model === "string" ? parsed.json.model : null),
+    model: outcome.model ?? (typeof bodyModel === "string" ? bodyModel : null),
     stream: result.chunks !== undefined,
     step: outcome.step ?? null,
     fault: outcome.fault ?? null,
@@ -189,13 +321,13 @@ export async function handleGateway(emu, req, res, path, segments) {
     customCost: request.customCost,
     cost: costOf(request.customCost, usage),
     usage,
-    collected: collectsLog(outcome.gateway, req.headers),
+    collected: collectsLog(outcome.gateway, request.headers),
     delivery: "pending",
     durationMs: null,
   };
   // Logged before the first byte goes out, so a client that has its answer always finds it.
   emu.log.push(entry);
-  const extra = { "cf-aig-log-id": logId, "cf-aig-request-id": logId };
+  const extra: HeaderMap = { "cf-aig-log-id": logId, "cf-aig-request-id": logId };
   if (outcome.cacheStatus) extra["cf-aig-cache-status"] = outcome.cacheStatus;
   if (outcome.step !== undefined) extra["cf-aig-step"] = String(outcome.step);
   entry.delivery = await writeResult(res, result, extra, emu.config.streamChunkDelayMs);

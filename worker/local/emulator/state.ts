@@ -1,23 +1,44 @@
 // In-memory state, all bounded: request log ring, fault queue, response cache, rate limiters.
+import type {
+  CachedResponse,
+  Fault,
+  FaultQuery,
+  FaultSpec,
+  JsonObject,
+  LogEntry,
+  Metadata,
+  RateLimit,
+  RateLimitTechnique,
+} from "./types";
 
 export const REQUEST_LOG_CAPACITY = 5000;
 const CACHE_CAPACITY = 2000;
 const SLIDING_WINDOW_MAX_LIMIT = 1_000_000; // the sliding limiter keeps one timestamp per allowed request
 
+interface CacheEntry extends CachedResponse {
+  /** Epoch milliseconds. */
+  expires: number;
+}
+
 /** Ring buffer of request log entries, oldest first. */
 export class RequestLog {
+  readonly capacity: number;
+  private items: (LogEntry | undefined)[] = [];
+  private start = 0;
+  private size = 0;
+
   constructor(capacity = REQUEST_LOG_CAPACITY) {
     this.capacity = capacity;
     this.clear();
   }
 
-  clear() {
-    this.items = new Array(this.capacity);
+  clear(): void {
+    this.items = new Array<LogEntry | undefined>(this.capacity);
     this.start = 0;
     this.size = 0;
   }
 
-  push(entry) {
+  push(entry: LogEntry): void {
     if (this.size < this.capacity) {
       this.items[(this.start + this.size) % this.capacity] = entry;
       this.size++;
@@ -27,14 +48,15 @@ export class RequestLog {
     }
   }
 
-  list() {
-    const out = new Array(this.size);
-    for (let i = 0; i < this.size; i++) out[i] = this.items[(this.start + i) % this.capacity];
+  list(): LogEntry[] {
+    const out = new Array<LogEntry>(this.size);
+    // The `size` slots from `start` on are always filled.
+    for (let i = 0; i < this.size; i++) out[i] = this.items[(this.start + i) % this.capacity] as LogEntry;
     return out;
   }
 }
 
-function metadataMatches(wanted, actual) {
+function metadataMatches(wanted: JsonObject | undefined, actual: Metadata | null | undefined): boolean {
   if (wanted === undefined) return true;
   if (actual === null || actual === undefined) return false;
   return Object.entries(wanted).every(([k, v]) => String(actual[k]) === String(v));
@@ -45,34 +67,33 @@ function metadataMatches(wanted, actual) {
  * request fires and loses one of its `times` (-1 = until cleared).
  */
 export class FaultBook {
-  constructor() {
-    this.faults = [];
-    this.nextId = 1;
-  }
+  private faults: Fault[] = [];
+  private nextId = 1;
 
-  add(spec) {
+  add(spec: FaultSpec): string {
     const fault = { ...spec, id: `fault_${this.nextId++}`, match: spec.match ?? {}, times: spec.times ?? 1 };
     this.faults.push(fault);
     return fault.id;
   }
 
-  clear() {
+  clear(): void {
     this.faults = [];
   }
 
-  list() {
+  list(): readonly Fault[] {
     return this.faults;
   }
 
   /** info: {models: [names the request's model goes by], provider, path, metadata}. */
-  take(info) {
+  take(info: FaultQuery): Fault | null {
     if (this.faults.length === 0) return null;
-    for (let i = 0; i < this.faults.length; i++) {
-      const fault = this.faults[i];
+    const models: readonly unknown[] = info.models;
+    for (const [i, fault] of this.faults.entries()) {
       const m = fault.match;
-      if (m.model !== undefined && !info.models.includes(m.model)) continue;
+      if (m.model !== undefined && !models.includes(m.model)) continue;
       if (m.provider !== undefined && m.provider !== info.provider) continue;
-      if (m.path !== undefined && !info.path.includes(m.path)) continue;
+      // String(): what includes() does with a non-string argument anyway.
+      if (m.path !== undefined && !info.path.includes(String(m.path))) continue;
       if (!metadataMatches(m.metadata, info.metadata)) continue;
       if (fault.times > 0 && --fault.times === 0) this.faults.splice(i, 1);
       return fault;
@@ -83,12 +104,14 @@ export class FaultBook {
 
 /** TTL cache of buffered responses. Insertion-ordered Map: the oldest entry goes first when full. */
 export class ResponseCache {
+  readonly capacity: number;
+  private readonly entries = new Map<string, CacheEntry>();
+
   constructor(capacity = CACHE_CAPACITY) {
     this.capacity = capacity;
-    this.entries = new Map();
   }
 
-  get(key, now = Date.now()) {
+  get(key: string, now: number = Date.now()): CacheEntry | undefined {
     const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
     if (entry.expires <= now) {
@@ -98,13 +121,16 @@ export class ResponseCache {
     return entry;
   }
 
-  set(key, value, ttlSeconds, now = Date.now()) {
+  set(key: string, value: CachedResponse, ttlSeconds: number, now: number = Date.now()): void {
     this.entries.delete(key);
-    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value);
+    if (this.entries.size >= this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
     this.entries.set(key, { ...value, expires: now + ttlSeconds * 1000 });
   }
 
-  clear() {
+  clear(): void {
     this.entries.clear();
   }
 }
@@ -115,30 +141,34 @@ export class ResponseCache {
  * the last `limit` accepted timestamps so each check is O(1). Rejected requests do not count.
  */
 export class RateLimiter {
-  constructor({ limit, interval, technique }) {
+  readonly limit: number;
+  readonly windowMs: number;
+  readonly technique: RateLimitTechnique;
+  private bucket = -1;
+  private count = 0;
+  /** Sliding only (empty for "fixed"): accepted timestamps, oldest at `head`. */
+  private readonly ring: Float64Array;
+  private head = 0;
+
+  constructor({ limit, interval, technique }: RateLimit) {
     this.limit = limit;
     this.windowMs = interval * 1000;
     this.technique = technique;
-    this.bucket = -1;
-    this.count = 0;
-    if (technique === "sliding") {
-      this.ring = new Float64Array(Math.min(limit, SLIDING_WINDOW_MAX_LIMIT));
-      this.head = 0;
-    }
+    this.ring = new Float64Array(technique === "sliding" ? Math.min(limit, SLIDING_WINDOW_MAX_LIMIT) : 0);
   }
 
-  get enabled() {
+  get enabled(): boolean {
     return this.limit > 0 && this.windowMs > 0;
   }
 
-  allow(now = Date.now()) {
+  allow(now: number = Date.now()): boolean {
     if (!this.enabled) return true;
     if (this.technique === "sliding") {
       if (this.count < this.ring.length) {
         this.ring[(this.head + this.count++) % this.ring.length] = now;
         return true;
       }
-      if (now - this.ring[this.head] < this.windowMs) return false;
+      if (now - (this.ring[this.head] as number) < this.windowMs) return false; // head < ring.length
       this.ring[this.head] = now;
       this.head = (this.head + 1) % this.ring.length;
       return true;

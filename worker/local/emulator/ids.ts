@@ -8,17 +8,18 @@ const RANDOM_GROUPS = 4; // 4 groups x 20 bits = 80 random bits = 16 chars
 
 // randomUUID() draws from a pooled CSPRNG buffer, so it is much cheaper per call than
 // randomBytes(); we strip the fixed version/variant nibbles before using its hex digits.
-function randomHex() {
+function randomHex(): string {
   const hex = randomUUID().replaceAll("-", "");
   return hex.slice(0, 12) + hex.slice(13, 16) + hex.slice(17);
 }
 
 /** A 26-character ULID: 48-bit millisecond time + 80 random bits, Crockford base32. */
-export function ulid(now = Date.now()) {
+export function ulid(now: number = Date.now()): string {
   let time = "";
   let t = now;
+  // charAt: the indexes are always 0-31, and charAt is typed as a plain string.
   for (let i = 0; i < TIME_CHARS; i++) {
-    time = CROCKFORD[t % 32] + time;
+    time = CROCKFORD.charAt(t % 32) + time;
     t = Math.floor(t / 32);
   }
   const hex = randomHex();
@@ -27,7 +28,7 @@ export function ulid(now = Date.now()) {
     let n = parseInt(hex.slice(g * 5, g * 5 + 5), 16);
     let part = "";
     for (let j = 0; j < 4; j++) {
-      part = CROCKFORD[n & 31] + part;
+      part = CROCKFORD.charAt(n & 31) + part;
       n >>>= 5;
     }
     rand += part;
@@ -36,6 +37,6 @@ export function ulid(now = Date.now()) {
 }
 
 /** A random lowercase-hex id of `length` characters (at most 30). */
-export function randomId(length = 24) {
+export function randomId(length = 24): string {
   return randomHex().slice(0, length);
 }
