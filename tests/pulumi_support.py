@@ -21,8 +21,9 @@ import pytest
 import yaml
 from pulumi.runtime import settings as runtime_settings
 
+from provision.config import resolve_stack
+
 ROOT = Path(__file__).resolve().parent.parent
-STACKS_DIR = ROOT / "stacks"
 MAIN = ROOT / "__main__.py"
 PROJECT = "llm-gateway"
 
@@ -116,12 +117,6 @@ _CliLoader.yaml_implicit_resolvers = {
 }
 
 
-def stack_path(stack_or_path: str | Path) -> Path:
-    if isinstance(stack_or_path, Path):
-        return stack_or_path
-    return STACKS_DIR / f"Pulumi.{stack_or_path}.yaml"
-
-
 def cli_value(value: Any) -> str:
     """One config value as the engine passes it: strings as-is, everything else as JSON."""
     if isinstance(value, str):
@@ -132,7 +127,7 @@ def cli_value(value: Any) -> str:
 
 def load_stack_config(stack_or_path: str | Path) -> dict[str, str]:
     """`{"llm-gateway:tenants": "<json>", ...}` for a stack name or a stack file path."""
-    document = yaml.load(stack_path(stack_or_path).read_text(encoding="utf-8"), _CliLoader)
+    document = yaml.load(resolve_stack(stack_or_path).read_text(encoding="utf-8"), _CliLoader)
     return {str(k): cli_value(v) for k, v in (document.get("config") or {}).items()}
 
 

@@ -14,6 +14,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 import pytest
 
+from provision.config import resolve_stack
 from provision.gateway import SCRIPT_LISTING_LIMIT, script_migrations
 from provision.migrations import MIGRATIONS, MigrationError, MigrationStep, pending
 from tests.deploy_sim import deploy, run_program
@@ -22,11 +23,10 @@ from tests.pulumi_support import (
     SCRIPTS_INVOKE,
     RecordingMocks,
     mocks_fixture,  # noqa: F401  (the `mocks` fixture)
-    stack_path,
 )
 
 SCRIPT = "cloudflare:index/workersScript:WorkersScript"
-DEV = stack_path("dev")
+DEV = resolve_stack("dev")
 WORKER = "llm-gateway-dev"  # the dev stack's workerName
 V2 = MigrationStep("v2", new_sqlite_classes=("AuditLog",))
 WITH_V2 = (*MIGRATIONS, V2)

@@ -18,7 +18,7 @@ import yaml
 from pulumi.output import Unknown
 
 from provision.compiler import compile_records, tenant_counts
-from provision.config import StackConfig, load_stack_file
+from provision.config import StackConfig, load_stack_file, resolve_stack
 from provision.errors import ConfigError
 from provision.gateway import Gateway
 from provision.render import render_worker
@@ -28,7 +28,6 @@ from tests.pulumi_support import (
     RecordingMocks,
     mocks_fixture,  # noqa: F401  (the `mocks` fixture)
     set_stack_config,
-    stack_path,
     strip_secrets,
     unwrap_secrets,
 )
@@ -71,12 +70,12 @@ def settled(gateway: Gateway, *more: pulumi.Output) -> pulumi.Output[list[Any]]:
 
 
 def config_of(stack: str, path: Path | None = None) -> StackConfig:
-    return load_stack_file(path or stack_path(stack))
+    return load_stack_file(path or resolve_stack(stack))
 
 
 def edited_stack(tmp_path: Path, base: str, edit) -> Path:
     """A copy of a real stack file, changed by `edit(settings)`, as stacks/Pulumi.edited.yaml."""
-    document = yaml.safe_load(stack_path(base).read_text(encoding="utf-8"))
+    document = yaml.safe_load(resolve_stack(base).read_text(encoding="utf-8"))
     edit({k.removeprefix("llm-gateway:"): v for k, v in document["config"].items()})
     path = tmp_path / "Pulumi.edited.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
