@@ -1,7 +1,7 @@
 """What Python and the Worker must agree on, in one place.
 
-The renderer writes these values into the Worker's generated `contract.js`
-(worker/templates/contract.js.j2), so neither side spells them out by hand.
+The renderer writes these values into the Worker's generated `contract` module
+(worker/templates/contract.ts.j2), so neither side spells them out by hand.
 
 KV layout (docs/decisions/0011-tenant-records-in-shards.md): tenant configuration lives in a
 FIXED number of shard records, so the number of Pulumi resources (and of Cloudflare API calls
@@ -35,6 +35,12 @@ MANAGED_PREFIXES = (KEY_SHARD_PREFIX, DIRECTORY_SHARD_PREFIX, "meta:")
 REVOKED_PREFIX = "revoked:"
 UNSETTLED_PREFIX = "unsettled:"
 
+# Wave 1's one record per key (schema version 1). While an upgrading deploy propagates, an edge
+# may see the new script before its shards: the Worker then reads these, and only while that
+# edge's `meta:tenants` is not yet the new schema version (docs/decisions/0011).
+LEGACY_KEY_PREFIX = "apikey:"
+LEGACY_SCHEMA_VERSION = 1
+
 
 def key_shard(sha256_hex: str) -> str:
     """The shard record holding a key, from the key's SHA-256 (64 lower-case hex)."""
@@ -64,4 +70,6 @@ def template_values() -> dict[str, object]:
         "INDEX_KEY": INDEX_KEY,
         "REVOKED_PREFIX": REVOKED_PREFIX,
         "UNSETTLED_PREFIX": UNSETTLED_PREFIX,
+        "LEGACY_KEY_PREFIX": LEGACY_KEY_PREFIX,
+        "LEGACY_SCHEMA_VERSION": LEGACY_SCHEMA_VERSION,
     }

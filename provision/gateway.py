@@ -167,9 +167,9 @@ class Gateway(pulumi.ComponentResource):
                 domain.name,
                 **{**domain.inputs, "service": self.script.script_name},
                 # The provider's Update does nothing (TF workers_custom_domain resource.go), so
-                # a changed zone would be recorded but never applied: replace instead.
+                # a changed zone or Worker would be recorded but never applied: replace instead.
                 opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self.script], replace_on_changes=["zone_id"]
+                    parent=self, depends_on=[self.script], replace_on_changes=["zone_id", "service"]
                 ),
             )
 

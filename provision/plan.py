@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from provision.bindings import catalog_providers, script_bindings
 from provision.cloudflare_api import (
     OPERATIONS,
     READS_PER_RUN,
@@ -91,22 +92,50 @@ def refresh_calls(resources: dict[str, Declared]) -> int:
     return sum(OPERATIONS[r.kind].refresh for r in resources.values())
 
 
+NAMESPACE_PLACEHOLDER = "<the namespace id>"
+
+
+def _fingerprint(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, default=str)
+    return "<secret " + hashlib.sha256(blob.encode()).hexdigest()[:12] + ">"
+
+
 def secret_fingerprints(settings: dict[str, Any]) -> dict[str, str]:
-    """A short hash of each secret's ciphertext as the stack file holds it (never its value)."""
+    """A short hash of each secret's ciphertext as the stack file holds it (never its value):
+    `adminApiKey`, `aiGatewayToken`, and `providerApiKeys.<provider>` for each provider key."""
     out = {}
     for key in SECRET_KEYS:
-        if key in settings:
-            blob = json.dumps(settings[key], sort_keys=True, default=str)
-            out[key] = hashlib.sha256(blob.encode()).hexdigest()[:12]
+        value = settings.get(key)
+        if value is None:
+            continue
+        if key == "providerApiKeys" and isinstance(value, dict) and "secure" not in value:
+            for provider, ciphertext in value.items():
+                out[f"{key}.{provider}"] = _fingerprint(ciphertext)
+        else:
+            out[key] = _fingerprint(value)
     return out
 
 
 def stack_resources(config: StackConfig, secrets: dict[str, str]) -> dict[str, Declared]:
-    """The component's resources, the script carrying the secrets' fingerprints as an input."""
+    """The component's resources; the script's bindings as it will get them, with each secret's
+    ciphertext fingerprint where its value goes (so a changed secret is a script update)."""
     resources = declared_resources(config)
+    provider_keys = {
+        name.removeprefix("providerApiKeys."): fingerprint
+        for name, fingerprint in secrets.items()
+        if name.startswith("providerApiKeys.")
+    }
+    providers = set(catalog_providers(config))
+    bindings = script_bindings(
+        config,
+        NAMESPACE_PLACEHOLDER,
+        secrets.get("adminApiKey", ""),
+        secrets.get("aiGatewayToken", ""),
+        {p: key for p, key in provider_keys.items() if p in providers},
+    )
     for name, resource in resources.items():
         if resource.kind == SCRIPT:
-            resources[name] = Declared(SCRIPT, name, {**resource.inputs, "secrets": secrets})
+            resources[name] = Declared(SCRIPT, name, {**resource.inputs, "bindings": bindings})
     return resources
 
 

@@ -9,9 +9,10 @@ migration tag and classes, KV values) and refuses what the API refuses (shared/c
 - KV keys over 512 bytes, values over 25 MiB, metadata over 1,024 bytes: 413/400;
 - more than 1,200 calls in 5 minutes: HTTP 429, and every call for the next 5 minutes too.
 
-`apply(before, after)` performs one `pulumi up` the way pulumi-cloudflare does (one request per
-create/update/delete, provider/cloudflare_api.py), creates and updates in dependency order,
-deletes last, and counts every request.
+`apply(before, after)` performs one `pulumi up` the way pulumi-cloudflare does, creates and
+updates in dependency order, deletes last, and counts every request. What the provider sends
+per operation and which inputs replace a resource are written out here from the provider's
+source, NOT taken from provision/cloudflare_api.py: tests compare the two.
 """
 
 from __future__ import annotations
@@ -20,7 +21,38 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from provision.cloudflare_api import OPERATIONS, WINDOW_CALLS, WINDOW_SECONDS
+from provision.cloudflare_api import WINDOW_CALLS, WINDOW_SECONDS
+
+# Requests the provider makes per (kind, action), terraform-provider-cloudflare v5.22
+# internal/services/<resource>/resource.go (WorkersKv and WorkersScript are performed below).
+REQUESTS: dict[tuple[str, str], list[str]] = {
+    ("AiGateway", "create"): ["POST ai-gateway/gateways"],
+    ("AiGateway", "update"): ["PUT ai-gateway/gateways/{id}"],
+    ("AiGateway", "delete"): ["DELETE ai-gateway/gateways/{id}"],
+    ("WorkersKvNamespace", "create"): ["POST storage/kv/namespaces"],
+    ("WorkersKvNamespace", "update"): ["PUT storage/kv/namespaces/{id}"],
+    ("WorkersKvNamespace", "delete"): ["DELETE storage/kv/namespaces/{id}"],
+    ("WorkersCronTrigger", "create"): ["PUT workers/scripts/{name}/schedules"],
+    ("WorkersCronTrigger", "update"): ["PUT workers/scripts/{name}/schedules"],
+    ("WorkersCronTrigger", "delete"): [],  # Delete is empty: the schedules go with the script
+    ("WorkersScriptSubdomain", "create"): ["POST workers/scripts/{name}/subdomain"],
+    ("WorkersScriptSubdomain", "update"): ["POST workers/scripts/{name}/subdomain"],
+    ("WorkersScriptSubdomain", "delete"): ["DELETE workers/scripts/{name}/subdomain"],
+    ("WorkersCustomDomain", "create"): ["PUT workers/domains"],
+    ("WorkersCustomDomain", "update"): [],  # Update is empty ("not supported")
+    ("WorkersCustomDomain", "delete"): ["DELETE workers/domains/{id}"],
+}
+# Inputs whose change makes the engine replace: schema.go RequiresReplace, plus the component's
+# replace_on_changes (the custom domain's zone and Worker).
+REPLACED_BY: dict[str, set[str]] = {
+    "AiGateway": {"account_id", "ai_gateway_id"},
+    "WorkersKvNamespace": {"account_id"},
+    "WorkersKv": {"account_id", "namespace_id", "key_name"},
+    "WorkersScript": {"account_id", "script_name"},
+    "WorkersCronTrigger": {"account_id", "script_name"},
+    "WorkersScriptSubdomain": {"account_id", "script_name"},
+    "WorkersCustomDomain": {"account_id", "hostname", "service", "zone_id"},
+}
 
 MAX_KEY_BYTES = 512
 MAX_VALUE_BYTES = 25 * 1024 * 1024
@@ -180,8 +212,8 @@ class FakeCloudflare:
             else:
                 self.upload_script(inputs["script_name"], inputs)
         else:
-            for _ in range(getattr(OPERATIONS[kind], action)):
-                self._request(f"{action} {kind}")
+            for request in REQUESTS[(kind, action)]:
+                self._request(request)
 
     def apply(self, before: dict[str, Resource], after: dict[str, Resource]) -> None:
         """Go from the recorded state `before` to the program's `after`, as the engine does."""
@@ -197,7 +229,7 @@ class FakeCloudflare:
                     for k in old.inputs.keys() | new.inputs.keys()
                     if old.inputs.get(k) != new.inputs.get(k)
                 }
-                if changed & OPERATIONS[new.kind].replace_on:
+                if changed & REPLACED_BY[new.kind]:
                     self._perform(new.kind, "create", new.inputs)  # create before delete
                     deletes.append(old)
                 else:

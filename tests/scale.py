@@ -109,12 +109,18 @@ def change_catalog(settings: dict[str, Any]) -> None:
     }
 
 
+def change_gateway_url(settings: dict[str, Any]) -> None:
+    """Only a binding of the script changes (its AI_GATEWAY_BASE_URL)."""
+    settings["gatewayBaseUrl"] = "https://gateway.example.net/v1"
+
+
 CHANGES = {
     "one user's limit": change_one_user_limit,
     "one user added": add_one_user,
     "one key revoked": revoke_one_key,
     "one org's budget": change_one_org_budget,
     "catalog change": change_catalog,  # a model, its price and alias, a new default
+    "gateway base URL (a binding)": change_gateway_url,
 }
 
 

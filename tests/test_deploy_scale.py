@@ -14,7 +14,7 @@ import copy
 import pytest
 
 from provision.config import parse_settings
-from provision.plan import make_plan, stack_resources
+from provision.plan import make_plan, secret_fingerprints, stack_resources
 from tests.deploy_sim import deploy
 from tests.fake_cloudflare import FakeCloudflare
 from tests.pulumi_support import (
@@ -57,7 +57,7 @@ def test_deploys_fit_one_api_window_at_company_size(mocks: RecordingMocks, users
         state = deploy(fake, mocks, base, state)
         assert fake.calls - start == expected
 
-    secrets = {k: "fingerprint" for k in DEFAULT_SECRETS}
+    secrets = secret_fingerprints(DEFAULT_SECRETS)
     before_plan = stack_resources(parse_settings(base, "base"), secrets)
     for label, change in CHANGES.items():
         live = copy.deepcopy(fake)

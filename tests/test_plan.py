@@ -19,11 +19,13 @@ import yaml
 from provision.cloudflare_api import WINDOW_CALLS
 from provision.config import parse_settings
 from provision.plan import (
+    NAMESPACE_PLACEHOLDER,
     Change,
     Plan,
     budget_warning,
     diff_resources,
     make_plan,
+    secret_fingerprints,
     stack_resources,
 )
 from provision.resources import Declared, declared_resources
@@ -38,23 +40,49 @@ from tests.scale import CHANGES, changed, scale_settings
 from tests.support import ROOT, git, run_cli
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"
-SECRETS = {k: "fingerprint" for k in DEFAULT_SECRETS}
+SECRETS = secret_fingerprints(DEFAULT_SECRETS)
 
 
 def as_declared(state: dict[str, Resource]) -> dict[str, Declared]:
-    """What the program registered, in the plan's terms (inputs it gets at deploy time aside)."""
-    deploy_time = {"namespace_id", "bindings", "migrations"}
+    """What the program registered, in the plan's terms (the namespace id and the live
+    migration plan exist only at deploy time)."""
+    deploy_time = {"namespace_id", "migrations"}
     return {
         name: Declared(r.kind, name, {k: v for k, v in r.inputs.items() if k not in deploy_time})
         for name, r in state.items()
     }
 
 
+def without_values(resources: dict[str, Declared]) -> dict[str, Declared]:
+    """Bindings with secret values and the namespace id blanked: what no stack file says."""
+
+    def blank(binding: dict[str, Any]) -> dict[str, Any]:
+        binding = {k: v for k, v in binding.items() if v is not None}
+        if binding["type"] == "secret_text":
+            binding["text"] = "<secret>"
+        if binding["type"] == "kv_namespace":
+            binding["namespace_id"] = NAMESPACE_PLACEHOLDER
+        return binding
+
+    out = {}
+    for name, r in resources.items():
+        inputs = dict(r.inputs)
+        if "bindings" in inputs:
+            inputs["bindings"] = [blank(b) for b in inputs["bindings"]]
+        out[name] = Declared(r.kind, name, inputs)
+    return out
+
+
 def test_the_plan_declares_what_the_program_declares(mocks: RecordingMocks):
-    """Every resource the program registers is in the plan, by name, kind and inputs."""
+    """Every resource the program registers is in the plan, by name, kind and inputs, the
+    script's bindings included (their secret values aside)."""
     settings = scale_settings(120)
     registered = as_declared(run_program(mocks, settings))
-    assert registered == declared_resources(parse_settings(settings, "scale"))
+    planned = stack_resources(parse_settings(settings, "scale"), SECRETS)
+    assert without_values(registered) == without_values(planned)
+    assert {r.kind for r in declared_resources(parse_settings(settings, "s")).values()} == {
+        r.kind for r in registered.values()
+    }
 
 
 @pytest.mark.parametrize("label", list(CHANGES))
@@ -81,13 +109,23 @@ def test_the_plan_predicts_the_programs_changes_and_the_api_calls(
 
 
 def test_a_changed_secret_updates_the_script():
-    """A secret's ciphertext changing in the stack file is a script update (one call)."""
+    """A secret's ciphertext changing in the stack file is a script update (one call), and a
+    provider key added is a new binding."""
     config = parse_settings(scale_settings(10), "s")
-    before = stack_resources(config, {"adminApiKey": "aaaa"})
-    after = stack_resources(config, {"adminApiKey": "bbbb"})
+    before = stack_resources(config, secret_fingerprints({"adminApiKey": {"secure": "v1:a"}}))
+    after = stack_resources(config, secret_fingerprints({"adminApiKey": {"secure": "v1:b"}}))
     assert make_plan(before, after).changes == [
-        Change("WorkersScript", "gateway-worker", "update", ("secrets",))
+        Change("WorkersScript", "gateway-worker", "update", ("bindings",))
     ]
+    keyed = stack_resources(
+        config,
+        secret_fingerprints(
+            {"adminApiKey": {"secure": "v1:a"}, "providerApiKeys": {"openai": {"secure": "v1:k"}}}
+        ),
+    )
+    names = {b["name"] for b in keyed["gateway-worker"].inputs["bindings"]}
+    assert "PROVIDER_KEY_OPENAI" in names
+    assert not any("v1:" in json.dumps(b) for b in keyed["gateway-worker"].inputs["bindings"])
 
 
 def test_renaming_the_worker_replaces_it_and_what_hangs_on_it():

@@ -1,11 +1,18 @@
 // Authentication: bearer `gw_live_…` key → SHA-256 → ONE KV operation: a bulk read of the
 // key's shard record `keys:{first hex digits}` (its principal, status, expiry and tenant
-// policy) together with the emergency-revocation record `revoked:{hash}`. Results are cached
-// in the isolate for a short, bounded time so most requests make no KV call at all.
+// policy) together with the emergency-revocation record `revoked:{hash}` (and, for the upgrade
+// from wave 1's layout, the old per-key record and the index). Results are cached in the
+// isolate for a short, bounded time so most requests make no KV call at all.
 
 import type { Env, Fault, Principal } from "./env";
 import { HttpError } from "./errors";
-import { REVOKED_PREFIX } from "./generated/contract";
+import {
+  INDEX_KEY,
+  LEGACY_KEY_PREFIX,
+  LEGACY_SCHEMA_VERSION,
+  REVOKED_PREFIX,
+  SCHEMA_VERSION,
+} from "./generated/contract";
 import { keyShard } from "./layout";
 import { effectivePolicy, type KeyEntry, type OrgPolicy } from "./policy";
 
@@ -21,6 +28,11 @@ interface KeyShard {
 }
 
 type KeyRecord = Omit<Principal, "hash"> & { status: string; expiresAt: number | null };
+
+/** Wave 1's `apikey:{hash}` record: the principal with its policy already resolved. */
+interface LegacyRecord extends KeyRecord {
+  v: number;
+}
 
 const cache = new Map<string, { record: KeyRecord; until: number }>();
 
@@ -39,7 +51,7 @@ export function parseBearer(header: string | null): string | null {
 /** A client's gateway key: bearer, or `x-api-key` as Anthropic-style clients send it. */
 export function clientKey(headers: Headers): string | null {
   const authorization = headers.get("authorization");
-  return authorization !== null ? parseBearer(authorization) : headers.get("x-api-key");
+  return authorization ? parseBearer(authorization) : headers.get("x-api-key"); // "" counts as absent
 }
 
 function unauthorized(message: string, code: string): HttpError {
@@ -65,20 +77,36 @@ function keyRecord(shard: KeyShard | null | undefined, hash: string): KeyRecord 
   return { keyId, userId, orgId, status, expiresAt, policy: effectivePolicy(entry, org) };
 }
 
+/**
+ * The old per-key record, only while this edge has not seen the sharded layout yet (its shard
+ * is absent and its index is not the new schema version): stale old records left in KV after
+ * the upgrade can never authenticate anything.
+ */
+function legacyRecord(found: Map<string, unknown>, shard: unknown, hash: string): KeyRecord | null {
+  const index = found.get(INDEX_KEY) as { v?: number } | null;
+  if (shard || index?.v === SCHEMA_VERSION) return null;
+  const legacy = found.get(LEGACY_KEY_PREFIX + hash) as LegacyRecord | null;
+  if (legacy?.v !== LEGACY_SCHEMA_VERSION || typeof legacy.policy !== "object") return null;
+  const { keyId, userId, orgId, status, expiresAt, policy } = legacy;
+  return { keyId, userId, orgId, status, expiresAt, policy };
+}
+
 async function lookup(env: Env, hash: string, fault: Fault): Promise<KeyRecord | null> {
   const hit = cache.get(hash);
   const now = Date.now();
   if (hit && hit.until > now) return hit.record;
   const shardKey = keyShard(hash);
   const revokedKey = REVOKED_PREFIX + hash;
+  const wanted = [shardKey, revokedKey, LEGACY_KEY_PREFIX + hash, INDEX_KEY];
   let found: Map<string, unknown>;
   try {
     if (fault === "kv-down") throw new Error("injected: KV unreachable");
-    found = await env.GATEWAY_KV.get([shardKey, revokedKey], { type: "json", cacheTtl: KV_CACHE_TTL_S });
+    found = await env.GATEWAY_KV.get(wanted, { type: "json", cacheTtl: KV_CACHE_TTL_S });
   } catch (err) {
     throw configUnavailable("kv_unavailable", { error: String((err as Error)?.message ?? err) });
   }
-  const record = keyRecord(found.get(shardKey) as KeyShard | null, hash);
+  const shard = found.get(shardKey) as KeyShard | null;
+  const record = keyRecord(shard, hash) ?? legacyRecord(found, shard, hash);
   const effective = record && found.get(revokedKey) ? { ...record, status: "revoked" } : record;
   if (effective) {
     if (cache.size >= ISOLATE_CACHE_MAX) cache.delete(cache.keys().next().value as string);

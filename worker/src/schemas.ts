@@ -15,7 +15,8 @@ const MESSAGES = "'messages' is required and must be a non-empty array.";
 export const chatBody = v.looseObject({
   model: v.optional(v.unknown()), // checked against the catalog by resolveModel
   messages: v.pipe(
-    v.array(v.looseObject({ role: v.unknown(), content: v.unknown() }), MESSAGES),
+    // content may be absent: an assistant turn that only calls tools has none
+    v.array(v.looseObject({ role: v.unknown(), content: v.optional(v.unknown()) }), MESSAGES),
     v.minLength(1, MESSAGES),
   ),
   stream: v.optional(v.boolean("'stream' must be a boolean.")),

@@ -86,6 +86,9 @@ export function meterStream(
     onComment(comment) {
       out += `: ${comment}\n\n`; // keep-alives reach the client too
     },
+    onRetry(retry) {
+      out += `retry: ${retry}\n\n`;
+    },
     onError(error) {
       if (error.type === "max-buffer-size-exceeded") broken = error.message;
     },

@@ -32,6 +32,21 @@ describe("chat body", () => {
     }
   });
 
+  test("a tool-call round trip validates (an assistant turn with tool_calls has no content)", () => {
+    const body = {
+      ...HELLO,
+      messages: [
+        { role: "user", content: "weather in Paris?" },
+        {
+          role: "assistant",
+          tool_calls: [{ id: "call_1", type: "function", function: { name: "w", arguments: "{}" } }],
+        },
+        { role: "tool", tool_call_id: "call_1", content: "sunny" },
+      ],
+    };
+    assert.deepEqual(validate(chatBody, body), body);
+  });
+
   test("a message that is not an object names its index", () => {
     const error = rejected({ ...HELLO, messages: [{ role: "user", content: "a" }, "b"] });
     assert.deepEqual([error.param, error.code], ["messages[1]", "invalid_type"]);
