@@ -8,20 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from provision.config import StackConfig
+from provision.contract import KV_BINDING, LEDGER_BINDING, LEDGER_CLASS, provider_key_binding
 
-KV_BINDING = "GATEWAY_KV"
 # request.signal is aborted when the client disconnects: a stream whose client left is then
 # stopped upstream and settled at once (estimated), instead of hanging until the runtime gives up.
 COMPATIBILITY_FLAGS = ["enable_request_signal"]
 # The Worker's cron trigger: reconcile usage kept under `unsettled:` into the ledgers.
 RECONCILE_CRON = "*/5 * * * *"
-LEDGER_BINDING = "USAGE_LEDGER"
-LEDGER_CLASS = "UsageLedger"  # its migrations: provision/migrations.py
-
-
-def provider_binding_name(provider: str) -> str:
-    """`workers-ai` → `PROVIDER_KEY_WORKERS_AI` (the env name the Worker reads)."""
-    return "PROVIDER_KEY_" + provider.upper().replace("-", "_")
 
 
 def catalog_providers(config: StackConfig) -> list[str]:
@@ -56,7 +49,7 @@ def script_bindings(
         if provider_api_keys.get(provider):
             bindings.append(
                 {
-                    "name": provider_binding_name(provider),
+                    "name": provider_key_binding(provider),
                     "type": "secret_text",
                     "text": provider_api_keys[provider],
                 }

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from provision.contract import KEY_PREFIX
 from provision.errors import ConfigError, Problem
-from provision.keys import KEY_PREFIX
 from provision.model import (
     KEY_ID,
     MODEL_ID,

@@ -1,7 +1,10 @@
 """What Python and the Worker must agree on, in one place.
 
 The renderer writes these values into the Worker's generated `contract` module
-(worker/templates/contract.ts.j2), so neither side spells them out by hand.
+(worker/templates/contract.ts.j2), so neither side spells them out by hand: the key and id
+patterns, the binding names, the enums, and the KV layout of tenant records. Where the Worker
+names a binding as a property (`env.GATEWAY_KV`), its `Env` type is keyed by these constants,
+so a rename here fails the type check there.
 
 KV layout (docs/decisions/0011-tenant-records-in-shards.md): tenant configuration lives in a
 FIXED number of shard records, so the number of Pulumi resources (and of Cloudflare API calls
@@ -11,6 +14,41 @@ per `pulumi up`) never grows with the number of tenants.
 from __future__ import annotations
 
 import hashlib
+from typing import Literal, get_args
+
+# ---------------------------------------------------------------- keys and ids
+
+KEY_PREFIX = "gw_live_"
+KEY_PATTERN = r"^gw_live_[A-Za-z0-9]{32,64}$"
+HASH_PATTERN = r"^[0-9a-f]{64}$"  # a key as stored: SHA-256, lower-case hex
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # org and user ids
+KEY_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+MODEL_ID_PATTERN = r"^[a-z0-9-]+/[A-Za-z0-9@._:/-]+$"  # <provider>/<model>
+
+# ---------------------------------------------------------------- enums
+
+FailureMode = Literal["fail-closed", "fail-open"]
+KeyStatus = Literal["active", "revoked"]  # as declared in a stack file
+TenantStatus = Literal["active", "suspended"]  # orgs and users
+# What a key record says: its declared status, or "suspended" when its user or org is.
+CompiledKeyStatus = Literal["active", "revoked", "suspended"]
+FAILURE_MODES: tuple[str, ...] = get_args(FailureMode)
+COMPILED_KEY_STATUSES: tuple[str, ...] = get_args(CompiledKeyStatus)
+
+# ---------------------------------------------------------------- bindings
+
+KV_BINDING = "GATEWAY_KV"
+LEDGER_BINDING = "USAGE_LEDGER"
+LEDGER_CLASS = "UsageLedger"  # its migrations: provision/migrations.py
+PROVIDER_KEY_PREFIX = "PROVIDER_KEY_"
+
+
+def provider_key_binding(provider: str) -> str:
+    """`workers-ai` → `PROVIDER_KEY_WORKERS_AI` (the secret the Worker reads for a provider)."""
+    return PROVIDER_KEY_PREFIX + provider.upper().replace("-", "_")
+
+
+# ---------------------------------------------------------------- KV layout
 
 # Version of every Pulumi-owned record's shape (`v` field); 2 = sharded layout.
 SCHEMA_VERSION = 2
@@ -60,8 +98,19 @@ def all_directory_shards() -> list[str]:
 
 
 def template_values() -> dict[str, object]:
-    """What contract.js.j2 renders: the same names, the same values."""
+    """What contract.ts.j2 renders: the same names, the same values."""
     return {
+        "KEY_PREFIX": KEY_PREFIX,
+        "KEY_PATTERN": KEY_PATTERN,
+        "HASH_PATTERN": HASH_PATTERN,
+        "SLUG_PATTERN": SLUG_PATTERN,
+        "KEY_ID_PATTERN": KEY_ID_PATTERN,
+        "MODEL_ID_PATTERN": MODEL_ID_PATTERN,
+        "FAILURE_MODES": FAILURE_MODES,
+        "COMPILED_KEY_STATUSES": COMPILED_KEY_STATUSES,
+        "KV_BINDING": KV_BINDING,
+        "LEDGER_BINDING": LEDGER_BINDING,
+        "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,
         "SCHEMA_VERSION": SCHEMA_VERSION,
         "KEY_SHARD_PREFIX": KEY_SHARD_PREFIX,
         "KEY_SHARD_CHARS": KEY_SHARD_CHARS,

@@ -6,11 +6,13 @@ import hashlib
 import re
 import secrets
 
-KEY_PREFIX = "gw_live_"
+from provision import contract
+from provision.contract import KEY_PREFIX
+
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _BODY_LENGTH = 40  # ~238 bits of entropy
-KEY_PATTERN = re.compile(r"^gw_live_[A-Za-z0-9]{32,64}$")
-HASH_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+KEY_PATTERN = re.compile(contract.KEY_PATTERN)
+HASH_PATTERN = re.compile(contract.HASH_PATTERN)
 
 # Demo keys are derived from a PUBLIC seed so that `make dev` on a fresh clone can print
 # working keys while the stack file holds only hashes. Anyone can derive them, so the

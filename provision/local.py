@@ -25,7 +25,7 @@ from typing import Any
 from provision.bindings import COMPATIBILITY_FLAGS, catalog_providers, script_bindings
 from provision.compiler import compile_records
 from provision.config import StackConfig, load_stack_file
-from provision.contract import MANAGED_PREFIXES
+from provision.contract import KV_BINDING, MANAGED_PREFIXES
 from provision.errors import ProvisionError
 from provision.keys import demo_key, hash_key
 from provision.render import WORKER_DIR, render_worker
@@ -114,6 +114,7 @@ def runtime_spec(
         "mainModule": bundle.main_module,
         "compatibilityDate": config.compatibilityDate.isoformat(),
         "compatibilityFlags": COMPATIBILITY_FLAGS,
+        "kvBinding": KV_BINDING,
         "kvRecords": compile_records(config),
         "managedPrefixes": list(MANAGED_PREFIXES),  # what a reload may delete (Pulumi-owned)
         "bindings": bindings,

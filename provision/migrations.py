@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from provision.bindings import LEDGER_CLASS
+from provision.contract import LEDGER_CLASS
 from provision.errors import ProvisionError
 
 

@@ -13,15 +13,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
+from provision import contract
+from provision.contract import FailureMode, KeyStatus, TenantStatus
 from provision.keys import HASH_PATTERN
 
 PROJECT = "llm-gateway"
 ROOT = Path(__file__).resolve().parent.parent
 STACKS_DIR = ROOT / "stacks"
 
-SLUG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-KEY_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-MODEL_ID = r"^[a-z0-9-]+/[A-Za-z0-9@._:/-]+$"
+SLUG = contract.SLUG_PATTERN
+KEY_ID = contract.KEY_ID_PATTERN
+MODEL_ID = contract.MODEL_ID_PATTERN
 
 # Secret settings come from `pulumi config set --secret`; the model only checks that a
 # stack file holds them encrypted, never their values.
@@ -97,7 +99,7 @@ class ApiKey(_Strict):
     sha256: str = Field(json_schema_extra={"pattern": "^[0-9a-f]{64}$"})  # checked below, kindly
     created: dt.date
     expires: dt.datetime | dt.date | None = None
-    status: Literal["active", "revoked"] = "active"
+    status: KeyStatus = "active"
 
     @field_validator("sha256")
     @classmethod
@@ -127,7 +129,7 @@ class User(_Strict):
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
     org: Slug
     monthlyLimitUsd: Usd
-    status: Literal["active", "suspended"] = "active"
+    status: TenantStatus = "active"
     allowedModels: list[ModelId] | None = None
     keys: list[ApiKey] = []
 
@@ -136,9 +138,9 @@ class Organization(_Strict):
     id: Slug
     name: str = Field(min_length=1, max_length=200)
     monthlyBudgetUsd: Usd
-    failureMode: Literal["fail-closed", "fail-open"] = "fail-closed"
+    failureMode: FailureMode = "fail-closed"
     fallbackDailyLimitUsd: Usd = Decimal("0")
-    status: Literal["active", "suspended"] = "active"
+    status: TenantStatus = "active"
     allowedModels: list[ModelId] | None = None
     defaultModel: ModelId | None = None
     cacheTtl: int = Field(0, ge=0, le=2_592_000, description="AI Gateway cache TTL; 0 = off")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import provision.render as render
+from provision import contract
 from provision.config import StackConfig, load_stack_file, resolve_stack
 from provision.render import GENERATED_DIR, TEMPLATE_DIR, RenderError, WorkerBundle, render_worker
 
@@ -57,7 +58,7 @@ def test_the_worker_is_one_bundled_module(stack: str) -> None:
     bundle = render_worker(config_of(stack))
     assert list(bundle.modules) == ["index.js"] and bundle.extra_modules == {}
     code = bundle.modules["index.js"]
-    assert re.search(r"^export \{[^}]*\bUsageLedger\b[^}]*\}", code, re.M)
+    assert re.search(rf"^export \{{[^}}]*\b{contract.LEDGER_CLASS}\b[^}}]*\}}", code, re.M)
     assert re.search(r"^export \{[^}]*\bas default\b", code, re.M)
     imports = re.findall(r"""^import .* from ["']([^"']+)["'];$""", code, re.M)
     assert imports and all(i.startswith("cloudflare:") for i in imports), imports
@@ -81,6 +82,28 @@ def test_settings_module_carries_the_stack_routing(stack: str) -> None:
     code = bundle.modules["index.js"]
     assert json.dumps(config.routing.models) in code
     assert json.dumps(config.workerName) in code
+
+
+def test_the_contract_module_is_provision_contract() -> None:
+    """Every shared fact the Worker reads (patterns, enums, bindings, KV layout) is rendered
+    from provision/contract.py, value for value, and the patterns mean the same in both."""
+    source = render_worker(config_of("dev")).generated["contract"]
+    for name, value in contract.template_values().items():
+        rendered = re.search(rf"^export const {name} = (.*?)(?: as const)?;$", source, re.M)
+        assert rendered, f"contract module has no {name}"
+        expected = list(value) if isinstance(value, tuple) else value
+        assert json.loads(rendered.group(1)) == expected, name
+    script = (
+        "const p = " + json.dumps(contract.KEY_PATTERN) + "; const r = new RegExp(p);"
+        "console.log(JSON.stringify([r.test('gw_live_' + 'a'.repeat(40)), r.test('gw_live_x'),"
+        " r.test('sk-' + 'a'.repeat(40))]))"
+    )
+    out = subprocess.run([NODE or "node", "-e", script], capture_output=True, text=True, check=True)
+    python = re.compile(contract.KEY_PATTERN)
+    expected_matches = [
+        bool(python.match(k)) for k in ("gw_live_" + "a" * 40, "gw_live_x", "sk-" + "a" * 40)
+    ]
+    assert json.loads(out.stdout) == expected_matches == [True, False, False]
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -21,7 +21,8 @@ interface RuntimeSpec {
   mainModule: string;
   compatibilityDate: string;
   compatibilityFlags?: string[];
-  /** KV key -> value, as compiled from the stack config. */
+  /** The KV namespace's binding name (provision/contract.py) and its records as compiled. */
+  kvBinding: string;
   kvRecords: Record<string, string>;
   /** Key prefixes the config owns: a reload deletes their keys that it no longer declares. */
   managedPrefixes: string[];
@@ -32,8 +33,6 @@ interface RuntimeSpec {
   triggerHandlers?: boolean;
   emulator: { port?: number | null; config: unknown } | null;
 }
-
-const KV_BINDING = "GATEWAY_KV";
 
 const specPath = process.argv[2] ?? "";
 if (!specPath) {
@@ -62,7 +61,7 @@ function miniflareOptions(spec: RuntimeSpec, port: number, bindings: Record<stri
     modulesRoot: "/",
     compatibilityDate: spec.compatibilityDate,
     compatibilityFlags: spec.compatibilityFlags ?? [],
-    kvNamespaces: { [KV_BINDING]: "gateway-kv" },
+    kvNamespaces: { [spec.kvBinding]: "gateway-kv" },
     kvPersist: spec.persistDir ? `${spec.persistDir}/kv` : false,
     durableObjects: spec.durableObjects ?? {},
     durableObjectsPersist: spec.persistDir ? `${spec.persistDir}/do` : false,
@@ -78,10 +77,11 @@ function miniflareOptions(spec: RuntimeSpec, port: number, bindings: Record<stri
 
 async function seedKv(
   mf: Miniflare,
+  binding: string,
   records: Record<string, string>,
   managedPrefixes: readonly string[],
 ): Promise<void> {
-  const kv = await mf.getKVNamespace(KV_BINDING);
+  const kv = await mf.getKVNamespace(binding);
   // Delete managed records that the config no longer declares; Worker-owned keys stay.
   for (const prefix of managedPrefixes) {
     let cursor: string | undefined;
@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   const mf = new Miniflare(miniflareOptions(spec, spec.port ?? 0, bindings()));
   const url = await mf.ready;
   const port = Number(url.port); // keep the same port across reloads
-  await seedKv(mf, spec.kvRecords, spec.managedPrefixes);
+  await seedKv(mf, spec.kvBinding, spec.kvRecords, spec.managedPrefixes);
 
   let chain = Promise.resolve();
   const stop = async () => {
@@ -125,7 +125,7 @@ async function main(): Promise<void> {
         spec = readSpec();
         await mf.setOptions(miniflareOptions(spec, port, bindings()));
         await mf.ready;
-        await seedKv(mf, spec.kvRecords, spec.managedPrefixes);
+        await seedKv(mf, spec.kvBinding, spec.kvRecords, spec.managedPrefixes);
         console.log(JSON.stringify({ reloaded: true }));
       } catch (err) {
         console.log(JSON.stringify({ reloaded: false, error: String(detailOf(err, "message")) }));

@@ -25,11 +25,11 @@ import { exportTenants, reconcile, revokeKey } from "./admin-ops";
 import { parseBearer } from "./auth";
 import type { AppEnv } from "./env";
 import { HttpError, jsonResponse } from "./errors";
+import { KEY_PREFIX } from "./generated/contract";
 import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
 import { currentMonth, ledgerFor, monthResetsAt } from "./ledger";
 import { route } from "./routing";
 
-const GATEWAY_KEY_PREFIX = "gw_live_"; // user keys never open the admin API
 const HEALTH_LEDGER = "__health"; // not a valid org id, so health checks touch no org's ledger
 const HEALTH_TIMEOUT_MS = 5_000;
 const TOP_USERS = 10;
@@ -54,7 +54,7 @@ const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (token === null) {
     throw adminUnauthorized("Missing admin key. Send it as 'Authorization: Bearer <ADMIN_API_KEY>'.");
   }
-  if (token.startsWith(GATEWAY_KEY_PREFIX)) {
+  if (token.startsWith(KEY_PREFIX) /* user keys never open the admin API */) {
     throw adminUnauthorized("Gateway API keys cannot use the admin API; send the ADMIN_API_KEY.");
   }
   const [given, wanted] = await Promise.all([digest(token), digest(expected)]);

@@ -8,6 +8,8 @@ import type { Env, Fault, Principal } from "./env";
 import { HttpError } from "./errors";
 import {
   INDEX_KEY,
+  KEY_PATTERN,
+  KEY_PREFIX,
   LEGACY_KEY_PREFIX,
   LEGACY_SCHEMA_VERSION,
   REVOKED_PREFIX,
@@ -16,7 +18,7 @@ import {
 import { keyShard } from "./layout";
 import { effectivePolicy, type KeyEntry, type OrgPolicy } from "./policy";
 
-const KEY_PATTERN = /^gw_live_[A-Za-z0-9]{32,64}$/;
+const KEY_FORMAT = new RegExp(KEY_PATTERN);
 const BEARER = /^Bearer\s+(.+)$/i;
 const ISOLATE_CACHE_MS = 10_000; // revocations and YAML edits reach a warm isolate within this
 const ISOLATE_CACHE_MAX = 5_000;
@@ -124,10 +126,10 @@ export function forgetKey(hash: string): void {
 export async function authenticate(headers: Headers, env: Env, fault: Fault): Promise<Principal> {
   const token = clientKey(headers);
   if (!token) {
-    throw unauthorized("Missing API key. Send it as 'Authorization: Bearer gw_live_...'.", "missing_api_key");
+    throw unauthorized(`Missing API key. Send it as 'Authorization: Bearer ${KEY_PREFIX}...'.`, "missing_api_key");
   }
-  if (!KEY_PATTERN.test(token)) {
-    throw unauthorized("Invalid API key format: gateway keys start with 'gw_live_'.", "invalid_api_key");
+  if (!KEY_FORMAT.test(token)) {
+    throw unauthorized(`Invalid API key format: gateway keys start with '${KEY_PREFIX}'.`, "invalid_api_key");
   }
   const hash = await sha256Hex(token);
   const record = await lookup(env, hash, fault);

@@ -1,18 +1,21 @@
 // The Worker's bindings (provision/bindings.py declares them for Pulumi and the local runtime)
 // and what the request pipeline keeps on Hono's context.
 
+import type { FAILURE_MODES, KV_BINDING, LEDGER_BINDING, PROVIDER_KEY_PREFIX } from "./generated/contract";
 import type { UsageLedger } from "./ledger";
 
+// Keyed by the generated binding names: a binding renamed in provision/contract.py fails the
+// type check wherever the Worker uses the old name.
 export interface Env {
-  GATEWAY_KV: KVNamespace;
-  USAGE_LEDGER: DurableObjectNamespace<UsageLedger>;
+  [KV_BINDING]: KVNamespace;
+  [LEDGER_BINDING]: DurableObjectNamespace<UsageLedger>;
   ACCOUNT_ID: string;
   GATEWAY_ID: string;
   AI_GATEWAY_BASE_URL: string;
   ADMIN_API_KEY?: string;
   AI_GATEWAY_TOKEN?: string;
   // PROVIDER_KEY_OPENAI, PROVIDER_KEY_WORKERS_AI, …: absent means keys stored on the gateway
-  [providerKey: `PROVIDER_KEY_${string}`]: string | undefined;
+  [providerKey: `${typeof PROVIDER_KEY_PREFIX}${string}`]: string | undefined;
 }
 
 /** µUSD per million tokens. */
@@ -26,7 +29,7 @@ export interface Price {
 export interface Policy {
   userLimitMicros: number;
   orgBudgetMicros: number;
-  failureMode: "fail-closed" | "fail-open";
+  failureMode: (typeof FAILURE_MODES)[number];
   fallbackDailyLimitMicros: number;
   allowedModels: string[];
   defaultModel: string | null;

@@ -3,6 +3,7 @@
 // default model, prices) live only in the script, so changing them rewrites no KV record.
 
 import type { Policy, Price } from "./env";
+import type { COMPILED_KEY_STATUSES } from "./generated/contract";
 import { DEFAULT_MODEL, MODELS } from "./generated/settings";
 
 /** A key's own part of its shard record. */
@@ -10,7 +11,7 @@ export interface KeyEntry {
   keyId: string;
   userId: string;
   orgId: string;
-  status: string;
+  status: (typeof COMPILED_KEY_STATUSES)[number];
   expiresAt: number | null;
   monthlyLimitMicros: number;
   allowedModels: string[] | null;

@@ -4,6 +4,7 @@
 import { sha256Hex } from "./auth";
 import type { Env, Principal } from "./env";
 import { HttpError } from "./errors";
+import { PROVIDER_KEY_PREFIX } from "./generated/contract";
 import { UPSTREAM_TIMEOUT_MS } from "./generated/settings";
 
 const METADATA_LIMIT = 5; // AI Gateway keeps only the first five metadata entries
@@ -13,8 +14,9 @@ export function gatewayUrl(env: Env, path: string): string {
   return `${base}/${env.ACCOUNT_ID}/${env.GATEWAY_ID}/${path}`;
 }
 
+/** The provider's key from the Worker's secrets (provision/contract.py provider_key_binding). */
 export function providerKey(env: Env, provider: string): string | undefined {
-  return env[`PROVIDER_KEY_${provider.toUpperCase().replaceAll("-", "_")}`];
+  return env[`${PROVIDER_KEY_PREFIX}${provider.toUpperCase().replaceAll("-", "_")}`];
 }
 
 /** Headers for AI Gateway: gateway auth, tenant metadata, caching; provider key unless BYOK. */
