@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from provision.config import StackConfig
-from provision.contract import KV_BINDING, LEDGER_BINDING, LEDGER_CLASS, provider_key_binding
+from provision.contract import (
+    AI_BINDING,
+    KV_BINDING,
+    LEDGER_BINDING,
+    LEDGER_CLASS,
+    WORKERS_AI,
+    provider_key_binding,
+)
 
 # request.signal is aborted when the client disconnects: a stream whose client left is then
 # stopped upstream and settled at once (estimated), instead of hanging until the runtime gives up.
@@ -45,6 +52,9 @@ def script_bindings(
         {"name": "ADMIN_API_KEY", "type": "secret_text", "text": admin_api_key},
         {"name": "AI_GATEWAY_TOKEN", "type": "secret_text", "text": ai_gateway_token},
     ]
+    if WORKERS_AI in providers:
+        # Workers AI models run through the binding, with the gateway option (no key needed)
+        bindings.append({"name": AI_BINDING, "type": "ai"})
     for provider in providers:
         if provider_api_keys.get(provider):
             bindings.append(

@@ -39,6 +39,8 @@ COMPILED_KEY_STATUSES: tuple[str, ...] = get_args(CompiledKeyStatus)
 
 KV_BINDING = "GATEWAY_KV"
 LEDGER_BINDING = "USAGE_LEDGER"
+AI_BINDING = "AI"  # Workers AI, called with the gateway option (models of WORKERS_AI)
+WORKERS_AI = "workers-ai"
 LEDGER_CLASS = "UsageLedger"  # its migrations: provision/migrations.py
 PROVIDER_KEY_PREFIX = "PROVIDER_KEY_"
 
@@ -110,6 +112,8 @@ def template_values() -> dict[str, object]:
         "COMPILED_KEY_STATUSES": COMPILED_KEY_STATUSES,
         "KV_BINDING": KV_BINDING,
         "LEDGER_BINDING": LEDGER_BINDING,
+        "AI_BINDING": AI_BINDING,
+        "WORKERS_AI": WORKERS_AI,
         "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,
         "SCHEMA_VERSION": SCHEMA_VERSION,
         "KEY_SHARD_PREFIX": KEY_SHARD_PREFIX,

@@ -93,6 +93,7 @@ def runtime_spec(
     bundle = render_worker(config, test_hooks=test_hooks)
     bindings: dict[str, str] = {}
     durable_objects: dict[str, Any] = {}
+    ai_binding: str | None = None
     for binding in script_bindings(
         config,
         LOCAL_NAMESPACE_ID,
@@ -102,6 +103,8 @@ def runtime_spec(
     ):
         if binding["type"] in ("plain_text", "secret_text"):
             bindings[binding["name"]] = binding["text"]
+        elif binding["type"] == "ai":
+            ai_binding = binding["name"]
         elif binding["type"] == "durable_object_namespace":
             durable_objects[binding["name"]] = {
                 "className": binding["class_name"],
@@ -119,6 +122,8 @@ def runtime_spec(
         "managedPrefixes": list(MANAGED_PREFIXES),  # what a reload may delete (Pulumi-owned)
         "bindings": bindings,
         "durableObjects": durable_objects,
+        # the `ai` binding, served by the emulator through miniflare's remote proxy
+        "aiBinding": ai_binding,
         "persistDir": persist_dir,
         # test runs may fire the cron handler at /cdn-cgi/handler/scheduled (local only)
         "triggerHandlers": test_hooks,

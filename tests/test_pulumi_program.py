@@ -158,6 +158,8 @@ def expected_bindings(config: StackConfig, secrets: dict[str, Any]) -> dict[str,
             "text": secrets["aiGatewayToken"],
         },
     }
+    if any(m.startswith("workers-ai/") for m in config.routing.models):
+        bindings["AI"] = {"name": "AI", "type": "ai"}
     for provider, key in secrets.get("providerApiKeys", {}).items():
         name = "PROVIDER_KEY_" + provider.upper().replace("-", "_")
         bindings[name] = {"name": name, "type": "secret_text", "text": key}
