@@ -12,12 +12,9 @@ import base64
 import json
 import math
 import re
-import select
 import signal
 import struct
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,86 +23,25 @@ import httpx
 import openai
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-WORKER_DIR = REPO_ROOT / "worker"
-EMULATOR = WORKER_DIR / "local" / "emulator.ts"
-READY_TIMEOUT_S = 10.0
+from tests.emulator_support import (
+    ACCOUNT,
+    ANTHROPIC_KEY,
+    CLAUDE,
+    CONFIG,
+    CROCKFORD_ULID,
+    GATEWAY,
+    OPEN_GATEWAY,
+    OPENAI_KEY,
+    TOKEN,
+    WORD,
+    WORKERS_AI_KEY,
+    _start,
+    add_fault,
+    emulator_fixtures,
+    sse_data,
+)
 
-ACCOUNT = "0123456789abcdef0123456789abcdef"
-GATEWAY = "llm-gateway-dev"
-OPEN_GATEWAY = "open-gw"  # authentication off, OpenAI key stored on the gateway (BYOK)
-TOKEN = "local-aig-token"
-OPENAI_KEY = "sk-local-openai"
-ANTHROPIC_KEY = "sk-ant-local"
-WORKERS_AI_KEY = "cf-local-workers-ai"
-# Not in the anthropic SDK's deprecation table: the SDK warns (an error here) on old names.
-CLAUDE = "claude-opus-4-6"
-CROCKFORD_ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
-WORD = re.compile(r"^[a-z]+$")
-
-CONFIG: dict[str, Any] = {
-    "accountId": ACCOUNT,
-    "gateways": {
-        GATEWAY: {
-            "authentication": True,
-            "token": TOKEN,
-            "cacheTtl": 0,
-            "collectLogs": True,
-            "rateLimit": {"limit": 0, "interval": 0, "technique": "fixed"},
-            "byokProviders": [],
-        },
-        OPEN_GATEWAY: {"authentication": False, "byokProviders": ["openai"]},
-    },
-    "providerKeys": {
-        "openai": OPENAI_KEY,
-        "anthropic": ANTHROPIC_KEY,
-        "workers-ai": WORKERS_AI_KEY,
-    },
-}
-
-
-def _start(config_path: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        # As provision/local.py runs the runtime: tsx's ESM loader, resolved from worker/node_modules.
-        ["node", "--import", "tsx/esm", str(EMULATOR), "--config", str(config_path), "--port", "0"],
-        cwd=WORKER_DIR,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT_S)
-    if not ready:
-        proc.kill()
-        raise RuntimeError(f"emulator did not print its URL within {READY_TIMEOUT_S}s")
-    line = proc.stdout.readline()
-    if not line:
-        stderr = proc.stderr.read() if proc.stderr else ""
-        raise RuntimeError(f"emulator exited early: {stderr}")
-    return proc, line
-
-
-@pytest.fixture(scope="module")
-def emulator_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    config_path = tmp_path_factory.mktemp("emulator") / "config.json"
-    config_path.write_text(json.dumps(CONFIG))
-    proc, line = _start(config_path)
-    try:
-        yield json.loads(line)["emulatorUrl"]
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture()
-def http(emulator_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=emulator_url, timeout=10) as client:
-        client.post("/__emulator/reset").raise_for_status()
-        yield client
+emulator_url, http = emulator_fixtures(CONFIG, "emulator")
 
 
 def gw_path(gateway: str = GATEWAY, account: str = ACCOUNT) -> str:
@@ -135,10 +71,6 @@ def prompt_tokens(*texts: str) -> int:
     return 3 + sum(4 + math.ceil(len(t.encode("utf-8")) / 4) for t in texts)
 
 
-def sse_data(text: str) -> list[str]:
-    return [line[len("data: ") :] for line in text.split("\n") if line.startswith("data: ")]
-
-
 def gateway_error(response: httpx.Response) -> int:
     body = response.json()
     assert body["success"] is False and body["name"] == "AiGatewayError"
@@ -150,12 +82,6 @@ def gateway_error(response: httpx.Response) -> int:
 
 def last_request(http: httpx.Client) -> dict[str, Any]:
     return http.get("/__emulator/requests", params={"limit": 1}).json()["requests"][0]
-
-
-def add_fault(http: httpx.Client, **spec: Any) -> str:
-    response = http.post("/__emulator/faults", json=spec)
-    response.raise_for_status()
-    return response.json()["id"]
 
 
 @pytest.fixture()

@@ -21,18 +21,55 @@
 //  * Streams split the reply into one chunk per word: first word bare, later words " word".
 //  * Embeddings: 8 deterministic dims per input (k/32768 values, exact in float32);
 //    prompt_tokens = sum of ceil(utf8_bytes / 4) per string input (token arrays: length).
-// Details live in emulator/completion.ts; the gateway pipeline in emulator/gateway.ts.
+//  * Tool definitions (OpenAI `tools`, Anthropic `tools`, Workers AI `tools`) add one more
+//    "message" to the prompt: 4 + ceil(utf8_bytes(JSON of the tools) / 4). Anthropic
+//    tool_use / tool_result blocks count as the JSON of their input / the text of their content.
+//
+// Tool calls and structured output (emulator/reply.ts, emulator/schema-sample.ts):
+//  * OpenAI wire (/openai, /compat, /workers-ai/v1 and groq, mistral, deepseek, grok,
+//    google-ai-studio): with function `tools`, tool_choice not "none" and a last message that
+//    is not a `tool` result, the answer is ONE tool call: to the tool named by
+//    tool_choice {type: "function", function: {name}}, else the first tool ("auto" and
+//    "required" alike). content null, tool_calls [{id: "call_<24 hex>", type: "function",
+//    function: {name, arguments}}], finish_reason "tool_calls". After a tool result: words.
+//  * `arguments` is JSON generated from the tool's parameters schema: deterministic (seeded
+//    by model, messages and tool name) and valid against it (what is supported: see
+//    schema-sample.ts). response_format json_schema: content is such JSON for its `schema`;
+//    json_object: {"answer": "<the usual words>"} (OpenAI's own routes refuse json_object
+//    unless a message says "json", like OpenAI).
+//  * completion_tokens of a JSON answer (arguments or content) = ceil(utf8_bytes / 4); a
+//    max-tokens cap below that cuts the JSON text to its first cap * 4 bytes and the finish
+//    reason becomes "length" (Anthropic "max_tokens").
+//  * Streams: a tool call as cf-contract-2 4.1 (id + name with arguments "" first, then the
+//    arguments in 16-code-point pieces, then delta {} with finish_reason "tool_calls", then
+//    the usage chunk if asked); JSON content in 16-code-point pieces after the role chunk.
+//  * Anthropic /v1/messages: custom tools [{name, input_schema}] with tool_choice
+//    auto | any | tool (name) | none: unless the last user turn holds a tool_result block,
+//    the answer is one tool_use block {id: "toolu_01<22 base62>", name, input} with
+//    stop_reason "tool_use"; streamed as cf-contract-2 2.3 (input_json_delta pieces, the first
+//    one ""). Prompt caching (cache_control on tools / system / message blocks): see
+//    emulator/providers/anthropic-cache.ts; usage always carries cache_creation_input_tokens
+//    and cache_read_input_tokens, and input_tokens excludes both. /v1/messages/count_tokens
+//    answers {input_tokens} by the same count (no caching).
+//
+// Workers AI binding: miniflare's `ai` binding with remoteProxyConnectionString pointing here
+// forwards env.AI.run calls (MF-URL / MF-Header-*); they run through the gateway pipeline and
+// get the bare model output {response, tool_calls?, usage} or the Workers AI SSE stream. The
+// wire protocol and its evidence: emulator/binding.ts.
+// Details live in emulator/completion.ts; the gateway pipeline in emulator/gateway.ts; the
+// routes (incl. /openai/v1/..., the OpenAI-compatible providers' paths) in emulator/routes.ts.
 import { readFileSync, realpathSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { handleBinding, isBindingCall } from "./emulator/binding";
 import { normalizeConfig } from "./emulator/config";
 import { handleControl } from "./emulator/control";
 import { handleGateway } from "./emulator/gateway";
 import { BodyTooLarge, gatewayErrorResult, jsonResult, prop, writeResult } from "./emulator/http";
 import { ulid } from "./emulator/ids";
-import { FaultBook, RateLimiter, RequestLog, ResponseCache } from "./emulator/state";
+import { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache } from "./emulator/state";
 import type { EmulatorConfig, EmulatorState } from "./emulator/types";
 
 export interface StartOptions {
@@ -62,6 +99,7 @@ function createEmulatorState(config: EmulatorConfig): EmulatorState {
     log: new RequestLog(),
     faults: new FaultBook(),
     cache: new ResponseCache(),
+    promptCache: new PromptCache(),
     limiters: new Map(),
     limiterFor(gatewayId, gateway) {
       let limiter = emu.limiters.get(gatewayId);
@@ -79,6 +117,7 @@ function createEmulatorState(config: EmulatorConfig): EmulatorState {
       emu.log.clear();
       emu.faults.clear();
       emu.cache.clear();
+      emu.promptCache.clear();
       emu.limiters.clear();
     },
   };
@@ -101,12 +140,13 @@ async function dispatch(emu: EmulatorState, req: IncomingMessage, res: ServerRes
   const url = req.url ?? "/";
   const q = url.indexOf("?");
   const path = q === -1 ? url : url.slice(0, q);
+  if (isBindingCall(req)) return handleBinding(emu, req, res);
   if (path.startsWith(GATEWAY_PREFIX)) return handleGateway(emu, req, res, path, decodeSegments(path));
   if (path.startsWith(CONTROL_PREFIX)) {
     const query = new URLSearchParams(q === -1 ? "" : url.slice(q + 1));
     return handleControl(emu, req, res, path.slice(CONTROL_PREFIX.length), query);
   }
-  // Anything else (including miniflare's GET /?MF-Binding=AI probes) is not a gateway path.
+  // Anything else (including miniflare's GET /?MF-Binding=AI WebSocket probes) is not a gateway path.
   const logId = ulid();
   await writeResult(res, gatewayErrorResult(2990), { "cf-aig-log-id": logId, "cf-aig-request-id": logId });
 }

@@ -9,7 +9,7 @@
 
 import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
-import { Miniflare, type MiniflareOptions } from "miniflare";
+import { Miniflare, type MiniflareOptions, type RemoteProxyConnectionString } from "miniflare";
 import { type RunningEmulator, startEmulator } from "./emulator";
 
 /** What provision/local.py's runtime_spec() writes. */
@@ -29,6 +29,8 @@ interface RuntimeSpec {
   /** Plain-text and secret bindings. */
   bindings: Record<string, string>;
   durableObjects?: Record<string, { className: string; useSQLite: boolean }>;
+  /** The Workers AI binding's name (e.g. "AI"), when the stack has Workers AI models. */
+  aiBinding?: string | null;
   persistDir?: string | null;
   triggerHandlers?: boolean;
   emulator: { port?: number | null; config: unknown } | null;
@@ -50,7 +52,27 @@ function detailOf(err: unknown, name: "message" | "stack"): unknown {
   return (err !== null && typeof err === "object" ? (err as Record<string, unknown>)[name] : undefined) ?? err;
 }
 
-function miniflareOptions(spec: RuntimeSpec, port: number, bindings: Record<string, string>): MiniflareOptions {
+/**
+ * The `ai` option: workerd's real AI binding code, its fetches forwarded by miniflare's remote
+ * proxy to the emulator (MF-URL / MF-Header-* wrapping; see emulator/binding.ts). Without an
+ * emulator there is nothing local to answer, so the binding is left out.
+ */
+function aiOption(
+  spec: RuntimeSpec,
+  emulatorUrl: string | null,
+): { ai?: { binding: string; remoteProxyConnectionString: RemoteProxyConnectionString } } {
+  if (!spec.aiBinding || emulatorUrl === null) return {};
+  // miniflare brands the URL type to mark the option semi-internal; any http URL works.
+  const remoteProxyConnectionString = new URL(`${emulatorUrl}/`) as RemoteProxyConnectionString;
+  return { ai: { binding: spec.aiBinding, remoteProxyConnectionString } };
+}
+
+function miniflareOptions(
+  spec: RuntimeSpec,
+  port: number,
+  bindings: Record<string, string>,
+  emulatorUrl: string | null,
+): MiniflareOptions {
   const modules = Object.entries(spec.modules)
     .sort(([a], [b]) => (a === spec.mainModule ? -1 : b === spec.mainModule ? 1 : a.localeCompare(b)))
     .map(([path, contents]) => ({ type: "ESModule" as const, path, contents }));
@@ -66,6 +88,7 @@ function miniflareOptions(spec: RuntimeSpec, port: number, bindings: Record<stri
     durableObjects: spec.durableObjects ?? {},
     durableObjectsPersist: spec.persistDir ? `${spec.persistDir}/do` : false,
     bindings,
+    ...aiOption(spec, emulatorUrl),
     unsafeTriggerHandlers: spec.triggerHandlers ?? false,
     // Worker logs go to stderr: stdout carries only this runtime's JSON status lines.
     handleRuntimeStdio(stdout: Readable, stderr: Readable) {
@@ -105,7 +128,8 @@ async function main(): Promise<void> {
   if (spec.emulator) {
     emulator = await startEmulator({ host: spec.host, port: spec.emulator.port ?? 0, config: spec.emulator.config });
   }
-  const mf = new Miniflare(miniflareOptions(spec, spec.port ?? 0, bindings()));
+  const emulatorUrl = emulator?.url ?? null;
+  const mf = new Miniflare(miniflareOptions(spec, spec.port ?? 0, bindings(), emulatorUrl));
   const url = await mf.ready;
   const port = Number(url.port); // keep the same port across reloads
   await seedKv(mf, spec.kvBinding, spec.kvRecords, spec.managedPrefixes);
@@ -123,7 +147,7 @@ async function main(): Promise<void> {
     chain = chain.then(async () => {
       try {
         spec = readSpec();
-        await mf.setOptions(miniflareOptions(spec, port, bindings()));
+        await mf.setOptions(miniflareOptions(spec, port, bindings(), emulatorUrl));
         await mf.ready;
         await seedKv(mf, spec.kvBinding, spec.kvRecords, spec.managedPrefixes);
         console.log(JSON.stringify({ reloaded: true }));

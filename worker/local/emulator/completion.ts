@@ -2,9 +2,12 @@
 //
 // Rules (the Worker's tests rely on them exactly):
 //  * Messages are normalised to {role, text}: text is the string content, or the concatenation
-//    of the `text` fields of the content parts (non-text parts add nothing). Anthropic's
-//    `system` counts as one leading message when present.
-//  * prompt_tokens = 3 + sum over messages of (4 + ceil(utf8_bytes(text) / 4)).
+//    of the content parts' texts: a `text` part its text, an Anthropic `tool_use` block the
+//    JSON of its `input`, a `tool_result` block the text of its `content` (other parts add
+//    nothing). Anthropic's `system` counts as one leading message when present.
+//  * prompt_tokens = 3 + sum over messages of (4 + ceil(utf8_bytes(text) / 4)); tool
+//    definitions, when given, add one more such "message" whose text is their JSON
+//    (see toolsPromptTokens; they do not change the reply's seed).
 //  * Planned reply length: 12 words, or N when the LAST user message contains
 //    `emulate:tokens=N` (N capped at 100000 to bound memory).
 //  * Words come from WORDS, picked by a PRNG seeded with SHA-256(model, roles, texts), so the
@@ -53,17 +56,34 @@ const WORDS = [
   "inlet", "jade", "knoll", "lark", "moss", "nimbus", "otter", "pine",
 ];
 
-/** Text of an OpenAI / Anthropic message content: string, or the text parts concatenated. */
+/** The text one content part contributes (text, Anthropic tool_use input JSON, tool_result content). */
+export function partText(part: unknown): string {
+  const text = prop(part, "text");
+  if (typeof text === "string") return text;
+  const type = prop(part, "type");
+  if (type === "tool_use") return JSON.stringify(prop(part, "input") ?? {});
+  if (type === "tool_result") return textOf(prop(part, "content"));
+  return "";
+}
+
+/** Text of an OpenAI / Anthropic message content: string, or the parts' texts concatenated. */
 export function textOf(content: unknown): string {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
   const parts: readonly unknown[] = content;
   let text = "";
-  for (const part of parts) {
-    const partText = prop(part, "text");
-    if (typeof partText === "string") text += partText;
-  }
+  for (const part of parts) text += partText(part);
   return text;
+}
+
+/** ceil(utf8 bytes / 4): the token count of a text that is not made of words. */
+export function byteTokens(text: string): number {
+  return Math.ceil(Buffer.byteLength(text, "utf8") / 4);
+}
+
+/** What tool definitions add to the prompt: 4 + byteTokens(JSON), or 0 without tools. */
+export function toolsPromptTokens(tools: unknown): number {
+  return Array.isArray(tools) && tools.length > 0 ? 4 + byteTokens(JSON.stringify(tools)) : 0;
 }
 
 export function normalizeMessages(messages: readonly unknown[], system?: unknown): NormalizedMessage[] {
@@ -75,7 +95,7 @@ export function normalizeMessages(messages: readonly unknown[], system?: unknown
 
 export function promptTokens(normalized: readonly NormalizedMessage[]): number {
   let total = 3;
-  for (const m of normalized) total += 4 + Math.ceil(Buffer.byteLength(m.text, "utf8") / 4);
+  for (const m of normalized) total += 4 + byteTokens(m.text);
   return total;
 }
 
@@ -89,9 +109,11 @@ function plannedWords(normalized: readonly NormalizedMessage[]): number {
   return DEFAULT_REPLY_WORDS;
 }
 
-function seedOf(model: string | null, normalized: readonly NormalizedMessage[]): number {
+// `salt` separates independent draws from the same request (e.g. one per tool); "" is the reply.
+function seedOf(model: string | null, normalized: readonly NormalizedMessage[], salt = ""): number {
   const hash = createHash("sha256").update(String(model ?? ""));
   for (const m of normalized) hash.update(`\u0000${m.role}\u0000${m.text}`);
+  if (salt !== "") hash.update(`\u0001${salt}`);
   return hash.digest().readUInt32LE(0);
 }
 
@@ -107,18 +129,40 @@ function prng(seed: number): () => number {
   };
 }
 
+/** A PRNG for one request, independent of the reply's (distinct `salt`): same request, same draws. */
+export function requestRng(model: string | null, normalized: readonly NormalizedMessage[], salt: string): () => number {
+  return prng(seedOf(model, normalized, salt));
+}
+
+/** `count` words of the fake model's vocabulary drawn from `next`, joined by single spaces. */
+export function randomWords(next: () => number, count: number): string {
+  const words = new Array<string>(count);
+  for (let i = 0; i < count; i++) words[i] = WORDS[Math.floor(next() * WORDS.length)] ?? "";
+  return words.join(" ");
+}
+
+/** `maxTokens` when it is an integer >= 0 below `tokens` (the answer gets cut there), else null. */
+export function capOf(maxTokens: unknown, tokens: number): number | null {
+  return typeof maxTokens === "number" && Number.isInteger(maxTokens) && maxTokens >= 0 && maxTokens < tokens
+    ? maxTokens
+    : null;
+}
+
 /**
- * The completion for normalised messages. `maxTokens` (optional, integer) caps the words.
+ * The completion for normalised messages. `maxTokens` (optional, integer) caps the words;
+ * `promptExtra` adds to prompt_tokens (tool definitions).
  * Returns {words, text, finishReason: "stop"|"length", promptTokens, completionTokens}.
  */
 export function complete(
   normalized: readonly NormalizedMessage[],
   model: string | null,
   maxTokens: unknown,
+  promptExtra = 0,
 ): Completion {
   const planned = plannedWords(normalized);
-  const capped = typeof maxTokens === "number" && Number.isInteger(maxTokens) && maxTokens >= 0 && maxTokens < planned;
-  const count = capped ? maxTokens : planned;
+  const cap = capOf(maxTokens, planned);
+  const capped = cap !== null;
+  const count = cap ?? planned;
   const next = prng(seedOf(model, normalized));
   const words = new Array<string>(count);
   // next() < 1, so the index is always in range and the "" never used.
@@ -127,7 +171,7 @@ export function complete(
     words,
     text: words.join(" "),
     finishReason: capped ? "length" : "stop",
-    promptTokens: promptTokens(normalized),
+    promptTokens: promptTokens(normalized) + promptExtra,
     completionTokens: count,
   };
 }

@@ -11,6 +11,11 @@ const GATEWAY_DEFAULTS: GatewayConfig = {
   byokProviders: [],
 };
 
+/** A gateway with every setting at its default (e.g. the auto-created "default" gateway). */
+export function defaultGateway(): GatewayConfig {
+  return { ...GATEWAY_DEFAULTS, rateLimit: { ...GATEWAY_DEFAULTS.rateLimit }, byokProviders: [] };
+}
+
 const TECHNIQUES: readonly unknown[] = ["fixed", "sliding"] satisfies RateLimitTechnique[];
 
 export class ConfigError extends Error {}
@@ -56,6 +61,10 @@ export function normalizeGateway(raw: unknown, id: string): GatewayConfig {
 
 /**
  * {accountId, gateways: {id: gateway}, providerKeys: {provider: key}, streamChunkDelayMs}.
+ * providerKeys is keyed by AI Gateway provider slug: "openai", "anthropic", "workers-ai",
+ * and for the OpenAI-compatible routes "groq", "mistral", "deepseek", "grok" (xAI) and
+ * "google-ai-studio" (compat's model prefixes use the same slugs). A provider without a key
+ * rejects every request that presents one; a gateway's byokProviders may omit it.
  * `streamChunkDelayMs` (emulator-only, default 0) pauses between streamed chunks.
  */
 export function normalizeConfig(input: unknown): EmulatorConfig {

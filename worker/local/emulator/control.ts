@@ -73,7 +73,10 @@ function parseJson(raw: string): unknown {
   }
 }
 
-/** Log entries, newest last, filtered by ?metadata.<key>=, provider=, model=, status=, path= and ?limit=. */
+/**
+ * Log entries, newest last, filtered by ?metadata.<key>=, provider=, model=, status=,
+ * gatewayId=, binding=, path= (substring) and ?limit=.
+ */
 function listRequests(emu: EmulatorState, query: URLSearchParams): ListedEntry[] {
   let entries = emu.log.list();
   for (const [name, value] of query) {
@@ -82,7 +85,13 @@ function listRequests(emu: EmulatorState, query: URLSearchParams): ListedEntry[]
       entries = entries.filter(
         (e) => e.metadata !== null && e.metadata[key] !== undefined && String(e.metadata[key]) === value,
       );
-    } else if (name === "provider" || name === "model" || name === "status") {
+    } else if (
+      name === "provider" ||
+      name === "model" ||
+      name === "status" ||
+      name === "gatewayId" ||
+      name === "binding"
+    ) {
       entries = entries.filter((e) => String(e[name]) === value);
     } else if (name === "path") {
       entries = entries.filter((e) => e.path.includes(value));

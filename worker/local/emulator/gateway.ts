@@ -24,11 +24,12 @@ import type {
   CacheStatus,
   Call,
   CustomCost,
-  EmulatorConfig,
   EmulatorState,
   Fault,
   GatewayConfig,
+  GenerateContext,
   HeaderMap,
+  JsonObject,
   LogEntry,
   Metadata,
   ParsedBody,
@@ -39,8 +40,8 @@ import type {
 
 const MAX_LOGGED_BODY_CHARS = 64 * 1024;
 
-/** A request under /v1/ as the pipeline sees it; metadata and customCost once parsed. */
-interface GatewayRequest {
+/** A request under /v1/ (or a binding call) as the pipeline sees it; metadata and customCost once parsed. */
+export interface GatewayRequest {
   headers: RequestHeaders;
   rawBody: string;
   parsed: ParsedBody;
@@ -50,7 +51,7 @@ interface GatewayRequest {
 }
 
 /** One provider request: the whole request for a plain route, or one Universal step. */
-interface Step {
+export interface Step {
   route: ProviderRoute;
   headers: RequestHeaders;
   parsed: ParsedBody;
@@ -71,7 +72,7 @@ interface Attempt {
 }
 
 /** What the pipeline decided; everything but `result` feeds the log and the cf-aig-* headers. */
-interface Outcome {
+export interface Outcome {
   result: Result;
   gateway?: GatewayConfig;
   provider?: string;
@@ -87,13 +88,13 @@ const isSuccess = (status: number) => status >= 200 && status < 300;
 const isRetryable = (status: number) => status === 429 || status >= 500;
 
 /** A fault's response: gateway error, literal body, provider-shaped error, or a normal answer. */
-function faultResult(fault: Fault, call: Call, config: EmulatorConfig, gateway: GatewayConfig): Result {
+function faultResult(fault: Fault, call: Call, ctx: GenerateContext): Result {
   let result: Result;
   if (fault.gatewayError !== undefined) result = gatewayErrorResult(fault.gatewayError, fault.status);
   else if (typeof fault.body === "string") result = textResult(fault.status ?? 200, fault.body);
   else if (fault.body !== undefined) result = jsonResult(fault.status ?? 200, fault.body);
   else if (fault.status !== undefined && fault.status >= 300) result = providerErrorResult(call, fault.status);
-  else result = generate(call, config, gateway); // delivery-only fault: delay / slow chunks / cut
+  else result = generate(call, ctx); // delivery-only fault: delay / slow chunks / cut
   // Fault headers may hold any JSON value; node stringifies what is not a string.
   result = { ...result, headers: { ...result.headers, ...((fault.headers ?? {}) as HeaderMap) } };
   if (fault.chunkDelayMs !== undefined) result.chunkDelayMs = fault.chunkDelayMs;
@@ -103,7 +104,7 @@ function faultResult(fault: Fault, call: Call, config: EmulatorConfig, gateway: 
 
 async function attemptOnce(
   emu: EmulatorState,
-  gateway: GatewayConfig,
+  ctx: GenerateContext,
   step: Step,
   call: Call,
   cache: CachePlan | null,
@@ -133,7 +134,7 @@ async function attemptOnce(
     }
     await sleep(delayMs);
   }
-  const result = fault === null ? generate(call, emu.config, gateway) : faultResult(fault, call, emu.config, gateway);
+  const result = fault === null ? generate(call, ctx) : faultResult(fault, call, ctx);
   if (fault === null && cache !== null && isSuccess(result.status) && result.chunks === undefined) {
     emu.cache.set(
       cache.key,
@@ -144,16 +145,22 @@ async function attemptOnce(
   return { result, cacheStatus: "MISS", failed: !isSuccess(result.status), fault: fault?.id };
 }
 
-/** One provider request (a plain route, or one Universal step), with retries. */
-async function runStep(emu: EmulatorState, gatewayId: string, gateway: GatewayConfig, step: Step): Promise<Outcome> {
+/** One provider request (a plain route, one Universal step, or a binding call), with retries. */
+export async function runStep(
+  emu: EmulatorState,
+  gatewayId: string,
+  gateway: GatewayConfig,
+  step: Step,
+): Promise<Outcome> {
   const call = prepareCall(step.route, step.headers, step.parsed);
   const who = { provider: call.provider, model: call.model };
   if (call.error) return { ...who, result: call.error, failed: true };
   const policy = retryPolicy(step.headers, step.config);
   const cache = cachePlan(gatewayId, gateway, step.headers, call, step.rawBody);
+  const ctx: GenerateContext = { config: emu.config, gatewayId, gateway, promptCache: emu.promptCache };
   let outcome: Attempt;
   for (let attempt = 1; ; attempt++) {
-    outcome = await attemptOnce(emu, gateway, step, call, cache, policy.timeoutMs);
+    outcome = await attemptOnce(emu, ctx, step, call, cache, policy.timeoutMs);
     const retry = outcome.timedOut || (outcome.failed && isRetryable(outcome.result.status));
     if (!retry || attempt >= policy.attempts) break;
     await sleep(retryDelay(policy, attempt));
@@ -224,7 +231,7 @@ async function runUniversal(
   return outcome;
 }
 
-function allowsRate(emu: EmulatorState, gatewayId: string, gateway: GatewayConfig): boolean {
+export function allowsRate(emu: EmulatorState, gatewayId: string, gateway: GatewayConfig): boolean {
   if (gateway.rateLimit.limit <= 0 || gateway.rateLimit.interval <= 0) return true;
   return emu.limiterFor(gatewayId, gateway).allow();
 }
@@ -279,37 +286,43 @@ function loggedBody(rawBody: string, parsed: ParsedBody): unknown {
   return rawBody.length > MAX_LOGGED_BODY_CHARS ? rawBody.slice(0, MAX_LOGGED_BODY_CHARS) : rawBody;
 }
 
-/** Handles one request under /v1/; `segments` are the decoded path segments after /v1/. */
-export async function handleGateway(
+/** How a request reached the pipeline, for the log: HTTP (path) or the AI binding. */
+export interface Origin {
+  gatewayId: string | null;
+  binding: string | null;
+  gatewayOptions: JsonObject | null;
+  /** The headers to log (a binding call's original headers, not miniflare's MF-* wrapping). */
+  headers: LogEntry["headers"];
+  /** Response headers besides cf-aig-log-id / request-id / cache-status / step. */
+  responseHeaders?: HeaderMap;
+  /** False when no gateway was involved (a binding call without gateway.id): no cf-aig-* headers. */
+  viaGateway?: boolean;
+}
+
+/** Logs a decided request and writes its answer; shared by HTTP and binding calls. */
+export async function respond(
   emu: EmulatorState,
   req: IncomingMessage,
   res: ServerResponse,
-  path: string,
-  segments: readonly string[],
+  started: number,
+  request: GatewayRequest,
+  outcome: Outcome,
+  origin: Origin,
 ): Promise<void> {
-  const started = Date.now();
   const logId = ulid(started);
-  const rawBody = await readBody(req);
-  const parsed = parseBody(rawBody);
-  const request: GatewayRequest = {
-    headers: requestHeaders(req),
-    rawBody,
-    parsed,
-    path,
-    metadata: null,
-    customCost: null,
-  };
-  const outcome = await decide(emu, req, request, segments);
   const { result } = outcome;
   const usage = result.usage ?? null;
-  const bodyModel = prop(parsed.json, "model");
+  const bodyModel = prop(request.parsed.json, "model");
   const entry: LogEntry = {
     logId,
     time: started,
     method: req.method,
-    path,
-    headers: req.headers,
-    body: loggedBody(rawBody, parsed),
+    path: request.path,
+    headers: origin.headers,
+    body: loggedBody(request.rawBody, request.parsed),
+    gatewayId: origin.gatewayId,
+    binding: origin.binding,
+    gatewayOptions: origin.gatewayOptions,
     status: result.status,
     cacheStatus: outcome.cacheStatus ?? null,
     provider: outcome.provider ?? null,
@@ -327,9 +340,40 @@ export async function handleGateway(
   };
   // Logged before the first byte goes out, so a client that has its answer always finds it.
   emu.log.push(entry);
-  const extra: HeaderMap = { "cf-aig-log-id": logId, "cf-aig-request-id": logId };
-  if (outcome.cacheStatus) extra["cf-aig-cache-status"] = outcome.cacheStatus;
-  if (outcome.step !== undefined) extra["cf-aig-step"] = String(outcome.step);
+  const extra: HeaderMap = { ...origin.responseHeaders };
+  if (origin.viaGateway !== false) {
+    extra["cf-aig-log-id"] = logId;
+    extra["cf-aig-request-id"] = logId;
+    if (outcome.cacheStatus) extra["cf-aig-cache-status"] = outcome.cacheStatus;
+    if (outcome.step !== undefined) extra["cf-aig-step"] = String(outcome.step);
+  }
   entry.delivery = await writeResult(res, result, extra, emu.config.streamChunkDelayMs);
   entry.durationMs = Date.now() - started;
+}
+
+/** Handles one request under /v1/; `segments` are the decoded path segments after /v1/. */
+export async function handleGateway(
+  emu: EmulatorState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  segments: readonly string[],
+): Promise<void> {
+  const started = Date.now();
+  const rawBody = await readBody(req);
+  const request: GatewayRequest = {
+    headers: requestHeaders(req),
+    rawBody,
+    parsed: parseBody(rawBody),
+    path,
+    metadata: null,
+    customCost: null,
+  };
+  const outcome = await decide(emu, req, request, segments);
+  await respond(emu, req, res, started, request, outcome, {
+    gatewayId: segments[1] ?? null,
+    binding: null,
+    gatewayOptions: null,
+    headers: req.headers,
+  });
 }

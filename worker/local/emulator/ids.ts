@@ -1,5 +1,5 @@
 // Identifiers the emulator hands out: gateway log ids and provider object ids.
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 
 // Crockford base32, the ULID alphabet (no I, L, O, U).
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -39,4 +39,15 @@ export function ulid(now: number = Date.now()): string {
 /** A random lowercase-hex id of `length` characters (at most 30). */
 export function randomId(length = 24): string {
   return randomHex().slice(0, length);
+}
+
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/** A random base62 id of `length` characters (Anthropic's id alphabet). */
+export function randomBase62(length: number): string {
+  const bytes = randomBytes(length);
+  let out = "";
+  // 62 does not divide 256: the slight bias is irrelevant for ids that only need to be unique.
+  for (const b of bytes) out += BASE62.charAt(b % 62);
+  return out;
 }

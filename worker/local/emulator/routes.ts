@@ -3,13 +3,15 @@
 import { timingSafeEqual } from "node:crypto";
 import { gatewayErrorResult, prop } from "./http";
 import * as anthropic from "./providers/anthropic";
+import * as compatible from "./providers/compatible";
 import * as openai from "./providers/openai";
+import { chat } from "./providers/openai-chat";
 import * as workersAi from "./providers/workers-ai";
 import type {
   Call,
-  EmulatorConfig,
   Family,
   GatewayConfig,
+  GenerateContext,
   Op,
   ParsedBody,
   ProviderRoute,
@@ -20,7 +22,8 @@ import type {
 
 interface ProviderFamily {
   defaultErrorResult(status: number): Result;
-  keyErrorResult(): Result;
+  /** The provider's answer to a wrong key; `presented` is the key as sent (some echo its tail). */
+  keyErrorResult(presented?: string): Result;
 }
 
 // Provider slugs /compat accepts as a `model` prefix (cf-contract.md 1.3 plus the AIGateway
@@ -34,7 +37,36 @@ export const COMPAT_PROVIDERS = new Set([
 
 // Error shape ("family") per native provider; /compat always answers in OpenAI's shape
 // (UNCONFIRMED for non-OpenAI providers: the gateway may pass their own error shape through).
-const FAMILIES: Readonly<Record<Family, ProviderFamily>> = { openai, anthropic, "workers-ai": workersAi };
+const FAMILIES: Readonly<Record<Family, ProviderFamily>> = {
+  openai,
+  anthropic,
+  "workers-ai": workersAi,
+  groq: compatible.groq,
+  mistral: compatible.mistral,
+  deepseek: compatible.deepseek,
+  grok: compatible.grok,
+  "google-ai-studio": compatible.googleAiStudio,
+};
+
+/**
+ * Native OpenAI-wire paths: each provider's own URL with its host prefix stripped
+ * (cf-contract-2 1.1). OpenAI's are reachable with and without /v1 (the docs use the bare
+ * form, Cloudflare's ai-gateway-provider sends v1/...); xAI's docs show both forms too.
+ */
+const OPENAI_WIRE: Readonly<
+  Record<string, { family: Family; chat: readonly string[]; embeddings?: readonly string[] }>
+> = {
+  openai: {
+    family: "openai",
+    chat: ["chat/completions", "v1/chat/completions"],
+    embeddings: ["embeddings", "v1/embeddings"],
+  },
+  groq: { family: "groq", chat: ["chat/completions"] },
+  mistral: { family: "mistral", chat: ["v1/chat/completions"] },
+  deepseek: { family: "deepseek", chat: ["chat/completions"] },
+  grok: { family: "grok", chat: ["v1/chat/completions", "chat/completions"] },
+  "google-ai-studio": { family: "google-ai-studio", chat: ["v1beta/openai/chat/completions"] },
+};
 
 /**
  * Route for the path segments after the gateway id, or null when nothing lives there.
@@ -51,14 +83,16 @@ export function resolveRoute(rest: readonly string[]): Route | null {
     op,
     ...extra,
   });
+  const wire = Object.hasOwn(OPENAI_WIRE, head) ? OPENAI_WIRE[head] : undefined;
   if (head === "compat") {
     if (endpoint === "chat/completions") return route("openai", "chat", { compat: true });
     if (endpoint === "embeddings") return route("openai", "embeddings", { compat: true });
-  } else if (head === "openai") {
-    if (endpoint === "chat/completions") return route("openai", "chat");
-    if (endpoint === "embeddings") return route("openai", "embeddings");
+  } else if (wire !== undefined) {
+    if (wire.chat.includes(endpoint)) return route(wire.family, "chat");
+    if (wire.embeddings?.includes(endpoint)) return route(wire.family, "embeddings");
   } else if (head === "anthropic") {
     if (endpoint === "v1/messages") return route("anthropic", "messages");
+    if (endpoint === "v1/messages/count_tokens") return route("anthropic", "count_tokens");
   } else if (head === "workers-ai") {
     if (endpoint === "v1/chat/completions") return route("workers-ai", "chat");
     if (endpoint === "v1/embeddings") return route("workers-ai", "embeddings");
@@ -143,7 +177,9 @@ function presentedKey(call: Call): { raw: string | undefined; key: string | unde
   return { raw, key: bearer(raw) };
 }
 
-function providerKeyAccepted(call: Call, config: EmulatorConfig, gateway: GatewayConfig): boolean {
+// providerKeys is keyed by provider slug (the path's first segment, or compat's model prefix).
+function providerKeyAccepted(call: Call, { config, gateway }: GenerateContext): boolean {
+  if (call.route.binding) return true; // the binding is pre-authenticated: no provider key
   const { raw, key } = presentedKey(call);
   if (raw === undefined) return gateway.byokProviders.includes(call.provider);
   const expected = config.providerKeys[call.provider];
@@ -161,16 +197,18 @@ export function providerErrorResult(call: Call, status: number): Result {
 }
 
 /** Runs the fake provider: key check, validation, completion. */
-export function generate(call: Call, config: EmulatorConfig, gateway: GatewayConfig): Result {
+export function generate(call: Call, ctx: GenerateContext): Result {
   const family = call.route.compat ? openai : FAMILIES[call.family];
-  if (!providerKeyAccepted(call, config, gateway)) return family.keyErrorResult();
+  if (!providerKeyAccepted(call, ctx)) return family.keyErrorResult(presentedKey(call).key);
   switch (call.op) {
     case "chat":
-      return openai.chat(call);
+      return chat(call);
     case "embeddings":
       return openai.embeddings(call);
     case "messages":
-      return anthropic.messages(call);
+      return anthropic.messages(call, ctx);
+    case "count_tokens":
+      return anthropic.countTokens(call);
     default:
       return workersAi.run(call);
   }

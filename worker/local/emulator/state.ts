@@ -13,6 +13,7 @@ import type {
 
 export const REQUEST_LOG_CAPACITY = 5000;
 const CACHE_CAPACITY = 2000;
+const PROMPT_CACHE_CAPACITY = 10_000;
 const SLIDING_WINDOW_MAX_LIMIT = 1_000_000; // the sliding limiter keeps one timestamp per allowed request
 
 interface CacheEntry extends CachedResponse {
@@ -128,6 +129,45 @@ export class ResponseCache {
       if (oldest !== undefined) this.entries.delete(oldest);
     }
     this.entries.set(key, { ...value, expires: now + ttlSeconds * 1000 });
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+/**
+ * Anthropic prompt-cache prefixes that have been written: key -> expiry (epoch ms). A read
+ * refreshes the expiry, as Anthropic's cache does; the oldest entry goes first when full.
+ */
+export class PromptCache {
+  readonly capacity: number;
+  private readonly entries = new Map<string, number>();
+
+  constructor(capacity = PROMPT_CACHE_CAPACITY) {
+    this.capacity = capacity;
+  }
+
+  /** Whether `key` is cached; a hit extends its life by `ttlMs`. */
+  hit(key: string, ttlMs: number, now: number = Date.now()): boolean {
+    const expires = this.entries.get(key);
+    if (expires === undefined) return false;
+    if (expires <= now) {
+      this.entries.delete(key);
+      return false;
+    }
+    this.write(key, ttlMs, now);
+    return true;
+  }
+
+  write(key: string, ttlMs: number, now: number = Date.now()): void {
+    const previous = this.entries.get(key) ?? 0;
+    this.entries.delete(key);
+    if (this.entries.size >= this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(key, Math.max(previous, now + ttlMs));
   }
 
   clear(): void {

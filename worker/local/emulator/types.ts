@@ -2,7 +2,7 @@
 // options, the request log, faults and the state object. Types only: nothing here exists at run
 // time; the code that builds and checks each type is named in its section.
 import type { IncomingHttpHeaders } from "node:http";
-import type { FaultBook, RateLimiter, RequestLog, ResponseCache } from "./state";
+import type { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache } from "./state";
 
 // ---- JSON from clients and the HTTP result a handler returns (http.ts)
 
@@ -88,10 +88,21 @@ export interface MaskedConfig extends Omit<EmulatorConfig, "providerKeys"> {
 
 // ---- Routes and provider calls (routes.ts)
 
-/** Error shape and key check of a native provider. */
-export type Family = "openai" | "anthropic" | "workers-ai";
+/**
+ * Error shape and key check of a native provider: OpenAI, Anthropic, Workers AI, or one of the
+ * OpenAI-compatible providers (OpenAI's chat wire format, their own error bodies).
+ */
+export type Family =
+  | "openai"
+  | "anthropic"
+  | "workers-ai"
+  | "groq"
+  | "mistral"
+  | "deepseek"
+  | "grok"
+  | "google-ai-studio";
 
-export type Op = "chat" | "embeddings" | "messages" | "run";
+export type Op = "chat" | "embeddings" | "messages" | "count_tokens" | "run";
 
 /** The Universal endpoint: the gateway root, a JSON array of provider steps. */
 export interface UniversalRoute {
@@ -109,6 +120,11 @@ export interface ProviderRoute {
   compat?: boolean;
   /** Workers AI run routes name the model in the path. */
   pathModel?: string;
+  /**
+   * A call through the Workers AI binding (env.AI.run via miniflare's remote proxy): no
+   * provider key, and the answer is the bare model output (no v4 envelope), see binding.ts.
+   */
+  binding?: boolean;
 }
 
 export type Route = UniversalRoute | ProviderRoute;
@@ -135,6 +151,14 @@ export interface Call {
   stream: boolean;
   /** Set when the gateway itself rejects the call (compat model format or provider). */
   error?: Result;
+}
+
+/** What a fake provider may read besides the call: config, the gateway and per-gateway state. */
+export interface GenerateContext {
+  config: EmulatorConfig;
+  gatewayId: string;
+  gateway: GatewayConfig;
+  promptCache: PromptCache;
 }
 
 // ---- Options from cf-aig-* headers (options.ts)
@@ -174,6 +198,8 @@ export interface EmulatorState {
   log: RequestLog;
   faults: FaultBook;
   cache: ResponseCache;
+  /** Anthropic prompt-caching prefixes, keyed per gateway (cleared by reset). */
+  promptCache: PromptCache;
   limiters: Map<string, RateLimiter>;
   limiterFor(gatewayId: string, gateway: GatewayConfig): RateLimiter;
   /** Swaps in a merged config; changed gateways start with fresh rate-limit windows. */
@@ -193,6 +219,12 @@ export interface LogEntry {
   headers: IncomingHttpHeaders;
   /** Parsed JSON body, the raw text (truncated) when it is not JSON, or null when empty. */
   body: unknown;
+  /** The gateway id the request named (path segment, or the binding's options.gateway.id). */
+  gatewayId: string | null;
+  /** The binding name (MF-Binding, e.g. "AI") for a Workers AI binding call; null over HTTP. */
+  binding: string | null;
+  /** A binding call's options.gateway as sent (id, metadata, skipCache, cacheTtl, ...). */
+  gatewayOptions: JsonObject | null;
   status: number;
   cacheStatus: CacheStatus | null;
   provider: string | null;

@@ -1,8 +1,21 @@
-// Anthropic Messages API (native, /anthropic/v1/messages): body, SSE event sequence, error shape.
-import { type Completion, complete, type FinishReason, normalizeMessages, pieces } from "../completion";
-import { isJsonObject, jsonResult, sseResult } from "../http";
-import { randomId } from "../ids";
-import type { BufferedResult, Call, Result } from "../types";
+// Anthropic Messages API (native, /anthropic/v1/messages and /v1/messages/count_tokens): body,
+// SSE event sequence (cf-contract-2 2.3), tool use, prompt caching (anthropic-cache.ts) and
+// Anthropic's error shape.
+import {
+  type Completion,
+  complete,
+  type FinishReason,
+  type NormalizedMessage,
+  normalizeMessages,
+  pieces,
+  promptTokens,
+  toolsPromptTokens,
+} from "../completion";
+import { isJsonObject, jsonResult, prop, sseResult } from "../http";
+import { randomBase62, randomId } from "../ids";
+import { type JsonAnswer, jsonPieces, type ToolDef, toolArguments } from "../reply";
+import type { BufferedResult, Call, GenerateContext, JsonObject, Result } from "../types";
+import { applyPromptCache, breakpoints, type CacheUsage } from "./anthropic-cache";
 
 /** The fields every Messages API message (and a stream's message_start) begins with. */
 interface MessageHead {
@@ -10,6 +23,22 @@ interface MessageHead {
   type: "message";
   role: "assistant";
   model: string;
+}
+
+/** What the fake model answers: words, or a call to one of the request's tools. */
+type Answer = { kind: "text"; completion: Completion } | { kind: "tool"; id: string; name: string; json: JsonAnswer };
+
+/** A validated Messages request: what generation and token counting need. */
+interface Parsed {
+  body: JsonObject;
+  model: string;
+  messages: unknown[];
+  normalized: NormalizedMessage[];
+  tools: ToolDef[];
+  /** tool_choice: "auto" | "any" | "none", or the tool's name for {type: "tool"}. */
+  choice: string;
+  forced: string | null;
+  promptTokens: number;
 }
 
 const ERROR_TYPES: Readonly<Record<number, string>> = {
@@ -53,34 +82,156 @@ function sse(type: string, data: unknown): string {
   return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
-function streamEvents(message: MessageHead, completion: Completion): string[] {
+/** Custom tools ({name, input_schema}); server tools (a `type` other than "custom") are never called. */
+function parseTools(tools: unknown): ToolDef[] | BufferedResult {
+  if (tools === undefined || tools === null) return [];
+  if (!Array.isArray(tools)) return invalid("tools: Input should be a valid list");
+  const list: readonly unknown[] = tools;
+  const out: ToolDef[] = [];
+  for (const [i, tool] of list.entries()) {
+    const type = prop(tool, "type");
+    if (type !== undefined && type !== null && type !== "custom") continue;
+    const name = prop(tool, "name");
+    if (typeof name !== "string" || name === "") return invalid(`tools.${i}.custom.name: Field required`);
+    const schema = prop(tool, "input_schema");
+    if (!isJsonObject(schema)) return invalid(`tools.${i}.custom.input_schema: Field required`);
+    out.push({ name, schema });
+  }
+  return out;
+}
+
+function parseToolChoice(
+  choice: unknown,
+  tools: readonly ToolDef[],
+  given: boolean,
+): { choice: string; forced: string | null } | BufferedResult {
+  if (choice === undefined || choice === null) return { choice: "auto", forced: null };
+  const type = prop(choice, "type");
+  if (type !== "auto" && type !== "any" && type !== "tool" && type !== "none") {
+    return invalid("tool_choice: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'");
+  }
+  if (!given && type !== "none" && type !== "auto")
+    return invalid("tool_choice may only be specified while providing tools.");
+  if (type !== "tool") return { choice: type, forced: null };
+  const name = prop(choice, "name");
+  if (typeof name !== "string") return invalid("tool_choice.tool.name: Field required");
+  if (!tools.some((t) => t.name === name)) return invalid(`tool_choice: tool '${name}' not found in tools`);
+  return { choice: type, forced: name };
+}
+
+/** Checks the body; `needsMaxTokens` is false for count_tokens. */
+function parse(call: Call, needsMaxTokens: boolean): Parsed | BufferedResult {
+  if (!call.headers["anthropic-version"]) return invalid("anthropic-version: header is required");
+  const body = call.json;
+  if (call.parseError || !isJsonObject(body)) {
+    return invalid("There was an error parsing the body of your request.");
+  }
+  if (typeof body.model !== "string" || body.model === "") return invalid("model: Field required");
+  if (needsMaxTokens) {
+    if (body.max_tokens === undefined) return invalid("max_tokens: Field required");
+    if (typeof body.max_tokens !== "number" || !Number.isInteger(body.max_tokens) || body.max_tokens < 1) {
+      return invalid("max_tokens: Input should be greater than or equal to 1");
+    }
+  }
+  if (!Array.isArray(body.messages)) return invalid("messages: Field required");
+  if (body.messages.length === 0) return invalid("messages: at least one message is required");
+  const tools = parseTools(body.tools);
+  if (!Array.isArray(tools)) return tools;
+  const choice = parseToolChoice(body.tool_choice, tools, tools.length > 0);
+  if ("status" in choice) return choice;
+  const messages: unknown[] = body.messages;
+  const normalized = normalizeMessages(messages, body.system);
+  return {
+    body,
+    model: body.model,
+    messages,
+    normalized,
+    tools,
+    ...choice,
+    promptTokens: promptTokens(normalized) + toolsPromptTokens(body.tools),
+  };
+}
+
+/** Whether the last user turn hands back tool results (then the model answers in words). */
+function answersToolResult(messages: readonly unknown[]): boolean {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const m = messages[i];
+    if (prop(m, "role") !== "user") continue;
+    const content = prop(m, "content");
+    return Array.isArray(content) && content.some((block) => prop(block, "type") === "tool_result");
+  }
+  return false;
+}
+
+function decideAnswer(p: Parsed): Answer {
+  const first = p.tools[0];
+  if (first !== undefined && p.choice !== "none" && !answersToolResult(p.messages)) {
+    const tool = p.tools.find((t) => t.name === p.forced) ?? first;
+    const json = toolArguments(tool, p.model, p.normalized, p.body.max_tokens);
+    return { kind: "tool", id: `toolu_01${randomBase62(22)}`, name: tool.name, json };
+  }
+  return { kind: "text", completion: complete(p.normalized, p.model, p.body.max_tokens) };
+}
+
+function outputTokens(answer: Answer): number {
+  return answer.kind === "text" ? answer.completion.completionTokens : answer.json.tokens;
+}
+
+function stopReason(answer: Answer): string {
+  if (answer.kind === "text") return STOP_REASONS[answer.completion.finishReason];
+  return answer.json.finishReason === "length" ? "max_tokens" : "tool_use";
+}
+
+/** The content block as a finished message carries it. A cut tool call keeps input {} (UNCONFIRMED). */
+function contentBlock(answer: Answer): JsonObject {
+  if (answer.kind === "text") return { type: "text", text: answer.completion.text };
+  const input = answer.json.finishReason === "length" ? {} : answer.json.value;
+  return { type: "tool_use", id: answer.id, name: answer.name, input };
+}
+
+function usageBody(input: number, cache: CacheUsage, output: number): JsonObject {
+  return {
+    input_tokens: input,
+    cache_creation_input_tokens: cache.creation,
+    cache_read_input_tokens: cache.read,
+    cache_creation: { ephemeral_5m_input_tokens: cache.creation5m, ephemeral_1h_input_tokens: cache.creation1h },
+    output_tokens: output,
+    service_tier: "standard",
+  };
+}
+
+function streamEvents(message: MessageHead, answer: Answer, input: number, cache: CacheUsage): string[] {
   const start = {
     ...message,
     content: [],
     stop_reason: null,
     stop_sequence: null,
-    usage: { input_tokens: completion.promptTokens, output_tokens: 1 },
+    usage: usageBody(input, cache, 1),
   };
+  const startBlock =
+    answer.kind === "text"
+      ? { type: "text", text: "" }
+      : { type: "tool_use", id: answer.id, name: answer.name, input: {} };
   const out = [
     sse("message_start", { type: "message_start", message: start }),
-    sse("content_block_start", {
-      type: "content_block_start",
-      index: 0,
-      content_block: { type: "text", text: "" },
-    }),
+    sse("content_block_start", { type: "content_block_start", index: 0, content_block: startBlock }),
     sse("ping", { type: "ping" }),
   ];
-  for (const text of pieces(completion)) {
-    out.push(
-      sse("content_block_delta", { type: "content_block_delta", index: 0, delta: { type: "text_delta", text } }),
-    );
+  const delta = (d: JsonObject) => sse("content_block_delta", { type: "content_block_delta", index: 0, delta: d });
+  if (answer.kind === "text") {
+    for (const text of pieces(answer.completion)) out.push(delta({ type: "text_delta", text }));
+  } else {
+    // Anthropic's first input_json_delta is usually empty (cf-contract-2 2.3).
+    for (const partial_json of ["", ...jsonPieces(answer.json.text)]) {
+      out.push(delta({ type: "input_json_delta", partial_json }));
+    }
   }
   out.push(sse("content_block_stop", { type: "content_block_stop", index: 0 }));
   out.push(
     sse("message_delta", {
       type: "message_delta",
-      delta: { stop_reason: STOP_REASONS[completion.finishReason], stop_sequence: null },
-      usage: { output_tokens: completion.completionTokens },
+      delta: { stop_reason: stopReason(answer), stop_sequence: null },
+      usage: { output_tokens: outputTokens(answer) },
     }),
   );
   out.push(sse("message_stop", { type: "message_stop" }));
@@ -88,35 +239,34 @@ function streamEvents(message: MessageHead, completion: Completion): string[] {
 }
 
 /** POST /v1/messages. */
-export function messages(call: Call): Result {
-  if (!call.headers["anthropic-version"]) return invalid("anthropic-version: header is required");
-  const body = call.json;
-  if (call.parseError || !isJsonObject(body)) {
-    return invalid("There was an error parsing the body of your request.");
-  }
-  if (typeof body.model !== "string" || body.model === "") return invalid("model: Field required");
-  if (body.max_tokens === undefined) return invalid("max_tokens: Field required");
-  if (typeof body.max_tokens !== "number" || !Number.isInteger(body.max_tokens) || body.max_tokens < 1) {
-    return invalid("max_tokens: Input should be greater than or equal to 1");
-  }
-  if (!Array.isArray(body.messages)) return invalid("messages: Field required");
-  if (body.messages.length === 0) return invalid("messages: at least one message is required");
-  const completion = complete(normalizeMessages(body.messages, body.system), body.model, body.max_tokens);
-  const message: MessageHead = { id: `msg_${randomId(24)}`, type: "message", role: "assistant", model: body.model };
+export function messages(call: Call, ctx: GenerateContext): Result {
+  const p = parse(call, true);
+  if ("status" in p) return p;
+  const answer = decideAnswer(p);
+  const points = breakpoints(ctx.gatewayId, p.model, p.body.tools, p.body.system, p.messages);
+  const cache = applyPromptCache(ctx.promptCache, points);
+  const input = p.promptTokens - cache.read - cache.creation;
+  const output = outputTokens(answer);
+  const message: MessageHead = { id: `msg_${randomId(24)}`, type: "message", role: "assistant", model: p.model };
   const result: Result =
-    body.stream === true
-      ? sseResult(streamEvents(message, completion))
+    p.body.stream === true
+      ? sseResult(streamEvents(message, answer, input, cache))
       : jsonResult(200, {
           ...message,
-          content: [{ type: "text", text: completion.text }],
-          stop_reason: STOP_REASONS[completion.finishReason],
+          content: [contentBlock(answer)],
+          stop_reason: stopReason(answer),
           stop_sequence: null,
-          usage: { input_tokens: completion.promptTokens, output_tokens: completion.completionTokens },
+          usage: usageBody(input, cache, output),
         });
-  result.usage = {
-    prompt_tokens: completion.promptTokens,
-    completion_tokens: completion.completionTokens,
-    total_tokens: completion.promptTokens + completion.completionTokens,
-  };
+  result.usage = { prompt_tokens: p.promptTokens, completion_tokens: output, total_tokens: p.promptTokens + output };
+  return result;
+}
+
+/** POST /v1/messages/count_tokens: the prompt's input tokens (tools, system, messages), no caching. */
+export function countTokens(call: Call): Result {
+  const p = parse(call, false);
+  if ("status" in p) return p;
+  const result = jsonResult(200, { input_tokens: p.promptTokens });
+  result.usage = null;
   return result;
 }
