@@ -48,7 +48,7 @@ types: install generated
 
 # The Worker's unit tests (node's test runner; TypeScript through tsx).
 unit: install generated
-	cd worker && node --import tsx --test --test-reporter=spec test/*.test.ts
+	cd worker && node --import tsx --test --test-reporter=spec test/*.test.ts test/*/*.test.ts
 
 # Every check and test of both languages: what CI runs.
 check: lint types unit

@@ -37,6 +37,12 @@ def script_bindings(
 ) -> list[dict[str, Any]]:
     """The Worker's bindings in a stable order (unstable order causes perpetual diffs, TF#5522)."""
     providers = catalog_providers(config)
+    if provider_api_keys.get(WORKERS_AI):
+        # the binding carries the account's own authority: a token would be stored, never used
+        raise ValueError(
+            f"providerApiKeys.{WORKERS_AI}: Workers AI models run through the Worker's AI binding "
+            f"and need no key; remove it (pulumi config rm --path 'providerApiKeys.{WORKERS_AI}')"
+        )
     unknown = sorted(set(provider_api_keys) - set(providers))
     if unknown:
         raise ValueError(

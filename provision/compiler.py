@@ -99,10 +99,16 @@ def compile_price(price: Price) -> dict[str, int]:
     cached = (
         price.cachedInputPerMTok if price.cachedInputPerMTok is not None else price.inputPerMTok
     )
+    written = (
+        price.cacheWriteInputPerMTok
+        if price.cacheWriteInputPerMTok is not None
+        else price.inputPerMTok
+    )
     return {
         "in": usd_to_micros(price.inputPerMTok),
         "out": usd_to_micros(price.outputPerMTok),
         "cachedIn": usd_to_micros(cached),
+        "cacheWrite": usd_to_micros(written),
     }
 
 

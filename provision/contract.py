@@ -41,6 +41,9 @@ KV_BINDING = "GATEWAY_KV"
 LEDGER_BINDING = "USAGE_LEDGER"
 AI_BINDING = "AI"  # Workers AI, called with the gateway option (models of WORKERS_AI)
 WORKERS_AI = "workers-ai"
+# Providers with a module of their own in worker/src/providers/ (others speak OpenAI's chat API
+# and are declared in a stack's routing.openaiCompatible).
+NATIVE_PROVIDERS = ("openai", "anthropic", WORKERS_AI)
 LEDGER_CLASS = "UsageLedger"  # its migrations: provision/migrations.py
 PROVIDER_KEY_PREFIX = "PROVIDER_KEY_"
 
@@ -114,6 +117,7 @@ def template_values() -> dict[str, object]:
         "LEDGER_BINDING": LEDGER_BINDING,
         "AI_BINDING": AI_BINDING,
         "WORKERS_AI": WORKERS_AI,
+        "NATIVE_PROVIDERS": NATIVE_PROVIDERS,
         "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,
         "SCHEMA_VERSION": SCHEMA_VERSION,
         "KEY_SHARD_PREFIX": KEY_SHARD_PREFIX,

@@ -25,7 +25,7 @@ from typing import Any
 from provision.bindings import COMPATIBILITY_FLAGS, catalog_providers, script_bindings
 from provision.compiler import compile_records
 from provision.config import StackConfig, load_stack_file
-from provision.contract import KV_BINDING, MANAGED_PREFIXES
+from provision.contract import KV_BINDING, MANAGED_PREFIXES, WORKERS_AI
 from provision.errors import ProvisionError
 from provision.keys import demo_key, hash_key
 from provision.render import WORKER_DIR, render_worker
@@ -54,6 +54,8 @@ class LocalSecrets:
 
     def for_providers(self, providers: list[str]) -> LocalSecrets:
         for provider in providers:
+            if provider == WORKERS_AI:
+                continue  # called through the AI binding: no key
             self.provider_api_keys.setdefault(
                 provider, f"sk-local-{provider}-" + secrets.token_hex(8)
             )

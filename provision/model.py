@@ -67,6 +67,14 @@ class Routing(_Strict):
     models: list[ModelId] = Field(min_length=1)
     defaultModel: ModelId
     aliases: dict[str, ModelId] = {}
+    openaiCompatible: dict[
+        Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")],
+        Annotated[str, Field(pattern=r"^(compat|[a-z0-9-]+(/[A-Za-z0-9._-]+)+)$")],
+    ] = Field(
+        {},
+        description="providers that speak OpenAI's chat API: slug → its AI Gateway chat path "
+        "(e.g. groq/chat/completions), or 'compat' for AI Gateway's unified endpoint",
+    )
     upstreamTimeoutMs: int = Field(120_000, ge=100, le=600_000, description="time to first byte")
     maxOutputTokens: int = Field(
         4096, ge=1, le=1_000_000, description="output cap sent upstream when a client sets none"
@@ -79,6 +87,9 @@ class Price(_Strict):
     inputPerMTok: Usd
     outputPerMTok: Usd
     cachedInputPerMTok: Usd | None = None
+    cacheWriteInputPerMTok: Usd | None = Field(
+        None, description="input written to a prompt cache (Anthropic); unset = the input price"
+    )
 
 
 class Pricing(_Strict):

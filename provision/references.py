@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from provision.contract import NATIVE_PROVIDERS
 from provision.errors import Problem
 from provision.keys import is_demo_hash
 from provision.model import Organization, Pricing, Routing, StackConfig, User
@@ -94,6 +95,21 @@ def check_references(view: View, source: str) -> list[Problem]:
                 add(f"routing.aliases.{alias}", f"'{target}' is not in routing.models")
             if alias in catalog:
                 add(f"routing.aliases.{alias}", "an alias must not shadow a model id")
+        providers = sorted({*NATIVE_PROVIDERS, *routing.openaiCompatible})
+        for slug in routing.openaiCompatible:
+            if slug in NATIVE_PROVIDERS:
+                add(
+                    f"routing.openaiCompatible.{slug}",
+                    f"'{slug}' has a provider module of its own; only other providers are declared here",
+                )
+        for i, model in enumerate(routing.models):
+            provider = model.split("/", 1)[0]
+            if provider not in providers:
+                add(
+                    f"routing.models[{i}]",
+                    f"'{model}': no provider '{provider}' (known: {', '.join(providers)}; declare an "
+                    "OpenAI-compatible one in routing.openaiCompatible)",
+                )
         for i, model in enumerate(routing.models):
             if model not in view.pricing.models and view.pricing.default is None:
                 add(

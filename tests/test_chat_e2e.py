@@ -96,7 +96,8 @@ def test_default_model_is_the_tenants(gateway: LocalGateway, emulator: Emulator)
     assert response.status_code == 200
     assert response.headers["x-gateway-model"] == "anthropic/claude-sonnet-4-5"
     upstream = emulator.request_for(response.headers["x-request-id"])
-    assert upstream["body"]["model"] == "anthropic/claude-sonnet-4-5"
+    assert upstream["path"].endswith("/anthropic/v1/messages")  # Anthropic's own endpoint
+    assert upstream["body"]["model"] == "claude-sonnet-4-5"
 
 
 def test_client_key_is_never_forwarded_and_metadata_is(gateway: LocalGateway, emulator: Emulator):
@@ -121,7 +122,8 @@ def test_client_key_is_never_forwarded_and_metadata_is(gateway: LocalGateway, em
             "orgId": "acme",
             "keyId": "key_ada_main",
         }
-        assert upstream["path"].endswith("/llm-gateway-e2e/compat/chat/completions")
+        assert upstream["path"].endswith("/llm-gateway-e2e/openai/chat/completions")
+        assert upstream["body"]["model"] == "gpt-4o-mini"
 
 
 def test_each_provider_gets_its_own_key(gateway: LocalGateway, emulator: Emulator):
@@ -132,9 +134,10 @@ def test_each_provider_gets_its_own_key(gateway: LocalGateway, emulator: Emulato
     )
     assert raw.parse().model == "claude-sonnet-4-5"
     upstream = emulator.request_for(raw.headers["x-request-id"])
-    assert upstream["headers"]["authorization"] == (
-        f"Bearer {gateway.secrets.provider_api_keys['anthropic']}"
-    )
+    # Anthropic takes its key as x-api-key; the gateway token only ever as cf-aig-authorization
+    assert upstream["headers"]["x-api-key"] == gateway.secrets.provider_api_keys["anthropic"]
+    assert "authorization" not in upstream["headers"]
+    assert upstream["headers"]["anthropic-version"] == "2023-06-01"
 
 
 def test_health_needs_no_key(http: httpx.Client):

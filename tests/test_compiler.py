@@ -378,7 +378,12 @@ def test_org_price_overrides_are_micro_dollars() -> None:
     }
     policy = records_of(settings)[key_shard(H1)]["orgs"]["acme"]
     assert policy["priceOverrides"] == {
-        "openai/gpt-4o": {"in": 1_500_000, "out": 6_000_000, "cachedIn": 1_500_000}
+        "openai/gpt-4o": {
+            "in": 1_500_000,
+            "out": 6_000_000,
+            "cachedIn": 1_500_000,
+            "cacheWrite": 1_500_000,
+        }
     }
 
 

@@ -195,7 +195,7 @@ def test_script_bindings(mocks: RecordingMocks, stack: str):
         None,
         {},
         {"openai": "sk-o-1"},
-        {"openai": "sk-o-1", "anthropic": "sk-a-2", "workers-ai": "cf-3"},
+        {"openai": "sk-o-1", "anthropic": "sk-a-2"},
     ],
     ids=["absent", "empty", "openai", "all"],
 )
@@ -216,6 +216,20 @@ def test_provider_key_bindings_only_for_given_keys(mocks: RecordingMocks, provid
         assert found == expected
 
     return settled(gateway, gateway.script.bindings).apply(check)
+
+
+def test_a_workers_ai_key_fails_the_deploy_naming_the_fix(mocks: RecordingMocks) -> None:
+    """Workers AI runs through the AI binding: a key for it would be a secret stored, never used."""
+    secrets = {**DEFAULT_SECRETS, "providerApiKeys": {"workers-ai": "cf-token-secret"}}
+
+    @pulumi.runtime.test
+    def program():
+        return settled(run_program(mocks, "dev", secrets=secrets))
+
+    with pytest.raises(ValueError, match="AI binding") as info:
+        program()
+    assert "pulumi config rm --path 'providerApiKeys.workers-ai'" in str(info.value)
+    assert "cf-token-secret" not in str(info.value)
 
 
 def test_provider_key_for_an_unused_provider_fails_the_deploy(mocks: RecordingMocks) -> None:

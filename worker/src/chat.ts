@@ -1,57 +1,23 @@
-// POST /v1/chat/completions: validate, resolve the model, admit against quotas, forward through
-// AI Gateway's OpenAI-compatible endpoint, stream the answer back without buffering, and
-// settle the real cost after the response (ctx.waitUntil, never delaying the client).
+// POST /v1/chat/completions: validate, resolve the model, admit against quotas, send through the
+// model's provider module (worker/src/providers/), return the answer in OpenAI's shape (streams
+// unbuffered), and settle the real cost after the response (waitUntil, never delaying the client).
 
 import type { Context } from "hono";
-import type { AppEnv, Price, Principal } from "./env";
+import type { AppEnv, Principal } from "./env";
 import { HttpError } from "./errors";
 import { MAX_OUTPUT_TOKENS } from "./generated/settings";
 import { resolveModel } from "./models";
-import { costMicros, customCostHeader, formatUsd, priceFor, type Tokens } from "./pricing";
+import { type Bound, outcomeOf } from "./outcome";
+import { formatUsd, priceFor, worstCaseMicros } from "./pricing";
+import { providerOf } from "./providers";
+import type { ChatCall } from "./providers/types";
 import { admit, type Outcome, quotaHeaders, settle } from "./quota";
-import { type ChatBody, chatBody, readJsonBody, validate } from "./schemas";
-import { meterStream } from "./stream-meter";
-import { fetchUpstream, gatewayHeaders, gatewayUrl, passthroughHeaders, upstreamError } from "./upstream";
-import { estimatePromptTokens, estimateTokens, promptTokensBound, readUsage } from "./usage";
-
-/**
- * What goes upstream: the resolved model, a bounded output (so the worst case is bounded), and
- * usage on streams. Returns the output-token bound over all `n` choices.
- */
-function upstreamRequest(body: ChatBody, model: string): { request: Record<string, unknown>; maxOutput: number } {
-  const request: Record<string, unknown> = { ...body, model };
-  const maxOutput = body.max_completion_tokens ?? body.max_tokens ?? null;
-  if (maxOutput === null) {
-    // OpenAI's reasoning models refuse max_tokens; the compat endpoint maps max_tokens for others.
-    request[model.startsWith("openai/") ? "max_completion_tokens" : "max_tokens"] = MAX_OUTPUT_TOKENS;
-  }
-  if (body.stream) request.stream_options = { ...body.stream_options, include_usage: true };
-  return { request, maxOutput: (maxOutput ?? MAX_OUTPUT_TOKENS) * (body.n ?? 1) };
-}
+import { chatBody, readJsonBody, validate } from "./schemas";
+import { passthroughHeaders } from "./upstream";
+import { promptTokensBound } from "./usage";
 
 function isEventStream(response: Response): boolean {
   return (response.headers.get("content-type") ?? "").includes("text/event-stream");
-}
-
-interface Served {
-  body: ChatBody;
-  text: string;
-  price: Price;
-  cached: boolean;
-}
-
-/** What to record for a served request: reported usage, else an estimate from the text. */
-export function outcomeOf(usage: Tokens | null, { body, text, price, cached }: Served): Outcome {
-  const estimated = usage === null;
-  const tokens = usage ?? { promptTokens: estimatePromptTokens(body), completionTokens: estimateTokens(text) };
-  return {
-    cost: cached ? 0 : costMicros(tokens, price), // an AI Gateway cache HIT costs nothing
-    tokensIn: tokens.promptTokens,
-    tokensOut: tokens.completionTokens,
-    estimated,
-    cached,
-    count: true,
-  };
 }
 
 const RELEASED: Outcome = { cost: 0, tokensIn: 0, tokensOut: 0, estimated: false, cached: false, count: false };
@@ -63,26 +29,38 @@ export async function chatCompletions(c: Context<AppEnv>): Promise<Response> {
   const fault = c.get("fault");
   const body = validate(chatBody, await readJsonBody(c.req.raw));
   const model = resolveModel(body.model, principal.policy);
-  const price = priceFor(model, principal.policy);
-  const { request: upstreamBody, maxOutput } = upstreamRequest(body, model);
-  const worstCase = costMicros({ promptTokens: promptTokensBound(body), completionTokens: maxOutput }, price);
+  const { slug, upstreamModel, provider } = providerOf(model);
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? MAX_OUTPUT_TOKENS;
+  const call: ChatCall = {
+    env,
+    principal,
+    requestId,
+    model,
+    upstreamModel,
+    provider: slug,
+    body,
+    maxTokens,
+    price: priceFor(model, principal.policy),
+    signal: c.req.raw.signal,
+  };
+  // The bound of what this request can cost: every prompt token at the dearest input price,
+  // and the full output of every choice.
+  const promptTokens = promptTokensBound(body);
+  const completionTokens = maxTokens * (body.n ?? 1);
+  const bound: Bound = {
+    promptTokens,
+    completionTokens,
+    micros: worstCaseMicros(promptTokens, completionTokens, call.price),
+  };
   const ledgerStart = performance.now(); // advances across I/O only: this times the ledger call
-  const admission = await admit(env, principal, requestId, worstCase, fault);
+  const admission = await admit(env, principal, requestId, bound.micros, fault);
   const ledgerMs = performance.now() - ledgerStart;
   const settleWith = (outcome: Outcome) => settle(env, principal, requestId, admission, outcome, fault);
 
   let upstream: Response;
   try {
-    const payload = JSON.stringify(upstreamBody);
-    const provider = model.split("/", 1)[0] as string;
-    const headers = await gatewayHeaders(env, principal, requestId, { provider, body: payload });
-    headers["cf-aig-custom-cost"] = customCostHeader(price);
-    upstream = await fetchUpstream(gatewayUrl(env, "compat/chat/completions"), {
-      method: "POST",
-      headers,
-      body: payload,
-    });
-    if (!upstream.ok) throw await upstreamError(upstream);
+    upstream = await provider.send(call);
+    if (!upstream.ok) throw await provider.error(upstream);
   } catch (err) {
     c.executionCtx.waitUntil(settleWith(RELEASED)); // nothing was served: give the reservation back
     throw err;
@@ -96,32 +74,28 @@ export async function chatCompletions(c: Context<AppEnv>): Promise<Response> {
   // Decide by what came back, not by what was asked: AI Gateway may answer a stream request
   // with one buffered JSON body (e.g. when guardrails inspect the response).
   if (!isEventStream(upstream) || upstream.body === null) {
-    let text: string;
+    let raw: string;
     try {
-      text = await upstream.text();
+      raw = await upstream.text();
     } catch {
       // The provider may already have billed the prompt: record an estimate, never nothing.
-      c.executionCtx.waitUntil(settleWith(outcomeOf(null, { body, text: "", price, cached })));
+      c.executionCtx.waitUntil(settleWith(outcomeOf(null, call, "", cached, bound)));
       throw new HttpError(502, "The upstream answer broke off before it was complete.", {
         code: "upstream_incomplete",
       });
     }
-    let usage: Tokens | null = null;
-    try {
-      usage = readUsage((JSON.parse(text) as { usage?: unknown }).usage);
-    } catch {
-      // not JSON: pass it on as it came; cost is estimated below
-    }
-    const outcome = outcomeOf(usage, { body, text, price, cached });
+    const { text, usage } = provider.completion(raw, call);
+    const outcome = outcomeOf(usage, call, text, cached, bound);
     c.executionCtx.waitUntil(settleWith(outcome));
     for (const [name, value] of Object.entries(quotaHeaders(principal, admission, outcome.cost))) out.set(name, value);
     out.set("x-gateway-cost-usd", formatUsd(outcome.cost));
+    if (text !== raw) out.set("content-type", "application/json");
     return new Response(text, { status: upstream.status, headers: out });
   }
 
   const clientWantsUsage = body.stream_options?.include_usage === true;
-  const { stream, done } = meterStream(upstream.body, { clientWantsUsage, signal: c.req.raw.signal });
-  c.executionCtx.waitUntil(done.then(({ usage, text }) => settleWith(outcomeOf(usage, { body, text, price, cached }))));
+  const { stream, done } = provider.stream(upstream.body, call, { clientWantsUsage });
+  c.executionCtx.waitUntil(done.then(({ usage, text }) => settleWith(outcomeOf(usage, call, text, cached, bound))));
   for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
   return new Response(stream, { status: upstream.status, headers: out });
 }

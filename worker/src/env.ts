@@ -1,7 +1,7 @@
 // The Worker's bindings (provision/bindings.py declares them for Pulumi and the local runtime)
 // and what the request pipeline keeps on Hono's context.
 
-import type { FAILURE_MODES, KV_BINDING, LEDGER_BINDING, PROVIDER_KEY_PREFIX } from "./generated/contract";
+import type { AI_BINDING, FAILURE_MODES, KV_BINDING, LEDGER_BINDING, PROVIDER_KEY_PREFIX } from "./generated/contract";
 import type { UsageLedger } from "./ledger";
 
 // Keyed by the generated binding names: a binding renamed in provision/contract.py fails the
@@ -9,6 +9,8 @@ import type { UsageLedger } from "./ledger";
 export interface Env {
   [KV_BINDING]: KVNamespace;
   [LEDGER_BINDING]: DurableObjectNamespace<UsageLedger>;
+  // Declared only when the catalog has Workers AI models (provision/bindings.py)
+  [AI_BINDING]?: Ai<AiModelListType>;
   ACCOUNT_ID: string;
   GATEWAY_ID: string;
   AI_GATEWAY_BASE_URL: string;
@@ -18,11 +20,12 @@ export interface Env {
   [providerKey: `${typeof PROVIDER_KEY_PREFIX}${string}`]: string | undefined;
 }
 
-/** µUSD per million tokens. */
+/** µUSD per million tokens: input, output, input read from and written to a prompt cache. */
 export interface Price {
   in: number;
   out: number;
   cachedIn: number;
+  cacheWrite: number;
 }
 
 /** What every request path reads about the key's principal (worker/src/policy.ts). */

@@ -6,10 +6,12 @@ import { PRICES } from "./generated/settings";
 
 const PER_MILLION = 1_000_000;
 
+/** Tokens of a request; `promptTokens` counts all input, the cached and cache-written included. */
 export interface Tokens {
   promptTokens: number;
   completionTokens: number;
   cachedTokens?: number;
+  cacheWriteTokens?: number;
 }
 
 export function priceFor(model: string, policy: Policy): Price {
@@ -18,11 +20,25 @@ export function priceFor(model: string, policy: Policy): Price {
   return price;
 }
 
-/** µUSD for a request's tokens; cached prompt tokens at the cached-input price. */
-export function costMicros({ promptTokens = 0, completionTokens = 0, cachedTokens = 0 }: Tokens, price: Price): number {
+/** µUSD for a request's tokens: cache reads at the cached-input price, cache writes at the
+ * cache-write price, the rest of the input at the input price. */
+export function costMicros(
+  { promptTokens = 0, completionTokens = 0, cachedTokens = 0, cacheWriteTokens = 0 }: Tokens,
+  price: Price,
+): number {
   const cached = Math.min(cachedTokens, promptTokens);
-  const numerator = (promptTokens - cached) * price.in + cached * price.cachedIn + completionTokens * price.out;
+  const written = Math.min(cacheWriteTokens, promptTokens - cached);
+  const plain = promptTokens - cached - written;
+  const numerator =
+    plain * price.in + cached * price.cachedIn + written * price.cacheWrite + completionTokens * price.out;
   return Math.ceil(numerator / PER_MILLION);
+}
+
+/** What a request can cost at most: every prompt token at the dearest input price (a cache
+ * write may cost more than plain input), every output token. */
+export function worstCaseMicros(promptTokens: number, completionTokens: number, price: Price): number {
+  const input = Math.max(price.in, price.cachedIn, price.cacheWrite);
+  return Math.ceil((promptTokens * input + completionTokens * price.out) / PER_MILLION);
 }
 
 /** `cf-aig-custom-cost`: the same prices in USD per token, so AI Gateway's analytics agree. */

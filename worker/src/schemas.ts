@@ -5,9 +5,15 @@
 import * as v from "valibot";
 import { HttpError } from "./errors";
 
-function positiveInteger(param: string) {
-  const message = `'${param}' must be a positive integer.`;
-  return v.optional(v.nullable(v.pipe(v.number(message), v.integer(message), v.minValue(1, message))));
+// OpenAI's own limit on `n`.
+const MAX_CHOICES = 128;
+
+// A safe integer: 1e308 is an integer too, and would make the worst case Infinity.
+function positiveInteger(param: string, max = Number.MAX_SAFE_INTEGER) {
+  const message = `'${param}' must be an integer from 1 to ${max}.`;
+  return v.optional(
+    v.nullable(v.pipe(v.number(message), v.safeInteger(message), v.minValue(1, message), v.maxValue(max, message))),
+  );
 }
 
 const MESSAGES = "'messages' is required and must be a non-empty array.";
@@ -25,8 +31,9 @@ export const chatBody = v.looseObject({
   ),
   max_tokens: positiveInteger("max_tokens"),
   max_completion_tokens: positiveInteger("max_completion_tokens"),
-  n: positiveInteger("n"),
+  n: positiveInteger("n", MAX_CHOICES),
   tools: v.optional(v.unknown()),
+  response_format: v.optional(v.unknown()),
 });
 
 export type ChatBody = v.InferOutput<typeof chatBody>;

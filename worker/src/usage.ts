@@ -1,7 +1,6 @@
-// Usage: token counts from the upstream answer, and bounded estimates of the prompt (for the
-// worst-case reservation) and of text (when upstream reports no usage).
+// Bounded estimates of the prompt (for the worst-case reservation) and of text (when upstream
+// reports no usage). Each provider reads its own reported usage (worker/src/providers/*/usage.ts).
 
-import type { Tokens } from "./pricing";
 import type { ChatBody } from "./schemas";
 
 const encoder = new TextEncoder();
@@ -9,6 +8,9 @@ const encoder = new TextEncoder();
 // An image costs tokens by its size, not by the bytes of its URL. Upper bound of one image in
 // OpenAI's dearest scheme (gpt-4o-mini, 2048×2048 high detail: 2,833 + 8 tiles × 5,667).
 const IMAGE_TOKENS_BOUND = 48_200;
+// Providers add a system prompt of their own for tools and structured output (Anthropic's
+// tool-use prompt is 313-346 tokens; an Anthropic JSON answer is a tool too).
+const TOOLS_OVERHEAD_TOKENS = 1_024;
 
 function textOf(content: unknown): string {
   if (typeof content === "string") return content;
@@ -34,12 +36,15 @@ function imageParts(messages: ChatBody["messages"]): number {
 
 /**
  * An upper bound of the prompt's tokens, for worst-case reservations: a token is at least one
- * byte of the serialized messages (plus tools), each message costs a few tokens of framing, and
+ * byte of the serialized messages (plus tools and the response format, and the provider's own
+ * prompt for them), each message costs a few tokens of framing, and
  * each image at most IMAGE_TOKENS_BOUND.
  */
 export function promptTokensBound(body: ChatBody): number {
-  const serialized = JSON.stringify(body.messages) + (body.tools ? JSON.stringify(body.tools) : "");
-  return 3 + 4 * body.messages.length + bytes(serialized) + IMAGE_TOKENS_BOUND * imageParts(body.messages);
+  const extras = [body.tools, body.response_format].filter((value) => value !== undefined);
+  const serialized = JSON.stringify(body.messages) + extras.map((value) => JSON.stringify(value)).join("");
+  const overhead = extras.length > 0 ? TOOLS_OVERHEAD_TOKENS : 0;
+  return 3 + 4 * body.messages.length + bytes(serialized) + overhead + IMAGE_TOKENS_BOUND * imageParts(body.messages);
 }
 
 /** The usual four-bytes-per-token guess, used only when upstream reports no usage. */
@@ -51,20 +56,10 @@ export function estimatePromptTokens(body: ChatBody): number {
   return 3 + body.messages.reduce((sum, m) => sum + 4 + estimateTokens(textOf(m.content)), 0);
 }
 
-interface OpenAIUsage {
-  prompt_tokens?: unknown;
-  completion_tokens?: unknown;
-  prompt_tokens_details?: { cached_tokens?: unknown } | null;
-}
-
-/** OpenAI `usage` → our counts (null when absent or malformed). */
-export function readUsage(usage: unknown): Required<Tokens> | null {
-  const u = usage as OpenAIUsage | null | undefined;
-  if (!u || typeof u.prompt_tokens !== "number" || typeof u.completion_tokens !== "number") return null;
-  const cached = u.prompt_tokens_details?.cached_tokens;
-  return {
-    promptTokens: u.prompt_tokens,
-    completionTokens: u.completion_tokens,
-    cachedTokens: typeof cached === "number" ? cached : 0,
-  };
+/** Why reported usage cannot be real (a negative, fractional or non-finite count), or null. */
+export function implausibleUsage(usage: Readonly<Record<string, number>>): string | null {
+  for (const [field, value] of Object.entries(usage)) {
+    if (!Number.isSafeInteger(value) || value < 0) return `${field} is ${value}`;
+  }
+  return null;
 }

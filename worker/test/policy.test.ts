@@ -10,7 +10,7 @@ import { getModel, listModels, resolveModel } from "../src/models";
 import { effectivePolicy, type KeyEntry, type OrgPolicy } from "../src/policy";
 
 const CATALOG = ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-haiku-4-5"];
-const PRICE = { in: 1, out: 2, cachedIn: 1 };
+const PRICE = { in: 1, out: 2, cachedIn: 1, cacheWrite: 1 };
 
 function entry(allowedModels: string[] | null = null): KeyEntry {
   return {

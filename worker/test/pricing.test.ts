@@ -2,9 +2,10 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { costMicros, customCostHeader, formatUsd } from "../src/pricing";
+import { costMicros, customCostHeader, formatUsd, worstCaseMicros } from "../src/pricing";
 
-const GPT_4O_MINI = { in: 150_000, out: 600_000, cachedIn: 75_000 }; // µUSD per million tokens
+const GPT_4O_MINI = { in: 150_000, out: 600_000, cachedIn: 75_000, cacheWrite: 150_000 }; // µUSD per million tokens
+const SONNET = { in: 3_000_000, out: 15_000_000, cachedIn: 300_000, cacheWrite: 3_750_000 };
 
 describe("costMicros", () => {
   test("is tokens × price / 10^6, rounded up once", () => {
@@ -32,6 +33,26 @@ describe("costMicros", () => {
   test("counts no more cached tokens than prompt tokens", () => {
     const tokens = { promptTokens: 10, completionTokens: 0, cachedTokens: 50 };
     assert.equal(costMicros(tokens, GPT_4O_MINI), costMicros({ ...tokens, cachedTokens: 10 }, GPT_4O_MINI));
+  });
+
+  test("charges cache writes at the cache-write price and the rest at the input price", () => {
+    // 1,000 input of which 600 read from cache and 300 written: 100 × 3 + 600 × 0.3 + 300 × 3.75
+    const tokens = { promptTokens: 1000, completionTokens: 10, cachedTokens: 600, cacheWriteTokens: 300 };
+    assert.equal(costMicros(tokens, SONNET), Math.ceil((100 * 3e6 + 600 * 3e5 + 300 * 3.75e6 + 10 * 15e6) / 1e6));
+  });
+
+  test("the worst case prices every prompt token at the dearest input price", () => {
+    const bound = worstCaseMicros(1000, 100, SONNET);
+    assert.equal(bound, Math.ceil((1000 * 3_750_000 + 100 * 15_000_000) / 1_000_000));
+    for (const [cachedTokens, cacheWriteTokens] of [
+      [0, 0],
+      [1000, 0],
+      [0, 1000],
+      [300, 700],
+    ]) {
+      const tokens = { promptTokens: 1000, completionTokens: 100, cachedTokens, cacheWriteTokens };
+      assert.ok(costMicros(tokens, SONNET) <= bound);
+    }
   });
 
   test("is zero for no tokens", () => {

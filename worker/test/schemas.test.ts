@@ -52,12 +52,18 @@ describe("chat body", () => {
     assert.deepEqual([error.param, error.code], ["messages[1]", "invalid_type"]);
   });
 
-  for (const param of ["max_tokens", "max_completion_tokens", "n"]) {
-    test(`${param} must be a positive integer (or null)`, () => {
-      for (const value of [0, -1, 1.5, "10", true]) {
+  const LIMITS: Record<string, number> = {
+    max_tokens: Number.MAX_SAFE_INTEGER,
+    max_completion_tokens: Number.MAX_SAFE_INTEGER,
+    n: 128,
+  };
+  for (const [param, max] of Object.entries(LIMITS)) {
+    test(`${param} must be an integer from 1 to ${max} (or null)`, () => {
+      for (const value of [0, -1, 1.5, "10", true, 1e308, max + 1, Number.POSITIVE_INFINITY]) {
         const error = rejected({ ...HELLO, [param]: value });
-        assert.deepEqual([error.param, error.message], [param, `'${param}' must be a positive integer.`]);
+        assert.deepEqual([error.param, error.message], [param, `'${param}' must be an integer from 1 to ${max}.`]);
       }
+      assert.doesNotThrow(() => validate(chatBody, { ...HELLO, [param]: max }));
       assert.doesNotThrow(() => validate(chatBody, { ...HELLO, [param]: null }));
       assert.doesNotThrow(() => validate(chatBody, { ...HELLO, [param]: 3 }));
     });

@@ -3,8 +3,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { readUsage } from "../src/providers/openai/usage";
 import type { ChatBody } from "../src/schemas";
-import { estimatePromptTokens, estimateTokens, promptTokensBound, readUsage } from "../src/usage";
+import { estimatePromptTokens, estimateTokens, promptTokensBound } from "../src/usage";
 
 function body(messages: ChatBody["messages"], extra: Partial<ChatBody> = {}): ChatBody {
   return { messages, ...extra } as ChatBody;
@@ -71,12 +72,13 @@ describe("readUsage", () => {
   test("reads OpenAI's usage, cached tokens included", () => {
     assert.deepEqual(
       readUsage({ prompt_tokens: 10, completion_tokens: 5, prompt_tokens_details: { cached_tokens: 4 } }),
-      { promptTokens: 10, completionTokens: 5, cachedTokens: 4 },
+      { promptTokens: 10, completionTokens: 5, cachedTokens: 4, cacheWriteTokens: 0 },
     );
     assert.deepEqual(readUsage({ prompt_tokens: 1, completion_tokens: 2 }), {
       promptTokens: 1,
       completionTokens: 2,
       cachedTokens: 0,
+      cacheWriteTokens: 0,
     });
   });
 

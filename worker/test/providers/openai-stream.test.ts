@@ -3,10 +3,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { type Metered, meterStream } from "../src/stream-meter";
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+import { meterChatStream as meterStream } from "../../src/providers/openai/stream";
+import type { Metered } from "../../src/providers/types";
+import { encoder, readAll, splitAt, streamOf } from "./support";
 
 function chunk(delta: Record<string, unknown>, index = 0, extra: Record<string, unknown> = {}) {
   return {
@@ -35,24 +34,14 @@ const EVENTS = [
 const TEXT = 'Café 😀 ok"quoted"\n';
 
 async function run(pieces: Uint8Array[], clientWantsUsage: boolean, signal?: AbortSignal) {
-  const upstream = new ReadableStream<Uint8Array>({
-    start(controller) {
-      for (const piece of pieces) controller.enqueue(piece);
-      controller.close();
-    },
-  });
-  const { stream, done } = meterStream(upstream, { clientWantsUsage, signal });
-  let out = "";
-  for await (const part of stream) out += decoder.decode(part, { stream: true });
-  return { out: out + decoder.decode(), metered: await done };
+  const { stream, done } = meterStream(streamOf(pieces), { clientWantsUsage, signal });
+  return { out: await readAll(stream), metered: await done };
 }
 
-function splitAt(bytes: Uint8Array, ...cuts: number[]): Uint8Array[] {
-  const points = [0, ...cuts, bytes.length];
-  return points.slice(1).map((end, i) => bytes.slice(points[i], end));
-}
-
-const EXPECTED: Metered = { usage: { promptTokens: 9, completionTokens: 4, cachedTokens: 2 }, text: TEXT };
+const EXPECTED: Metered = {
+  usage: { promptTokens: 9, completionTokens: 4, cachedTokens: 2, cacheWriteTokens: 0 },
+  text: TEXT,
+};
 
 describe("meterStream", () => {
   test("captures the usage and the text of every content delta", async () => {

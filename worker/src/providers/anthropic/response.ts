@@ -1,0 +1,75 @@
+// An Anthropic message → an OpenAI chat completion (cf-contract-2 §2.7): text blocks are the
+// content, tool_use blocks the tool calls (or, for a structured-output request, the JSON
+// answer), stop_reason the finish_reason, and the usage every token kind.
+
+import type { TokenUsage } from "../types";
+import { JSON_TOOL } from "./request";
+import { type AnthropicUsage, openaiUsage, readUsage } from "./usage";
+
+// Portkey's map, plus refusal and the context window (not in it).
+const FINISH: Record<string, string> = {
+  end_turn: "stop",
+  stop_sequence: "stop",
+  pause_turn: "stop",
+  tool_use: "tool_calls",
+  max_tokens: "length",
+  model_context_window_exceeded: "length",
+  refusal: "content_filter",
+};
+
+export function finishReason(stopReason: unknown, jsonAnswer: boolean): string {
+  if (jsonAnswer && stopReason === "tool_use") return "stop";
+  return (typeof stopReason === "string" && FINISH[stopReason]) || "stop";
+}
+
+interface Message {
+  id?: string;
+  model?: string;
+  content?: { type?: string; text?: string; id?: string; name?: string; input?: unknown }[];
+  stop_reason?: unknown;
+  usage?: AnthropicUsage;
+}
+
+export function completion(text: string, jsonAnswer: boolean): { text: string; usage: TokenUsage | null } {
+  let message: Message;
+  try {
+    message = JSON.parse(text) as Message;
+  } catch {
+    return { text, usage: null }; // not JSON: passed on as it came; the cost is estimated
+  }
+  const blocks = Array.isArray(message.content) ? message.content : [];
+  const parts = blocks.filter((b) => b.type === "text").map((b) => b.text ?? "");
+  const calls = blocks.filter((b) => b.type === "tool_use");
+  const answer = jsonAnswer ? calls.find((b) => b.name === JSON_TOOL) : undefined;
+  const toolCalls = jsonAnswer
+    ? []
+    : calls.map((b) => ({
+        id: b.id,
+        type: "function",
+        function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) },
+      }));
+  const content = answer
+    ? JSON.stringify(answer.input ?? {})
+    : parts.length > 0
+      ? parts.join("")
+      : toolCalls.length
+        ? null
+        : "";
+  const usage = readUsage(message.usage);
+  const body = {
+    id: message.id ?? "",
+    object: "chat.completion",
+    created: Math.floor(Date.now() / 1000),
+    model: message.model ?? "",
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", content, refusal: null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) },
+        logprobs: null,
+        finish_reason: finishReason(message.stop_reason, jsonAnswer),
+      },
+    ],
+    ...(usage ? { usage: openaiUsage(usage) } : {}),
+  };
+  return { text: JSON.stringify(body), usage };
+}

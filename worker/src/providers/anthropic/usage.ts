@@ -1,0 +1,40 @@
+// Anthropic's usage → every token kind we price (cf-contract-2 §2.8, OpenAI semantics):
+// Anthropic's `input_tokens` EXCLUDES cached input, so all input = input + cache writes + cache
+// reads; reads are priced at `cachedIn`, writes at `cacheWrite`, the rest at `in`.
+
+import type { TokenUsage } from "../types";
+
+export interface AnthropicUsage {
+  input_tokens?: unknown;
+  output_tokens?: unknown;
+  cache_creation_input_tokens?: unknown;
+  cache_read_input_tokens?: unknown;
+}
+
+function count(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) ? value : 0;
+}
+
+/** null when absent or malformed (the caller then estimates). */
+export function readUsage(usage: AnthropicUsage | null | undefined): TokenUsage | null {
+  if (!usage || typeof usage.input_tokens !== "number" || typeof usage.output_tokens !== "number") return null;
+  const written = count(usage.cache_creation_input_tokens);
+  const read = count(usage.cache_read_input_tokens);
+  return {
+    promptTokens: usage.input_tokens + written + read,
+    completionTokens: usage.output_tokens,
+    cachedTokens: read,
+    cacheWriteTokens: written,
+  };
+}
+
+/** The same counts as OpenAI reports them to the client. */
+export function openaiUsage(tokens: TokenUsage) {
+  return {
+    prompt_tokens: tokens.promptTokens,
+    completion_tokens: tokens.completionTokens,
+    total_tokens: tokens.promptTokens + tokens.completionTokens,
+    prompt_tokens_details: { cached_tokens: tokens.cachedTokens, cache_write_tokens: tokens.cacheWriteTokens },
+    completion_tokens_details: { reasoning_tokens: 0 },
+  };
+}

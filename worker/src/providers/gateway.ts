@@ -1,0 +1,118 @@
+// The AI Gateway side shared by every HTTP provider: the provider-native URL, the headers
+// (gateway auth, tenant metadata, tenant-scoped caching, the provider's key unless stored on
+// the gateway), a time-to-first-byte bound, and AI Gateway's own error envelope. The client's
+// own key never goes upstream: headers are built here from the Worker's secrets only.
+
+import { sha256Hex } from "../auth";
+import type { Env, Principal } from "../env";
+import { HttpError } from "../errors";
+import { PROVIDER_KEY_PREFIX } from "../generated/contract";
+import { UPSTREAM_TIMEOUT_MS } from "../generated/settings";
+import { customCostHeader } from "../pricing";
+import type { ChatCall } from "./types";
+
+const METADATA_LIMIT = 5; // AI Gateway keeps only the first five metadata entries
+
+/** `{base}/{account}/{gateway}/{path}`: a provider-native AI Gateway endpoint. */
+export function gatewayUrl(env: Env, path: string): string {
+  const base = env.AI_GATEWAY_BASE_URL.replace(/\/+$/, "");
+  return `${base}/${env.ACCOUNT_ID}/${env.GATEWAY_ID}/${path}`;
+}
+
+/** The provider's key from the Worker's secrets (provision/contract.py provider_key_binding). */
+export function providerKey(env: Env, provider: string): string | undefined {
+  return env[`${PROVIDER_KEY_PREFIX}${provider.toUpperCase().replaceAll("-", "_")}`];
+}
+
+/** Who is calling, as AI Gateway logs it (cf-aig-metadata; also the binding's metadata). */
+export function tenantMetadata(principal: Principal, requestId: string): Record<string, string> {
+  const metadata = { requestId, userId: principal.userId, orgId: principal.orgId, keyId: principal.keyId };
+  return Object.fromEntries(Object.entries(metadata).slice(0, METADATA_LIMIT));
+}
+
+/** AI Gateway's cache key ignores metadata, so tenants with identical bodies would share
+ * answers: cache only under a tenant-scoped key, and skip the cache otherwise. */
+export async function cacheOptions(principal: Principal, body: string): Promise<{ key: string; ttl: number } | null> {
+  const ttl = principal.policy.cacheTtl;
+  return ttl > 0 ? { key: `${principal.orgId}:${await sha256Hex(body)}`, ttl } : null;
+}
+
+/** Headers for AI Gateway; `auth` is the provider's own key header (none: keys stored on the gateway). */
+export async function gatewayHeaders(call: ChatCall, body: string, auth: Record<string, string>) {
+  const headers: Record<string, string> = {
+    "content-type": "application/json",
+    "cf-aig-metadata": JSON.stringify(tenantMetadata(call.principal, call.requestId)),
+    "cf-aig-custom-cost": customCostHeader(call.price),
+    ...auth,
+  };
+  if (call.env.AI_GATEWAY_TOKEN) headers["cf-aig-authorization"] = `Bearer ${call.env.AI_GATEWAY_TOKEN}`;
+  const cache = await cacheOptions(call.principal, body);
+  if (cache) {
+    headers["cf-aig-cache-key"] = cache.key;
+    headers["cf-aig-cache-ttl"] = String(cache.ttl);
+  } else {
+    headers["cf-aig-skip-cache"] = "true";
+  }
+  return headers;
+}
+
+/** fetch with a time-to-first-byte bound; network failure → 502, timeout → 504. */
+export async function fetchUpstream(url: string, init: RequestInit): Promise<Response> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), UPSTREAM_TIMEOUT_MS);
+  try {
+    return await fetch(url, { ...init, signal: controller.signal });
+  } catch {
+    if (controller.signal.aborted) {
+      throw new HttpError(504, `AI Gateway did not answer within ${UPSTREAM_TIMEOUT_MS} ms.`, {
+        code: "upstream_timeout",
+      });
+    }
+    throw new HttpError(502, "Could not reach AI Gateway.", { code: "upstream_unreachable" });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** POST a JSON body to a provider-native endpoint with the gateway's headers. */
+export async function postToGateway(call: ChatCall, path: string, payload: unknown, auth: Record<string, string>) {
+  const body = JSON.stringify(payload);
+  const headers = await gatewayHeaders(call, body, auth);
+  return fetchUpstream(gatewayUrl(call.env, path), { method: "POST", headers, body });
+}
+
+interface GatewayErrorBody {
+  name?: unknown;
+  internalCode?: unknown;
+  description?: unknown;
+  error?: unknown;
+}
+
+/** AI Gateway's own error (`{"name": "AiGatewayError", ...}`) as ours, or null if it is not one. */
+export function gatewayError(body: unknown): HttpError | null {
+  const b = body as GatewayErrorBody | null;
+  if (!b || typeof b !== "object" || b.name !== "AiGatewayError") return null;
+  const first = Array.isArray(b.error) ? (b.error[0] as { code?: unknown; message?: unknown } | undefined) : undefined;
+  const code = b.internalCode ?? first?.code;
+  const message = String(b.description ?? first?.message ?? "unknown error");
+  if (code === 2003)
+    return new HttpError(429, `AI Gateway rate limit reached: ${message}`, { code: "gateway_rate_limited" });
+  return new HttpError(502, `AI Gateway rejected the request (code ${String(code)}): ${message}`, {
+    code: "gateway_error",
+  });
+}
+
+/** The provider refused OUR credentials: a gateway configuration problem, not the client's. */
+export function credentialsError(): HttpError {
+  return new HttpError(502, "The model provider rejected the gateway's credentials.", { code: "provider_auth_error" });
+}
+
+/** An error body's JSON, or null when it is not JSON. */
+export async function errorJson(response: Response): Promise<unknown> {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}

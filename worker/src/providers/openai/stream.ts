@@ -1,0 +1,63 @@
+// A metered pass-through of an OpenAI chat stream: events go on to the client one by one as
+// they arrive, while the usage and the streamed text are captured.
+
+import { type EventSourceMessage, rewriteEvents, serializeEvent } from "../sse";
+import type { Metered, TokenUsage } from "../types";
+import { readUsage } from "./usage";
+
+const CONTENT = /"delta":\{[^{}]*?"content":"((?:[^"\\]|\\.)*)"/g; // every choice's delta
+const USAGE_NULL = '"usage":null';
+const USAGE_NULL_FIELD = /,"usage":null|"usage":null,?/;
+
+interface Chunk {
+  usage?: unknown;
+  choices?: { delta?: { content?: unknown } }[];
+}
+
+/**
+ * Pass an OpenAI SSE stream through event by event while capturing usage and the streamed
+ * text. When the client did not ask for usage, the extra usage chunk (and the `usage: null`
+ * field of every chunk) is removed again, so the client sees what OpenAI would send it.
+ */
+export function meterChatStream(
+  upstream: ReadableStream<Uint8Array>,
+  { clientWantsUsage, signal }: { clientWantsUsage: boolean; signal?: AbortSignal | undefined },
+): { stream: ReadableStream<Uint8Array>; done: Promise<Metered> } {
+  let usage: TokenUsage | null = null;
+  let text = "";
+  let resolveDone: (value: Metered) => void = () => {};
+  const done = new Promise<Metered>((resolve) => {
+    resolveDone = resolve;
+  });
+
+  // Most events are plain content chunks: read them with string operations and only parse
+  // JSON for the rare usage chunk (parsing every chunk halved streaming throughput).
+  const event = (message: EventSourceMessage): string => {
+    const { data } = message;
+    if (data === "[DONE]") return serializeEvent(message);
+    if (data.includes('"usage":{')) {
+      let chunk: Chunk;
+      try {
+        chunk = JSON.parse(data) as Chunk;
+      } catch {
+        return serializeEvent(message);
+      }
+      usage = readUsage(chunk.usage) ?? usage;
+      for (const choice of chunk.choices ?? []) {
+        if (typeof choice?.delta?.content === "string") text += choice.delta.content;
+      }
+      if (clientWantsUsage) return serializeEvent(message);
+      if ((chunk.choices ?? []).length === 0) return ""; // the extra usage chunk
+      delete chunk.usage;
+      return serializeEvent({ ...message, data: JSON.stringify(chunk) });
+    }
+    for (const [, content = ""] of data.matchAll(CONTENT)) {
+      text += content.includes("\\") ? (JSON.parse(`"${content}"`) as string) : content;
+    }
+    if (clientWantsUsage || !data.includes(USAGE_NULL)) return serializeEvent(message);
+    return serializeEvent({ ...message, data: data.replace(USAGE_NULL_FIELD, "") });
+  };
+
+  const stream = rewriteEvents(upstream, { event }, { signal, finished: () => resolveDone({ usage, text }) });
+  return { stream, done };
+}

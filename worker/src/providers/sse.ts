@@ -1,0 +1,90 @@
+// Server-sent events between the provider and the client: parse upstream events as they arrive
+// (eventsource-parser: CR/LF/CRLF, comments, fields, a bounded buffer), hand each to the
+// provider's rewrite, and send what it returns on at once. Shared by every provider's stream.
+
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+
+const encoder = new TextEncoder();
+// A single event larger than this is not an answer chunk: the parser refuses to buffer it.
+const MAX_EVENT_CHARS = 4 * 1024 * 1024;
+
+export type { EventSourceMessage };
+
+/** One event in SSE framing. */
+export function serializeEvent({ event, id, data }: EventSourceMessage): string {
+  let out = event ? `event: ${event}\n` : "";
+  if (id !== undefined) out += `id: ${id}\n`;
+  for (const line of data.split("\n")) out += `data: ${line}\n`;
+  return `${out}\n`;
+}
+
+export interface EventRewrite {
+  /** What the client gets for this upstream event ("" for nothing). */
+  event(message: EventSourceMessage): string;
+  /** What the client gets after the last event (e.g. a closing chunk); called once. */
+  end?(): string;
+  /** Comments (keep-alives) are passed on unless this says otherwise. */
+  comment?(comment: string): string;
+}
+
+/**
+ * `upstream` rewritten event by event. `finished` runs once, when the stream ends, breaks, or
+ * the client goes away (`signal`, the request's: aborting it also stops reading upstream, so a
+ * gone client costs no more tokens).
+ */
+export function rewriteEvents(
+  upstream: ReadableStream<Uint8Array>,
+  rewrite: EventRewrite,
+  { signal, finished }: { signal?: AbortSignal | undefined; finished: () => void },
+): ReadableStream<Uint8Array> {
+  let out = "";
+  let broken: string | null = null;
+  let done = false;
+  const finish = () => {
+    if (!done) {
+      done = true;
+      finished();
+    }
+  };
+  const parser = createParser({
+    maxBufferSize: MAX_EVENT_CHARS,
+    onEvent(message) {
+      out += rewrite.event(message);
+    },
+    onComment(comment) {
+      out += rewrite.comment ? rewrite.comment(comment) : `: ${comment}\n\n`;
+    },
+    onRetry(retry) {
+      out += `retry: ${retry}\n\n`;
+    },
+    onError(error) {
+      if (error.type === "max-buffer-size-exceeded") broken = error.message;
+    },
+  });
+  const decoder = new TextDecoder();
+  signal?.addEventListener("abort", finish, { once: true });
+  const transform = new TransformStream<Uint8Array, Uint8Array>({
+    transform(value, controller) {
+      if (broken === null) parser.feed(decoder.decode(value, { stream: true }));
+      if (out) controller.enqueue(encoder.encode(out));
+      out = "";
+      if (broken !== null) {
+        console.error(JSON.stringify({ event: "upstream_stream_refused", reason: broken }));
+        controller.error(new Error(`upstream stream refused: ${broken}`));
+        finish();
+      }
+    },
+    flush(controller) {
+      if (broken !== null) return;
+      // An unterminated last line and event still count: end them as a blank line would.
+      parser.feed(`${decoder.decode()}\n\n`);
+      out += rewrite.end?.() ?? "";
+      if (out) controller.enqueue(encoder.encode(out));
+      finish();
+    },
+    cancel() {
+      finish();
+    },
+  });
+  return upstream.pipeThrough(transform, signal ? { signal } : {});
+}

@@ -1,0 +1,53 @@
+// What every provider module offers the one chat route (worker/src/chat.ts): send a bounded
+// OpenAI chat request upstream in the provider's own wire format, and turn what comes back
+// (an answer, a stream, an error) into OpenAI's, with the usage of every token kind.
+
+import type { Env, Price, Principal } from "../env";
+import type { HttpError } from "../errors";
+import type { ChatBody } from "../schemas";
+
+/** Every token kind a price can price. `promptTokens` counts all input, cached ones included. */
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+  /** Input read from a prompt cache (priced at `cachedIn`). */
+  cachedTokens: number;
+  /** Input written to a prompt cache (priced at `cacheWrite`). */
+  cacheWriteTokens: number;
+}
+
+export interface ChatCall {
+  env: Env;
+  principal: Principal;
+  requestId: string;
+  /** The catalog id (`anthropic/claude-sonnet-4-5`) and what the provider calls it. */
+  model: string;
+  upstreamModel: string;
+  provider: string;
+  body: ChatBody;
+  /** Output tokens per choice the request may produce (the client's, else the stack's cap). */
+  maxTokens: number;
+  price: Price;
+  /** The client's request signal: aborted when it goes away. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface Metered {
+  usage: TokenUsage | null;
+  text: string;
+}
+
+export interface ChatProvider {
+  /** Sends the call upstream; the answer as it came (not yet checked for an error status). */
+  send(call: ChatCall): Promise<Response>;
+  /** A complete upstream answer (its text) → the OpenAI chat completion the client gets. */
+  completion(text: string, call: ChatCall): { text: string; usage: TokenUsage | null };
+  /** An upstream stream → OpenAI chat chunks, metered; `done` when it ends or the client goes. */
+  stream(
+    upstream: ReadableStream<Uint8Array>,
+    call: ChatCall,
+    options: { clientWantsUsage: boolean },
+  ): { stream: ReadableStream<Uint8Array>; done: Promise<Metered> };
+  /** A non-2xx upstream answer → the one OpenAI-shaped error the client sees. */
+  error(response: Response): Promise<HttpError>;
+}

@@ -1,0 +1,40 @@
+// Workers AI through the Worker's AI binding with the gateway named (cf-contract 4.1): the
+// binding carries the account's own authority, so no API token is stored or sent, and the
+// gateway options travel in the call (its wire body), not as cf-aig-* headers. The raw
+// Response is asked for, so an error keeps its status instead of becoming an exception.
+
+import { HttpError } from "../../errors";
+import { AI_BINDING } from "../../generated/contract";
+import { UPSTREAM_TIMEOUT_MS } from "../../generated/settings";
+import { cacheOptions, tenantMetadata } from "../gateway";
+import type { ChatCall } from "../types";
+
+export async function runOnBinding(call: ChatCall, inputs: Record<string, unknown>): Promise<Response> {
+  const ai = call.env[AI_BINDING];
+  if (!ai) {
+    // provision/bindings.py declares the binding whenever the catalog has a Workers AI model
+    throw new HttpError(500, `The Worker has no '${AI_BINDING}' binding for Workers AI models.`, {
+      code: "internal_error",
+    });
+  }
+  const cache = await cacheOptions(call.principal, JSON.stringify(inputs));
+  const gateway: GatewayOptions = {
+    id: call.env.GATEWAY_ID,
+    metadata: tenantMetadata(call.principal, call.requestId),
+    ...(cache ? { cacheKey: cache.key, cacheTtl: cache.ttl } : { skipCache: true }),
+  };
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), UPSTREAM_TIMEOUT_MS);
+  try {
+    return await ai.run(call.upstreamModel, inputs, { gateway, returnRawResponse: true, signal: controller.signal });
+  } catch {
+    if (controller.signal.aborted) {
+      throw new HttpError(504, `Workers AI did not answer within ${UPSTREAM_TIMEOUT_MS} ms.`, {
+        code: "upstream_timeout",
+      });
+    }
+    throw new HttpError(502, "Could not reach Workers AI through the AI binding.", { code: "upstream_unreachable" });
+  } finally {
+    clearTimeout(timer);
+  }
+}

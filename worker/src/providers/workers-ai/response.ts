@@ -1,0 +1,77 @@
+// Workers AI's text-generation output → an OpenAI chat completion: `response` is the content
+// (an object when the model answered in JSON mode), `tool_calls` ({name, arguments} without
+// ids) the tool calls, `usage` the usage. Models that already answer in OpenAI's shape
+// (`choices`) pass through as they came.
+
+import type { TokenUsage } from "../types";
+import { openaiUsage, readUsage } from "./usage";
+
+export interface WorkersAIToolCall {
+  id?: unknown;
+  name?: unknown;
+  arguments?: unknown;
+}
+
+export interface WorkersAIOutput {
+  response?: unknown;
+  tool_calls?: WorkersAIToolCall[];
+  usage?: unknown;
+  choices?: unknown;
+}
+
+/** OpenAI's tool call for Workers AI's; the legacy shape has no id, so one is made. */
+export function openaiToolCall(call: WorkersAIToolCall, index: number, requestId: string) {
+  const args = call.arguments;
+  return {
+    id: typeof call.id === "string" ? call.id : `call_${requestId.replaceAll("-", "").slice(0, 16)}_${index}`,
+    type: "function",
+    function: {
+      name: String(call.name ?? ""),
+      arguments: typeof args === "string" ? args : JSON.stringify(args ?? {}),
+    },
+  };
+}
+
+export function contentOf(response: unknown): string {
+  if (response === undefined || response === null) return "";
+  return typeof response === "string" ? response : JSON.stringify(response);
+}
+
+export function completion(
+  raw: string,
+  { requestId, model }: { requestId: string; model: string },
+): { text: string; usage: TokenUsage | null } {
+  let output: WorkersAIOutput;
+  try {
+    output = JSON.parse(raw) as WorkersAIOutput;
+  } catch {
+    return { text: raw, usage: null }; // not JSON: passed on as it came; the cost is estimated
+  }
+  const usage = readUsage(output?.usage);
+  if (output === null || typeof output !== "object" || Array.isArray(output.choices)) return { text: raw, usage };
+  const toolCalls = (Array.isArray(output.tool_calls) ? output.tool_calls : []).map((call, i) =>
+    openaiToolCall(call, i, requestId),
+  );
+  const content = contentOf(output.response);
+  const body = {
+    id: `chatcmpl-${requestId}`,
+    object: "chat.completion",
+    created: Math.floor(Date.now() / 1000),
+    model,
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: "assistant",
+          content: content === "" && toolCalls.length > 0 ? null : content,
+          refusal: null,
+          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+        },
+        logprobs: null,
+        finish_reason: toolCalls.length > 0 ? "tool_calls" : "stop",
+      },
+    ],
+    ...(usage ? { usage: openaiUsage(usage) } : {}),
+  };
+  return { text: JSON.stringify(body), usage };
+}
