@@ -47,55 +47,84 @@ def load(url: str, headers: dict[str, str], body: dict, concurrency: int) -> dic
     return json.loads(out.stdout)
 
 
+def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, dict]]:
+    """(name, direct URL, direct headers, direct body, Worker body) per provider path: the
+    same answer asked of the emulator's native endpoint directly and through the Worker."""
+    assert gateway.config is not None and gateway.emulator_url
+    config = gateway.config
+    base = f"{gateway.emulator_url}/v1/{config.accountId}/{config.gatewayId}"
+    keys = gateway.secrets.provider_api_keys
+    aig = {"cf-aig-authorization": f"Bearer {gateway.secrets.ai_gateway_token}"}
+    messages = [{"role": "user", "content": "benchmark emulate:tokens=16"}]
+    return [
+        (
+            "openai",  # pass-through
+            f"{base}/openai/chat/completions",
+            {
+                "content-type": "application/json",
+                "authorization": f"Bearer {keys['openai']}",
+                **aig,
+            },
+            {"model": "gpt-4o-mini", "messages": messages},
+            {"model": "openai/gpt-4o-mini", "messages": messages},
+        ),
+        (
+            "anthropic",  # OpenAI chat <-> Anthropic Messages, both ways
+            f"{base}/anthropic/v1/messages",
+            {
+                "content-type": "application/json",
+                "x-api-key": keys["anthropic"],
+                "anthropic-version": "2023-06-01",
+                **aig,
+            },
+            {"model": "claude-sonnet-4-5", "max_tokens": 4096, "messages": messages},
+            {"model": "anthropic/claude-sonnet-4-5", "messages": messages},
+        ),
+    ]
+
+
 def latency() -> int:
     with LocalGateway(resolve_stack("dev")) as gateway:
-        assert gateway.config is not None and gateway.emulator_url
-        config = gateway.config
         user_key = gateway.demo_keys()["alice"]
-        direct_url = f"{gateway.emulator_url}/v1/{config.accountId}/{config.gatewayId}/compat/chat/completions"
-        direct_headers = {
-            "content-type": "application/json",
-            "authorization": f"Bearer {gateway.secrets.provider_api_keys['openai']}",
-            "cf-aig-authorization": f"Bearer {gateway.secrets.ai_gateway_token}",
-        }
         worker_url = f"{gateway.openai_base_url}/chat/completions"
         worker_headers = {"content-type": "application/json", "authorization": f"Bearer {user_key}"}
 
         print(
-            f"Latency added by the Worker — {REQUESTS} requests per run at c=32 (fewer at c=1), "
-            f"dev stack, {os.cpu_count()} cores"
+            f"Latency added by the Worker per provider path — {REQUESTS} requests per run at c=32 "
+            f"(fewer at c=1), dev stack, {os.cpu_count()} cores; direct = the same request to the "
+            "emulator's native endpoint"
         )
         header = (
-            f"{'mode':<11}{'conc':>5}  {'direct p50/p99 ms':>18}  {'worker p50/p99 ms':>18}  "
-            f"{'added p50/p99 ms':>17}  {'ledger p50/p99':>15}  {'direct rps':>10}  "
-            f"{'worker rps':>10}  {'ratio':>6}"
+            f"{'path':<10}{'mode':<11}{'conc':>5}  {'direct p50/p99 ms':>18}  "
+            f"{'worker p50/p99 ms':>18}  {'added p50/p99 ms':>17}  {'ledger p50/p99':>15}  "
+            f"{'direct rps':>10}  {'worker rps':>10}  {'ratio':>6}"
         )
         print(header)
         print("-" * len(header))
         for stream in (False, True):
-            body = {
-                "model": "openai/gpt-4o-mini",
-                "stream": stream,
-                "messages": [{"role": "user", "content": "benchmark emulate:tokens=16"}],
-            }
-            worker_body = {**body, "model": "gpt-4o-mini"}
-            for concurrency in CONCURRENCY:
-                direct = load(direct_url, direct_headers, body, concurrency)
-                via = load(worker_url, worker_headers, worker_body, concurrency)
-                if direct["errors"] or via["errors"]:
-                    print(
-                        f"errors: direct {direct['errors']}, worker {via['errors']}",
-                        file=sys.stderr,
+            for name, direct_url, direct_headers, direct_body, worker_body in paths(gateway):
+                for concurrency in CONCURRENCY:
+                    direct = load(
+                        direct_url, direct_headers, {**direct_body, "stream": stream}, concurrency
                     )
-                    return 1
-                mode = "streaming" if stream else "non-stream"
-                print(
-                    f"{mode:<11}{concurrency:>5}  {direct['p50']:>8.2f} /{direct['p99']:>7.2f}  "
-                    f"{via['p50']:>8.2f} /{via['p99']:>7.2f}  "
-                    f"{via['p50'] - direct['p50']:>7.2f} /{via['p99'] - direct['p99']:>7.2f}  "
-                    f"{via['ledgerP50']:>6.2f} /{via['ledgerP99']:>6.2f}  "
-                    f"{direct['rps']:>10.0f}  {via['rps']:>10.0f}  {via['rps'] / direct['rps']:>6.2f}"
-                )
+                    via = load(
+                        worker_url, worker_headers, {**worker_body, "stream": stream}, concurrency
+                    )
+                    if direct["errors"] or via["errors"]:
+                        print(
+                            f"errors ({name}): direct {direct['errors']}, worker {via['errors']}",
+                            file=sys.stderr,
+                        )
+                        return 1
+                    mode = "streaming" if stream else "non-stream"
+                    print(
+                        f"{name:<10}{mode:<11}{concurrency:>5}  "
+                        f"{direct['p50']:>8.2f} /{direct['p99']:>7.2f}  "
+                        f"{via['p50']:>8.2f} /{via['p99']:>7.2f}  "
+                        f"{via['p50'] - direct['p50']:>7.2f} /{via['p99'] - direct['p99']:>7.2f}  "
+                        f"{via['ledgerP50']:>6.2f} /{via['ledgerP99']:>6.2f}  "
+                        f"{direct['rps']:>10.0f}  {via['rps']:>10.0f}  {via['rps'] / direct['rps']:>6.2f}"
+                    )
         print(
             "ledger = time of the one admission call to the org's UsageLedger (server-timing, 1 ms"
             " resolution); settlement rides along with a later admission, after the response."
@@ -103,6 +132,7 @@ def latency() -> int:
         print(
             "At c=32 both paths run at their throughput limit (2 cores shared by client, emulator"
             " and workerd), so the added latency there is mostly queueing; the rps ratio is the figure."
+            " The anthropic rows minus the openai rows are the translation's cost."
         )
     return 0
 
