@@ -768,11 +768,17 @@ def test_anthropic_stream_event_sequence(http: httpx.Client, claude: anthropic.A
 
 
 def test_compat_embeddings(oai: openai.OpenAI, http: httpx.Client) -> None:
-    """Embeddings are deterministic 8-dim vectors in OpenAI's list shape, float or base64."""
+    """Embeddings are deterministic unit vectors of the model's size in OpenAI's list shape,
+    float or base64; `dimensions` shortens text-embedding-3 vectors."""
     result = oai.embeddings.create(model="openai/text-embedding-3-small", input=["alpha", "beta"])
     assert result.object == "list" and result.model == "text-embedding-3-small"
     assert [d.index for d in result.data] == [0, 1]
-    assert all(len(d.embedding) == 8 for d in result.data)
+    assert all(len(d.embedding) == 1536 for d in result.data)
+    assert math.isclose(math.fsum(x * x for x in result.data[0].embedding), 1.0, rel_tol=1e-6)
+    short = oai.embeddings.create(
+        model="openai/text-embedding-3-small", input="alpha", dimensions=256
+    )
+    assert len(short.data[0].embedding) == 256
     assert result.usage.prompt_tokens == 2 + 1
     raw = http.post(
         f"{gw_path()}/compat/embeddings",
@@ -790,7 +796,7 @@ def test_compat_embeddings(oai: openai.OpenAI, http: httpx.Client) -> None:
         json={"model": "text-embedding-3-small", "input": "alpha", "encoding_format": "base64"},
         headers=aig_headers(),
     ).json()
-    decoded = list(struct.unpack("<8f", base64.b64decode(b64["data"][0]["embedding"])))
+    decoded = list(struct.unpack("<1536f", base64.b64decode(b64["data"][0]["embedding"])))
     assert decoded == raw["data"][0]["embedding"]
 
 

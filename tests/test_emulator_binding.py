@@ -237,7 +237,7 @@ def test_embeddings_model(http: httpx.Client) -> None:
     body = binding_call(
         http, {"text": ["a", "b"]}, {"id": GATEWAY}, model="@cf/baai/bge-base-en-v1.5"
     ).json()
-    assert body["shape"] == [2, 8] and len(body["data"]) == 2 and body["pooling"] == "mean"
+    assert body["shape"] == [2, 768] and len(body["data"]) == 2 and body["pooling"] == "mean"
 
 
 def test_errors_as_the_binding_reads_them(http: httpx.Client) -> None:

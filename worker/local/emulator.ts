@@ -52,6 +52,18 @@
 //    and cache_read_input_tokens, and input_tokens excludes both. /v1/messages/count_tokens
 //    answers {input_tokens} by the same count (no caching).
 //
+// OpenAI Responses API (/openai/responses, /openai/v1/responses; emulator/providers/openai-responses.ts):
+//  * Same fake model: words, a function_call item (flat function tools, same rules as chat's tool
+//    calls, not after a function_call_output) or JSON for text.format; reasoning models (o<digit>...,
+//    gpt-5...) add a reasoning item and reasoning tokens by reasoning.effort; max_output_tokens
+//    (>= 16) covers both and makes the response "incomplete".
+//  * input_tokens = chat's prompt_tokens over instructions (a system message), the
+//    previous_response_id chain's inputs and outputs and this input, plus the tools' JSON.
+//  * Responses are stored per gateway unless store is false (reset clears them); SSE as OpenAI
+//    sends it (event: + data: with sequence_number, no [DONE]).
+//  * Fault errorAfterChunks: k events, then `event: error` or (errorEvent) `response.failed`;
+//    on other streams the provider's own in-band error.
+//
 // Workers AI binding: miniflare's `ai` binding with remoteProxyConnectionString pointing here
 // forwards env.AI.run calls (MF-URL / MF-Header-*); they run through the gateway pipeline and
 // get the bare model output {response, tool_calls?, usage} or the Workers AI SSE stream. The
@@ -69,7 +81,7 @@ import { handleControl } from "./emulator/control";
 import { handleGateway } from "./emulator/gateway";
 import { BodyTooLarge, gatewayErrorResult, jsonResult, prop, writeResult } from "./emulator/http";
 import { ulid } from "./emulator/ids";
-import { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache } from "./emulator/state";
+import { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache, ResponseStore } from "./emulator/state";
 import type { EmulatorConfig, EmulatorState } from "./emulator/types";
 
 export interface StartOptions {
@@ -100,6 +112,7 @@ function createEmulatorState(config: EmulatorConfig): EmulatorState {
     faults: new FaultBook(),
     cache: new ResponseCache(),
     promptCache: new PromptCache(),
+    responses: new ResponseStore(),
     limiters: new Map(),
     limiterFor(gatewayId, gateway) {
       let limiter = emu.limiters.get(gatewayId);
@@ -118,6 +131,7 @@ function createEmulatorState(config: EmulatorConfig): EmulatorState {
       emu.faults.clear();
       emu.cache.clear();
       emu.promptCache.clear();
+      emu.responses.clear();
       emu.limiters.clear();
     },
   };

@@ -41,7 +41,25 @@ export interface Completion {
 export type EmbeddingItem = string | number[];
 
 export const DEFAULT_REPLY_WORDS = 12;
-export const EMBEDDING_DIMS = 8;
+// Each embedding model's vector size (OpenAI's and Workers AI's docs); unknown models: 1536.
+const EMBEDDING_DIMS: Readonly<Record<string, number>> = {
+  "text-embedding-3-small": 1536,
+  "text-embedding-3-large": 3072,
+  "text-embedding-ada-002": 1536,
+  "@cf/baai/bge-small-en-v1.5": 384,
+  "@cf/baai/bge-base-en-v1.5": 768,
+  "@cf/baai/bge-large-en-v1.5": 1024,
+  "@cf/baai/bge-m3": 1024,
+};
+const DEFAULT_EMBEDDING_DIMS = 1536;
+
+/** A model's vector size; `dimensions` shortens text-embedding-3 vectors as OpenAI does. */
+export function embeddingDims(model: string | null, dimensions?: unknown): number {
+  const name = (model ?? "").replace(/^openai\//, "");
+  const native = EMBEDDING_DIMS[name] ?? DEFAULT_EMBEDDING_DIMS;
+  const shortened = name.startsWith("text-embedding-3") && typeof dimensions === "number";
+  return shortened && Number.isInteger(dimensions) && dimensions >= 1 && dimensions <= native ? dimensions : native;
+}
 const MAX_REPLY_WORDS = 100_000;
 const TOKENS_DIRECTIVE = /emulate:tokens=(\d+)/;
 // biome-ignore format: a word grid reads better than one word per line
@@ -202,14 +220,21 @@ export function embeddingTokens(item: EmbeddingItem): number {
   return typeof item === "string" ? Math.ceil(Buffer.byteLength(item, "utf8") / 4) : item.length;
 }
 
-export function embeddingVector(model: string | null, item: EmbeddingItem): number[] {
+/** A deterministic unit vector of `dims` values for a model and an input. */
+export function embeddingVector(model: string | null, item: EmbeddingItem, dims = embeddingDims(model)): number[] {
   const text = typeof item === "string" ? item : JSON.stringify(item);
-  const digest = createHash("sha256")
-    .update(`${String(model ?? "")}\u0000${text}`)
-    .digest();
-  const vector = new Array<number>(EMBEDDING_DIMS);
-  for (let i = 0; i < EMBEDDING_DIMS; i++) vector[i] = (digest.readUInt16LE(i * 2) - 32768) / 32768;
-  return vector;
+  const vector = new Array<number>(dims);
+  let digest = Buffer.alloc(0);
+  for (let i = 0; i < dims; i++) {
+    if (i % 16 === 0) {
+      digest = createHash("sha256")
+        .update(`${String(model ?? "")}\u0000${text}\u0000${i}`)
+        .digest();
+    }
+    vector[i] = (digest.readUInt16LE((i % 16) * 2) - 32768) / 32768;
+  }
+  const norm = Math.hypot(...vector) || 1;
+  return vector.map((x) => Math.fround(x / norm)); // float32 values, as the base64 form carries
 }
 
 /** Little-endian float32 bytes in base64, the OpenAI `encoding_format: "base64"` payload. */

@@ -14,6 +14,8 @@ const FAULT_FIELDS = new Set([
   "delayMs",
   "chunkDelayMs",
   "cutAfterChunks",
+  "errorAfterChunks",
+  "errorEvent",
   "gatewayError",
 ]);
 const MATCH_FIELDS = new Set(["model", "path", "provider", "metadata"]);
@@ -60,7 +62,10 @@ function validateFault(spec: unknown): FaultSpec {
   if (spec.gatewayError !== undefined && !isInteger(spec.gatewayError)) {
     throw new BadRequest("fault.gatewayError must be an integer code");
   }
-  for (const field of ["delayMs", "chunkDelayMs", "cutAfterChunks"]) nonNegativeInt(spec, field);
+  for (const field of ["delayMs", "chunkDelayMs", "cutAfterChunks", "errorAfterChunks"]) nonNegativeInt(spec, field);
+  if (spec.errorEvent !== undefined && spec.errorEvent !== "error" && spec.errorEvent !== "response.failed") {
+    throw new BadRequest('fault.errorEvent must be "error" or "response.failed"');
+  }
   // Every FaultSpec field was checked above (the spec itself is kept: GET lists it as sent).
   return spec as FaultSpec;
 }

@@ -18,7 +18,15 @@ import {
 } from "./http";
 import { ulid } from "./ids";
 import { cachePlan, collectsLog, costOf, parseCustomCost, parseMetadata, retryDelay, retryPolicy } from "./options";
-import { gatewayTokenAccepted, generate, parseBody, prepareCall, providerErrorResult, resolveRoute } from "./routes";
+import {
+  gatewayTokenAccepted,
+  generate,
+  parseBody,
+  prepareCall,
+  providerErrorResult,
+  resolveRoute,
+  streamErrorChunks,
+} from "./routes";
 import type {
   CachePlan,
   CacheStatus,
@@ -97,6 +105,13 @@ function faultResult(fault: Fault, call: Call, ctx: GenerateContext): Result {
   else result = generate(call, ctx); // delivery-only fault: delay / slow chunks / cut
   // Fault headers may hold any JSON value; node stringifies what is not a string.
   result = { ...result, headers: { ...result.headers, ...((fault.headers ?? {}) as HeaderMap) } };
+  const errorAt = fault.errorAfterChunks;
+  if (errorAt !== undefined && result.chunks !== undefined && errorAt < result.chunks.length) {
+    // Mid-stream failure: the first chunks of the real answer, then the provider's in-band error
+    // (a stream that ends sooner is sent whole).
+    const tail = result.failStream?.(errorAt, fault.errorEvent ?? "error") ?? streamErrorChunks(call);
+    result = { ...result, chunks: [...result.chunks.slice(0, errorAt), ...tail] };
+  }
   if (fault.chunkDelayMs !== undefined) result.chunkDelayMs = fault.chunkDelayMs;
   if (fault.cutAfterChunks !== undefined) result.cutAfterChunks = fault.cutAfterChunks;
   return result;
@@ -157,7 +172,13 @@ export async function runStep(
   if (call.error) return { ...who, result: call.error, failed: true };
   const policy = retryPolicy(step.headers, step.config);
   const cache = cachePlan(gatewayId, gateway, step.headers, call, step.rawBody);
-  const ctx: GenerateContext = { config: emu.config, gatewayId, gateway, promptCache: emu.promptCache };
+  const ctx: GenerateContext = {
+    config: emu.config,
+    gatewayId,
+    gateway,
+    promptCache: emu.promptCache,
+    responses: emu.responses,
+  };
   let outcome: Attempt;
   for (let attempt = 1; ; attempt++) {
     outcome = await attemptOnce(emu, ctx, step, call, cache, policy.timeoutMs);

@@ -6,6 +6,7 @@ import * as anthropic from "./providers/anthropic";
 import * as compatible from "./providers/compatible";
 import * as openai from "./providers/openai";
 import { chat } from "./providers/openai-chat";
+import { responses } from "./providers/openai-responses";
 import * as workersAi from "./providers/workers-ai";
 import type {
   Call,
@@ -54,12 +55,16 @@ const FAMILIES: Readonly<Record<Family, ProviderFamily>> = {
  * form, Cloudflare's ai-gateway-provider sends v1/...); xAI's docs show both forms too.
  */
 const OPENAI_WIRE: Readonly<
-  Record<string, { family: Family; chat: readonly string[]; embeddings?: readonly string[] }>
+  Record<
+    string,
+    { family: Family; chat: readonly string[]; embeddings?: readonly string[]; responses?: readonly string[] }
+  >
 > = {
   openai: {
     family: "openai",
     chat: ["chat/completions", "v1/chat/completions"],
     embeddings: ["embeddings", "v1/embeddings"],
+    responses: ["responses", "v1/responses"],
   },
   groq: { family: "groq", chat: ["chat/completions"] },
   mistral: { family: "mistral", chat: ["v1/chat/completions"] },
@@ -90,6 +95,7 @@ export function resolveRoute(rest: readonly string[]): Route | null {
   } else if (wire !== undefined) {
     if (wire.chat.includes(endpoint)) return route(wire.family, "chat");
     if (wire.embeddings?.includes(endpoint)) return route(wire.family, "embeddings");
+    if (wire.responses?.includes(endpoint)) return route(wire.family, "responses");
   } else if (head === "anthropic") {
     if (endpoint === "v1/messages") return route("anthropic", "messages");
     if (endpoint === "v1/messages/count_tokens") return route("anthropic", "count_tokens");
@@ -196,6 +202,21 @@ export function providerErrorResult(call: Call, status: number): Result {
   return (call.route.compat ? openai : FAMILIES[call.family]).defaultErrorResult(status);
 }
 
+/**
+ * The in-band error a stream fault (errorAfterChunks) appends, for streams whose result does not
+ * bring its own (failStream): Anthropic's `event: error` (overloaded, as cf-contract-2 8 lists),
+ * else OpenAI chat's `data: {"error": ...}` (cf-contract-2 4.3; Workers AI's: UNCONFIRMED).
+ */
+export function streamErrorChunks(call: Call): string[] {
+  if (call.family === "anthropic" && !call.route.compat) {
+    const body = { type: "error", error: { type: "overloaded_error", message: "Overloaded" } };
+    return [`event: error\ndata: ${JSON.stringify(body)}\n\n`];
+  }
+  const message = "The server had an error while processing your request. Sorry about that!";
+  const body = { error: { message, type: "server_error", param: null, code: null } };
+  return [`data: ${JSON.stringify(body)}\n\n`];
+}
+
 /** Runs the fake provider: key check, validation, completion. */
 export function generate(call: Call, ctx: GenerateContext): Result {
   const family = call.route.compat ? openai : FAMILIES[call.family];
@@ -205,6 +226,8 @@ export function generate(call: Call, ctx: GenerateContext): Result {
       return chat(call);
     case "embeddings":
       return openai.embeddings(call);
+    case "responses":
+      return responses(call, ctx);
     case "messages":
       return anthropic.messages(call, ctx);
     case "count_tokens":

@@ -1,4 +1,5 @@
-// In-memory state, all bounded: request log ring, fault queue, response cache, rate limiters.
+// In-memory state, all bounded: request log ring, fault queue, response cache, rate limiters,
+// stored Responses API responses.
 import type {
   CachedResponse,
   Fault,
@@ -9,11 +10,13 @@ import type {
   Metadata,
   RateLimit,
   RateLimitTechnique,
+  StoredResponse,
 } from "./types";
 
 export const REQUEST_LOG_CAPACITY = 5000;
 const CACHE_CAPACITY = 2000;
 const PROMPT_CACHE_CAPACITY = 10_000;
+const RESPONSE_STORE_CAPACITY = 10_000;
 const SLIDING_WINDOW_MAX_LIMIT = 1_000_000; // the sliding limiter keeps one timestamp per allowed request
 
 interface CacheEntry extends CachedResponse {
@@ -168,6 +171,36 @@ export class PromptCache {
       if (oldest !== undefined) this.entries.delete(oldest);
     }
     this.entries.set(key, Math.max(previous, now + ttlMs));
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+/**
+ * Responses API responses kept for `previous_response_id` (stored unless `store: false`), keyed
+ * per gateway: a response id from one gateway is unknown on another. The oldest goes first when
+ * full; a kept response still reaches the turns before it (StoredResponse.previous).
+ */
+export class ResponseStore {
+  readonly capacity: number;
+  private readonly entries = new Map<string, StoredResponse>();
+
+  constructor(capacity = RESPONSE_STORE_CAPACITY) {
+    this.capacity = capacity;
+  }
+
+  get(gatewayId: string, id: string): StoredResponse | undefined {
+    return this.entries.get(`${gatewayId}\u0000${id}`);
+  }
+
+  set(gatewayId: string, response: StoredResponse): void {
+    if (this.entries.size >= this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(`${gatewayId}\u0000${response.id}`, response);
   }
 
   clear(): void {

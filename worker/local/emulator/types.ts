@@ -2,7 +2,8 @@
 // options, the request log, faults and the state object. Types only: nothing here exists at run
 // time; the code that builds and checks each type is named in its section.
 import type { IncomingHttpHeaders } from "node:http";
-import type { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache } from "./state";
+import type { NormalizedMessage } from "./completion";
+import type { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache, ResponseStore } from "./state";
 
 // ---- JSON from clients and the HTTP result a handler returns (http.ts)
 
@@ -41,9 +42,17 @@ export interface BufferedResult extends ResultBase {
   chunks?: undefined;
 }
 
+/** What a stream fault's in-band error is: an `error` event, or (Responses API only) `response.failed`. */
+export type StreamErrorEvent = "error" | "response.failed";
+
 export interface StreamedResult extends ResultBase {
   chunks: string[];
   body?: undefined;
+  /**
+   * The provider's in-band failure after `delivered` chunks (fault errorAfterChunks), when its
+   * shape depends on the stream (Responses API sequence numbers); else routes.ts picks one.
+   */
+  failStream?: (delivered: number, event: StreamErrorEvent) => string[];
 }
 
 export type Result = BufferedResult | StreamedResult;
@@ -102,7 +111,7 @@ export type Family =
   | "grok"
   | "google-ai-studio";
 
-export type Op = "chat" | "embeddings" | "messages" | "count_tokens" | "run";
+export type Op = "chat" | "embeddings" | "responses" | "messages" | "count_tokens" | "run";
 
 /** The Universal endpoint: the gateway root, a JSON array of provider steps. */
 export interface UniversalRoute {
@@ -159,6 +168,8 @@ export interface GenerateContext {
   gatewayId: string;
   gateway: GatewayConfig;
   promptCache: PromptCache;
+  /** Stored Responses API responses (previous_response_id), keyed per gateway. */
+  responses: ResponseStore;
 }
 
 // ---- Options from cf-aig-* headers (options.ts)
@@ -200,6 +211,8 @@ export interface EmulatorState {
   cache: ResponseCache;
   /** Anthropic prompt-caching prefixes, keyed per gateway (cleared by reset). */
   promptCache: PromptCache;
+  /** Responses API responses kept for previous_response_id, per gateway (cleared by reset). */
+  responses: ResponseStore;
   limiters: Map<string, RateLimiter>;
   limiterFor(gatewayId: string, gateway: GatewayConfig): RateLimiter;
   /** Swaps in a merged config; changed gateways start with fresh rate-limit windows. */
@@ -267,6 +280,14 @@ export interface FaultSpec {
   delayMs?: number;
   chunkDelayMs?: number;
   cutAfterChunks?: number;
+  /**
+   * Stream only: deliver this many chunks of the real answer, then the provider's in-band error
+   * (OpenAI chat `data: {"error": ...}`, Anthropic `event: error`, Responses API `event: error`
+   * or `response.failed`) and end the stream cleanly.
+   */
+  errorAfterChunks?: number;
+  /** Which in-band error the Responses API sends for errorAfterChunks; default "error". */
+  errorEvent?: StreamErrorEvent;
   /** Answer with this AI Gateway error code instead of a provider response. */
   gatewayError?: number;
 }
@@ -292,4 +313,20 @@ export interface CachedResponse {
   headers: HeaderMap;
   body: string;
   usage: Usage | null | undefined;
+}
+
+/**
+ * A Responses API response kept for previous_response_id. The conversation it continues is
+ * `previous`'s, then `turn`: this request's input and its output (never its instructions,
+ * which OpenAI does not carry over).
+ */
+export interface StoredResponse {
+  id: string;
+  previous: StoredResponse | null;
+  /** This request's input items and output items, as the fake model reads them. */
+  turn: NormalizedMessage[];
+  /** call_ids of the function_call items of this turn (input and output). */
+  calls: string[];
+  /** call_ids of the function_call_output items of this turn's input. */
+  outputs: string[];
 }

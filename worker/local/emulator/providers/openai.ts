@@ -1,7 +1,7 @@
 // OpenAI wire format: Embeddings and OpenAI's error shape (Chat Completions: openai-chat.ts).
 // Also used for /compat (the gateway answers every provider in this shape) and for the
 // OpenAI-compatible Workers AI routes.
-import { embeddingInputs, embeddingTokens, embeddingVector, vectorBase64 } from "../completion";
+import { embeddingDims, embeddingInputs, embeddingTokens, embeddingVector, vectorBase64 } from "../completion";
 import { isJsonObject, jsonResult } from "../http";
 import type { BufferedResult, Call, Result } from "../types";
 
@@ -73,7 +73,7 @@ export function embeddings(call: Call): Result {
   let tokens = 0;
   const data = inputs.map((item, index) => {
     tokens += embeddingTokens(item);
-    const vector = embeddingVector(call.model, item);
+    const vector = embeddingVector(call.model, item, embeddingDims(call.model, body.dimensions));
     return { object: "embedding", embedding: base64 ? vectorBase64(vector) : vector, index };
   });
   const result = jsonResult(200, {

@@ -15,7 +15,7 @@ import {
   byteTokens,
   type Completion,
   complete,
-  EMBEDDING_DIMS,
+  embeddingDims,
   embeddingInputs,
   embeddingVector,
   type NormalizedMessage,
@@ -80,7 +80,7 @@ function embed(call: Call, text: unknown, fail: typeof errorResult, wrap: (value
   const result = jsonResult(
     200,
     wrap({
-      shape: [inputs.length, EMBEDDING_DIMS],
+      shape: [inputs.length, embeddingDims(call.model)],
       data: inputs.map((item) => embeddingVector(call.model, item)),
       pooling: "mean",
     }),

@@ -1,0 +1,210 @@
+// OpenAI Responses API (POST /openai/responses and /openai/v1/responses; cf-contract-2 3.1):
+// request checks in responses-request.ts, the SSE stream in responses-stream.ts.
+//
+// The answer, deterministic like the chat emulator's (same conversation, same words):
+//  * A function_call item when function tools are given, tool_choice is not "none" (nor a
+//    built-in tool) and the last input item is not a function_call_output: a call to the tool
+//    tool_choice names, else the first function tool; `arguments` valid against its parameters
+//    schema (reply.ts). Else JSON for text.format json_schema (valid against its schema) or
+//    json_object ({"answer": "<words>"}), else words: 12, or N with `emulate:tokens=N` in the
+//    last user message.
+//  * Reasoning models (ids "o<digit>...", or "gpt-5..." but not "gpt-5...-chat..."): a
+//    reasoning item {id: "rs_...", type: "reasoning", summary: []} comes first and the model
+//    spends reasoning tokens by reasoning.effort (default medium): none 0, minimal 8, low 16,
+//    medium 32, high 64, xhigh 128, max 256. With effort none there is no reasoning item.
+//  * max_output_tokens (>= 16, as OpenAI requires) caps reasoning + visible tokens: the visible
+//    answer gets cap - reasoning tokens (words or the JSON text's first bytes, reply.ts); when
+//    that cuts it, or reasoning alone reaches the cap (then no message / call item at all),
+//    status is "incomplete" with incomplete_details {reason: "max_output_tokens"} and the
+//    item's status "incomplete".
+// Usage:
+//  * input_tokens = 3 + sum over the conversation's messages of (4 + ceil(utf8_bytes(text) / 4)),
+//    plus 4 + ceil(utf8_bytes(JSON of `tools` as sent) / 4) when tools are given: the chat
+//    emulator's prompt_tokens formula over the conversation responses-request.ts builds
+//    (instructions as a system message, the previous_response_id chain's inputs and outputs,
+//    this input). input_tokens_details {cached_tokens: 0, cache_write_tokens: 0}: no prompt
+//    caching is emulated.
+//  * output_tokens = reasoning tokens + visible tokens (one per word; ceil(utf8_bytes / 4) of a
+//    JSON text); output_tokens_details.reasoning_tokens = the reasoning part;
+//    total_tokens = input_tokens + output_tokens.
+// State: unless store is false the response is kept per gateway (emulator reset clears it) for
+// previous_response_id, which continues its conversation (instructions are not carried over);
+// an id that is unknown on this gateway, or was created with store false, is 400
+// previous_response_not_found.
+import { type Completion, complete, type NormalizedMessage, pieces } from "../completion";
+import { jsonResult, prop, sseResult } from "../http";
+import { randomBase62, randomId } from "../ids";
+import { type JsonAnswer, jsonAnswer, jsonObjectAnswer, jsonPieces, sampleSchema, toolArguments } from "../reply";
+import type { Call, GenerateContext, JsonObject, Result } from "../types";
+import { parseRequest, type ResponsesRequest } from "./responses-request";
+import { type StreamItem, streamChunks } from "./responses-stream";
+
+/** The visible part of an answer. */
+type Visible =
+  | { kind: "text"; completion: Completion }
+  | { kind: "json"; json: JsonAnswer }
+  | { kind: "tool"; name: string; json: JsonAnswer };
+
+interface Answer {
+  reasoningTokens: number;
+  /** null when reasoning used up max_output_tokens. */
+  visible: Visible | null;
+  incomplete: boolean;
+}
+
+/** An id like OpenAI's: prefix + 48 hex digits. */
+function objectId(prefix: string): string {
+  return `${prefix}_${randomId(24)}${randomId(24)}`;
+}
+
+function decideVisible(call: Call, req: ResponsesRequest, cap: number | undefined): Visible {
+  const { normalized, choice } = req;
+  const first = req.tools[0];
+  if (first !== undefined && choice !== "none" && !req.answersToolOutput) {
+    const tool = typeof choice === "object" ? (req.tools.find((t) => t.name === choice.name) ?? first) : first;
+    return { kind: "tool", name: tool.name, json: toolArguments(tool, call.model, normalized, cap) };
+  }
+  const format = req.format;
+  if (format.kind === "json_schema") {
+    const value = sampleSchema(format.schema, call.model, normalized, `json_schema:${format.name}`);
+    return { kind: "json", json: jsonAnswer(value, cap) };
+  }
+  if (format.kind === "json_object") return { kind: "json", json: jsonObjectAnswer(call.model, normalized, cap) };
+  return { kind: "text", completion: complete(normalized, call.model, cap) };
+}
+
+function decideAnswer(call: Call, req: ResponsesRequest): Answer {
+  const reasoning = req.reasoningTokens;
+  const cap = req.maxOutputTokens;
+  if (cap !== null && reasoning > 0 && cap <= reasoning) {
+    return { reasoningTokens: cap, visible: null, incomplete: true };
+  }
+  const visible = decideVisible(call, req, cap === null ? undefined : cap - reasoning);
+  const finish = visible.kind === "text" ? visible.completion.finishReason : visible.json.finishReason;
+  return { reasoningTokens: reasoning, visible, incomplete: finish === "length" };
+}
+
+function visibleTokens(visible: Visible | null): number {
+  if (visible === null) return 0;
+  return visible.kind === "text" ? visible.completion.completionTokens : visible.json.tokens;
+}
+
+/** The output items, each with its streamed form, and what the next turn reads of them. */
+function outputItems(
+  answer: Answer,
+  hasReasoning: boolean,
+): { items: StreamItem[]; turn: NormalizedMessage[]; calls: string[] } {
+  const items: StreamItem[] = [];
+  if (hasReasoning) {
+    const reasoning = { id: objectId("rs"), type: "reasoning", summary: [] };
+    items.push({ item: reasoning, added: reasoning, pieces: [] });
+  }
+  const visible = answer.visible;
+  if (visible === null) return { items, turn: [], calls: [] };
+  const status = answer.incomplete ? "incomplete" : "completed";
+  if (visible.kind === "tool") {
+    const head = { id: objectId("fc"), type: "function_call" };
+    const fields = { call_id: `call_${randomBase62(24)}`, name: visible.name };
+    const text = visible.json.text;
+    items.push({
+      item: { ...head, status, arguments: text, ...fields },
+      added: { ...head, status: "in_progress", arguments: "", ...fields },
+      pieces: jsonPieces(text),
+    });
+    return { items, turn: [{ role: "assistant", text }], calls: [fields.call_id] };
+  }
+  const text = visible.kind === "text" ? visible.completion.text : visible.json.text;
+  const head = { id: objectId("msg"), type: "message" };
+  const content = [{ type: "output_text", annotations: [], logprobs: [], text }];
+  items.push({
+    item: { ...head, status, content, role: "assistant" },
+    added: { ...head, status: "in_progress", content: [], role: "assistant" },
+    pieces: visible.kind === "text" ? pieces(visible.completion) : jsonPieces(text),
+  });
+  return { items, turn: [{ role: "assistant", text }], calls: [] };
+}
+
+/** The response as response.created shows it (in progress); the final one overrides status, output, usage. */
+function inProgress(id: string, req: ResponsesRequest): JsonObject {
+  const body = req.body;
+  const or = (key: string, fallback: unknown) => body[key] ?? fallback;
+  const tier = or("service_tier", "default");
+  return {
+    id,
+    object: "response",
+    created_at: Math.floor(Date.now() / 1000),
+    status: "in_progress",
+    background: or("background", false),
+    completed_at: null,
+    error: null,
+    incomplete_details: null,
+    instructions: req.instructions,
+    max_output_tokens: req.maxOutputTokens,
+    max_tool_calls: or("max_tool_calls", null),
+    model: req.model,
+    output: [],
+    parallel_tool_calls: or("parallel_tool_calls", true),
+    previous_response_id: or("previous_response_id", null),
+    prompt_cache_key: or("prompt_cache_key", null),
+    prompt_cache_retention: or("prompt_cache_retention", null),
+    reasoning: req.reasoning,
+    safety_identifier: or("safety_identifier", null),
+    service_tier: tier === "auto" ? "default" : tier,
+    store: req.store,
+    temperature: or("temperature", 1),
+    text: req.text,
+    tool_choice: req.choiceEcho,
+    tools: req.toolsEcho,
+    top_logprobs: or("top_logprobs", 0),
+    top_p: or("top_p", 1),
+    truncation: or("truncation", "disabled"),
+    usage: null,
+    user: or("user", null),
+    metadata: or("metadata", {}),
+  };
+}
+
+/** POST responses. */
+export function responses(call: Call, ctx: GenerateContext): Result {
+  const req = parseRequest(call, ctx);
+  if ("status" in req) return req;
+  const answer = decideAnswer(call, req);
+  const { items, turn, calls } = outputItems(answer, req.reasoningTokens > 0);
+  const id = objectId("resp");
+  const output = answer.reasoningTokens + visibleTokens(answer.visible);
+  const usage = {
+    input_tokens: req.inputTokens,
+    input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
+    output_tokens: output,
+    output_tokens_details: { reasoning_tokens: answer.reasoningTokens },
+    total_tokens: req.inputTokens + output,
+  };
+  const head = inProgress(id, req);
+  const final = {
+    ...head,
+    status: answer.incomplete ? "incomplete" : "completed",
+    completed_at: answer.incomplete ? null : Math.floor(Date.now() / 1000),
+    incomplete_details: answer.incomplete ? { reason: "max_output_tokens" } : null,
+    output: items.map((s) => s.item),
+    usage,
+  };
+  if (req.store) {
+    ctx.responses.set(ctx.gatewayId, {
+      id,
+      previous: req.previous,
+      turn: [...req.input, ...turn],
+      calls: [...req.inputCalls, ...calls],
+      outputs: req.inputOutputs,
+    });
+  }
+  let result: Result;
+  if (req.body.stream === true) {
+    const obfuscate = prop(req.body.stream_options, "include_obfuscation") !== false;
+    const { chunks, failStream } = streamChunks({ inProgress: head, final, items, obfuscate });
+    result = { ...sseResult(chunks), failStream };
+  } else {
+    result = jsonResult(200, final);
+  }
+  result.usage = { prompt_tokens: req.inputTokens, completion_tokens: output, total_tokens: req.inputTokens + output };
+  return result;
+}
