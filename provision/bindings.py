@@ -25,7 +25,7 @@ RECONCILE_CRON = "*/5 * * * *"
 
 
 def catalog_providers(config: StackConfig) -> list[str]:
-    return sorted({model.split("/", 1)[0] for model in config.routing.models})
+    return sorted({model.split("/", 1)[0] for model in config.routing.catalog})
 
 
 def script_bindings(
@@ -47,7 +47,7 @@ def script_bindings(
     if unknown:
         raise ValueError(
             f"providerApiKeys has keys for {', '.join(unknown)}, which no model in "
-            f"routing.models uses (providers in use: {', '.join(providers)})"
+            f"routing.models or routing.embeddingModels uses (providers in use: {', '.join(providers)})"
         )
     bindings: list[dict[str, Any]] = [
         {"name": KV_BINDING, "type": "kv_namespace", "namespace_id": namespace_id},

@@ -58,12 +58,19 @@ def warnings_for(config: StackConfig, source: str, now: dt.datetime) -> list[Pro
                     source, f"tenants.organizations[{i}]", f"organization {org.id} has no users"
                 )
             )
-    for i, model in enumerate(config.routing.models):
+    named = [
+        *((f"routing.models[{i}]", m) for i, m in enumerate(config.routing.models)),
+        *(
+            (f"routing.embeddingModels[{i}]", m)
+            for i, m in enumerate(config.routing.embeddingModels)
+        ),
+    ]
+    for path, model in named:
         if model not in config.pricing.models:
             found.append(
                 Problem(
                     source,
-                    f"routing.models[{i}]",
+                    path,
                     f"{model} has no price of its own; it is charged at pricing.default",
                 )
             )

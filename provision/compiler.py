@@ -115,7 +115,7 @@ def compile_price(price: Price) -> dict[str, int]:
 def price_table(config: StackConfig) -> dict[str, dict[str, int]]:
     """Every catalog model's price (the explicit default fills the gaps)."""
     table = {}
-    for model in config.routing.models:
+    for model in config.routing.catalog:
         price = config.pricing.models.get(model, config.pricing.default)
         assert price is not None, "config validation guarantees a price"
         table[model] = compile_price(price)

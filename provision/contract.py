@@ -44,6 +44,7 @@ WORKERS_AI = "workers-ai"
 # Providers with a module of their own in worker/src/providers/ (others speak OpenAI's chat API
 # and are declared in a stack's routing.openaiCompatible).
 NATIVE_PROVIDERS = ("openai", "anthropic", WORKERS_AI)
+EMBEDDING_PROVIDERS = ("openai", WORKERS_AI)  # providers of routing.embeddingModels
 LEDGER_CLASS = "UsageLedger"  # its migrations: provision/migrations.py
 PROVIDER_KEY_PREFIX = "PROVIDER_KEY_"
 
@@ -52,6 +53,73 @@ def provider_key_binding(provider: str) -> str:
     """`workers-ai` → `PROVIDER_KEY_WORKERS_AI` (the secret the Worker reads for a provider)."""
     return PROVIDER_KEY_PREFIX + provider.upper().replace("-", "_")
 
+
+# ---------------------------------------------------------------- routes
+
+# Every model-carrying route the Worker serves, and how it reads the model: the Worker builds
+# its router from this table (one handler per kind, type-checked), /v1/models lists a model's
+# routes from it, and the route-conformance tests are generated from it.
+#   kind      the handler: what the body is and how usage is read
+#   provider  whose models it serves (None: any catalog model of the kind's model type)
+#   native    True: the provider's own API under its slug; the body's `model` is the
+#             provider's name (`gpt-4o-mini`), which is `<provider>/<model>` in the catalog
+#   errors    the error shape: "openai", "anthropic", or Cloudflare's v4 envelope
+#   streams   whether it can stream
+RouteKind = Literal["chat", "responses", "embeddings", "messages", "count_tokens", "workers_ai_run"]
+ErrorShape = Literal["openai", "anthropic", "cloudflare"]
+ROUTES: tuple[dict[str, object], ...] = (
+    {"path": "/v1/chat/completions", "kind": "chat", "provider": None, "native": False},
+    {"path": "/v1/responses", "kind": "responses", "provider": "openai", "native": False},
+    {"path": "/v1/embeddings", "kind": "embeddings", "provider": None, "native": False},
+    {"path": "/v1/messages", "kind": "messages", "provider": "anthropic", "native": False},
+    {
+        "path": "/v1/messages/count_tokens",
+        "kind": "count_tokens",
+        "provider": "anthropic",
+        "native": False,
+    },
+    {"path": "/openai/chat/completions", "kind": "chat", "provider": "openai", "native": True},
+    {"path": "/openai/responses", "kind": "responses", "provider": "openai", "native": True},
+    {"path": "/openai/embeddings", "kind": "embeddings", "provider": "openai", "native": True},
+    {"path": "/anthropic/v1/messages", "kind": "messages", "provider": "anthropic", "native": True},
+    {
+        "path": "/anthropic/v1/messages/count_tokens",
+        "kind": "count_tokens",
+        "provider": "anthropic",
+        "native": True,
+    },
+    {
+        "path": "/workers-ai/v1/chat/completions",
+        "kind": "chat",
+        "provider": WORKERS_AI,
+        "native": True,
+    },
+    {
+        "path": "/workers-ai/v1/embeddings",
+        "kind": "embeddings",
+        "provider": WORKERS_AI,
+        "native": True,
+    },
+    # Workers AI's own run API: the model is the rest of the path (`@cf/meta/llama-3.1-8b-instruct`)
+    {"path": "/workers-ai/@cf/*", "kind": "workers_ai_run", "provider": WORKERS_AI, "native": True},
+)
+# Per kind: its error shape, whether it streams, which model types it serves, and whether the
+# ledger meters it (count_tokens is free at Anthropic: authorised, never charged).
+ROUTE_KINDS: dict[str, dict[str, object]] = {
+    "chat": {"errors": "openai", "streams": True, "models": ["chat"], "metered": True},
+    "responses": {"errors": "openai", "streams": True, "models": ["chat"], "metered": True},
+    "embeddings": {"errors": "openai", "streams": False, "models": ["embedding"], "metered": True},
+    "messages": {"errors": "anthropic", "streams": True, "models": ["chat"], "metered": True},
+    "count_tokens": {"errors": "anthropic", "streams": False, "models": ["chat"], "metered": False},
+    "workers_ai_run": {
+        "errors": "cloudflare",
+        "streams": True,
+        "models": ["chat", "embedding"],
+        "metered": True,
+    },
+}
+# The provider namespaces of native routes: any other path under them is a 404, never a proxy.
+NATIVE_PREFIXES = ("/openai/", "/anthropic/", f"/{WORKERS_AI}/")
 
 # ---------------------------------------------------------------- KV layout
 
@@ -118,6 +186,9 @@ def template_values() -> dict[str, object]:
         "AI_BINDING": AI_BINDING,
         "WORKERS_AI": WORKERS_AI,
         "NATIVE_PROVIDERS": NATIVE_PROVIDERS,
+        "ROUTES": ROUTES,
+        "ROUTE_KINDS": ROUTE_KINDS,
+        "NATIVE_PREFIXES": NATIVE_PREFIXES,
         "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,
         "SCHEMA_VERSION": SCHEMA_VERSION,
         "KEY_SHARD_PREFIX": KEY_SHARD_PREFIX,

@@ -64,7 +64,12 @@ class AiGatewaySettings(_Strict):
 class Routing(_Strict):
     """The models this gateway offers, the default one, and short aliases for clients."""
 
-    models: list[ModelId] = Field(min_length=1)
+    models: list[ModelId] = Field(
+        min_length=1, description="chat models (chat, Responses, Messages)"
+    )
+    embeddingModels: list[ModelId] = Field(
+        [], description="embedding models (the embeddings routes); openai or workers-ai"
+    )
     defaultModel: ModelId
     aliases: dict[str, ModelId] = {}
     openaiCompatible: dict[
@@ -79,6 +84,18 @@ class Routing(_Strict):
     maxOutputTokens: int = Field(
         4096, ge=1, le=1_000_000, description="output cap sent upstream when a client sets none"
     )
+    maxContextTokens: int = Field(
+        1_048_576,
+        ge=1_000,
+        le=10_000_000,
+        description="input bound of a Responses request continuing stored state "
+        "(previous_response_id, conversation), whose input the gateway cannot see",
+    )
+
+    @property
+    def catalog(self) -> list[str]:
+        """Every model the gateway offers: chat models, then embedding models."""
+        return [*self.models, *self.embeddingModels]
 
 
 class Price(_Strict):

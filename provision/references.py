@@ -12,10 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from provision.contract import NATIVE_PROVIDERS
+from provision.contract import EMBEDDING_PROVIDERS, NATIVE_PROVIDERS
 from provision.errors import Problem
 from provision.keys import is_demo_hash
 from provision.model import Organization, Pricing, Routing, StackConfig, User
+
+NOT_OFFERED = "routing.models or routing.embeddingModels"
 
 
 @dataclass
@@ -87,12 +89,16 @@ def check_references(view: View, source: str) -> list[Problem]:
     catalog: set[str] | None = None
     if view.routing is not None:
         routing = view.routing
-        catalog = set(routing.models)
-        if routing.defaultModel not in catalog:
+        catalog = set(routing.catalog)
+        named = [
+            *((f"routing.models[{i}]", m) for i, m in enumerate(routing.models)),
+            *((f"routing.embeddingModels[{i}]", m) for i, m in enumerate(routing.embeddingModels)),
+        ]
+        if routing.defaultModel not in routing.models:
             add("routing.defaultModel", f"'{routing.defaultModel}' is not in routing.models")
         for alias, target in routing.aliases.items():
             if target not in catalog:
-                add(f"routing.aliases.{alias}", f"'{target}' is not in routing.models")
+                add(f"routing.aliases.{alias}", f"'{target}' is not in {NOT_OFFERED}")
             if alias in catalog:
                 add(f"routing.aliases.{alias}", "an alias must not shadow a model id")
         providers = sorted({*NATIVE_PROVIDERS, *routing.openaiCompatible})
@@ -102,24 +108,34 @@ def check_references(view: View, source: str) -> list[Problem]:
                     f"routing.openaiCompatible.{slug}",
                     f"'{slug}' has a provider module of its own; only other providers are declared here",
                 )
-        for i, model in enumerate(routing.models):
+        seen: set[str] = set()
+        for path, model in named:
             provider = model.split("/", 1)[0]
+            if model in seen:
+                add(path, f"'{model}' is listed twice")
+            seen.add(model)
             if provider not in providers:
                 add(
-                    f"routing.models[{i}]",
+                    path,
                     f"'{model}': no provider '{provider}' (known: {', '.join(providers)}; declare an "
                     "OpenAI-compatible one in routing.openaiCompatible)",
                 )
-        for i, model in enumerate(routing.models):
+        for i, model in enumerate(routing.embeddingModels):
+            if model.split("/", 1)[0] not in EMBEDDING_PROVIDERS:
+                add(
+                    f"routing.embeddingModels[{i}]",
+                    f"'{model}': embeddings are served for {' and '.join(EMBEDDING_PROVIDERS)} models",
+                )
+        for path, model in named:
             if model not in view.pricing.models and view.pricing.default is None:
                 add(
-                    f"routing.models[{i}]",
+                    path,
                     f"'{model}' has no price in pricing.models "
                     "(price it, or set pricing.default to charge unpriced models explicitly)",
                 )
         for model in view.pricing.models:
             if model not in catalog:
-                add(f"pricing.models.{model}", f"'{model}' is not in routing.models")
+                add(f"pricing.models.{model}", f"'{model}' is not in {NOT_OFFERED}")
 
     org_ids: dict[str, int] = {}
     for i, org in view.orgs:
@@ -135,13 +151,18 @@ def check_references(view: View, source: str) -> list[Problem]:
             if catalog is not None and model not in catalog:
                 add(
                     f"tenants.organizations[{i}].priceOverrides.{model}",
-                    f"'{model}' is not in routing.models",
+                    f"'{model}' is not in {NOT_OFFERED}",
                 )
         allowed = set(org.allowedModels) if org.allowedModels is not None else catalog
         if org.defaultModel and allowed is not None and org.defaultModel not in allowed:
             add(
                 f"tenants.organizations[{i}].defaultModel",
                 f"'{org.defaultModel}' is not among the models this organization may use",
+            )
+        if view.routing is not None and org.defaultModel in view.routing.embeddingModels:
+            add(
+                f"tenants.organizations[{i}].defaultModel",
+                f"'{org.defaultModel}' is an embedding model; the default model answers chat",
             )
 
     user_ids: dict[str, int] = {}
@@ -190,4 +211,4 @@ def _check_models(
 ) -> None:
     for k, model in enumerate(models or []):
         if catalog is not None and model not in catalog:
-            add(f"{path}[{k}]", f"'{model}' is not in routing.models")
+            add(f"{path}[{k}]", f"'{model}' is not in {NOT_OFFERED}")

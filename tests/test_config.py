@@ -303,7 +303,12 @@ def test_default_model_must_be_in_the_catalog(tmp_path: Path) -> None:
 def test_alias_to_unknown_model_is_refused(tmp_path: Path) -> None:
     """An alias must point at a model of the catalog."""
     path, error = errors_for(tmp_path, lambda s: s["routing"]["aliases"].update(o9="openai/o9"))
-    assert_one_problem(path, error, "routing.aliases.o9", "'openai/o9' is not in routing.models")
+    assert_one_problem(
+        path,
+        error,
+        "routing.aliases.o9",
+        "'openai/o9' is not in routing.models or routing.embeddingModels",
+    )
 
 
 def test_alias_shadowing_a_model_is_refused(tmp_path: Path) -> None:
@@ -332,7 +337,9 @@ def test_alias_shadowing_a_model_is_refused(tmp_path: Path) -> None:
 def test_allowed_models_must_be_in_the_catalog(tmp_path: Path, mutate, where) -> None:
     """Every allowedModels entry (org or user) must be a model of the catalog."""
     path, error = errors_for(tmp_path, mutate)
-    assert_one_problem(path, error, where, "'openai/o9' is not in routing.models")
+    assert_one_problem(
+        path, error, where, "'openai/o9' is not in routing.models or routing.embeddingModels"
+    )
 
 
 def test_org_default_model_must_be_allowed_for_the_org(tmp_path: Path) -> None:

@@ -71,16 +71,18 @@ def test_settings_module_carries_the_stack_routing(stack: str) -> None:
     config = config_of(stack)
     bundle = render_worker(config)
     settings = bundle.generated["settings"]
-    assert export_value(settings, "MODELS") == config.routing.models
+    assert export_value(settings, "MODELS") == config.routing.catalog
     assert export_value(settings, "ALIASES") == config.routing.aliases
     assert export_value(settings, "DEFAULT_MODEL") == config.routing.defaultModel
     assert export_value(settings, "UPSTREAM_TIMEOUT_MS") == config.routing.upstreamTimeoutMs
     assert export_value(settings, "MAX_OUTPUT_TOKENS") == config.routing.maxOutputTokens
-    assert set(export_value(settings, "PRICES")) == set(config.routing.models)
+    assert export_value(settings, "MAX_CONTEXT_TOKENS") == config.routing.maxContextTokens
+    assert export_value(settings, "EMBEDDING_MODELS") == config.routing.embeddingModels
+    assert set(export_value(settings, "PRICES")) == set(config.routing.catalog)
     assert export_value(settings, "WORKER_NAME") == config.workerName
     assert export_value(settings, "WORKER_VERSION") == render.worker_version()
     code = bundle.modules["index.js"]
-    assert json.dumps(config.routing.models) in code
+    assert json.dumps(config.routing.catalog) in code
     assert json.dumps(config.workerName) in code
 
 

@@ -692,7 +692,7 @@ REFUSED = [
     ),
     (
         ["users", "set", "--user", "{user}", "--models", "openai/gpt-9"],
-        "tenants.users[{i}].allowedModels[0]: 'openai/gpt-9' is not in routing.models",
+        "tenants.users[{i}].allowedModels[0]: 'openai/gpt-9' is not in routing.models or routing.embeddingModels",
     ),
     (["users", "set", "--user", "nobody", "--limit", "5"], "{path}: no user 'nobody' (declared: "),
     (["users", "set", "--user", "{user}"], "nothing to change: pass at least one field option"),
@@ -906,7 +906,7 @@ def test_check_lists_every_reference_problem_with_its_path(tmp_path: Path):
         "tenants.users[1].id": "duplicate user id 'alice' (first used at tenants.users[0])",
         "tenants.users[1].keys[0].sha256": "the same key hash is already used at "
         "tenants.users[0].keys[0]",
-        "tenants.users[1].allowedModels[2]": "'openai/gpt-9' is not in routing.models",
+        "tenants.users[1].allowedModels[2]": "'openai/gpt-9' is not in routing.models or routing.embeddingModels",
         "tenants.users[2].org": "unknown organization 'nowhere' (declared: demo-corp)",
         "tenants.users[2].keys[0].id": "duplicate key id 'key_alice_laptop' "
         "(first used at tenants.users[0].keys[0])",

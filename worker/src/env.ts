@@ -1,6 +1,7 @@
 // The Worker's bindings (provision/bindings.py declares them for Pulumi and the local runtime)
 // and what the request pipeline keeps on Hono's context.
 
+import type { ErrorShape } from "./errors";
 import type { AI_BINDING, FAILURE_MODES, KV_BINDING, LEDGER_BINDING, PROVIDER_KEY_PREFIX } from "./generated/contract";
 import type { UsageLedger } from "./ledger";
 
@@ -53,5 +54,5 @@ export type Fault = "ledger-down" | "settle-down" | "kv-down" | null;
 
 export interface AppEnv {
   Bindings: Env;
-  Variables: { requestId: string; principal: Principal; fault: Fault };
+  Variables: { requestId: string; principal: Principal; fault: Fault; errors: ErrorShape };
 }

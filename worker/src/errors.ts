@@ -1,7 +1,8 @@
-// One error vocabulary for the Worker: everything a client sees on failure is OpenAI's
-// error shape, {"error": {message, type, param, code}}, with the matching HTTP status.
-// Errors are thrown as HttpError (a Hono HTTPException) and become a response in one place,
-// the app's onError (worker/src/index.ts).
+// One error vocabulary for the Worker, three shapes: OpenAI's {"error": {message, type, param,
+// code}} on OpenAI-style routes, Anthropic's {"type": "error", "error": {type, message}} on the
+// Messages routes, Cloudflare's v4 envelope on Workers AI's own run route (the shape is the
+// route's: provision/contract.py ROUTE_KINDS). Errors are thrown as HttpError (a Hono
+// HTTPException) and become a response in one place, the app's onError (worker/src/index.ts).
 
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -53,7 +54,33 @@ export function jsonResponse(body: unknown, status = 200, headers: Record<string
   });
 }
 
-export function errorResponse(error: HttpError): Response {
-  const body = errorBody(error.message, error.type, error.code, error.param);
+export type ErrorShape = "openai" | "anthropic" | "cloudflare";
+
+// Anthropic's error types by status (its SDKs pick the exception class from the status).
+const ANTHROPIC_TYPE_BY_STATUS: Record<number, string> = {
+  400: "invalid_request_error",
+  401: "authentication_error",
+  402: "billing_error",
+  403: "permission_error",
+  404: "not_found_error",
+  413: "request_too_large",
+  429: "rate_limit_error",
+  504: "timeout_error",
+  529: "overloaded_error",
+};
+
+function anthropicType(status: number): string {
+  return ANTHROPIC_TYPE_BY_STATUS[status] ?? (status >= 500 ? "api_error" : "invalid_request_error");
+}
+
+export function errorResponse(error: HttpError, shape: ErrorShape = "openai"): Response {
+  let body: unknown;
+  if (shape === "anthropic") {
+    body = { type: "error", error: { type: anthropicType(error.status), message: error.message } };
+  } else if (shape === "cloudflare") {
+    body = { result: null, success: false, errors: [{ code: error.status, message: error.message }], messages: [] };
+  } else {
+    body = errorBody(error.message, error.type, error.code, error.param);
+  }
   return jsonResponse(body, error.status, error.headers);
 }

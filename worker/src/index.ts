@@ -5,11 +5,12 @@ import { HTTPException } from "hono/http-exception";
 import { admin } from "./admin";
 import { reconcileUnsettled } from "./admin-ops";
 import { authenticate } from "./auth";
-import { chatCompletions } from "./chat";
 import type { AppEnv, Env } from "./env";
-import { errorResponse, HttpError, jsonResponse } from "./errors";
+import { type ErrorShape, errorResponse, HttpError, jsonResponse } from "./errors";
+import { NATIVE_PREFIXES } from "./generated/contract";
 import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
 import { getModel, listModels } from "./models";
+import { registerModelRoutes } from "./routes";
 import { route } from "./routing";
 import { faultOf, registerTestRoutes } from "./testhooks";
 
@@ -38,7 +39,7 @@ const withPrincipal: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 route(app, "/health", { GET: () => jsonResponse({ status: "ok", worker: WORKER_NAME, version: WORKER_VERSION }) });
-route(app, "/v1/chat/completions", { POST: [withPrincipal, chatCompletions] });
+registerModelRoutes(app, withPrincipal);
 route(app, "/v1/models", { GET: [withPrincipal, (c) => jsonResponse(listModels(c.get("principal").policy))] });
 route(app, "/v1/models/:id{.+}", {
   GET: [withPrincipal, (c) => jsonResponse(getModel(c.req.param("id") ?? "", c.get("principal").policy))],
@@ -46,16 +47,27 @@ route(app, "/v1/models/:id{.+}", {
 app.route("/admin", admin);
 registerTestRoutes(app);
 
+/** An unknown path under a provider's namespace answers in that provider's error shape. */
+function shapeOfPath(pathname: string): ErrorShape {
+  if (pathname.startsWith("/anthropic/")) return "anthropic";
+  if (pathname.startsWith(NATIVE_PREFIXES[2])) return "cloudflare";
+  return "openai";
+}
+
+// Not a route: a 404, never a proxy (provider namespaces included).
 app.notFound((c) => {
   const { pathname } = new URL(c.req.url);
-  return errorResponse(new HttpError(404, `Invalid URL (${c.req.method} ${pathname})`, { code: "unknown_url" }));
+  const error = new HttpError(404, `Invalid URL (${c.req.method} ${pathname})`, { code: "unknown_url" });
+  return errorResponse(error, shapeOfPath(pathname));
 });
 
 app.onError((err, c) => {
-  if (err instanceof HttpError) return errorResponse(err);
-  if (err instanceof HTTPException) return errorResponse(new HttpError(err.status, err.message));
+  const shape = c.get("errors") ?? "openai";
+  if (err instanceof HttpError) return errorResponse(err, shape);
+  if (err instanceof HTTPException) return errorResponse(new HttpError(err.status, err.message), shape);
   console.error(JSON.stringify({ requestId: c.get("requestId"), error: String(err?.stack ?? err) }));
-  return errorResponse(new HttpError(500, "The gateway failed to process the request.", { code: "internal_error" }));
+  const internal = new HttpError(500, "The gateway failed to process the request.", { code: "internal_error" });
+  return errorResponse(internal, shape);
 });
 
 export default {

@@ -2,9 +2,59 @@
 
 import type { Policy } from "./env";
 import { HttpError } from "./errors";
-import { ALIASES, MODELS } from "./generated/settings";
+import { ROUTE_KINDS, ROUTES } from "./generated/contract";
+import { ALIASES, EMBEDDING_MODELS, MODELS } from "./generated/settings";
 
 const CATALOG = new Set(MODELS);
+const EMBEDDINGS = new Set(EMBEDDING_MODELS);
+
+export type Route = (typeof ROUTES)[number];
+export type RouteKind = Route["kind"];
+
+export function modelType(model: string): "chat" | "embedding" {
+  return EMBEDDINGS.has(model) ? "embedding" : "chat";
+}
+
+export function providerSlug(model: string): string {
+  return model.slice(0, model.indexOf("/"));
+}
+
+/** Whether `route` serves `model`: the model's type, and the route's provider if it has one. */
+export function serves(route: Route, model: string): boolean {
+  const kind = ROUTE_KINDS[route.kind];
+  const types: readonly string[] = kind.models;
+  return types.includes(modelType(model)) && (route.provider === null || route.provider === providerSlug(model));
+}
+
+/** The paths that serve a model (listed by /v1/models). */
+export function routesOf(model: string): string[] {
+  return ROUTES.filter((route) => serves(route, model)).map((route) => route.path);
+}
+
+/**
+ * A route's model: the catalog id or an alias, or, on a provider's route, the provider's own
+ * name (`gpt-4o-mini` on /openai/… and /v1/responses, `claude-sonnet-4-5` on the Messages
+ * routes, `@cf/…` on /workers-ai/…). Then the route must serve it (its type and provider) and
+ * the key may use it. Only /v1/chat/completions and /v1/responses fall back to the key's
+ * default model.
+ */
+export function resolveRouteModel(requested: unknown, route: Route, policy: Policy): string {
+  const defaults = !route.native && (route.kind === "chat" || route.kind === "responses");
+  if (!defaults && (requested === undefined || requested === null || requested === "")) {
+    throw new HttpError(400, "'model' is required.", { param: "model", code: "missing_required_parameter" });
+  }
+  const own = route.provider !== null && typeof requested === "string" && CATALOG.has(`${route.provider}/${requested}`);
+  const model = resolveModel(own ? `${route.provider}/${requested}` : requested, policy);
+  if (!serves(route, model)) {
+    const types: readonly string[] = ROUTE_KINDS[route.kind].models;
+    const what = `${types.join(" and ")} models${route.provider === null ? "" : ` of ${route.provider}`}`;
+    throw new HttpError(400, `The model '${model}' is not served on ${route.path}: it serves ${what}.`, {
+      param: "model",
+      code: "model_not_supported",
+    });
+  }
+  return model;
+}
 
 export function resolveModel(requested: unknown, policy: Policy): string {
   if (requested === undefined || requested === null || requested === "") {
@@ -33,7 +83,7 @@ export function resolveModel(requested: unknown, policy: Policy): string {
 }
 
 function modelObject(id: string) {
-  return { id, object: "model", created: 0, owned_by: id.split("/", 1)[0] };
+  return { id, object: "model", created: 0, owned_by: providerSlug(id), type: modelType(id), routes: routesOf(id) };
 }
 
 export function listModels(policy: Policy) {

@@ -1,9 +1,10 @@
 // What a served request is recorded as: its reported usage priced, never believed blindly.
 
-import { costMicros } from "./pricing";
-import type { ChatCall, TokenUsage } from "./providers/types";
+import type { Price } from "./env";
+import { costMicros, type Tokens } from "./pricing";
+import type { Metered, TokenUsage } from "./providers/types";
 import type { Outcome } from "./quota";
-import { estimatePromptTokens, estimateTokens, implausibleUsage } from "./usage";
+import { estimateTokens, implausibleUsage } from "./usage";
 
 /** What a request was admitted for: the most it can have used and cost. */
 export interface Bound {
@@ -12,46 +13,58 @@ export interface Bound {
   micros: number;
 }
 
+/** Whose request it was, for the log line when its usage is refused. */
+export interface Subject {
+  requestId: string;
+  model: string;
+  price: Price;
+  /** The prompt's tokens as estimated before sending (used when no usage came back). */
+  estimatedPromptTokens: number;
+}
+
+function rejected(subject: Subject, reason: string): void {
+  console.error(
+    JSON.stringify({ event: "upstream_usage_rejected", requestId: subject.requestId, model: subject.model, reason }),
+  );
+}
+
 /**
- * What to record for a served request: the reported usage, else an estimate from the text.
- * Never believed blindly: usage no request can have (negative, fractional, not finite) counts
- * as none, and no request is recorded above the worst case it was admitted for; both are
- * flagged as estimated and logged.
+ * What to record for a served request. The reported usage when it can be real and is final;
+ * else an estimate: no usage (or usage no request can have: negative, fractional, not finite)
+ * is estimated from the prompt and the text; a stream that stopped before its final usage
+ * (the client left, the upstream broke) is charged at least the output it streamed. Never
+ * more than the worst case the request was admitted for. Estimates are flagged; refused usage
+ * is logged.
  */
-export function outcomeOf(
-  reported: TokenUsage | null,
-  call: ChatCall,
-  text: string,
-  cached: boolean,
-  bound: Bound,
-): Outcome {
-  const problem = reported ? implausibleUsage({ ...reported }) : null;
-  const usage = problem === null ? reported : null;
-  const tokens = usage ?? {
-    promptTokens: estimatePromptTokens(call.body),
-    completionTokens: estimateTokens(text),
-    cachedTokens: 0,
-    cacheWriteTokens: 0,
-  };
-  let cost = cached ? 0 : costMicros(tokens, call.price); // an AI Gateway cache HIT costs nothing
+export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, bound: Bound): Outcome {
+  const problem = observed.usage ? implausibleUsage({ ...observed.usage }) : null;
+  if (problem !== null) rejected(subject, problem);
+  const usage: TokenUsage | null = problem === null ? observed.usage : null;
+  const streamed = estimateTokens(observed.text);
+  let tokens: Tokens;
+  if (usage === null) {
+    tokens = { promptTokens: subject.estimatedPromptTokens, completionTokens: streamed };
+  } else if (!observed.complete) {
+    tokens = { ...usage, completionTokens: Math.max(usage.completionTokens, streamed) };
+  } else {
+    tokens = usage;
+  }
+  let cost = cached ? 0 : costMicros(tokens, subject.price); // an AI Gateway cache HIT costs nothing
   let { promptTokens, completionTokens } = tokens;
   const overBound = cost > bound.micros;
   if (overBound) {
+    if (usage !== null && observed.complete) {
+      rejected(subject, `usage costs more than the admitted worst case (${bound.micros} µUSD)`);
+    }
     cost = bound.micros;
     promptTokens = Math.min(promptTokens, bound.promptTokens);
     completionTokens = Math.min(completionTokens, bound.completionTokens);
-  }
-  if (problem !== null || (overBound && usage !== null)) {
-    const reason = problem ?? `usage costs more than the admitted worst case (${bound.micros} µUSD)`;
-    console.error(
-      JSON.stringify({ event: "upstream_usage_rejected", requestId: call.requestId, model: call.model, reason }),
-    );
   }
   return {
     cost,
     tokensIn: promptTokens,
     tokensOut: completionTokens,
-    estimated: usage === null || overBound,
+    estimated: usage === null || !observed.complete || overBound,
     cached,
     count: true,
   };

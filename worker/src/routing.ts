@@ -3,16 +3,24 @@
 
 import type { Handler, Hono } from "hono";
 import type { AppEnv } from "./env";
-import { HttpError } from "./errors";
+import { type ErrorShape, HttpError } from "./errors";
 
 type Method = "GET" | "POST";
 
+/** `errors`: the shape every error on this path takes (its 405s, 401s and 400s included). */
 export function route(
   app: Hono<AppEnv>,
   path: string,
   methods: Partial<Record<Method, Handler<AppEnv>[] | Handler<AppEnv>>>,
+  errors: ErrorShape = "openai",
 ) {
   const allow = Object.keys(methods).join(", ");
+  if (errors !== "openai") {
+    app.use(path, async (c, next) => {
+      c.set("errors", errors);
+      await next();
+    });
+  }
   for (const [method, handlers] of Object.entries(methods)) {
     app.on([method], [path], ...(Array.isArray(handlers) ? handlers : [handlers]));
   }

@@ -38,8 +38,68 @@ export const chatBody = v.looseObject({
 
 export type ChatBody = v.InferOutput<typeof chatBody>;
 
+const STREAM = v.optional(v.boolean("'stream' must be a boolean."));
+
+/** OpenAI's Responses API: the parts the gateway must bound; the rest passes through. */
+export const responsesBody = v.looseObject({
+  model: v.optional(v.unknown()),
+  input: v.optional(v.union([v.string(), v.array(v.unknown())], "'input' must be a string or an array of items.")),
+  instructions: v.optional(v.nullable(v.string("'instructions' must be a string."))),
+  max_output_tokens: positiveInteger("max_output_tokens"),
+  stream: STREAM,
+  tools: v.optional(v.array(v.unknown(), "'tools' must be an array.")),
+  previous_response_id: v.optional(v.nullable(v.string("'previous_response_id' must be a string."))),
+  conversation: v.optional(v.unknown()),
+});
+export type ResponsesBody = v.InferOutput<typeof responsesBody>;
+
+const EMBEDDING_INPUT = "'input' must be a non-empty string, an array of strings, or of token arrays.";
+const tokenArray = v.pipe(v.array(v.pipe(v.number(), v.safeInteger(), v.minValue(0))), v.minLength(1));
+/** OpenAI's embeddings: a string, strings, tokens, or token arrays (at most 2,048 inputs). */
+export const embeddingsBody = v.looseObject({
+  model: v.optional(v.unknown()),
+  input: v.union(
+    [
+      v.pipe(v.string(), v.minLength(1)),
+      v.pipe(v.array(v.pipe(v.string(), v.minLength(1))), v.minLength(1), v.maxLength(2048)),
+      tokenArray,
+      v.pipe(v.array(tokenArray), v.minLength(1), v.maxLength(2048)),
+    ],
+    EMBEDDING_INPUT,
+  ),
+  encoding_format: v.optional(v.picklist(["float", "base64"], "'encoding_format' must be 'float' or 'base64'.")),
+  dimensions: positiveInteger("dimensions"),
+});
+export type EmbeddingsBody = v.InferOutput<typeof embeddingsBody>;
+
+/** Anthropic's Messages API: model, max_tokens (required by Anthropic) and messages. */
+export const messagesBody = v.looseObject({
+  model: v.string("'model' is required and must be a string."),
+  max_tokens: v.pipe(
+    v.number("'max_tokens' is required and must be an integer."),
+    v.safeInteger("'max_tokens' must be an integer."),
+    v.minValue(1, "'max_tokens' must be at least 1."),
+  ),
+  messages: v.pipe(v.array(v.unknown(), MESSAGES), v.minLength(1, MESSAGES)),
+  system: v.optional(v.unknown()),
+  tools: v.optional(v.array(v.unknown(), "'tools' must be an array.")),
+  stream: STREAM,
+});
+export type MessagesBody = v.InferOutput<typeof messagesBody>;
+
+/** Anthropic's count_tokens: a Messages body without max_tokens. */
+export const countTokensBody = v.looseObject({
+  model: v.string("'model' is required and must be a string."),
+  messages: v.pipe(v.array(v.unknown(), MESSAGES), v.minLength(1, MESSAGES)),
+});
+
 // What a missing required parameter is told (others: "'<param>' is required.").
-const MISSING: Record<string, string> = { messages: MESSAGES };
+const MISSING: Record<string, string> = {
+  messages: MESSAGES,
+  input: EMBEDDING_INPUT,
+  model: "'model' is required and must be a string.",
+  max_tokens: "'max_tokens' is required and must be an integer.",
+};
 
 export async function readJsonBody(request: Request): Promise<Record<string, unknown>> {
   let body: unknown;

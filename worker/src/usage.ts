@@ -47,6 +47,42 @@ export function promptTokensBound(body: ChatBody): number {
   return 3 + 4 * body.messages.length + bytes(serialized) + overhead + IMAGE_TOKENS_BOUND * imageParts(body.messages);
 }
 
+// Parts that cost tokens by their size, not their bytes: images, and documents/files (a PDF's
+// pages are images too; bounded here like one image each: an approximation).
+const MEDIA_TYPES = new Set(["image", "image_url", "input_image", "document", "input_file", "file"]);
+const WALK_DEPTH = 12; // request bodies nest a few levels; deeper is not a part a provider reads
+
+function mediaParts(value: unknown, depth = 0): number {
+  if (depth > WALK_DEPTH || value === null || typeof value !== "object") return 0;
+  if (Array.isArray(value)) return value.reduce((sum: number, item) => sum + mediaParts(item, depth + 1), 0);
+  const own = MEDIA_TYPES.has(String((value as { type?: unknown }).type)) ? 1 : 0;
+  return own + Object.values(value).reduce((sum: number, item) => sum + mediaParts(item, depth + 1), 0);
+}
+
+function strings(value: unknown, depth = 0): string {
+  if (typeof value === "string") return value;
+  if (depth > WALK_DEPTH || value === null || typeof value !== "object") return "";
+  return Object.values(value)
+    .map((item) => strings(item, depth + 1))
+    .join("");
+}
+
+/**
+ * An upper bound of the input tokens of any request part (the Responses API's input and
+ * instructions, Anthropic's system and messages, embeddings' input), the same way as for chat:
+ * a token is at least a byte of its JSON, media at most IMAGE_TOKENS_BOUND each, and the
+ * provider's own prompt when tools or a structured format are given.
+ */
+export function inputTokensBound(input: unknown, { tools = false }: { tools?: boolean } = {}): number {
+  const json = JSON.stringify(input ?? null);
+  return 3 + bytes(json) + (tools ? TOOLS_OVERHEAD_TOKENS : 0) + IMAGE_TOKENS_BOUND * mediaParts(input);
+}
+
+/** The four-bytes-per-token guess of a request part's text (its strings), when no usage came. */
+export function estimateInputTokens(input: unknown): number {
+  return 3 + estimateTokens(strings(input));
+}
+
 /** The usual four-bytes-per-token guess, used only when upstream reports no usage. */
 export function estimateTokens(text: string): number {
   return Math.ceil(bytes(text) / 4);

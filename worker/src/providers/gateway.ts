@@ -9,7 +9,7 @@ import { HttpError } from "../errors";
 import { PROVIDER_KEY_PREFIX } from "../generated/contract";
 import { UPSTREAM_TIMEOUT_MS } from "../generated/settings";
 import { customCostHeader } from "../pricing";
-import type { ChatCall } from "./types";
+import type { UpstreamCall } from "./types";
 
 const METADATA_LIMIT = 5; // AI Gateway keeps only the first five metadata entries
 
@@ -38,7 +38,7 @@ export async function cacheOptions(principal: Principal, body: string): Promise<
 }
 
 /** Headers for AI Gateway; `auth` is the provider's own key header (none: keys stored on the gateway). */
-export async function gatewayHeaders(call: ChatCall, body: string, auth: Record<string, string>) {
+export async function gatewayHeaders(call: UpstreamCall, body: string, auth: Record<string, string>) {
   const headers: Record<string, string> = {
     "content-type": "application/json",
     "cf-aig-metadata": JSON.stringify(tenantMetadata(call.principal, call.requestId)),
@@ -75,7 +75,7 @@ export async function fetchUpstream(url: string, init: RequestInit): Promise<Res
 }
 
 /** POST a JSON body to a provider-native endpoint with the gateway's headers. */
-export async function postToGateway(call: ChatCall, path: string, payload: unknown, auth: Record<string, string>) {
+export async function postToGateway(call: UpstreamCall, path: string, payload: unknown, auth: Record<string, string>) {
   const body = JSON.stringify(payload);
   const headers = await gatewayHeaders(call, body, auth);
   return fetchUpstream(gatewayUrl(call.env, path), { method: "POST", headers, body });

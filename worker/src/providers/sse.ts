@@ -3,6 +3,7 @@
 // provider's rewrite, and send what it returns on at once. Shared by every provider's stream.
 
 import { createParser, type EventSourceMessage } from "eventsource-parser";
+import type { Metered, MeteredStream } from "./types";
 
 const encoder = new TextEncoder();
 // A single event larger than this is not an answer chunk: the parser refuses to buffer it.
@@ -87,4 +88,27 @@ export function rewriteEvents(
     },
   });
   return upstream.pipeThrough(transform, signal ? { signal } : {});
+}
+
+/**
+ * `upstream` rewritten event by event while a meter watches it: `done` resolves with the
+ * meter's `result()` once, when the stream ends, breaks, or the client goes away.
+ */
+export function meteredEvents(
+  upstream: ReadableStream<Uint8Array>,
+  rewrite: EventRewrite,
+  signal: AbortSignal | undefined,
+  result: () => Metered,
+): MeteredStream {
+  let resolveDone: (value: Metered) => void = () => {};
+  const done = new Promise<Metered>((resolve) => {
+    resolveDone = resolve;
+  });
+  const stream = rewriteEvents(upstream, rewrite, { signal, finished: () => resolveDone(result()) });
+  return { stream, done };
+}
+
+/** A JSON string literal's content (as a regex captured it, quotes excluded), unescaped. */
+export function jsonString(captured: string): string {
+  return captured.includes("\\") ? (JSON.parse(`"${captured}"`) as string) : captured;
 }

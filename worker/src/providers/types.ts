@@ -16,25 +16,38 @@ export interface TokenUsage {
   cacheWriteTokens: number;
 }
 
-export interface ChatCall {
+/** One request to a model's provider, whatever the route. */
+export interface UpstreamCall {
   env: Env;
   principal: Principal;
   requestId: string;
-  /** The catalog id (`anthropic/claude-sonnet-4-5`) and what the provider calls it. */
+  /** The catalog id (`anthropic/claude-sonnet-4-5`), its provider, and what the provider calls it. */
   model: string;
-  upstreamModel: string;
   provider: string;
-  body: ChatBody;
-  /** Output tokens per choice the request may produce (the client's, else the stack's cap). */
-  maxTokens: number;
+  upstreamModel: string;
   price: Price;
   /** The client's request signal: aborted when it goes away. */
   signal?: AbortSignal | undefined;
 }
 
+export interface ChatCall extends UpstreamCall {
+  body: ChatBody;
+  /** Output tokens per choice the request may produce (the client's, else the stack's cap). */
+  maxTokens: number;
+}
+
+/** What a stream was seen to use. `complete`: its final usage arrived (else the output so far
+ * is estimated from `text`, never below what was reported). */
 export interface Metered {
   usage: TokenUsage | null;
   text: string;
+  complete: boolean;
+}
+
+/** A stream on its way to the client, and what it was seen to use once it ends. */
+export interface MeteredStream {
+  stream: ReadableStream<Uint8Array>;
+  done: Promise<Metered>;
 }
 
 export interface ChatProvider {
@@ -43,11 +56,7 @@ export interface ChatProvider {
   /** A complete upstream answer (its text) → the OpenAI chat completion the client gets. */
   completion(text: string, call: ChatCall): { text: string; usage: TokenUsage | null };
   /** An upstream stream → OpenAI chat chunks, metered; `done` when it ends or the client goes. */
-  stream(
-    upstream: ReadableStream<Uint8Array>,
-    call: ChatCall,
-    options: { clientWantsUsage: boolean },
-  ): { stream: ReadableStream<Uint8Array>; done: Promise<Metered> };
+  stream(upstream: ReadableStream<Uint8Array>, call: ChatCall, options: { clientWantsUsage: boolean }): MeteredStream;
   /** A non-2xx upstream answer → the one OpenAI-shaped error the client sees. */
   error(response: Response): Promise<HttpError>;
 }

@@ -41,6 +41,7 @@ async function run(pieces: Uint8Array[], clientWantsUsage: boolean, signal?: Abo
 const EXPECTED: Metered = {
   usage: { promptTokens: 9, completionTokens: 4, cachedTokens: 2, cacheWriteTokens: 0 },
   text: TEXT,
+  complete: true,
 };
 
 describe("meterStream", () => {
@@ -130,6 +131,6 @@ describe("meterStream", () => {
     const reader = stream.getReader();
     await reader.read();
     controller.abort();
-    assert.deepEqual(await done, { usage: null, text: "partial" });
+    assert.deepEqual(await done, { usage: null, text: "partial", complete: false });
   });
 });

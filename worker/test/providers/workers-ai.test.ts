@@ -176,7 +176,7 @@ describe("stream", () => {
     const { chunks, ended } = parsed(await readAll(stream));
     assert.ok(!ended);
     assert.ok(!chunks.some((e) => e.choices[0]?.finish_reason));
-    assert.deepEqual(await done, { usage: null, text: "par" });
+    assert.deepEqual(await done, { usage: null, text: "par", complete: false });
   });
 });
 

@@ -2,12 +2,12 @@
 // gateway token: that goes only in cf-aig-authorization), and the API version Anthropic requires.
 
 import { providerKey } from "../gateway";
-import type { ChatCall } from "../types";
+import type { UpstreamCall } from "../types";
 
 export const MESSAGES_PATH = "anthropic/v1/messages";
 export const API_VERSION = "2023-06-01";
 
-export function authHeaders(call: ChatCall): Record<string, string> {
+export function authHeaders(call: UpstreamCall): Record<string, string> {
   const key = providerKey(call.env, call.provider);
   return { "anthropic-version": API_VERSION, ...(key ? { "x-api-key": key } : {}) };
 }

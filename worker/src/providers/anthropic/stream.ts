@@ -5,8 +5,8 @@
 // usage chunk when the client asked for it). An `error` event becomes `data: {"error": …}`, which
 // the OpenAI SDKs raise. The usage is metered from message_start and message_delta.
 
-import { type EventSourceMessage, rewriteEvents } from "../sse";
-import type { Metered, TokenUsage } from "../types";
+import { type EventSourceMessage, meteredEvents } from "../sse";
+import type { MeteredStream, TokenUsage } from "../types";
 import { finishReason } from "./response";
 import { type AnthropicUsage, openaiUsage, readUsage } from "./usage";
 
@@ -27,16 +27,13 @@ export function translateStream(
     jsonAnswer,
     signal,
   }: { clientWantsUsage: boolean; jsonAnswer: boolean; signal?: AbortSignal | undefined },
-): { stream: ReadableStream<Uint8Array>; done: Promise<Metered> } {
-  let resolveDone: (value: Metered) => void = () => {};
-  const done = new Promise<Metered>((resolve) => {
-    resolveDone = resolve;
-  });
+): MeteredStream {
   let id = "";
   let model = "";
   const created = Math.floor(Date.now() / 1000);
   let usage: AnthropicUsage = {};
   let text = "";
+  let final = false; // message_delta carries the final output count
   let tools = 0; // OpenAI tool-call indexes count tool_use blocks only
   const toolIndex = new Map<number, number>(); // Anthropic block index → OpenAI tool-call index
 
@@ -90,6 +87,7 @@ export function translateStream(
       }
       case "message_delta":
         usage = { ...usage, ...data.usage }; // cumulative: the last value wins
+        final = true;
         return chunk({}, finishReason(data.delta?.stop_reason, jsonAnswer));
       case "message_stop": {
         const tokens = metered();
@@ -112,10 +110,9 @@ export function translateStream(
     }
   };
 
-  const stream = rewriteEvents(
-    upstream,
-    { event, comment: () => "" },
-    { signal, finished: () => resolveDone({ usage: metered(), text }) },
-  );
-  return { stream, done };
+  return meteredEvents(upstream, { event, comment: () => "" }, signal, () => ({
+    usage: metered(),
+    text,
+    complete: final,
+  }));
 }

@@ -2,12 +2,12 @@
 // module serves OpenAI-compatible providers (groq, mistral, …) at their own native paths.
 
 import { providerKey } from "../gateway";
-import type { ChatCall } from "../types";
+import type { UpstreamCall } from "../types";
 
 export const CHAT_PATH = "openai/chat/completions";
 
 /** `Authorization: Bearer <the provider's key>`, or nothing when the key is stored on the gateway. */
-export function authHeaders(call: ChatCall): Record<string, string> {
+export function authHeaders(call: UpstreamCall): Record<string, string> {
   const key = providerKey(call.env, call.provider);
   return key ? { authorization: `Bearer ${key}` } : {};
 }

@@ -1,8 +1,8 @@
 // A metered pass-through of an OpenAI chat stream: events go on to the client one by one as
 // they arrive, while the usage and the streamed text are captured.
 
-import { type EventSourceMessage, rewriteEvents, serializeEvent } from "../sse";
-import type { Metered, TokenUsage } from "../types";
+import { type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import type { MeteredStream, TokenUsage } from "../types";
 import { readUsage } from "./usage";
 
 const CONTENT = /"delta":\{[^{}]*?"content":"((?:[^"\\]|\\.)*)"/g; // every choice's delta
@@ -22,13 +22,9 @@ interface Chunk {
 export function meterChatStream(
   upstream: ReadableStream<Uint8Array>,
   { clientWantsUsage, signal }: { clientWantsUsage: boolean; signal?: AbortSignal | undefined },
-): { stream: ReadableStream<Uint8Array>; done: Promise<Metered> } {
+): MeteredStream {
   let usage: TokenUsage | null = null;
   let text = "";
-  let resolveDone: (value: Metered) => void = () => {};
-  const done = new Promise<Metered>((resolve) => {
-    resolveDone = resolve;
-  });
 
   // Most events are plain content chunks: read them with string operations and only parse
   // JSON for the rare usage chunk (parsing every chunk halved streaming throughput).
@@ -52,12 +48,11 @@ export function meterChatStream(
       return serializeEvent({ ...message, data: JSON.stringify(chunk) });
     }
     for (const [, content = ""] of data.matchAll(CONTENT)) {
-      text += content.includes("\\") ? (JSON.parse(`"${content}"`) as string) : content;
+      text += jsonString(content);
     }
     if (clientWantsUsage || !data.includes(USAGE_NULL)) return serializeEvent(message);
     return serializeEvent({ ...message, data: data.replace(USAGE_NULL_FIELD, "") });
   };
 
-  const stream = rewriteEvents(upstream, { event }, { signal, finished: () => resolveDone({ usage, text }) });
-  return { stream, done };
+  return meteredEvents(upstream, { event }, signal, () => ({ usage, text, complete: usage !== null }));
 }

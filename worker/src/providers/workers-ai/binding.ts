@@ -7,9 +7,9 @@ import { HttpError } from "../../errors";
 import { AI_BINDING } from "../../generated/contract";
 import { UPSTREAM_TIMEOUT_MS } from "../../generated/settings";
 import { cacheOptions, tenantMetadata } from "../gateway";
-import type { ChatCall } from "../types";
+import type { UpstreamCall } from "../types";
 
-export async function runOnBinding(call: ChatCall, inputs: Record<string, unknown>): Promise<Response> {
+export async function runOnBinding(call: UpstreamCall, inputs: Record<string, unknown>): Promise<Response> {
   const ai = call.env[AI_BINDING];
   if (!ai) {
     // provision/bindings.py declares the binding whenever the catalog has a Workers AI model

@@ -3,8 +3,8 @@
 // arrive whole in one event, [DONE] closes with the finish_reason (and the usage chunk when the
 // client asked for it). An event with OpenAI's `choices` passes through as it came.
 
-import { type EventSourceMessage, rewriteEvents } from "../sse";
-import type { Metered, TokenUsage } from "../types";
+import { type EventSourceMessage, meteredEvents } from "../sse";
+import type { MeteredStream, TokenUsage } from "../types";
 import { contentOf, openaiToolCall, type WorkersAIOutput } from "./response";
 import { openaiUsage, readUsage } from "./usage";
 
@@ -16,11 +16,7 @@ export function translateStream(
     model,
     signal,
   }: { clientWantsUsage: boolean; requestId: string; model: string; signal?: AbortSignal | undefined },
-): { stream: ReadableStream<Uint8Array>; done: Promise<Metered> } {
-  let resolveDone: (value: Metered) => void = () => {};
-  const done = new Promise<Metered>((resolve) => {
-    resolveDone = resolve;
-  });
+): MeteredStream {
   const id = `chatcmpl-${requestId}`;
   const created = Math.floor(Date.now() / 1000);
   let usage: TokenUsage | null = null;
@@ -80,10 +76,9 @@ export function translateStream(
 
   // A stream that ends without [DONE] broke off: the client sees no clean finish, only the
   // metered usage is kept.
-  const stream = rewriteEvents(
-    upstream,
-    { event, comment: () => "" },
-    { signal, finished: () => resolveDone({ usage, text }) },
-  );
-  return { stream, done };
+  return meteredEvents(upstream, { event, comment: () => "" }, signal, () => ({
+    usage,
+    text,
+    complete: usage !== null,
+  }));
 }

@@ -1,0 +1,67 @@
+// Anthropic's Messages API for Anthropic clients (the SDKs, Claude Code), passed through: the
+// request as the client wrote it (our model id swapped for Anthropic's, its anthropic-version
+// and anthropic-beta kept), the answer byte for byte, the stream event by event. Usage from
+// `message_start` and the cumulative `message_delta`, cache reads and writes included.
+
+import { HttpError } from "../../errors";
+import { credentialsError, errorJson, gatewayError } from "../gateway";
+import { type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import type { MeteredStream, TokenUsage, UpstreamCall } from "../types";
+import { authHeaders } from "./endpoint";
+import { type AnthropicUsage, readUsage } from "./usage";
+
+export const COUNT_TOKENS_PATH = "anthropic/v1/messages/count_tokens";
+const TEXT = /"(?:text|partial_json)":"((?:[^"\\]|\\.)*)"/;
+
+/** Anthropic's headers: the Worker's key, the client's API version and betas. */
+export function passthroughAuth(call: UpstreamCall, client: Headers): Record<string, string> {
+  const headers = authHeaders(call);
+  const version = client.get("anthropic-version");
+  const beta = client.get("anthropic-beta");
+  if (version) headers["anthropic-version"] = version;
+  if (beta) headers["anthropic-beta"] = beta;
+  return headers;
+}
+
+export function messageAnswer(raw: string): { text: string; usage: TokenUsage | null } {
+  try {
+    return { text: raw, usage: readUsage((JSON.parse(raw) as { usage?: AnthropicUsage }).usage) };
+  } catch {
+    return { text: raw, usage: null };
+  }
+}
+
+/** Anthropic's error as the Anthropic client should see it: its status and message; our
+ * credentials refused is ours (502), AI Gateway's own errors are AI Gateway's. */
+export async function passthroughError(response: Response): Promise<HttpError> {
+  const body = (await errorJson(response)) as { error?: { message?: unknown } } | null;
+  const fromGateway = gatewayError(body);
+  if (fromGateway) return fromGateway;
+  if (response.status === 401 || response.status === 403) return credentialsError();
+  const message = String(body?.error?.message ?? `Anthropic answered HTTP ${response.status}.`);
+  return new HttpError(response.status, message);
+}
+
+/** The stream passed through; usage from message_start and message_delta, text from deltas. */
+export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal?: AbortSignal): MeteredStream {
+  let usage: AnthropicUsage = {};
+  let final = false;
+  let text = "";
+  const event = (message: EventSourceMessage): string => {
+    const type = message.event ?? "";
+    if (type === "content_block_delta") {
+      const piece = TEXT.exec(message.data)?.[1] ?? "";
+      text += jsonString(piece);
+    } else if (type === "message_start" || type === "message_delta") {
+      try {
+        const data = JSON.parse(message.data) as { message?: { usage?: AnthropicUsage }; usage?: AnthropicUsage };
+        usage = { ...usage, ...(type === "message_start" ? data.message?.usage : data.usage) };
+        final ||= type === "message_delta";
+      } catch {
+        // malformed: metered from what came before
+      }
+    }
+    return serializeEvent(message);
+  };
+  return meteredEvents(upstream, { event }, signal, () => ({ usage: readUsage(usage), text, complete: final }));
+}

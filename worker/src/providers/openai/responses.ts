@@ -1,0 +1,63 @@
+// OpenAI's Responses API through AI Gateway (`openai/responses`), passed through: the answer
+// byte for byte, the stream's typed `response.*` events one by one as they arrive. Usage is
+// the terminal event's (`response.completed`, `.incomplete` or `.failed`): input (cached
+// included), cached input, output (reasoning included).
+
+import { type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import type { MeteredStream, TokenUsage } from "../types";
+
+export const RESPONSES_PATH = "openai/responses";
+const TERMINAL = new Set(["response.completed", "response.incomplete", "response.failed"]);
+const TEXT_DELTA = /"delta":"((?:[^"\\]|\\.)*)"/;
+
+interface ResponsesUsage {
+  input_tokens?: unknown;
+  output_tokens?: unknown;
+  input_tokens_details?: { cached_tokens?: unknown; cache_write_tokens?: unknown } | null;
+}
+
+function count(value: unknown): number {
+  return typeof value === "number" ? value : 0;
+}
+
+/** null when absent or malformed (the caller then estimates). */
+export function readResponsesUsage(usage: unknown): TokenUsage | null {
+  const u = usage as ResponsesUsage | null | undefined;
+  if (!u || typeof u.input_tokens !== "number" || typeof u.output_tokens !== "number") return null;
+  return {
+    promptTokens: u.input_tokens,
+    completionTokens: u.output_tokens,
+    cachedTokens: count(u.input_tokens_details?.cached_tokens),
+    cacheWriteTokens: count(u.input_tokens_details?.cache_write_tokens),
+  };
+}
+
+export function responsesAnswer(raw: string): { text: string; usage: TokenUsage | null } {
+  try {
+    return { text: raw, usage: readResponsesUsage((JSON.parse(raw) as { usage?: unknown }).usage) };
+  } catch {
+    return { text: raw, usage: null }; // not JSON: passed on as it came; the cost is estimated
+  }
+}
+
+/** The stream passed through event by event; usage from the terminal event, text from deltas. */
+export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signal?: AbortSignal): MeteredStream {
+  let usage: TokenUsage | null = null;
+  let text = "";
+  const event = (message: EventSourceMessage): string => {
+    // `event:` names the type, so only the rare terminal event is parsed as JSON
+    const type = message.event ?? "";
+    if (type === "response.output_text.delta" || type === "response.function_call_arguments.delta") {
+      const delta = TEXT_DELTA.exec(message.data)?.[1] ?? "";
+      text += jsonString(delta);
+    } else if (TERMINAL.has(type)) {
+      try {
+        usage = readResponsesUsage((JSON.parse(message.data) as { response?: { usage?: unknown } }).response?.usage);
+      } catch {
+        // a malformed terminal event: the stream is metered as if it had none
+      }
+    }
+    return serializeEvent(message);
+  };
+  return meteredEvents(upstream, { event }, signal, () => ({ usage, text, complete: usage !== null }));
+}

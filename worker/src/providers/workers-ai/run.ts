@@ -1,0 +1,60 @@
+// Workers AI's own run API for its clients (`/workers-ai/@cf/<model>`), through the binding:
+// the answer in Cloudflare's v4 envelope as the REST API gives it ({result, success, errors,
+// messages}; the binding hands back the bare result), streams passed through event by event.
+// Embeddings for the OpenAI-shaped route: {shape, data} → OpenAI's list.
+
+import { type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import type { MeteredStream, TokenUsage } from "../types";
+import { readUsage } from "./usage";
+
+const RESPONSE = /"response":"((?:[^"\\]|\\.)*)"/;
+
+export function runAnswer(raw: string): { text: string; usage: TokenUsage | null; contentType: string } {
+  let result: unknown;
+  try {
+    result = JSON.parse(raw);
+  } catch {
+    result = raw; // not JSON: still enveloped, as text
+  }
+  const usage = readUsage((result as { usage?: unknown } | null)?.usage);
+  const text = JSON.stringify({ result, success: true, errors: [], messages: [] });
+  return { text, usage, contentType: "application/json" };
+}
+
+export function meterRunStream(upstream: ReadableStream<Uint8Array>, signal?: AbortSignal): MeteredStream {
+  let usage: TokenUsage | null = null;
+  let text = "";
+  const event = (message: EventSourceMessage): string => {
+    const { data } = message;
+    if (data.includes('"usage":{')) {
+      try {
+        usage = readUsage((JSON.parse(data) as { usage?: unknown }).usage) ?? usage;
+      } catch {
+        // malformed: metered from what came before
+      }
+    }
+    const piece = RESPONSE.exec(data)?.[1] ?? "";
+    text += jsonString(piece);
+    return serializeEvent(message);
+  };
+  return meteredEvents(upstream, { event }, signal, () => ({ usage, text, complete: usage !== null }));
+}
+
+/** Workers AI's embeddings ({shape, data}) → OpenAI's list, float or base64 (little-endian float32). */
+export function openaiEmbeddings(
+  raw: string,
+  { model, promptTokens, base64 }: { model: string; promptTokens: number; base64: boolean },
+): string {
+  const data = (JSON.parse(raw) as { data?: number[][] }).data ?? [];
+  const encode = (vector: number[]): number[] | string => {
+    if (!base64) return vector;
+    const bytes = new Uint8Array(new Float32Array(vector).buffer);
+    return btoa(String.fromCharCode(...bytes));
+  };
+  return JSON.stringify({
+    object: "list",
+    data: data.map((vector, index) => ({ object: "embedding", index, embedding: encode(vector) })),
+    model,
+    usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+  });
+}

@@ -1,0 +1,29 @@
+// What every route handler needs for its model: the upstream call and the admitted bound.
+
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
+import { providerSlug } from "../models";
+import type { Bound } from "../outcome";
+import { priceFor, worstCaseMicros } from "../pricing";
+import type { UpstreamCall } from "../providers/types";
+
+/** The call to `model`'s provider on behalf of this request's principal. */
+export function upstreamCall(c: Context<AppEnv>, model: string, upstreamModel?: string): UpstreamCall {
+  const principal = c.get("principal");
+  const provider = providerSlug(model);
+  return {
+    env: c.env,
+    principal,
+    requestId: c.get("requestId"),
+    model,
+    provider,
+    upstreamModel: upstreamModel ?? model.slice(provider.length + 1),
+    price: priceFor(model, principal.policy),
+    signal: c.req.raw.signal,
+  };
+}
+
+/** Every prompt token at the dearest input price, every output token at the output price. */
+export function boundOf(call: UpstreamCall, promptTokens: number, completionTokens: number): Bound {
+  return { promptTokens, completionTokens, micros: worstCaseMicros(promptTokens, completionTokens, call.price) };
+}

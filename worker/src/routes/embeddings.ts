@@ -1,0 +1,77 @@
+// Embeddings (`/v1/embeddings`, `/openai/embeddings`, `/workers-ai/v1/embeddings`): OpenAI's
+// body and answer for OpenAI's and Workers AI's embedding models; priced per input token.
+
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
+import { HttpError } from "../errors";
+import { WORKERS_AI } from "../generated/contract";
+import { type Route, resolveRouteModel } from "../models";
+import { postToGateway } from "../providers/gateway";
+import { EMBEDDINGS_PATH, embeddingsAnswer } from "../providers/openai/embeddings";
+import { authHeaders } from "../providers/openai/endpoint";
+import { chatError } from "../providers/openai/errors";
+import type { UpstreamCall } from "../providers/types";
+import { runOnBinding } from "../providers/workers-ai/binding";
+import { runError } from "../providers/workers-ai/errors";
+import { openaiEmbeddings } from "../providers/workers-ai/run";
+import { type EmbeddingsBody, embeddingsBody, readJsonBody, validate } from "../schemas";
+import { type Exchange, serve } from "../serve";
+import { estimateInputTokens, inputTokensBound } from "../usage";
+import { boundOf, upstreamCall } from "./call";
+
+function noStream(): never {
+  throw new HttpError(502, "The embeddings upstream answered with a stream.", { code: "upstream_error" });
+}
+
+function openai(call: UpstreamCall, body: EmbeddingsBody): Pick<Exchange, "send" | "error" | "answer"> {
+  const payload = { ...body, model: call.upstreamModel };
+  return {
+    send: () => postToGateway(call, EMBEDDINGS_PATH, payload, authHeaders(call)),
+    error: chatError,
+    answer: embeddingsAnswer,
+  };
+}
+
+function workersAI(
+  call: UpstreamCall,
+  body: EmbeddingsBody,
+  promptTokens: number,
+): Pick<Exchange, "send" | "error" | "answer"> {
+  const input = body.input;
+  const texts = typeof input === "string" ? [input] : input;
+  if (!texts.every((item): item is string => typeof item === "string")) {
+    throw new HttpError(400, "Workers AI embedding models take text, not token arrays.", { param: "input" });
+  }
+  return {
+    send: () => runOnBinding(call, { text: texts }),
+    error: runError,
+    answer: (raw) => {
+      try {
+        const text = openaiEmbeddings(raw, {
+          model: call.model,
+          promptTokens,
+          base64: body.encoding_format === "base64",
+        });
+        return { text, usage: null }; // Workers AI reports no usage for embeddings: estimated
+      } catch {
+        throw new HttpError(502, "Workers AI answered embeddings that are not JSON.", { code: "upstream_error" });
+      }
+    },
+  };
+}
+
+export async function embeddings(c: Context<AppEnv>, route: Route): Promise<Response> {
+  const body = validate(embeddingsBody, await readJsonBody(c.req.raw));
+  const model = resolveRouteModel(body.model, route, c.get("principal").policy);
+  const call = upstreamCall(c, model);
+  const estimated = estimateInputTokens(body.input);
+  const wire = call.provider === WORKERS_AI ? workersAI(call, body, estimated) : openai(call, body);
+  return serve(c, {
+    call,
+    bound: boundOf(call, inputTokensBound(body.input), 0),
+    estimatedPromptTokens: estimated,
+    metered: true,
+    ...wire,
+    stream: noStream,
+  });
+}

@@ -1,0 +1,30 @@
+// The model routes, built from provision/contract.py's table (ROUTES): each route gets its
+// error shape, the key's authentication, and its kind's handler. A kind without a handler
+// fails the type check; a route added to the table is served (and tested) with no code here.
+
+import type { Context, Hono, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../env";
+import { ROUTE_KINDS, ROUTES } from "../generated/contract";
+import type { Route, RouteKind } from "../models";
+import { route } from "../routing";
+import { chat } from "./chat";
+import { embeddings } from "./embeddings";
+import { countTokens, messages } from "./messages";
+import { responses } from "./responses";
+import { workersAiRun } from "./workers-ai-run";
+
+const HANDLERS: Record<RouteKind, (c: Context<AppEnv>, route: Route) => Promise<Response>> = {
+  chat,
+  responses,
+  embeddings,
+  messages,
+  count_tokens: countTokens,
+  workers_ai_run: workersAiRun,
+};
+
+export function registerModelRoutes(app: Hono<AppEnv>, authenticated: MiddlewareHandler<AppEnv>): void {
+  for (const spec of ROUTES) {
+    const handler = HANDLERS[spec.kind];
+    route(app, spec.path, { POST: [authenticated, (c) => handler(c, spec)] }, ROUTE_KINDS[spec.kind].errors);
+  }
+}

@@ -1,0 +1,55 @@
+// Anthropic's Messages API (`/v1/messages`, `/anthropic/v1/messages`) for Anthropic clients
+// (the SDKs, Claude Code), passed through to Anthropic's native endpoint; and count_tokens,
+// which Anthropic does not charge: authorised and logged, never metered.
+
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
+import { type Route, resolveRouteModel } from "../models";
+import { MESSAGES_PATH } from "../providers/anthropic/endpoint";
+import {
+  COUNT_TOKENS_PATH,
+  messageAnswer,
+  meterMessagesStream,
+  passthroughAuth,
+  passthroughError,
+} from "../providers/anthropic/messages";
+import { postToGateway } from "../providers/gateway";
+import { countTokensBody, messagesBody, readJsonBody, validate } from "../schemas";
+import { serve } from "../serve";
+import { estimateInputTokens, inputTokensBound } from "../usage";
+import { boundOf, upstreamCall } from "./call";
+
+export async function messages(c: Context<AppEnv>, route: Route): Promise<Response> {
+  const body = validate(messagesBody, await readJsonBody(c.req.raw));
+  const model = resolveRouteModel(body.model, route, c.get("principal").policy);
+  const call = upstreamCall(c, model);
+  const seen = { system: body.system, messages: body.messages, tools: body.tools };
+  const payload = { ...body, model: call.upstreamModel };
+  return serve(c, {
+    call,
+    bound: boundOf(call, inputTokensBound(seen, { tools: body.tools !== undefined }), body.max_tokens),
+    estimatedPromptTokens: estimateInputTokens(seen),
+    metered: true,
+    send: () => postToGateway(call, MESSAGES_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
+    error: passthroughError,
+    answer: messageAnswer,
+    stream: (upstream) => meterMessagesStream(upstream, call.signal),
+  });
+}
+
+export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Response> {
+  const body = validate(countTokensBody, await readJsonBody(c.req.raw));
+  const model = resolveRouteModel(body.model, route, c.get("principal").policy);
+  const call = upstreamCall(c, model);
+  const payload = { ...body, model: call.upstreamModel };
+  return serve(c, {
+    call,
+    bound: boundOf(call, 0, 0),
+    estimatedPromptTokens: 0,
+    metered: false,
+    send: () => postToGateway(call, COUNT_TOKENS_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
+    error: passthroughError,
+    answer: (raw) => ({ text: raw, usage: null }),
+    stream: meterMessagesStream,
+  });
+}

@@ -1,0 +1,45 @@
+// Workers AI's own run API (`/workers-ai/@cf/<model>`): the model from the path, its inputs
+// as the client wrote them (the stack's output cap added when it sets none), through the AI
+// binding; answers in Cloudflare's v4 envelope, streams as Workers AI sends them.
+
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
+import { HttpError } from "../errors";
+import { MAX_OUTPUT_TOKENS } from "../generated/settings";
+import { modelType, type Route, resolveRouteModel } from "../models";
+import { runOnBinding } from "../providers/workers-ai/binding";
+import { runError } from "../providers/workers-ai/errors";
+import { meterRunStream, runAnswer } from "../providers/workers-ai/run";
+import { readJsonBody } from "../schemas";
+import { serve } from "../serve";
+import { estimateInputTokens, inputTokensBound } from "../usage";
+import { boundOf, upstreamCall } from "./call";
+
+const PREFIX = "/workers-ai/";
+
+function positive(value: unknown, param: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 1) return value;
+  throw new HttpError(400, `'${param}' must be a positive integer.`, { param });
+}
+
+export async function workersAiRun(c: Context<AppEnv>, route: Route): Promise<Response> {
+  const pathModel = decodeURIComponent(new URL(c.req.url).pathname.slice(PREFIX.length));
+  const inputs = await readJsonBody(c.req.raw);
+  const model = resolveRouteModel(pathModel, route, c.get("principal").policy);
+  const call = upstreamCall(c, model);
+  const embedding = modelType(model) === "embedding";
+  const maxTokens = embedding ? 0 : (positive(inputs.max_tokens, "max_tokens") ?? MAX_OUTPUT_TOKENS);
+  const payload = embedding ? inputs : { ...inputs, max_tokens: maxTokens };
+  const seen = embedding ? inputs.text : { prompt: inputs.prompt, messages: inputs.messages, tools: inputs.tools };
+  return serve(c, {
+    call,
+    bound: boundOf(call, inputTokensBound(seen, { tools: !embedding && inputs.tools !== undefined }), maxTokens),
+    estimatedPromptTokens: estimateInputTokens(seen),
+    metered: true,
+    send: () => runOnBinding(call, payload),
+    error: runError,
+    answer: runAnswer,
+    stream: (upstream) => meterRunStream(upstream, call.signal),
+  });
+}

@@ -1,0 +1,63 @@
+// The Vercel AI SDK against the gateway, run by tests/test_clients_e2e.py (not by `make unit`: it
+// needs a running gateway; pytest starts what
+// `make dev` runs and passes GATEWAY_URL and GATEWAY_KEY): @ai-sdk/openai's default model
+// (the Responses API), its .chat() model (Chat Completions) and embed(); @ai-sdk/anthropic
+// (Messages). Streaming and not.
+
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { createAnthropic } from "@ai-sdk/anthropic";
+import { createOpenAI } from "@ai-sdk/openai";
+import { embed, embedMany, generateText, streamText } from "ai";
+
+const url = process.env.GATEWAY_URL;
+const apiKey = process.env.GATEWAY_KEY;
+assert.ok(url && apiKey, "GATEWAY_URL and GATEWAY_KEY are set by the pytest wrapper");
+
+const openai = createOpenAI({ baseURL: `${url}/v1`, apiKey });
+const anthropic = createAnthropic({ baseURL: `${url}/anthropic/v1`, apiKey });
+
+const words = (text) => text.trim().split(/\s+/).length;
+
+test("openai default model: the Responses API", async () => {
+  const { text, usage } = await generateText({ model: openai("gpt-4o-mini"), prompt: "Hello emulate:tokens=5" });
+  assert.equal(words(text), 5);
+  assert.equal(usage.outputTokens, 5);
+});
+
+test("openai default model, streamed", async () => {
+  const result = streamText({ model: openai("gpt-4o-mini"), prompt: "Stream emulate:tokens=6" });
+  let text = "";
+  for await (const part of result.textStream) text += part;
+  assert.equal(words(text), 6);
+  assert.equal((await result.usage).outputTokens, 6);
+});
+
+test("openai .chat(): Chat Completions, streamed and not", async () => {
+  const whole = await generateText({ model: openai.chat("gpt-4o-mini"), prompt: "Chat emulate:tokens=4" });
+  assert.equal(words(whole.text), 4);
+  const result = streamText({ model: openai.chat("gpt-4o-mini"), prompt: "Chat emulate:tokens=4" });
+  let text = "";
+  for await (const part of result.textStream) text += part;
+  assert.equal(text, whole.text);
+});
+
+test("embed and embedMany", async () => {
+  const model = openai.embedding("text-embedding-3-small");
+  const { embedding } = await embed({ model, value: "hello" });
+  assert.ok(embedding.length > 100);
+  const { embeddings } = await embedMany({ model, values: ["a", "b"] });
+  assert.equal(embeddings.length, 2);
+  assert.notDeepEqual(embeddings[0], embeddings[1]);
+});
+
+test("anthropic: Messages, streamed and not", async () => {
+  const model = anthropic("claude-sonnet-4-6");
+  const whole = await generateText({ model, prompt: "Claude emulate:tokens=5", maxOutputTokens: 100 });
+  assert.equal(words(whole.text), 5);
+  assert.equal(whole.usage.outputTokens, 5);
+  const result = streamText({ model, prompt: "Claude emulate:tokens=5", maxOutputTokens: 100 });
+  let text = "";
+  for await (const part of result.textStream) text += part;
+  assert.equal(text, whole.text);
+});

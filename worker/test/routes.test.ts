@@ -1,0 +1,131 @@
+// A route's model (provision/contract.py ROUTES): the provider's own name on its routes, the
+// type and provider each route serves, the routes each model is listed with, and the error
+// shapes the routes answer in.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { Policy } from "../src/env";
+import { errorResponse, HttpError } from "../src/errors";
+import { ROUTES } from "../src/generated/contract";
+import { EMBEDDING_MODELS, MODELS } from "../src/generated/settings";
+import { type Route, resolveRouteModel, routesOf, serves } from "../src/models";
+
+const POLICY: Policy = {
+  userLimitMicros: 1,
+  orgBudgetMicros: 1,
+  failureMode: "fail-closed",
+  fallbackDailyLimitMicros: 0,
+  allowedModels: [...MODELS],
+  defaultModel: "openai/gpt-4o-mini",
+  cacheTtl: 0,
+  priceOverrides: {},
+};
+
+function routeAt(path: string): Route {
+  const found = ROUTES.find((r) => r.path === path);
+  assert.ok(found, path);
+  return found;
+}
+
+function refused(run: () => unknown): HttpError {
+  try {
+    run();
+  } catch (err) {
+    if (err instanceof HttpError) return err;
+    throw err;
+  }
+  assert.fail("not refused");
+}
+
+describe("resolveRouteModel", () => {
+  test("a provider's route takes the provider's own model name, and the catalog id too", () => {
+    assert.equal(resolveRouteModel("gpt-4o-mini", routeAt("/openai/chat/completions"), POLICY), "openai/gpt-4o-mini");
+    assert.equal(
+      resolveRouteModel("claude-sonnet-4-5", routeAt("/v1/messages"), POLICY),
+      "anthropic/claude-sonnet-4-5",
+    );
+    assert.equal(
+      resolveRouteModel("@cf/meta/llama-3.1-8b-instruct", routeAt("/workers-ai/@cf/*"), POLICY),
+      "workers-ai/@cf/meta/llama-3.1-8b-instruct",
+    );
+    assert.equal(resolveRouteModel("openai/gpt-4o-mini", routeAt("/v1/responses"), POLICY), "openai/gpt-4o-mini");
+  });
+
+  test("a model the route does not serve is a 400 naming what it serves", () => {
+    const chatOnEmbeddings = refused(() => resolveRouteModel("openai/gpt-4o-mini", routeAt("/v1/embeddings"), POLICY));
+    assert.deepEqual([chatOnEmbeddings.status, chatOnEmbeddings.code], [400, "model_not_supported"]);
+    assert.match(chatOnEmbeddings.message, /serves embedding models/);
+    const claudeOnResponses = refused(() =>
+      resolveRouteModel("anthropic/claude-sonnet-4-5", routeAt("/v1/responses"), POLICY),
+    );
+    assert.match(claudeOnResponses.message, /chat models of openai/);
+  });
+
+  test("only /v1/chat/completions and /v1/responses fall back to the default model", () => {
+    assert.equal(resolveRouteModel(undefined, routeAt("/v1/chat/completions"), POLICY), "openai/gpt-4o-mini");
+    assert.equal(resolveRouteModel("", routeAt("/v1/responses"), POLICY), "openai/gpt-4o-mini");
+    for (const path of ["/v1/embeddings", "/v1/messages", "/openai/chat/completions"]) {
+      assert.equal(refused(() => resolveRouteModel(undefined, routeAt(path), POLICY)).param, "model", path);
+    }
+  });
+
+  test("the allow-list applies on every route", () => {
+    const narrow = { ...POLICY, allowedModels: ["openai/gpt-4o-mini"] };
+    for (const route of ROUTES) {
+      const model =
+        route.provider === "anthropic" ? "anthropic/claude-sonnet-4-5" : "workers-ai/@cf/baai/bge-base-en-v1.5";
+      if (!serves(route, model)) continue;
+      assert.equal(refused(() => resolveRouteModel(model, route, narrow)).status, 403, route.path);
+    }
+  });
+});
+
+test("each model is listed with exactly the routes that serve it", () => {
+  for (const model of MODELS) {
+    const embedding = EMBEDDING_MODELS.includes(model);
+    for (const path of routesOf(model)) {
+      const route = routeAt(path);
+      assert.ok(route.provider === null || model.startsWith(`${route.provider}/`), `${model} on ${path}`);
+      assert.equal(route.kind === "embeddings", embedding && route.kind !== "workers_ai_run", `${model} on ${path}`);
+    }
+  }
+  assert.deepEqual(routesOf("openai/text-embedding-3-small"), ["/v1/embeddings", "/openai/embeddings"]);
+  assert.ok(routesOf("workers-ai/@cf/baai/bge-base-en-v1.5").includes("/workers-ai/@cf/*"));
+});
+
+describe("error shapes", () => {
+  const error = new HttpError(429, "over budget", { code: "budget_exceeded" });
+  test("openai", async () => {
+    const body = await errorResponse(error).json();
+    assert.deepEqual(body, {
+      error: { message: "over budget", type: "rate_limit_error", param: null, code: "budget_exceeded" },
+    });
+  });
+  test("anthropic: the type from the status, as Anthropic's SDKs expect", async () => {
+    const body = await errorResponse(error, "anthropic").json();
+    assert.deepEqual(body, { type: "error", error: { type: "rate_limit_error", message: "over budget" } });
+    for (const [status, type] of [
+      [401, "authentication_error"],
+      [403, "permission_error"],
+      [404, "not_found_error"],
+      [529, "overloaded_error"],
+      [503, "api_error"],
+      [405, "invalid_request_error"],
+    ] as const) {
+      const shaped = (await errorResponse(new HttpError(status, "x"), "anthropic").json()) as {
+        error: { type: string };
+      };
+      assert.equal(shaped.error.type, type, String(status));
+    }
+  });
+  test("cloudflare: the v4 envelope", async () => {
+    const response = errorResponse(error, "cloudflare");
+    assert.equal(response.status, 429);
+    assert.deepEqual(await response.json(), {
+      result: null,
+      success: false,
+      errors: [{ code: 429, message: "over budget" }],
+      messages: [],
+    });
+  });
+});
