@@ -23,7 +23,6 @@ from tests.support import ROOT, Emulator, WorkerTestHooks, current_month, eventu
 ROUTES_STACK = ROOT / "tests" / "fixtures" / "Pulumi.routes.yaml"
 ROUTE_IDS = [str(route["path"]) for route in ROUTES]
 STREAMING = [route for route in ROUTES if ROUTE_KINDS[str(route["kind"])]["streams"]]
-METERED = [route for route in ROUTES if ROUTE_KINDS[str(route["kind"])]["metered"]]
 
 CHAT_MODEL = {None: "openai/gpt-4o-mini", "openai": "openai/gpt-4o-mini"}
 EMBEDDING_MODEL = {
@@ -286,14 +285,28 @@ def settled(ledger: WorkerTestHooks, requests: int) -> tuple[dict[str, Any], dic
     )
 
 
-@pytest.mark.parametrize("route", METERED, ids=[str(r["path"]) for r in METERED])
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
 def test_a_served_answer_raises_the_users_and_orgs_rows_by_its_cost(
-    gateway: LocalGateway, ledger: WorkerTestHooks, http: httpx.Client, route: dict[str, Any]
+    gateway: LocalGateway,
+    ledger: WorkerTestHooks,
+    upstream: Emulator,
+    http: httpx.Client,
+    route: dict[str, Any],
 ):
+    """Charged exactly what its cost header says (an unmetered route: nothing, and says
+    nothing); upstream, the tenant's metadata and never the client's key."""
     user_before, org_before = rows(ledger)
     path, body = request_for(route, sample_model(route), prompt="Charge me emulate:tokens=7")
     response = http.post(path, json=body, headers=auth_headers(route, "key_served_main"))
     assert response.status_code == 200, response.text
+    request_id = response.headers["x-request-id"]
+    logged = upstream.request_for(request_id)
+    assert logged["metadata"]["userId"] == "served" and logged["metadata"]["orgId"] == "open"
+    assert key("key_served_main") not in json.dumps(logged), "the client's key went upstream"
+    if not ROUTE_KINDS[str(route["kind"])]["metered"]:
+        assert "x-gateway-cost-usd" not in response.headers
+        assert rows(ledger) == (user_before, org_before)
+        return
     charged = int(response.headers["x-gateway-cost-usd"].replace(".", ""))
     assert charged > 0
     user_after, org_after = settled(ledger, user_before["requests"] + 1)
