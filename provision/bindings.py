@@ -15,6 +15,8 @@ from provision.contract import (
     LEDGER_CLASS,
     WORKERS_AI,
     provider_key_binding,
+    rate_tier_binding,
+    rate_tier_namespace,
 )
 
 # request.signal is aborted when the client disconnects: a stream whose client left is then
@@ -61,6 +63,16 @@ def script_bindings(
     if WORKERS_AI in providers:
         # Workers AI models run through the binding, with the gateway option (no key needed)
         bindings.append({"name": AI_BINDING, "type": "ai"})
+    for tier, spec in sorted(config.rateTiers.items()):
+        namespace = spec.namespaceId or rate_tier_namespace(config.workerName, tier)
+        bindings.append(
+            {
+                "name": rate_tier_binding(tier),
+                "type": "ratelimit",
+                "namespace_id": str(namespace),  # a positive integer, as a string
+                "simple": {"limit": spec.requests, "period": spec.periodSeconds},
+            }
+        )
     for provider in providers:
         if provider_api_keys.get(provider):
             bindings.append(

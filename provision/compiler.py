@@ -71,6 +71,7 @@ def compile_records(config: StackConfig) -> dict[str, str]:
                 "expiresAt": key.expires_at(),
                 "monthlyLimitMicros": usd_to_micros(user.monthlyLimitUsd),
                 "allowedModels": _model_set(user.allowedModels),
+                **user_routing(user),
             }
     records = {name: dumps({"v": SCHEMA_VERSION, **shard}) for name, shard in key_shards.items()}
     for name, entries in directory.items():
@@ -91,7 +92,23 @@ def org_policy(org: Organization) -> dict[str, Any]:
         "priceOverrides": {
             model: compile_price(price) for model, price in org.priceOverrides.items()
         },
+        # set only when declared, so a stack that uses none rewrites no record
+        **_present(
+            aliases=org.aliases,
+            fallbacks=org.fallbacks,
+            rateTier=org.rateTier,
+            clientCacheControl=org.clientCacheControl or None,
+        ),
     }
+
+
+def user_routing(user: User) -> dict[str, Any]:
+    """A user's own routing (before the org's and the stack's), where declared."""
+    return _present(defaultModel=user.defaultModel, aliases=user.aliases, rateTier=user.rateTier)
+
+
+def _present(**fields: Any) -> dict[str, Any]:
+    return {name: value for name, value in fields.items() if value not in (None, {}, [])}
 
 
 def compile_price(price: Price) -> dict[str, int]:
@@ -158,6 +175,7 @@ def _user_entry(user: User) -> dict[str, Any]:
         "monthlyLimitMicros": usd_to_micros(user.monthlyLimitUsd),
         "status": user.status,
         "allowedModels": _model_set(user.allowedModels),
+        **user_routing(user),
         # key id → what the admin API needs to revoke it at once and to count it
         "keys": {
             k.id: {"sha256": k.sha256, "status": k.status, "expiresAt": k.expires_at()}

@@ -47,11 +47,24 @@ NATIVE_PROVIDERS = ("openai", "anthropic", WORKERS_AI)
 EMBEDDING_PROVIDERS = ("openai", WORKERS_AI)  # providers of routing.embeddingModels
 LEDGER_CLASS = "UsageLedger"  # its migrations: provision/migrations.py
 PROVIDER_KEY_PREFIX = "PROVIDER_KEY_"
+RATE_TIER_PREFIX = "RATE_TIER_"  # one Workers Rate Limiting binding per rate tier
 
 
 def provider_key_binding(provider: str) -> str:
     """`workers-ai` → `PROVIDER_KEY_WORKERS_AI` (the secret the Worker reads for a provider)."""
     return PROVIDER_KEY_PREFIX + provider.upper().replace("-", "_")
+
+
+def rate_tier_binding(tier: str) -> str:
+    """`standard` → `RATE_TIER_STANDARD` (the ratelimit binding of a rate tier)."""
+    return RATE_TIER_PREFIX + tier.upper().replace("-", "_")
+
+
+def rate_tier_namespace(worker_name: str, tier: str) -> int:
+    """A stable namespace_id for a tier's binding: counters are shared by every binding with the
+    same id in the account, so it is derived from the Worker and the tier (a stack may pin one)."""
+    digest = hashlib.sha256(f"{worker_name}\0{tier}".encode()).digest()
+    return 1 + int.from_bytes(digest[:4], "big") % (2**31 - 1)
 
 
 # ---------------------------------------------------------------- routes
@@ -190,6 +203,7 @@ def template_values() -> dict[str, object]:
         "ROUTE_KINDS": ROUTE_KINDS,
         "NATIVE_PREFIXES": NATIVE_PREFIXES,
         "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,
+        "RATE_TIER_PREFIX": RATE_TIER_PREFIX,
         "SCHEMA_VERSION": SCHEMA_VERSION,
         "KEY_SHARD_PREFIX": KEY_SHARD_PREFIX,
         "KEY_SHARD_CHARS": KEY_SHARD_CHARS,

@@ -96,6 +96,7 @@ def runtime_spec(
     bindings: dict[str, str] = {}
     durable_objects: dict[str, Any] = {}
     ai_binding: str | None = None
+    ratelimits: dict[str, Any] = {}
     for binding in script_bindings(
         config,
         LOCAL_NAMESPACE_ID,
@@ -107,6 +108,12 @@ def runtime_spec(
             bindings[binding["name"]] = binding["text"]
         elif binding["type"] == "ai":
             ai_binding = binding["name"]
+        elif binding["type"] == "ratelimit":
+            # miniflare runs the same binding: counters in a local Durable Object per namespace
+            ratelimits[binding["name"]] = {
+                "namespace_id": binding["namespace_id"],
+                "simple": binding["simple"],
+            }
         elif binding["type"] == "durable_object_namespace":
             durable_objects[binding["name"]] = {
                 "className": binding["class_name"],
@@ -126,6 +133,7 @@ def runtime_spec(
         "durableObjects": durable_objects,
         # the `ai` binding, served by the emulator through miniflare's remote proxy
         "aiBinding": ai_binding,
+        "ratelimits": ratelimits,
         "persistDir": persist_dir,
         # test runs may fire the cron handler at /cdn-cgi/handler/scheduled (local only)
         "triggerHandlers": test_hooks,

@@ -61,6 +61,42 @@ class AiGatewaySettings(_Strict):
     rateLimit: RateLimit = RateLimit()
 
 
+AliasName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")]
+# A model or alias → the models to try after it, in order, on a retryable failure.
+Fallbacks = dict[AliasName, Annotated[list[ModelId], Field(min_length=1, max_length=5)]]
+
+
+class Retries(_Strict):
+    """AI Gateway's own retries of one model's provider calls (cf-aig-* request headers)."""
+
+    maxAttempts: int = Field(1, ge=1, le=5, description="attempts AI Gateway makes (1 = no retry)")
+    retryDelayMs: int = Field(0, ge=0, le=5_000)
+    backoff: Literal["constant", "linear", "exponential"] = "constant"
+    requestTimeoutMs: int | None = Field(
+        None, ge=100, le=600_000, description="AI Gateway's time to first byte per attempt"
+    )
+
+
+class RateTier(_Strict):
+    """Requests per window per user (the Workers Rate Limiting binding), and open requests."""
+
+    requests: int = Field(ge=1, le=1_000_000, description="requests per window, per user")
+    periodSeconds: Literal[10, 60] = Field(60, description="the binding allows 10 or 60")
+    maxConcurrent: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="requests (streams included) a user may have open at once",
+    )
+    namespaceId: int | None = Field(
+        None,
+        ge=1,
+        lt=2**31,
+        description="the binding's namespace_id (unique per account; bindings sharing it share "
+        "counters); unset = derived from the Worker name and the tier name",
+    )
+
+
 class Routing(_Strict):
     """The models this gateway offers, the default one, and short aliases for clients."""
 
@@ -71,7 +107,18 @@ class Routing(_Strict):
         [], description="embedding models (the embeddings routes); openai or workers-ai"
     )
     defaultModel: ModelId
-    aliases: dict[str, ModelId] = {}
+    aliases: dict[AliasName, ModelId] = {}
+    fallbacks: Fallbacks = Field(
+        {},
+        description="model or alias → the models to try next, in order, when its provider fails "
+        "before answering (5xx, 429, timeout, unreachable)",
+    )
+    retries: dict[ModelId, Retries] = Field({}, description="AI Gateway's own retries, per model")
+    workersAiStandIns: dict[ModelId, ModelId] = Field(
+        {},
+        description="model → a workers-ai model that answers for it through the AI binding, "
+        "without the gateway, when AI Gateway itself is unreachable",
+    )
     openaiCompatible: dict[
         Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")],
         Annotated[str, Field(pattern=r"^(compat|[a-z0-9-]+(/[A-Za-z0-9._-]+)+)$")],
@@ -159,6 +206,9 @@ class User(_Strict):
     monthlyLimitUsd: Usd
     status: TenantStatus = "active"
     allowedModels: list[ModelId] | None = None
+    defaultModel: ModelId | None = Field(None, description="before the org's and the stack's")
+    aliases: dict[AliasName, ModelId] = Field({}, description="before the org's and the stack's")
+    rateTier: Slug | None = Field(None, description="a rateTiers name; unset = the org's")
     keys: list[ApiKey] = []
 
 
@@ -172,7 +222,13 @@ class Organization(_Strict):
     allowedModels: list[ModelId] | None = None
     defaultModel: ModelId | None = None
     cacheTtl: int = Field(0, ge=0, le=2_592_000, description="AI Gateway cache TTL; 0 = off")
+    clientCacheControl: bool = Field(
+        False, description="honour a client's cf-aig-skip-cache and cf-aig-cache-ttl headers"
+    )
     priceOverrides: dict[ModelId, Price] = {}
+    aliases: dict[AliasName, ModelId] = Field({}, description="before the stack's")
+    fallbacks: Fallbacks = Field({}, description="before the stack's, for the same name")
+    rateTier: Slug | None = Field(None, description="a rateTiers name; unset = no rate limit")
 
 
 class Tenants(_Strict):
@@ -198,4 +254,5 @@ class StackConfig(_Strict):
     aiGateway: AiGatewaySettings = AiGatewaySettings()
     routing: Routing
     pricing: Pricing = Pricing()
+    rateTiers: dict[Slug, RateTier] = Field({}, description="per-user rate limits, by tier name")
     tenants: Tenants = Tenants()

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from provision.contract import EMBEDDING_PROVIDERS, NATIVE_PROVIDERS
+from provision.contract import EMBEDDING_PROVIDERS, NATIVE_PROVIDERS, WORKERS_AI
 from provision.errors import Problem
 from provision.keys import is_demo_hash
-from provision.model import Organization, Pricing, Routing, StackConfig, User
+from provision.model import Organization, Pricing, RateTier, Routing, StackConfig, User
 
 NOT_OFFERED = "routing.models or routing.embeddingModels"
 
@@ -31,6 +31,7 @@ class View:
     allow_demo_keys: bool
     has_url: bool | None  # None: unknown, because those fields did not validate
     invalid_org_ids: frozenset[str] = frozenset()  # declared, but failed their own checks
+    rate_tiers: frozenset[str] | None = None  # None: unknown (rateTiers did not validate)
 
     @classmethod
     def of(cls, config: StackConfig) -> View:
@@ -41,6 +42,7 @@ class View:
             users=list(enumerate(config.tenants.users)),
             allow_demo_keys=config.allowDemoKeys,
             has_url=config.customDomain is not None or config.workersDevSubdomain is not None,
+            rate_tiers=frozenset(config.rateTiers),
         )
 
 
@@ -72,7 +74,14 @@ def salvage(public: dict[str, Any]) -> View:
             for raw in (tenants.get("organizations") or [])
             if isinstance(raw, dict) and _valid(Organization, raw) is None
         ),
+        rate_tiers=_tier_names(public.get("rateTiers", {})),
     )
+
+
+def _tier_names(raw: Any) -> frozenset[str] | None:
+    if not isinstance(raw, dict) or any(_valid(RateTier, tier) is None for tier in raw.values()):
+        return None
+    return frozenset(raw)
 
 
 def check_references(view: View, source: str) -> list[Problem]:
@@ -136,8 +145,20 @@ def check_references(view: View, source: str) -> list[Problem]:
         for model in view.pricing.models:
             if model not in catalog:
                 add(f"pricing.models.{model}", f"'{model}' is not in {NOT_OFFERED}")
+        names = catalog | set(routing.aliases)
+        _check_fallbacks(routing.fallbacks, names, routing, "routing.fallbacks", add)
+        for model in routing.retries:
+            if model not in catalog:
+                add(f"routing.retries.{model}", f"'{model}' is not in {NOT_OFFERED}")
+        for model, stand_in in routing.workersAiStandIns.items():
+            where = f"routing.workersAiStandIns.{model}"
+            if model not in routing.models:
+                add(where, f"'{model}' is not in routing.models")
+            if not stand_in.startswith(f"{WORKERS_AI}/") or stand_in not in routing.models:
+                add(where, f"'{stand_in}' must be a {WORKERS_AI} chat model of routing.models")
 
     org_ids: dict[str, int] = {}
+    org_allowed: dict[str, set[str] | None] = {}
     for i, org in view.orgs:
         if org.id in org_ids:
             add(
@@ -164,6 +185,13 @@ def check_references(view: View, source: str) -> list[Problem]:
                 f"tenants.organizations[{i}].defaultModel",
                 f"'{org.defaultModel}' is an embedding model; the default model answers chat",
             )
+        org_where = f"tenants.organizations[{i}]"
+        _check_aliases(org.aliases, catalog, f"{org_where}.aliases", add)
+        if view.routing is not None and catalog is not None:
+            names = catalog | set(view.routing.aliases) | set(org.aliases)
+            _check_fallbacks(org.fallbacks, names, view.routing, f"{org_where}.fallbacks", add)
+        _check_tier(org.rateTier, view.rate_tiers, f"{org_where}.rateTier", add)
+        org_allowed[org.id] = allowed
 
     user_ids: dict[str, int] = {}
     key_ids: dict[str, str] = {}
@@ -180,6 +208,26 @@ def check_references(view: View, source: str) -> list[Problem]:
             known = ", ".join(sorted(org_ids)) or "none declared"
             add(f"{where}.org", f"unknown organization '{user.org}' (declared: {known})")
         _check_models(user.allowedModels, catalog, f"{where}.allowedModels", add)
+        _check_aliases(user.aliases, catalog, f"{where}.aliases", add)
+        _check_tier(user.rateTier, view.rate_tiers, f"{where}.rateTier", add)
+        if user.defaultModel is not None:
+            allowed = org_allowed.get(user.org, catalog)
+            if user.allowedModels is not None:
+                allowed = (
+                    set(user.allowedModels) & allowed
+                    if allowed is not None
+                    else set(user.allowedModels)
+                )
+            if allowed is not None and user.defaultModel not in allowed:
+                add(
+                    f"{where}.defaultModel",
+                    f"'{user.defaultModel}' is not among the models this user may use",
+                )
+            if view.routing is not None and user.defaultModel in view.routing.embeddingModels:
+                add(
+                    f"{where}.defaultModel",
+                    f"'{user.defaultModel}' is an embedding model; the default model answers chat",
+                )
         for j, key in enumerate(user.keys):
             key_where = f"{where}.keys[{j}]"
             if key.id in key_ids:
@@ -212,3 +260,47 @@ def _check_models(
     for k, model in enumerate(models or []):
         if catalog is not None and model not in catalog:
             add(f"{path}[{k}]", f"'{model}' is not in {NOT_OFFERED}")
+
+
+def _check_aliases(
+    aliases: dict[str, str], catalog: set[str] | None, path: str, add: Callable[[str, str], None]
+) -> None:
+    """A tenant's aliases: each names a catalog model, none is a model id (it may shadow a
+    stack alias: that is what a tenant alias is for)."""
+    if catalog is None:
+        return
+    for alias, target in aliases.items():
+        if target not in catalog:
+            add(f"{path}.{alias}", f"'{target}' is not in {NOT_OFFERED}")
+        if alias in catalog:
+            add(f"{path}.{alias}", "an alias must not shadow a model id")
+
+
+def _check_fallbacks(
+    fallbacks: dict[str, list[str]],
+    names: set[str],
+    routing: Routing,
+    path: str,
+    add: Callable[[str, str], None],
+) -> None:
+    """Each chain starts from a model or alias this scope knows and lists catalog models of the
+    same type (a chat request never falls back to an embedding model)."""
+    embeddings = set(routing.embeddingModels)
+    for name, chain in fallbacks.items():
+        if name not in names:
+            add(f"{path}.{name}", f"'{name}' is neither a model nor an alias")
+        target = routing.aliases.get(name, name)
+        for k, model in enumerate(chain):
+            if model not in set(routing.catalog):
+                add(f"{path}.{name}[{k}]", f"'{model}' is not in {NOT_OFFERED}")
+            elif (model in embeddings) != (target in embeddings) and target in set(routing.catalog):
+                kind = "an embedding" if target in embeddings else "a chat"
+                add(f"{path}.{name}[{k}]", f"'{model}' is not {kind} model like '{target}'")
+
+
+def _check_tier(
+    tier: str | None, tiers: frozenset[str] | None, path: str, add: Callable[[str, str], None]
+) -> None:
+    if tier is not None and tiers is not None and tier not in tiers:
+        known = ", ".join(sorted(tiers)) or "none declared"
+        add(path, f"unknown rate tier '{tier}' (rateTiers: {known})")

@@ -26,6 +26,7 @@ import jinja2
 
 from provision.compiler import price_table
 from provision.config import StackConfig
+from provision.contract import rate_tier_binding
 from provision.contract import template_values as contract_values
 from provision.errors import ProvisionError
 
@@ -91,10 +92,24 @@ def template_context(config: StackConfig) -> dict[str, Any]:
     return {
         "routing": config.routing.model_dump(mode="json"),
         "prices": price_table(config),
+        "rate_tiers": rate_tiers(config),
         "gateway_id": config.gatewayId,
         "worker_name": config.workerName,
         "worker_version": worker_version(),
         "contract": contract_values(),
+    }
+
+
+def rate_tiers(config: StackConfig) -> dict[str, dict[str, Any]]:
+    """Tier name → its binding and limits, as the Worker reads them."""
+    return {
+        name: {
+            "binding": rate_tier_binding(name),
+            "limit": tier.requests,
+            "period": tier.periodSeconds,
+            "maxConcurrent": tier.maxConcurrent,
+        }
+        for name, tier in sorted(config.rateTiers.items())
     }
 
 

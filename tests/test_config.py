@@ -28,7 +28,9 @@ from provision.keys import demo_key, generate_key, hash_key, is_demo_hash
 from tests.pulumi_support import load_stack_config
 
 STACKS = ["dev", "example"]
-USER_FIELDS = "id, email, org, monthlyLimitUsd, status, allowedModels, keys"
+USER_FIELDS = (
+    "id, email, org, monthlyLimitUsd, status, allowedModels, defaultModel, aliases, rateTier, keys"
+)
 
 
 def settings_of(stack: str) -> dict[str, Any]:

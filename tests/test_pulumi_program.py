@@ -19,6 +19,7 @@ from pulumi.output import Unknown
 
 from provision.compiler import compile_records, tenant_counts
 from provision.config import StackConfig, load_stack_file, resolve_stack
+from provision.contract import rate_tier_namespace
 from provision.errors import ConfigError
 from provision.gateway import Gateway
 from provision.render import render_worker
@@ -160,6 +161,15 @@ def expected_bindings(config: StackConfig, secrets: dict[str, Any]) -> dict[str,
     }
     if any(m.startswith("workers-ai/") for m in config.routing.models):
         bindings["AI"] = {"name": "AI", "type": "ai"}
+    for tier, spec in config.rateTiers.items():
+        name = "RATE_TIER_" + tier.upper().replace("-", "_")
+        namespace = spec.namespaceId or rate_tier_namespace(config.workerName, tier)
+        bindings[name] = {
+            "name": name,
+            "type": "ratelimit",
+            "namespace_id": str(namespace),  # the API takes a positive integer as a string
+            "simple": {"limit": float(spec.requests), "period": spec.periodSeconds},
+        }
     for provider, key in secrets.get("providerApiKeys", {}).items():
         name = "PROVIDER_KEY_" + provider.upper().replace("-", "_")
         bindings[name] = {"name": name, "type": "secret_text", "text": key}
@@ -573,3 +583,23 @@ def test_preview_with_unknown_ids_does_not_crash(mocks: RecordingMocks, stack: s
         assert isinstance(unwrap_secrets(mocks.one(SCRIPT).inputs["bindings"]), Unknown)
 
     return settled(gateway).apply(check)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_binding_is_one_the_provider_declares(stack: str):
+    """Mocks accept anything: hold each binding to the provider's own typed input (its field
+    names, and the rate limit's `simple` block), so a misspelt field fails here, not in `up`."""
+    from pulumi_cloudflare._inputs import (
+        WorkersScriptBindingArgsDict,
+        WorkersScriptBindingSimpleArgsDict,
+    )
+
+    from provision.bindings import script_bindings
+
+    declared = set(WorkersScriptBindingArgsDict.__annotations__)
+    for binding in script_bindings(config_of(stack), NAMESPACE_ID, "adm", "aig", {}):
+        assert set(binding) <= declared, binding
+        if binding["type"] == "ratelimit":
+            assert set(binding["simple"]) <= set(WorkersScriptBindingSimpleArgsDict.__annotations__)
+            assert binding["namespace_id"].isdigit() and int(binding["namespace_id"]) > 0
+            assert binding["simple"]["period"] in (10, 60)

@@ -31,6 +31,8 @@ interface RuntimeSpec {
   durableObjects?: Record<string, { className: string; useSQLite: boolean }>;
   /** The Workers AI binding's name (e.g. "AI"), when the stack has Workers AI models. */
   aiBinding?: string | null;
+  /** Rate Limiting bindings, as miniflare takes them (counters per namespace_id). */
+  ratelimits?: Record<string, { namespace_id: string; simple: { limit: number; period: 10 | 60 } }>;
   persistDir?: string | null;
   triggerHandlers?: boolean;
   emulator: { port?: number | null; config: unknown } | null;
@@ -86,6 +88,7 @@ function miniflareOptions(
     kvNamespaces: { [spec.kvBinding]: "gateway-kv" },
     kvPersist: spec.persistDir ? `${spec.persistDir}/kv` : false,
     durableObjects: spec.durableObjects ?? {},
+    ratelimits: spec.ratelimits ?? {},
     durableObjectsPersist: spec.persistDir ? `${spec.persistDir}/do` : false,
     bindings,
     ...aiOption(spec, emulatorUrl),

@@ -124,7 +124,16 @@ async function metrics(call: AdminCall): Promise<Response> {
   const ledgers = await Promise.all(
     orgIds.map((orgId) => ledgerCall(call, orgId, "usage", (ledger) => ledger.usage({ month }))),
   );
-  const totals = { requests: 0, costMicros: 0, tokensIn: 0, tokensOut: 0, estimated: 0, cached: 0 };
+  const totals = {
+    requests: 0,
+    costMicros: 0,
+    tokensIn: 0,
+    tokensOut: 0,
+    estimated: 0,
+    cached: 0,
+    fallbacks: 0,
+    standIns: 0,
+  };
   const users: { userId: string; orgId: string; costMicros: number; requests: number }[] = [];
   ledgers.forEach((usage, i) => {
     const { org } = usage;
@@ -134,6 +143,8 @@ async function metrics(call: AdminCall): Promise<Response> {
     totals.tokensOut += org.tokensOut;
     totals.estimated += org.estimated;
     totals.cached += org.cached;
+    totals.fallbacks += org.fallbacks;
+    totals.standIns += org.standIns;
     for (const [userId, row] of Object.entries(usage.users)) {
       users.push({ userId, orgId: orgIds[i] as string, costMicros: row.usedMicros, requests: row.requests });
     }
@@ -153,6 +164,9 @@ async function metrics(call: AdminCall): Promise<Response> {
       tokensOut: totals.tokensOut,
       estimated: totals.estimated,
       cached: totals.cached,
+      // answered by a fallback model; by a Workers AI stand-in while AI Gateway was down
+      fallbacks: totals.fallbacks,
+      standIns: totals.standIns,
     },
     topUsers: users
       .slice(0, TOP_USERS)

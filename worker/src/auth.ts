@@ -90,7 +90,9 @@ function legacyRecord(found: Map<string, unknown>, shard: unknown, hash: string)
   const legacy = found.get(LEGACY_KEY_PREFIX + hash) as LegacyRecord | null;
   if (legacy?.v !== LEGACY_SCHEMA_VERSION || typeof legacy.policy !== "object") return null;
   const { keyId, userId, orgId, status, expiresAt, policy } = legacy;
-  return { keyId, userId, orgId, status, expiresAt, policy };
+  // wave 1's policy predates tenant routing: none of it declared
+  const routing = { aliases: {}, fallbacks: {}, rateTier: null, clientCacheControl: false, version: "legacy" };
+  return { keyId, userId, orgId, status, expiresAt, policy: { ...routing, ...policy } };
 }
 
 async function lookup(env: Env, hash: string, fault: Fault): Promise<KeyRecord | null> {

@@ -39,6 +39,16 @@ export interface Policy {
   defaultModel: string | null;
   cacheTtl: number;
   priceOverrides: Record<string, Price>;
+  /** The tenant's aliases (the user's over the org's), looked up before the stack's. */
+  aliases: Record<string, string>;
+  /** The org's fallback chains, looked up before the stack's. */
+  fallbacks: Record<string, string[]>;
+  /** The rate tier (the user's, else the org's), or null for none. */
+  rateTier: string | null;
+  /** Whether the client's cf-aig-skip-cache / cf-aig-cache-ttl headers are honoured. */
+  clientCacheControl: boolean;
+  /** Changes whenever anything above does: part of the tenant's cache key. */
+  version: string;
 }
 
 export interface Principal {

@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS usage (
   tokens_out INTEGER NOT NULL DEFAULT 0,
   estimated INTEGER NOT NULL DEFAULT 0,
   cached INTEGER NOT NULL DEFAULT 0,
+  fallbacks INTEGER NOT NULL DEFAULT 0,
+  stand_ins INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (month, subject)
 );
 CREATE TABLE IF NOT EXISTS reservations (
@@ -69,7 +71,14 @@ export interface UsageRow {
   tokensOut: number;
   estimated: number;
   cached: number;
+  /** Requests answered by a fallback model after the first failed. */
+  fallbacks: number;
+  /** Requests answered by a Workers AI stand-in while AI Gateway was down. */
+  standIns: number;
 }
+
+// Columns added after the first ledgers were created: added in place where missing.
+const ADDED_COLUMNS = ["fallbacks", "stand_ins"];
 
 interface Held {
   userId: string;
@@ -91,6 +100,8 @@ export interface Settlement {
   tokensOut?: number;
   estimated?: boolean;
   cached?: boolean;
+  fallback?: boolean;
+  standIn?: boolean;
   count?: boolean;
   now?: number;
 }
@@ -102,6 +113,8 @@ export interface Admission {
   amount: number;
   userLimit: number;
   orgBudget: number;
+  /** Requests the user may have open at once (its rate tier's); unset = no cap. */
+  maxConcurrent?: number | null;
   settlements?: Settlement[];
   now?: number;
 }
@@ -115,11 +128,23 @@ export interface Figures {
 
 export interface AdmitResult extends Figures {
   admitted: boolean;
-  limit: "user" | "org" | null;
+  limit: "user" | "org" | "concurrency" | null;
+  /** The user's open requests (reservations) before this one. */
+  open: number;
 }
 
 function emptyRow(subject: string): UsageRow {
-  return { subject, usedMicros: 0, requests: 0, tokensIn: 0, tokensOut: 0, estimated: 0, cached: 0 };
+  return {
+    subject,
+    usedMicros: 0,
+    requests: 0,
+    tokensIn: 0,
+    tokensOut: 0,
+    estimated: 0,
+    cached: 0,
+    fallbacks: 0,
+    standIns: 0,
+  };
 }
 
 const PRUNE_EVERY_MS = 3600 * 1000;
@@ -130,6 +155,7 @@ class MonthState {
   rows: Map<string, UsageRow>;
   reservations = new Map<string, Held>();
   reservedByUser = new Map<string, number>();
+  openByUser = new Map<string, number>();
   reservedTotal = 0;
 
   constructor(rows: UsageRow[], reservations: StoredReservation[]) {
@@ -145,6 +171,7 @@ class MonthState {
     this.release(id);
     this.reservations.set(id, { userId, amount, expiresAt });
     this.reservedByUser.set(userId, (this.reservedByUser.get(userId) ?? 0) + amount);
+    this.openByUser.set(userId, (this.openByUser.get(userId) ?? 0) + 1);
     this.reservedTotal += amount;
   }
 
@@ -153,10 +180,11 @@ class MonthState {
     if (!held) return;
     this.reservations.delete(id);
     this.reservedByUser.set(held.userId, (this.reservedByUser.get(held.userId) ?? 0) - held.amount);
+    this.openByUser.set(held.userId, (this.openByUser.get(held.userId) ?? 1) - 1);
     this.reservedTotal -= held.amount;
   }
 
-  add(subject: string, { cost, tokensIn, tokensOut, estimated, cached }: Outcome): void {
+  add(subject: string, { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn }: Outcome): void {
     const row = { ...this.row(subject) };
     row.usedMicros += cost;
     row.requests += 1;
@@ -164,6 +192,8 @@ class MonthState {
     row.tokensOut += tokensOut;
     row.estimated += estimated ? 1 : 0;
     row.cached += cached ? 1 : 0;
+    row.fallbacks += fallback ? 1 : 0;
+    row.standIns += standIn ? 1 : 0;
     this.rows.set(subject, row);
   }
 }
@@ -174,6 +204,8 @@ interface Outcome {
   tokensOut: number;
   estimated: boolean;
   cached: boolean;
+  fallback: boolean;
+  standIn: boolean;
 }
 
 export class UsageLedger extends DurableObject<Env> {
@@ -188,6 +220,15 @@ export class UsageLedger extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
+    const columns = new Set(
+      this.sql
+        .exec<{ name: string }>("PRAGMA table_info(usage)")
+        .toArray()
+        .map((c) => c.name),
+    );
+    for (const column of ADDED_COLUMNS) {
+      if (!columns.has(column)) this.sql.exec(`ALTER TABLE usage ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
+    }
   }
 
   #month(month: string): MonthState {
@@ -196,7 +237,7 @@ export class UsageLedger extends DurableObject<Env> {
       const rows = this.sql
         .exec<UsageRow & Record<string, SqlStorageValue>>(
           `SELECT subject, used_micros AS usedMicros, requests, tokens_in AS tokensIn,
-                  tokens_out AS tokensOut, estimated, cached
+                  tokens_out AS tokensOut, estimated, cached, fallbacks, stand_ins AS standIns
              FROM usage WHERE month = ?`,
           month,
         )
@@ -251,6 +292,7 @@ export class UsageLedger extends DurableObject<Env> {
     amount,
     userLimit,
     orgBudget,
+    maxConcurrent = null,
     settlements = [],
     now = Date.now(),
   }: Admission): AdmitResult {
@@ -258,10 +300,12 @@ export class UsageLedger extends DurableObject<Env> {
     const state = this.#month(month);
     this.#sweep(now);
     const figures = this.#state(state, userId);
+    const open = state.openByUser.get(userId) ?? 0;
     let refused: AdmitResult["limit"] = null;
-    if (figures.userUsed + figures.userReserved + amount > userLimit) refused = "user";
+    if (maxConcurrent !== null && open >= maxConcurrent) refused = "concurrency";
+    else if (figures.userUsed + figures.userReserved + amount > userLimit) refused = "user";
     else if (figures.orgUsed + figures.orgReserved + amount > orgBudget) refused = "org";
-    if (refused) return { admitted: false, limit: refused, ...figures };
+    if (refused) return { admitted: false, limit: refused, open, ...figures };
     const expiresAt = now + RESERVATION_TTL_MS;
     this.sql.exec(
       "INSERT OR REPLACE INTO reservations (id, month, user_id, amount_micros, expires_at) VALUES (?, ?, ?, ?, ?)",
@@ -273,7 +317,7 @@ export class UsageLedger extends DurableObject<Env> {
     );
     state.hold(requestId, userId, amount, expiresAt);
     this.nextExpiry = Math.min(this.nextExpiry, expiresAt);
-    return { admitted: true, limit: null, ...figures };
+    return { admitted: true, limit: null, open, ...figures };
   }
 
   /**
@@ -289,6 +333,8 @@ export class UsageLedger extends DurableObject<Env> {
     tokensOut = 0,
     estimated = false,
     cached = false,
+    fallback = false,
+    standIn = false,
     count = true,
     now = Date.now(),
   }: Settlement): Figures {
@@ -303,18 +349,21 @@ export class UsageLedger extends DurableObject<Env> {
       this.sql.exec("DELETE FROM settled WHERE at < ?", now - SETTLED_MEMORY_MS);
     }
     if (fresh && count) {
-      const outcome = { cost, tokensIn, tokensOut, estimated, cached };
+      const outcome = { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn };
       for (const subject of [userSubject(userId), ORG]) {
         this.sql.exec(
-          `INSERT INTO usage (month, subject, used_micros, requests, tokens_in, tokens_out, estimated, cached)
-                VALUES (?, ?, ?, 1, ?, ?, ?, ?)
+          `INSERT INTO usage (month, subject, used_micros, requests, tokens_in, tokens_out, estimated, cached,
+                              fallbacks, stand_ins)
+                VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (month, subject) DO UPDATE SET
                 used_micros = used_micros + excluded.used_micros,
                 requests = requests + 1,
                 tokens_in = tokens_in + excluded.tokens_in,
                 tokens_out = tokens_out + excluded.tokens_out,
                 estimated = estimated + excluded.estimated,
-                cached = cached + excluded.cached`,
+                cached = cached + excluded.cached,
+                fallbacks = fallbacks + excluded.fallbacks,
+                stand_ins = stand_ins + excluded.stand_ins`,
           month,
           subject,
           cost,
@@ -322,6 +371,8 @@ export class UsageLedger extends DurableObject<Env> {
           tokensOut,
           estimated ? 1 : 0,
           cached ? 1 : 0,
+          fallback ? 1 : 0,
+          standIn ? 1 : 0,
         );
         state.add(subject, outcome);
       }

@@ -3,13 +3,18 @@
 import type { Policy } from "./env";
 import { HttpError } from "./errors";
 import { ROUTE_KINDS, ROUTES } from "./generated/contract";
-import { ALIASES, EMBEDDING_MODELS, MODELS } from "./generated/settings";
+import { ALIASES, EMBEDDING_MODELS, FALLBACKS, MODELS } from "./generated/settings";
 
 const CATALOG = new Set(MODELS);
 const EMBEDDINGS = new Set(EMBEDDING_MODELS);
 
 export type Route = (typeof ROUTES)[number];
 export type RouteKind = Route["kind"];
+
+/** An own property of a table (an id from a request never walks a prototype). */
+function own<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
 
 export function modelType(model: string): "chat" | "embedding" {
   return EMBEDDINGS.has(model) ? "embedding" : "chat";
@@ -43,8 +48,9 @@ export function resolveRouteModel(requested: unknown, route: Route, policy: Poli
   if (!defaults && (requested === undefined || requested === null || requested === "")) {
     throw new HttpError(400, "'model' is required.", { param: "model", code: "missing_required_parameter" });
   }
-  const own = route.provider !== null && typeof requested === "string" && CATALOG.has(`${route.provider}/${requested}`);
-  const model = resolveModel(own ? `${route.provider}/${requested}` : requested, policy);
+  const providerNamed =
+    route.provider !== null && typeof requested === "string" && CATALOG.has(`${route.provider}/${requested}`);
+  const model = resolveModel(providerNamed ? `${route.provider}/${requested}` : requested, policy);
   if (!serves(route, model)) {
     const types: readonly string[] = ROUTE_KINDS[route.kind].models;
     const what = `${types.join(" and ")} models${route.provider === null ? "" : ` of ${route.provider}`}`;
@@ -66,7 +72,8 @@ export function resolveModel(requested: unknown, policy: Policy): string {
   if (typeof requested !== "string") {
     throw new HttpError(400, "'model' must be a string.", { param: "model", code: "invalid_type" });
   }
-  const model = Object.hasOwn(ALIASES, requested) ? (ALIASES[requested] as string) : requested;
+  // the tenant's aliases (the user's over the org's) before the stack's
+  const model = own(policy.aliases, requested) ?? own(ALIASES, requested) ?? requested;
   if (!CATALOG.has(model)) {
     throw new HttpError(404, `The model '${requested}' does not exist.`, {
       param: "model",
@@ -80,6 +87,25 @@ export function resolveModel(requested: unknown, policy: Policy): string {
     });
   }
   return model;
+}
+
+/**
+ * The models to try for a request, in order: its own, then the fallback chain named by what
+ * was asked for (an alias or a model), else by the model it resolved to; the org's chain before
+ * the stack's. Only models the key may use and the route serves are tried.
+ */
+export function attemptsFor(requested: unknown, model: string, route: Route, policy: Policy): string[] {
+  const names = typeof requested === "string" && requested !== model ? [requested, model] : [model];
+  let chain: readonly string[] = [];
+  for (const name of names) {
+    chain = own(policy.fallbacks, name) ?? own(FALLBACKS, name) ?? [];
+    if (chain.length > 0) break;
+  }
+  const attempts = [model];
+  for (const next of chain) {
+    if (!attempts.includes(next) && policy.allowedModels.includes(next) && serves(route, next)) attempts.push(next);
+  }
+  return attempts;
 }
 
 function modelObject(id: string) {

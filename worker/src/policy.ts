@@ -4,7 +4,7 @@
 
 import type { Policy, Price } from "./env";
 import type { COMPILED_KEY_STATUSES } from "./generated/contract";
-import { DEFAULT_MODEL, MODELS } from "./generated/settings";
+import { DEFAULT_MODEL, EMBEDDING_MODELS, MODELS } from "./generated/settings";
 
 /** A key's own part of its shard record. */
 export interface KeyEntry {
@@ -15,6 +15,10 @@ export interface KeyEntry {
   expiresAt: number | null;
   monthlyLimitMicros: number;
   allowedModels: string[] | null;
+  // the user's own routing, present only when declared
+  defaultModel?: string;
+  aliases?: Record<string, string>;
+  rateTier?: string;
 }
 
 /** Its organization's part, stored once per org in each shard that holds its keys. */
@@ -26,6 +30,18 @@ export interface OrgPolicy {
   defaultModel: string | null;
   cacheTtl: number;
   priceOverrides: Record<string, Price>;
+  // present only when declared
+  aliases?: Record<string, string>;
+  fallbacks?: Record<string, string[]>;
+  rateTier?: string;
+  clientCacheControl?: boolean;
+}
+
+/** FNV-1a, 32 bits, hex: a version tag of a policy (not a security measure). */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return (hash >>> 0).toString(16).padStart(8, "0");
 }
 
 function permits(list: readonly string[] | null, model: string): boolean {
@@ -36,19 +52,27 @@ function permits(list: readonly string[] | null, model: string): boolean {
 export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readonly string[] = MODELS): Policy {
   // Catalog ∩ org allow-list ∩ user allow-list, in catalog order.
   const allowedModels = catalog.filter((m) => permits(org.allowedModels, m) && permits(entry.allowedModels, m));
-  const preferred = org.defaultModel ?? DEFAULT_MODEL;
+  // Precedence: the user's default, the org's, the stack's (each only if this key may use it),
+  // else the first chat model it may use.
+  const chat = allowedModels.filter((m) => !EMBEDDING_MODELS.includes(m));
+  const preferred = [entry.defaultModel, org.defaultModel, DEFAULT_MODEL].find((m) => m && chat.includes(m));
   const priceOverrides: Record<string, Price> = {};
   for (const [model, price] of Object.entries(org.priceOverrides)) {
     if (allowedModels.includes(model)) priceOverrides[model] = price;
   }
-  return {
+  const policy: Omit<Policy, "version"> = {
     userLimitMicros: entry.monthlyLimitMicros,
     orgBudgetMicros: org.monthlyBudgetMicros,
     failureMode: org.failureMode,
     fallbackDailyLimitMicros: org.fallbackDailyLimitMicros,
     allowedModels,
-    defaultModel: allowedModels.includes(preferred) ? preferred : (allowedModels[0] ?? null),
+    defaultModel: preferred ?? chat[0] ?? null,
     cacheTtl: org.cacheTtl,
     priceOverrides,
+    aliases: { ...org.aliases, ...entry.aliases },
+    fallbacks: { ...org.fallbacks },
+    rateTier: entry.rateTier ?? org.rateTier ?? null,
+    clientCacheControl: org.clientCacheControl === true,
   };
+  return { ...policy, version: fnv1a(JSON.stringify(policy)) };
 }

@@ -30,6 +30,9 @@ export interface Outcome {
   estimated: boolean;
   cached: boolean;
   count: boolean;
+  /** Answered by a fallback model, or by a Workers AI stand-in (counted by the ledger). */
+  fallback?: boolean;
+  standIn?: boolean;
 }
 
 function message(err: unknown): string {
@@ -66,6 +69,14 @@ function ledgerUnavailable(err: unknown): HttpError {
 
 function refusal(principal: Principal, result: AdmitResult, amount: number, month: string): HttpError {
   const { policy, userId, orgId } = principal;
+  if (result.limit === "concurrency") {
+    return new HttpError(
+      429,
+      `User '${userId}' already has ${result.open} requests open, the most its rate tier allows; ` +
+        "retry when one has finished.",
+      { type: "rate_limit_error", code: "concurrency_limit_exceeded", headers: { "retry-after": "1" } },
+    );
+  }
   const resetsAt = monthResetsAt(month);
   const [who, used, reserved, limit] =
     result.limit === "user"
@@ -97,6 +108,7 @@ export async function admit(
   requestId: string,
   amount: number,
   fault: Fault,
+  maxConcurrent: number | null = null,
 ): Promise<Granted> {
   const month = currentMonth();
   const { policy } = principal;
@@ -111,6 +123,7 @@ export async function admit(
         amount,
         userLimit: policy.userLimitMicros,
         orgBudget: policy.orgBudgetMicros,
+        maxConcurrent,
         settlements: carried.map((entry) => entry.record),
       }),
     );
@@ -165,6 +178,8 @@ export async function settle(
     tokensOut: outcome.tokensOut,
     estimated: outcome.estimated,
     cached: outcome.cached,
+    fallback: outcome.fallback === true,
+    standIn: outcome.standIn === true,
     count: outcome.count,
   };
   if (admission.degraded) {

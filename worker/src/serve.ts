@@ -1,21 +1,24 @@
-// The one policy path every model route takes (worker/src/routes.ts builds the routes from
+// The one policy path every model route takes (worker/src/routes/ builds the routes from
 // provision/contract.py's table): the key was authenticated by the route's middleware; here
-// the model is resolved and checked against the allow-lists, the worst case is admitted
-// against the user's limit and the org's budget, the exchange goes upstream (with the
-// Worker's credentials, tenant metadata, custom cost and tenant-scoped caching: providers/),
+// its rate tier is checked, then for each model of the request's chain (its model, then its
+// fallbacks: worker/src/models.ts attemptsFor) the worst case is admitted against the user's
+// limit and the org's budget and the exchange goes upstream (with the Worker's credentials,
+// tenant metadata, custom cost and tenant-scoped caching: providers/). A retryable failure
+// before the first byte reaches the client releases that attempt and tries the next model;
 // the answer goes back (streams unbuffered), and the real cost is settled after the response.
 // Routes differ only in how they read the model, build the upstream request, and read usage.
 
 import type { Context } from "hono";
-import type { AppEnv } from "./env";
+import type { AppEnv, Principal } from "./env";
 import { HttpError } from "./errors";
+import { RATE_TIERS } from "./generated/settings";
 import { type Bound, outcomeOf, type Subject } from "./outcome";
 import { formatUsd } from "./pricing";
 import type { Metered, MeteredStream, UpstreamCall } from "./providers/types";
 import { admit, type Granted, type Outcome, quotaHeaders, settle } from "./quota";
 import { passthroughHeaders } from "./upstream";
 
-/** One upstream exchange, as a route builds it for its model. */
+/** One upstream exchange, as a route builds it for one model. */
 export interface Exchange {
   call: UpstreamCall;
   /** The most it can use and cost (reserved before sending). */
@@ -33,46 +36,170 @@ export interface Exchange {
   stream(upstream: ReadableStream<Uint8Array>): MeteredStream;
 }
 
+/** What a route asks of the policy path: the models to try in order, an exchange for each. */
+export interface Plan {
+  models: readonly string[];
+  build(model: string): Exchange;
+  /** When AI Gateway itself failed: the exchange that serves the first model without it. */
+  standIn?(model: string): Exchange | null;
+}
+
 const RELEASED: Outcome = { cost: 0, tokensIn: 0, tokensOut: 0, estimated: false, cached: false, count: false };
 const FREE: Granted = { month: "", amount: 0, state: null, degraded: false };
+// Failures of AI Gateway itself (not of a provider behind it): a Workers AI stand-in may answer.
+const GATEWAY_DOWN = new Set(["upstream_unreachable", "gateway_error", "upstream_timeout"]);
+
+/** A failure of the upstream exchange (not one of our refusals), and whether to try the next model. */
+class UpstreamFailure extends Error {
+  constructor(readonly error: HttpError) {
+    super(error.message);
+  }
+
+  get retryable(): boolean {
+    return this.error.status === 429 || this.error.status >= 500;
+  }
+}
 
 function isEventStream(response: Response): boolean {
   return (response.headers.get("content-type") ?? "").includes("text/event-stream");
 }
 
-export async function serve(c: Context<AppEnv>, exchange: Exchange): Promise<Response> {
-  const { call, bound } = exchange;
-  const { env, principal, requestId } = call;
+/** The rate tier's limit, before any ledger call: 429 with when to retry. */
+async function enforceRateTier(c: Context<AppEnv>, principal: Principal): Promise<void> {
+  const name = principal.policy.rateTier;
+  if (name === null) return;
+  const tier = Object.hasOwn(RATE_TIERS, name) ? RATE_TIERS[name] : undefined;
+  const binding = tier ? (c.env as unknown as Record<string, RateLimit | undefined>)[tier.binding] : undefined;
+  if (!tier || !binding) {
+    // provision/bindings.py declares a binding for every tier the stack validates
+    throw new HttpError(500, `Rate tier '${name}' has no binding in this Worker.`, { code: "internal_error" });
+  }
+  const { success } = await binding.limit({ key: principal.userId });
+  if (success) return;
+  throw new HttpError(
+    429,
+    `Rate limit reached for user '${principal.userId}': ${tier.limit} requests per ${tier.period} s ` +
+      `(rate tier '${name}'). Retry after ${tier.period} s.`,
+    {
+      type: "rate_limit_error",
+      code: "rate_limit_exceeded",
+      headers: {
+        "retry-after": String(tier.period),
+        "x-ratelimit-limit-requests": String(tier.limit),
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": `${tier.period}s`,
+      },
+    },
+  );
+}
+
+function maxConcurrentOf(principal: Principal): number | null {
+  const name = principal.policy.rateTier;
+  return (name !== null && Object.hasOwn(RATE_TIERS, name) && RATE_TIERS[name]?.maxConcurrent) || null;
+}
+
+export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
+  const principal = c.get("principal");
+  const requestId = c.get("requestId");
   const fault = c.get("fault");
+  await enforceRateTier(c, principal);
+  const maxConcurrent = maxConcurrentOf(principal);
+  const failures: string[] = [];
+  let gatewayDown = false;
+  const attempts: { model: string; standIn: boolean }[] = plan.models.map((model) => ({ model, standIn: false }));
+
+  for (let k = 0; k < attempts.length; k++) {
+    const { model, standIn } = attempts[k] as { model: string; standIn: boolean };
+    const last = k === attempts.length - 1;
+    let exchange: Exchange;
+    try {
+      exchange = standIn ? (plan.standIn?.(model) as Exchange) : plan.build(model);
+    } catch (err) {
+      if (k === 0 || !(err instanceof HttpError)) throw err;
+      failures.push(`${model}: ${err.message}`); // this fallback cannot take the request
+      continue;
+    }
+    const attemptId = k === 0 ? requestId : `${requestId}.${k + 1}`;
+    const settleWith = (admission: Granted, outcome: Outcome): Promise<unknown> =>
+      exchange.metered ? settle(c.env, principal, attemptId, admission, outcome, fault) : Promise.resolve();
+
+    let admission: Granted;
+    const ledgerStart = performance.now(); // advances across I/O only: this times the ledger call
+    try {
+      admission = exchange.metered
+        ? await admit(c.env, principal, attemptId, exchange.bound.micros, fault, maxConcurrent)
+        : FREE;
+    } catch (err) {
+      if (k === 0 || !(err instanceof HttpError)) throw err;
+      failures.push(`${model}: ${err.message}`);
+      throw allFailed(failures); // a refusal ends the chain: later models would be refused alike
+    }
+    const ledgerMs = performance.now() - ledgerStart;
+    let upstream: Response;
+    try {
+      upstream = await exchange.send().catch((err: unknown) => {
+        throw err instanceof HttpError ? new UpstreamFailure(err) : err;
+      });
+      if (!upstream.ok) throw new UpstreamFailure(await exchange.error(upstream));
+    } catch (err) {
+      await settleWith(admission, RELEASED); // nothing was served: give the reservation back now
+      if (!(err instanceof UpstreamFailure)) throw err;
+      gatewayDown ||= k === 0 && GATEWAY_DOWN.has(err.error.code ?? "");
+      const standInModel = attempts[0]?.model ?? model;
+      if (last && gatewayDown && !standIn && plan.standIn?.(standInModel)) {
+        attempts.push({ model: standInModel, standIn: true }); // AI Gateway itself is down
+      }
+      if (!err.retryable || k === attempts.length - 1) {
+        if (failures.length === 0) throw err.error;
+        failures.push(`${model}: ${err.error.message}`);
+        throw allFailed(failures);
+      }
+      failures.push(`${model}: ${err.error.message}`);
+      console.error(JSON.stringify({ event: "model_failed", requestId, model, status: err.error.status }));
+      continue;
+    }
+    return answer(c, exchange, upstream, admission, settleWith, {
+      attempts: k + 1,
+      standIn,
+      ledgerMs,
+    });
+  }
+  throw allFailed(failures); // every fallback refused before sending
+}
+
+function allFailed(failures: readonly string[]): HttpError {
+  return new HttpError(502, `Every model failed (${failures.length} attempts): ${failures.join("; ")}`, {
+    code: "all_models_failed",
+    headers: { "x-gateway-attempts": String(failures.length) },
+  });
+}
+
+/** The admitted, answered exchange → the client's response; its cost settled after it. */
+async function answer(
+  c: Context<AppEnv>,
+  exchange: Exchange,
+  upstream: Response,
+  admission: Granted,
+  settleWith: (admission: Granted, outcome: Outcome) => Promise<unknown>,
+  { attempts, standIn, ledgerMs }: { attempts: number; standIn: boolean; ledgerMs: number },
+): Promise<Response> {
+  const { call, bound } = exchange;
+  const { principal } = call;
   const subject: Subject = {
-    requestId,
+    requestId: call.requestId,
     model: call.model,
     price: call.price,
     estimatedPromptTokens: exchange.estimatedPromptTokens,
   };
-
-  const ledgerStart = performance.now(); // advances across I/O only: this times the ledger call
-  const admission = exchange.metered ? await admit(env, principal, requestId, bound.micros, fault) : FREE;
-  const ledgerMs = performance.now() - ledgerStart;
-  const settleWith = (outcome: Outcome): Promise<unknown> =>
-    exchange.metered ? settle(env, principal, requestId, admission, outcome, fault) : Promise.resolve();
   const charged = (outcome: Outcome): Record<string, string> =>
     exchange.metered
       ? { ...quotaHeaders(principal, admission, outcome.cost), "x-gateway-cost-usd": formatUsd(outcome.cost) }
       : {};
-
-  let upstream: Response;
-  try {
-    upstream = await exchange.send();
-    if (!upstream.ok) throw await exchange.error(upstream);
-  } catch (err) {
-    c.executionCtx.waitUntil(settleWith(RELEASED)); // nothing was served: give the reservation back
-    throw err;
-  }
-
   const cached = upstream.headers.get("cf-aig-cache-status") === "HIT";
   const out = passthroughHeaders(upstream);
   out.set("x-gateway-model", call.model);
+  out.set("x-gateway-attempts", String(attempts));
+  if (standIn) out.set("x-gateway-fallback", "workers-ai-direct");
   out.set("server-timing", `ledger;dur=${ledgerMs.toFixed(2)}`);
 
   // Decide by what came back, not by what was asked: AI Gateway may answer a stream request
@@ -84,7 +211,7 @@ export async function serve(c: Context<AppEnv>, exchange: Exchange): Promise<Res
     } catch {
       // The provider may already have billed the prompt: record an estimate, never nothing.
       const outcome = outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound);
-      c.executionCtx.waitUntil(settleWith(outcome));
+      c.executionCtx.waitUntil(settleWith(admission, outcome));
       throw new HttpError(502, "The upstream answer broke off before it was complete.", {
         code: "upstream_incomplete",
         headers: charged(outcome),
@@ -92,7 +219,7 @@ export async function serve(c: Context<AppEnv>, exchange: Exchange): Promise<Res
     }
     const { text, usage, contentType } = exchange.answer(raw);
     const outcome = outcomeOf({ usage, text, complete: true }, subject, cached, bound);
-    c.executionCtx.waitUntil(settleWith(outcome));
+    c.executionCtx.waitUntil(settleWith(admission, { ...outcome, ...flags(attempts, standIn) }));
     for (const [name, value] of Object.entries(charged(outcome))) out.set(name, value);
     if (contentType) out.set("content-type", contentType);
     else if (text !== raw) out.set("content-type", "application/json");
@@ -100,9 +227,18 @@ export async function serve(c: Context<AppEnv>, exchange: Exchange): Promise<Res
   }
 
   const { stream, done } = exchange.stream(upstream.body);
-  c.executionCtx.waitUntil(done.then((metered) => settleWith(outcomeOf(metered, subject, cached, bound))));
+  c.executionCtx.waitUntil(
+    done.then((metered) =>
+      settleWith(admission, { ...outcomeOf(metered, subject, cached, bound), ...flags(attempts, standIn) }),
+    ),
+  );
   if (exchange.metered) {
     for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
   }
   return new Response(stream, { status: upstream.status, headers: out });
+}
+
+/** How the request was served, counted by the ledger (the admin metrics report them). */
+function flags(attempts: number, standIn: boolean): Pick<Outcome, "fallback" | "standIn"> {
+  return { fallback: attempts > 1 && !standIn, standIn };
 }

@@ -123,7 +123,9 @@ describe("authenticate", () => {
     };
     const { env } = kv({ [LEGACY_KEY_PREFIX + hash]: legacy, [INDEX_KEY]: { v: 1 } });
     const principal = await authenticate(headers(key), env, null);
-    assert.deepEqual([principal.keyId, principal.policy], ["old", LEGACY_POLICY]);
+    // wave 1's policy, with none of the later tenant routing declared
+    const routing = { aliases: {}, fallbacks: {}, rateTier: null, clientCacheControl: false, version: "legacy" };
+    assert.deepEqual([principal.keyId, principal.policy], ["old", { ...LEGACY_POLICY, ...routing }]);
   });
 
   test("once the edge sees the new index, a stale wave-1 record authenticates nothing", async () => {

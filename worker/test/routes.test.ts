@@ -19,6 +19,11 @@ const POLICY: Policy = {
   defaultModel: "openai/gpt-4o-mini",
   cacheTtl: 0,
   priceOverrides: {},
+  aliases: {},
+  fallbacks: {},
+  rateTier: null,
+  clientCacheControl: false,
+  version: "v",
 };
 
 function routeAt(path: string): Route {

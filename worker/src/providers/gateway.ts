@@ -7,7 +7,7 @@ import { sha256Hex } from "../auth";
 import type { Env, Principal } from "../env";
 import { HttpError } from "../errors";
 import { PROVIDER_KEY_PREFIX } from "../generated/contract";
-import { UPSTREAM_TIMEOUT_MS } from "../generated/settings";
+import { RETRIES, UPSTREAM_TIMEOUT_MS } from "../generated/settings";
 import { customCostHeader } from "../pricing";
 import type { UpstreamCall } from "./types";
 
@@ -30,11 +30,23 @@ export function tenantMetadata(principal: Principal, requestId: string): Record<
   return Object.fromEntries(Object.entries(metadata).slice(0, METADATA_LIMIT));
 }
 
-/** AI Gateway's cache key ignores metadata, so tenants with identical bodies would share
- * answers: cache only under a tenant-scoped key, and skip the cache otherwise. */
-export async function cacheOptions(principal: Principal, body: string): Promise<{ key: string; ttl: number } | null> {
-  const ttl = principal.policy.cacheTtl;
-  return ttl > 0 ? { key: `${principal.orgId}:${await sha256Hex(body)}`, ttl } : null;
+/** AI Gateway's own retries for a model, as the stack declares them (routing.retries). */
+export function retriesOf(model: string): (typeof RETRIES)[string] | undefined {
+  return Object.hasOwn(RETRIES, model) ? RETRIES[model] : undefined;
+}
+
+/**
+ * AI Gateway's cache key ignores metadata, so tenants with identical bodies would share
+ * answers: cache only under a tenant-scoped key that also carries the policy's version (a
+ * changed allow-list or alias never meets an old answer), and skip the cache otherwise. The
+ * org's TTL, or the client's own headers where the org lets clients decide.
+ */
+export async function cacheOptions(call: UpstreamCall, body: string): Promise<{ key: string; ttl: number } | null> {
+  const { principal, clientCache } = call;
+  if (clientCache?.skip) return null;
+  const ttl = clientCache?.ttl ?? principal.policy.cacheTtl;
+  if (ttl <= 0) return null;
+  return { key: `${principal.orgId}:${principal.policy.version}:${await sha256Hex(body)}`, ttl };
 }
 
 /** Headers for AI Gateway; `auth` is the provider's own key header (none: keys stored on the gateway). */
@@ -46,7 +58,14 @@ export async function gatewayHeaders(call: UpstreamCall, body: string, auth: Rec
     ...auth,
   };
   if (call.env.AI_GATEWAY_TOKEN) headers["cf-aig-authorization"] = `Bearer ${call.env.AI_GATEWAY_TOKEN}`;
-  const cache = await cacheOptions(call.principal, body);
+  const retries = retriesOf(call.model);
+  if (retries) {
+    headers["cf-aig-max-attempts"] = String(retries.maxAttempts);
+    headers["cf-aig-retry-delay"] = String(retries.retryDelayMs);
+    headers["cf-aig-backoff"] = retries.backoff;
+    if (retries.requestTimeoutMs !== null) headers["cf-aig-request-timeout"] = String(retries.requestTimeoutMs);
+  }
+  const cache = await cacheOptions(call, body);
   if (cache) {
     headers["cf-aig-cache-key"] = cache.key;
     headers["cf-aig-cache-ttl"] = String(cache.ttl);

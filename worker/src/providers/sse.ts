@@ -26,6 +26,38 @@ export interface EventRewrite {
   end?(): string;
   /** Comments (keep-alives) are passed on unless this says otherwise. */
   comment?(comment: string): string;
+  /**
+   * Whether the provider's terminal event came. A stream that ends (or breaks) without it was
+   * cut: the client then gets `truncated()`, an in-band error its SDK raises, never a silent end.
+   */
+  complete?(): boolean;
+  truncated?(): string;
+}
+
+const CUT = "The model's stream ended before it was complete.";
+
+/** OpenAI chat's in-band stream error (the SDKs raise APIError on it). */
+export function chatStreamError(message = CUT): string {
+  return `data: ${JSON.stringify({ error: { message, type: "api_error", param: null, code: "upstream_incomplete" } })}\n\n`;
+}
+
+/** Reads `upstream`, ending normally where it breaks, so a cut is seen at the end. */
+function endingOnError(upstream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
+  const reader = upstream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch {
+        controller.close(); // a broken upstream: the rewrite's end sees an incomplete stream
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
 }
 
 /**
@@ -80,6 +112,10 @@ export function rewriteEvents(
       // An unterminated last line and event still count: end them as a blank line would.
       parser.feed(`${decoder.decode()}\n\n`);
       out += rewrite.end?.() ?? "";
+      if (rewrite.complete && !rewrite.complete() && !signal?.aborted) {
+        console.error(JSON.stringify({ event: "upstream_stream_cut" }));
+        out += rewrite.truncated?.() ?? chatStreamError();
+      }
       if (out) controller.enqueue(encoder.encode(out));
       finish();
     },
@@ -87,7 +123,7 @@ export function rewriteEvents(
       finish();
     },
   });
-  return upstream.pipeThrough(transform, signal ? { signal } : {});
+  return endingOnError(upstream).pipeThrough(transform, signal ? { signal } : {});
 }
 
 /**

@@ -28,6 +28,10 @@ export interface UpstreamCall {
   price: Price;
   /** The client's request signal: aborted when it goes away. */
   signal?: AbortSignal | undefined;
+  /** Workers AI only: straight to Workers AI, without AI Gateway (it is down). */
+  direct?: boolean;
+  /** The client's own cache headers, when its org lets clients decide (clientCacheControl). */
+  clientCache?: { skip: boolean; ttl: number | null };
 }
 
 export interface ChatCall extends UpstreamCall {

@@ -20,6 +20,18 @@ export function upstreamCall(c: Context<AppEnv>, model: string, upstreamModel?: 
     upstreamModel: upstreamModel ?? model.slice(provider.length + 1),
     price: priceFor(model, principal.policy),
     signal: c.req.raw.signal,
+    ...(principal.policy.clientCacheControl ? { clientCache: clientCache(c.req.raw.headers) } : {}),
+  };
+}
+
+const MAX_CLIENT_TTL_S = 2_592_000; // AI Gateway's own maximum (30 days)
+
+/** The client's cf-aig-skip-cache / cf-aig-cache-ttl, read only for orgs that allow them. */
+function clientCache(headers: Headers): { skip: boolean; ttl: number | null } {
+  const ttl = Number.parseInt(headers.get("cf-aig-cache-ttl") ?? "", 10);
+  return {
+    skip: headers.get("cf-aig-skip-cache") === "true",
+    ttl: Number.isFinite(ttl) && ttl >= 0 ? Math.min(ttl, MAX_CLIENT_TTL_S) : null,
   };
 }
 

@@ -5,7 +5,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { HttpError } from "../errors";
 import { WORKERS_AI } from "../generated/contract";
-import { type Route, resolveRouteModel } from "../models";
+import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { postToGateway } from "../providers/gateway";
 import { EMBEDDINGS_PATH, embeddingsAnswer } from "../providers/openai/embeddings";
 import { authHeaders } from "../providers/openai/endpoint";
@@ -62,16 +62,20 @@ function workersAI(
 
 export async function embeddings(c: Context<AppEnv>, route: Route): Promise<Response> {
   const body = validate(embeddingsBody, await readJsonBody(c.req.raw));
-  const model = resolveRouteModel(body.model, route, c.get("principal").policy);
-  const call = upstreamCall(c, model);
+  const { policy } = c.get("principal");
+  const model = resolveRouteModel(body.model, route, policy);
   const estimated = estimateInputTokens(body.input);
-  const wire = call.provider === WORKERS_AI ? workersAI(call, body, estimated) : openai(call, body);
-  return serve(c, {
-    call,
-    bound: boundOf(call, inputTokensBound(body.input), 0),
-    estimatedPromptTokens: estimated,
-    metered: true,
-    ...wire,
-    stream: noStream,
-  });
+  const exchange = (model: string): Exchange => {
+    const call = upstreamCall(c, model);
+    const wire = call.provider === WORKERS_AI ? workersAI(call, body, estimated) : openai(call, body);
+    return {
+      call,
+      bound: boundOf(call, inputTokensBound(body.input), 0),
+      estimatedPromptTokens: estimated,
+      metered: true,
+      ...wire,
+      stream: noStream,
+    };
+  };
+  return serve(c, { models: attemptsFor(body.model, model, route, policy), build: exchange });
 }

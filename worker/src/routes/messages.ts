@@ -4,7 +4,7 @@
 
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { type Route, resolveRouteModel } from "../models";
+import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { MESSAGES_PATH } from "../providers/anthropic/endpoint";
 import {
   COUNT_TOKENS_PATH,
@@ -15,26 +15,30 @@ import {
 } from "../providers/anthropic/messages";
 import { postToGateway } from "../providers/gateway";
 import { countTokensBody, messagesBody, readJsonBody, validate } from "../schemas";
-import { serve } from "../serve";
+import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
 import { boundOf, upstreamCall } from "./call";
 
 export async function messages(c: Context<AppEnv>, route: Route): Promise<Response> {
   const body = validate(messagesBody, await readJsonBody(c.req.raw));
-  const model = resolveRouteModel(body.model, route, c.get("principal").policy);
-  const call = upstreamCall(c, model);
+  const { policy } = c.get("principal");
+  const model = resolveRouteModel(body.model, route, policy);
   const seen = { system: body.system, messages: body.messages, tools: body.tools };
-  const payload = { ...body, model: call.upstreamModel };
-  return serve(c, {
-    call,
-    bound: boundOf(call, inputTokensBound(seen, { tools: body.tools !== undefined }), body.max_tokens),
-    estimatedPromptTokens: estimateInputTokens(seen),
-    metered: true,
-    send: () => postToGateway(call, MESSAGES_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
-    error: passthroughError,
-    answer: messageAnswer,
-    stream: (upstream) => meterMessagesStream(upstream, call.signal),
-  });
+  const exchange = (model: string): Exchange => {
+    const call = upstreamCall(c, model);
+    const payload = { ...body, model: call.upstreamModel };
+    return {
+      call,
+      bound: boundOf(call, inputTokensBound(seen, { tools: body.tools !== undefined }), body.max_tokens),
+      estimatedPromptTokens: estimateInputTokens(seen),
+      metered: true,
+      send: () => postToGateway(call, MESSAGES_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
+      error: passthroughError,
+      answer: messageAnswer,
+      stream: (upstream) => meterMessagesStream(upstream, call.signal),
+    };
+  };
+  return serve(c, { models: attemptsFor(body.model, model, route, policy), build: exchange });
 }
 
 export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Response> {
@@ -42,7 +46,7 @@ export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Res
   const model = resolveRouteModel(body.model, route, c.get("principal").policy);
   const call = upstreamCall(c, model);
   const payload = { ...body, model: call.upstreamModel };
-  return serve(c, {
+  const exchange: Exchange = {
     call,
     bound: boundOf(call, 0, 0),
     estimatedPromptTokens: 0,
@@ -51,5 +55,6 @@ export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Res
     error: passthroughError,
     answer: (raw) => ({ text: raw, usage: null }),
     stream: meterMessagesStream,
-  });
+  };
+  return serve(c, { models: [model], build: () => exchange });
 }

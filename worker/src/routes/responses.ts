@@ -6,35 +6,39 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS } from "../generated/settings";
-import { type Route, resolveRouteModel } from "../models";
+import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { postToGateway } from "../providers/gateway";
 import { authHeaders } from "../providers/openai/endpoint";
 import { chatError } from "../providers/openai/errors";
 import { meterResponsesStream, RESPONSES_PATH, responsesAnswer } from "../providers/openai/responses";
 import { readJsonBody, responsesBody, validate } from "../schemas";
-import { serve } from "../serve";
+import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
 import { boundOf, upstreamCall } from "./call";
 
 export async function responses(c: Context<AppEnv>, route: Route): Promise<Response> {
   const body = validate(responsesBody, await readJsonBody(c.req.raw));
-  const model = resolveRouteModel(body.model, route, c.get("principal").policy);
-  const call = upstreamCall(c, model);
+  const { policy } = c.get("principal");
+  const model = resolveRouteModel(body.model, route, policy);
   const maxOutput = body.max_output_tokens ?? MAX_OUTPUT_TOKENS;
   const seen = { input: body.input, instructions: body.instructions, tools: body.tools, text: body.text };
   const stored = (body.previous_response_id ?? null) !== null || (body.conversation ?? null) !== null;
   const promptTokens =
     inputTokensBound(seen, { tools: body.tools !== undefined || body.text !== undefined }) +
     (stored ? MAX_CONTEXT_TOKENS : 0);
-  const payload = { ...body, model: call.upstreamModel, max_output_tokens: maxOutput };
-  return serve(c, {
-    call,
-    bound: boundOf(call, promptTokens, maxOutput),
-    estimatedPromptTokens: estimateInputTokens(seen),
-    metered: true,
-    send: () => postToGateway(call, RESPONSES_PATH, payload, authHeaders(call)),
-    error: chatError,
-    answer: responsesAnswer,
-    stream: (upstream) => meterResponsesStream(upstream, call.signal),
-  });
+  const exchange = (model: string): Exchange => {
+    const call = upstreamCall(c, model);
+    const payload = { ...body, model: call.upstreamModel, max_output_tokens: maxOutput };
+    return {
+      call,
+      bound: boundOf(call, promptTokens, maxOutput),
+      estimatedPromptTokens: estimateInputTokens(seen),
+      metered: true,
+      send: () => postToGateway(call, RESPONSES_PATH, payload, authHeaders(call)),
+      error: chatError,
+      answer: responsesAnswer,
+      stream: (upstream) => meterResponsesStream(upstream, call.signal),
+    };
+  };
+  return serve(c, { models: attemptsFor(body.model, model, route, policy), build: exchange });
 }

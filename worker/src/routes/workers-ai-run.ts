@@ -11,7 +11,7 @@ import { runOnBinding } from "../providers/workers-ai/binding";
 import { runError } from "../providers/workers-ai/errors";
 import { meterRunStream, runAnswer } from "../providers/workers-ai/run";
 import { readJsonBody } from "../schemas";
-import { serve } from "../serve";
+import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
 import { boundOf, upstreamCall } from "./call";
 
@@ -32,7 +32,7 @@ export async function workersAiRun(c: Context<AppEnv>, route: Route): Promise<Re
   const maxTokens = embedding ? 0 : (positive(inputs.max_tokens, "max_tokens") ?? MAX_OUTPUT_TOKENS);
   const payload = embedding ? inputs : { ...inputs, max_tokens: maxTokens };
   const seen = embedding ? inputs.text : { prompt: inputs.prompt, messages: inputs.messages, tools: inputs.tools };
-  return serve(c, {
+  const exchange: Exchange = {
     call,
     bound: boundOf(call, inputTokensBound(seen, { tools: !embedding && inputs.tools !== undefined }), maxTokens),
     estimatedPromptTokens: estimateInputTokens(seen),
@@ -41,5 +41,6 @@ export async function workersAiRun(c: Context<AppEnv>, route: Route): Promise<Re
     error: runError,
     answer: runAnswer,
     stream: (upstream) => meterRunStream(upstream, call.signal),
-  });
+  };
+  return serve(c, { models: [model], build: () => exchange });
 }

@@ -114,10 +114,33 @@ describe("meterStream", () => {
   });
 
   test("keeps comments (keep-alives) and named events", async () => {
-    const text = `: keep-alive\n\nevent: message\ndata: ${JSON.stringify(chunk({ content: "x" }))}\n\n`;
+    const text = `: keep-alive\n\nevent: message\ndata: ${JSON.stringify(chunk({ content: "x" }))}\n\ndata: [DONE]\n\n`;
     const { out, metered } = await run([encoder.encode(text)], false);
     assert.equal(out, text);
     assert.equal(metered.text, "x");
+  });
+
+  test("a stream cut before [DONE] ends with an in-band error the SDKs raise", async () => {
+    for (const upstream of [sse([chunk({ content: "par" })]).replace("data: [DONE]\n\n", ""), ""]) {
+      const { out } = await run([encoder.encode(upstream)], false);
+      const last = out.trim().split("\n\n").at(-1) ?? "";
+      assert.equal(JSON.parse(last.slice("data: ".length)).error.code, "upstream_incomplete", upstream);
+    }
+  });
+
+  test("an upstream that breaks (a read error) ends the same way, never silently", async () => {
+    const upstream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(encoder.encode(sse([chunk({ content: "par" })]).replace("data: [DONE]\n\n", "")));
+      },
+      pull(c) {
+        c.error(new Error("connection reset"));
+      },
+    });
+    const { stream, done } = meterStream(upstream, { clientWantsUsage: false });
+    const out = await readAll(stream);
+    assert.match(out, /"code":"upstream_incomplete"/);
+    assert.equal((await done).complete, false);
   });
 
   test("ends metering when the client goes away", async () => {

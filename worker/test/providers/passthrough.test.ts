@@ -84,6 +84,13 @@ const CASES: [string, Meter, string, Metered][] = [
   ],
 ];
 
+// What each route's clients get when the stream is cut: the error event their SDK raises.
+const TRUNCATED: Record<string, RegExp> = {
+  responses: /^event: error\ndata: \{"type":"error","code":"upstream_incomplete",.*"sequence_number":2\}\n\n$/,
+  messages: /^event: error\ndata: \{"type":"error","error":\{"type":"api_error",/,
+  "workers-ai run": /^data: \{"error":\{.*"code":"upstream_incomplete"\}\}\n\n$/,
+};
+
 for (const [name, meter, upstream, expected] of CASES) {
   describe(name, () => {
     test("passes every event through unchanged and meters it, cut at every byte", async () => {
@@ -95,11 +102,14 @@ for (const [name, meter, upstream, expected] of CASES) {
       }
     });
 
-    test("a stream that stops before its final usage is not complete", async () => {
+    test("a stream cut before its terminal event is not complete, and ends with the provider's error event", async () => {
       const first = `${upstream.split("\n\n").slice(0, 2).join("\n\n")}\n\n`;
       const { stream, done } = meter(streamOf([encoder.encode(first)]));
-      await readAll(stream);
+      const out = await readAll(stream);
       assert.equal((await done).complete, false);
+      assert.ok(out.startsWith(first));
+      const tail = out.slice(first.length);
+      assert.match(tail, TRUNCATED[name] as RegExp, tail);
     });
   });
 }

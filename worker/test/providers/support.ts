@@ -21,6 +21,11 @@ export const PRINCIPAL: Principal = {
     defaultModel: null,
     cacheTtl: 0,
     priceOverrides: {},
+    aliases: {},
+    fallbacks: {},
+    rateTier: null,
+    clientCacheControl: false,
+    version: "v",
   },
 };
 

@@ -167,14 +167,17 @@ describe("stream", () => {
     assert.equal(chunks.find((e) => e.choices[0]?.finish_reason)?.choices[0]?.finish_reason, "tool_calls");
   });
 
-  test("a stream that breaks off without [DONE] sends no finish and meters what it saw", async () => {
+  test("a stream that breaks off without [DONE]: no finish, an in-band error, metered as seen", async () => {
     const { stream, done } = translateStream(streamOf([encoder.encode('data: {"response":"par"}\n\n')]), {
       clientWantsUsage: true,
       requestId: "req-1",
       model: MODEL,
     });
-    const { chunks, ended } = parsed(await readAll(stream));
-    assert.ok(!ended);
+    const out = await readAll(stream);
+    const events = dataOf(out);
+    assert.ok(!events.includes("[DONE]"));
+    assert.deepEqual((events.at(-1) as { error: { code: string } }).error.code, "upstream_incomplete");
+    const { chunks } = parsed(out.slice(0, out.lastIndexOf('data: {"error"')));
     assert.ok(!chunks.some((e) => e.choices[0]?.finish_reason));
     assert.deepEqual(await done, { usage: null, text: "par", complete: false });
   });

@@ -42,13 +42,21 @@ export async function passthroughError(response: Response): Promise<HttpError> {
   return new HttpError(response.status, message);
 }
 
+/** Anthropic's in-band stream error (the SDKs raise on it). */
+function anthropicStreamError(): string {
+  const error = { type: "api_error", message: "The model's stream ended before it was complete." };
+  return `event: error\ndata: ${JSON.stringify({ type: "error", error })}\n\n`;
+}
+
 /** The stream passed through; usage from message_start and message_delta, text from deltas. */
 export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal?: AbortSignal): MeteredStream {
   let usage: AnthropicUsage = {};
   let final = false;
+  let stopped = false; // message_stop (or Anthropic's own error event) seen
   let text = "";
   const event = (message: EventSourceMessage): string => {
     const type = message.event ?? "";
+    stopped ||= type === "message_stop" || type === "error";
     if (type === "content_block_delta") {
       const piece = TEXT.exec(message.data)?.[1] ?? "";
       text += jsonString(piece);
@@ -63,5 +71,6 @@ export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal
     }
     return serializeEvent(message);
   };
-  return meteredEvents(upstream, { event }, signal, () => ({ usage: readUsage(usage), text, complete: final }));
+  const rewrite = { event, complete: () => stopped, truncated: () => anthropicStreamError() };
+  return meteredEvents(upstream, rewrite, signal, () => ({ usage: readUsage(usage), text, complete: final }));
 }

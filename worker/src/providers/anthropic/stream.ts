@@ -5,7 +5,7 @@
 // usage chunk when the client asked for it). An `error` event becomes `data: {"error": …}`, which
 // the OpenAI SDKs raise. The usage is metered from message_start and message_delta.
 
-import { type EventSourceMessage, meteredEvents } from "../sse";
+import { chatStreamError, type EventSourceMessage, meteredEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 import { finishReason } from "./response";
 import { type AnthropicUsage, openaiUsage, readUsage } from "./usage";
@@ -34,6 +34,7 @@ export function translateStream(
   let usage: AnthropicUsage = {};
   let text = "";
   let final = false; // message_delta carries the final output count
+  let stopped = false; // message_stop seen
   let tools = 0; // OpenAI tool-call indexes count tool_use blocks only
   const toolIndex = new Map<number, number>(); // Anthropic block index → OpenAI tool-call index
 
@@ -90,6 +91,7 @@ export function translateStream(
         final = true;
         return chunk({}, finishReason(data.delta?.stop_reason, jsonAnswer));
       case "message_stop": {
+        stopped = true;
         const tokens = metered();
         const tail =
           clientWantsUsage && tokens
@@ -98,6 +100,7 @@ export function translateStream(
         return `${tail}data: [DONE]\n\n`;
       }
       case "error": {
+        stopped = true; // the provider said why in-band: passed on, nothing to add
         const error = {
           message: data.error?.message ?? "The model provider failed mid-stream.",
           type: data.error?.type ?? "api_error",
@@ -110,7 +113,8 @@ export function translateStream(
     }
   };
 
-  return meteredEvents(upstream, { event, comment: () => "" }, signal, () => ({
+  const rewrite = { event, comment: () => "", complete: () => stopped, truncated: () => chatStreamError() };
+  return meteredEvents(upstream, rewrite, signal, () => ({
     usage: metered(),
     text,
     complete: final,

@@ -9,6 +9,7 @@ import type { MeteredStream, TokenUsage } from "../types";
 export const RESPONSES_PATH = "openai/responses";
 const TERMINAL = new Set(["response.completed", "response.incomplete", "response.failed"]);
 const TEXT_DELTA = /"delta":"((?:[^"\\]|\\.)*)"/;
+const SEQUENCE = /"sequence_number":(\d+)/;
 
 interface ResponsesUsage {
   input_tokens?: unknown;
@@ -44,9 +45,13 @@ export function responsesAnswer(raw: string): { text: string; usage: TokenUsage 
 export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signal?: AbortSignal): MeteredStream {
   let usage: TokenUsage | null = null;
   let text = "";
+  let ended = false; // a terminal event (or OpenAI's own error event) seen
+  let sequence = -1;
   const event = (message: EventSourceMessage): string => {
     // `event:` names the type, so only the rare terminal event is parsed as JSON
     const type = message.event ?? "";
+    sequence = Number(SEQUENCE.exec(message.data)?.[1] ?? sequence);
+    ended ||= TERMINAL.has(type) || type === "error";
     if (type === "response.output_text.delta" || type === "response.function_call_arguments.delta") {
       const delta = TEXT_DELTA.exec(message.data)?.[1] ?? "";
       text += jsonString(delta);
@@ -59,5 +64,15 @@ export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signa
     }
     return serializeEvent(message);
   };
-  return meteredEvents(upstream, { event }, signal, () => ({ usage, text, complete: usage !== null }));
+  // A cut stream ends with Responses' own error event, numbered after the last one seen.
+  const truncated = () =>
+    `event: error\ndata: ${JSON.stringify({
+      type: "error",
+      code: "upstream_incomplete",
+      message: "The model's stream ended before it was complete.",
+      param: null,
+      sequence_number: sequence + 1,
+    })}\n\n`;
+  const rewrite = { event, complete: () => ended, truncated };
+  return meteredEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
 }

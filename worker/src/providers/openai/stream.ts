@@ -1,7 +1,7 @@
 // A metered pass-through of an OpenAI chat stream: events go on to the client one by one as
 // they arrive, while the usage and the streamed text are captured.
 
-import { type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import { chatStreamError, type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 import { readUsage } from "./usage";
 
@@ -25,12 +25,16 @@ export function meterChatStream(
 ): MeteredStream {
   let usage: TokenUsage | null = null;
   let text = "";
+  let ended = false; // [DONE] seen
 
   // Most events are plain content chunks: read them with string operations and only parse
   // JSON for the rare usage chunk (parsing every chunk halved streaming throughput).
   const event = (message: EventSourceMessage): string => {
     const { data } = message;
-    if (data === "[DONE]") return serializeEvent(message);
+    if (data === "[DONE]") {
+      ended = true;
+      return serializeEvent(message);
+    }
     if (data.includes('"usage":{')) {
       let chunk: Chunk;
       try {
@@ -54,5 +58,6 @@ export function meterChatStream(
     return serializeEvent({ ...message, data: data.replace(USAGE_NULL_FIELD, "") });
   };
 
-  return meteredEvents(upstream, { event }, signal, () => ({ usage, text, complete: usage !== null }));
+  const rewrite = { event, complete: () => ended, truncated: () => chatStreamError() };
+  return meteredEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
 }

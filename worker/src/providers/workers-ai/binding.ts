@@ -6,7 +6,7 @@
 import { HttpError } from "../../errors";
 import { AI_BINDING } from "../../generated/contract";
 import { UPSTREAM_TIMEOUT_MS } from "../../generated/settings";
-import { cacheOptions, tenantMetadata } from "../gateway";
+import { cacheOptions, retriesOf, tenantMetadata } from "../gateway";
 import type { UpstreamCall } from "../types";
 
 export async function runOnBinding(call: UpstreamCall, inputs: Record<string, unknown>): Promise<Response> {
@@ -17,16 +17,24 @@ export async function runOnBinding(call: UpstreamCall, inputs: Record<string, un
       code: "internal_error",
     });
   }
-  const cache = await cacheOptions(call.principal, JSON.stringify(inputs));
+  const cache = await cacheOptions(call, JSON.stringify(inputs));
   const gateway: GatewayOptions = {
     id: call.env.GATEWAY_ID,
     metadata: tenantMetadata(call.principal, call.requestId),
     ...(cache ? { cacheKey: cache.key, cacheTtl: cache.ttl } : { skipCache: true }),
   };
+  const retries = retriesOf(call.model);
+  if (retries) {
+    const { maxAttempts, retryDelayMs, backoff, requestTimeoutMs } = retries;
+    gateway.retries = { maxAttempts, retryDelayMs, backoff } as GatewayRetries;
+    if (requestTimeoutMs !== null) gateway.requestTimeoutMs = requestTimeoutMs;
+  }
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), UPSTREAM_TIMEOUT_MS);
   try {
-    return await ai.run(call.upstreamModel, inputs, { gateway, returnRawResponse: true, signal: controller.signal });
+    // a stand-in while AI Gateway is down goes to Workers AI itself (no gateway option)
+    const options = call.direct ? {} : { gateway };
+    return await ai.run(call.upstreamModel, inputs, { ...options, returnRawResponse: true, signal: controller.signal });
   } catch {
     if (controller.signal.aborted) {
       throw new HttpError(504, `Workers AI did not answer within ${UPSTREAM_TIMEOUT_MS} ms.`, {

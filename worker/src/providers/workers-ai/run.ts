@@ -3,7 +3,7 @@
 // messages}; the binding hands back the bare result), streams passed through event by event.
 // Embeddings for the OpenAI-shaped route: {shape, data} → OpenAI's list.
 
-import { type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import { chatStreamError, type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 import { readUsage } from "./usage";
 
@@ -24,8 +24,10 @@ export function runAnswer(raw: string): { text: string; usage: TokenUsage | null
 export function meterRunStream(upstream: ReadableStream<Uint8Array>, signal?: AbortSignal): MeteredStream {
   let usage: TokenUsage | null = null;
   let text = "";
+  let ended = false; // [DONE] seen
   const event = (message: EventSourceMessage): string => {
     const { data } = message;
+    ended ||= data === "[DONE]";
     if (data.includes('"usage":{')) {
       try {
         usage = readUsage((JSON.parse(data) as { usage?: unknown }).usage) ?? usage;
@@ -37,7 +39,8 @@ export function meterRunStream(upstream: ReadableStream<Uint8Array>, signal?: Ab
     text += jsonString(piece);
     return serializeEvent(message);
   };
-  return meteredEvents(upstream, { event }, signal, () => ({ usage, text, complete: usage !== null }));
+  const rewrite = { event, complete: () => ended, truncated: () => chatStreamError() };
+  return meteredEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
 }
 
 /** Workers AI's embeddings ({shape, data}) → OpenAI's list, float or base64 (little-endian float32). */

@@ -3,7 +3,7 @@
 // arrive whole in one event, [DONE] closes with the finish_reason (and the usage chunk when the
 // client asked for it). An event with OpenAI's `choices` passes through as it came.
 
-import { type EventSourceMessage, meteredEvents } from "../sse";
+import { chatStreamError, type EventSourceMessage, meteredEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 import { contentOf, openaiToolCall, type WorkersAIOutput } from "./response";
 import { openaiUsage, readUsage } from "./usage";
@@ -74,9 +74,9 @@ export function translateStream(
     return out;
   };
 
-  // A stream that ends without [DONE] broke off: the client sees no clean finish, only the
-  // metered usage is kept.
-  return meteredEvents(upstream, { event, comment: () => "" }, signal, () => ({
+  // A stream that ends without [DONE] broke off: the client gets an in-band error, no finish.
+  const rewrite = { event, comment: () => "", complete: () => closed, truncated: () => chatStreamError() };
+  return meteredEvents(upstream, rewrite, signal, () => ({
     usage,
     text,
     complete: usage !== null,
