@@ -625,6 +625,19 @@ def test_fault_gateway_error(http: httpx.Client) -> None:
     assert gateway_error(response) == 2005
 
 
+def test_fault_reset_connection_answers_nothing(http: httpx.Client) -> None:
+    """resetConnection drops the connection before a status line (an unreachable gateway); the
+    log keeps the request with status 0 and delivery "reset"."""
+    add_fault(http, match={"path": "/compat/"}, resetConnection=True)
+    with pytest.raises(httpx.RemoteProtocolError):
+        compat_chat(http, chat_body())
+    (entry,) = http.get("/__emulator/requests", params={"limit": 1}).json()["requests"]
+    assert (entry["status"], entry["delivery"]) == (0, "reset")
+    assert compat_chat(http, chat_body()).status_code == 200
+    refused = http.post("/__emulator/faults", json={"resetConnection": 1})
+    assert refused.status_code == 400 and "resetConnection" in refused.text
+
+
 def test_retries_after_provider_failure(http: httpx.Client) -> None:
     """cf-aig-max-attempts retries a 5xx before answering."""
     add_fault(http, match={"path": "/compat/"}, status=502)

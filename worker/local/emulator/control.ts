@@ -17,6 +17,7 @@ const FAULT_FIELDS = new Set([
   "errorAfterChunks",
   "errorEvent",
   "gatewayError",
+  "resetConnection",
 ]);
 const MATCH_FIELDS = new Set(["model", "path", "provider", "metadata"]);
 
@@ -61,6 +62,9 @@ function validateFault(spec: unknown): FaultSpec {
   }
   if (spec.gatewayError !== undefined && !isInteger(spec.gatewayError)) {
     throw new BadRequest("fault.gatewayError must be an integer code");
+  }
+  if (spec.resetConnection !== undefined && spec.resetConnection !== true) {
+    throw new BadRequest("fault.resetConnection must be true");
   }
   for (const field of ["delayMs", "chunkDelayMs", "cutAfterChunks", "errorAfterChunks"]) nonNegativeInt(spec, field);
   if (spec.errorEvent !== undefined && spec.errorEvent !== "error" && spec.errorEvent !== "response.failed") {

@@ -98,6 +98,7 @@ const isRetryable = (status: number) => status === 429 || status >= 500;
 /** A fault's response: gateway error, literal body, provider-shaped error, or a normal answer. */
 function faultResult(fault: Fault, call: Call, ctx: GenerateContext): Result {
   let result: Result;
+  if (fault.resetConnection === true) return { status: 0, headers: {}, body: "", resetConnection: true };
   if (fault.gatewayError !== undefined) result = gatewayErrorResult(fault.gatewayError, fault.status);
   else if (typeof fault.body === "string") result = textResult(fault.status ?? 200, fault.body);
   else if (fault.body !== undefined) result = jsonResult(fault.status ?? 200, fault.body);

@@ -98,8 +98,8 @@ function drained(res: ServerResponse): Promise<void> {
 }
 
 /**
- * Writes a result. Returns "complete", "cut" (a fault destroyed the socket on purpose) or
- * "aborted" (the client went away first).
+ * Writes a result. Returns "complete", "cut" (a fault destroyed the socket on purpose
+ * mid-answer), "reset" (before any answer) or "aborted" (the client went away first).
  */
 export async function writeResult(
   res: ServerResponse,
@@ -107,6 +107,10 @@ export async function writeResult(
   extraHeaders: HeaderMap,
   defaultChunkDelayMs = 0,
 ): Promise<Exclude<Delivery, "pending">> {
+  if (result.resetConnection === true) {
+    res.socket?.destroy();
+    return "reset";
+  }
   const headers = { ...result.headers, ...extraHeaders };
   const cut = result.cutAfterChunks;
   if (result.chunks === undefined) {

@@ -35,6 +35,8 @@ interface ResultBase {
   chunkDelayMs?: number;
   /** Fault knob: drop the connection after this many chunks (half the body when buffered). */
   cutAfterChunks?: number;
+  /** Fault knob: drop the connection before any answer (status 0 in the log). */
+  resetConnection?: boolean;
 }
 
 export interface BufferedResult extends ResultBase {
@@ -58,7 +60,7 @@ export interface StreamedResult extends ResultBase {
 export type Result = BufferedResult | StreamedResult;
 
 /** How a response went out: see writeResult. "pending" until it has. */
-export type Delivery = "pending" | "complete" | "cut" | "aborted";
+export type Delivery = "pending" | "complete" | "cut" | "reset" | "aborted";
 
 // ---- Configuration (validated in config.ts)
 
@@ -290,6 +292,11 @@ export interface FaultSpec {
   errorEvent?: StreamErrorEvent;
   /** Answer with this AI Gateway error code instead of a provider response. */
   gatewayError?: number;
+  /**
+   * Answer nothing: the connection is dropped before a status line, as when AI Gateway cannot
+   * be reached (the client's fetch fails with a network error).
+   */
+  resetConnection?: boolean;
 }
 
 export interface Fault extends FaultSpec {
