@@ -116,6 +116,12 @@ export function gatewayError(body: unknown): HttpError | null {
   const message = String(b.description ?? first?.message ?? "unknown error");
   if (code === 2003)
     return new HttpError(429, `AI Gateway rate limit reached: ${message}`, { code: "gateway_rate_limited" });
+  // The request timeout elapsed before the provider answered (the code itself is undocumented;
+  // the envelope's httpCode says 504): a timeout, not a gateway fault.
+  if ((b as { httpCode?: unknown }).httpCode === 504)
+    return new HttpError(504, `The provider did not answer in time (AI Gateway code ${String(code)}): ${message}`, {
+      code: "upstream_timeout",
+    });
   return new HttpError(502, `AI Gateway rejected the request (code ${String(code)}): ${message}`, {
     code: "gateway_error",
   });

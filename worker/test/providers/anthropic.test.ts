@@ -415,4 +415,14 @@ describe("errors", () => {
     const error = await messagesError(new Response(JSON.stringify(body), { status: 429 }));
     assert.deepEqual([error.status, error.code], [429, "gateway_rate_limited"]);
   });
+
+  test("AI Gateway's request timeout is a 504 upstream_timeout, not a gateway error (issue 13.6)", async () => {
+    const body = { success: false, name: "AiGatewayError", httpCode: 504, internalCode: 2995, description: "timeout" };
+    const error = await messagesError(new Response(JSON.stringify(body), { status: 504 }));
+    assert.deepEqual([error.status, error.code], [504, "upstream_timeout"]);
+    const other = await messagesError(
+      new Response(JSON.stringify({ ...body, httpCode: 400, internalCode: 2005 }), { status: 400 }),
+    );
+    assert.deepEqual([other.status, other.code], [502, "gateway_error"]);
+  });
 });
