@@ -80,8 +80,13 @@ class Retries(_Strict):
 class RateTier(_Strict):
     """Requests per window per user (the Workers Rate Limiting binding), and open requests."""
 
-    requests: int = Field(ge=1, le=1_000_000, description="requests per window, per user")
+    requests: int = Field(
+        ge=1, le=1_000_000, description="requests per window, per user (or per key: keyedBy)"
+    )
     periodSeconds: Literal[10, 60] = Field(60, description="the binding allows 10 or 60")
+    keyedBy: Literal["user", "key"] = Field(
+        "user", description="count per user (all their keys together) or per API key"
+    )
     maxConcurrent: int | None = Field(
         None,
         ge=1,

@@ -191,7 +191,7 @@ def check_references(view: View, source: str) -> list[Problem]:
             names = catalog | set(view.routing.aliases) | set(org.aliases)
             _check_fallbacks(org.fallbacks, names, view.routing, f"{org_where}.fallbacks", add)
         _check_tier(org.rateTier, view.rate_tiers, f"{org_where}.rateTier", add)
-        org_allowed[org.id] = allowed
+        org_allowed.setdefault(org.id, allowed)  # a duplicate id is reported above, once
 
     user_ids: dict[str, int] = {}
     key_ids: dict[str, str] = {}

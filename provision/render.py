@@ -107,6 +107,7 @@ def rate_tiers(config: StackConfig) -> dict[str, dict[str, Any]]:
             "binding": rate_tier_binding(name),
             "limit": tier.requests,
             "period": tier.periodSeconds,
+            "keyedBy": tier.keyedBy,
             "maxConcurrent": tier.maxConcurrent,
         }
         for name, tier in sorted(config.rateTiers.items())

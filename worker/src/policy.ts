@@ -74,5 +74,8 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     rateTier: entry.rateTier ?? org.rateTier ?? null,
     clientCacheControl: org.clientCacheControl === true,
   };
-  return { ...policy, version: fnv1a(JSON.stringify(policy)) };
+  // The version of what decides which model may answer: in the cache key, so an answer cached
+  // under one allow-list or routing is never served under another (a limit change keeps the cache).
+  const routing = [policy.allowedModels, policy.defaultModel, policy.aliases, policy.fallbacks];
+  return { ...policy, version: fnv1a(JSON.stringify(routing)) };
 }

@@ -74,11 +74,14 @@ async function enforceRateTier(c: Context<AppEnv>, principal: Principal): Promis
     // provision/bindings.py declares a binding for every tier the stack validates
     throw new HttpError(500, `Rate tier '${name}' has no binding in this Worker.`, { code: "internal_error" });
   }
-  const { success } = await binding.limit({ key: principal.userId });
+  const perKey = tier.keyedBy === "key";
+  // ids are slugs (no ':'), so the two kinds of counter key never collide
+  const { success } = await binding.limit({ key: perKey ? `key:${principal.keyId}` : principal.userId });
   if (success) return;
+  const who = perKey ? `API key '${principal.keyId}'` : `user '${principal.userId}'`;
   throw new HttpError(
     429,
-    `Rate limit reached for user '${principal.userId}': ${tier.limit} requests per ${tier.period} s ` +
+    `Rate limit reached for ${who}: ${tier.limit} requests per ${tier.period} s ` +
       `(rate tier '${name}'). Retry after ${tier.period} s.`,
     {
       type: "rate_limit_error",

@@ -86,7 +86,8 @@ const CASES: [string, Meter, string, Metered][] = [
 
 // What each route's clients get when the stream is cut: the error event their SDK raises.
 const TRUNCATED: Record<string, RegExp> = {
-  responses: /^event: error\ndata: \{"type":"error","code":"upstream_incomplete",.*"sequence_number":2\}\n\n$/,
+  responses:
+    /^event: error\ndata: \{"type":"error","code":"upstream_incomplete",.*"sequence_number":2,"error":\{"type":"server_error",.*\}\}\n\n$/,
   messages: /^event: error\ndata: \{"type":"error","error":\{"type":"api_error",/,
   "workers-ai run": /^data: \{"error":\{.*"code":"upstream_incomplete"\}\}\n\n$/,
 };

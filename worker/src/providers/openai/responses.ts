@@ -64,15 +64,20 @@ export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signa
     }
     return serializeEvent(message);
   };
-  // A cut stream ends with Responses' own error event, numbered after the last one seen.
-  const truncated = () =>
-    `event: error\ndata: ${JSON.stringify({
+  // A cut stream ends with Responses' own error event, numbered after the last one seen. Its
+  // documented fields are top-level; the nested `error` too is what the openai SDKs (Python
+  // and JS) raise on, as they do for a chat stream's error chunk.
+  const truncated = () => {
+    const message = "The model's stream ended before it was complete.";
+    return `event: error\ndata: ${JSON.stringify({
       type: "error",
       code: "upstream_incomplete",
-      message: "The model's stream ended before it was complete.",
+      message,
       param: null,
       sequence_number: sequence + 1,
+      error: { type: "server_error", code: "upstream_incomplete", message, param: null },
     })}\n\n`;
+  };
   const rewrite = { event, complete: () => ended, truncated };
   return meteredEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
 }
