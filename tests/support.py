@@ -123,6 +123,8 @@ class WorkerTestHooks:
             "tokensOut": 0,
             "estimated": 0,
             "cached": 0,
+            "fallbacks": 0,
+            "standIns": 0,
         }
         return self.usage(org_id, month)["users"].get(user_id, empty)
 
