@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -254,8 +254,10 @@ def _short(value: Any) -> str:
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """Which model a validation location points into (to list its allowed fields)."""
     model: type[BaseModel] | None = StackConfig
+    keyed = False  # the previous field is a mapping: this part is one of its keys
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or keyed:
+            keyed = False
             continue
         field = model.model_fields.get(part) if model is not None else None
         if field is None:
@@ -263,7 +265,15 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         model = _inner_model(field.annotation)
         if model is None:
             return None
+        keyed = _is_mapping(field.annotation)
     return model
+
+
+def _is_mapping(annotation: Any) -> bool:
+    """dict[…] itself, or inside Optional/Annotated."""
+    if get_origin(annotation) is dict:
+        return True
+    return any(_is_mapping(arg) for arg in get_args(annotation))
 
 
 def _inner_model(annotation: Any) -> type[BaseModel] | None:

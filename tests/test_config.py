@@ -344,6 +344,99 @@ def test_allowed_models_must_be_in_the_catalog(tmp_path: Path, mutate, where) ->
     )
 
 
+def routing(settings: dict[str, Any]) -> dict[str, Any]:
+    return settings["routing"]
+
+
+ROUTING_MISTAKES = {
+    # case: (mutation of the example stack, where, a phrase of the message)
+    "fallback chain of an unknown name": (
+        lambda s: routing(s)["fallbacks"].update({"nope": ["openai/gpt-4o"]}),
+        "routing.fallbacks.nope",
+        "neither a model nor an alias",
+    ),
+    "fallback to a model outside the catalog": (
+        lambda s: routing(s)["fallbacks"]["claude-sonnet"].append("openai/o9"),
+        "routing.fallbacks.claude-sonnet[2]",
+        "'openai/o9' is not in routing.models",
+    ),
+    "fallback of a chat model to an embedding model": (
+        lambda s: routing(s)["fallbacks"]["claude-sonnet"].append("openai/text-embedding-3-small"),
+        "routing.fallbacks.claude-sonnet[2]",
+        "is not a chat model",
+    ),
+    "retries of a model outside the catalog": (
+        lambda s: routing(s)["retries"].update({"openai/o9": {"maxAttempts": 2}}),
+        "routing.retries.openai/o9",
+        "is not in routing.models",
+    ),
+    "retries beyond AI Gateway's five attempts": (
+        lambda s: routing(s)["retries"]["openai/gpt-4o-mini"].update(maxAttempts=6),
+        "routing.retries.openai/gpt-4o-mini.maxAttempts",
+        "less than or equal to 5",
+    ),
+    "a stand-in that is not a Workers AI model": (
+        lambda s: routing(s)["workersAiStandIns"].update({"openai/gpt-4o": "openai/gpt-4o-mini"}),
+        "routing.workersAiStandIns.openai/gpt-4o",
+        "must be a workers-ai chat model",
+    ),
+    "a rate period the binding does not allow": (
+        lambda s: s["rateTiers"]["standard"].update(periodSeconds=30),
+        "rateTiers.standard.periodSeconds",
+        "10 or 60",
+    ),
+    "an unknown field in a rate tier": (
+        lambda s: s["rateTiers"]["standard"].update(burst=5),
+        "rateTiers.standard.burst",
+        "requests, periodSeconds, keyedBy, maxConcurrent, namespaceId",
+    ),
+    "an org naming an unknown rate tier": (
+        lambda s: orgs(s)[0].update(rateTier="gold"),
+        "tenants.organizations[0].rateTier",
+        "unknown rate tier 'gold' (rateTiers: standard, trial)",
+    ),
+    "a user naming an unknown rate tier": (
+        lambda s: users(s)[1].update(rateTier="gold"),
+        "tenants.users[1].rateTier",
+        "unknown rate tier 'gold'",
+    ),
+    "an org alias to a model outside the catalog": (
+        lambda s: orgs(s)[0]["aliases"].update(big="openai/o9"),
+        "tenants.organizations[0].aliases.big",
+        "'openai/o9' is not in routing.models",
+    ),
+    "a user alias shadowing a model id": (
+        lambda s: users(s)[0]["aliases"].update({"openai/gpt-4o": "openai/gpt-4o-mini"}),
+        "tenants.users[0].aliases.openai/gpt-4o",
+        "must not shadow a model id",
+    ),
+    "an org fallback chain to an unknown model": (
+        lambda s: orgs(s)[0]["fallbacks"]["fast"].append("openai/o9"),
+        "tenants.organizations[0].fallbacks.fast[1]",
+        "'openai/o9' is not in routing.models",
+    ),
+    "a user default outside the user's allow-list": (
+        lambda s: users(s)[1].update(defaultModel="openai/gpt-4o"),
+        "tenants.users[1].defaultModel",
+        "not among the models this user may use",
+    ),
+    "a user default outside the catalog": (
+        lambda s: users(s)[0].update(defaultModel="openai/o9"),
+        "tenants.users[0].defaultModel",
+        "not among the models this user may use",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ROUTING_MISTAKES))
+def test_routing_mistakes_name_the_field(tmp_path: Path, case: str) -> None:
+    """Fallbacks, retries, stand-ins, rate tiers, tenant aliases and defaults: each mistake is
+    one problem at its own path."""
+    mutate, where, phrase = ROUTING_MISTAKES[case]
+    path, error = errors_for(tmp_path, mutate)
+    assert_one_problem(path, error, where, phrase)
+
+
 def test_org_default_model_must_be_allowed_for_the_org(tmp_path: Path) -> None:
     """An org's defaultModel must be among the models that org may use."""
     path, error = errors_for(tmp_path, lambda s: orgs(s)[1].update(defaultModel="openai/gpt-4o"))
