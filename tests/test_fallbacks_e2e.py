@@ -85,14 +85,24 @@ def settled(ledger: WorkerTestHooks, org: str, user: str, before: dict[str, Any]
 # ------------------------------------------------------------------ fallback on failure
 
 
-@pytest.mark.parametrize("status", [500, 503, 429])
+FAILURES = {  # a fault → the status AI Gateway answers with
+    "500": ({"status": 500}, 500),
+    "503": ({"status": 503}, 503),
+    "429": ({"status": 429}, 429),
+    # AI Gateway's "Failed to get response from provider", answered as a 400 (sic)
+    "aig-2005": ({"gatewayError": 2005}, 400),
+}
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
 def test_a_failing_primary_falls_back_and_is_charged_once_at_the_fallbacks_price(
-    gateway: LocalGateway, ledger: WorkerTestHooks, upstream: Emulator, status: int
+    gateway: LocalGateway, ledger: WorkerTestHooks, upstream: Emulator, failure: str
 ):
-    """gpt-4o-mini answers 5xx/429 → gpt-4o (its chain's next) answers; the client sees gpt-4o's
-    answer, the headers name it and the count of attempts, and the ledger holds one request
-    at gpt-4o's price."""
-    upstream.fault(match={"model": MINI, "metadata": {"userId": "alice"}}, status=status)
+    """gpt-4o-mini fails (5xx, 429, AI Gateway's provider-down code) → gpt-4o (its chain's
+    next) answers; the client sees gpt-4o's answer, the headers name it and the count of
+    attempts, and the ledger holds one request at gpt-4o's price."""
+    fault, status = FAILURES[failure]
+    upstream.fault(match={"model": MINI, "metadata": {"userId": "alice"}}, **fault)
     before = ledger.user_row("beta", "alice")
     client = openai_client(gateway.openai_base_url, "key_alice_main")
     raw = client.chat.completions.with_raw_response.create(model="fast", messages=prompt())
