@@ -106,6 +106,7 @@ def render_user_usage(body: dict[str, Any]) -> str:
             ("Limit", usd(body["limitMicros"])),
             ("Remaining", usd(body["remainingMicros"])),
             ("Reserved", usd(body["reservedMicros"])),
+            ("Leased", usd(body["leasedMicros"])),
             *_usage_pairs(body),
             ("Resets at", body["resetsAt"]),
         ]
@@ -161,6 +162,7 @@ def render_org_usage(body: dict[str, Any]) -> str:
             ("Budget", usd(body["budgetMicros"])),
             ("Remaining", usd(body["remainingMicros"])),
             ("Reserved", f"{usd(body['reservedMicros'])} ({body['openReservations']} open)"),
+            ("Leased", usd(body["leasedMicros"])),
             *_usage_pairs(body),
             ("Resets at", body["resetsAt"]),
         ]

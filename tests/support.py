@@ -111,9 +111,18 @@ class WorkerTestHooks:
         return response.json()
 
     def usage(self, org_id: str, month: str | None = None) -> dict[str, Any]:
+        """The ledger's rows, once settlements already made have reached it (lease batches
+        leave the Worker up to a second after their requests)."""
+        self.quiesce()
         return self._post(
             "/__test/ledger/usage", {"orgId": org_id, "month": month or current_month()}
         )
+
+    def quiesce(self, timeout: float = 10.0) -> None:
+        """Wait until no settlement is queued in a lease batch."""
+        deadline = time.monotonic() + timeout
+        while self._post("/__test/leases", {})["unacknowledged"] and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def user_row(self, org_id: str, user_id: str, month: str | None = None) -> dict[str, Any]:
         empty = {

@@ -228,6 +228,10 @@ def test_user_usage_matches_what_was_sent(admin: Admin, workload: dict[str, Sent
     sent = workload["nina"]
     month = this_month()
     body = admin.get("/admin/users/nina/usage")
+    # the slice this isolate's lease still holds for nina: a share of what she has left
+    leased = body.pop("leasedMicros")
+    assert 0 <= leased <= (100_000_000 - sent.cost) // 4
+    assert body.pop("leasedUsd") == f"{Decimal(leased) / 1_000_000:.6f}"
     assert body == {
         "userId": "nina",
         "orgId": "northwind",

@@ -481,9 +481,16 @@ def test_unsettled_reservations_expire_and_free_the_budget(
     assert http.post(CHAT, json=body, headers=auth("key_exp_main")).status_code == 200
     assert eventually(lambda: hooks.user_row("tight", "exp")["requests"] == 1)  # settled
 
-    live = hooks.reserve("tight", requestId=f"live-{time.time_ns()}", **{**blocker, "amount": 495})
-    assert live["admitted"]  # a fresh reservation of most of the limit does hold it
-    refused = http.post(CHAT, json=body, headers=auth("key_exp_main"))
+    # A fresh reservation of the rest does hold it: beside what was used and the slice this
+    # isolate's lease still holds, nothing is left for a request from another isolate.
+    probe = hooks.reserve(
+        "tight", requestId=f"probe-{time.time_ns()}", **{**blocker, "amount": 501}
+    )
+    assert not probe["admitted"]  # its figures: used, and held (the lease's slice)
+    rest = {**blocker, "amount": 500 - probe["userUsed"] - probe["userReserved"] - 5}
+    assert hooks.reserve("tight", requestId=f"live-{time.time_ns()}", **rest)["admitted"]
+    elsewhere = {**auth("key_exp_main"), "x-test-isolate": "elsewhere"}
+    refused = http.post(CHAT, json=body, headers=elsewhere)
     assert refused.status_code == 429
     assert "held by requests in progress" in error_of(refused)["message"]
 

@@ -21,9 +21,13 @@ function one() {
       res.on("data", () => {
         if (firstByte === null) firstByte = performance.now() - start;
       });
-      const timing = /ledger;dur=([\d.]+)/.exec(res.headers["server-timing"] ?? "");
-      const ledger = timing ? Number(timing[1]) : null;
-      res.on("end", () => resolve({ ms: performance.now() - start, ttfb: firstByte, status: res.statusCode, ledger }));
+      // the gateway's admission: "ledger;dur=" when it awaited the ledger, "lease;dur=" when not
+      const timing = /(ledger|lease);dur=([\d.]+)/.exec(res.headers["server-timing"] ?? "");
+      const ledger = timing ? Number(timing[2]) : null;
+      const calledLedger = timing ? timing[1] === "ledger" : null;
+      res.on("end", () =>
+        resolve({ ms: performance.now() - start, ttfb: firstByte, status: res.statusCode, ledger, calledLedger }),
+      );
       res.on("error", reject);
     });
     req.on("error", reject);
@@ -55,6 +59,7 @@ const ms = results.map((r) => r.ms).sort((a, b) => a - b);
 const ttfb = results.map((r) => r.ttfb).sort((a, b) => a - b);
 const errors = results.filter((r) => r.status !== 200).length;
 const ledger = results.map((r) => r.ledger).filter((v) => v !== null).sort((a, b) => a - b);
+const admitted = results.filter((r) => r.calledLedger !== null);
 agent.destroy();
 console.log(
   JSON.stringify({
@@ -66,5 +71,7 @@ console.log(
     ttfbP50: percentile(ttfb, 50),
     ledgerP50: ledger.length ? percentile(ledger, 50) : null,
     ledgerP99: ledger.length ? percentile(ledger, 99) : null,
+    // share of requests whose admission awaited a ledger call (null: not the gateway)
+    ledgerShare: admitted.length ? admitted.filter((r) => r.calledLedger).length / admitted.length : null,
   }),
 );

@@ -15,6 +15,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from provision.config import resolve_stack
@@ -22,6 +24,7 @@ from provision.local import LocalGateway
 from tests.support import E2E_STACK, WorkerTestHooks, burst
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
 LOADGEN = HERE / "loadgen.mjs"
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "2000"))
 CONCURRENCY = (1, 32)
@@ -83,57 +86,87 @@ def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, d
     ]
 
 
+@contextmanager
+def floor_worker(upstream: str) -> Iterator[str]:
+    """worker/bench/floor.mjs: a pass-through Worker in miniflare in front of `upstream`."""
+    process = subprocess.Popen(
+        ["node", str(ROOT / "worker" / "bench" / "floor.mjs"), upstream],
+        cwd=ROOT / "worker",
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        yield json.loads(process.stdout.readline())["url"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def latency() -> int:
     with LocalGateway(resolve_stack("dev")) as gateway:
+        assert gateway.config is not None and gateway.emulator_url
         user_key = gateway.demo_keys()["alice"]
         worker_url = f"{gateway.openai_base_url}/chat/completions"
         worker_headers = {"content-type": "application/json", "authorization": f"Bearer {user_key}"}
+        base = f"{gateway.emulator_url}/v1/{gateway.config.accountId}/{gateway.config.gatewayId}"
+        with floor_worker(base) as floor_url:
+            return measure(gateway, worker_url, worker_headers, base, floor_url)
 
-        print(
-            f"Latency added by the Worker per provider path — {REQUESTS} requests per run at c=32 "
-            f"(fewer at c=1), dev stack, {os.cpu_count()} cores; direct = the same request to the "
-            "emulator's native endpoint"
-        )
-        header = (
-            f"{'path':<10}{'mode':<11}{'conc':>5}  {'direct p50/p99 ms':>18}  "
-            f"{'worker p50/p99 ms':>18}  {'added p50/p99 ms':>17}  {'ledger p50/p99':>15}  "
-            f"{'direct rps':>10}  {'worker rps':>10}  {'ratio':>6}"
-        )
-        print(header)
-        print("-" * len(header))
-        for stream in (False, True):
-            for name, direct_url, direct_headers, direct_body, worker_body in paths(gateway):
-                for concurrency in CONCURRENCY:
-                    direct = load(
-                        direct_url, direct_headers, {**direct_body, "stream": stream}, concurrency
-                    )
-                    via = load(
-                        worker_url, worker_headers, {**worker_body, "stream": stream}, concurrency
-                    )
-                    if direct["errors"] or via["errors"]:
-                        print(
-                            f"errors ({name}): direct {direct['errors']}, worker {via['errors']}",
-                            file=sys.stderr,
-                        )
-                        return 1
-                    mode = "streaming" if stream else "non-stream"
-                    print(
-                        f"{name:<10}{mode:<11}{concurrency:>5}  "
-                        f"{direct['p50']:>8.2f} /{direct['p99']:>7.2f}  "
-                        f"{via['p50']:>8.2f} /{via['p99']:>7.2f}  "
-                        f"{via['p50'] - direct['p50']:>7.2f} /{via['p99'] - direct['p99']:>7.2f}  "
-                        f"{via['ledgerP50']:>6.2f} /{via['ledgerP99']:>6.2f}  "
-                        f"{direct['rps']:>10.0f}  {via['rps']:>10.0f}  {via['rps'] / direct['rps']:>6.2f}"
-                    )
-        print(
-            "ledger = time of the one admission call to the org's UsageLedger (server-timing, 1 ms"
-            " resolution); settlement rides along with a later admission, after the response."
-        )
-        print(
-            "At c=32 both paths run at their throughput limit (2 cores shared by client, emulator"
-            " and workerd), so the added latency there is mostly queueing; the rps ratio is the figure."
-            " The anthropic rows minus the openai rows are the translation's cost."
-        )
+
+def measure(
+    gateway: LocalGateway, worker_url: str, worker_headers: dict, base: str, floor_url: str
+) -> int:
+    print(
+        f"The gateway against its floor — {REQUESTS} requests per run at c=32 (fewer at c=1), dev "
+        f"stack, {os.cpu_count()} cores. direct = the emulator's native endpoint; floor = a "
+        "pass-through Worker in the same runtime in front of it (worker/bench/floor.mjs); "
+        "gateway = the full path"
+    )
+    header = (
+        f"{'path':<10}{'mode':<11}{'conc':>5}  {'p50 direct/floor/gateway ms':>28}  "
+        f"{'added p50':>9}  {'ttfb +':>7}  {'rps floor/gateway':>18}  {'x floor':>7}  "
+        f"{'x direct':>8}  {'ledger':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for stream in (False, True):
+        for name, direct_url, direct_headers, direct_body, worker_body in paths(gateway):
+            floor_path = direct_url.removeprefix(base)
+            for concurrency in CONCURRENCY:
+                runs = {
+                    "direct": (direct_url, direct_headers, direct_body),
+                    "floor": (f"{floor_url}{floor_path}", direct_headers, direct_body),
+                    "gateway": (worker_url, worker_headers, worker_body),
+                }
+                got = {
+                    label: load(url, headers, {**body, "stream": stream}, concurrency)
+                    for label, (url, headers, body) in runs.items()
+                }
+                if any(r["errors"] for r in got.values()):
+                    errors = {label: r["errors"] for label, r in got.items()}
+                    print(f"errors ({name}): {errors}", file=sys.stderr)
+                    return 1
+                d, f, g = got["direct"], got["floor"], got["gateway"]
+                mode = "streaming" if stream else "non-stream"
+                share = g["ledgerShare"]
+                print(
+                    f"{name:<10}{mode:<11}{concurrency:>5}  "
+                    f"{d['p50']:>8.2f} /{f['p50']:>7.2f} /{g['p50']:>7.2f}  "
+                    f"{g['p50'] - f['p50']:>9.2f}  {g['ttfbP50'] - f['ttfbP50']:>7.2f}  "
+                    f"{f['rps']:>8.0f} /{g['rps']:>8.0f}  {g['rps'] / f['rps']:>7.2f}  "
+                    f"{g['rps'] / d['rps']:>8.2f}  "
+                    f"{'-' if share is None else f'{share:.1%}':>6}"
+                )
+    print(
+        "added p50 and ttfb + are the gateway's over the floor's; x floor / x direct are "
+        "throughput ratios; ledger = the share of requests whose admission awaited a ledger "
+        "call (the rest were admitted on this isolate's budget lease)."
+    )
+    print(
+        "At c=32 every path runs at its throughput limit (2 cores shared by client, emulator and "
+        "workerd), so latency there is mostly queueing; the rps ratio is the figure."
+    )
     return 0
 
 

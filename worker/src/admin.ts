@@ -191,6 +191,7 @@ async function getUserUsage(call: AdminCall, userId: string): Promise<Response> 
     month,
     ...figures,
     ...money("reserved", row.reservedMicros ?? 0),
+    ...money("leased", row.leasedMicros ?? 0),
     ...allowance("limit", user.monthlyLimitMicros, figures.usedMicros),
     resetsAt: monthResetsAt(month),
   });
@@ -247,6 +248,7 @@ async function getOrgUsage(call: AdminCall, orgId: string): Promise<Response> {
     ...allowance("budget", org.monthlyBudgetMicros, figures.usedMicros),
     openReservations: usage.openReservations,
     ...money("reserved", usage.reservedMicros),
+    ...money("leased", usage.leasedMicros),
     resetsAt: monthResetsAt(month),
     users: userIds.map((userId) => ({ userId, ...usageFigures(own(usage.users, userId)) })),
   });

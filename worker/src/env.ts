@@ -64,5 +64,6 @@ export type Fault = "ledger-down" | "settle-down" | "kv-down" | null;
 
 export interface AppEnv {
   Bindings: Env;
-  Variables: { requestId: string; principal: Principal; fault: Fault; errors: ErrorShape };
+  // isolate: the lease book (lease.ts); "" except in test renders, which simulate isolates
+  Variables: { requestId: string; principal: Principal; fault: Fault; isolate: string; errors: ErrorShape };
 }

@@ -12,7 +12,7 @@ import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
 import { getModel, listModels } from "./models";
 import { registerModelRoutes } from "./routes";
 import { route } from "./routing";
-import { faultOf, registerTestRoutes } from "./testhooks";
+import { faultOf, isolateOf, registerTestRoutes } from "./testhooks";
 
 export { UsageLedger } from "./ledger";
 
@@ -28,6 +28,7 @@ app.use("*", async (c, next) => {
   const requestId = newRequestId();
   c.set("requestId", requestId);
   c.set("fault", faultOf(c.req.raw));
+  c.set("isolate", isolateOf(c.req.raw));
   await next();
   c.res.headers.set("x-request-id", requestId);
 });

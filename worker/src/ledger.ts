@@ -11,6 +11,13 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
+// A lease an isolate stops renewing (it died) gives its slice back this long after its last
+// exchange; a live isolate exchanges at least every LEASE_HEARTBEAT_MS (lease.ts) while it
+// holds anything in flight.
+export const LEASE_TTL_MS = 30_000;
+// A lease takes at most this share of the headroom left beside all other holds, so slices
+// shrink as a limit nears and the last ones stay available to other isolates.
+const LEASE_SHARE = 4;
 const SETTLED_MEMORY_MS = 2 * 24 * 3600 * 1000; // settle() is idempotent within this window
 const ORG = "org";
 
@@ -36,6 +43,14 @@ CREATE TABLE IF NOT EXISTS reservations (
   expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reservations_by_expiry ON reservations (expires_at);
+CREATE TABLE IF NOT EXISTS leases (
+  id TEXT PRIMARY KEY,
+  month TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  held_micros INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS settled (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS quota_resets (
   at INTEGER NOT NULL,
@@ -88,6 +103,52 @@ interface Held {
 
 interface StoredReservation extends Held {
   id: string;
+}
+
+interface HeldLease {
+  userId: string;
+  held: number;
+  seq: number;
+  expiresAt: number;
+}
+
+interface StoredLease extends HeldLease {
+  id: string;
+}
+
+/**
+ * One isolate's exchange for one of its leases (a user's month): the settlements of requests
+ * it admitted under the lease (their costs leave the hold and become usage), what it gives back
+ * (it stopped counting on it before sending), and how much more it wants.
+ */
+export interface LeaseOp {
+  leaseId: string;
+  userId: string;
+  /** Increases with each exchange of this lease: a retried exchange is applied once. */
+  seq: number;
+  settlements: Settlement[];
+  returned: number;
+  want: number;
+  /** The least grant worth having; below it nothing is granted (the isolate admits per request). */
+  minGrant: number;
+  userLimit: number;
+  orgBudget: number;
+}
+
+export interface LeaseResult extends Figures {
+  leaseId: string;
+  /** What the ledger now holds for this lease: all the isolate may count on. */
+  held: number;
+  granted: number;
+  ttlMs: number;
+}
+
+export interface Exchange {
+  month: string;
+  leases: LeaseOp[];
+  /** A per-request admission to run after the lease operations (near a limit). */
+  admission?: Admission | null;
+  now?: number;
 }
 
 /** What a settlement records; `count: false` releases a reservation without a request. */
@@ -154,13 +215,40 @@ const MONTHS_IN_MEMORY = 2;
 class MonthState {
   rows: Map<string, UsageRow>;
   reservations = new Map<string, Held>();
+  leases = new Map<string, HeldLease>();
   reservedByUser = new Map<string, number>();
   openByUser = new Map<string, number>();
   reservedTotal = 0;
+  leasedByUser = new Map<string, number>();
+  leasedTotal = 0;
 
-  constructor(rows: UsageRow[], reservations: StoredReservation[]) {
+  constructor(rows: UsageRow[], reservations: StoredReservation[], leases: StoredLease[]) {
     this.rows = new Map(rows.map((row) => [row.subject, row]));
     for (const r of reservations) this.hold(r.id, r.userId, r.amount, r.expiresAt);
+    for (const l of leases) this.holdLease(l.id, l);
+  }
+
+  #reserve(userId: string, amount: number): void {
+    this.reservedByUser.set(userId, (this.reservedByUser.get(userId) ?? 0) + amount);
+    this.reservedTotal += amount;
+  }
+
+  #lease(userId: string, amount: number): void {
+    this.leasedByUser.set(userId, (this.leasedByUser.get(userId) ?? 0) + amount);
+    this.leasedTotal += amount;
+  }
+
+  holdLease(id: string, lease: HeldLease): void {
+    this.releaseLease(id);
+    this.leases.set(id, lease);
+    this.#lease(lease.userId, lease.held);
+  }
+
+  releaseLease(id: string): void {
+    const lease = this.leases.get(id);
+    if (!lease) return;
+    this.leases.delete(id);
+    this.#lease(lease.userId, -lease.held);
   }
 
   row(subject: string): UsageRow {
@@ -170,18 +258,16 @@ class MonthState {
   hold(id: string, userId: string, amount: number, expiresAt: number): void {
     this.release(id);
     this.reservations.set(id, { userId, amount, expiresAt });
-    this.reservedByUser.set(userId, (this.reservedByUser.get(userId) ?? 0) + amount);
+    this.#reserve(userId, amount);
     this.openByUser.set(userId, (this.openByUser.get(userId) ?? 0) + 1);
-    this.reservedTotal += amount;
   }
 
   release(id: string): void {
     const held = this.reservations.get(id);
     if (!held) return;
     this.reservations.delete(id);
-    this.reservedByUser.set(held.userId, (this.reservedByUser.get(held.userId) ?? 0) - held.amount);
+    this.#reserve(held.userId, -held.amount);
     this.openByUser.set(held.userId, (this.openByUser.get(held.userId) ?? 1) - 1);
-    this.reservedTotal -= held.amount;
   }
 
   add(subject: string, { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn }: Outcome): void {
@@ -249,8 +335,15 @@ export class UsageLedger extends DurableObject<Env> {
           month,
         )
         .toArray();
-      state = new MonthState(rows, reservations);
-      for (const held of reservations) this.nextExpiry = Math.min(this.nextExpiry, held.expiresAt);
+      const leases = this.sql
+        .exec<StoredLease & Record<string, SqlStorageValue>>(
+          `SELECT id, user_id AS userId, held_micros AS held, seq, expires_at AS expiresAt
+             FROM leases WHERE month = ?`,
+          month,
+        )
+        .toArray();
+      state = new MonthState(rows, reservations, leases);
+      for (const held of [...reservations, ...leases]) this.nextExpiry = Math.min(this.nextExpiry, held.expiresAt);
       this.months.set(month, state);
       while (this.months.size > MONTHS_IN_MEMORY) this.months.delete(this.months.keys().next().value as string);
     }
@@ -266,8 +359,14 @@ export class UsageLedger extends DurableObject<Env> {
         if (held.expiresAt <= now) state.release(id);
         else earliest = Math.min(earliest, held.expiresAt);
       }
+      for (const [id, lease] of state.leases) {
+        if (lease.expiresAt <= now)
+          state.releaseLease(id); // its isolate stopped exchanging
+        else earliest = Math.min(earliest, lease.expiresAt);
+      }
     }
     this.sql.exec("DELETE FROM reservations WHERE expires_at <= ?", now);
+    this.sql.exec("DELETE FROM leases WHERE expires_at <= ?", now);
     this.nextExpiry = earliest;
   }
 
@@ -275,8 +374,9 @@ export class UsageLedger extends DurableObject<Env> {
     return {
       userUsed: state.row(userSubject(userId)).usedMicros,
       orgUsed: state.row(ORG).usedMicros,
-      userReserved: state.reservedByUser.get(userId) ?? 0,
-      orgReserved: state.reservedTotal,
+      // what admission must leave room for: reservations and the slices leases hold
+      userReserved: (state.reservedByUser.get(userId) ?? 0) + (state.leasedByUser.get(userId) ?? 0),
+      orgReserved: state.reservedTotal + state.leasedTotal,
     };
   }
 
@@ -324,21 +424,30 @@ export class UsageLedger extends DurableObject<Env> {
    * Replace a reservation by the real cost and count the request. Idempotent per requestId,
    * and it records usage even when the reservation already expired: a cent is never lost.
    */
-  settle({
-    requestId,
-    userId,
-    month,
-    cost,
-    tokensIn = 0,
-    tokensOut = 0,
-    estimated = false,
-    cached = false,
-    fallback = false,
-    standIn = false,
-    count = true,
-    now = Date.now(),
-  }: Settlement): Figures {
-    const state = this.#month(month);
+  settle(record: Settlement): Figures {
+    const state = this.#month(record.month);
+    this.#record(state, record);
+    return this.#state(state, record.userId);
+  }
+
+  /** Record one settlement; true when it was new (a settlement is applied once). */
+  #record(
+    state: MonthState,
+    {
+      requestId,
+      userId,
+      month,
+      cost,
+      tokensIn = 0,
+      tokensOut = 0,
+      estimated = false,
+      cached = false,
+      fallback = false,
+      standIn = false,
+      count = true,
+      now = Date.now(),
+    }: Settlement,
+  ): boolean {
     this.sql.exec("DELETE FROM reservations WHERE id = ?", requestId);
     state.release(requestId);
     const fresh =
@@ -377,7 +486,68 @@ export class UsageLedger extends DurableObject<Env> {
         state.add(subject, outcome);
       }
     }
-    return this.#state(state, userId);
+    return fresh;
+  }
+
+  /**
+   * An isolate's lease exchange for one org and month: per lease, its settlements recorded
+   * (their costs leave the hold), what it returns released, then a grant of at most
+   * 1/LEASE_SHARE of the headroom beside every other hold, so that recorded usage plus all
+   * holds never exceeds the user's limit or the org's budget. Then, optionally, one
+   * per-request admission. One atomic step, like admit().
+   */
+  exchange({ month, leases, admission = null, now = Date.now() }: Exchange) {
+    const state = this.#month(month);
+    this.#sweep(now);
+    const results: LeaseResult[] = [];
+    for (const op of leases) results.push(this.#exchangeLease(state, month, op, now));
+    return { leases: results, admission: admission ? this.admit({ ...admission, now }) : null };
+  }
+
+  #exchangeLease(state: MonthState, month: string, op: LeaseOp, now: number): LeaseResult {
+    const current = state.leases.get(op.leaseId);
+    const result = (held: number, granted: number): LeaseResult => ({
+      leaseId: op.leaseId,
+      held,
+      granted,
+      ttlMs: LEASE_TTL_MS,
+      ...this.#state(state, op.userId),
+    });
+    let held = current?.held ?? 0;
+    const repeated = current !== undefined && op.seq <= current.seq;
+    for (const record of op.settlements) {
+      // a settlement's cost moves from the hold to the usage, once
+      if (this.#record(state, { ...record, month, now }) && !repeated) held = Math.max(0, held - record.cost);
+    }
+    if (repeated) return result(current.held, 0); // a retry of an exchange already applied
+    held = Math.max(0, held - Math.max(0, op.returned));
+    state.releaseLease(op.leaseId); // the headroom below excludes this lease's own hold
+    const figures = this.#state(state, op.userId);
+    const headroom = Math.min(
+      op.userLimit - figures.userUsed - figures.userReserved,
+      op.orgBudget - figures.orgUsed - figures.orgReserved,
+    );
+    const cap = Math.floor(Math.max(0, headroom - held) / LEASE_SHARE);
+    const offer = Math.min(Math.max(0, op.want), cap);
+    const granted = offer > 0 && offer >= op.minGrant ? offer : 0;
+    held += granted;
+    if (held > 0) {
+      const expiresAt = now + LEASE_TTL_MS;
+      state.holdLease(op.leaseId, { userId: op.userId, held, seq: op.seq, expiresAt });
+      this.sql.exec(
+        "INSERT OR REPLACE INTO leases (id, month, user_id, held_micros, seq, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        op.leaseId,
+        month,
+        op.userId,
+        held,
+        op.seq,
+        expiresAt,
+      );
+      this.nextExpiry = Math.min(this.nextExpiry, expiresAt);
+    } else {
+      this.sql.exec("DELETE FROM leases WHERE id = ?", op.leaseId);
+    }
+    return result(held, granted);
   }
 
   /** The org row and every user row of a month, with the open reservations as figures. */
@@ -394,6 +564,9 @@ export class UsageLedger extends DurableObject<Env> {
       users,
       openReservations: state.reservations.size,
       reservedMicros: state.reservedTotal,
+      // slices of the budget isolates hold as leases (lease.ts)
+      leases: state.leases.size,
+      leasedMicros: state.leasedTotal,
     };
   }
 
@@ -401,7 +574,12 @@ export class UsageLedger extends DurableObject<Env> {
   userUsage({ month, userId, now = Date.now() }: { month: string; userId: string; now?: number }) {
     const state = this.#month(month);
     this.#sweep(now);
-    return { month, ...state.row(userSubject(userId)), reservedMicros: state.reservedByUser.get(userId) ?? 0 };
+    return {
+      month,
+      ...state.row(userSubject(userId)),
+      reservedMicros: state.reservedByUser.get(userId) ?? 0,
+      leasedMicros: state.leasedByUser.get(userId) ?? 0,
+    };
   }
 
   /**

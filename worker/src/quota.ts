@@ -6,6 +6,7 @@ import { offer, release, take } from "./carry";
 import type { Env, Fault, Principal } from "./env";
 import { HttpError } from "./errors";
 import { UNSETTLED_PREFIX } from "./generated/contract";
+import { type Lease, type OrgLeases, orgLeases } from "./lease";
 import { type AdmitResult, currentMonth, type Figures, ledgerFor, monthResetsAt, type Settlement } from "./ledger";
 import { formatUsd } from "./pricing";
 
@@ -20,6 +21,17 @@ export interface Granted {
   amount: number;
   state: Figures | null;
   degraded: boolean;
+  /** Admitted against this isolate's lease (lease.ts). */
+  lease?: { org: OrgLeases; lease: Lease };
+  /** Whether admission awaited a ledger call (a lease exchange, or a per-request admission). */
+  calledLedger?: boolean;
+}
+
+/** How admission may reach past the request: which lease book, and how to run work after it. */
+export interface AdmitContext {
+  /** This isolate's lease book ("" in production; test renders simulate several isolates). */
+  book: string;
+  waitUntil(promise: Promise<unknown>): void;
 }
 
 /** What a served (or released) request costs and counts. */
@@ -101,6 +113,46 @@ function refusal(principal: Principal, result: AdmitResult, amount: number, mont
   );
 }
 
+/**
+ * Admit against this isolate's lease for the user's month: no ledger call while the lease has
+ * room; one awaited exchange to take or grow it; null when the ledger grants none (near a
+ * limit, or unreachable): then the request is admitted per request.
+ */
+async function admitLeased(
+  env: Env,
+  principal: Principal,
+  month: string,
+  amount: number,
+  context: AdmitContext,
+): Promise<Granted | null> {
+  const { policy, orgId, userId } = principal;
+  const org = orgLeases(context.book, orgId);
+  const limits = { user: policy.userLimitMicros, org: policy.orgBudgetMicros };
+  let calledLedger = false;
+  for (let tries = 0; tries < 3; tries++) {
+    const lease = org.lease(userId, month, limits, Date.now());
+    if (org.tryAdmit(lease, amount, Date.now())) {
+      if (org.needsRenewal(lease) && !org.busy) context.waitUntil(org.exchange(env));
+      const figures = lease.figures ?? { userUsed: 0, orgUsed: 0, userReserved: 0, orgReserved: 0 };
+      const state = {
+        ...figures,
+        userUsed: figures.userUsed + lease.unconfirmed,
+        orgUsed: figures.orgUsed + org.unconfirmed,
+      };
+      return { month, amount, state, degraded: false, lease: { org, lease }, calledLedger };
+    }
+    if (lease.exhausted) break;
+    // Another request's exchange may bring room; else take or grow the lease ourselves.
+    calledLedger = true;
+    if (org.busy) await org.settled();
+    else await org.exchange(env, lease, amount);
+  }
+  if (org.returning)
+    await org.exchange(env); // give back what leases hold free, then ask
+  else if (org.busy) await org.settled(); // e.g. another request's exchange returning it
+  return null;
+}
+
 /** Reserve `amount` µUSD for this request, or throw 429 (over a limit) / 503 (fail-closed). */
 export async function admit(
   env: Env,
@@ -109,9 +161,15 @@ export async function admit(
   amount: number,
   fault: Fault,
   maxConcurrent: number | null = null,
+  context: AdmitContext | null = null,
 ): Promise<Granted> {
   const month = currentMonth();
   const { policy } = principal;
+  // Leases need no exact count of open requests: a tier with maxConcurrent admits per request.
+  if (context && !fault && maxConcurrent === null) {
+    const leased = await admitLeased(env, principal, month, amount, context);
+    if (leased) return leased;
+  }
   const carried = fault ? [] : take(principal.orgId);
   try {
     if (fault === "ledger-down") throw new Error("injected: ledger unreachable");
@@ -129,7 +187,7 @@ export async function admit(
     );
     release(principal.orgId, carried, true);
     if (!result.admitted) throw refusal(principal, result, amount, month);
-    return { month, amount, state: result, degraded: false };
+    return { month, amount, state: result, degraded: false, calledLedger: true };
   } catch (err) {
     if (err instanceof HttpError) throw err;
     release(principal.orgId, carried, false);
@@ -185,6 +243,11 @@ export async function settle(
   if (admission.degraded) {
     const spent = fallbackSpend.get(principal.orgId);
     if (spent) spent.micros += outcome.cost - admission.amount; // reservation → real cost
+  }
+  if (admission.lease) {
+    const { org, lease } = admission.lease;
+    // into the lease's next batch; undelivered, it goes the per-request way below (idempotent)
+    if (await org.settle(lease, admission.amount, outcome.count ? record : null, env)) return null;
   }
   // Usually the next admission to this org carries it (fault-injected requests settle alone).
   if (!fault && !admission.degraded && (await offer(principal.orgId, record))) return null;

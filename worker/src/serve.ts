@@ -130,7 +130,10 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
     const ledgerStart = performance.now(); // advances across I/O only: this times the ledger call
     try {
       admission = exchange.metered
-        ? await admit(c.env, principal, attemptId, exchange.bound.micros, fault, maxConcurrent)
+        ? await admit(c.env, principal, attemptId, exchange.bound.micros, fault, maxConcurrent, {
+            book: c.get("isolate"),
+            waitUntil: (promise) => c.executionCtx.waitUntil(promise),
+          })
         : FREE;
     } catch (err) {
       if (k === 0 || !(err instanceof HttpError)) throw err;
@@ -203,7 +206,8 @@ async function answer(
   out.set("x-gateway-model", call.model);
   out.set("x-gateway-attempts", String(attempts));
   if (standIn) out.set("x-gateway-fallback", "workers-ai-direct");
-  out.set("server-timing", `ledger;dur=${ledgerMs.toFixed(2)}`);
+  // admission's time, named by whether it awaited the ledger or only this isolate's lease
+  out.set("server-timing", `${admission.calledLedger === false ? "lease" : "ledger"};dur=${ledgerMs.toFixed(2)}`);
 
   // Decide by what came back, not by what was asked: AI Gateway may answer a stream request
   // with one buffered JSON body (e.g. when guardrails inspect the response).
@@ -230,6 +234,8 @@ async function answer(
   }
 
   const { stream, done } = exchange.stream(upstream.body);
+  const { lease } = admission;
+  if (lease) c.executionCtx.waitUntil(lease.org.keepAlive(lease.lease, c.env, done));
   c.executionCtx.waitUntil(
     done.then((metered) =>
       settleWith(admission, { ...outcomeOf(metered, subject, cached, bound), ...flags(attempts, standIn) }),

@@ -8,4 +8,8 @@ export function faultOf(_request: Request): Fault {
   return null;
 }
 
+export function isolateOf(_request: Request): string {
+  return "";
+}
+
 export function registerTestRoutes(_app: Hono<AppEnv>): void {}

@@ -5,7 +5,8 @@
 import type { Hono } from "hono";
 import type { AppEnv, Env, Fault } from "./env";
 import { jsonResponse } from "./errors";
-import { type Admission, ledgerFor, type Settlement } from "./ledger";
+import { forgetBook, leaseActivity } from "./lease";
+import { type Admission, type Exchange, ledgerFor, type Settlement } from "./ledger";
 
 const FAULTS = new Set<Fault>(["ledger-down", "settle-down", "kv-down"]);
 
@@ -13,6 +14,11 @@ const FAULTS = new Set<Fault>(["ledger-down", "settle-down", "kv-down"]);
 export function faultOf(request: Request): Fault {
   const fault = request.headers.get("x-test-fault") as Fault;
   return FAULTS.has(fault) ? fault : null;
+}
+
+/** x-test-isolate: which simulated isolate's lease book a request uses ("" = the default). */
+export function isolateOf(request: Request): string {
+  return (request.headers.get("x-test-isolate") ?? "").slice(0, 32);
 }
 
 type TestRoute = (env: Env, body: Record<string, unknown>) => Promise<unknown>;
@@ -24,9 +30,16 @@ const ROUTES: Record<string, TestRoute> = {
   // {orgId, ...admit args}: reserve directly, e.g. with a `now` in the past (already expired).
   "/__test/ledger/admit": async (env, { orgId, ...admission }) =>
     ledgerFor(env, orgId as string).admit(admission as unknown as Admission),
-  // {orgId, month}: the raw ledger rows of a month.
-  "/__test/ledger/usage": async (env, { orgId, month }) =>
-    ledgerFor(env, orgId as string).usage({ month: month as string }),
+  // {orgId, month, now?}: the raw ledger rows of a month (a later `now` sweeps expired holds).
+  "/__test/ledger/usage": async (env, { orgId, month, now }) =>
+    ledgerFor(env, orgId as string).usage({ month: month as string, ...(typeof now === "number" ? { now } : {}) }),
+  // {orgId, ...exchange args}: a lease exchange as an isolate sends it.
+  "/__test/ledger/exchange": async (env, { orgId, ...exchange }) =>
+    ledgerFor(env, orgId as string).exchange(exchange as unknown as Exchange),
+  // {}: settlements on their way to the ledger in lease batches (tests wait for none).
+  "/__test/leases": async () => leaseActivity(),
+  // {isolate}: a simulated isolate dies: its leases are dropped here, never returned.
+  "/__test/isolate/forget": async (_env, { isolate }) => ({ leases: forgetBook(String(isolate)) }),
   // {prefix}: Worker-owned KV records (e.g. unsettled:) with their values.
   "/__test/kv": async (env, { prefix }) => {
     const { keys } = await env.GATEWAY_KV.list({ prefix: prefix as string });

@@ -1,0 +1,346 @@
+// Budget leases (docs/decisions/0018): an isolate holds, per user and month, a slice of the
+// user's and the org's remaining budget that the org's UsageLedger has set aside for it, and
+// admits requests against it locally: a warm request awaits no ledger call. Real costs go back
+// in batches, one exchange per org at most every FLUSH_MS, which also renews the slices.
+//
+// workerd cancels a request's continuations when a promise it awaits is resolved from another
+// request's context, and a timer dies with the request that set it. So no request awaits
+// another's promise and nothing runs on a timer: each request polls its own state, and the
+// request whose settlement is due runs the exchange itself (as carry.ts does).
+//
+// Exactness: the ledger only ever lowers a lease by costs it has recorded and by what the
+// isolate returned (which the isolate stopped counting on before sending), and grants only
+// from headroom beside every other hold. This isolate never admits more than the lease's
+// held - in flight - unacknowledged costs. So recorded usage + all holds <= the limit, as with
+// per-request reservations, and each request still reserves its worst case.
+
+import type { Env } from "./env";
+import { type Figures, LEASE_TTL_MS, type LeaseOp, type LeaseResult, ledgerFor, type Settlement } from "./ledger";
+
+const FLUSH_MS = 1_000; // settlements wait at most this long for their batch
+const POLL_MS = 10;
+const HEARTBEAT_MS = LEASE_TTL_MS / 3; // a lease with requests in flight is renewed this often
+const EXPIRY_MARGIN_MS = 5_000; // stop counting on a lease this long before the ledger may drop it
+const MAX_BATCH = 256; // settlements per exchange: a full batch flushes at once
+const MIN_GRANT_REQUESTS = 4; // a slice smaller than 4 worst cases is not worth holding
+const WANT_REQUESTS = 32; // ask for room for this many worst cases, or twice the recent demand
+const RENEW_BELOW = 0.25; // renew early when less than this share of the last want is free
+const EXCHANGE_TIMEOUT_MS = 3_000;
+const RETRY_GRANT_MS = 5_000; // after the ledger granted nothing, admit per request this long
+
+interface Pending {
+  record: Settlement;
+  state: "queued" | "sending" | "acked" | "failed";
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Lease {
+  readonly id: string;
+  held = 0; // what the ledger holds for this lease (as of the last exchange, minus returns)
+  inflight = 0; // worst cases admitted and not settled
+  pending: Pending[] = [];
+  pendingCost = 0;
+  sending: Pending[] = [];
+  sendingCost = 0;
+  seq = 0;
+  usableUntil = 0; // local clock: after this, the ledger may have let the lease go
+  figures: Figures | null = null; // the ledger's figures at the last exchange (for headers)
+  lastWorst = 0;
+  demand = 0; // worst cases admitted since the last exchange
+  lastWant = 0;
+  exhaustedUntil = 0; // the ledger granted nothing: admit per request until then
+  toReturn = 0;
+
+  constructor(
+    readonly orgId: string,
+    readonly userId: string,
+    readonly month: string,
+    readonly limits: { user: number; org: number },
+  ) {
+    this.id = `lease:${crypto.randomUUID()}`;
+  }
+
+  get available(): number {
+    return this.held - this.inflight - this.pendingCost - this.sendingCost - this.toReturn;
+  }
+
+  usable(now: number): boolean {
+    return now < this.usableUntil;
+  }
+
+  get exhausted(): boolean {
+    return this.exhaustedUntil > 0;
+  }
+
+  /** Costs this isolate settled that the ledger's figures do not show yet. */
+  get unconfirmed(): number {
+    return this.pendingCost + this.sendingCost;
+  }
+}
+
+/** One isolate's leases for one org, and the single exchange in flight for them. */
+class OrgLeases {
+  readonly leases = new Map<string, Lease>(); // `${userId}|${month}` → lease
+  private retired: Lease[] = []; // replaced leases still settling or returning
+  private exchanging = false;
+
+  constructor(readonly orgId: string) {}
+
+  lease(userId: string, month: string, limits: { user: number; org: number }, now: number): Lease {
+    const key = `${userId}|${month}`;
+    let lease = this.leases.get(key);
+    const changed = lease !== undefined && (lease.limits.user !== limits.user || lease.limits.org !== limits.org);
+    if (lease && (changed || (lease.exhausted && now >= lease.exhaustedUntil))) {
+      // A limit changed in the stack (the key's policy says so), or it is time to ask for a
+      // grant again: the old lease gives back what it has free and finishes what it has in
+      // flight; a new one starts.
+      this.exhaust(lease, now);
+      this.retired.push(lease);
+      this.leases.delete(key);
+      lease = undefined;
+    }
+    if (!lease) {
+      lease = new Lease(this.orgId, userId, month, limits);
+      this.leases.set(key, lease);
+    }
+    return lease;
+  }
+
+  /** Admit `amount` against the lease, locally; false when it has not enough free. */
+  tryAdmit(lease: Lease, amount: number, now: number): boolean {
+    if (lease.exhausted || !lease.usable(now) || amount > lease.available) return false;
+    lease.inflight += amount;
+    lease.demand += amount;
+    lease.lastWorst = amount;
+    return true;
+  }
+
+  /** No grant near a limit: admit per request for a while, the lease's free part given back. */
+  exhaust(lease: Lease, now: number): void {
+    lease.exhaustedUntil = Math.max(lease.exhaustedUntil, now + RETRY_GRANT_MS);
+    lease.toReturn += Math.max(0, lease.available);
+  }
+
+  all(): Lease[] {
+    return [...this.leases.values(), ...this.retired];
+  }
+
+  /** Whether an exchange is in flight (wait for it rather than starting another). */
+  get busy(): boolean {
+    return this.exchanging;
+  }
+
+  /** Leases with something to give back (a per-request admission waits for that first). */
+  get returning(): boolean {
+    return [...this.leases.values(), ...this.retired].some((l) => l.toReturn > 0);
+  }
+
+  /** Costs this isolate settled for the org that the ledger's figures do not show yet. */
+  get unconfirmed(): number {
+    let sum = 0;
+    for (const lease of this.leases.values()) sum += lease.unconfirmed;
+    for (const lease of this.retired) sum += lease.unconfirmed;
+    return sum;
+  }
+
+  needsRenewal(lease: Lease): boolean {
+    return !lease.exhausted && lease.available < lease.lastWant * RENEW_BELOW;
+  }
+
+  /**
+   * A settled request: out of flight, its record into the next batch. Resolves true once the
+   * ledger has it, false when the exchange failed (the caller then settles it per request).
+   * The request whose record is due runs the exchange.
+   */
+  async settle(lease: Lease, amount: number, record: Settlement | null, env: Env): Promise<boolean> {
+    lease.inflight -= amount;
+    // released: nothing to record (a winding-down lease returns what it frees at the next exchange)
+    if (record === null) return true;
+    const pending: Pending = { record, state: "queued" };
+    lease.pending.push(pending);
+    lease.pendingCost += record.cost;
+    let wait = this.queued() >= MAX_BATCH ? 0 : FLUSH_MS;
+    for (;;) {
+      if (wait > 0) await sleep(wait);
+      if (pending.state === "acked") return true;
+      if (pending.state === "failed") return false;
+      if (pending.state === "queued" && !this.exchanging) await this.exchange(env);
+      wait = POLL_MS;
+    }
+  }
+
+  private queued(): number {
+    let n = 0;
+    for (const lease of this.leases.values()) n += lease.pending.length;
+    return n;
+  }
+
+  /**
+   * One exchange for every lease with something to send, return, renew or keep alive; one at a
+   * time per org (a caller polls until it may run). Never throws.
+   */
+  async exchange(env: Env, want: Lease | null = null, wantAmount = 0): Promise<void> {
+    while (this.exchanging) await sleep(POLL_MS);
+    this.exchanging = true;
+    try {
+      await this.#exchangeOnce(env, want, wantAmount);
+    } finally {
+      this.exchanging = false;
+    }
+  }
+
+  /**
+   * Keep a lease alive while a long request (a stream) runs on it: renew it before the ledger
+   * may drop it, from the request's own context, until `done`.
+   */
+  async keepAlive(lease: Lease, env: Env, done: Promise<unknown>): Promise<void> {
+    let finished = false;
+    const ended = done.then(
+      () => {
+        finished = true;
+      },
+      () => {
+        finished = true;
+      },
+    );
+    while (!finished) {
+      await Promise.race([ended, sleep(HEARTBEAT_MS)]);
+      if (!finished && lease.usableUntil - Date.now() < HEARTBEAT_MS * 2 && !this.exchanging) {
+        await this.exchange(env);
+      }
+    }
+  }
+
+  async #exchangeOnce(env: Env, want: Lease | null, wantAmount: number): Promise<void> {
+    const now = Date.now();
+    const ops: { lease: Lease; op: LeaseOp }[] = [];
+    const month = want?.month ?? this.leases.values().next().value?.month;
+    for (const lease of [...this.retired, ...this.leases.values()]) {
+      if (lease.month !== (month ?? lease.month)) continue; // one month per call; others next time
+      if (lease.exhausted) lease.toReturn += Math.max(0, lease.available); // winding down
+      const renew = lease === want || (lease.inflight > 0 && lease.usableUntil - now < HEARTBEAT_MS * 2);
+      const early = this.needsRenewal(lease) && lease.demand > 0;
+      if (lease.pending.length === 0 && lease.toReturn === 0 && !renew && !early) continue;
+      const wanted = lease.exhausted
+        ? 0
+        : Math.max(WANT_REQUESTS * Math.max(lease.lastWorst, wantAmount), 2 * lease.demand, wantAmount);
+      lease.sending = lease.pending.splice(0, MAX_BATCH);
+      lease.sendingCost = lease.sending.reduce((sum, p) => sum + p.record.cost, 0);
+      lease.pendingCost -= lease.sendingCost;
+      lease.held -= lease.toReturn; // not counted on from here on
+      const op: LeaseOp = {
+        leaseId: lease.id,
+        userId: lease.userId,
+        seq: ++lease.seq,
+        settlements: lease.sending.map((p) => p.record),
+        returned: lease.toReturn,
+        want: Math.max(0, wanted - Math.max(0, lease.available)),
+        minGrant: MIN_GRANT_REQUESTS * Math.max(lease.lastWorst, wantAmount),
+        userLimit: lease.limits.user,
+        orgBudget: lease.limits.org,
+      };
+      lease.toReturn = 0;
+      lease.lastWant = wanted;
+      lease.demand = 0;
+      ops.push({ lease, op });
+    }
+    if (ops.length === 0 || month === undefined) return;
+    const results = await this.#call(
+      env,
+      month,
+      ops.map((o) => o.op),
+    );
+    const byId = new Map((results ?? []).map((r) => [r.leaseId, r]));
+    for (const { lease, op } of ops) {
+      const result = byId.get(op.leaseId);
+      if (result) {
+        lease.held = result.held;
+        lease.usableUntil = now + result.ttlMs - EXPIRY_MARGIN_MS;
+        lease.figures = result;
+        if (op.want > 0 && result.granted === 0 && lease.available < op.minGrant) this.exhaust(lease, now);
+      } else {
+        // Undelivered: the ledger may or may not have applied it. Stop counting on this lease
+        // (its hold expires by itself); the settlements go the per-request way (quota.ts).
+        lease.held = 0;
+        lease.usableUntil = 0;
+        lease.toReturn = 0;
+        lease.exhaustedUntil = now + RETRY_GRANT_MS;
+      }
+      for (const p of lease.sending) p.state = result !== undefined ? "acked" : "failed";
+      lease.sending = [];
+      lease.sendingCost = 0;
+    }
+    this.retired = this.retired.filter((l) => l.inflight > 0 || l.pending.length > 0 || l.toReturn > 0);
+    for (const [key, lease] of this.leases) {
+      const idle = lease.inflight === 0 && lease.pending.length === 0 && !lease.exhausted;
+      if (idle && (lease.held <= 0 || !lease.usable(Date.now()))) this.leases.delete(key);
+    }
+  }
+
+  async #call(env: Env, month: string, leases: LeaseOp[]): Promise<LeaseResult[] | null> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("lease exchange timed out")), EXCHANGE_TIMEOUT_MS);
+        });
+        const answer = await Promise.race([ledgerFor(env, this.orgId).exchange({ month, leases }), timeout]);
+        return answer.leases;
+      } catch (err) {
+        if (attempt === 1) {
+          console.error(JSON.stringify({ event: "lease_exchange_failed", orgId: this.orgId, error: String(err) }));
+        }
+      } finally {
+        if (timer !== undefined) clearTimeout(timer);
+      }
+    }
+    return null;
+  }
+
+  /** Wait for an exchange in flight (e.g. one returning a slice before a per-request admission). */
+  async settled(): Promise<void> {
+    while (this.exchanging) await sleep(POLL_MS);
+  }
+}
+
+/** The lease books of this isolate: one in production; several in test renders (x-test-isolate). */
+const books = new Map<string, Map<string, OrgLeases>>();
+
+export function orgLeases(book: string, orgId: string): OrgLeases {
+  let orgs = books.get(book);
+  if (!orgs) {
+    orgs = new Map();
+    books.set(book, orgs);
+  }
+  let org = orgs.get(orgId);
+  if (!org) {
+    org = new OrgLeases(orgId);
+    orgs.set(orgId, org);
+  }
+  return org;
+}
+
+/** Test renders only: settlements not yet acknowledged, and requests in flight, on leases. */
+export function leaseActivity(): { unacknowledged: number; inflight: number; leases: number } {
+  const out = { unacknowledged: 0, inflight: 0, leases: 0 };
+  for (const orgs of books.values()) {
+    for (const org of orgs.values()) {
+      for (const lease of org.all()) {
+        out.unacknowledged += lease.pending.length + lease.sending.length;
+        out.inflight += lease.inflight > 0 ? 1 : 0;
+        out.leases += 1;
+      }
+    }
+  }
+  return out;
+}
+
+/** Test renders only: an isolate that dies, its leases never returned. */
+export function forgetBook(book: string): number {
+  const orgs = books.get(book);
+  books.delete(book);
+  return orgs ? [...orgs.values()].reduce((n, org) => n + org.leases.size, 0) : 0;
+}
+
+export type { OrgLeases };
