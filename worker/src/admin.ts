@@ -28,6 +28,7 @@ import { HttpError, jsonResponse } from "./errors";
 import { KEY_PREFIX } from "./generated/contract";
 import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
 import { currentMonth, ledgerFor, monthResetsAt } from "./ledger";
+import { forgetRefusals } from "./quota";
 import { route } from "./routing";
 
 const HEALTH_LEDGER = "__health"; // not a valid org id, so health checks touch no org's ledger
@@ -202,6 +203,7 @@ async function resetQuota(call: AdminCall, userId: string): Promise<Response> {
   const month = currentMonth();
   const result = await ledgerCall(call, user.orgId, "resetUser", (ledger) => ledger.resetUser({ month, userId }));
   const previousMicros = result.previousMicros;
+  forgetRefusals(user.orgId); // this isolate at once; others within quota.ts REFUSAL_MEMORY_MS
   console.log(JSON.stringify({ event: "admin_quota_reset", userId, orgId: user.orgId, month, previousMicros }));
   return jsonResponse({
     userId,

@@ -15,15 +15,21 @@
 // per-request reservations, and each request still reserves its worst case.
 
 import type { Env } from "./env";
-import { type Figures, LEASE_TTL_MS, type LeaseOp, type LeaseResult, ledgerFor, type Settlement } from "./ledger";
+import type { Figures, LeaseOp, LeaseResult, Settlement, UsageLedger } from "./ledger";
 
-const FLUSH_MS = 1_000; // settlements wait at most this long for their batch
+// A lease an isolate stops renewing (it died) gives its slice back this long after its last
+// exchange (the ledger drops it); a live isolate renews while it has requests in flight.
+export const LEASE_TTL_MS = 30_000;
+
+const FLUSH_MS = 1_000; // settlements wait this long for their batch, or what the ledger asks
 const POLL_MS = 10;
 const HEARTBEAT_MS = LEASE_TTL_MS / 3; // a lease with requests in flight is renewed this often
 const EXPIRY_MARGIN_MS = 5_000; // stop counting on a lease this long before the ledger may drop it
 const MAX_BATCH = 256; // settlements per exchange: a full batch flushes at once
 const MIN_GRANT_REQUESTS = 4; // a slice smaller than 4 worst cases is not worth holding
-const WANT_REQUESTS = 32; // ask for room for this many worst cases, or twice the recent demand
+const WANT_REQUESTS = 8; // ask for room for at least this many worst cases (tests/bench/lease_sim.py)
+const DEMAND_FACTOR = 3;
+const KEEP_WANTS = 2; // free room beyond twice what it would ask for goes back (no hoarding)
 const RENEW_BELOW = 0.25; // renew early when less than this share of the last want is free
 const EXCHANGE_TIMEOUT_MS = 3_000;
 const RETRY_GRANT_MS = 5_000; // after the ledger granted nothing, admit per request this long
@@ -49,6 +55,7 @@ export class Lease {
   lastWorst = 0;
   demand = 0; // worst cases admitted since the last exchange
   lastWant = 0;
+  waiting = 0; // requests waiting for this lease to be taken or grown
   exhaustedUntil = 0; // the ledger granted nothing: admit per request until then
   toReturn = 0;
 
@@ -82,10 +89,15 @@ export class Lease {
 /** One isolate's leases for one org, and the single exchange in flight for them. */
 class OrgLeases {
   readonly leases = new Map<string, Lease>(); // `${userId}|${month}` → lease
+  /** The ledger's pacing: wait this long between exchanges (it grows with the fleet). */
+  interval = FLUSH_MS;
   private retired: Lease[] = []; // replaced leases still settling or returning
   private exchanging = false;
 
-  constructor(readonly orgId: string) {}
+  constructor(
+    readonly orgId: string,
+    readonly isolateId: string,
+  ) {}
 
   lease(userId: string, month: string, limits: { user: number; org: number }, now: number): Lease {
     const key = `${userId}|${month}`;
@@ -160,7 +172,7 @@ class OrgLeases {
     const pending: Pending = { record, state: "queued" };
     lease.pending.push(pending);
     lease.pendingCost += record.cost;
-    let wait = this.queued() >= MAX_BATCH ? 0 : FLUSH_MS;
+    let wait = this.queued() >= MAX_BATCH ? 0 : this.interval;
     for (;;) {
       if (wait > 0) await sleep(wait);
       if (pending.state === "acked") return true;
@@ -219,12 +231,18 @@ class OrgLeases {
     for (const lease of [...this.retired, ...this.leases.values()]) {
       if (lease.month !== (month ?? lease.month)) continue; // one month per call; others next time
       if (lease.exhausted) lease.toReturn += Math.max(0, lease.available); // winding down
-      const renew = lease === want || (lease.inflight > 0 && lease.usableUntil - now < HEARTBEAT_MS * 2);
+      const renew =
+        lease === want || lease.waiting > 0 || (lease.inflight > 0 && lease.usableUntil - now < HEARTBEAT_MS * 2);
       const early = this.needsRenewal(lease) && lease.demand > 0;
-      if (lease.pending.length === 0 && lease.toReturn === 0 && !renew && !early) continue;
+      const worst = Math.max(lease.lastWorst, lease === want ? wantAmount : 0);
+      // room for what is in flight and three times what came in since the last exchange
       const wanted = lease.exhausted
         ? 0
-        : Math.max(WANT_REQUESTS * Math.max(lease.lastWorst, wantAmount), 2 * lease.demand, wantAmount);
+        : Math.max(WANT_REQUESTS * worst, lease.inflight + DEMAND_FACTOR * lease.demand);
+      // a quiet lease gives back what it holds beyond what it would ask for, twice over
+      const surplus = lease.exhausted ? 0 : Math.max(0, lease.available - KEEP_WANTS * wanted);
+      if (lease.usable(now)) lease.toReturn += surplus;
+      if (lease.pending.length === 0 && lease.toReturn === 0 && !renew && !early) continue;
       lease.sending = lease.pending.splice(0, MAX_BATCH);
       lease.sendingCost = lease.sending.reduce((sum, p) => sum + p.record.cost, 0);
       lease.pendingCost -= lease.sendingCost;
@@ -236,7 +254,7 @@ class OrgLeases {
         settlements: lease.sending.map((p) => p.record),
         returned: lease.toReturn,
         want: Math.max(0, wanted - Math.max(0, lease.available)),
-        minGrant: MIN_GRANT_REQUESTS * Math.max(lease.lastWorst, wantAmount),
+        minGrant: MIN_GRANT_REQUESTS * worst,
         userLimit: lease.limits.user,
         orgBudget: lease.limits.org,
       };
@@ -246,11 +264,14 @@ class OrgLeases {
       ops.push({ lease, op });
     }
     if (ops.length === 0 || month === undefined) return;
-    const results = await this.#call(
+    const answer = await this.#call(
       env,
       month,
       ops.map((o) => o.op),
     );
+    const results = answer?.leases ?? null;
+    // ±10 %: isolates paced alike must not fall into step
+    if (answer) this.interval = Math.round(answer.nextExchangeMs * (0.9 + 0.2 * Math.random()));
     const byId = new Map((results ?? []).map((r) => [r.leaseId, r]));
     for (const { lease, op } of ops) {
       const result = byId.get(op.leaseId);
@@ -278,15 +299,20 @@ class OrgLeases {
     }
   }
 
-  async #call(env: Env, month: string, leases: LeaseOp[]): Promise<LeaseResult[] | null> {
+  async #call(
+    env: Env,
+    month: string,
+    leases: LeaseOp[],
+  ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
     for (let attempt = 0; attempt < 2; attempt++) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error("lease exchange timed out")), EXCHANGE_TIMEOUT_MS);
         });
-        const answer = await Promise.race([ledgerFor(env, this.orgId).exchange({ month, leases }), timeout]);
-        return answer.leases;
+        const ledger = env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(this.orgId)) as DurableObjectStub<UsageLedger>;
+        const answer = await Promise.race([ledger.exchange({ month, isolateId: this.isolateId, leases }), timeout]);
+        return { leases: answer.leases, nextExchangeMs: answer.nextExchangeMs };
       } catch (err) {
         if (attempt === 1) {
           console.error(JSON.stringify({ event: "lease_exchange_failed", orgId: this.orgId, error: String(err) }));
@@ -306,6 +332,17 @@ class OrgLeases {
 
 /** The lease books of this isolate: one in production; several in test renders (x-test-isolate). */
 const books = new Map<string, Map<string, OrgLeases>>();
+const ids = new Map<string, string>();
+
+/** A random id per lease book: how the ledger counts the isolates that exchange with it. */
+function isolateIds(book: string): string {
+  let id = ids.get(book);
+  if (!id) {
+    id = crypto.randomUUID();
+    ids.set(book, id);
+  }
+  return id;
+}
 
 export function orgLeases(book: string, orgId: string): OrgLeases {
   let orgs = books.get(book);
@@ -315,7 +352,7 @@ export function orgLeases(book: string, orgId: string): OrgLeases {
   }
   let org = orgs.get(orgId);
   if (!org) {
-    org = new OrgLeases(orgId);
+    org = new OrgLeases(orgId, isolateIds(book));
     orgs.set(orgId, org);
   }
   return org;

@@ -9,15 +9,17 @@
 
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env";
+import { LEASE_TTL_MS } from "./lease";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
-// A lease an isolate stops renewing (it died) gives its slice back this long after its last
-// exchange; a live isolate exchanges at least every LEASE_HEARTBEAT_MS (lease.ts) while it
-// holds anything in flight.
-export const LEASE_TTL_MS = 30_000;
 // A lease takes at most this share of the headroom left beside all other holds, so slices
 // shrink as a limit nears and the last ones stay available to other isolates.
 const LEASE_SHARE = 4;
+// Lease exchanges per second this object aims at, over all isolates (decision 0018).
+const EXCHANGES_PER_S = 400;
+const MIN_EXCHANGE_INTERVAL_MS = 1_000;
+const MAX_EXCHANGE_INTERVAL_MS = 10_000; // well inside waitUntil's 30 s and the lease TTL
+const PACE_WINDOW_MS = 10_000;
 const SETTLED_MEMORY_MS = 2 * 24 * 3600 * 1000; // settle() is idempotent within this window
 const ORG = "org";
 
@@ -145,6 +147,8 @@ export interface LeaseResult extends Figures {
 
 export interface Exchange {
   month: string;
+  /** Which isolate exchanges (random per isolate): the ledger paces them by how many there are. */
+  isolateId?: string;
   leases: LeaseOp[];
   /** A per-request admission to run after the lease operations (near a limit). */
   admission?: Admission | null;
@@ -300,6 +304,8 @@ export class UsageLedger extends DurableObject<Env> {
   // object is the only writer and runs one call at a time, so the mirror cannot drift.
   private readonly months = new Map<string, MonthState>();
   private nextExpiry = Number.POSITIVE_INFINITY; // earliest open reservation's expiry: no sweep before it
+  private readonly isolatesSeen = new Map<string, number>(); // isolate id → its last exchange
+  private nextPaceSweep = 0;
   private nextPrune = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -496,12 +502,31 @@ export class UsageLedger extends DurableObject<Env> {
    * holds never exceeds the user's limit or the org's budget. Then, optionally, one
    * per-request admission. One atomic step, like admit().
    */
-  exchange({ month, leases, admission = null, now = Date.now() }: Exchange) {
+  exchange({ month, isolateId, leases, admission = null, now = Date.now() }: Exchange) {
     const state = this.#month(month);
     this.#sweep(now);
     const results: LeaseResult[] = [];
     for (const op of leases) results.push(this.#exchangeLease(state, month, op, now));
-    return { leases: results, admission: admission ? this.admit({ ...admission, now }) : null };
+    return {
+      leases: results,
+      admission: admission ? this.admit({ ...admission, now }) : null,
+      nextExchangeMs: this.#pace(isolateId, now),
+    };
+  }
+
+  /**
+   * How long each isolate should wait between exchanges so that all of them together stay near
+   * EXCHANGES_PER_S: one object serves about a thousand calls a second, and per-request
+   * admissions near a limit need the rest. Isolates seen in the last PACE_WINDOW_MS count.
+   */
+  #pace(isolateId: string | undefined, now: number): number {
+    if (isolateId !== undefined) this.isolatesSeen.set(isolateId, now);
+    if (now >= this.nextPaceSweep) {
+      this.nextPaceSweep = now + PACE_WINDOW_MS;
+      for (const [id, seen] of this.isolatesSeen) if (seen < now - PACE_WINDOW_MS) this.isolatesSeen.delete(id);
+    }
+    const interval = Math.ceil((this.isolatesSeen.size * 1000) / EXCHANGES_PER_S);
+    return Math.min(MAX_EXCHANGE_INTERVAL_MS, Math.max(MIN_EXCHANGE_INTERVAL_MS, interval));
   }
 
   #exchangeLease(state: MonthState, month: string, op: LeaseOp, now: number): LeaseResult {

@@ -11,6 +11,11 @@ import { type AdmitResult, currentMonth, type Figures, ledgerFor, monthResetsAt,
 import { formatUsd } from "./pricing";
 
 const LEDGER_TIMEOUT_MS = 3_000; // a ledger this slow counts as unreachable (failure mode decides)
+// A refusal is remembered this long: an org (or user) out of budget costs its ledger no call
+// per request. A raised limit, a reset or a new month is seen after it at the latest.
+const REFUSAL_MEMORY_MS = 2_000;
+// `${orgId}|${month}` and `${orgId}|${month}|${userId}` → the refusal and until when it holds
+const refusals = new Map<string, { result: AdmitResult; until: number }>();
 // orgId → {day, micros}: fail-open spend while the ledger is down. Per isolate: the cap bounds
 // what each isolate serves unmetered, not the org's total across isolates.
 const fallbackSpend = new Map<string, { day: string; micros: number }>();
@@ -144,8 +149,14 @@ async function admitLeased(
     if (lease.exhausted) break;
     // Another request's exchange may bring room; else take or grow the lease ourselves.
     calledLedger = true;
-    if (org.busy) await org.settled();
-    else await org.exchange(env, lease, amount);
+    lease.waiting += 1; // the next exchange takes or grows it, whoever runs it
+    lease.lastWorst = Math.max(lease.lastWorst, amount);
+    try {
+      if (org.busy) await org.settled();
+      else await org.exchange(env, lease, amount);
+    } finally {
+      lease.waiting -= 1;
+    }
   }
   if (org.returning)
     await org.exchange(env); // give back what leases hold free, then ask
@@ -170,6 +181,10 @@ export async function admit(
     const leased = await admitLeased(env, principal, month, amount, context);
     if (leased) return leased;
   }
+  if (!fault) {
+    const remembered = rememberedRefusal(principal, month, amount);
+    if (remembered) throw refusal(principal, remembered, amount, month);
+  }
   const carried = fault ? [] : take(principal.orgId);
   try {
     if (fault === "ledger-down") throw new Error("injected: ledger unreachable");
@@ -186,7 +201,10 @@ export async function admit(
       }),
     );
     release(principal.orgId, carried, true);
-    if (!result.admitted) throw refusal(principal, result, amount, month);
+    if (!result.admitted) {
+      if (!fault) remember(principal, month, result);
+      throw refusal(principal, result, amount, month);
+    }
     return { month, amount, state: result, degraded: false, calledLedger: true };
   } catch (err) {
     if (err instanceof HttpError) throw err;
@@ -194,6 +212,45 @@ export async function admit(
     if (policy.failureMode !== "fail-open") throw ledgerUnavailable(err);
     return admitDegraded(principal, amount, month, err);
   }
+}
+
+/** A quota reset or limit change made here: this isolate forgets its refusals for the org. */
+export function forgetRefusals(orgId: string): void {
+  for (const key of refusals.keys()) if (key.startsWith(`${orgId}|`)) refusals.delete(key);
+}
+
+function refusalKeys(principal: Principal, month: string): { org: string; user: string } {
+  const org = `${principal.orgId}|${month}`;
+  return { org, user: `${org}|${principal.userId}` };
+}
+
+function remember(principal: Principal, month: string, result: AdmitResult): void {
+  if (result.limit !== "user" && result.limit !== "org") return; // concurrency frees up at once
+  const keys = refusalKeys(principal, month);
+  refusals.set(result.limit === "org" ? keys.org : keys.user, { result, until: Date.now() + REFUSAL_MEMORY_MS });
+}
+
+/** A refusal the ledger gave moments ago that this request would get again (no larger room). */
+function rememberedRefusal(principal: Principal, month: string, amount: number): AdmitResult | null {
+  const { policy } = principal;
+  const now = Date.now();
+  const keys = refusalKeys(principal, month);
+  for (const [key, limit] of [
+    [keys.org, policy.orgBudgetMicros],
+    [keys.user, policy.userLimitMicros],
+  ] as const) {
+    const hit = refusals.get(key);
+    if (!hit) continue;
+    if (hit.until <= now) {
+      refusals.delete(key);
+      continue;
+    }
+    const { result } = hit;
+    const [used, reserved] =
+      result.limit === "org" ? [result.orgUsed, result.orgReserved] : [result.userUsed, result.userReserved];
+    if (used + reserved + amount > limit) return result;
+  }
+  return null;
 }
 
 function admitDegraded(principal: Principal, amount: number, month: string, err: unknown): Granted {

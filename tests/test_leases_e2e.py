@@ -1,0 +1,238 @@
+"""Budget leases (worker/src/lease.ts, decision 0018), end to end in workerd: several isolates'
+worth of leases (test renders give each `x-test-isolate` its own lease book, as separate
+isolates have) against one org's UsageLedger. Recorded cost stays the exact sum of what the
+answers say they cost; a budget squeezed with leases outstanding is never passed; a dead
+isolate's slice comes back after the lease's expiry; a new month and a quota reset take
+effect with leases out (tests/fixtures/Pulumi.leases.yaml)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from provision.local import LocalGateway
+from tests.support import ROOT, WorkerTestHooks, current_month, eventually, key
+
+STACK = ROOT / "tests" / "fixtures" / "Pulumi.leases.yaml"
+ISOLATES = ["i0", "i1", "i2", "i3"]
+LEASE_TTL_MS = 30_000  # worker/src/ledger.ts
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[LocalGateway]:
+    with LocalGateway(STACK, test_hooks=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ledger(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
+    hooks = WorkerTestHooks(gateway.worker_url)
+    yield hooks
+    hooks.close()
+
+
+def body(text: str, max_tokens: int = 8) -> dict[str, Any]:
+    return {
+        "model": "openai/gpt-4o-mini",
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": text}],
+    }
+
+
+def micros(usd: str) -> int:
+    return int(Decimal(usd) * 1_000_000)
+
+
+async def spread(
+    gateway: LocalGateway, user: str, count: int, isolates: list[str]
+) -> list[httpx.Response]:
+    """`count` requests at once, round-robin over the simulated isolates."""
+    url = f"{gateway.openai_base_url}/chat/completions"
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count)) as client:
+        return await asyncio.gather(
+            *[
+                client.post(
+                    url,
+                    json=body(f"lease {i} emulate:tokens={1 + i % 7}"),
+                    headers={
+                        "authorization": f"Bearer {key(f'key_{user}_main')}",
+                        "x-test-isolate": isolates[i % len(isolates)],
+                    },
+                )
+                for i in range(count)
+            ]
+        )
+
+
+def ledger_calls(responses: list[httpx.Response]) -> int:
+    return sum(r.headers.get("server-timing", "").startswith("ledger;") for r in responses)
+
+
+def test_200_concurrent_requests_over_four_isolates_are_recorded_exactly(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    """Each isolate takes a lease and admits most requests on it; the ledger's record is the
+    exact sum of the cost headers, request for request, once the batches are in."""
+    responses = asyncio.run(spread(gateway, "many", 200, ISOLATES))
+    assert [r.status_code for r in responses] == [200] * 200
+    charged = sum(micros(r.headers["x-gateway-cost-usd"]) for r in responses)
+    row = eventually(lambda: (r := ledger.user_row("wide", "many"))["requests"] == 200 and r)
+    assert (row["requests"], row["usedMicros"]) == (200, charged)
+    usage = ledger.usage("wide")
+    assert usage["org"]["usedMicros"] == charged
+    assert 2 <= usage["leases"] <= len(ISOLATES)
+    assert ledger_calls(responses) < 200, "every request called the ledger: no lease was used"
+
+
+def test_a_budget_squeezed_with_leases_out_is_never_passed(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    """Org `squeeze` has $0.002: 200 requests at once from two users over four isolates. Some
+    are served on leases, the rest per request near the end, the others refused; recorded
+    usage and the holds left never pass the budget."""
+
+    async def both() -> list[httpx.Response]:
+        first, second = await asyncio.gather(
+            spread(gateway, "s1", 100, ISOLATES), spread(gateway, "s2", 100, ISOLATES[::-1])
+        )
+        return first + second
+
+    responses = asyncio.run(both())
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}
+    served = [r for r in responses if r.status_code == 200]
+    assert served and len(served) < 200
+    charged = sum(micros(r.headers["x-gateway-cost-usd"]) for r in served)
+    usage = eventually(
+        lambda: (u := ledger.usage("squeeze"))["org"]["requests"] == len(served) and u
+    )
+    assert usage["org"]["usedMicros"] == charged <= 2000
+    assert usage["org"]["usedMicros"] + usage["leasedMicros"] + usage["reservedMicros"] <= 2000
+    for refused in (r for r in responses if r.status_code == 429):
+        assert refused.json()["error"]["code"] == "insufficient_quota"
+
+
+def test_a_dead_isolates_slice_comes_back_after_expiry(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    """An isolate takes a lease and dies without returning it: the slice is held until the
+    lease expires, then the ledger has all of it again."""
+    response = httpx.post(
+        f"{gateway.openai_base_url}/chat/completions",
+        json=body("before dying"),
+        headers={"authorization": f"Bearer {key('key_d1_main')}", "x-test-isolate": "doomed"},
+        timeout=30,
+    )
+    assert response.status_code == 200
+    held = eventually(lambda: ledger.usage("dies")["leasedMicros"])
+    assert held > 0
+    assert (
+        ledger.http.post("/__test/isolate/forget", json={"isolate": "doomed"}).json()["leases"] == 1
+    )
+    before_expiry = ledger._post(
+        "/__test/ledger/usage", {"orgId": "dies", "month": current_month()}
+    )
+    assert before_expiry["leasedMicros"] == held, "the slice came back before the lease expired"
+    later = int(time.time() * 1000) + LEASE_TTL_MS + 1
+    after = ledger._post(
+        "/__test/ledger/usage", {"orgId": "dies", "month": current_month(), "now": later}
+    )
+    assert (after["leases"], after["leasedMicros"]) == (0, 0)
+
+
+def exchange(ledger: WorkerTestHooks, org: str, month: str, **op: Any) -> dict[str, Any]:
+    lease = {
+        "leaseId": "lease:test",
+        "userId": "m1",
+        "seq": 1,
+        "settlements": [],
+        "returned": 0,
+        "want": 10_000,
+        "minGrant": 100,
+        "userLimit": 1_000_000,
+        "orgBudget": 1_000_000_000,
+        **op,
+    }
+    return ledger._post(
+        "/__test/ledger/exchange", {"orgId": org, "month": month, "leases": [lease]}
+    )
+
+
+def test_a_new_month_is_a_new_lease_and_a_full_allowance(ledger: WorkerTestHooks):
+    """A lease is for one month: one held in November does not hold December's allowance,
+    and a December lease is granted against December's headroom alone."""
+    november = exchange(ledger, "months", "2026-11", leaseId="lease:nov", want=200_000)
+    assert november["leases"][0]["granted"] == 200_000
+    december = exchange(ledger, "months", "2026-12", leaseId="lease:dec", want=250_000)
+    (granted,) = december["leases"]
+    assert granted["granted"] == 250_000  # a quarter of December's 1,000,000, untouched
+    assert granted["userReserved"] == 250_000
+    again = exchange(ledger, "months", "2026-12", leaseId="lease:dec", seq=1, want=250_000)
+    assert again["leases"][0]["held"] == 250_000, "a retried exchange was applied twice"
+
+
+def test_a_lease_shrinks_as_the_limit_nears_and_none_is_granted_at_the_end(
+    ledger: WorkerTestHooks,
+):
+    """Grants are at most a quarter of the headroom beside every other hold, and nothing below
+    the isolate's least useful grant: then it admits per request."""
+    month = "2025-01"
+    grants = []
+    for i in range(8):
+        result = exchange(ledger, "months", month, leaseId=f"lease:s{i}", want=10**9)["leases"][0]
+        grants.append(result["granted"])
+    assert grants[:3] == [250_000, 187_500, 140_625]  # 1/4 of what the others leave
+    assert all(a > b for a, b in zip(grants, grants[1:], strict=False) if b)
+    tail = exchange(ledger, "months", month, leaseId="lease:tail", want=10**9, minGrant=10**6)
+    assert tail["leases"][0]["granted"] == 0
+    total = sum(grants)
+    assert total <= 1_000_000
+
+
+def test_a_quota_reset_with_leases_out_serves_the_user_again(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    """r1 ($0.003) spends its limit over two isolates, on leases and then per request, until
+    refused; an admin quota reset lets it be served again, and usage plus holds never pass
+    the limit."""
+    url = f"{gateway.openai_base_url}/chat/completions"
+    statuses, admissions = [], []
+    for i in range(300):
+        response = httpx.post(
+            url,
+            json=body(f"reset {i} emulate:tokens=50", max_tokens=50),
+            headers={
+                "authorization": f"Bearer {key('key_r1_main')}",
+                "x-test-isolate": ISOLATES[i % 2],
+            },
+            timeout=30,
+        )
+        statuses.append(response.status_code)
+        admissions.append(response.headers.get("server-timing", "").split(";")[0])
+        # at every instant, settlements still in a batch are part of the lease's hold
+        usage = ledger._post("/__test/ledger/usage", {"orgId": "resets", "month": current_month()})
+        row = usage["users"].get("r1", {"usedMicros": 0})
+        assert row["usedMicros"] + usage["leasedMicros"] + usage["reservedMicros"] <= 3000
+        if response.status_code == 429:
+            break
+    assert statuses[-1] == 429 and 200 in statuses
+    assert "lease" in admissions and "ledger" in admissions[-5:], admissions
+    reset = httpx.post(
+        f"{gateway.worker_url}/admin/users/r1/reset-quota",
+        headers={"authorization": f"Bearer {gateway.secrets.admin_api_key}"},
+        timeout=30,
+    )
+    assert reset.status_code == 200, reset.text
+    again = httpx.post(
+        url,
+        json=body("after the reset", max_tokens=50),
+        headers={"authorization": f"Bearer {key('key_r1_main')}", "x-test-isolate": ISOLATES[0]},
+        timeout=30,
+    )
+    assert again.status_code == 200, again.text

@@ -1,0 +1,123 @@
+// The isolate's side of budget leases (src/lease.ts) against a scripted ledger: never admits
+// past what the ledger holds, gives slices back when a limit changes, sends a retried exchange
+// with the same sequence number, and stops counting on a lease whose exchange failed.
+
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type { Env } from "../src/env";
+import { orgLeases } from "../src/lease";
+import type { Exchange, LeaseOp, LeaseResult, Settlement } from "../src/ledger";
+
+/** A ledger that grants what is asked up to `pool`, and records every exchange it gets. */
+function fakeLedger(pool: number, { failFirst = 0 } = {}) {
+  const held = new Map<string, number>();
+  const calls: LeaseOp[][] = [];
+  let failures = failFirst;
+  const ledger = {
+    async exchange({ leases }: Exchange): Promise<{ leases: LeaseResult[]; nextExchangeMs: number }> {
+      calls.push(leases);
+      if (failures > 0) {
+        failures -= 1;
+        throw new Error("ledger unreachable");
+      }
+      return {
+        nextExchangeMs: 1_000,
+        leases: leases.map((op) => {
+          let h = held.get(op.leaseId) ?? 0;
+          h -= op.settlements.reduce((sum, s) => sum + s.cost, 0) + op.returned;
+          const free =
+            pool - [...held.entries()].filter(([id]) => id !== op.leaseId).reduce((a, [, v]) => a + v, 0) - h;
+          const granted = op.want > 0 && Math.min(op.want, free) >= op.minGrant ? Math.min(op.want, free) : 0;
+          h += granted;
+          held.set(op.leaseId, h);
+          return {
+            leaseId: op.leaseId,
+            held: h,
+            granted,
+            ttlMs: 30_000,
+            userUsed: 0,
+            orgUsed: 0,
+            userReserved: 0,
+            orgReserved: 0,
+          };
+        }),
+      };
+    },
+  };
+  const env = { USAGE_LEDGER: { idFromName: (name: string) => name, get: () => ledger } } as unknown as Env;
+  return { env, calls, held };
+}
+
+function record(requestId: string, cost: number): Settlement {
+  return { requestId, userId: "u", month: "2026-12", cost };
+}
+
+let books = 0;
+const freshOrg = () => orgLeases(`unit-${++books}`, "o");
+const limits = { user: 1_000, org: 10_000 };
+
+describe("lease admission", () => {
+  test("admits locally up to what the ledger holds, never past it", async () => {
+    const { env, calls } = fakeLedger(100);
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", limits, Date.now());
+    assert.equal(org.tryAdmit(lease, 10, Date.now()), false, "no lease yet");
+    await org.exchange(env, lease, 10);
+    assert.equal(lease.held, 80); // 8 worst cases wanted, the pool had 100
+    let admitted = 0;
+    while (org.tryAdmit(lease, 10, Date.now())) admitted += 1;
+    assert.equal(admitted, 8);
+    assert.equal(lease.available, 0);
+    assert.equal(calls.length, 1, "local admissions called nothing");
+  });
+
+  test("a settlement frees what it did not cost, and its cost leaves the hold once acknowledged", async () => {
+    const { env } = fakeLedger(100);
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", limits, Date.now());
+    await org.exchange(env, lease, 10);
+    assert.ok(org.tryAdmit(lease, 40, Date.now()));
+    const acked = org.settle(lease, 40, record("r1", 15), env);
+    assert.equal(lease.available, 80 - 15, "the worst case is out of flight, the cost is pending");
+    assert.equal(await acked, true);
+    assert.equal(lease.pendingCost + lease.sendingCost, 0);
+    assert.ok(lease.held >= 65, "the ledger moved 15 from the hold to the usage");
+  });
+
+  test("a changed limit retires the lease: its free part is returned, a new lease starts", async () => {
+    const { env, calls } = fakeLedger(1_000);
+    const org = freshOrg();
+    const old = org.lease("u", "2026-12", limits, Date.now());
+    await org.exchange(env, old, 10);
+    const fresh = org.lease("u", "2026-12", { user: 500, org: 10_000 }, Date.now());
+    assert.notEqual(fresh.id, old.id);
+    assert.equal(old.available, 0, "the retired lease admits nothing more");
+    await org.exchange(env, fresh, 10);
+    const returned = calls.at(-1)?.find((op) => op.leaseId === old.id);
+    assert.ok(returned && returned.returned > 0, "the old slice went back");
+    assert.equal(calls.at(-1)?.find((op) => op.leaseId === fresh.id)?.userLimit, 500);
+  });
+
+  test("a failed exchange is retried with the same sequence number, then the lease is dropped", async () => {
+    const { env, calls } = fakeLedger(100, { failFirst: 3 });
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", limits, Date.now());
+    await org.exchange(env, lease, 10); // both attempts fail
+    assert.equal(calls.length, 2);
+    assert.equal(calls[0]?.[0]?.seq, calls[1]?.[0]?.seq, "a retry must be recognisable as one");
+    assert.equal(lease.held, 0);
+    assert.equal(org.tryAdmit(lease, 1, Date.now()), false);
+    assert.ok(lease.exhausted, "admission goes per request for a while");
+  });
+
+  test("no grant near a limit: admit per request, and ask again only later", async () => {
+    const { env } = fakeLedger(30); // less than 4 worst cases of 10
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", limits, Date.now());
+    await org.exchange(env, lease, 10);
+    assert.ok(lease.exhausted);
+    assert.equal(org.lease("u", "2026-12", limits, Date.now()), lease, "kept while per request");
+    const later = Date.now() + 6_000;
+    assert.notEqual(org.lease("u", "2026-12", limits, later), lease, "a new try after the pause");
+  });
+});
