@@ -41,29 +41,11 @@ export function chatStreamError(message = CUT): string {
   return `data: ${JSON.stringify({ error: { message, type: "api_error", param: null, code: "upstream_incomplete" } })}\n\n`;
 }
 
-/** Reads `upstream`, ending normally where it breaks, so a cut is seen at the end. */
-function endingOnError(upstream: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
-  const reader = upstream.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      } catch {
-        controller.close(); // a broken upstream: the rewrite's end sees an incomplete stream
-      }
-    },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  });
-}
-
 /**
  * `upstream` rewritten event by event. `finished` runs once, when the stream ends, breaks, or
  * the client goes away (`signal`, the request's: aborting it also stops reading upstream, so a
- * gone client costs no more tokens).
+ * gone client costs no more tokens). One stream that reads upstream itself: each chunk costs
+ * one read and one enqueue (a reader wrapper plus a TransformStream cost two hops).
  */
 export function rewriteEvents(
   upstream: ReadableStream<Uint8Array>,
@@ -95,35 +77,58 @@ export function rewriteEvents(
     },
   });
   const decoder = new TextDecoder();
-  signal?.addEventListener("abort", finish, { once: true });
-  const transform = new TransformStream<Uint8Array, Uint8Array>({
-    transform(value, controller) {
-      if (broken === null) parser.feed(decoder.decode(value, { stream: true }));
-      if (out) controller.enqueue(encoder.encode(out));
-      out = "";
-      if (broken !== null) {
-        console.error(JSON.stringify({ event: "upstream_stream_refused", reason: broken }));
-        controller.error(new Error(`upstream stream refused: ${broken}`));
-        finish();
+  const reader = upstream.getReader();
+  const stop = () => {
+    finish();
+    reader.cancel().catch(() => {});
+  };
+  signal?.addEventListener("abort", stop, { once: true });
+  /** The stream's end, normal or broken (a read error): the rewrite's end, or the cut's error. */
+  const ending = (): string => {
+    // An unterminated last line and event still count: end them as a blank line would.
+    parser.feed(`${decoder.decode()}\n\n`);
+    out += rewrite.end?.() ?? "";
+    if (rewrite.complete && !rewrite.complete() && !signal?.aborted) {
+      console.error(JSON.stringify({ event: "upstream_stream_cut" }));
+      out += rewrite.truncated?.() ?? chatStreamError();
+    }
+    return out;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      for (;;) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch {
+          chunk = { done: true, value: undefined }; // broken upstream: ends as a cut stream
+        }
+        if (chunk.done) {
+          const last = ending();
+          if (last) controller.enqueue(encoder.encode(last));
+          controller.close();
+          finish();
+          return;
+        }
+        parser.feed(decoder.decode(chunk.value, { stream: true }));
+        if (broken !== null) {
+          console.error(JSON.stringify({ event: "upstream_stream_refused", reason: broken }));
+          controller.error(new Error(`upstream stream refused: ${broken}`));
+          stop();
+          return;
+        }
+        if (out) {
+          controller.enqueue(encoder.encode(out));
+          out = "";
+          return;
+        }
       }
     },
-    flush(controller) {
-      if (broken !== null) return;
-      // An unterminated last line and event still count: end them as a blank line would.
-      parser.feed(`${decoder.decode()}\n\n`);
-      out += rewrite.end?.() ?? "";
-      if (rewrite.complete && !rewrite.complete() && !signal?.aborted) {
-        console.error(JSON.stringify({ event: "upstream_stream_cut" }));
-        out += rewrite.truncated?.() ?? chatStreamError();
-      }
-      if (out) controller.enqueue(encoder.encode(out));
+    cancel(reason) {
       finish();
-    },
-    cancel() {
-      finish();
+      return reader.cancel(reason);
     },
   });
-  return endingOnError(upstream).pipeThrough(transform, signal ? { signal } : {});
 }
 
 /**
