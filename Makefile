@@ -56,8 +56,9 @@ check: lint types unit
 
 test: check
 
-bench: install
+bench: install generated
 	$(VENV)/bin/python -m tests.bench.run
+	cd worker && node --import tsx bench/hot-path.ts
 
 # Resources, program time, memory and Cloudflare API calls of `pulumi up` at 1,000 and 10,000
 # users, against a baseline checkout (BENCH_DEPLOY_BASELINE=<git ref>; empty for none).
