@@ -143,6 +143,13 @@ class Routing(_Strict):
         description="input bound of a Responses request continuing stored state "
         "(previous_response_id, conversation), whose input the gateway cannot see",
     )
+    maxRequestBytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        le=100 * 1024 * 1024,
+        description="largest request body the Worker reads (413 above it); Workers accept "
+        "100 MB at most",
+    )
 
     @property
     def catalog(self) -> list[str]:

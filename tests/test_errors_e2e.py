@@ -160,3 +160,60 @@ def test_config_store_outage_is_503_not_500(http: httpx.Client):
     )
     assert response.status_code == 503
     assert error_of(response)["code"] == "config_unavailable"
+
+
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # routing.maxRequestBytes' default (provision/model.py)
+
+
+def oversized(chunked: bool):
+    """A valid chat body just over the cap: declared, or streamed without a length."""
+    body = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"'
+    body += b"x" * (MAX_REQUEST_BYTES - len(body)) + b'"}]}'
+    if not chunked:
+        return body
+    return (body[i : i + (1 << 20)] for i in range(0, len(body), 1 << 20))
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(
+    ("path", "shape"),
+    [(CHAT, "openai"), ("/v1/messages", "anthropic"), ("/v1/embeddings", "openai")],
+)
+def test_a_body_over_the_cap_is_413_in_the_routes_shape(
+    http: httpx.Client, emulator: Emulator, path: str, shape: str, chunked: bool
+):
+    """Issue 13, defect 2: routing.maxRequestBytes caps what the Worker reads, whether the
+    length is declared or not; nothing goes upstream."""
+    sent_before = len(emulator.requests())
+    headers = {**auth("key_ada_main"), "content-type": "application/json"}
+    if shape == "anthropic":
+        headers["anthropic-version"] = "2023-06-01"
+    response = http.post(path, content=oversized(chunked), headers=headers)
+    assert response.status_code == 413
+    body = response.json()
+    if shape == "anthropic":
+        assert body["error"]["type"] == "request_too_large"
+    else:
+        assert error_of(response)["code"] == "request_too_large"
+    assert str(MAX_REQUEST_BYTES) in response.text
+    assert len(emulator.requests()) == sent_before
+    assert http.post(CHAT, json=HELLO, headers=auth("key_ada_main")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([{"role": "wizard", "content": "hi"}], "messages[0].role"),
+        ([{"role": "user", "content": [{"type": "video"}]}], "messages[0].content[0].type"),
+        ([{"role": "tool", "content": "42"}], "messages[0].tool_call_id"),
+    ],
+)
+def test_a_malformed_message_is_400_naming_it_and_never_sent(
+    http: httpx.Client, emulator: Emulator, messages, param
+):
+    """Issue 13, defect 2: roles and content parts are checked at the edge, before admission."""
+    sent_before = len(emulator.requests())
+    response = http.post(CHAT, json={**HELLO, "messages": messages}, headers=auth("key_ada_main"))
+    assert response.status_code == 400
+    assert error_of(response)["param"] == param
+    assert len(emulator.requests()) == sent_before

@@ -28,7 +28,7 @@ function imageParts(messages: ChatBody["messages"]): number {
   let count = 0;
   for (const message of messages) {
     if (Array.isArray(message.content)) {
-      count += message.content.filter((part) => part?.type === "image_url" || part?.type === "input_image").length;
+      count += message.content.filter((part) => part?.type === "image_url").length;
     }
   }
   return count;

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import fc from "fast-check";
 import { HttpError } from "../src/errors";
 import { chatBody, validate } from "../src/schemas";
 
@@ -75,6 +76,181 @@ describe("chat body", () => {
     assert.equal(
       rejected({ ...HELLO, stream_options: { include_usage: "yes" } }).param,
       "stream_options.include_usage",
+    );
+  });
+});
+
+// Issue 13, defect 2: the documented shape of a chat body, each mistake named by its parameter.
+describe("chat body shape", () => {
+  const user = (content: unknown) => ({ ...HELLO, messages: [{ role: "user", content }] });
+  const cases: [string, unknown, string][] = [
+    ["an unknown role", { ...HELLO, messages: [{ role: "wizard", content: "x" }] }, "messages[0].role"],
+    ["a role that is not a string", { ...HELLO, messages: [{ role: 7, content: "x" }] }, "messages[0].role"],
+    ["user content that is a number", user(42), "messages[0].content"],
+    ["user content that is null", user(null), "messages[0].content"],
+    ["an unknown content part", user([{ type: "video", url: "x" }]), "messages[0].content[0].type"],
+    ["a text part without text", user([{ type: "text" }]), "messages[0].content[0].text"],
+    [
+      "an image part without a url",
+      user([{ type: "image_url", image_url: {} }]),
+      "messages[0].content[0].image_url.url",
+    ],
+    [
+      "a system message with an image",
+      { ...HELLO, messages: [{ role: "system", content: [{ type: "image_url" }] }] },
+      "messages[0].content[0].type",
+    ],
+    [
+      "a tool message without tool_call_id",
+      { ...HELLO, messages: [{ role: "tool", content: "42" }] },
+      "messages[0].tool_call_id",
+    ],
+    [
+      "a tool call without a function name",
+      { ...HELLO, messages: [{ role: "assistant", tool_calls: [{ id: "c", function: { arguments: "{}" } }] }] },
+      "messages[0].tool_calls[0].function.name",
+    ],
+    [
+      "too many messages",
+      { ...HELLO, messages: Array.from({ length: 10_001 }, () => ({ role: "user", content: "x" })) },
+      "messages",
+    ],
+    ["tools that are not an array", { ...HELLO, tools: {} }, "tools"],
+    ["a tool of an unknown type", { ...HELLO, tools: [{ type: "magic" }] }, "tools[0].type"],
+    [
+      "a function name with spaces",
+      { ...HELLO, tools: [{ type: "function", function: { name: "get weather" } }] },
+      "tools[0].function.name",
+    ],
+    [
+      "function parameters that are a string",
+      { ...HELLO, tools: [{ type: "function", function: { name: "f", parameters: "{}" } }] },
+      "tools[0].function.parameters",
+    ],
+    ["an unknown tool_choice", { ...HELLO, tool_choice: "sometimes" }, "tool_choice"],
+    ["an unknown response_format", { ...HELLO, response_format: { type: "yaml" } }, "response_format.type"],
+    [
+      "json_schema without a name",
+      { ...HELLO, response_format: { type: "json_schema", json_schema: {} } },
+      "response_format.json_schema.name",
+    ],
+    ["temperature above 2", { ...HELLO, temperature: 2.5 }, "temperature"],
+    ["temperature as a string", { ...HELLO, temperature: "hot" }, "temperature"],
+    ["top_p above 1", { ...HELLO, top_p: 1.5 }, "top_p"],
+    ["presence_penalty below -2", { ...HELLO, presence_penalty: -3 }, "presence_penalty"],
+    ["top_logprobs above 20", { ...HELLO, top_logprobs: 21 }, "top_logprobs"],
+    ["a fractional seed", { ...HELLO, seed: 1.5 }, "seed"],
+    ["five stop sequences", { ...HELLO, stop: ["a", "b", "c", "d", "e"] }, "stop"],
+    ["a user that is not a string", { ...HELLO, user: 7 }, "user"],
+  ];
+  for (const [name, body, param] of cases) {
+    test(`${name}: 400 naming ${param}`, () => {
+      assert.equal(rejected(body).param, param);
+    });
+  }
+
+  test("what SDKs send validates: parts, tool round trips, nulls, refusals, developer messages", () => {
+    const body = {
+      ...HELLO,
+      messages: [
+        { role: "developer", content: [{ type: "text", text: "be brief" }] },
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "see" },
+            { type: "image_url", image_url: { url: "data:," } },
+          ],
+        },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ id: "c1", type: "function", function: { name: "f", arguments: "{}" } }],
+        },
+        { role: "tool", tool_call_id: "c1", content: [{ type: "text", text: "42" }] },
+        { role: "assistant", content: [{ type: "refusal", refusal: "no" }] },
+      ],
+      tools: [{ type: "function", function: { name: "f", parameters: { type: "object" } } }],
+      tool_choice: { type: "function", function: { name: "f" } },
+      stop: "\n",
+      temperature: 0,
+      seed: 7,
+      response_format: { type: "json_schema", json_schema: { name: "x", schema: {} } },
+    };
+    assert.deepEqual(validate(chatBody, body), body);
+  });
+});
+
+// Whatever JSON arrives, validation answers a 400 naming a parameter or passes the body through
+// unchanged: it never throws anything else (no 500) and never alters what it accepts.
+/** As JSON would carry it (fast-check also makes objects without a prototype). */
+const plain = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
+
+describe("chat body, property-based", () => {
+  test("any JSON value: accepted as is, or a 400 in OpenAI's shape", () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 5 }), (value) => {
+        try {
+          assert.deepEqual(plain(validate(chatBody, value)), plain(value));
+        } catch (err) {
+          assert.ok(err instanceof HttpError, String(err));
+          assert.equal(err.status, 400);
+        }
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  const part = fc.oneof(
+    fc.record({ type: fc.constant("text"), text: fc.string() }),
+    fc.record({ type: fc.constant("image_url"), image_url: fc.record({ url: fc.webUrl() }) }),
+  );
+  const messages = fc.array(
+    fc.oneof(
+      fc.record({ role: fc.constantFrom("system", "developer"), content: fc.string() }),
+      fc.record({ role: fc.constant("user"), content: fc.oneof(fc.string(), fc.array(part, { maxLength: 3 })) }),
+      fc.record({ role: fc.constant("assistant"), content: fc.oneof(fc.string(), fc.constant(null)) }),
+      fc.record({ role: fc.constant("tool"), content: fc.string(), tool_call_id: fc.string() }),
+    ),
+    { minLength: 1, maxLength: 6 },
+  );
+  const body = fc.record(
+    {
+      model: fc.string(),
+      messages,
+      temperature: fc.double({ min: 0, max: 2, noNaN: true }),
+      top_p: fc.double({ min: 0, max: 1, noNaN: true }),
+      max_tokens: fc.integer({ min: 1, max: 1_000_000 }),
+      n: fc.integer({ min: 1, max: 128 }),
+      stream: fc.boolean(),
+      stop: fc.array(fc.string(), { maxLength: 4 }),
+    },
+    { requiredKeys: ["messages"] },
+  );
+
+  test("every documented body is accepted unchanged", () => {
+    fc.assert(
+      fc.property(body, (b) => {
+        assert.deepEqual(plain(validate(chatBody, b)), plain(b));
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  test("a documented body with one numeric parameter out of range names that parameter", () => {
+    const outOfRange = fc.oneof(
+      fc.record({ param: fc.constant("temperature"), value: fc.double({ min: 2.0001, max: 1e300, noNaN: true }) }),
+      fc.record({ param: fc.constant("top_p"), value: fc.double({ min: -1e300, max: -0.0001, noNaN: true }) }),
+      fc.record({
+        param: fc.constant("max_tokens"),
+        value: fc.oneof(fc.constant(0), fc.constant(1e308), fc.double({ min: 1.1, max: 2.9 })),
+      }),
+      fc.record({ param: fc.constant("n"), value: fc.integer({ min: 129, max: 1_000_000 }) }),
+    );
+    fc.assert(
+      fc.property(body, outOfRange, (b, { param, value }) => {
+        assert.equal(rejected({ ...b, [param]: value }).param, param);
+      }),
+      { numRuns: 500 },
     );
   });
 });

@@ -37,14 +37,21 @@ describe("promptTokensBound", () => {
   test("counts every byte of the messages and the tools", () => {
     const plain = body([{ role: "user", content: "x".repeat(1000) }]);
     assert.ok(promptTokensBound(plain) >= 1000);
-    const withTools = { ...plain, tools: [{ description: "y".repeat(500) }] };
+    const tool = { type: "function" as const, function: { name: "f", description: "y".repeat(500) } };
+    const withTools = { ...plain, tools: [tool] };
     assert.ok(promptTokensBound(withTools) >= promptTokensBound(plain) + 500);
   });
 
   test("charges each image at its upper bound, not by the bytes of its URL", () => {
     const one = body([{ role: "user", content: [{ type: "image_url", image_url: { url: "u" } }] }]);
     const two = body([
-      { role: "user", content: [{ type: "image_url", image_url: { url: "u" } }, { type: "input_image" }] },
+      {
+        role: "user",
+        content: [
+          { type: "image_url", image_url: { url: "u" } },
+          { type: "image_url", image_url: { url: "v" } },
+        ],
+      },
     ]);
     assert.ok(promptTokensBound(one) > 48_000);
     assert.ok(promptTokensBound(two) - promptTokensBound(one) >= 48_200);

@@ -15,7 +15,7 @@ import { readUsage } from "../../src/providers/anthropic/usage";
 import { call, dataOf, encoder, readAll, splitAt, streamOf } from "./support";
 
 const WEATHER = {
-  type: "function",
+  type: "function" as const,
   function: {
     name: "get_weather",
     description: "Weather of a city",
