@@ -33,10 +33,11 @@ const KEEP_WANTS = 2; // free room beyond twice what it would ask for goes back 
 const RENEW_BELOW = 0.25; // renew early when less than this share of the last want is free
 const EXCHANGE_TIMEOUT_MS = 3_000;
 const RETRY_GRANT_MS = 5_000; // after the ledger granted nothing, admit per request this long
+const FLUSHER_MAX_MS = 20_000; // a flusher hands over before waitUntil's 30 s run out
+const UNDELIVERED_MS = 10_000; // settlements the ledger has not taken this long go per request
 
 interface Pending {
   record: Settlement;
-  state: "queued" | "sending" | "acked" | "failed";
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -93,6 +94,8 @@ class OrgLeases {
   interval = FLUSH_MS;
   private retired: Lease[] = []; // replaced leases still settling or returning
   private exchanging = false;
+  private flushing = false; // a request is running this org's batches
+  private undeliveredSince: number | null = null; // since when exchanges have failed
 
   constructor(
     readonly orgId: string,
@@ -161,30 +164,58 @@ class OrgLeases {
   }
 
   /**
-   * A settled request: out of flight, its record into the next batch. Resolves true once the
-   * ledger has it, false when the exchange failed (the caller then settles it per request).
-   * The request whose record is due runs the exchange.
+   * A settled request: out of flight, its record into the next batch. The request that opens a
+   * batch stays (in its waitUntil, so the isolate lives) until the batches are in, running the
+   * exchanges; the others return at once. A batch the ledger did not take is sent again with
+   * the next (the ledger applies a settlement once); records still not taken after
+   * UNDELIVERED_MS go to `fallback` (per request, then KV, quota.ts).
    */
-  async settle(lease: Lease, amount: number, record: Settlement | null, env: Env): Promise<boolean> {
+  async settle(
+    lease: Lease,
+    amount: number,
+    record: Settlement | null,
+    env: Env,
+    fallback: (records: Settlement[]) => Promise<void>,
+  ): Promise<void> {
     lease.inflight -= amount;
     // released: nothing to record (a winding-down lease returns what it frees at the next exchange)
-    if (record === null) return true;
-    const pending: Pending = { record, state: "queued" };
-    lease.pending.push(pending);
+    if (record === null) return;
+    lease.pending.push({ record });
     lease.pendingCost += record.cost;
-    let wait = this.queued() >= MAX_BATCH ? 0 : this.interval;
-    for (;;) {
-      if (wait > 0) await sleep(wait);
-      if (pending.state === "acked") return true;
-      if (pending.state === "failed") return false;
-      if (pending.state === "queued" && !this.exchanging) await this.exchange(env);
-      wait = POLL_MS;
+    if (this.flushing) return; // this batch's flusher carries it
+    this.flushing = true;
+    try {
+      const started = Date.now();
+      while (this.queued() > 0) {
+        const full = this.queued() >= MAX_BATCH;
+        // the last round (near waitUntil's limit) sends at once, then hands over
+        const last = Date.now() - started > FLUSHER_MAX_MS;
+        if (!full && !last) await sleep(this.interval);
+        await this.exchange(env);
+        const stuck = this.undeliveredSince !== null && Date.now() - this.undeliveredSince > UNDELIVERED_MS;
+        if (stuck) await fallback(this.takeQueued());
+        if (last) break;
+      }
+    } finally {
+      this.flushing = false;
     }
+  }
+
+  /** Every queued settlement, out of the batches (the ledger is not taking them). */
+  private takeQueued(): Settlement[] {
+    const records: Settlement[] = [];
+    for (const lease of this.all()) {
+      records.push(...lease.pending.map((p) => p.record));
+      lease.pending = [];
+      lease.pendingCost = 0;
+    }
+    this.undeliveredSince = null;
+    return records;
   }
 
   private queued(): number {
     let n = 0;
-    for (const lease of this.leases.values()) n += lease.pending.length;
+    for (const lease of this.all()) n += lease.pending.length;
     return n;
   }
 
@@ -270,6 +301,8 @@ class OrgLeases {
       ops.map((o) => o.op),
     );
     const results = answer?.leases ?? null;
+    if (answer) this.undeliveredSince = null;
+    else this.undeliveredSince ??= now;
     // ±10 %: isolates paced alike must not fall into step
     if (answer) this.interval = Math.round(answer.nextExchangeMs * (0.9 + 0.2 * Math.random()));
     const byId = new Map((results ?? []).map((r) => [r.leaseId, r]));
@@ -282,13 +315,14 @@ class OrgLeases {
         if (op.want > 0 && result.granted === 0 && lease.available < op.minGrant) this.exhaust(lease, now);
       } else {
         // Undelivered: the ledger may or may not have applied it. Stop counting on this lease
-        // (its hold expires by itself); the settlements go the per-request way (quota.ts).
+        // (its hold expires by itself) and send its settlements again with the next batch.
         lease.held = 0;
         lease.usableUntil = 0;
         lease.toReturn = 0;
         lease.exhaustedUntil = now + RETRY_GRANT_MS;
+        lease.pending.unshift(...lease.sending);
+        lease.pendingCost += lease.sendingCost;
       }
-      for (const p of lease.sending) p.state = result !== undefined ? "acked" : "failed";
       lease.sending = [];
       lease.sendingCost = 0;
     }

@@ -303,27 +303,37 @@ export async function settle(
   }
   if (admission.lease) {
     const { org, lease } = admission.lease;
-    // into the lease's next batch; undelivered, it goes the per-request way below (idempotent)
-    if (await org.settle(lease, admission.amount, outcome.count ? record : null, env)) return null;
+    // into the lease's next batch; what a batch cannot deliver goes the per-request way
+    await org.settle(lease, admission.amount, outcome.count ? record : null, env, (records) =>
+      Promise.all(records.map((r) => settleDirect(env, principal.orgId, r, null))).then(() => undefined),
+    );
+    return null;
   }
   // Usually the next admission to this org carries it (fault-injected requests settle alone).
   if (!fault && !admission.degraded && (await offer(principal.orgId, record))) return null;
+  return settleDirect(env, principal.orgId, record, fault);
+}
+
+/**
+ * One settlement straight to the ledger, twice at most; if it cannot take it, the record goes
+ * to KV under `unsettled:` for reconciliation, and is logged. Never throws.
+ */
+async function settleDirect(env: Env, orgId: string, record: Settlement, fault: Fault): Promise<Figures | null> {
+  const { requestId } = record;
   for (let attempt = 0; attempt < 2; attempt += 1) {
     try {
       if (fault === "ledger-down" || fault === "settle-down") throw new Error("injected: ledger unreachable");
-      return await withinTimeout(ledgerFor(env, principal.orgId).settle(record));
+      return await withinTimeout(ledgerFor(env, orgId).settle(record));
     } catch (err) {
       if (attempt === 1) {
-        console.error(
-          JSON.stringify({ event: "settle_failed", requestId, orgId: principal.orgId, error: message(err) }),
-        );
+        console.error(JSON.stringify({ event: "settle_failed", requestId, orgId, error: message(err) }));
       }
     }
   }
-  if (!outcome.count) return null; // a released reservation expires by itself
+  if (record.count === false) return null; // a released reservation expires by itself
   // Kept for reconciliation (POST /admin/reconcile moves it into the ledger, idempotently).
-  const key = `${UNSETTLED_PREFIX}${principal.orgId}:${admission.month}:${requestId}`;
-  const kept = JSON.stringify({ v: 1, orgId: principal.orgId, at: Date.now(), ...record });
+  const key = `${UNSETTLED_PREFIX}${orgId}:${record.month}:${requestId}`;
+  const kept = JSON.stringify({ v: 1, orgId, at: Date.now(), ...record });
   try {
     await env.GATEWAY_KV.put(key, kept);
   } catch (err) {

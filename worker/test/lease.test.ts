@@ -77,11 +77,45 @@ describe("lease admission", () => {
     const lease = org.lease("u", "2026-12", limits, Date.now());
     await org.exchange(env, lease, 10);
     assert.ok(org.tryAdmit(lease, 40, Date.now()));
-    const acked = org.settle(lease, 40, record("r1", 15), env);
+    const flushed = org.settle(lease, 40, record("r1", 15), env, async () => assert.fail("no fallback"));
     assert.equal(lease.available, 80 - 15, "the worst case is out of flight, the cost is pending");
-    assert.equal(await acked, true);
+    await flushed; // this request opened the batch: it stays until the ledger has it
     assert.equal(lease.pendingCost + lease.sendingCost, 0);
     assert.ok(lease.held >= 65, "the ledger moved 15 from the hold to the usage");
+  });
+
+  test("only the request that opens a batch waits for it; the others return at once", async () => {
+    const { env, calls } = fakeLedger(1_000);
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", limits, Date.now());
+    await org.exchange(env, lease, 10);
+    for (let i = 0; i < 3; i++) assert.ok(org.tryAdmit(lease, 10, Date.now()));
+    const first = org.settle(lease, 10, record("a", 5), env, async () => {});
+    let others = false;
+    void Promise.all([
+      org.settle(lease, 10, record("b", 5), env, async () => {}),
+      org.settle(lease, 10, record("c", 5), env, async () => {}),
+    ]).then(() => {
+      others = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.ok(others, "a request that joined a batch returned before it was sent");
+    await first;
+    const sent = calls.at(-1)?.[0]?.settlements.map((r) => r.requestId);
+    assert.deepEqual(sent, ["a", "b", "c"], "one exchange carried the whole batch");
+  });
+
+  test("a batch the ledger did not take is sent again with the next", async () => {
+    const { env, calls } = fakeLedger(1_000);
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", limits, Date.now());
+    await org.exchange(env, lease, 10);
+    assert.ok(org.tryAdmit(lease, 10, Date.now()));
+    const failing = fakeLedger(1_000, { failFirst: 2 });
+    await org.settle(lease, 10, record("r", 4), failing.env, async () => assert.fail("no fallback"));
+    const tries = failing.calls.map((ops) => ops[0]?.settlements.map((r) => r.requestId));
+    assert.deepEqual(tries, [["r"], ["r"], ["r"]], "two failed attempts, then the next batch");
+    assert.equal(calls.length, 1);
   });
 
   test("a changed limit retires the lease: its free part is returned, a new lease starts", async () => {
