@@ -57,7 +57,22 @@ def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, d
     config = gateway.config
     base = f"{gateway.emulator_url}/v1/{config.accountId}/{config.gatewayId}"
     keys = gateway.secrets.provider_api_keys
-    aig = {"cf-aig-authorization": f"Bearer {gateway.secrets.ai_gateway_token}"}
+    # What the gateway sends AI Gateway besides the provider's key, sent on the direct and floor
+    # paths too, so the emulator does the same work per request on every path (it shares the
+    # cores): the ratios then measure the Worker alone.
+    aig = {
+        "cf-aig-authorization": f"Bearer {gateway.secrets.ai_gateway_token}",
+        "cf-aig-metadata": json.dumps(
+            {
+                "requestId": "req_0123456789abcdef01234567",
+                "userId": "alice",
+                "orgId": "demo-corp",
+                "keyId": "key_alice_laptop",
+            }
+        ),
+        "cf-aig-custom-cost": json.dumps({"per_token_in": 1.5e-7, "per_token_out": 6e-7}),
+        "cf-aig-skip-cache": "true",
+    }
     messages = [{"role": "user", "content": "benchmark emulate:tokens=16"}]
     return [
         (
