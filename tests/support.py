@@ -134,6 +134,7 @@ class WorkerTestHooks:
             "cached": 0,
             "fallbacks": 0,
             "standIns": 0,
+            "implausible": 0,
         }
         return self.usage(org_id, month)["users"].get(user_id, empty)
 

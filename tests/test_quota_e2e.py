@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import time
+from decimal import Decimal
 
 import httpx
 import openai
@@ -599,3 +600,58 @@ def test_cron_trigger_reconciles_without_a_person(http: httpx.Client, hooks: Wor
     assert eventually(lambda: not any(request_id in k for k in hooks.kv("unsettled:openfail:")))
     row = hooks.user_row("openfail", "cronny")
     assert (row["requests"], row["usedMicros"]) == (1, spent)
+
+
+def completion_with(usage: str) -> str:
+    """A chat completion as OpenAI sends it, with `usage` as raw JSON text."""
+    return (
+        '{"id":"chatcmpl-x","object":"chat.completion","created":0,"model":"gpt-4o-mini",'
+        '"choices":[{"index":0,"message":{"role":"assistant","content":"four words of answer"},'
+        f'"finish_reason":"stop"}}],"usage":{usage}}}'
+    )
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        '{"prompt_tokens":-1000000,"completion_tokens":5,"total_tokens":-999995}',
+        '{"prompt_tokens":10,"completion_tokens":1000000000000000,"total_tokens":1000000000000010}',
+        '{"prompt_tokens":10.5,"completion_tokens":5,"total_tokens":15.5}',
+        '{"prompt_tokens":10,"completion_tokens":1e400,"total_tokens":1e400}',
+    ],
+    ids=["negative", "absurd", "fractional", "infinite"],
+)
+def test_usage_no_request_can_have_is_not_believed(
+    gateway: LocalGateway,
+    hooks: WorkerTestHooks,
+    emulator: Emulator,
+    http: httpx.Client,
+    usage: str,
+):
+    """Issue 13, defect 3: negative, fractional, infinite usage is estimated instead; usage above
+    the admitted worst case is recorded at that bound. Either way the record is flagged
+    estimated and implausible, the charge is what the cost header says, never negative, and
+    the admin metrics count it."""
+    metrics = lambda: httpx.get(  # noqa: E731
+        f"{gateway.worker_url}/admin/metrics",
+        headers={"authorization": f"Bearer {gateway.secrets.admin_api_key}"},
+        timeout=30,
+    ).json()["usage"]["implausible"]
+    counted = metrics()
+    before = hooks.user_row("acme", "payer")
+    emulator.fault(
+        match={"model": "openai/gpt-4o-mini"}, times=1, status=200, body=completion_with(usage)
+    )
+    body = {"max_tokens": 50, "messages": [{"role": "user", "content": "believe me"}]}
+    response = http.post(CHAT, json=body, headers=auth("key_payer_main"))
+    assert response.status_code == 200, response.text
+    charged = int(Decimal(response.headers["x-gateway-cost-usd"]) * 1_000_000)
+    worst = cost(prompt_tokens("believe me") + 1_000, 50)  # generous: the bound is below it
+    assert 0 <= charged <= worst
+    after = eventually(
+        lambda: (r := hooks.user_row("acme", "payer"))["requests"] > before["requests"] and r
+    )
+    assert after["usedMicros"] - before["usedMicros"] == charged
+    assert after["estimated"] == before["estimated"] + 1
+    assert after["implausible"] == before["implausible"] + 1
+    assert metrics() == counted + 1

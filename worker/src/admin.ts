@@ -134,6 +134,7 @@ async function metrics(call: AdminCall): Promise<Response> {
     cached: 0,
     fallbacks: 0,
     standIns: 0,
+    implausible: 0,
   };
   const users: { userId: string; orgId: string; costMicros: number; requests: number }[] = [];
   ledgers.forEach((usage, i) => {
@@ -146,6 +147,7 @@ async function metrics(call: AdminCall): Promise<Response> {
     totals.cached += org.cached;
     totals.fallbacks += org.fallbacks;
     totals.standIns += org.standIns;
+    totals.implausible += org.implausible;
     for (const [userId, row] of Object.entries(usage.users)) {
       users.push({ userId, orgId: orgIds[i] as string, costMicros: row.usedMicros, requests: row.requests });
     }
@@ -168,6 +170,8 @@ async function metrics(call: AdminCall): Promise<Response> {
       // answered by a fallback model; by a Workers AI stand-in while AI Gateway was down
       fallbacks: totals.fallbacks,
       standIns: totals.standIns,
+      // answers whose reported usage could not be real: recorded as estimated instead
+      implausible: totals.implausible,
     },
     topUsers: users
       .slice(0, TOP_USERS)

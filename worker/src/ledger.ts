@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS usage (
   cached INTEGER NOT NULL DEFAULT 0,
   fallbacks INTEGER NOT NULL DEFAULT 0,
   stand_ins INTEGER NOT NULL DEFAULT 0,
+  implausible INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (month, subject)
 );
 CREATE TABLE IF NOT EXISTS reservations (
@@ -92,10 +93,12 @@ export interface UsageRow {
   fallbacks: number;
   /** Requests answered by a Workers AI stand-in while AI Gateway was down. */
   standIns: number;
+  /** Requests whose reported usage could not be real (recorded as estimated, not as reported). */
+  implausible: number;
 }
 
 // Columns added after the first ledgers were created: added in place where missing.
-const ADDED_COLUMNS = ["fallbacks", "stand_ins"];
+const ADDED_COLUMNS = ["fallbacks", "stand_ins", "implausible"];
 
 interface Held {
   userId: string;
@@ -167,6 +170,7 @@ export interface Settlement {
   cached?: boolean;
   fallback?: boolean;
   standIn?: boolean;
+  implausible?: boolean;
   count?: boolean;
   now?: number;
 }
@@ -209,6 +213,7 @@ function emptyRow(subject: string): UsageRow {
     cached: 0,
     fallbacks: 0,
     standIns: 0,
+    implausible: 0,
   };
 }
 
@@ -274,7 +279,10 @@ class MonthState {
     this.openByUser.set(held.userId, (this.openByUser.get(held.userId) ?? 1) - 1);
   }
 
-  add(subject: string, { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn }: Outcome): void {
+  add(
+    subject: string,
+    { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn, implausible }: Outcome,
+  ): void {
     const row = { ...this.row(subject) };
     row.usedMicros += cost;
     row.requests += 1;
@@ -284,6 +292,7 @@ class MonthState {
     row.cached += cached ? 1 : 0;
     row.fallbacks += fallback ? 1 : 0;
     row.standIns += standIn ? 1 : 0;
+    row.implausible += implausible ? 1 : 0;
     this.rows.set(subject, row);
   }
 }
@@ -296,6 +305,7 @@ interface Outcome {
   cached: boolean;
   fallback: boolean;
   standIn: boolean;
+  implausible: boolean;
 }
 
 export class UsageLedger extends DurableObject<Env> {
@@ -329,7 +339,7 @@ export class UsageLedger extends DurableObject<Env> {
       const rows = this.sql
         .exec<UsageRow & Record<string, SqlStorageValue>>(
           `SELECT subject, used_micros AS usedMicros, requests, tokens_in AS tokensIn,
-                  tokens_out AS tokensOut, estimated, cached, fallbacks, stand_ins AS standIns
+                  tokens_out AS tokensOut, estimated, cached, fallbacks, stand_ins AS standIns, implausible
              FROM usage WHERE month = ?`,
           month,
         )
@@ -450,6 +460,7 @@ export class UsageLedger extends DurableObject<Env> {
       cached = false,
       fallback = false,
       standIn = false,
+      implausible = false,
       count = true,
       now = Date.now(),
     }: Settlement,
@@ -464,12 +475,12 @@ export class UsageLedger extends DurableObject<Env> {
       this.sql.exec("DELETE FROM settled WHERE at < ?", now - SETTLED_MEMORY_MS);
     }
     if (fresh && count) {
-      const outcome = { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn };
+      const outcome = { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn, implausible };
       for (const subject of [userSubject(userId), ORG]) {
         this.sql.exec(
           `INSERT INTO usage (month, subject, used_micros, requests, tokens_in, tokens_out, estimated, cached,
-                              fallbacks, stand_ins)
-                VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+                              fallbacks, stand_ins, implausible)
+                VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (month, subject) DO UPDATE SET
                 used_micros = used_micros + excluded.used_micros,
                 requests = requests + 1,
@@ -478,7 +489,8 @@ export class UsageLedger extends DurableObject<Env> {
                 estimated = estimated + excluded.estimated,
                 cached = cached + excluded.cached,
                 fallbacks = fallbacks + excluded.fallbacks,
-                stand_ins = stand_ins + excluded.stand_ins`,
+                stand_ins = stand_ins + excluded.stand_ins,
+                implausible = implausible + excluded.implausible`,
           month,
           subject,
           cost,
@@ -488,6 +500,7 @@ export class UsageLedger extends DurableObject<Env> {
           cached ? 1 : 0,
           fallback ? 1 : 0,
           standIn ? 1 : 0,
+          implausible ? 1 : 0,
         );
         state.add(subject, outcome);
       }

@@ -33,8 +33,9 @@ function rejected(subject: Subject, reason: string): void {
  * else an estimate: no usage (or usage no request can have: negative, fractional, not finite)
  * is estimated from the prompt and the text; a stream that stopped before its final usage
  * (the client left, the upstream broke) is charged at least the output it streamed. Never
- * more than the worst case the request was admitted for. Estimates are flagged; refused usage
- * is logged.
+ * more than the worst case the request was admitted for (usage above it is recorded at that
+ * bound). Estimates are flagged; refused usage is logged and flagged `implausible`, which the
+ * ledger counts.
  */
 export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, bound: Bound): Outcome {
   const problem = observed.usage ? implausibleUsage({ ...observed.usage }) : null;
@@ -52,9 +53,12 @@ export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, 
   let cost = cached ? 0 : costMicros(tokens, subject.price); // an AI Gateway cache HIT costs nothing
   let { promptTokens, completionTokens } = tokens;
   const overBound = cost > bound.micros;
+  // reported usage no request could have had: not recorded as reported (issue 13, defect 3)
+  let implausible = problem !== null;
   if (overBound) {
     if (usage !== null && observed.complete) {
       rejected(subject, `usage costs more than the admitted worst case (${bound.micros} µUSD)`);
+      implausible = true;
     }
     cost = bound.micros;
     promptTokens = Math.min(promptTokens, bound.promptTokens);
@@ -67,5 +71,6 @@ export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, 
     estimated: usage === null || !observed.complete || overBound,
     cached,
     count: true,
+    implausible,
   };
 }

@@ -50,6 +50,8 @@ export interface Outcome {
   /** Answered by a fallback model, or by a Workers AI stand-in (counted by the ledger). */
   fallback?: boolean;
   standIn?: boolean;
+  /** The upstream reported usage no request could have (negative, absurd): not believed. */
+  implausible?: boolean;
 }
 
 function message(err: unknown): string {
@@ -295,6 +297,7 @@ export async function settle(
     cached: outcome.cached,
     fallback: outcome.fallback === true,
     standIn: outcome.standIn === true,
+    implausible: outcome.implausible === true,
     count: outcome.count,
   };
   if (admission.degraded) {
