@@ -1,0 +1,286 @@
+"""A hostile-input corpus (issue 13), one table of request -> expected status and error code,
+over every route of provision/contract.py's table: bodies (encodings, types, nesting, NUL
+bytes, numbers at the edges), authorization variants, huge and duplicate headers, every route x
+every other method, encoded traversal to /admin, trailing and double slashes, and admin ids
+that are prototype names or encodings. Every case must be a 4xx in the route's own error shape
+with an x-request-id, send nothing upstream, charge nothing, write nothing, and leave the
+gateway healthy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from provision.contract import ROUTE_KINDS, ROUTES
+from provision.local import LocalGateway
+from tests.support import ROOT, Emulator, WorkerTestHooks, key
+from tests.test_routes_e2e import assert_error_shape, auth_headers, request_for, sample_model
+
+STACK = ROOT / "tests" / "fixtures" / "Pulumi.routes.yaml"
+KEY_ID = "key_ok_main"  # org `open`, user `ok`
+
+
+@dataclass
+class Case:
+    id: str
+    method: str
+    path: str
+    status: int
+    code: str | None = None  # the error code expected (None: any, the status says it)
+    content: bytes | None = None
+    headers: list[tuple[str, str]] | None = None  # None: the route's own way with a valid key
+    route: dict[str, Any] | None = None  # whose error shape applies (None: OpenAI's)
+    admin: bool = False  # sent with the admin key instead of a gateway key
+
+
+def route_path(route: dict[str, Any]) -> str:
+    return request_for(route, sample_model(route))[0]
+
+
+def body_cases() -> Iterator[Case]:
+    """Bodies no route may take, on every route."""
+    for route in ROUTES:
+        kind = str(route["kind"])
+        path, good = request_for(route, sample_model(route))
+        rid = f"{route['path']}"
+        raw = {
+            "empty": b"",
+            "not-json": b"{not json",
+            "truncated": json.dumps(good).encode()[:-1],
+            "array": b"[]",
+            "string": b'"hello"',
+            "null": b"null",
+            "number": b"42",
+            "nested-100k": b"[" * 100_000 + b"]" * 100_000,
+            "utf16": json.dumps(good).encode("utf-16"),
+            "bom-only": b"\xef\xbb\xbf",
+        }
+        for name, content in raw.items():
+            yield Case(
+                f"{rid} body {name}", "POST", path, 400, "invalid_json", content, route=route
+            )
+        if kind == "workers_ai_run":
+            continue  # the model is the path; its inputs pass through
+        edge = {
+            "chat": "max_tokens",
+            "responses": "max_output_tokens",
+            "embeddings": "dimensions",
+            "messages": "max_tokens",
+        }
+        if kind in edge:
+            for value in ("1e308", "-1", "0", "1.5", '"10"', "9007199254740993"):
+                content = json.dumps(good)[:-1].encode() + f', "{edge[kind]}": {value}}}'.encode()
+                yield Case(
+                    f"{rid} {edge[kind]}={value}", "POST", path, 400, None, content, route=route
+                )
+        for name, model in (
+            ("unknown model", "nope-model-9"),
+            ("NUL model", "\u0000"),
+            ("model of ../", "../admin"),
+        ):
+            yield Case(
+                f"{rid} {name}",
+                "POST",
+                path,
+                404,
+                "model_not_found",
+                json.dumps({**good, "model": model}).encode(),
+                route=route,
+            )
+        yield Case(
+            f"{rid} model as a number",
+            "POST",
+            path,
+            400,
+            None,
+            json.dumps({**good, "model": 42}).encode(),
+            route=route,
+        )
+
+
+def method_cases() -> Iterator[Case]:
+    """Every route answers another method with 405 (and Allow)."""
+    for route in ROUTES:
+        for method in ("GET", "PUT", "DELETE", "PATCH"):
+            yield Case(
+                f"{route['path']} {method}", method, route_path(route), 405, None, route=route
+            )
+
+
+CHAT = next(r for r in ROUTES if r["path"] == "/v1/chat/completions")
+MESSAGES = next(r for r in ROUTES if r["path"] == "/v1/messages")
+HELLO = json.dumps(
+    {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+).encode()
+CLAUDE = json.dumps(
+    {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+).encode()
+
+
+def header_cases() -> Iterator[Case]:
+    unknown = "gw_live_" + "Z" * 40
+    variants = {
+        "no key": [],
+        "empty bearer": [("authorization", "Bearer")],
+        "lower-case scheme alone": [("authorization", "bearer")],
+        "basic auth": [("authorization", "Basic dXNlcjpwYXNz")],
+        "openai key": [("authorization", "Bearer sk-proj-" + "a" * 40)],
+        "short gateway key": [("authorization", "Bearer gw_live_abc")],
+        "unknown gateway key": [("authorization", f"Bearer {unknown}")],
+        "key with a tail": [("authorization", f"Bearer {key(KEY_ID)}x")],
+        "key with a NUL-like escape": [("authorization", f"Bearer {key(KEY_ID)}%00")],
+        "two keys in one header": [("authorization", f"Bearer {key(KEY_ID)}, Bearer {unknown}")],
+        "duplicate headers": [
+            ("authorization", f"Bearer {unknown}"),
+            ("authorization", f"Bearer {unknown}"),
+        ],
+        "70 KB key": [("authorization", "Bearer gw_live_" + "a" * 70_000)],
+        "70 KB other header": [("authorization", f"Bearer {unknown}"), ("x-junk", "a" * 70_000)],
+    }
+    for name, headers in variants.items():
+        yield Case(f"chat {name}", "POST", "/v1/chat/completions", 401, None, HELLO, headers, CHAT)
+    anthropic = {
+        "no x-api-key": [("anthropic-version", "2023-06-01")],
+        "unknown x-api-key": [("anthropic-version", "2023-06-01"), ("x-api-key", unknown)],
+        "empty x-api-key": [("anthropic-version", "2023-06-01"), ("x-api-key", "")],
+        "two x-api-keys": [
+            ("anthropic-version", "2023-06-01"),
+            ("x-api-key", unknown),
+            ("x-api-key", unknown),
+        ],
+    }
+    for name, headers in anthropic.items():
+        yield Case(f"messages {name}", "POST", "/v1/messages", 401, None, CLAUDE, headers, MESSAGES)
+
+
+def path_cases() -> Iterator[Case]:
+    """Ways round to /admin with a gateway key, and paths that are not routes."""
+    for raw in (
+        "/v1/%2e%2e/admin/metrics",
+        "/v1/../admin/metrics",
+        "/openai/../admin/metrics",
+        "/%61dmin/metrics",
+    ):
+        yield Case(f"path {raw}", "POST", raw, 401, "invalid_admin_key", HELLO)
+    # resolves to /v1/admin/…: not a route at all
+    raw = "/v1/chat/completions/../../admin/keys/key_ok_main/revoke"
+    yield Case(f"path {raw}", "POST", raw, 404, "unknown_url", HELLO)
+    for raw in (
+        "//v1/chat/completions",
+        "/v1//chat/completions",
+        "/v1/chat/completions/",
+        "/v1/chat%2Fcompletions",
+        "/admin%2Fmetrics",
+        "/v1/chat/completions%00",
+        "/openai/v1/files",
+        "/openai/chat/completions/../../v1/files",
+        "/v2/chat/completions",
+        "/v1/models/",
+    ):
+        yield Case(f"path {raw}", "POST" if "models" not in raw else "GET", raw, 404, None, HELLO)
+
+
+ADMIN_IDS = [
+    "__proto__",
+    "constructor",
+    "toString",
+    "valueOf",
+    "hasOwnProperty",
+    "%5F%5Fproto%5F%5F",
+    "prototype",
+]
+
+
+def admin_cases() -> Iterator[Case]:
+    for key_id in ADMIN_IDS:
+        yield Case(
+            f"revoke {key_id}",
+            "POST",
+            f"/admin/keys/{key_id}/revoke",
+            404,
+            "key_not_found",
+            admin=True,
+        )
+        yield Case(
+            f"user {key_id}",
+            "GET",
+            f"/admin/users/{key_id}/usage",
+            404,
+            "user_not_found",
+            admin=True,
+        )
+        yield Case(
+            f"org {key_id}",
+            "GET",
+            f"/admin/organizations/{key_id}/usage",
+            404,
+            "organization_not_found",
+            admin=True,
+        )
+    yield Case(
+        "revoke a 300-char id", "POST", f"/admin/keys/{'a' * 300}/revoke", 404, None, admin=True
+    )
+
+
+CASES = [*body_cases(), *method_cases(), *header_cases(), *path_cases(), *admin_cases()]
+assert len(CASES) >= 150, len(CASES)
+
+
+@pytest.fixture(scope="module")
+def gateway() -> Iterator[LocalGateway]:
+    with LocalGateway(STACK, test_hooks=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def ledger(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
+    hooks = WorkerTestHooks(gateway.worker_url)
+    yield hooks
+    hooks.close()
+
+
+@pytest.fixture(scope="module")
+def upstream(gateway: LocalGateway) -> Iterator[Emulator]:
+    assert gateway.emulator_url
+    control = Emulator(gateway.emulator_url)
+    yield control
+    control.close()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_hostile_request_is_a_clean_4xx(
+    gateway: LocalGateway, ledger: WorkerTestHooks, upstream: Emulator, case: Case
+):
+    charged = ledger.user_row("open", "ok")
+    revoked = ledger.kv("revoked:")
+    sent = len(upstream.requests())
+    headers = list(case.headers or [])
+    if case.admin:
+        headers.append(("authorization", f"Bearer {gateway.secrets.admin_api_key}"))
+    elif case.headers is None:
+        headers += list(auth_headers(case.route or CHAT, KEY_ID).items())
+    headers.append(("content-type", "application/json"))
+    request = httpx.Request(case.method, gateway.worker_url, headers=headers, content=case.content)
+    request.url = request.url.copy_with(raw_path=case.path.encode())
+    with httpx.Client(timeout=30) as client:
+        response = client.send(request)
+    assert response.status_code == case.status, response.text[:300]
+    assert_error_shape(case.route or CHAT, response)
+    shape = ROUTE_KINDS[str((case.route or CHAT)["kind"])]["errors"]
+    if case.code is not None and shape == "openai":  # the other shapes carry no code
+        assert response.json()["error"]["code"] == case.code, response.text[:300]
+    if case.status == 405:
+        assert response.headers["allow"]
+    assert len(upstream.requests()) == sent, "a refused request went upstream"
+    assert ledger.user_row("open", "ok") == charged, "a refused request was charged"
+    assert ledger.kv("revoked:") == revoked, "a refused request wrote a revocation"
+    assert httpx.get(f"{gateway.worker_url}/health", timeout=10).status_code == 200
