@@ -7,7 +7,7 @@ import openai
 import pytest
 
 from provision.local import LocalGateway
-from tests.support import Emulator, error_of, key, openai_client
+from tests.support import Emulator, WorkerTestHooks, error_of, key, openai_client
 
 CHAT = "/v1/chat/completions"
 HELLO = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -160,6 +160,29 @@ def test_config_store_outage_is_503_not_500(http: httpx.Client):
     )
     assert response.status_code == 503
     assert error_of(response)["code"] == "config_unavailable"
+
+
+def test_a_fail_open_orgs_key_seen_lately_authenticates_while_kv_is_down(
+    gateway: LocalGateway, http: httpx.Client
+):
+    """Issue 13: stale but bounded. cy's org is fail-open: a key this isolate read within 15 min
+    still authenticates while KV cannot be read, a key known revoked never does, and past the
+    bound it is the 503. ben's org is fail-closed: the 503 at once."""
+    hooks = WorkerTestHooks(gateway.worker_url)
+    down = {"x-test-fault": "kv-down"}
+    for key_id in ("key_cy_main", "key_cy_revoked", "key_ben_main"):
+        http.post(CHAT, json=HELLO, headers=auth(key_id))  # read from KV, now cached
+    hooks._post("/__test/auth/age", {"ms": 11_000})  # past the 10 s a cached record is fresh
+    served = http.post(CHAT, json=HELLO, headers={**auth("key_cy_main"), **down})
+    assert served.status_code == 200, served.text
+    revoked = http.post(CHAT, json=HELLO, headers={**auth("key_cy_revoked"), **down})
+    assert (revoked.status_code, error_of(revoked)["code"]) == (401, "revoked_api_key")
+    closed = http.post(CHAT, json=HELLO, headers={**auth("key_ben_main"), **down})
+    assert (closed.status_code, error_of(closed)["code"]) == (503, "config_unavailable")
+    hooks._post("/__test/auth/age", {"ms": 15 * 60 * 1000})  # past STALE_AUTH_MS
+    late = http.post(CHAT, json=HELLO, headers={**auth("key_cy_main"), **down})
+    assert (late.status_code, error_of(late)["code"]) == (503, "config_unavailable")
+    hooks.close()
 
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024  # routing.maxRequestBytes' default (provision/model.py)

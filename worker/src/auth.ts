@@ -21,6 +21,9 @@ import { effectivePolicy, type KeyEntry, type OrgPolicy } from "./policy";
 const KEY_FORMAT = new RegExp(KEY_PATTERN);
 const BEARER = /^Bearer\s+(.+)$/i;
 const ISOLATE_CACHE_MS = 10_000; // revocations and YAML edits reach a warm isolate within this
+// While KV cannot be read, a fail-open org's key this isolate read within this long still
+// authenticates (docs/decisions/0020); fail-closed orgs get the 503.
+export const STALE_AUTH_MS = 15 * 60 * 1000;
 const ISOLATE_CACHE_MAX = 5_000;
 const KV_CACHE_TTL_S = 30; // the minimum Workers KV accepts for get(..., {cacheTtl})
 
@@ -36,7 +39,16 @@ interface LegacyRecord extends KeyRecord {
   v: number;
 }
 
-const cache = new Map<string, { record: KeyRecord; until: number }>();
+// hash → the record, until when it is fresh, and when it was read from KV
+const cache = new Map<string, { record: KeyRecord; until: number; readAt: number }>();
+
+/** Test renders only: make every cached record `ms` older (as if read that much earlier). */
+export function ageKeyCache(ms: number): void {
+  for (const hit of cache.values()) {
+    hit.until -= ms;
+    hit.readAt -= ms;
+  }
+}
 
 export async function sha256Hex(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
@@ -107,6 +119,12 @@ async function lookup(env: Env, hash: string, fault: Fault): Promise<KeyRecord |
     if (fault === "kv-down") throw new Error("injected: KV unreachable");
     found = await env.GATEWAY_KV.get(wanted, { type: "json", cacheTtl: KV_CACHE_TTL_S });
   } catch (err) {
+    // Stale but bounded, for fail-open orgs only: a key seen here lately, as it was then (a key
+    // known revoked stays revoked; an emergency revocation here forgot it: forgetKey).
+    if (hit && hit.record.policy.failureMode === "fail-open" && now - hit.readAt <= STALE_AUTH_MS) {
+      console.error(JSON.stringify({ event: "auth_stale", keyId: hit.record.keyId, ageMs: now - hit.readAt }));
+      return hit.record;
+    }
     throw configUnavailable("kv_unavailable", { error: String((err as Error)?.message ?? err) });
   }
   const shard = found.get(shardKey) as KeyShard | null;
@@ -114,7 +132,7 @@ async function lookup(env: Env, hash: string, fault: Fault): Promise<KeyRecord |
   const effective = record && found.get(revokedKey) ? { ...record, status: "revoked" } : record;
   if (effective) {
     if (cache.size >= ISOLATE_CACHE_MAX) cache.delete(cache.keys().next().value as string);
-    cache.set(hash, { record: effective, until: now + ISOLATE_CACHE_MS });
+    cache.set(hash, { record: effective, until: now + ISOLATE_CACHE_MS, readAt: now });
   }
   return effective;
 }

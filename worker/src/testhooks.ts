@@ -3,6 +3,7 @@
 // testhooks-off.ts in its place, so no request can reach a test path in a deployment.
 
 import type { Hono } from "hono";
+import { ageKeyCache } from "./auth";
 import type { AppEnv, Env, Fault } from "./env";
 import { jsonResponse } from "./errors";
 import { forgetBook, leaseActivity } from "./lease";
@@ -36,6 +37,11 @@ const ROUTES: Record<string, TestRoute> = {
   // {orgId, ...exchange args}: a lease exchange as an isolate sends it.
   "/__test/ledger/exchange": async (env, { orgId, ...exchange }) =>
     ledgerFor(env, orgId as string).exchange(exchange as unknown as Exchange),
+  // {ms}: this isolate's cached key records, made that much older.
+  "/__test/auth/age": async (_env, { ms }) => {
+    ageKeyCache(Number(ms));
+    return { ok: true };
+  },
   // {}: settlements on their way to the ledger in lease batches (tests wait for none).
   "/__test/leases": async () => leaseActivity(),
   // {isolate}: a simulated isolate dies: its leases are dropped here, never returned.
