@@ -167,7 +167,34 @@ const STREAM = v.optional(v.boolean("'stream' must be a boolean."));
 /** OpenAI's Responses API: the parts the gateway must bound; the rest passes through. */
 export const responsesBody = v.looseObject({
   model: v.optional(v.unknown()),
-  input: v.optional(v.union([v.string(), v.array(v.unknown())], "'input' must be a string or an array of items.")),
+  input: v.optional(
+    v.union(
+      [
+        v.string(),
+        v.pipe(
+          v.array(
+            // an item: a message (role) or a typed item (function_call_output, reasoning, …)
+            v.looseObject(
+              {
+                type: v.optional(v.string("an item's 'type' must be a string.")),
+                role: v.optional(
+                  v.picklist(
+                    ["user", "assistant", "system", "developer"],
+                    "an item's 'role' must be one of user, assistant, system, developer.",
+                  ),
+                ),
+              },
+              "each input item must be an object.",
+            ),
+          ),
+          v.maxLength(MAX_MESSAGES, `'input' may hold at most ${MAX_MESSAGES} items.`),
+        ),
+      ],
+      "'input' must be a string or an array of items.",
+    ),
+  ),
+  temperature: range("temperature", 0, 2),
+  top_p: range("top_p", 0, 1),
   instructions: v.optional(v.nullable(v.string("'instructions' must be a string."))),
   max_output_tokens: positiveInteger("max_output_tokens"),
   stream: STREAM,
@@ -196,7 +223,51 @@ export const embeddingsBody = v.looseObject({
 });
 export type EmbeddingsBody = v.InferOutput<typeof embeddingsBody>;
 
-/** Anthropic's Messages API: model, max_tokens (required by Anthropic) and messages. */
+// Anthropic's content blocks, by type (the ones a request may carry; unknown fields pass).
+const anthropicText = v.looseObject({ type: v.literal("text"), text: string("text") });
+const anthropicBlock = v.variant(
+  "type",
+  [
+    anthropicText,
+    v.looseObject({ type: v.literal("image"), source: v.looseObject({ type: string("source.type") }) }),
+    v.looseObject({ type: v.literal("document"), source: v.looseObject({ type: string("source.type") }) }),
+    v.looseObject({
+      type: v.literal("tool_use"),
+      id: string("id"),
+      name: string("name"),
+      input: v.record(v.string(), v.unknown(), "a tool_use block's 'input' must be an object."),
+    }),
+    v.looseObject({ type: v.literal("tool_result"), tool_use_id: string("tool_use_id") }),
+    v.looseObject({ type: v.literal("thinking"), thinking: string("thinking") }),
+    v.looseObject({ type: v.literal("redacted_thinking"), data: string("data") }),
+    v.looseObject({ type: v.literal("search_result") }),
+    v.looseObject({ type: v.literal("server_tool_use") }),
+    v.looseObject({ type: v.literal("web_search_tool_result") }),
+    v.looseObject({ type: v.literal("container_upload") }),
+  ],
+  "a content block's 'type' must be one of text, image, document, tool_use, tool_result, thinking, " +
+    "redacted_thinking, search_result, server_tool_use, web_search_tool_result, container_upload.",
+);
+const anthropicMessage = v.looseObject({
+  role: v.picklist(["user", "assistant"], "a message's 'role' must be 'user' or 'assistant'."),
+  content: v.union([v.string(), v.array(anthropicBlock)], "'content' must be a string or an array of content blocks."),
+});
+const anthropicMessages = v.pipe(
+  v.array(anthropicMessage, MESSAGES),
+  v.minLength(1, MESSAGES),
+  v.maxLength(MAX_MESSAGES, `'messages' may hold at most ${MAX_MESSAGES} messages.`),
+);
+const anthropicSystem = v.optional(
+  v.union([v.string(), v.array(anthropicText)], "'system' must be a string or an array of text blocks."),
+);
+const anthropicTools = v.optional(
+  v.array(
+    v.looseObject({ name: string("name"), input_schema: v.optional(v.record(v.string(), v.unknown())) }),
+    "'tools' must be an array.",
+  ),
+);
+
+/** Anthropic's Messages API, as documented: max_tokens is required there. */
 export const messagesBody = v.looseObject({
   model: v.string("'model' is required and must be a string."),
   max_tokens: v.pipe(
@@ -204,17 +275,29 @@ export const messagesBody = v.looseObject({
     v.safeInteger("'max_tokens' must be an integer."),
     v.minValue(1, "'max_tokens' must be at least 1."),
   ),
-  messages: v.pipe(v.array(v.unknown(), MESSAGES), v.minLength(1, MESSAGES)),
-  system: v.optional(v.unknown()),
-  tools: v.optional(v.array(v.unknown(), "'tools' must be an array.")),
+  messages: anthropicMessages,
+  system: anthropicSystem,
+  tools: anthropicTools,
   stream: STREAM,
+  temperature: range("temperature", 0, 1),
+  top_p: range("top_p", 0, 1),
+  top_k: v.optional(
+    v.pipe(
+      v.number("'top_k' must be an integer."),
+      v.safeInteger("'top_k' must be an integer."),
+      v.minValue(0, "'top_k' must be at least 0."),
+    ),
+  ),
+  stop_sequences: v.optional(v.array(v.string(), "'stop_sequences' must be an array of strings.")),
 });
 export type MessagesBody = v.InferOutput<typeof messagesBody>;
 
 /** Anthropic's count_tokens: a Messages body without max_tokens. */
 export const countTokensBody = v.looseObject({
   model: v.string("'model' is required and must be a string."),
-  messages: v.pipe(v.array(v.unknown(), MESSAGES), v.minLength(1, MESSAGES)),
+  messages: anthropicMessages,
+  system: anthropicSystem,
+  tools: anthropicTools,
 });
 
 // What a missing required parameter is told (others: "'<param>' is required.").

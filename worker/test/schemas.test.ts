@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { HttpError } from "../src/errors";
-import { chatBody, validate } from "../src/schemas";
+import { chatBody, messagesBody, responsesBody, validate } from "../src/schemas";
 
 const HELLO = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
 
@@ -252,5 +252,105 @@ describe("chat body, property-based", () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+// Issue 13, defect 2: Anthropic's Messages and OpenAI's Responses bodies, by their documents.
+describe("messages and responses body shapes", () => {
+  const claude = { model: "claude-sonnet-4-6", max_tokens: 10, messages: [{ role: "user", content: "hi" }] };
+  const refusedAt = (schema: Parameters<typeof validate>[0], body: unknown): string | null => {
+    try {
+      validate(schema, body);
+    } catch (err) {
+      assert.ok(err instanceof HttpError);
+      assert.equal(err.status, 400);
+      return err.param;
+    }
+    assert.fail(`accepted ${JSON.stringify(body)}`);
+  };
+  const messagesCases: [string, unknown, string][] = [
+    ["a system role in messages", { ...claude, messages: [{ role: "system", content: "x" }] }, "messages[0].role"],
+    ["content that is a number", { ...claude, messages: [{ role: "user", content: 1 }] }, "messages[0].content"],
+    [
+      "an unknown block",
+      { ...claude, messages: [{ role: "user", content: [{ type: "video" }] }] },
+      "messages[0].content[0].type",
+    ],
+    [
+      "a tool_result without tool_use_id",
+      { ...claude, messages: [{ role: "user", content: [{ type: "tool_result" }] }] },
+      "messages[0].content[0].tool_use_id",
+    ],
+    [
+      "a tool_use with a string input",
+      {
+        ...claude,
+        messages: [{ role: "assistant", content: [{ type: "tool_use", id: "t", name: "f", input: "{}" }] }],
+      },
+      "messages[0].content[0].input",
+    ],
+    ["a system of images", { ...claude, system: [{ type: "image", source: { type: "base64" } }] }, "system[0].type"],
+    ["a tool without a name", { ...claude, tools: [{ input_schema: { type: "object" } }] }, "tools[0].name"],
+    ["temperature above 1", { ...claude, temperature: 1.5 }, "temperature"],
+    ["a negative top_k", { ...claude, top_k: -1 }, "top_k"],
+    ["stop_sequences that are a string", { ...claude, stop_sequences: "END" }, "stop_sequences"],
+  ];
+  for (const [name, body, param] of messagesCases) {
+    test(`messages: ${name} names ${param}`, () => assert.equal(refusedAt(messagesBody, body), param));
+  }
+
+  test("messages: what Claude Code and the SDKs send validates", () => {
+    const body = {
+      ...claude,
+      system: [{ type: "text", text: "You are Claude Code.", cache_control: { type: "ephemeral" } }],
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "read it" },
+            { type: "image", source: { type: "base64", media_type: "image/png", data: "AA==" } },
+          ],
+        },
+        {
+          role: "assistant",
+          content: [
+            { type: "thinking", thinking: "hm", signature: "s" },
+            { type: "tool_use", id: "t1", name: "Read", input: { path: "a" } },
+          ],
+        },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: "t1", content: "text" }] },
+      ],
+      tools: [
+        { name: "Read", description: "read a file", input_schema: { type: "object" } },
+        { type: "web_search_20250305", name: "web_search" },
+      ],
+      temperature: 1,
+      stop_sequences: ["\n\nHuman:"],
+      metadata: { user_id: "u" },
+    };
+    assert.deepEqual(validate(messagesBody, body), body);
+  });
+
+  const responsesCases: [string, unknown, string][] = [
+    ["an item that is a string", { model: "gpt-4o-mini", input: ["hi"] }, "input[0]"],
+    ["an unknown role", { model: "gpt-4o-mini", input: [{ role: "wizard", content: "x" }] }, "input[0].role"],
+    ["temperature above 2", { model: "gpt-4o-mini", input: "x", temperature: 3 }, "temperature"],
+  ];
+  for (const [name, body, param] of responsesCases) {
+    test(`responses: ${name} names ${param}`, () => assert.equal(refusedAt(responsesBody, body), param));
+  }
+
+  test("responses: messages, function call outputs and reasoning items validate", () => {
+    const body = {
+      model: "gpt-4o-mini",
+      input: [
+        { role: "developer", content: "be brief" },
+        { role: "user", content: [{ type: "input_text", text: "hi" }] },
+        { type: "function_call_output", call_id: "c", output: "42" },
+        { type: "reasoning", id: "rs_1", summary: [] },
+      ],
+      temperature: 0.5,
+    };
+    assert.deepEqual(validate(responsesBody, body), body);
   });
 });
