@@ -60,6 +60,15 @@ class UpstreamFailure extends Error {
   }
 }
 
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function isEventStream(response: Response): boolean {
   return (response.headers.get("content-type") ?? "").includes("text/event-stream");
 }
@@ -225,6 +234,16 @@ async function answer(
       });
     }
     const { text, usage, contentType } = exchange.answer(raw);
+    if (usage === null && !isJson(raw)) {
+      // A success that is not an answer: never passed on as one. The prompt may be billed.
+      const outcome = outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound);
+      c.executionCtx.waitUntil(settleWith(admission, { ...outcome, ...flags(attempts, standIn) }));
+      console.error(JSON.stringify({ event: "upstream_answer_invalid", requestId: call.requestId, model: call.model }));
+      throw new HttpError(502, "The upstream answer was not valid JSON.", {
+        code: "upstream_invalid_response",
+        headers: charged(outcome),
+      });
+    }
     const outcome = outcomeOf({ usage, text, complete: true }, subject, cached, bound);
     c.executionCtx.waitUntil(settleWith(admission, { ...outcome, ...flags(attempts, standIn) }));
     for (const [name, value] of Object.entries(charged(outcome))) out.set(name, value);
