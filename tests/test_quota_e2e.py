@@ -561,6 +561,9 @@ def test_broken_json_answer_is_502_and_still_recorded(
         lambda: (r := hooks.user_row("acme", "payer"))["requests"] > before["requests"] and r
     )
     assert after["estimated"] == before["estimated"] + 1
+    # issue 13, defect 5: an answer that is charged says what it was charged
+    charged = int(Decimal(response.headers["x-gateway-cost-usd"]) * 1_000_000)
+    assert after["usedMicros"] - before["usedMicros"] == charged > 0
     assert hooks.usage("acme")["openReservations"] == open_before  # its reservation was settled
 
 
