@@ -98,6 +98,7 @@ def org_policy(org: Organization) -> dict[str, Any]:
             fallbacks=org.fallbacks,
             rateTier=org.rateTier,
             clientCacheControl=org.clientCacheControl or None,
+            corsOrigins=org.corsOrigins,
         ),
     }
 

@@ -62,6 +62,8 @@ class AiGatewaySettings(_Strict):
 
 
 AliasName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")]
+# A browser origin as the Origin header carries it: scheme, host, optional port; no path.
+Origin = Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$", max_length=253)]
 # A model or alias → the models to try after it, in order, on a retryable failure.
 Fallbacks = dict[AliasName, Annotated[list[ModelId], Field(min_length=1, max_length=5)]]
 
@@ -241,6 +243,12 @@ class Organization(_Strict):
     aliases: dict[AliasName, ModelId] = Field({}, description="before the stack's")
     fallbacks: Fallbacks = Field({}, description="before the stack's, for the same name")
     rateTier: Slug | None = Field(None, description="a rateTiers name; unset = no rate limit")
+    corsOrigins: list[Origin] = Field(
+        [],
+        max_length=100,
+        description="browser origins allowed to call the gateway with this org's keys "
+        "(e.g. https://app.example.com); none by default",
+    )
 
 
 class Tenants(_Strict):

@@ -93,6 +93,10 @@ def template_context(config: StackConfig) -> dict[str, Any]:
         "routing": config.routing.model_dump(mode="json"),
         "prices": price_table(config),
         "rate_tiers": rate_tiers(config),
+        # every org's browser origins: a preflight carries no key, so it is answered for these
+        "cors_origins": sorted(
+            {o for org in config.tenants.organizations for o in org.corsOrigins}
+        ),
         "gateway_id": config.gatewayId,
         "worker_name": config.workerName,
         "worker_version": worker_version(),

@@ -420,6 +420,11 @@ ROUTING_MISTAKES = {
         "tenants.users[1].defaultModel",
         "not among the models this user may use",
     ),
+    "a CORS origin with a path": (
+        lambda s: orgs(s)[0]["corsOrigins"].append("https://app.example.com/chat"),
+        "tenants.organizations[0].corsOrigins[1]",
+        "does not match",
+    ),
     "a user default outside the catalog": (
         lambda s: users(s)[0].update(defaultModel="openai/o9"),
         "tenants.users[0].defaultModel",

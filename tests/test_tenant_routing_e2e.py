@@ -295,3 +295,71 @@ def test_client_cache_headers_count_only_where_the_org_allows_them(
     beta = cache_headers(upstream, beta_skip.headers["x-request-id"])
     assert "cf-aig-skip-cache" not in beta
     assert beta["cf-aig-cache-ttl"] == "300"
+
+
+# ------------------------------------------------------------------ CORS per org
+
+APP = "https://app.acme.example"
+
+
+def test_a_preflight_from_an_allowed_origin_is_answered(gateway: LocalGateway):
+    """acme allows APP: the preflight (no key, as browsers send it) gets 204 with the origin,
+    the methods and the headers the browser asked for."""
+    response = httpx.options(
+        f"{gateway.worker_url}/v1/chat/completions",
+        headers={
+            "origin": APP,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type, x-stainless-os",
+        },
+    )
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == APP
+    assert "POST" in response.headers["access-control-allow-methods"]
+    assert (
+        response.headers["access-control-allow-headers"]
+        == "authorization, content-type, x-stainless-os"
+    )
+    assert response.headers["x-request-id"].startswith("req_")
+
+
+def test_a_preflight_from_another_origin_is_refused(gateway: LocalGateway):
+    response = httpx.options(
+        f"{gateway.worker_url}/v1/chat/completions",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
+    assert response.status_code == 403
+    assert "access-control-allow-origin" not in response.headers
+    assert error_of(response)["code"] == "origin_not_allowed"
+
+
+def test_a_request_from_its_orgs_origin_exposes_the_quota_headers(gateway: LocalGateway):
+    response = post(
+        gateway,
+        "/v1/chat/completions",
+        "key_plain_main",
+        {"model": MINI, "messages": [{"role": "user", "content": unique("cors")}]},
+        origin=APP,
+    )
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == APP
+    exposed = response.headers["access-control-expose-headers"]
+    for name in (
+        "x-gateway-cost-usd",
+        "x-gateway-remaining-usd",
+        "x-request-id",
+        "x-gateway-model",
+    ):
+        assert name in exposed
+    assert "Origin" in response.headers["vary"]
+
+
+def test_a_request_from_an_origin_its_org_does_not_allow_is_refused(gateway: LocalGateway):
+    """beta allows no origin: APP (allowed by acme) is refused for beta's key, before anything
+    is admitted; a request without an Origin (a server) is unaffected."""
+    body = {"model": MINI, "messages": [{"role": "user", "content": unique("cors")}]}
+    refused = post(gateway, "/v1/chat/completions", "key_alice_main", body, origin=APP)
+    assert refused.status_code == 403
+    assert error_of(refused)["code"] == "origin_not_allowed"
+    assert "access-control-allow-origin" not in refused.headers
+    assert post(gateway, "/v1/chat/completions", "key_alice_main", body).status_code == 200

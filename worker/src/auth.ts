@@ -103,7 +103,14 @@ function legacyRecord(found: Map<string, unknown>, shard: unknown, hash: string)
   if (legacy?.v !== LEGACY_SCHEMA_VERSION || typeof legacy.policy !== "object") return null;
   const { keyId, userId, orgId, status, expiresAt, policy } = legacy;
   // wave 1's policy predates tenant routing: none of it declared
-  const routing = { aliases: {}, fallbacks: {}, rateTier: null, clientCacheControl: false, version: "legacy" };
+  const routing = {
+    aliases: {},
+    fallbacks: {},
+    rateTier: null,
+    clientCacheControl: false,
+    corsOrigins: [],
+    version: "legacy",
+  };
   return { keyId, userId, orgId, status, expiresAt, policy: { ...routing, ...policy } };
 }
 

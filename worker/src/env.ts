@@ -47,6 +47,8 @@ export interface Policy {
   rateTier: string | null;
   /** Whether the client's cf-aig-skip-cache / cf-aig-cache-ttl headers are honoured. */
   clientCacheControl: boolean;
+  /** Browser origins this key's org allows (CORS); none by default. */
+  corsOrigins: readonly string[];
   /** Changes whenever anything above does: part of the tenant's cache key. */
   version: string;
 }

@@ -5,6 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import { admin } from "./admin";
 import { reconcileUnsettled } from "./admin-ops";
 import { authenticate } from "./auth";
+import { allowOrigin, checkOrigin, preflight } from "./cors";
 import type { AppEnv, Env } from "./env";
 import { type ErrorShape, errorResponse, HttpError, jsonResponse } from "./errors";
 import { NATIVE_PREFIXES } from "./generated/contract";
@@ -29,14 +30,28 @@ app.use("*", async (c, next) => {
   c.set("requestId", requestId);
   c.set("fault", faultOf(c.req.raw));
   c.set("isolate", isolateOf(c.req.raw));
+  let answer: Response | null;
+  try {
+    answer = preflight(c.req.raw); // before routing: OPTIONS is no route's method
+  } catch (err) {
+    if (!(err instanceof HttpError)) throw err;
+    answer = errorResponse(err, shapeOfPath(new URL(c.req.url).pathname));
+  }
+  if (answer) {
+    answer.headers.set("x-request-id", requestId);
+    return answer;
+  }
   await next();
   c.res.headers.set("x-request-id", requestId);
 });
 
 // Authentication runs per route, so an unknown path is a 404 whatever the key.
 const withPrincipal: MiddlewareHandler<AppEnv> = async (c, next) => {
-  c.set("principal", await authenticate(c.req.raw.headers, c.env, c.get("fault")));
+  const principal = await authenticate(c.req.raw.headers, c.env, c.get("fault"));
+  c.set("principal", principal);
+  const origin = checkOrigin(c, principal);
   await next();
+  if (origin !== null) allowOrigin(c.res, origin);
 };
 
 route(app, "/health", { GET: () => jsonResponse({ status: "ok", worker: WORKER_NAME, version: WORKER_VERSION }) });

@@ -35,6 +35,7 @@ export interface OrgPolicy {
   fallbacks?: Record<string, string[]>;
   rateTier?: string;
   clientCacheControl?: boolean;
+  corsOrigins?: string[];
 }
 
 /** FNV-1a, 32 bits, hex: a version tag of a policy (not a security measure). */
@@ -73,6 +74,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     fallbacks: { ...org.fallbacks },
     rateTier: entry.rateTier ?? org.rateTier ?? null,
     clientCacheControl: org.clientCacheControl === true,
+    corsOrigins: org.corsOrigins ?? [],
   };
   // The version of what decides which model may answer: in the cache key, so an answer cached
   // under one allow-list or routing is never served under another (a limit change keeps the cache).

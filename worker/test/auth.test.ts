@@ -124,7 +124,14 @@ describe("authenticate", () => {
     const { env } = kv({ [LEGACY_KEY_PREFIX + hash]: legacy, [INDEX_KEY]: { v: 1 } });
     const principal = await authenticate(headers(key), env, null);
     // wave 1's policy, with none of the later tenant routing declared
-    const routing = { aliases: {}, fallbacks: {}, rateTier: null, clientCacheControl: false, version: "legacy" };
+    const routing = {
+      aliases: {},
+      fallbacks: {},
+      rateTier: null,
+      clientCacheControl: false,
+      corsOrigins: [],
+      version: "legacy",
+    };
     assert.deepEqual([principal.keyId, principal.policy], ["old", { ...LEGACY_POLICY, ...routing }]);
   });
 

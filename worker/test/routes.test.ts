@@ -23,6 +23,7 @@ const POLICY: Policy = {
   fallbacks: {},
   rateTier: null,
   clientCacheControl: false,
+  corsOrigins: [],
   version: "v",
 };
 

@@ -25,6 +25,7 @@ export const PRINCIPAL: Principal = {
     fallbacks: {},
     rateTier: null,
     clientCacheControl: false,
+    corsOrigins: [],
     version: "v",
   },
 };
