@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 PYTEST_WORKERS ?= 2
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install dev test check lint types generated unit bench bench-deploy clean
+.PHONY: install dev test check lint types generated unit bench bench-deploy soak clean
 
 install: $(VENV)/.installed worker/node_modules/.installed
 
@@ -59,6 +59,11 @@ test: check
 bench: install generated
 	$(VENV)/bin/python -m tests.bench.run
 	cd worker && node --import tsx bench/hot-path.ts
+
+# Ten minutes of mixed traffic (SOAK_SECONDS to change it): memory, reservations and queued
+# settlements over time, and the ledger against what was charged. Not part of `make test`.
+soak: install generated
+	$(VENV)/bin/python -m tests.bench.soak
 
 # Resources, program time, memory and Cloudflare API calls of `pulumi up` at 1,000 and 10,000
 # users, against a baseline checkout (BENCH_DEPLOY_BASELINE=<git ref>; empty for none).

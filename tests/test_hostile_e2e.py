@@ -78,6 +78,9 @@ def body_cases() -> Iterator[Case]:
                 yield Case(
                     f"{rid} {edge[kind]}={value}", "POST", path, 400, None, content, route=route
                 )
+        # duplicate keys: JSON.parse keeps the last, so the last must be what is checked
+        duplicated = json.dumps(good)[:-1].encode() + b', "model": 42}'
+        yield Case(f"{rid} duplicate model key", "POST", path, 400, None, duplicated, route=route)
         for name, model in (
             ("unknown model", "nope-model-9"),
             ("NUL model", "\u0000"),
