@@ -52,6 +52,28 @@ def hooks(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
     control.close()
 
 
+# ------------------------------------------- modules with a stack of their own (stack_gateway)
+
+
+@pytest.fixture(scope="module")
+def ledger(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
+    """The test hooks of the module's gateway (its own stack's, or the e2e one)."""
+    control = WorkerTestHooks(gateway.worker_url)
+    yield control
+    control.close()
+
+
+@pytest.fixture
+def upstream(gateway: LocalGateway) -> Iterator[Emulator]:
+    """The module's emulator; its faults are cleared before and after each test."""
+    assert gateway.emulator_url
+    control = Emulator(gateway.emulator_url)
+    control.clear_faults()
+    yield control
+    control.clear_faults()
+    control.close()
+
+
 # ---------------------------------------------------------------- the admin stack (one per worker)
 
 

@@ -6,14 +6,16 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from openai import OpenAI
 
 from provision.keys import demo_key
+from provision.local import LocalGateway
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_STACK = ROOT / "tests" / "fixtures" / "Pulumi.e2e.yaml"
@@ -32,6 +34,18 @@ def eventually(probe: Callable[[], T], timeout: float = 10.0, interval: float = 
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def stack_gateway(stack: Path) -> Any:
+    """A module's own local runtime of `stack`, test hooks on: `gateway = stack_gateway(PATH)`
+    (conftest's `ledger` and `upstream` then use it)."""
+
+    @pytest.fixture(scope="module")
+    def gateway() -> Iterator[LocalGateway]:
+        with LocalGateway(stack, test_hooks=True) as running:
+            yield running
+
+    return gateway
 
 
 def key(key_id: str) -> str:

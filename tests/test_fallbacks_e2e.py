@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,16 @@ import openai
 import pytest
 
 from provision.local import LocalGateway
-from tests.support import ROOT, Emulator, WorkerTestHooks, error_of, eventually, key, openai_client
+from tests.support import (
+    ROOT,
+    Emulator,
+    WorkerTestHooks,
+    error_of,
+    eventually,
+    key,
+    openai_client,
+    stack_gateway,
+)
 
 STACK = ROOT / "tests" / "fixtures" / "Pulumi.fallbacks.yaml"
 MINI, GPT4O = "openai/gpt-4o-mini", "openai/gpt-4o"
@@ -40,27 +48,7 @@ def micros(usd: str) -> int:
     return int(Decimal(usd) * 1_000_000)
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[LocalGateway]:
-    with LocalGateway(STACK, test_hooks=True) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def ledger(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
-    hooks = WorkerTestHooks(gateway.worker_url)
-    yield hooks
-    hooks.close()
-
-
-@pytest.fixture()
-def upstream(gateway: LocalGateway) -> Iterator[Emulator]:
-    assert gateway.emulator_url
-    control = Emulator(gateway.emulator_url)
-    control.clear_faults()
-    yield control
-    control.clear_faults()
-    control.close()
+gateway = stack_gateway(STACK)
 
 
 def prompt() -> list[dict[str, str]]:

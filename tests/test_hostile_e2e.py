@@ -18,7 +18,7 @@ import pytest
 
 from provision.contract import ROUTE_KINDS, ROUTES
 from provision.local import LocalGateway
-from tests.support import ROOT, Emulator, WorkerTestHooks, key
+from tests.support import ROOT, Emulator, WorkerTestHooks, key, stack_gateway
 from tests.test_routes_e2e import assert_error_shape, auth_headers, request_for, sample_model
 
 STACK = ROOT / "tests" / "fixtures" / "Pulumi.routes.yaml"
@@ -238,25 +238,7 @@ CASES = [*body_cases(), *method_cases(), *header_cases(), *path_cases(), *admin_
 assert len(CASES) >= 150, len(CASES)
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[LocalGateway]:
-    with LocalGateway(STACK, test_hooks=True) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def ledger(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
-    hooks = WorkerTestHooks(gateway.worker_url)
-    yield hooks
-    hooks.close()
-
-
-@pytest.fixture(scope="module")
-def upstream(gateway: LocalGateway) -> Iterator[Emulator]:
-    assert gateway.emulator_url
-    control = Emulator(gateway.emulator_url)
-    yield control
-    control.close()
+gateway = stack_gateway(STACK)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

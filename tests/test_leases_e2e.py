@@ -9,32 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 
 from provision.local import LocalGateway
-from tests.support import ROOT, WorkerTestHooks, current_month, eventually, key
+from tests.support import ROOT, WorkerTestHooks, current_month, eventually, key, stack_gateway
 
 STACK = ROOT / "tests" / "fixtures" / "Pulumi.leases.yaml"
 ISOLATES = ["i0", "i1", "i2", "i3"]
 LEASE_TTL_MS = 30_000  # worker/src/ledger.ts
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[LocalGateway]:
-    with LocalGateway(STACK, test_hooks=True) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def ledger(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
-    hooks = WorkerTestHooks(gateway.worker_url)
-    yield hooks
-    hooks.close()
+gateway = stack_gateway(STACK)
 
 
 def body(text: str, max_tokens: int = 8) -> dict[str, Any]:

@@ -18,7 +18,15 @@ from provision.compiler import compile_price
 from provision.config import StackConfig
 from provision.contract import ROUTE_KINDS, ROUTES
 from provision.local import LocalGateway
-from tests.support import ROOT, Emulator, WorkerTestHooks, current_month, eventually, key
+from tests.support import (
+    ROOT,
+    Emulator,
+    WorkerTestHooks,
+    current_month,
+    eventually,
+    key,
+    stack_gateway,
+)
 
 ROUTES_STACK = ROOT / "tests" / "fixtures" / "Pulumi.routes.yaml"
 ROUTE_IDS = [str(route["path"]) for route in ROUTES]
@@ -110,10 +118,7 @@ def assert_error_shape(route: dict[str, Any], response: httpx.Response) -> None:
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def gateway() -> Iterator[LocalGateway]:
-    with LocalGateway(ROUTES_STACK, test_hooks=True) as running:
-        yield running
+gateway = stack_gateway(ROUTES_STACK)
 
 
 @pytest.fixture(scope="module")
@@ -125,15 +130,6 @@ def ledger(gateway: LocalGateway) -> Iterator[WorkerTestHooks]:
             org, requestId=f"seed-{user}", userId=user, month=current_month(), cost=20_000
         )
     yield control
-    control.close()
-
-
-@pytest.fixture(scope="module")
-def upstream(gateway: LocalGateway) -> Iterator[Emulator]:
-    assert gateway.emulator_url
-    control = Emulator(gateway.emulator_url)
-    yield control
-    control.clear_faults()
     control.close()
 
 
