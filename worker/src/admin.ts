@@ -27,7 +27,7 @@ import type { AppEnv } from "./env";
 import { HttpError, jsonResponse } from "./errors";
 import { KEY_PREFIX } from "./generated/contract";
 import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
-import { currentMonth, ledgerFor, monthResetsAt } from "./ledger";
+import { COUNTERS, currentMonth, emptyRow, ledgerFor, monthResetsAt } from "./ledger";
 import { forgetRefusals } from "./quota";
 import { route } from "./routing";
 
@@ -125,29 +125,10 @@ async function metrics(call: AdminCall): Promise<Response> {
   const ledgers = await Promise.all(
     orgIds.map((orgId) => ledgerCall(call, orgId, "usage", (ledger) => ledger.usage({ month }))),
   );
-  const totals = {
-    requests: 0,
-    costMicros: 0,
-    tokensIn: 0,
-    tokensOut: 0,
-    estimated: 0,
-    cached: 0,
-    fallbacks: 0,
-    standIns: 0,
-    implausible: 0,
-  };
+  const totals = emptyRow("all");
   const users: { userId: string; orgId: string; costMicros: number; requests: number }[] = [];
   ledgers.forEach((usage, i) => {
-    const { org } = usage;
-    totals.requests += org.requests;
-    totals.costMicros += org.usedMicros;
-    totals.tokensIn += org.tokensIn;
-    totals.tokensOut += org.tokensOut;
-    totals.estimated += org.estimated;
-    totals.cached += org.cached;
-    totals.fallbacks += org.fallbacks;
-    totals.standIns += org.standIns;
-    totals.implausible += org.implausible;
+    for (const counter of COUNTERS) totals[counter] += usage.org[counter];
     for (const [userId, row] of Object.entries(usage.users)) {
       users.push({ userId, orgId: orgIds[i] as string, costMicros: row.usedMicros, requests: row.requests });
     }
@@ -162,7 +143,7 @@ async function metrics(call: AdminCall): Promise<Response> {
     activeKeys: countActiveKeys(directory),
     usage: {
       requests: totals.requests,
-      ...money("cost", totals.costMicros),
+      ...money("cost", totals.usedMicros),
       tokensIn: totals.tokensIn,
       tokensOut: totals.tokensOut,
       estimated: totals.estimated,

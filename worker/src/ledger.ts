@@ -202,19 +202,23 @@ export interface AdmitResult extends Figures {
   open: number;
 }
 
-function emptyRow(subject: string): UsageRow {
-  return {
-    subject,
-    usedMicros: 0,
-    requests: 0,
-    tokensIn: 0,
-    tokensOut: 0,
-    estimated: 0,
-    cached: 0,
-    fallbacks: 0,
-    standIns: 0,
-    implausible: 0,
-  };
+/** Every counter of a row (what sums across rows). */
+export const COUNTERS = [
+  "usedMicros",
+  "requests",
+  "tokensIn",
+  "tokensOut",
+  "estimated",
+  "cached",
+  "fallbacks",
+  "standIns",
+  "implausible",
+] as const satisfies readonly (keyof UsageRow)[];
+
+export function emptyRow(subject: string): UsageRow {
+  const row = { subject } as UsageRow;
+  for (const counter of COUNTERS) row[counter] = 0;
+  return row;
 }
 
 const PRUNE_EVERY_MS = 3600 * 1000;
