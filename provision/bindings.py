@@ -10,10 +10,12 @@ from typing import Any
 from provision.config import StackConfig
 from provision.contract import (
     AI_BINDING,
+    ANALYTICS_BINDING,
     KV_BINDING,
     LEDGER_BINDING,
     LEDGER_CLASS,
     WORKERS_AI,
+    analytics_dataset,
     provider_key_binding,
     rate_tier_binding,
     rate_tier_namespace,
@@ -59,6 +61,12 @@ def script_bindings(
         {"name": "AI_GATEWAY_BASE_URL", "type": "plain_text", "text": config.gatewayBaseUrl},
         {"name": "ADMIN_API_KEY", "type": "secret_text", "text": admin_api_key},
         {"name": "AI_GATEWAY_TOKEN", "type": "secret_text", "text": ai_gateway_token},
+        # one data point per request (worker/src/facts.ts), for Cloudflare's SQL API and Grafana
+        {
+            "name": ANALYTICS_BINDING,
+            "type": "analytics_engine",
+            "dataset": analytics_dataset(config.workerName),
+        },
     ]
     if WORKERS_AI in providers:
         # Workers AI models run through the binding, with the gateway option (no key needed)

@@ -40,6 +40,7 @@ COMPILED_KEY_STATUSES: tuple[str, ...] = get_args(CompiledKeyStatus)
 KV_BINDING = "GATEWAY_KV"
 LEDGER_BINDING = "USAGE_LEDGER"
 AI_BINDING = "AI"  # Workers AI, called with the gateway option (models of WORKERS_AI)
+ANALYTICS_BINDING = "REQUEST_ANALYTICS"  # Workers Analytics Engine: one data point per request
 WORKERS_AI = "workers-ai"
 # Providers with a module of their own in worker/src/providers/ (others speak OpenAI's chat API
 # and are declared in a stack's routing.openaiCompatible).
@@ -53,6 +54,12 @@ RATE_TIER_PREFIX = "RATE_TIER_"  # one Workers Rate Limiting binding per rate ti
 def provider_key_binding(provider: str) -> str:
     """`workers-ai` → `PROVIDER_KEY_WORKERS_AI` (the secret the Worker reads for a provider)."""
     return PROVIDER_KEY_PREFIX + provider.upper().replace("-", "_")
+
+
+def analytics_dataset(worker_name: str) -> str:
+    """The Analytics Engine dataset of a Worker's requests (`llm-gateway` → `llm_gateway_requests`),
+    the table name operators query with the SQL API."""
+    return worker_name.replace("-", "_") + "_requests"
 
 
 def rate_tier_binding(tier: str) -> str:
@@ -197,6 +204,7 @@ def template_values() -> dict[str, object]:
         "KV_BINDING": KV_BINDING,
         "LEDGER_BINDING": LEDGER_BINDING,
         "AI_BINDING": AI_BINDING,
+        "ANALYTICS_BINDING": ANALYTICS_BINDING,
         "WORKERS_AI": WORKERS_AI,
         "NATIVE_PROVIDERS": NATIVE_PROVIDERS,
         "ROUTES": ROUTES,

@@ -97,6 +97,7 @@ def runtime_spec(
     durable_objects: dict[str, Any] = {}
     ai_binding: str | None = None
     ratelimits: dict[str, Any] = {}
+    analytics: dict[str, str] | None = None
     for binding in script_bindings(
         config,
         LOCAL_NAMESPACE_ID,
@@ -108,6 +109,9 @@ def runtime_spec(
             bindings[binding["name"]] = binding["text"]
         elif binding["type"] == "ai":
             ai_binding = binding["name"]
+        elif binding["type"] == "analytics_engine":
+            # worker/local/analytics-engine.js: checks each point as Cloudflare does, keeps them
+            analytics = {"binding": binding["name"], "dataset": binding["dataset"]}
         elif binding["type"] == "ratelimit":
             # miniflare runs the same binding: counters in a local Durable Object per namespace
             ratelimits[binding["name"]] = {
@@ -134,6 +138,7 @@ def runtime_spec(
         # the `ai` binding, served by the emulator through miniflare's remote proxy
         "aiBinding": ai_binding,
         "ratelimits": ratelimits,
+        "analytics": analytics,
         "persistDir": persist_dir,
         # test runs may fire the cron handler at /cdn-cgi/handler/scheduled (local only)
         "triggerHandlers": test_hooks,
@@ -163,8 +168,11 @@ class LocalGateway:
         emulator_port: int = 0,
         test_hooks: bool = False,
         local_secrets: LocalSecrets | None = None,
+        log_path: Path | None = None,
     ):
         self.stack_path = Path(stack_path)
+        # the runtime's stderr (the Worker's log lines): inherited, or appended to this file
+        self.log_path = Path(log_path) if log_path is not None else None
         self.host = host
         self.port = port
         self.emulator_port = emulator_port if emulator else None
@@ -184,15 +192,18 @@ class LocalGateway:
         self._workdir = Path(tempfile.mkdtemp(prefix="llm-gateway-local-"))
         os.chmod(self._workdir, 0o700)  # the spec holds this run's secrets
         self._write_spec()
+        log = open(self.log_path, "ab") if self.log_path is not None else None  # noqa: SIM115
         self._process = subprocess.Popen(
             [node_binary(), *NODE_TSX_ARGS, str(RUNTIME_SCRIPT), str(self._spec_path)],
             cwd=WORKER_DIR,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=None,
+            stderr=log,
             text=True,
             start_new_session=True,  # our own process group: stop() ends node AND workerd
         )
+        if log is not None:
+            log.close()  # the child holds its own descriptor
         ready = self._read_status(START_TIMEOUT_S, lambda msg: "workerUrl" in msg)
         self.worker_url = ready["workerUrl"]
         self.emulator_url = ready.get("emulatorUrl")
@@ -245,6 +256,12 @@ class LocalGateway:
         self.stop()
 
     # ------------------------------------------------------------------ helpers
+
+    def logs(self) -> str:
+        """What the runtime wrote to its log file (log_path) so far."""
+        if self.log_path is None:
+            raise LocalRuntimeError("this runtime's logs go to the parent's stderr (no log_path)")
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     @property
     def openai_base_url(self) -> str:

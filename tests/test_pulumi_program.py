@@ -158,6 +158,12 @@ def expected_bindings(config: StackConfig, secrets: dict[str, Any]) -> dict[str,
             "type": "secret_text",
             "text": secrets["aiGatewayToken"],
         },
+        # the dataset operators query with the SQL API: named after the Worker
+        "REQUEST_ANALYTICS": {
+            "name": "REQUEST_ANALYTICS",
+            "type": "analytics_engine",
+            "dataset": config.workerName.replace("-", "_") + "_requests",
+        },
     }
     if any(m.startswith("workers-ai/") for m in config.routing.models):
         bindings["AI"] = {"name": "AI", "type": "ai"}

@@ -9,6 +9,7 @@
 
 import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
 import { Miniflare, type MiniflareOptions, type RemoteProxyConnectionString } from "miniflare";
 import { type RunningEmulator, startEmulator } from "./emulator";
 
@@ -31,6 +32,8 @@ interface RuntimeSpec {
   durableObjects?: Record<string, { className: string; useSQLite: boolean }>;
   /** The Workers AI binding's name (e.g. "AI"), when the stack has Workers AI models. */
   aiBinding?: string | null;
+  /** The Analytics Engine dataset binding (worker/local/analytics-engine.js provides it). */
+  analytics?: { binding: string; dataset: string } | null;
   /** Rate Limiting bindings, as miniflare takes them (counters per namespace_id). */
   ratelimits?: Record<string, { namespace_id: string; simple: { limit: number; period: 10 | 60 } }>;
   persistDir?: string | null;
@@ -69,6 +72,9 @@ function aiOption(
   return { ai: { binding: spec.aiBinding, remoteProxyConnectionString } };
 }
 
+const ANALYTICS_WORKER = "analytics-engine-local";
+const analyticsSource = readFileSync(fileURLToPath(new URL("./analytics-engine.js", import.meta.url)), "utf8");
+
 function miniflareOptions(
   spec: RuntimeSpec,
   port: number,
@@ -78,26 +84,38 @@ function miniflareOptions(
   const modules = Object.entries(spec.modules)
     .sort(([a], [b]) => (a === spec.mainModule ? -1 : b === spec.mainModule ? 1 : a.localeCompare(b)))
     .map(([path, contents]) => ({ type: "ESModule" as const, path, contents }));
-  return {
-    host: spec.host,
-    port,
-    modules,
+  const gateway = {
+    modules, // unnamed, as before: local Durable Object and KV state keeps its place
     modulesRoot: "/",
     compatibilityDate: spec.compatibilityDate,
     compatibilityFlags: spec.compatibilityFlags ?? [],
     kvNamespaces: { [spec.kvBinding]: "gateway-kv" },
-    kvPersist: spec.persistDir ? `${spec.persistDir}/kv` : false,
     durableObjects: spec.durableObjects ?? {},
     ratelimits: spec.ratelimits ?? {},
-    durableObjectsPersist: spec.persistDir ? `${spec.persistDir}/do` : false,
     bindings,
     ...aiOption(spec, emulatorUrl),
+    // a wrapped binding: the dataset module runs inside the gateway's isolate
+    ...(spec.analytics
+      ? {
+          wrappedBindings: {
+            [spec.analytics.binding]: { scriptName: ANALYTICS_WORKER, bindings: { dataset: spec.analytics.dataset } },
+          },
+        }
+      : {}),
+  };
+  const analytics = { name: ANALYTICS_WORKER, modules: true, script: analyticsSource };
+  return {
+    host: spec.host,
+    port,
+    kvPersist: spec.persistDir ? `${spec.persistDir}/kv` : false,
+    durableObjectsPersist: spec.persistDir ? `${spec.persistDir}/do` : false,
     unsafeTriggerHandlers: spec.triggerHandlers ?? false,
     // Worker logs go to stderr: stdout carries only this runtime's JSON status lines.
     handleRuntimeStdio(stdout: Readable, stderr: Readable) {
       stdout.pipe(process.stderr);
       stderr.pipe(process.stderr);
     },
+    workers: spec.analytics ? [gateway, analytics] : [gateway],
   };
 }
 

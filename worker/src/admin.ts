@@ -8,7 +8,6 @@ import { Hono } from "hono";
 import {
   type AdminCall,
   allowance,
-  type Directory,
   ledgerCall,
   membersOf,
   money,
@@ -21,19 +20,19 @@ import {
   userRecord,
   userView,
 } from "./admin-data";
+import { metrics } from "./admin-metrics";
 import { exportTenants, reconcile, revokeKey } from "./admin-ops";
 import { parseBearer } from "./auth";
 import type { AppEnv } from "./env";
 import { HttpError, jsonResponse } from "./errors";
 import { KEY_PREFIX } from "./generated/contract";
 import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
-import { COUNTERS, currentMonth, emptyRow, ledgerFor, monthResetsAt } from "./ledger";
+import { currentMonth, ledgerFor, monthResetsAt } from "./ledger";
 import { forgetRefusals } from "./quota";
 import { route } from "./routing";
 
 const HEALTH_LEDGER = "__health"; // not a valid org id, so health checks touch no org's ledger
 const HEALTH_TIMEOUT_MS = 5_000;
-const TOP_USERS = 10;
 
 // ------------------------------------------------------------------------------ auth
 
@@ -105,59 +104,6 @@ async function checkLedger(call: AdminCall): Promise<{ ok: boolean; error?: stri
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
-}
-
-/** Keys that authenticate: not revoked, user and org active (expiry is checked per request). */
-function countActiveKeys(directory: Directory): number {
-  let active = 0;
-  for (const key of directory.keys.values()) {
-    const user = directory.users.get(key.userId);
-    const org = user ? directory.orgs.get(user.orgId) : undefined;
-    if (key.status === "active" && user?.status === "active" && org?.status === "active") active += 1;
-  }
-  return active;
-}
-
-async function metrics(call: AdminCall): Promise<Response> {
-  const directory = await tenantDirectory(call.env);
-  const month = monthParam(call.query);
-  const orgIds = [...directory.orgs.keys()].sort();
-  const ledgers = await Promise.all(
-    orgIds.map((orgId) => ledgerCall(call, orgId, "usage", (ledger) => ledger.usage({ month }))),
-  );
-  const totals = emptyRow("all");
-  const users: { userId: string; orgId: string; costMicros: number; requests: number }[] = [];
-  ledgers.forEach((usage, i) => {
-    for (const counter of COUNTERS) totals[counter] += usage.org[counter];
-    for (const [userId, row] of Object.entries(usage.users)) {
-      users.push({ userId, orgId: orgIds[i] as string, costMicros: row.usedMicros, requests: row.requests });
-    }
-  });
-  users.sort((a, b) => b.costMicros - a.costMicros || b.requests - a.requests || a.userId.localeCompare(b.userId));
-  return jsonResponse({
-    month,
-    configVersion: directory.configVersion,
-    orgs: directory.orgs.size,
-    users: directory.users.size,
-    keys: directory.keys.size,
-    activeKeys: countActiveKeys(directory),
-    usage: {
-      requests: totals.requests,
-      ...money("cost", totals.usedMicros),
-      tokensIn: totals.tokensIn,
-      tokensOut: totals.tokensOut,
-      estimated: totals.estimated,
-      cached: totals.cached,
-      // answered by a fallback model; by a Workers AI stand-in while AI Gateway was down
-      fallbacks: totals.fallbacks,
-      standIns: totals.standIns,
-      // answers whose reported usage could not be real: recorded as estimated instead
-      implausible: totals.implausible,
-    },
-    topUsers: users
-      .slice(0, TOP_USERS)
-      .map(({ userId, orgId, costMicros, requests }) => ({ userId, orgId, ...money("cost", costMicros), requests })),
-  });
 }
 
 async function getUser(call: AdminCall, userId: string): Promise<Response> {

@@ -2,7 +2,15 @@
 // and what the request pipeline keeps on Hono's context.
 
 import type { ErrorShape } from "./errors";
-import type { AI_BINDING, FAILURE_MODES, KV_BINDING, LEDGER_BINDING, PROVIDER_KEY_PREFIX } from "./generated/contract";
+import type { Trace } from "./facts";
+import type {
+  AI_BINDING,
+  ANALYTICS_BINDING,
+  FAILURE_MODES,
+  KV_BINDING,
+  LEDGER_BINDING,
+  PROVIDER_KEY_PREFIX,
+} from "./generated/contract";
 import type { UsageLedger } from "./ledger";
 
 // Keyed by the generated binding names: a binding renamed in provision/contract.py fails the
@@ -12,6 +20,8 @@ export interface Env {
   [LEDGER_BINDING]: DurableObjectNamespace<UsageLedger>;
   // Declared only when the catalog has Workers AI models (provision/bindings.py)
   [AI_BINDING]?: Ai<AiModelListType>;
+  // One data point per request (facts.ts); optional so that a missing binding never fails one
+  [ANALYTICS_BINDING]?: AnalyticsEngineDataset;
   ACCOUNT_ID: string;
   GATEWAY_ID: string;
   AI_GATEWAY_BASE_URL: string;
@@ -67,5 +77,13 @@ export type Fault = "ledger-down" | "settle-down" | "kv-down" | null;
 export interface AppEnv {
   Bindings: Env;
   // isolate: the lease book (lease.ts); "" except in test renders, which simulate isolates
-  Variables: { requestId: string; principal: Principal; fault: Fault; isolate: string; errors: ErrorShape };
+  // trace: what serve() learns of the request, for its facts (facts.ts)
+  Variables: {
+    requestId: string;
+    principal: Principal;
+    fault: Fault;
+    isolate: string;
+    errors: ErrorShape;
+    trace: Trace;
+  };
 }

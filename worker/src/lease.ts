@@ -15,7 +15,9 @@
 // per-request reservations, and each request still reserves its worst case.
 
 import type { Env } from "./env";
+import { isolateIdOf, outboxFor } from "./facts";
 import type { Figures, LeaseOp, LeaseResult, Settlement, UsageLedger } from "./ledger";
+import type { Fact } from "./metrics";
 
 // A lease an isolate stops renewing (it died) gives its slice back this long after its last
 // exchange (the ledger drops it); a live isolate renews while it has requests in flight.
@@ -338,6 +340,20 @@ class OrgLeases {
     month: string,
     leases: LeaseOp[],
   ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
+    // requests' facts for the metrics ride along (facts.ts); undelivered ones go back
+    const outbox = outboxFor(this.isolateId, this.orgId);
+    const facts = outbox.take();
+    const answer = await this.#send(env, month, leases, facts);
+    if (answer === null && facts.length > 0) outbox.giveBack(facts);
+    return answer;
+  }
+
+  async #send(
+    env: Env,
+    month: string,
+    leases: LeaseOp[],
+    facts: Fact[],
+  ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
     for (let attempt = 0; attempt < 2; attempt++) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
@@ -345,7 +361,10 @@ class OrgLeases {
           timer = setTimeout(() => reject(new Error("lease exchange timed out")), EXCHANGE_TIMEOUT_MS);
         });
         const ledger = env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(this.orgId)) as DurableObjectStub<UsageLedger>;
-        const answer = await Promise.race([ledger.exchange({ month, isolateId: this.isolateId, leases }), timeout]);
+        const answer = await Promise.race([
+          ledger.exchange({ month, isolateId: this.isolateId, leases, facts }),
+          timeout,
+        ]);
         return { leases: answer.leases, nextExchangeMs: answer.nextExchangeMs };
       } catch (err) {
         if (attempt === 1) {
@@ -366,17 +385,6 @@ class OrgLeases {
 
 /** The lease books of this isolate: one in production; several in test renders (x-test-isolate). */
 const books = new Map<string, Map<string, OrgLeases>>();
-const ids = new Map<string, string>();
-
-/** A random id per lease book: how the ledger counts the isolates that exchange with it. */
-function isolateIds(book: string): string {
-  let id = ids.get(book);
-  if (!id) {
-    id = crypto.randomUUID();
-    ids.set(book, id);
-  }
-  return id;
-}
 
 export function orgLeases(book: string, orgId: string): OrgLeases {
   let orgs = books.get(book);
@@ -386,7 +394,7 @@ export function orgLeases(book: string, orgId: string): OrgLeases {
   }
   let org = orgs.get(orgId);
   if (!org) {
-    org = new OrgLeases(orgId, isolateIds(book));
+    org = new OrgLeases(orgId, isolateIdOf(book));
     orgs.set(orgId, org);
   }
   return org;

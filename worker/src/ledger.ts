@@ -10,6 +10,15 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "./env";
 import { LEASE_TTL_MS } from "./lease";
+import {
+  countFact,
+  type DailyRow,
+  emptyMetrics,
+  type Fact,
+  HISTOGRAMS,
+  METRIC_COUNTERS,
+  type MetricsRow,
+} from "./metrics";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
 // A lease takes at most this share of the headroom left beside all other holds, so slices
@@ -55,6 +64,15 @@ CREATE TABLE IF NOT EXISTS leases (
   expires_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS settled (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS daily (
+  day TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  model TEXT NOT NULL,
+  route TEXT NOT NULL,
+  counters TEXT NOT NULL,
+  histograms TEXT NOT NULL,
+  PRIMARY KEY (day, user_id, model, route)
+);
 CREATE TABLE IF NOT EXISTS quota_resets (
   at INTEGER NOT NULL,
   month TEXT NOT NULL,
@@ -155,6 +173,8 @@ export interface Exchange {
   leases: LeaseOp[];
   /** A per-request admission to run after the lease operations (near a limit). */
   admission?: Admission | null;
+  /** Requests' facts for the metrics, carried along (facts.ts). */
+  facts?: Fact[];
   now?: number;
 }
 
@@ -310,6 +330,20 @@ interface Outcome {
   fallback: boolean;
   standIn: boolean;
   implausible: boolean;
+}
+
+function parseMetrics(counters: string, histograms: string): MetricsRow {
+  const row = emptyMetrics();
+  const values = JSON.parse(counters) as number[];
+  METRIC_COUNTERS.forEach((name, i) => {
+    row[name] = values[i] ?? 0;
+  });
+  const hists = JSON.parse(histograms) as number[][];
+  HISTOGRAMS.forEach((name, i) => {
+    const stored = hists[i] ?? [];
+    row[name] = row[name].map((_, b) => stored[b] ?? 0);
+  });
+  return row;
 }
 
 export class UsageLedger extends DurableObject<Env> {
@@ -519,7 +553,8 @@ export class UsageLedger extends DurableObject<Env> {
    * holds never exceeds the user's limit or the org's budget. Then, optionally, one
    * per-request admission. One atomic step, like admit().
    */
-  exchange({ month, isolateId, leases, admission = null, now = Date.now() }: Exchange) {
+  exchange({ month, isolateId, leases, admission = null, facts = [], now = Date.now() }: Exchange) {
+    this.#count(facts, now);
     const state = this.#month(month);
     this.#sweep(now);
     const results: LeaseResult[] = [];
@@ -590,6 +625,73 @@ export class UsageLedger extends DurableObject<Env> {
       this.sql.exec("DELETE FROM leases WHERE id = ?", op.leaseId);
     }
     return result(held, granted);
+  }
+
+  /** Requests' facts into the day's metrics rows, each once (a batch sent again is applied once). */
+  record({ facts, isolateId, now = Date.now() }: { facts: Fact[]; isolateId?: string; now?: number }) {
+    this.#count(facts, now);
+    return { counted: facts.length, nextExchangeMs: this.#pace(isolateId, now) };
+  }
+
+  #count(facts: readonly Fact[], now: number): void {
+    const rows = new Map<string, { key: [string, string, string, string]; row: MetricsRow }>();
+    for (const fact of facts) {
+      const fresh =
+        this.sql.exec(
+          "INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+          `fact:${fact.requestId}`,
+          now,
+        ).rowsWritten > 0;
+      if (!fresh) continue;
+      const key: [string, string, string, string] = [fact.day, fact.userId, fact.model, fact.route];
+      const id = key.join("\0");
+      let entry = rows.get(id);
+      if (!entry) {
+        entry = { key, row: this.#dailyRow(...key) ?? emptyMetrics() };
+        rows.set(id, entry);
+      }
+      countFact(entry.row, fact);
+    }
+    for (const { key, row } of rows.values()) {
+      this.sql.exec(
+        "INSERT OR REPLACE INTO daily (day, user_id, model, route, counters, histograms) VALUES (?, ?, ?, ?, ?, ?)",
+        ...key,
+        JSON.stringify(METRIC_COUNTERS.map((c) => row[c])),
+        JSON.stringify(HISTOGRAMS.map((h) => row[h])),
+      );
+    }
+  }
+
+  #dailyRow(day: string, userId: string, model: string, route: string): MetricsRow | null {
+    const found = this.sql
+      .exec<{ counters: string; histograms: string }>(
+        "SELECT counters, histograms FROM daily WHERE day = ? AND user_id = ? AND model = ? AND route = ?",
+        day,
+        userId,
+        model,
+        route,
+      )
+      .toArray()[0];
+    return found ? parseMetrics(found.counters, found.histograms) : null;
+  }
+
+  /** The metrics rows of the days from `from` to `to` (inclusive, "YYYY-MM-DD"). */
+  metrics({ from, to }: { from: string; to: string }): DailyRow[] {
+    return this.sql
+      .exec<{ day: string; userId: string; model: string; route: string; counters: string; histograms: string }>(
+        `SELECT day, user_id AS userId, model, route, counters, histograms FROM daily
+          WHERE day >= ? AND day <= ? ORDER BY day, user_id, model, route`,
+        from,
+        to,
+      )
+      .toArray()
+      .map(({ day, userId, model, route, counters, histograms }) => ({
+        day,
+        userId,
+        model,
+        route,
+        ...parseMetrics(counters, histograms),
+      }));
   }
 
   /** The org row and every user row of a month, with the open reservations as figures. */

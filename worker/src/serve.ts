@@ -11,6 +11,7 @@
 import type { Context } from "hono";
 import type { AppEnv, Principal } from "./env";
 import { HttpError } from "./errors";
+import { newTrace, type Trace } from "./facts";
 import { RATE_TIERS } from "./generated/settings";
 import { type Bound, outcomeOf, type Subject } from "./outcome";
 import { formatUsd } from "./pricing";
@@ -114,6 +115,7 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
   const principal = c.get("principal");
   const requestId = c.get("requestId");
   const fault = c.get("fault");
+  const trace = c.get("trace") ?? newTrace();
   await enforceRateTier(c, principal);
   const maxConcurrent = maxConcurrentOf(principal);
   const failures: string[] = [];
@@ -123,6 +125,9 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
   for (let k = 0; k < attempts.length; k++) {
     const { model, standIn } = attempts[k] as { model: string; standIn: boolean };
     const last = k === attempts.length - 1;
+    trace.model = model;
+    trace.attempts = k + 1;
+    trace.standIn = standIn;
     let exchange: Exchange;
     try {
       exchange = standIn ? (plan.standIn?.(model) as Exchange) : plan.build(model);
@@ -150,6 +155,8 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
       throw allFailed(failures); // a refusal ends the chain: later models would be refused alike
     }
     const ledgerMs = performance.now() - ledgerStart;
+    trace.degraded = admission.degraded;
+    const sent = Date.now();
     let upstream: Response;
     try {
       upstream = await exchange.send().catch((err: unknown) => {
@@ -157,6 +164,7 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
       });
       if (!upstream.ok) throw new UpstreamFailure(await exchange.error(upstream));
     } catch (err) {
+      trace.upstreamMs = (trace.upstreamMs ?? 0) + (Date.now() - sent);
       await settleWith(admission, RELEASED); // nothing was served: give the reservation back now
       if (!(err instanceof UpstreamFailure)) throw err;
       gatewayDown ||= k === 0 && GATEWAY_DOWN.has(err.error.code ?? "");
@@ -177,6 +185,8 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
       attempts: k + 1,
       standIn,
       ledgerMs,
+      trace,
+      sent,
     });
   }
   throw allFailed(failures); // every fallback refused before sending
@@ -196,7 +206,13 @@ async function answer(
   upstream: Response,
   admission: Granted,
   settleWith: (admission: Granted, outcome: Outcome) => Promise<unknown>,
-  { attempts, standIn, ledgerMs }: { attempts: number; standIn: boolean; ledgerMs: number },
+  {
+    attempts,
+    standIn,
+    ledgerMs,
+    trace,
+    sent,
+  }: { attempts: number; standIn: boolean; ledgerMs: number; trace: Trace; sent: number },
 ): Promise<Response> {
   const { call, bound } = exchange;
   const { principal } = call;
@@ -210,7 +226,19 @@ async function answer(
     exchange.metered
       ? { ...quotaHeaders(principal, admission, outcome.cost), "x-gateway-cost-usd": formatUsd(outcome.cost) }
       : {};
-  const cached = upstream.headers.get("cf-aig-cache-status") === "HIT";
+  const cacheStatus = upstream.headers.get("cf-aig-cache-status");
+  const cached = cacheStatus === "HIT";
+  trace.cache = cached ? "hit" : cacheStatus === null ? "none" : "miss";
+  trace.fallback = flags(attempts, standIn).fallback === true;
+  const waited = (): void => {
+    trace.upstreamMs = (trace.upstreamMs ?? 0) + (Date.now() - sent);
+  };
+  // what the ledger is told, and the request's facts (facts.ts) with it
+  const recorded = (outcome: Outcome): Outcome => {
+    const full = { ...outcome, ...flags(attempts, standIn) };
+    trace.outcome = full;
+    return full;
+  };
   const out = passthroughHeaders(upstream);
   out.set("x-gateway-model", call.model);
   out.set("x-gateway-attempts", String(attempts));
@@ -224,9 +252,11 @@ async function answer(
     let raw: string;
     try {
       raw = await upstream.text();
+      waited();
     } catch {
+      waited();
       // The provider may already have billed the prompt: record an estimate, never nothing.
-      const outcome = outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound);
+      const outcome = recorded(outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound));
       c.executionCtx.waitUntil(settleWith(admission, outcome));
       throw new HttpError(502, "The upstream answer broke off before it was complete.", {
         code: "upstream_incomplete",
@@ -236,30 +266,41 @@ async function answer(
     const { text, usage, contentType } = exchange.answer(raw);
     if (usage === null && !isJson(raw)) {
       // A success that is not an answer: never passed on as one. The prompt may be billed.
-      const outcome = outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound);
-      c.executionCtx.waitUntil(settleWith(admission, { ...outcome, ...flags(attempts, standIn) }));
+      const outcome = recorded(outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound));
+      c.executionCtx.waitUntil(settleWith(admission, outcome));
       console.error(JSON.stringify({ event: "upstream_answer_invalid", requestId: call.requestId, model: call.model }));
       throw new HttpError(502, "The upstream answer was not valid JSON.", {
         code: "upstream_invalid_response",
         headers: charged(outcome),
       });
     }
-    const outcome = outcomeOf({ usage, text, complete: true }, subject, cached, bound);
-    c.executionCtx.waitUntil(settleWith(admission, { ...outcome, ...flags(attempts, standIn) }));
+    const outcome = recorded(outcomeOf({ usage, text, complete: true }, subject, cached, bound));
+    c.executionCtx.waitUntil(settleWith(admission, outcome));
     for (const [name, value] of Object.entries(charged(outcome))) out.set(name, value);
+    if (exchange.metered && !outcome.estimated) {
+      // the provider's own figures, as priced (an estimate is not "tokens used")
+      out.set("x-gateway-tokens-used", String(outcome.tokensIn + outcome.tokensOut));
+      out.set("x-gateway-tokens-in", String(outcome.tokensIn));
+      out.set("x-gateway-tokens-out", String(outcome.tokensOut));
+    }
     if (contentType) out.set("content-type", contentType);
     else if (text !== raw) out.set("content-type", "application/json");
     return new Response(text, { status: upstream.status, headers: out });
   }
 
-  const { stream, done } = exchange.stream(upstream.body);
+  const { stream, done, firstChunkAt } = exchange.stream(upstream.body);
   const { lease } = admission;
   if (lease) c.executionCtx.waitUntil(lease.org.keepAlive(lease.lease, c.env, done));
-  c.executionCtx.waitUntil(
-    done.then((metered) =>
-      settleWith(admission, { ...outcomeOf(metered, subject, cached, bound), ...flags(attempts, standIn) }),
-    ),
-  );
+  trace.stream = true;
+  const outcome = done.then((metered) => {
+    waited();
+    const first = firstChunkAt();
+    trace.ttftMs = first === null ? null : Math.max(0, first - trace.start);
+    trace.interrupted = !metered.complete;
+    return recorded(outcomeOf(metered, subject, cached, bound));
+  });
+  trace.finished = outcome.then(() => undefined);
+  c.executionCtx.waitUntil(outcome.then((recordedOutcome) => settleWith(admission, recordedOutcome)));
   if (exchange.metered) {
     for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
   }

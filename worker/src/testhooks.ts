@@ -6,6 +6,7 @@ import type { Hono } from "hono";
 import { ageKeyCache } from "./auth";
 import type { AppEnv, Env, Fault } from "./env";
 import { jsonResponse } from "./errors";
+import { queuedFacts } from "./facts";
 import { forgetBook, leaseActivity } from "./lease";
 import { type Admission, type Exchange, ledgerFor, type Settlement } from "./ledger";
 
@@ -43,7 +44,16 @@ const ROUTES: Record<string, TestRoute> = {
     return { ok: true };
   },
   // {}: settlements on their way to the ledger in lease batches (tests wait for none).
-  "/__test/leases": async () => leaseActivity(),
+  "/__test/leases": async () => {
+    const activity = leaseActivity();
+    // facts of requests on their way to the metrics count as unacknowledged too
+    return { ...activity, unacknowledged: activity.unacknowledged + queuedFacts() };
+  },
+  // {}: the Analytics Engine data points written (the local dataset keeps them).
+  "/__test/analytics": async (env) => {
+    const dataset = env.REQUEST_ANALYTICS as unknown as { localPoints?: () => unknown[] } | undefined;
+    return { points: dataset?.localPoints?.() ?? null };
+  },
   // {isolate}: a simulated isolate dies: its leases are dropped here, never returned.
   "/__test/isolate/forget": async (_env, { isolate }) => ({ leases: forgetBook(String(isolate)) }),
   // {prefix}: Worker-owned KV records (e.g. unsettled:) with their values.

@@ -50,8 +50,9 @@ export function chatStreamError(message = CUT): string {
 export function rewriteEvents(
   upstream: ReadableStream<Uint8Array>,
   rewrite: EventRewrite,
-  { signal, finished }: { signal?: AbortSignal | undefined; finished: () => void },
+  { signal, finished, firstChunk }: { signal?: AbortSignal | undefined; finished: () => void; firstChunk?: () => void },
 ): ReadableStream<Uint8Array> {
+  let started = false;
   let out = "";
   let broken: string | null = null;
   let done = false;
@@ -120,6 +121,10 @@ export function rewriteEvents(
         if (out) {
           controller.enqueue(encoder.encode(out));
           out = "";
+          if (!started) {
+            started = true;
+            firstChunk?.();
+          }
           return;
         }
       }
@@ -145,8 +150,15 @@ export function meteredEvents(
   const done = new Promise<Metered>((resolve) => {
     resolveDone = resolve;
   });
-  const stream = rewriteEvents(upstream, rewrite, { signal, finished: () => resolveDone(result()) });
-  return { stream, done };
+  let firstChunkAt: number | null = null;
+  const stream = rewriteEvents(upstream, rewrite, {
+    signal,
+    finished: () => resolveDone(result()),
+    firstChunk: () => {
+      firstChunkAt = Date.now();
+    },
+  });
+  return { stream, done, firstChunkAt: () => firstChunkAt };
 }
 
 /** A JSON string literal's content (as a regex captured it, quotes excluded), unescaped. */

@@ -52,6 +52,8 @@ export interface Metered {
 export interface MeteredStream {
   stream: ReadableStream<Uint8Array>;
   done: Promise<Metered>;
+  /** When (Date.now()) the first bytes went to the client; null before (or for none). */
+  firstChunkAt(): number | null;
 }
 
 export interface ChatProvider {

@@ -4,6 +4,7 @@
 
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
+import { factOf, newTrace, type Outbox, recordFact } from "../facts";
 import { ROUTE_KINDS, ROUTES } from "../generated/contract";
 import type { Route, RouteKind } from "../models";
 import { route } from "../routing";
@@ -25,6 +26,33 @@ const HANDLERS: Record<RouteKind, (c: Context<AppEnv>, route: Route) => Promise<
 export function registerModelRoutes(app: Hono<AppEnv>, authenticated: MiddlewareHandler<AppEnv>): void {
   for (const spec of ROUTES) {
     const handler = HANDLERS[spec.kind];
-    route(app, spec.path, { POST: [authenticated, (c) => handler(c, spec)] }, ROUTE_KINDS[spec.kind].errors);
+    route(
+      app,
+      spec.path,
+      { POST: [observed(spec.path), authenticated, (c) => handler(c, spec)] },
+      ROUTE_KINDS[spec.kind].errors,
+    );
   }
+}
+
+/**
+ * Records the request's facts once it has ended (facts.ts): at once for an answer, when the
+ * stream is over for a stream. Outside authentication, so refused keys are logged and counted
+ * in Analytics Engine too (no tenant's ledger holds them).
+ */
+function observed(path: string): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const trace = newTrace();
+    c.set("trace", trace);
+    await next();
+    const status = c.res.status;
+    const queue = (box: Outbox) => c.executionCtx.waitUntil(box.flush(c.env));
+    if (trace.finished === null) {
+      recordFact(c, factOf(c, trace, path, status, Date.now()), queue);
+      return;
+    }
+    c.executionCtx.waitUntil(
+      trace.finished.then(() => recordFact(c, factOf(c, trace, path, status, Date.now()), queue)),
+    );
+  };
 }

@@ -1,0 +1,280 @@
+// GET /admin/metrics: what every tenant spent, sent, waited and hit, for a month or a range of
+// days, per org, user, model, route and day. Spend against budget comes from the ledger's
+// usage rows (the money); rates, latency percentiles and the breakdowns from its daily metrics
+// rows (metrics.ts), summed here, so any slice's percentiles come from summed histograms.
+
+import {
+  type AdminCall,
+  type Directory,
+  type DirectoryOrg,
+  ledgerCall,
+  money,
+  monthParam,
+  tenantDirectory,
+} from "./admin-data";
+import { HttpError, jsonResponse } from "./errors";
+import { COUNTERS, emptyRow, type UsageRow } from "./ledger";
+import { type DailyRow, emptyMetrics, type MetricsRow, mergeMetrics, percentiles } from "./metrics";
+import { formatUsd } from "./pricing";
+
+const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
+const MAX_DAYS = 93; // a quarter: the ledger keeps daily rows; a range wider than this is a report's job
+const TOP_USERS = 10;
+const DAY_MS = 86_400_000;
+
+function ratio(part: number, whole: number): number {
+  return whole === 0 ? 0 : Math.round((part / whole) * 10_000) / 10_000;
+}
+
+/** A metrics row as the API shows it: counts, rates, tokens, cost and latency percentiles. */
+export function stats(row: MetricsRow) {
+  const errors = row.errors4xx + row.errors5xx;
+  return {
+    requests: row.requests,
+    errors,
+    errors4xx: row.errors4xx,
+    errors5xx: row.errors5xx,
+    rateLimited: row.rateLimited,
+    cacheHits: row.cacheHits,
+    fallbacks: row.fallbacks,
+    standIns: row.standIns,
+    degraded: row.degraded,
+    streams: row.streams,
+    interrupted: row.interrupted,
+    errorRate: ratio(errors, row.requests),
+    cacheHitRate: ratio(row.cacheHits, row.requests),
+    fallbackRate: ratio(row.fallbacks, row.requests),
+    tokensIn: row.tokensIn,
+    tokensOut: row.tokensOut,
+    ...money("cost", row.costMicros),
+    latencyMs: percentiles(row.latency),
+    upstreamMs: percentiles(row.upstream),
+    ttftMs: percentiles(row.ttft),
+  };
+}
+
+interface Range {
+  from: string;
+  to: string;
+  /** The month whose spend and budgets are shown (the month of `to`). */
+  month: string;
+  days: string[];
+}
+
+function parseDay(name: string, value: string): number {
+  const at = Date.parse(`${value}T00:00:00Z`);
+  if (!DAY_PATTERN.test(value) || Number.isNaN(at) || new Date(at).toISOString().slice(0, 10) !== value) {
+    throw new HttpError(400, `'${name}' must be a UTC day as YYYY-MM-DD (got '${value}').`, {
+      code: "invalid_day",
+      param: name,
+    });
+  }
+  return at;
+}
+
+/** `?month=` (default: this month) or `?from=&to=` (days, inclusive). */
+export function rangeParam(query: URLSearchParams): Range {
+  const from = query.get("from");
+  const to = query.get("to");
+  if (from === null && to === null) {
+    const month = monthParam(query);
+    const [year = 0, mon = 0] = month.split("-").map(Number);
+    const start = Date.UTC(year, mon - 1, 1);
+    const end = Date.UTC(year, mon, 1) - DAY_MS;
+    return { ...spanOf(start, end), month };
+  }
+  if (query.get("month")) {
+    throw new HttpError(400, "Give either 'month' or 'from' and 'to', not both.", {
+      code: "invalid_range",
+      param: "month",
+    });
+  }
+  if (from === null || to === null) {
+    throw new HttpError(400, "A range needs both 'from' and 'to' (YYYY-MM-DD).", {
+      code: "invalid_range",
+      param: from === null ? "from" : "to",
+    });
+  }
+  const start = parseDay("from", from);
+  const end = parseDay("to", to);
+  if (end < start) {
+    throw new HttpError(400, `'to' (${to}) is before 'from' (${from}).`, { code: "invalid_range", param: "to" });
+  }
+  if ((end - start) / DAY_MS + 1 > MAX_DAYS) {
+    throw new HttpError(400, `A range is at most ${MAX_DAYS} days (got ${from} to ${to}).`, {
+      code: "invalid_range",
+      param: "to",
+    });
+  }
+  return { ...spanOf(start, end), month: to.slice(0, 7) };
+}
+
+function spanOf(start: number, end: number): Omit<Range, "month"> {
+  const days: string[] = [];
+  for (let at = start; at <= end; at += DAY_MS) days.push(new Date(at).toISOString().slice(0, 10));
+  return { from: days[0] as string, to: days[days.length - 1] as string, days };
+}
+
+/** Sum rows by a key into metrics rows (insertion order kept). */
+function groupBy(rows: readonly DailyRow[], key: (row: DailyRow) => string): Map<string, MetricsRow> {
+  const groups = new Map<string, MetricsRow>();
+  for (const row of rows) {
+    const id = key(row);
+    let group = groups.get(id);
+    if (!group) {
+      group = emptyMetrics();
+      groups.set(id, group);
+    }
+    mergeMetrics(group, row);
+  }
+  return groups;
+}
+
+function sum(rows: readonly MetricsRow[]): MetricsRow {
+  const total = emptyMetrics();
+  for (const row of rows) mergeMetrics(total, row);
+  return total;
+}
+
+/** Keys by what they do now: active, revoked, suspended (user or org not active), expired. */
+export function keyStatusCounts(directory: Directory, now: number = Date.now()) {
+  const counts = { active: 0, revoked: 0, suspended: 0, expired: 0 };
+  for (const key of directory.keys.values()) {
+    const user = directory.users.get(key.userId);
+    const org = user ? directory.orgs.get(user.orgId) : undefined;
+    if (key.status === "revoked") counts.revoked += 1;
+    else if (key.status !== "active" || user?.status !== "active" || org?.status !== "active") counts.suspended += 1;
+    else if (key.expiresAt !== null && key.expiresAt <= now) counts.expired += 1;
+    else counts.active += 1;
+  }
+  return counts;
+}
+
+function selectedOrgs(directory: Directory, query: URLSearchParams): DirectoryOrg[] {
+  const orgId = query.get("org");
+  const userId = query.get("user");
+  if (userId !== null) {
+    const user = directory.users.get(userId);
+    if (!user) throw new HttpError(404, `No user with id '${userId}'.`, { code: "user_not_found" });
+    if (orgId !== null && orgId !== user.orgId) {
+      throw new HttpError(400, `User '${userId}' is not in organization '${orgId}'.`, {
+        code: "invalid_filter",
+        param: "user",
+      });
+    }
+    return [directory.orgs.get(user.orgId) as DirectoryOrg];
+  }
+  if (orgId !== null) {
+    const org = directory.orgs.get(orgId);
+    if (!org) throw new HttpError(404, `No organization with id '${orgId}'.`, { code: "organization_not_found" });
+    return [org];
+  }
+  return [...directory.orgs.values()].sort((a, b) => a.id.localeCompare(b.id));
+}
+
+export async function metrics(call: AdminCall): Promise<Response> {
+  const directory = await tenantDirectory(call.env);
+  const range = rangeParam(call.query);
+  const onlyUser = call.query.get("user");
+  const orgs = selectedOrgs(directory, call.query);
+  const answers = await Promise.all(
+    orgs.map(async (org) => {
+      const [usage, rows] = await Promise.all([
+        ledgerCall(call, org.id, "usage", (ledger) => ledger.usage({ month: range.month })),
+        ledgerCall(call, org.id, "metrics", (ledger) => ledger.metrics({ from: range.from, to: range.to })),
+      ]);
+      return { org, usage, rows: onlyUser === null ? rows : rows.filter((r) => r.userId === onlyUser) };
+    }),
+  );
+
+  const totals = emptyRow("all");
+  const allRows: (DailyRow & { orgId: string })[] = [];
+  const byOrg = [];
+  const byUser = [];
+  const byOrgDay = [];
+  for (const { org, usage, rows } of answers) {
+    for (const counter of COUNTERS) totals[counter] += usage.org[counter];
+    for (const row of rows) allRows.push({ ...row, orgId: org.id });
+    byOrg.push({
+      orgId: org.id,
+      name: org.name,
+      ...money("monthlyBudget", org.monthlyBudgetMicros),
+      ...money("spent", usage.org.usedMicros),
+      ...stats(sum(rows)),
+    });
+    const perUser = groupBy(rows, (r) => r.userId);
+    const members = new Set([...Object.keys(org.users), ...Object.keys(usage.users), ...perUser.keys()]);
+    for (const userId of [...members].sort()) {
+      if (userId === "" || (onlyUser !== null && userId !== onlyUser)) continue;
+      const user = Object.hasOwn(org.users, userId) ? org.users[userId] : undefined;
+      const spent: UsageRow | undefined = Object.hasOwn(usage.users, userId) ? usage.users[userId] : undefined;
+      const limitMicros = user?.monthlyLimitMicros ?? 0;
+      const spentMicros = spent?.usedMicros ?? 0;
+      byUser.push({
+        userId,
+        orgId: org.id,
+        monthlyLimitMicros: limitMicros,
+        monthlyLimitUsd: formatUsd(limitMicros),
+        spentMicros,
+        spentUsd: formatUsd(spentMicros),
+        ...stats(perUser.get(userId) ?? emptyMetrics()),
+      });
+    }
+    const perDay = groupBy(rows, (r) => r.day);
+    for (const day of range.days) byOrgDay.push({ orgId: org.id, day, ...stats(perDay.get(day) ?? emptyMetrics()) });
+  }
+  const perDay = groupBy(allRows, (r) => r.day);
+  const ranked = (groups: Map<string, MetricsRow>, name: string) =>
+    [...groups]
+      .sort(([a, x], [b, y]) => y.requests - x.requests || a.localeCompare(b))
+      .map(([id, row]) => ({ [name]: id, ...stats(row) }));
+  const topUsers = [...byUser]
+    .sort((a, b) => b.spentMicros - a.spentMicros || b.requests - a.requests || a.userId.localeCompare(b.userId))
+    .slice(0, TOP_USERS)
+    .map(({ userId, orgId, spentMicros, requests }) => ({ userId, orgId, ...money("cost", spentMicros), requests }));
+
+  const keyStatus = keyStatusCounts(directory);
+  return jsonResponse({
+    month: range.month,
+    from: range.from,
+    to: range.to,
+    configVersion: directory.configVersion,
+    orgs: directory.orgs.size,
+    users: directory.users.size,
+    keys: directory.keys.size,
+    keyStatus,
+    activeKeys: keyStatus.active,
+    // the month's recorded usage (the money), for the selected orgs
+    usage: {
+      requests: totals.requests,
+      ...money("cost", totals.usedMicros),
+      tokensIn: totals.tokensIn,
+      tokensOut: totals.tokensOut,
+      estimated: totals.estimated,
+      cached: totals.cached,
+      // answered by a fallback model; by a Workers AI stand-in while AI Gateway was down
+      fallbacks: totals.fallbacks,
+      standIns: totals.standIns,
+      // answers whose reported usage could not be real: recorded as estimated instead
+      implausible: totals.implausible,
+    },
+    // every request of the range, answered or refused (the daily metrics rows)
+    totals: stats(sum(allRows)),
+    byOrg,
+    byUser,
+    byModel: ranked(
+      groupBy(
+        allRows.filter((r) => r.model !== ""),
+        (r) => r.model,
+      ),
+      "model",
+    ),
+    byRoute: ranked(
+      groupBy(allRows, (r) => r.route),
+      "route",
+    ),
+    byDay: range.days.map((day) => ({ day, ...stats(perDay.get(day) ?? emptyMetrics()) })),
+    byOrgDay,
+    topUsers,
+  });
+}

@@ -1,0 +1,262 @@
+// Per-request facts, recorded once per request when it ends: one structured log line (Workers
+// Logs), one Analytics Engine data point (queryable with Cloudflare's SQL API or Grafana), and,
+// for an authenticated request, one fact into its org's ledger (the admin API's metrics),
+// batched per isolate and org: carried by the next lease exchange, or sent on their own after
+// FLUSH_MS. Money is not here: costs are the ledger's settlements; a fact repeats the cost
+// only so that metrics can break it down by day, model and route.
+//
+// The log line and the data point never hold a key or a prompt.
+
+import type { Context } from "hono";
+import type { AppEnv, Env } from "./env";
+import type { UsageLedger } from "./ledger";
+import type { Fact } from "./metrics";
+import type { Outcome } from "./quota";
+
+/** What serve() learns of a request while it runs (worker/src/serve.ts fills it in). */
+export interface Trace {
+  start: number;
+  model: string;
+  attempts: number;
+  upstreamMs: number | null;
+  ttftMs: number | null;
+  stream: boolean;
+  interrupted: boolean;
+  outcome: Outcome | null;
+  cache: Fact["cache"];
+  fallback: boolean;
+  standIn: boolean;
+  degraded: boolean;
+  /** A stream's end: its facts are complete only then. */
+  finished: Promise<void> | null;
+}
+
+export function newTrace(now: number = Date.now()): Trace {
+  return {
+    start: now,
+    model: "",
+    attempts: 0,
+    upstreamMs: null,
+    ttftMs: null,
+    stream: false,
+    interrupted: false,
+    outcome: null,
+    cache: "none",
+    fallback: false,
+    standIn: false,
+    degraded: false,
+    finished: null,
+  };
+}
+
+// The Analytics Engine data point's layout (docs/operations.md shows queries over it).
+// index1: the org (the sampling key: each org's points are sampled on their own).
+export const ANALYTICS_BLOBS = ["org", "user", "key", "model", "route", "cache", "requestId"] as const;
+export const ANALYTICS_DOUBLES = [
+  "status",
+  "latencyMs",
+  "upstreamMs",
+  "ttftMs",
+  "tokensIn",
+  "tokensOut",
+  "costMicros",
+  "attempts",
+  "fallback",
+  "standIn",
+  "degraded",
+  "stream",
+  "interrupted",
+] as const;
+
+const FLUSH_MS = 1_000; // facts wait this long for a lease exchange to carry them
+const MAX_BATCH = 512;
+const MAX_QUEUED = 10_000; // an unreachable ledger must not grow the isolate without bound
+const SEND_TIMEOUT_MS = 3_000;
+const FLUSHER_MAX_MS = 20_000; // hand over before waitUntil's 30 s run out
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+class Outbox {
+  facts: Fact[] = [];
+  flushing = false;
+  interval = FLUSH_MS;
+  dropped = 0;
+
+  constructor(
+    readonly orgId: string,
+    readonly isolateId: string,
+  ) {}
+
+  push(fact: Fact): void {
+    if (this.facts.length >= MAX_QUEUED) {
+      this.dropped += 1;
+      if (this.dropped === 1 || this.dropped % 1000 === 0) {
+        console.error(JSON.stringify({ event: "metrics_facts_dropped", orgId: this.orgId, dropped: this.dropped }));
+      }
+      return;
+    }
+    this.facts.push(fact);
+  }
+
+  take(max = MAX_BATCH): Fact[] {
+    return this.facts.splice(0, max);
+  }
+
+  /** Facts a call did not deliver go back to the front (the ledger counts each once). */
+  giveBack(facts: Fact[]): void {
+    this.facts.unshift(...facts);
+  }
+
+  /** Run by the request that found no flusher: sends what no lease exchange carried. */
+  async flush(env: Env): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    const started = Date.now();
+    try {
+      while (this.facts.length > 0 && Date.now() - started < FLUSHER_MAX_MS) {
+        await sleep(this.interval);
+        const batch = this.take();
+        if (batch.length === 0) break; // a lease exchange carried them
+        if (!(await this.#send(env, batch))) {
+          this.giveBack(batch);
+          await sleep(this.interval);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  async #send(env: Env, facts: Fact[]): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("metrics record timed out")), SEND_TIMEOUT_MS);
+      });
+      const ledger = env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(this.orgId)) as DurableObjectStub<UsageLedger>;
+      const answer = await Promise.race([ledger.record({ facts, isolateId: this.isolateId }), timeout]);
+      this.interval = Math.round(answer.nextExchangeMs * (0.9 + 0.2 * Math.random()));
+      return true;
+    } catch (err) {
+      console.error(JSON.stringify({ event: "metrics_record_failed", orgId: this.orgId, error: String(err) }));
+      return false;
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
+  }
+}
+
+const outboxes = new Map<string, Outbox>(); // `${isolateId}|${orgId}`
+
+/** This isolate's (lease book's) outbox for an org's facts. */
+export function outboxFor(isolateId: string, orgId: string): Outbox {
+  const key = `${isolateId}|${orgId}`;
+  let box = outboxes.get(key);
+  if (!box) {
+    box = new Outbox(orgId, isolateId);
+    outboxes.set(key, box);
+  }
+  return box;
+}
+
+/** Test renders only: facts not yet in a ledger. */
+export function queuedFacts(): number {
+  let n = 0;
+  for (const box of outboxes.values()) n += box.facts.length;
+  return n;
+}
+
+export type { Outbox };
+
+function day(now: number): string {
+  return new Date(now).toISOString().slice(0, 10);
+}
+
+/** The request's facts from its trace and final response. */
+export function factOf(c: Context<AppEnv>, trace: Trace, route: string, status: number, end: number): Fact {
+  const principal = c.get("principal") as AppEnv["Variables"]["principal"] | undefined;
+  const outcome = trace.outcome;
+  const counted = outcome?.count === true;
+  return {
+    requestId: c.get("requestId"),
+    day: day(trace.start),
+    userId: principal?.userId ?? "",
+    keyId: principal?.keyId ?? "",
+    model: trace.model,
+    route,
+    status,
+    attempts: trace.attempts,
+    stream: trace.stream,
+    latencyMs: Math.max(0, end - trace.start),
+    upstreamMs: trace.upstreamMs,
+    ttftMs: trace.ttftMs,
+    tokensIn: counted ? outcome.tokensIn : 0,
+    tokensOut: counted ? outcome.tokensOut : 0,
+    costMicros: counted ? outcome.cost : 0,
+    cache: trace.cache,
+    fallback: trace.fallback,
+    standIn: trace.standIn,
+    degraded: trace.degraded,
+    interrupted: trace.interrupted,
+  };
+}
+
+/** The log line, the data point and (authenticated requests) the ledger's fact. */
+export function recordFact(c: Context<AppEnv>, fact: Fact, queue: (box: Outbox) => void): void {
+  const principal = c.get("principal") as AppEnv["Variables"]["principal"] | undefined;
+  const orgId = principal?.orgId ?? "";
+  console.log(JSON.stringify({ event: "request", orgId, ...fact }));
+  const dataset = c.env.REQUEST_ANALYTICS;
+  if (dataset) {
+    try {
+      const blobs: Record<(typeof ANALYTICS_BLOBS)[number], string> = {
+        org: orgId,
+        user: fact.userId,
+        key: fact.keyId,
+        model: fact.model,
+        route: fact.route,
+        cache: fact.cache,
+        requestId: fact.requestId,
+      };
+      const doubles: Record<(typeof ANALYTICS_DOUBLES)[number], number> = {
+        status: fact.status,
+        latencyMs: fact.latencyMs,
+        upstreamMs: fact.upstreamMs ?? -1,
+        ttftMs: fact.ttftMs ?? -1,
+        tokensIn: fact.tokensIn,
+        tokensOut: fact.tokensOut,
+        costMicros: fact.costMicros,
+        attempts: fact.attempts,
+        fallback: Number(fact.fallback),
+        standIn: Number(fact.standIn),
+        degraded: Number(fact.degraded),
+        stream: Number(fact.stream),
+        interrupted: Number(fact.interrupted),
+      };
+      dataset.writeDataPoint({
+        indexes: [orgId],
+        blobs: ANALYTICS_BLOBS.map((name) => blobs[name]),
+        doubles: ANALYTICS_DOUBLES.map((name) => doubles[name]),
+      });
+    } catch (err) {
+      // metrics never fail a request
+      console.error(JSON.stringify({ event: "analytics_write_failed", error: String(err) }));
+    }
+  }
+  if (!principal) return; // no tenant: nothing for a ledger
+  const box = outboxFor(isolateIdOf(c.get("isolate")), orgId);
+  box.push(fact);
+  queue(box);
+}
+
+const isolateIds = new Map<string, string>();
+
+/** A random id per lease book, shared with lease.ts's exchanges (the ledger paces by it). */
+export function isolateIdOf(book: string): string {
+  let id = isolateIds.get(book);
+  if (!id) {
+    id = crypto.randomUUID();
+    isolateIds.set(book, id);
+  }
+  return id;
+}
