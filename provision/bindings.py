@@ -38,6 +38,7 @@ def script_bindings(
     admin_api_key: str,
     ai_gateway_token: str,
     provider_api_keys: dict[str, str],
+    alert_webhook_secret: str = "",
 ) -> list[dict[str, Any]]:
     """The Worker's bindings in a stable order (unstable order causes perpetual diffs, TF#5522)."""
     providers = catalog_providers(config)
@@ -68,6 +69,15 @@ def script_bindings(
             "dataset": analytics_dataset(config.workerName),
         },
     ]
+    if config.alerts is not None:
+        if not alert_webhook_secret:
+            raise ValueError(
+                "alertWebhookSecret: alerts.webhookUrl is set, so budget alerts need a secret to "
+                "sign them with (pulumi config set --secret alertWebhookSecret <random string>)"
+            )
+        bindings.append(
+            {"name": "ALERT_WEBHOOK_SECRET", "type": "secret_text", "text": alert_webhook_secret}
+        )
     if WORKERS_AI in providers:
         # Workers AI models run through the binding, with the gateway option (no key needed)
         bindings.append({"name": AI_BINDING, "type": "ai"})

@@ -99,13 +99,19 @@ def org_policy(org: Organization) -> dict[str, Any]:
             rateTier=org.rateTier,
             clientCacheControl=org.clientCacheControl or None,
             corsOrigins=org.corsOrigins,
+            alerts=org.alerts.model_dump(exclude_none=True) if org.alerts else None,
         ),
     }
 
 
 def user_routing(user: User) -> dict[str, Any]:
     """A user's own routing (before the org's and the stack's), where declared."""
-    return _present(defaultModel=user.defaultModel, aliases=user.aliases, rateTier=user.rateTier)
+    return _present(
+        defaultModel=user.defaultModel,
+        aliases=user.aliases,
+        rateTier=user.rateTier,
+        alertThresholds=user.alertThresholds,
+    )
 
 
 def _present(**fields: Any) -> dict[str, Any]:

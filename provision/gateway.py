@@ -44,6 +44,8 @@ class GatewayArgs:
     ai_gateway_token: pulumi.Input[str]
     # provider → API key; a provider left out is used with keys stored on the gateway (BYOK).
     provider_api_keys: pulumi.Input[dict[str, str]] = field(default_factory=dict)
+    # signs budget alert webhooks; required when the stack declares alerts
+    alert_webhook_secret: pulumi.Input[str] = ""
     # The script's Durable Object history, oldest first; only steps the live script lacks are sent.
     migrations: tuple[MigrationStep, ...] = MIGRATIONS
 
@@ -141,6 +143,7 @@ class Gateway(pulumi.ComponentResource):
             args.admin_api_key,
             args.ai_gateway_token,
             args.provider_api_keys,
+            args.alert_webhook_secret,
         ).apply(lambda values: script_bindings(config, *values))
         self.script = cloudflare.WorkersScript(
             script.name,

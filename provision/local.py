@@ -51,6 +51,8 @@ class LocalSecrets:
     admin_api_key: str = field(default_factory=lambda: "adm_" + secrets.token_urlsafe(24))
     ai_gateway_token: str = field(default_factory=lambda: "aig_" + secrets.token_urlsafe(24))
     provider_api_keys: dict[str, str] = field(default_factory=dict)
+    # signs budget alert webhooks (a test's receiver checks the signature with it)
+    alert_webhook_secret: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24))
 
     def for_providers(self, providers: list[str]) -> LocalSecrets:
         for provider in providers:
@@ -104,6 +106,7 @@ def runtime_spec(
         local.admin_api_key,
         local.ai_gateway_token,
         local.provider_api_keys,
+        local.alert_webhook_secret,
     ):
         if binding["type"] in ("plain_text", "secret_text"):
             bindings[binding["name"]] = binding["text"]

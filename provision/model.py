@@ -27,7 +27,7 @@ MODEL_ID = contract.MODEL_ID_PATTERN
 
 # Secret settings come from `pulumi config set --secret`; the model only checks that a
 # stack file holds them encrypted, never their values.
-SECRET_KEYS = ("adminApiKey", "aiGatewayToken", "providerApiKeys")
+SECRET_KEYS = ("adminApiKey", "aiGatewayToken", "providerApiKeys", "alertWebhookSecret")
 
 # Amounts are YAML numbers; the schema says so (pydantic would describe "number or any string").
 Usd = Annotated[
@@ -39,6 +39,19 @@ Usd = Annotated[
 ]
 Slug = Annotated[str, Field(pattern=SLUG)]
 ModelId = Annotated[str, Field(pattern=MODEL_ID)]
+
+
+def _thresholds(values: list[int] | None) -> list[int] | None:
+    """Percentages of a month's limit, each once, in rising order."""
+    if values is None:
+        return None
+    if len(set(values)) != len(values):
+        raise ValueError("each threshold may appear once")
+    return sorted(values)
+
+
+# A budget alert threshold: a percentage of the month's limit or budget (100 = all of it).
+Threshold = Annotated[int, Field(ge=1, le=1000)]
 
 
 class _Strict(BaseModel):
@@ -213,6 +226,33 @@ class ApiKey(_Strict):
         return int(moment.timestamp())
 
 
+class Alerts(_Strict):
+    """Budget alerts: each threshold crossed is sent once per month to the webhook, signed
+    with the `alertWebhookSecret` secret (HMAC-SHA256)."""
+
+    webhookUrl: str = Field(
+        pattern=r"^(https://[^\s/]+|http://(127\.0\.0\.1|localhost)(:\d+)?)(/\S*)?$",
+        description="https, or http to 127.0.0.1/localhost for local tests",
+    )
+    orgThresholds: list[Threshold] = Field(
+        [50, 80, 100], max_length=10, description="% of an org's monthly budget"
+    )
+    userThresholds: list[Threshold] = Field(
+        [80, 100], max_length=10, description="% of a user's monthly limit"
+    )
+
+    _unique = field_validator("orgThresholds", "userThresholds")(_thresholds)
+
+
+class OrgAlerts(_Strict):
+    """An org's own thresholds, instead of the stack's."""
+
+    orgThresholds: list[Threshold] | None = Field(None, max_length=10)
+    userThresholds: list[Threshold] | None = Field(None, max_length=10)
+
+    _unique = field_validator("orgThresholds", "userThresholds")(_thresholds)
+
+
 class User(_Strict):
     id: Slug
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -223,7 +263,12 @@ class User(_Strict):
     defaultModel: ModelId | None = Field(None, description="before the org's and the stack's")
     aliases: dict[AliasName, ModelId] = Field({}, description="before the org's and the stack's")
     rateTier: Slug | None = Field(None, description="a rateTiers name; unset = the org's")
+    alertThresholds: list[Threshold] | None = Field(
+        None, max_length=10, description="% of the monthly limit; unset = the org's, the stack's"
+    )
     keys: list[ApiKey] = []
+
+    _unique = field_validator("alertThresholds")(_thresholds)
 
 
 class Organization(_Strict):
@@ -249,6 +294,7 @@ class Organization(_Strict):
         description="browser origins allowed to call the gateway with this org's keys "
         "(e.g. https://app.example.com); none by default",
     )
+    alerts: OrgAlerts | None = Field(None, description="thresholds instead of the stack's")
 
 
 class Tenants(_Strict):
@@ -275,4 +321,5 @@ class StackConfig(_Strict):
     routing: Routing
     pricing: Pricing = Pricing()
     rateTiers: dict[Slug, RateTier] = Field({}, description="per-user rate limits, by tier name")
+    alerts: Alerts | None = Field(None, description="budget alerts to a webhook; none by default")
     tenants: Tenants = Tenants()

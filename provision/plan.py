@@ -132,6 +132,7 @@ def stack_resources(config: StackConfig, secrets: dict[str, str]) -> dict[str, D
         secrets.get("adminApiKey", ""),
         secrets.get("aiGatewayToken", ""),
         {p: key for p, key in provider_keys.items() if p in providers},
+        secrets.get("alertWebhookSecret", ""),
     )
     for name, resource in resources.items():
         if resource.kind == SCRIPT:

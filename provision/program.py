@@ -35,6 +35,7 @@ def build(name: str = "gateway", migrations: tuple[MigrationStep, ...] = MIGRATI
             admin_api_key=secrets.require_secret("adminApiKey"),
             ai_gateway_token=secrets.require_secret("aiGatewayToken"),
             provider_api_keys=secrets.get_secret_object("providerApiKeys") or {},
+            alert_webhook_secret=secrets.get_secret("alertWebhookSecret") or "",
             migrations=migrations,
         ),
     )

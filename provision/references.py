@@ -15,9 +15,10 @@ from pydantic import BaseModel, ValidationError
 from provision.contract import EMBEDDING_PROVIDERS, NATIVE_PROVIDERS, WORKERS_AI
 from provision.errors import Problem
 from provision.keys import is_demo_hash
-from provision.model import Organization, Pricing, RateTier, Routing, StackConfig, User
+from provision.model import Alerts, Organization, Pricing, RateTier, Routing, StackConfig, User
 
 NOT_OFFERED = "routing.models or routing.embeddingModels"
+NO_WEBHOOK = "thresholds need the stack's alerts.webhookUrl to send alerts to; set alerts first"
 
 
 @dataclass
@@ -32,6 +33,7 @@ class View:
     has_url: bool | None  # None: unknown, because those fields did not validate
     invalid_org_ids: frozenset[str] = frozenset()  # declared, but failed their own checks
     rate_tiers: frozenset[str] | None = None  # None: unknown (rateTiers did not validate)
+    has_alerts: bool | None = None  # None: unknown (alerts did not validate)
 
     @classmethod
     def of(cls, config: StackConfig) -> View:
@@ -43,6 +45,7 @@ class View:
             allow_demo_keys=config.allowDemoKeys,
             has_url=config.customDomain is not None or config.workersDevSubdomain is not None,
             rate_tiers=frozenset(config.rateTiers),
+            has_alerts=config.alerts is not None,
         )
 
 
@@ -75,7 +78,14 @@ def salvage(public: dict[str, Any]) -> View:
             if isinstance(raw, dict) and _valid(Organization, raw) is None
         ),
         rate_tiers=_tier_names(public.get("rateTiers", {})),
+        has_alerts=_has_alerts(public.get("alerts")),
     )
+
+
+def _has_alerts(raw: Any) -> bool | None:
+    if raw is None:
+        return False
+    return None if _valid(Alerts, raw) is None else True
 
 
 def _tier_names(raw: Any) -> frozenset[str] | None:
@@ -90,6 +100,13 @@ def check_references(view: View, source: str) -> list[Problem]:
     def add(path: str, message: str) -> None:
         problems.append(Problem(source, path, message))
 
+    if view.has_alerts is False:
+        for i, org in view.orgs:
+            if org.alerts is not None:
+                add(f"tenants.organizations[{i}].alerts", NO_WEBHOOK)
+        for i, user in view.users:
+            if user.alertThresholds is not None:
+                add(f"tenants.users[{i}].alertThresholds", NO_WEBHOOK)
     if view.has_url is False:
         add(
             "workersDevSubdomain",

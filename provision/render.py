@@ -97,6 +97,7 @@ def template_context(config: StackConfig) -> dict[str, Any]:
         "cors_origins": sorted(
             {o for org in config.tenants.organizations for o in org.corsOrigins}
         ),
+        "alerts": config.alerts.model_dump(mode="json") if config.alerts else None,
         "gateway_id": config.gatewayId,
         "worker_name": config.workerName,
         "worker_version": worker_version(),

@@ -22,11 +22,12 @@ import {
 } from "./admin-data";
 import { metrics } from "./admin-metrics";
 import { exportTenants, reconcile, revokeKey } from "./admin-ops";
+import { alertId } from "./alerts";
 import { parseBearer } from "./auth";
 import type { AppEnv } from "./env";
 import { HttpError, jsonResponse } from "./errors";
 import { KEY_PREFIX } from "./generated/contract";
-import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
+import { ALERTS, WORKER_NAME, WORKER_VERSION } from "./generated/settings";
 import { currentMonth, ledgerFor, monthResetsAt } from "./ledger";
 import { forgetRefusals } from "./quota";
 import { route } from "./routing";
@@ -104,6 +105,39 @@ async function checkLedger(call: AdminCall): Promise<{ ok: boolean; error?: stri
   } finally {
     if (timer !== undefined) clearTimeout(timer);
   }
+}
+
+/** The month's budget alerts of every org (or `?org=`), each with its delivery state. */
+async function listAlerts(call: AdminCall): Promise<Response> {
+  const directory = await tenantDirectory(call.env);
+  const month = monthParam(call.query);
+  const only = call.query.get("org");
+  if (only !== null) orgRecord(directory, only);
+  const orgIds = only !== null ? [only] : [...directory.orgs.keys()].sort();
+  const rows = await Promise.all(
+    orgIds.map((orgId) => ledgerCall(call, orgId, "alerts", (ledger) => ledger.alerts({ month }))),
+  );
+  const iso = (at: number | null) => (at === null ? null : new Date(at).toISOString());
+  const alerts = rows.flatMap((list, i) =>
+    list.map((row) => ({
+      id: alertId(orgIds[i] as string, row),
+      orgId: orgIds[i] as string,
+      scope: row.subject === "org" ? "org" : "user",
+      userId: row.subject.startsWith("user:") ? row.subject.slice(5) : null,
+      month: row.month,
+      thresholdPercent: row.threshold,
+      ...money("used", row.usedMicros),
+      ...money("limit", row.limitMicros),
+      reachedAt: iso(row.crossedAt),
+      status: row.status,
+      attempts: row.attempts,
+      lastStatus: row.lastStatus,
+      lastError: row.lastError,
+      deliveredAt: iso(row.deliveredAt),
+      nextAttemptAt: row.status === "pending" ? iso(row.nextAttemptAt) : null,
+    })),
+  );
+  return jsonResponse({ month, webhookConfigured: ALERTS !== null, alerts });
 }
 
 async function getUser(call: AdminCall, userId: string): Promise<Response> {
@@ -194,6 +228,7 @@ export const admin = new Hono<AppEnv>();
 admin.use("*", requireAdmin);
 route(admin, "/health", { GET: handle(health) });
 route(admin, "/metrics", { GET: handle(metrics) });
+route(admin, "/alerts", { GET: handle(listAlerts) });
 route(admin, "/users/:id", { GET: handle(getUser) });
 route(admin, "/users/:id/usage", { GET: handle(getUserUsage) });
 route(admin, "/users/:id/reset-quota", { POST: handle(resetQuota) });

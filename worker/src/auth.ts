@@ -109,6 +109,7 @@ function legacyRecord(found: Map<string, unknown>, shard: unknown, hash: string)
     rateTier: null,
     clientCacheControl: false,
     corsOrigins: [],
+    alerts: { user: [], org: [] },
     version: "legacy",
   };
   return { keyId, userId, orgId, status, expiresAt, policy: { ...routing, ...policy } };

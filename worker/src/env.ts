@@ -26,6 +26,8 @@ export interface Env {
   GATEWAY_ID: string;
   AI_GATEWAY_BASE_URL: string;
   ADMIN_API_KEY?: string;
+  // signs budget alert webhooks (HMAC-SHA256); set when the stack declares alerts
+  ALERT_WEBHOOK_SECRET?: string;
   AI_GATEWAY_TOKEN?: string;
   // PROVIDER_KEY_OPENAI, PROVIDER_KEY_WORKERS_AI, …: absent means keys stored on the gateway
   [providerKey: `${typeof PROVIDER_KEY_PREFIX}${string}`]: string | undefined;
@@ -59,8 +61,15 @@ export interface Policy {
   clientCacheControl: boolean;
   /** Browser origins this key's org allows (CORS); none by default. */
   corsOrigins: readonly string[];
+  /** Budget alert thresholds, % of the user's limit and of the org's budget (ledger.ts). */
+  alerts: AlertThresholds;
   /** Changes whenever anything above does: part of the tenant's cache key. */
   version: string;
+}
+
+export interface AlertThresholds {
+  user: readonly number[];
+  org: readonly number[];
 }
 
 export interface Principal {

@@ -14,7 +14,7 @@
 // held - in flight - unacknowledged costs. So recorded usage + all holds <= the limit, as with
 // per-request reservations, and each request still reserves its worst case.
 
-import type { Env } from "./env";
+import type { AlertThresholds, Env } from "./env";
 import { isolateIdOf, outboxFor } from "./facts";
 import type { Figures, LeaseOp, LeaseResult, Settlement, UsageLedger } from "./ledger";
 import type { Fact } from "./metrics";
@@ -37,6 +37,8 @@ const EXCHANGE_TIMEOUT_MS = 3_000;
 const RETRY_GRANT_MS = 5_000; // after the ledger granted nothing, admit per request this long
 const FLUSHER_MAX_MS = 20_000; // a flusher hands over before waitUntil's 30 s run out
 const UNDELIVERED_MS = 10_000; // settlements the ledger has not taken this long go per request
+
+const NO_ALERTS: AlertThresholds = { user: [], org: [] };
 
 interface Pending {
   record: Settlement;
@@ -61,6 +63,8 @@ export class Lease {
   waiting = 0; // requests waiting for this lease to be taken or grown
   exhaustedUntil = 0; // the ledger granted nothing: admit per request until then
   toReturn = 0;
+  /** The key's budget alert thresholds, sent with each exchange (the ledger raises alerts). */
+  alerts: AlertThresholds = NO_ALERTS;
 
   constructor(
     readonly orgId: string,
@@ -290,6 +294,7 @@ class OrgLeases {
         minGrant: MIN_GRANT_REQUESTS * worst,
         userLimit: lease.limits.user,
         orgBudget: lease.limits.org,
+        alerts: lease.alerts,
       };
       lease.toReturn = 0;
       lease.lastWant = wanted;
@@ -362,7 +367,7 @@ class OrgLeases {
         });
         const ledger = env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(this.orgId)) as DurableObjectStub<UsageLedger>;
         const answer = await Promise.race([
-          ledger.exchange({ month, isolateId: this.isolateId, leases, facts }),
+          ledger.exchange({ month, orgId: this.orgId, isolateId: this.isolateId, leases, facts }),
           timeout,
         ]);
         return { leases: answer.leases, nextExchangeMs: answer.nextExchangeMs };

@@ -8,7 +8,8 @@
 // "user:<id>" for each user.
 
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "./env";
+import { type AlertRow, deliver, MAX_ATTEMPTS, reached, retryDelayMs } from "./alerts";
+import type { AlertThresholds, Env } from "./env";
 import { LEASE_TTL_MS } from "./lease";
 import {
   countFact,
@@ -73,6 +74,22 @@ CREATE TABLE IF NOT EXISTS daily (
   histograms TEXT NOT NULL,
   PRIMARY KEY (day, user_id, model, route)
 );
+CREATE TABLE IF NOT EXISTS alerts (
+  month TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  threshold INTEGER NOT NULL,
+  crossed_at INTEGER NOT NULL,
+  used_micros INTEGER NOT NULL,
+  limit_micros INTEGER NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_status INTEGER,
+  last_error TEXT,
+  delivered_at INTEGER,
+  PRIMARY KEY (month, subject, threshold)
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS quota_resets (
   at INTEGER NOT NULL,
   month TEXT NOT NULL,
@@ -156,6 +173,8 @@ export interface LeaseOp {
   minGrant: number;
   userLimit: number;
   orgBudget: number;
+  /** The key's budget alert thresholds (% of the month's limit and budget). */
+  alerts?: AlertThresholds;
 }
 
 export interface LeaseResult extends Figures {
@@ -168,6 +187,8 @@ export interface LeaseResult extends Figures {
 
 export interface Exchange {
   month: string;
+  /** The org this ledger is for (alerts name it). */
+  orgId?: string;
   /** Which isolate exchanges (random per isolate): the ledger paces them by how many there are. */
   isolateId?: string;
   leases: LeaseOp[];
@@ -204,6 +225,8 @@ export interface Admission {
   orgBudget: number;
   /** Requests the user may have open at once (its rate tier's); unset = no cap. */
   maxConcurrent?: number | null;
+  orgId?: string;
+  alerts?: AlertThresholds;
   settlements?: Settlement[];
   now?: number;
 }
@@ -355,6 +378,11 @@ export class UsageLedger extends DurableObject<Env> {
   private readonly isolatesSeen = new Map<string, number>(); // isolate id → its last exchange
   private nextPaceSweep = 0;
   private nextPrune = 0;
+  // What the last call said of each user's limits and alert thresholds (settlements that come
+  // alone are checked against them); the org's id, for the alerts' payloads.
+  private readonly limitsSeen = new Map<string, { userLimit: number; orgBudget: number; alerts: AlertThresholds }>();
+  private readonly raised = new Map<string, Set<string>>(); // month → "subject|threshold"
+  private orgId: string | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -369,6 +397,117 @@ export class UsageLedger extends DurableObject<Env> {
     for (const column of ADDED_COLUMNS) {
       if (!columns.has(column)) this.sql.exec(`ALTER TABLE usage ADD COLUMN ${column} INTEGER NOT NULL DEFAULT 0`);
     }
+    this.orgId =
+      this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE name = 'orgId'").toArray()[0]?.value ?? null;
+  }
+
+  #learn(orgId: string | undefined, userId: string, userLimit: number, orgBudget: number, alerts?: AlertThresholds) {
+    if (orgId !== undefined && orgId !== this.orgId) {
+      this.orgId = orgId;
+      this.sql.exec("INSERT OR REPLACE INTO meta (name, value) VALUES ('orgId', ?)", orgId);
+    }
+    if (alerts) this.limitsSeen.set(userId, { userLimit, orgBudget, alerts });
+  }
+
+  /**
+   * Raise the alerts the month's recorded usage has reached for these users and the org, each
+   * once (thresholds as the users' keys last said), and wake the alarm to deliver them.
+   */
+  #checkAlerts(month: string, userIds: Iterable<string>, now: number): void {
+    const state = this.#month(month);
+    let raised = this.raised.get(month);
+    if (!raised) {
+      raised = new Set(
+        this.sql
+          .exec<{ subject: string; threshold: number }>("SELECT subject, threshold FROM alerts WHERE month = ?", month)
+          .toArray()
+          .map((a) => `${a.subject}|${a.threshold}`),
+      );
+      this.raised.set(month, raised);
+    }
+    let fresh = false;
+    const raise = (subject: string, used: number, limit: number, thresholds: readonly number[]) => {
+      for (const threshold of thresholds) {
+        const key = `${subject}|${threshold}`;
+        if (raised.has(key) || !reached(used, limit, threshold)) continue;
+        raised.add(key);
+        const written = this.sql.exec(
+          `INSERT INTO alerts (month, subject, threshold, crossed_at, used_micros, limit_micros, status, next_attempt_at)
+                VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING`,
+          month,
+          subject,
+          threshold,
+          now,
+          used,
+          limit,
+          now,
+        ).rowsWritten;
+        fresh ||= written > 0;
+      }
+    };
+    for (const userId of userIds) {
+      const seen = this.limitsSeen.get(userId);
+      if (!seen) continue; // checked at the user's next call that says its limits
+      raise(userSubject(userId), state.row(userSubject(userId)).usedMicros, seen.userLimit, seen.alerts.user);
+      raise(ORG, state.row(ORG).usedMicros, seen.orgBudget, seen.alerts.org);
+    }
+    if (fresh) void this.ctx.storage.setAlarm(now);
+  }
+
+  /** Deliver the alerts that are due; then sleep until the next retry. */
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const due = this.#alertRows("status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 20", now);
+    for (const row of due) {
+      const result = await deliver(this.orgId ?? "", row, this.env.ALERT_WEBHOOK_SECRET, Date.now());
+      const attempts = row.attempts + 1;
+      const status = result.ok ? "delivered" : attempts >= MAX_ATTEMPTS ? "failed" : "pending";
+      this.sql.exec(
+        `UPDATE alerts SET status = ?, attempts = ?, next_attempt_at = ?, last_status = ?, last_error = ?, delivered_at = ?
+          WHERE month = ? AND subject = ? AND threshold = ?`,
+        status,
+        attempts,
+        Date.now() + retryDelayMs(attempts),
+        result.status,
+        result.error,
+        result.ok ? Date.now() : null,
+        row.month,
+        row.subject,
+        row.threshold,
+      );
+      const event = result.ok ? "alert_delivered" : "alert_delivery_failed";
+      (result.ok ? console.log : console.error)(
+        JSON.stringify({
+          event,
+          orgId: this.orgId,
+          subject: row.subject,
+          threshold: row.threshold,
+          attempts,
+          ...result,
+        }),
+      );
+    }
+    const next = this.sql
+      .exec<{ at: number | null }>("SELECT MIN(next_attempt_at) AS at FROM alerts WHERE status = 'pending'")
+      .toArray()[0]?.at;
+    if (next !== null && next !== undefined) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
+  }
+
+  #alertRows(where: string, ...params: SqlStorageValue[]): AlertRow[] {
+    return this.sql
+      .exec<AlertRow & Record<string, SqlStorageValue>>(
+        `SELECT month, subject, threshold, crossed_at AS crossedAt, used_micros AS usedMicros,
+                limit_micros AS limitMicros, status, attempts, next_attempt_at AS nextAttemptAt,
+                last_status AS lastStatus, last_error AS lastError, delivered_at AS deliveredAt
+           FROM alerts WHERE ${where}`,
+        ...params,
+      )
+      .toArray();
+  }
+
+  /** The month's alerts, newest first. */
+  alerts({ month }: { month: string }): AlertRow[] {
+    return this.#alertRows("month = ? ORDER BY crossed_at DESC, subject, threshold", month);
   }
 
   #month(month: string): MonthState {
@@ -449,8 +588,11 @@ export class UsageLedger extends DurableObject<Env> {
     maxConcurrent = null,
     settlements = [],
     now = Date.now(),
+    orgId,
+    alerts,
   }: Admission): AdmitResult {
-    for (const record of settlements) this.settle(record); // carried along: see carry.js
+    this.#learn(orgId, userId, userLimit, orgBudget, alerts);
+    for (const record of settlements) this.settle(record); // carried along: see carry.ts
     const state = this.#month(month);
     this.#sweep(now);
     const figures = this.#state(state, userId);
@@ -480,7 +622,7 @@ export class UsageLedger extends DurableObject<Env> {
    */
   settle(record: Settlement): Figures {
     const state = this.#month(record.month);
-    this.#record(state, record);
+    if (this.#record(state, record)) this.#checkAlerts(record.month, [record.userId], record.now ?? Date.now());
     return this.#state(state, record.userId);
   }
 
@@ -553,12 +695,20 @@ export class UsageLedger extends DurableObject<Env> {
    * holds never exceeds the user's limit or the org's budget. Then, optionally, one
    * per-request admission. One atomic step, like admit().
    */
-  exchange({ month, isolateId, leases, admission = null, facts = [], now = Date.now() }: Exchange) {
+  exchange({ month, orgId, isolateId, leases, admission = null, facts = [], now = Date.now() }: Exchange) {
     this.#count(facts, now);
     const state = this.#month(month);
     this.#sweep(now);
     const results: LeaseResult[] = [];
-    for (const op of leases) results.push(this.#exchangeLease(state, month, op, now));
+    for (const op of leases) {
+      this.#learn(orgId, op.userId, op.userLimit, op.orgBudget, op.alerts);
+      results.push(this.#exchangeLease(state, month, op, now));
+    }
+    this.#checkAlerts(
+      month,
+      leases.filter((op) => op.settlements.length > 0).map((op) => op.userId),
+      now,
+    );
     return {
       leases: results,
       admission: admission ? this.admit({ ...admission, now }) : null,

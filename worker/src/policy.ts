@@ -4,7 +4,7 @@
 
 import type { Policy, Price } from "./env";
 import type { COMPILED_KEY_STATUSES } from "./generated/contract";
-import { DEFAULT_MODEL, EMBEDDING_MODELS, MODELS } from "./generated/settings";
+import { ALERTS, DEFAULT_MODEL, EMBEDDING_MODELS, MODELS } from "./generated/settings";
 
 /** A key's own part of its shard record. */
 export interface KeyEntry {
@@ -19,6 +19,7 @@ export interface KeyEntry {
   defaultModel?: string;
   aliases?: Record<string, string>;
   rateTier?: string;
+  alertThresholds?: number[];
 }
 
 /** Its organization's part, stored once per org in each shard that holds its keys. */
@@ -36,6 +37,7 @@ export interface OrgPolicy {
   rateTier?: string;
   clientCacheControl?: boolean;
   corsOrigins?: string[];
+  alerts?: { orgThresholds?: number[]; userThresholds?: number[] };
 }
 
 /** FNV-1a, 32 bits, hex: a version tag of a policy (not a security measure). */
@@ -75,6 +77,13 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     rateTier: entry.rateTier ?? org.rateTier ?? null,
     clientCacheControl: org.clientCacheControl === true,
     corsOrigins: org.corsOrigins ?? [],
+    // budget alert thresholds (% of the month): the user's, the org's, the stack's; none without a webhook
+    alerts: ALERTS
+      ? {
+          user: entry.alertThresholds ?? org.alerts?.userThresholds ?? [...ALERTS.userThresholds],
+          org: org.alerts?.orgThresholds ?? [...ALERTS.orgThresholds],
+        }
+      : { user: [], org: [] },
   };
   // The version of what decides which model may answer: in the cache key, so an answer cached
   // under one allow-list or routing is never served under another (a limit change keeps the cache).

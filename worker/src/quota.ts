@@ -138,6 +138,7 @@ async function admitLeased(
   let calledLedger = false;
   for (let tries = 0; tries < 3; tries++) {
     const lease = org.lease(userId, month, limits, Date.now());
+    lease.alerts = policy.alerts;
     if (org.tryAdmit(lease, amount, Date.now())) {
       if (org.needsRenewal(lease) && !org.busy) context.waitUntil(org.exchange(env));
       const figures = lease.figures ?? { userUsed: 0, orgUsed: 0, userReserved: 0, orgReserved: 0 };
@@ -198,6 +199,8 @@ export async function admit(
         amount,
         userLimit: policy.userLimitMicros,
         orgBudget: policy.orgBudgetMicros,
+        alerts: policy.alerts,
+        orgId: principal.orgId,
         maxConcurrent,
         settlements: carried.map((entry) => entry.record),
       }),

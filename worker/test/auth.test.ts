@@ -130,6 +130,7 @@ describe("authenticate", () => {
       rateTier: null,
       clientCacheControl: false,
       corsOrigins: [],
+      alerts: { user: [], org: [] },
       version: "legacy",
     };
     assert.deepEqual([principal.keyId, principal.policy], ["old", { ...LEGACY_POLICY, ...routing }]);

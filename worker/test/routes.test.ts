@@ -24,6 +24,7 @@ const POLICY: Policy = {
   rateTier: null,
   clientCacheControl: false,
   corsOrigins: [],
+  alerts: { user: [], org: [] },
   version: "v",
 };
 

@@ -26,6 +26,7 @@ export const PRINCIPAL: Principal = {
     rateTier: null,
     clientCacheControl: false,
     corsOrigins: [],
+    alerts: { user: [], org: [] },
     version: "v",
   },
 };

@@ -1,0 +1,254 @@
+"""Budget alerts (issue 14): a threshold of a user's limit or an org's budget reached sends
+exactly one signed webhook for the month, retried after a failed delivery, never twice across
+isolates, and shown by the admin API (tests/fixtures/Pulumi.alerts.yaml, received here on a
+local HTTP server).
+
+Expected costs come from the stack's prices written out here and the usage the SDK returned."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provision.local import LocalGateway
+from tests.admin_support import Admin
+from tests.support import ROOT, eventually, openai_client
+
+FIXTURE = ROOT / "tests" / "fixtures" / "Pulumi.alerts.yaml"
+GPT4O = "openai/gpt-4o"
+PRICE_IN, PRICE_OUT = 2_500_000, 10_000_000  # µUSD per million tokens, as the stack says
+
+
+def cost(prompt: int, completion: int) -> int:
+    return math.ceil((prompt * PRICE_IN + completion * PRICE_OUT) / 1_000_000)
+
+
+class Receiver:
+    """A webhook receiver: every POST kept; answers 500 to the first `fail_first[user]` posts."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.fail_first: dict[str, int] = {}
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"])).decode()
+                event = json.loads(body)
+                with receiver.lock:
+                    receiver.received.append(
+                        {"headers": dict(self.headers), "body": body, "event": event}
+                    )
+                    who = event.get("userId") or event["orgId"]
+                    failing = receiver.fail_first.get(who, 0) > 0
+                    if failing:
+                        receiver.fail_first[who] -= 1
+                self.send_response(500 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self, **match: Any) -> list[dict[str, Any]]:
+        with self.lock:
+            return [
+                r for r in self.received if all(r["event"].get(k) == v for k, v in match.items())
+            ]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    running = Receiver()
+    yield running
+    running.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory):
+    """The alerts stack, its webhook pointed at this module's receiver."""
+    stack = tmp_path_factory.mktemp("alerts") / "Pulumi.alerts.yaml"
+    stack.write_text(
+        FIXTURE.read_text().replace("http://127.0.0.1:9/", f"http://127.0.0.1:{receiver.port}/")
+    )
+    with LocalGateway(stack, test_hooks=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(gateway: LocalGateway):
+    client = Admin(gateway)
+    yield client
+    client.http.close()
+
+
+def spend(gateway: LocalGateway, key_id: str, completion: int, isolate: str = "") -> int:
+    """One answer of `completion` tokens; its cost, from the usage the SDK returned."""
+    client = openai_client(gateway.openai_base_url, key_id)
+    headers = {"x-test-isolate": isolate} if isolate else {}
+    answer = client.chat.completions.create(
+        model=GPT4O,
+        messages=[
+            {"role": "user", "content": f"spend {secrets.token_hex(4)} emulate:tokens={completion}"}
+        ],
+        max_tokens=completion + 100,
+        extra_headers=headers,
+    )
+    assert answer.usage is not None
+    return cost(answer.usage.prompt_tokens, answer.usage.completion_tokens)
+
+
+def check_signature(record: dict[str, Any], secret: str) -> None:
+    """x-gateway-signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>."""
+    parts = dict(p.split("=", 1) for p in record["headers"]["x-gateway-signature"].split(","))
+    expected = hmac.new(
+        secret.encode(), f"{parts['t']}.{record['body']}".encode(), hashlib.sha256
+    ).hexdigest()
+    assert hmac.compare_digest(parts["v1"], expected)
+    assert abs(int(parts["t"]) - time.time()) < 120
+
+
+def test_crossing_80_percent_sends_exactly_one_signed_webhook(
+    gateway: LocalGateway, receiver: Receiver, admin: Admin
+):
+    """dee ($0.01 limit): 30 % spent sends nothing; crossing 80 % sends one alert (and its
+    org, $0.015 budget, crosses 50 % with it); more spend below 100 % sends nothing new."""
+    spent = spend(gateway, "key_dee_main", 300)
+    assert spent * 100 < 10_000 * 80
+    time.sleep(1.5)  # an alert would have been delivered by now
+    assert receiver.events(userId="dee") == []
+    spent += spend(gateway, "key_dee_main", 500)
+    assert 10_000 * 80 <= spent * 100 < 10_000 * 100
+    [alert] = eventually(lambda: receiver.events(userId="dee"))
+    event = alert["event"]
+    assert event == {
+        "id": "alert:acme:" + event["month"] + ":user:dee:80",
+        "type": "budget.threshold_reached",
+        "orgId": "acme",
+        "scope": "user",
+        "userId": "dee",
+        "month": event["month"],
+        "thresholdPercent": 80,
+        "usedMicros": spent,
+        "usedUsd": f"{spent / 1_000_000:.6f}",
+        "limitMicros": 10_000,
+        "limitUsd": "0.010000",
+        "reachedAt": event["reachedAt"],
+        "attempt": 1,
+    }
+    assert alert["headers"]["x-gateway-event-id"] == event["id"]
+    check_signature(alert, gateway.secrets.alert_webhook_secret)
+    # the org crossed 50 % of its budget in the same request: one alert of its own
+    [org_alert] = eventually(lambda: receiver.events(orgId="acme", scope="org"))
+    assert org_alert["event"]["thresholdPercent"] == 50 and org_alert["event"]["userId"] is None
+    check_signature(org_alert, gateway.secrets.alert_webhook_secret)
+
+    spend(gateway, "key_dee_main", 50)  # still under 100 %
+    time.sleep(1.5)
+    assert len(receiver.events(userId="dee")) == 1
+    assert len(receiver.events(orgId="acme", scope="org")) == 1
+
+    listed = admin.get("/admin/alerts", params={"org": "acme"})
+    assert listed["webhookConfigured"] is True
+    mine = {(a["scope"], a["thresholdPercent"]): a for a in listed["alerts"]}
+    assert set(mine) == {("user", 80), ("org", 50)}
+    assert mine[("user", 80)]["status"] == "delivered" and mine[("user", 80)]["attempts"] == 1
+    assert mine[("user", 80)]["usedMicros"] == event["usedMicros"]  # as it was when reached
+    assert mine[("user", 80)]["lastStatus"] == 204
+
+
+def test_a_failed_delivery_is_retried_and_recorded(
+    gateway: LocalGateway, receiver: Receiver, admin: Admin
+):
+    """eve's receiver answers 500 once: the alert comes again (same id, attempt 2), and the
+    admin API shows it delivered after 2 attempts. eve's own threshold (80) replaces the stack's."""
+    receiver.fail_first["eve"] = 1
+    spend(gateway, "key_eve_main", 850)
+    posts = eventually(
+        lambda: len(receiver.events(userId="eve")) >= 2 and receiver.events(userId="eve")
+    )
+    assert [p["event"]["attempt"] for p in posts] == [1, 2]
+    assert {p["event"]["id"] for p in posts} == {posts[0]["event"]["id"]}
+    for post in posts:
+        check_signature(post, gateway.secrets.alert_webhook_secret)
+    [alert] = eventually(
+        lambda: [
+            a
+            for a in admin.get("/admin/alerts", params={"org": "beta"})["alerts"]
+            if a["status"] == "delivered"
+        ]
+    )
+    assert (alert["userId"], alert["thresholdPercent"], alert["attempts"], alert["lastStatus"]) == (
+        "eve",
+        80,
+        2,
+        204,
+    )
+    assert alert["lastError"] is None
+
+
+def test_nothing_is_sent_twice_across_isolates(gateway: LocalGateway, receiver: Receiver):
+    """fay ($0.10): six answers at once from two isolates cross 80 % together: one alert."""
+    with ThreadPoolExecutor(6) as pool:
+        costs = list(
+            pool.map(lambda i: spend(gateway, "key_fay_main", 1500, isolate="ab"[i % 2]), range(6))
+        )
+    assert 100_000 * 80 <= sum(costs) * 100 < 100_000 * 100
+    eventually(lambda: receiver.events(userId="fay"))
+    time.sleep(2.0)  # a duplicate would have come by now
+    [alert] = receiver.events(userId="fay")
+    assert alert["event"]["thresholdPercent"] == 80
+
+
+def test_alerts_need_a_webhook_and_a_secret(tmp_path: Path):
+    """Thresholds without the stack's webhook are a config error naming the field; a stack
+    with alerts and no alertWebhookSecret cannot render its bindings."""
+    text = FIXTURE.read_text()
+    without = (
+        text.split("  llm-gateway:alerts:")[0]
+        + "  llm-gateway:tenants:"
+        + text.split("  llm-gateway:tenants:")[1]
+    )
+    stack = tmp_path / "Pulumi.broken.yaml"
+    stack.write_text(without)
+    from provision.config import load_stack_file
+    from provision.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        load_stack_file(stack)
+    message = str(error.value)
+    assert (
+        "tenants.organizations[1].alerts" in message
+        and "tenants.users[1].alertThresholds" in message
+    )
+    assert "alerts.webhookUrl" in message
+
+    from provision.bindings import script_bindings
+
+    config = load_stack_file(FIXTURE)
+    with pytest.raises(ValueError, match="alertWebhookSecret"):
+        script_bindings(config, "ns", "adm", "aig", {}, "")
+
+
+def test_admin_alerts_rejects_an_unknown_org(admin: Admin):
+    response = admin.request("GET", "/admin/alerts", params={"org": "nowhere"})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "organization_not_found"
