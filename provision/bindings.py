@@ -70,11 +70,7 @@ def script_bindings(
         },
     ]
     if config.alerts is not None:
-        if not alert_webhook_secret:
-            raise ValueError(
-                "alertWebhookSecret: alerts.webhookUrl is set, so budget alerts need a secret to "
-                "sign them with (pulumi config set --secret alertWebhookSecret <random string>)"
-            )
+        # required by the program when alerts are set (provision/program.py)
         bindings.append(
             {"name": "ALERT_WEBHOOK_SECRET", "type": "secret_text", "text": alert_webhook_secret}
         )

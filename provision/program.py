@@ -35,7 +35,10 @@ def build(name: str = "gateway", migrations: tuple[MigrationStep, ...] = MIGRATI
             admin_api_key=secrets.require_secret("adminApiKey"),
             ai_gateway_token=secrets.require_secret("aiGatewayToken"),
             provider_api_keys=secrets.get_secret_object("providerApiKeys") or {},
-            alert_webhook_secret=secrets.get_secret("alertWebhookSecret") or "",
+            # budget alerts are signed with it: required once the stack declares alerts
+            alert_webhook_secret=secrets.require_secret("alertWebhookSecret")
+            if config.alerts is not None
+            else "",
             migrations=migrations,
         ),
     )

@@ -36,6 +36,7 @@ DEFAULT_SECRETS: dict[str, Any] = {
     "adminApiKey": "admin-secret-0f3c9a7e",
     "aiGatewayToken": "aig-secret-5b1d2e88",
     "providerApiKeys": {"openai": "sk-openai-secret-77aa", "anthropic": "sk-ant-secret-91bc"},
+    "alertWebhookSecret": "whsec-secret-3e9d40c1",
 }
 
 

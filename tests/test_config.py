@@ -29,7 +29,8 @@ from tests.pulumi_support import load_stack_config
 
 STACKS = ["dev", "example"]
 USER_FIELDS = (
-    "id, email, org, monthlyLimitUsd, status, allowedModels, defaultModel, aliases, rateTier, keys"
+    "id, email, org, monthlyLimitUsd, status, allowedModels, defaultModel, aliases, rateTier, "
+    "alertThresholds, keys"
 )
 
 

@@ -165,6 +165,12 @@ def expected_bindings(config: StackConfig, secrets: dict[str, Any]) -> dict[str,
             "dataset": config.workerName.replace("-", "_") + "_requests",
         },
     }
+    if config.alerts is not None:
+        bindings["ALERT_WEBHOOK_SECRET"] = {
+            "name": "ALERT_WEBHOOK_SECRET",
+            "type": "secret_text",
+            "text": secrets["alertWebhookSecret"],
+        }
     if any(m.startswith("workers-ai/") for m in config.routing.models):
         bindings["AI"] = {"name": "AI", "type": "ai"}
     for tier, spec in config.rateTiers.items():
@@ -375,8 +381,10 @@ def test_ai_gateway_inputs(mocks: RecordingMocks, stack: str):
 # -------------------------------------------------------------------------- secrecy
 
 
-def _secret_values(secrets: dict[str, Any]) -> list[str]:
+def _secret_values(secrets: dict[str, Any], config: StackConfig) -> list[str]:
     values = [secrets["adminApiKey"], secrets["aiGatewayToken"]]
+    if config.alerts is not None:  # used only by a stack with alerts
+        values.append(secrets["alertWebhookSecret"])
     return values + list(secrets.get("providerApiKeys", {}).values())
 
 
@@ -393,12 +401,13 @@ def test_secrets_stay_secret(mocks: RecordingMocks, stack: str):
         raw = json.dumps([r.inputs for r in mocks.created], default=str)
         visible = json.dumps([strip_secrets(r.inputs) for r in mocks.created], default=str)
         revealed = json.dumps(unwrap_secrets(mocks.one(SCRIPT).inputs))
-        for value in _secret_values(DEFAULT_SECRETS):
+        for value in _secret_values(DEFAULT_SECRETS, config_of(stack)):
             assert value in revealed and value in raw
             assert value not in visible
         outputs = pulumi.runtime.get_root_resource().outputs
         exported = await pulumi.Output.from_input(outputs).future()
-        assert not any(v in json.dumps(exported) for v in _secret_values(DEFAULT_SECRETS))
+        secret_values = _secret_values(DEFAULT_SECRETS, config_of(stack))
+        assert not any(v in json.dumps(exported) for v in secret_values)
 
     return check()
 
@@ -515,6 +524,27 @@ def test_bad_stack_stops_before_any_resource(mocks: RecordingMocks, tmp_path: Pa
     assert pulumi.runtime.get_root_resource().outputs == {}
 
 
+def test_alerts_without_their_signing_secret_stop_the_program(mocks: RecordingMocks) -> None:
+    """A stack with alerts (the example) and no alertWebhookSecret: Pulumi's own error names
+    the missing secret, before any resource."""
+    errors: list[Exception] = []
+
+    @pulumi.runtime.test
+    def program():
+        mocks.install("example")
+        secrets = {k: v for k, v in DEFAULT_SECRETS.items() if k != "alertWebhookSecret"}
+        set_stack_config("example", secrets)
+        with pytest.raises(pulumi.ConfigMissingError) as info:
+            runpy.run_path(str(MAIN))
+        errors.append(info.value)
+        return pulumi.Output.from_input(None)
+
+    program()
+    (error,) = errors
+    assert "alertWebhookSecret" in str(error)
+    assert mocks.created == []
+
+
 def test_a_secret_set_in_plain_text_stops_the_program(mocks: RecordingMocks) -> None:
     """`pulumi config set adminApiKey ...` without --secret: refused by name, before any
     resource, and the value is never shown."""
@@ -524,7 +554,11 @@ def test_a_secret_set_in_plain_text_stops_the_program(mocks: RecordingMocks) -> 
     def program():
         mocks.install("dev")
         config = set_stack_config("dev")
-        secrets = sorted(k for k in config if k.endswith((":aiGatewayToken", ":providerApiKeys")))
+        secrets = sorted(
+            k
+            for k in config
+            if k.endswith((":aiGatewayToken", ":providerApiKeys", ":alertWebhookSecret"))
+        )
         pulumi.runtime.set_all_config(config, secret_keys=secrets)  # adminApiKey left plain
         with pytest.raises(ConfigError) as info:
             runpy.run_path(str(MAIN))

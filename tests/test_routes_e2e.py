@@ -9,6 +9,7 @@ import json
 import math
 import secrets
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -444,3 +445,31 @@ def test_models_list_each_models_routes(gateway: LocalGateway, http: httpx.Clien
         "/v1/embeddings",
         "/openai/embeddings",
     ]
+
+
+def test_embeddings_answered_as_a_stream_are_502_settled_not_held(
+    gateway: LocalGateway, ledger: WorkerTestHooks, upstream: Emulator
+):
+    """An embeddings answer that is an event stream cannot be an answer: a 502 that states its
+    charge, the ledger moved by exactly that, and no reservation left holding budget."""
+    model = EMBEDDING_MODEL[None]
+    before = ledger.user_row("open", "served")
+    upstream.fault(
+        match={"model": model, "metadata": {"userId": "served"}},
+        status=200,
+        body="data: {}\n\n",
+        headers={"content-type": "text/event-stream"},
+    )
+    response = httpx.post(
+        f"{gateway.worker_url}/v1/embeddings",
+        headers={"authorization": f"Bearer {key('key_served_main')}"},
+        json={"model": model, "input": "a sentence to embed"},
+    )
+    assert response.status_code == 502, response.text
+    assert response.json()["error"]["code"] == "upstream_error"
+    charge = int(Decimal(response.headers["x-gateway-cost-usd"]) * 1_000_000)
+    after = eventually(
+        lambda: (r := ledger.user_row("open", "served"))["requests"] > before["requests"] and r
+    )
+    assert after["usedMicros"] - before["usedMicros"] == charge
+    assert ledger.usage("open")["openReservations"] == 0

@@ -78,6 +78,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 class Outbox {
   facts: Fact[] = [];
+  sending = 0; // taken by a call that has not answered yet
   flushing = false;
   interval = FLUSH_MS;
   dropped = 0;
@@ -99,11 +100,19 @@ class Outbox {
   }
 
   take(max = MAX_BATCH): Fact[] {
-    return this.facts.splice(0, max);
+    const batch = this.facts.splice(0, max);
+    this.sending += batch.length;
+    return batch;
+  }
+
+  /** The ledger took them. */
+  delivered(facts: Fact[]): void {
+    this.sending -= facts.length;
   }
 
   /** Facts a call did not deliver go back to the front (the ledger counts each once). */
   giveBack(facts: Fact[]): void {
+    this.sending -= facts.length;
     this.facts.unshift(...facts);
   }
 
@@ -117,7 +126,9 @@ class Outbox {
         await sleep(this.interval);
         const batch = this.take();
         if (batch.length === 0) break; // a lease exchange carried them
-        if (!(await this.#send(env, batch))) {
+        if (await this.#send(env, batch)) {
+          this.delivered(batch);
+        } else {
           this.giveBack(batch);
           await sleep(this.interval);
         }
@@ -162,7 +173,7 @@ export function outboxFor(isolateId: string, orgId: string): Outbox {
 /** Test renders only: facts not yet in a ledger. */
 export function queuedFacts(): number {
   let n = 0;
-  for (const box of outboxes.values()) n += box.facts.length;
+  for (const box of outboxes.values()) n += box.facts.length + box.sending;
   return n;
 }
 

@@ -349,7 +349,8 @@ class OrgLeases {
     const outbox = outboxFor(this.isolateId, this.orgId);
     const facts = outbox.take();
     const answer = await this.#send(env, month, leases, facts);
-    if (answer === null && facts.length > 0) outbox.giveBack(facts);
+    if (answer === null) outbox.giveBack(facts);
+    else outbox.delivered(facts);
     return answer;
   }
 

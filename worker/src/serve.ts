@@ -263,7 +263,18 @@ async function answer(
         headers: charged(outcome),
       });
     }
-    const { text, usage, contentType } = exchange.answer(raw);
+    let answered: ReturnType<Exchange["answer"]>;
+    try {
+      answered = exchange.answer(raw);
+    } catch (err) {
+      // An answer the route cannot use (e.g. Workers AI embeddings that are not JSON): the
+      // reservation is settled at an estimate (the provider may have billed it), never left held.
+      const outcome = recorded(outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound));
+      c.executionCtx.waitUntil(settleWith(admission, outcome));
+      if (err instanceof HttpError) Object.assign(err.headers, charged(outcome));
+      throw err;
+    }
+    const { text, usage, contentType } = answered;
     if (usage === null && !isJson(raw)) {
       // A success that is not an answer: never passed on as one. The prompt may be billed.
       const outcome = recorded(outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound));
@@ -288,7 +299,18 @@ async function answer(
     return new Response(text, { status: upstream.status, headers: out });
   }
 
-  const { stream, done, firstChunkAt } = exchange.stream(upstream.body);
+  let metered: ReturnType<Exchange["stream"]>;
+  try {
+    metered = exchange.stream(upstream.body);
+  } catch (err) {
+    // A stream the route cannot take (embeddings answered as one): settled, never left held.
+    await upstream.body.cancel().catch(() => {});
+    const outcome = recorded(outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound));
+    c.executionCtx.waitUntil(settleWith(admission, outcome));
+    if (err instanceof HttpError) Object.assign(err.headers, charged(outcome));
+    throw err;
+  }
+  const { stream, done, firstChunkAt } = metered;
   const { lease } = admission;
   if (lease) c.executionCtx.waitUntil(lease.org.keepAlive(lease.lease, c.env, done));
   trace.stream = true;
