@@ -100,6 +100,7 @@ def org_policy(org: Organization) -> dict[str, Any]:
             clientCacheControl=org.clientCacheControl or None,
             corsOrigins=org.corsOrigins,
             alerts=org.alerts.model_dump(exclude_none=True) if org.alerts else None,
+            logPrompts=org.logPrompts or None,
         ),
     }
 

@@ -295,6 +295,9 @@ class Organization(_Strict):
         "(e.g. https://app.example.com); none by default",
     )
     alerts: OrgAlerts | None = Field(None, description="thresholds instead of the stack's")
+    logPrompts: bool = Field(
+        False, description="put request bodies (prompts) in this org's request log lines"
+    )
 
 
 class Tenants(_Strict):

@@ -46,9 +46,13 @@ export function stats(row: MetricsRow) {
     fallbackRate: ratio(row.fallbacks, row.requests),
     tokensIn: row.tokensIn,
     tokensOut: row.tokensOut,
+    tokensCached: row.tokensCached,
+    tokensCacheWrite: row.tokensCacheWrite,
     ...money("cost", row.costMicros),
     latencyMs: percentiles(row.latency),
     upstreamMs: percentiles(row.upstream),
+    // the gateway's own time: latency minus the upstream wait
+    overheadMs: percentiles(row.overhead),
     ttftMs: percentiles(row.ttft),
   };
 }

@@ -110,6 +110,7 @@ function legacyRecord(found: Map<string, unknown>, shard: unknown, hash: string)
     clientCacheControl: false,
     corsOrigins: [],
     alerts: { user: [], org: [] },
+    logPrompts: false,
     version: "legacy",
   };
   return { keyId, userId, orgId, status, expiresAt, policy: { ...routing, ...policy } };

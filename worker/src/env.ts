@@ -63,6 +63,8 @@ export interface Policy {
   corsOrigins: readonly string[];
   /** Budget alert thresholds, % of the user's limit and of the org's budget (ledger.ts). */
   alerts: AlertThresholds;
+  /** The org opted in to request bodies (prompts) in its log lines (facts.ts). */
+  logPrompts: boolean;
   /** Changes whenever anything above does: part of the tenant's cache key. */
   version: string;
 }

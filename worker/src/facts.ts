@@ -29,6 +29,8 @@ export interface Trace {
   degraded: boolean;
   /** A stream's end: its facts are complete only then. */
   finished: Promise<void> | null;
+  /** The request body, for the log line of an org that opted in (logPrompts); capped. */
+  prompt?: string;
 }
 
 export function newTrace(now: number = Date.now()): Trace {
@@ -66,6 +68,8 @@ export const ANALYTICS_DOUBLES = [
   "degraded",
   "stream",
   "interrupted",
+  "tokensCached",
+  "tokensCacheWrite",
 ] as const;
 
 const FLUSH_MS = 1_000; // facts wait this long for a lease exchange to carry them
@@ -203,6 +207,8 @@ export function factOf(c: Context<AppEnv>, trace: Trace, route: string, status: 
     ttftMs: trace.ttftMs,
     tokensIn: counted ? outcome.tokensIn : 0,
     tokensOut: counted ? outcome.tokensOut : 0,
+    tokensCached: counted ? (outcome.tokensCached ?? 0) : 0,
+    tokensCacheWrite: counted ? (outcome.tokensCacheWrite ?? 0) : 0,
     costMicros: counted ? outcome.cost : 0,
     cache: trace.cache,
     fallback: trace.fallback,
@@ -213,10 +219,12 @@ export function factOf(c: Context<AppEnv>, trace: Trace, route: string, status: 
 }
 
 /** The log line, the data point and (authenticated requests) the ledger's fact. */
-export function recordFact(c: Context<AppEnv>, fact: Fact, queue: (box: Outbox) => void): void {
+export function recordFact(c: Context<AppEnv>, trace: Trace, fact: Fact, queue: (box: Outbox) => void): void {
   const principal = c.get("principal") as AppEnv["Variables"]["principal"] | undefined;
   const orgId = principal?.orgId ?? "";
-  console.log(JSON.stringify({ event: "request", orgId, ...fact }));
+  // the prompt only for an org that opted in (logPrompts), and never in the other sinks
+  const prompt = principal?.policy.logPrompts && trace.prompt !== undefined ? { prompt: trace.prompt } : {};
+  console.log(JSON.stringify({ event: "request", orgId, ...fact, ...prompt }));
   const dataset = c.env.REQUEST_ANALYTICS;
   if (dataset) {
     try {
@@ -243,6 +251,8 @@ export function recordFact(c: Context<AppEnv>, fact: Fact, queue: (box: Outbox) 
         degraded: Number(fact.degraded),
         stream: Number(fact.stream),
         interrupted: Number(fact.interrupted),
+        tokensCached: fact.tokensCached,
+        tokensCacheWrite: fact.tokensCacheWrite,
       };
       dataset.writeDataPoint({
         indexes: [orgId],

@@ -29,6 +29,9 @@ export interface Fact {
   ttftMs: number | null;
   tokensIn: number;
   tokensOut: number;
+  /** Of tokensIn: read from and written to the provider's prompt cache. */
+  tokensCached: number;
+  tokensCacheWrite: number;
   costMicros: number;
   cache: "hit" | "miss" | "none";
   fallback: boolean;
@@ -53,6 +56,8 @@ export const METRIC_COUNTERS = [
   "tokensIn",
   "tokensOut",
   "costMicros",
+  "tokensCached",
+  "tokensCacheWrite",
 ] as const;
 
 export type MetricCounter = (typeof METRIC_COUNTERS)[number];
@@ -61,6 +66,8 @@ export type MetricsRow = Record<MetricCounter, number> & {
   latency: Histogram;
   upstream: Histogram;
   ttft: Histogram;
+  /** The gateway's own share: latency minus the upstream wait (requests that went upstream). */
+  overhead: Histogram;
 };
 
 /** One row of the ledger's `daily` table. */
@@ -71,14 +78,19 @@ export interface DailyRow extends MetricsRow {
   route: string;
 }
 
-export const HISTOGRAMS = ["latency", "upstream", "ttft"] as const;
+export const HISTOGRAMS = ["latency", "upstream", "ttft", "overhead"] as const;
 
 export function emptyHistogram(): Histogram {
   return new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
 }
 
 export function emptyMetrics(): MetricsRow {
-  const row = { latency: emptyHistogram(), upstream: emptyHistogram(), ttft: emptyHistogram() } as MetricsRow;
+  const row = {
+    latency: emptyHistogram(),
+    upstream: emptyHistogram(),
+    ttft: emptyHistogram(),
+    overhead: emptyHistogram(),
+  } as MetricsRow;
   for (const counter of METRIC_COUNTERS) row[counter] = 0;
   return row;
 }
@@ -103,8 +115,13 @@ export function countFact(row: MetricsRow, fact: Fact): void {
   row.tokensIn += fact.tokensIn;
   row.tokensOut += fact.tokensOut;
   row.costMicros += fact.costMicros;
+  row.tokensCached += fact.tokensCached;
+  row.tokensCacheWrite += fact.tokensCacheWrite;
   (row.latency[bucketOf(fact.latencyMs)] as number) += 1;
-  if (fact.upstreamMs !== null) (row.upstream[bucketOf(fact.upstreamMs)] as number) += 1;
+  if (fact.upstreamMs !== null) {
+    (row.upstream[bucketOf(fact.upstreamMs)] as number) += 1;
+    (row.overhead[bucketOf(Math.max(0, fact.latencyMs - fact.upstreamMs))] as number) += 1;
+  }
   if (fact.ttftMs !== null) (row.ttft[bucketOf(fact.ttftMs)] as number) += 1;
 }
 

@@ -64,10 +64,15 @@ export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, 
     promptTokens = Math.min(promptTokens, bound.promptTokens);
     completionTokens = Math.min(completionTokens, bound.completionTokens);
   }
+  // of the input: read from and written to a provider's prompt cache (within the bound)
+  const cachedTokens = Math.min(tokens.cachedTokens ?? 0, promptTokens);
+  const cacheWriteTokens = Math.min(tokens.cacheWriteTokens ?? 0, promptTokens - cachedTokens);
   return {
     cost,
     tokensIn: promptTokens,
     tokensOut: completionTokens,
+    tokensCached: cachedTokens,
+    tokensCacheWrite: cacheWriteTokens,
     estimated: usage === null || !observed.complete || overBound,
     cached,
     count: true,

@@ -38,6 +38,7 @@ export interface OrgPolicy {
   clientCacheControl?: boolean;
   corsOrigins?: string[];
   alerts?: { orgThresholds?: number[]; userThresholds?: number[] };
+  logPrompts?: boolean;
 }
 
 /** FNV-1a, 32 bits, hex: a version tag of a policy (not a security measure). */
@@ -77,6 +78,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     rateTier: entry.rateTier ?? org.rateTier ?? null,
     clientCacheControl: org.clientCacheControl === true,
     corsOrigins: org.corsOrigins ?? [],
+    logPrompts: org.logPrompts === true,
     // budget alert thresholds (% of the month): the user's, the org's, the stack's; none without a webhook
     alerts: ALERTS
       ? {

@@ -44,6 +44,9 @@ export interface Outcome {
   cost: number;
   tokensIn: number;
   tokensOut: number;
+  /** Input tokens read from / written to the provider's prompt cache (part of tokensIn). */
+  tokensCached?: number;
+  tokensCacheWrite?: number;
   estimated: boolean;
   cached: boolean;
   count: boolean;

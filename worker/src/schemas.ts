@@ -344,8 +344,12 @@ async function boundedText(request: Request): Promise<string> {
 
 const decoder = new TextDecoder();
 
-export async function readJsonBody(request: Request): Promise<Record<string, unknown>> {
+export async function readJsonBody(
+  request: Request,
+  onText?: (text: string) => void,
+): Promise<Record<string, unknown>> {
   const text = await boundedText(request);
+  onText?.(text);
   let body: unknown;
   try {
     body = JSON.parse(text);

@@ -131,6 +131,7 @@ describe("authenticate", () => {
       clientCacheControl: false,
       corsOrigins: [],
       alerts: { user: [], org: [] },
+      logPrompts: false,
       version: "legacy",
     };
     assert.deepEqual([principal.keyId, principal.policy], ["old", { ...LEGACY_POLICY, ...routing }]);

@@ -25,6 +25,7 @@ const POLICY: Policy = {
   clientCacheControl: false,
   corsOrigins: [],
   alerts: { user: [], org: [] },
+  logPrompts: false,
   version: "v",
 };
 

@@ -6,6 +6,21 @@ import { providerSlug } from "../models";
 import type { Bound } from "../outcome";
 import { priceFor, worstCaseMicros } from "../pricing";
 import type { UpstreamCall } from "../providers/types";
+import { readJsonBody } from "../schemas";
+
+const MAX_LOGGED_PROMPT_CHARS = 16_384; // a prompt in a log line is cut here (logPrompts)
+
+/** The request's JSON body; kept (capped) for the log line when the key's org opted in. */
+export function requestBody(c: Context<AppEnv>): Promise<Record<string, unknown>> {
+  const trace = c.get("trace");
+  const keep =
+    trace && c.get("principal").policy.logPrompts
+      ? (text: string) => {
+          trace.prompt = text.slice(0, MAX_LOGGED_PROMPT_CHARS);
+        }
+      : undefined;
+  return readJsonBody(c.req.raw, keep);
+}
 
 /** The call to `model`'s provider on behalf of this request's principal. */
 export function upstreamCall(c: Context<AppEnv>, model: string, upstreamModel?: string): UpstreamCall {

@@ -8,13 +8,13 @@ import { MAX_OUTPUT_TOKENS, WORKERS_AI_STAND_INS } from "../generated/settings";
 import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { providerOf } from "../providers";
 import type { ChatCall } from "../providers/types";
-import { chatBody, readJsonBody, validate } from "../schemas";
+import { chatBody, validate } from "../schemas";
 import { type Exchange, serve } from "../serve";
 import { estimatePromptTokens, promptTokensBound } from "../usage";
-import { boundOf, upstreamCall } from "./call";
+import { boundOf, requestBody, upstreamCall } from "./call";
 
 export async function chat(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(chatBody, await readJsonBody(c.req.raw));
+  const body = validate(chatBody, await requestBody(c));
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? MAX_OUTPUT_TOKENS;

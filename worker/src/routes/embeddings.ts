@@ -14,10 +14,10 @@ import type { UpstreamCall } from "../providers/types";
 import { runOnBinding } from "../providers/workers-ai/binding";
 import { runError } from "../providers/workers-ai/errors";
 import { openaiEmbeddings } from "../providers/workers-ai/run";
-import { type EmbeddingsBody, embeddingsBody, readJsonBody, validate } from "../schemas";
+import { type EmbeddingsBody, embeddingsBody, validate } from "../schemas";
 import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
-import { boundOf, upstreamCall } from "./call";
+import { boundOf, requestBody, upstreamCall } from "./call";
 
 function noStream(): never {
   throw new HttpError(502, "The embeddings upstream answered with a stream.", { code: "upstream_error" });
@@ -61,7 +61,7 @@ function workersAI(
 }
 
 export async function embeddings(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(embeddingsBody, await readJsonBody(c.req.raw));
+  const body = validate(embeddingsBody, await requestBody(c));
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const estimated = estimateInputTokens(body.input);

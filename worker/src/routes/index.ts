@@ -48,11 +48,11 @@ function observed(path: string): MiddlewareHandler<AppEnv> {
     const status = c.res.status;
     const queue = (box: Outbox) => c.executionCtx.waitUntil(box.flush(c.env));
     if (trace.finished === null) {
-      recordFact(c, factOf(c, trace, path, status, Date.now()), queue);
+      recordFact(c, trace, factOf(c, trace, path, status, Date.now()), queue);
       return;
     }
     c.executionCtx.waitUntil(
-      trace.finished.then(() => recordFact(c, factOf(c, trace, path, status, Date.now()), queue)),
+      trace.finished.then(() => recordFact(c, trace, factOf(c, trace, path, status, Date.now()), queue)),
     );
   };
 }

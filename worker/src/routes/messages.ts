@@ -14,13 +14,13 @@ import {
   passthroughError,
 } from "../providers/anthropic/messages";
 import { postToGateway } from "../providers/gateway";
-import { countTokensBody, messagesBody, readJsonBody, validate } from "../schemas";
+import { countTokensBody, messagesBody, validate } from "../schemas";
 import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
-import { boundOf, upstreamCall } from "./call";
+import { boundOf, requestBody, upstreamCall } from "./call";
 
 export async function messages(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(messagesBody, await readJsonBody(c.req.raw));
+  const body = validate(messagesBody, await requestBody(c));
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const seen = { system: body.system, messages: body.messages, tools: body.tools };
@@ -42,7 +42,7 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
 }
 
 export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(countTokensBody, await readJsonBody(c.req.raw));
+  const body = validate(countTokensBody, await requestBody(c));
   const model = resolveRouteModel(body.model, route, c.get("principal").policy);
   const call = upstreamCall(c, model);
   const payload = { ...body, model: call.upstreamModel };

@@ -11,13 +11,13 @@ import { postToGateway } from "../providers/gateway";
 import { authHeaders } from "../providers/openai/endpoint";
 import { chatError } from "../providers/openai/errors";
 import { meterResponsesStream, RESPONSES_PATH, responsesAnswer } from "../providers/openai/responses";
-import { readJsonBody, responsesBody, validate } from "../schemas";
+import { responsesBody, validate } from "../schemas";
 import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
-import { boundOf, upstreamCall } from "./call";
+import { boundOf, requestBody, upstreamCall } from "./call";
 
 export async function responses(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(responsesBody, await readJsonBody(c.req.raw));
+  const body = validate(responsesBody, await requestBody(c));
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const maxOutput = body.max_output_tokens ?? MAX_OUTPUT_TOKENS;

@@ -10,10 +10,9 @@ import { modelType, type Route, resolveRouteModel } from "../models";
 import { runOnBinding } from "../providers/workers-ai/binding";
 import { runError } from "../providers/workers-ai/errors";
 import { meterRunStream, runAnswer } from "../providers/workers-ai/run";
-import { readJsonBody } from "../schemas";
 import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
-import { boundOf, upstreamCall } from "./call";
+import { boundOf, requestBody, upstreamCall } from "./call";
 
 const PREFIX = "/workers-ai/";
 
@@ -25,7 +24,7 @@ function positive(value: unknown, param: string): number | undefined {
 
 export async function workersAiRun(c: Context<AppEnv>, route: Route): Promise<Response> {
   const pathModel = decodeURIComponent(new URL(c.req.url).pathname.slice(PREFIX.length));
-  const inputs = await readJsonBody(c.req.raw);
+  const inputs = await requestBody(c);
   const model = resolveRouteModel(pathModel, route, c.get("principal").policy);
   const call = upstreamCall(c, model);
   const embedding = modelType(model) === "embedding";

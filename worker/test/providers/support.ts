@@ -27,6 +27,7 @@ export const PRINCIPAL: Principal = {
     clientCacheControl: false,
     corsOrigins: [],
     alerts: { user: [], org: [] },
+    logPrompts: false,
     version: "v",
   },
 };
