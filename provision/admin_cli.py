@@ -2,6 +2,7 @@
 
 Readable tables by default, the API's JSON with `--json`. Exit codes: 0 fine, 1 the gateway
 answered with an error (or is degraded, or unreachable), 2 a usage problem such as no admin key.
+`provision report` reaches the API through `fetch` and `connection_options` too.
 """
 
 from __future__ import annotations
