@@ -2,6 +2,7 @@
 
 Readable tables by default, the API's JSON with `--json`. Exit codes: 0 fine, 1 the gateway
 answered with an error (or is degraded, or unreachable), 2 a usage problem such as no admin key.
+`provision report` reaches the API through `fetch` and `connection_options` too.
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
 class AdminError(ProvisionError):
-    """The admin API answered with an error, already worded for a person."""
+    """The admin API answered with an error or could not be reached, worded for a person."""
+
+    exit_code = 1
+
+
+class AdminUsageError(AdminError):
+    """The command line cannot be sent as it is (no admin key, options that exclude each other)."""
+
+    exit_code = 2
 
 
 # ---------------------------------------------------------------------------- requests
@@ -51,8 +60,49 @@ def call(client: httpx.Client, method: str, path: str, params: dict[str, str]) -
         except ValueError:
             body = None
         if not (isinstance(body, dict) and "status" in body and "error" not in body):
-            raise AdminError(error_text(response))
+            text = error_text(response)
+            if response.status_code == 401:
+                text += " (check --admin-key or GATEWAY_ADMIN_KEY)"
+            raise AdminError(text)
     return response
+
+
+def admin_key_of(args: argparse.Namespace) -> str:
+    """--admin-key, else GATEWAY_ADMIN_KEY; neither is a usage error."""
+    admin_key: str | None = args.admin_key or os.environ.get("GATEWAY_ADMIN_KEY")
+    if not admin_key:
+        raise AdminUsageError(
+            "no admin key: pass --admin-key or set GATEWAY_ADMIN_KEY "
+            "(`provision dev` prints the local one)"
+        )
+    return admin_key
+
+
+def fetch(
+    args: argparse.Namespace, method: str, path: str, params: dict[str, str]
+) -> httpx.Response:
+    """One call to the admin API at --base-url with the admin key; every failure an AdminError."""
+    headers = {"authorization": f"Bearer {admin_key_of(args)}"}
+    base_url = args.base_url.rstrip("/")
+    try:
+        with httpx.Client(base_url=base_url, headers=headers, timeout=TIMEOUT) as client:
+            return call(client, method, path, params)
+    except httpx.HTTPError as exc:
+        raise AdminError(
+            f"could not reach {base_url}: {exc} (is the gateway running, and is --base-url "
+            "or GATEWAY_ADMIN_URL its URL?)"
+        ) from exc
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The answer's JSON; anything else means --base-url is not a gateway."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise AdminError(
+            f"{response.request.url} answered HTTP {response.status_code} without the admin "
+            "API's JSON: is --base-url the gateway's URL (without /v1)?"
+        ) from exc
 
 
 def plan(args: argparse.Namespace) -> tuple[str, str, Any]:
@@ -92,41 +142,45 @@ def _takes_month(args: argparse.Namespace) -> bool:
     return args.admin_command in ("metrics", "export")
 
 
-def run(args: argparse.Namespace) -> int:
-    admin_key = args.admin_key or os.environ.get("GATEWAY_ADMIN_KEY")
-    if not admin_key:
-        print(
-            "error: no admin key: pass --admin-key or set GATEWAY_ADMIN_KEY "
-            "(`provision dev` prints the local one)",
-            file=sys.stderr,
-        )
-        return 2
+def query(args: argparse.Namespace) -> dict[str, str]:
+    """The query parameters of the command line; options that cannot go together raise."""
     if args.month and not _takes_month(args):
-        print(
-            "error: --month applies only to metrics, `user ID usage`, `org ID users` and "
-            "`org ID usage` (reset-quota always resets the current month)",
-            file=sys.stderr,
+        raise AdminUsageError(
+            "--month applies only to metrics, `user ID usage`, `org ID users` and "
+            "`org ID usage` (reset-quota always resets the current month)"
         )
-        return 2
-    method, path, render = plan(args)
     params = {"month": args.month} if args.month else {}
     if args.admin_command == "export" and args.format == "csv":
         params["format"] = "csv"
-    headers = {"authorization": f"Bearer {admin_key}"}
-    base_url = args.base_url.rstrip("/")
+    if args.admin_command == "metrics":
+        params.update(_metrics_query(args))
+    return params
+
+
+def _metrics_query(args: argparse.Namespace) -> dict[str, str]:
+    if args.month and (args.from_day or args.to_day):
+        raise AdminUsageError(
+            "give either --month or --from and --to, not both (a range may span months)"
+        )
+    if bool(args.from_day) != bool(args.to_day):
+        raise AdminUsageError("a range of days needs both --from and --to (YYYY-MM-DD)")
+    named = {"from": args.from_day, "to": args.to_day, "org": args.org, "user": args.user}
+    return {name: value for name, value in named.items() if value}
+
+
+def run(args: argparse.Namespace) -> int:
     try:
-        with httpx.Client(base_url=base_url, headers=headers, timeout=TIMEOUT) as client:
-            response = call(client, method, path, params)
+        admin_key_of(args)
+        params = query(args)
+        method, path, render = plan(args)
+        response = fetch(args, method, path, params)
+        if response.headers.get("content-type", "").startswith("text/csv"):
+            sys.stdout.write(response.text)
+            return 0
+        body = json_body(response)
     except AdminError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except httpx.HTTPError as exc:
-        print(f"error: could not reach {base_url}: {exc}", file=sys.stderr)
-        return 1
-    if response.headers.get("content-type", "").startswith("text/csv"):
-        sys.stdout.write(response.text)
-        return 0
-    body = response.json()
+        return exc.exit_code
     print(json.dumps(body, indent=2) if args.json else render(body))
     return 0 if response.status_code < 400 else 1
 
@@ -134,8 +188,8 @@ def run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- parser
 
 
-def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
-    """The shared options, accepted before and after the admin subcommand."""
+def connection_options(parser: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    """--base-url and --admin-key (with GATEWAY_ADMIN_URL and GATEWAY_ADMIN_KEY), for `fetch`."""
 
     def default(value: Any) -> Any:
         return value if defaults else argparse.SUPPRESS
@@ -150,6 +204,15 @@ def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
         default=default(None),
         help="the deployment's ADMIN_API_KEY (default: $GATEWAY_ADMIN_KEY)",
     )
+
+
+def _common(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The shared options, accepted before and after the admin subcommand."""
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
+    connection_options(parser, defaults=defaults)
     parser.add_argument(
         "--json",
         action="store_true",
@@ -171,9 +234,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     shared = argparse.ArgumentParser(add_help=False)
     _common(shared, defaults=False)
     commands.add_parser("health", parents=[shared], help="KV, ledger and Worker status")
-    commands.add_parser(
-        "metrics", parents=[shared], help="tenant counts, the month's totals, top users"
+    metrics = commands.add_parser(
+        "metrics",
+        parents=[shared],
+        help="totals, rates, latency and spend per org, user and model, for a month or days",
     )
+    metrics.add_argument(
+        "--from",
+        dest="from_day",
+        metavar="YYYY-MM-DD",
+        help="first UTC day of a range (with --to, instead of --month; at most 93 days)",
+    )
+    metrics.add_argument(
+        "--to", dest="to_day", metavar="YYYY-MM-DD", help="last UTC day of the range (inclusive)"
+    )
+    metrics.add_argument("--org", metavar="ID", help="only this organization")
+    metrics.add_argument("--user", metavar="ID", help="only this user (and their organization)")
     user = commands.add_parser("user", parents=[shared], help="a user: config, usage, reset-quota")
     user.add_argument("id", help="user id")
     user.add_argument(

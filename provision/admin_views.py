@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from decimal import Decimal
 from typing import Any
 
-from provision.money import format_usd
+from provision.money import format_usd, usd_to_micros
 
 Row = Sequence[Any]
 
 
 def usd(micros: int) -> str:
     return format_usd(micros)
+
+
+def dollars(exact: str) -> str:
+    """An API `…Usd` string (`"12.340000"`) as `$12.34`, exactly (no float on the way)."""
+    return format_usd(usd_to_micros(exact))
+
+
+def share(part: int, whole: int) -> str:
+    """`part` of `whole` in percent with one decimal, exactly (`<0.1%` for a little above
+    nothing); `-` without a whole."""
+    if whole <= 0:
+        return "-"
+    value = (Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.1"))
+    return "<0.1%" if value == 0 and part > 0 else f"{value}%"
+
+
+def counted(number: int, noun: str) -> str:
+    """`1 error`, `2 errors`, `1,234 requests`."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def percent(rate: float) -> str:
+    """An API rate (0..1, four decimals) as `12.5%`."""
+    return f"{rate * 100:.1f}%"
+
+
+def ms(value: float | None) -> str:
+    """A latency percentile in ms; `-` when nothing was measured."""
+    return "-" if value is None else f"{value:,.1f}"
 
 
 def pairs(rows: list[tuple[str, Any]]) -> str:
@@ -61,27 +91,104 @@ def render_health(body: dict[str, Any]) -> str:
 
 
 def render_metrics(body: dict[str, Any]) -> str:
-    usage = body["usage"]
+    """Counts, the range's totals, then per org, user and model, then the top users."""
+    status = body["keyStatus"]
+    totals, usage = body["totals"], body["usage"]
+    latency = totals["latencyMs"]
     head = pairs(
         [
-            ("Month", body["month"]),
+            ("Month", f"{body['month']} (spent, budgets and limits)"),
+            ("Days", f"{body['from']} to {body['to']} (requests, rates, cost, latency)"),
             ("Config version", body["configVersion"]),
             ("Organizations", body["orgs"]),
             ("Users", body["users"]),
-            ("Keys", f"{body['keys']} ({body['activeKeys']} active)"),
-            ("Cost", usd(usage["costMicros"])),
-            *_usage_pairs(usage),
+            (
+                "Keys",
+                f"{body['keys']} ({status['active']} active, {status['revoked']} revoked, "
+                f"{status['suspended']} suspended, {status['expired']} expired)",
+            ),
+            ("Requests", f"{totals['requests']:,} ({counted(totals['errors'], 'error')})"),
+            ("Error rate", percent(totals["errorRate"])),
+            ("Cache-hit rate", percent(totals["cacheHitRate"])),
+            ("Fallback rate", percent(totals["fallbackRate"])),
+            ("Cost", dollars(totals["costUsd"])),
+            ("Tokens", f"{totals['tokensIn']:,} in, {totals['tokensOut']:,} out"),
+            (
+                "Latency ms",
+                f"p50 {ms(latency['p50'])}, p95 {ms(latency['p95'])}, p99 {ms(latency['p99'])}",
+            ),
+            ("TTFT ms", f"p50 {ms(totals['ttftMs']['p50'])}"),
+            (
+                "Month's spend",
+                f"{dollars(usage['costUsd'])} over {counted(usage['requests'], 'charged request')} "
+                f"({usage['estimated']:,} estimated)",
+            ),
         ]
+    )
+    orgs = table(
+        ("ORG", "SPENT", "BUDGET", "USED", "REQUESTS", "ERRORS", "P95 MS"),
+        [
+            (
+                o["orgId"],
+                dollars(o["spentUsd"]),
+                dollars(o["monthlyBudgetUsd"]),
+                share(o["spentMicros"], o["monthlyBudgetMicros"]),
+                f"{o['requests']:,}",
+                f"{o['errors']:,}",
+                ms(o["latencyMs"]["p95"]),
+            )
+            for o in body["byOrg"]
+        ],
+        numeric={1, 2, 3, 4, 5, 6},
+    )
+    users = table(
+        ("USER", "ORG", "SPENT", "LIMIT", "USED", "REQUESTS", "ERRORS"),
+        [
+            (
+                u["userId"],
+                u["orgId"],
+                dollars(u["spentUsd"]),
+                dollars(u["monthlyLimitUsd"]),
+                share(u["spentMicros"], u["monthlyLimitMicros"]),
+                f"{u['requests']:,}",
+                f"{u['errors']:,}",
+            )
+            for u in body["byUser"]
+        ],
+        numeric={2, 3, 4, 5, 6},
+    )
+    models = table(
+        ("MODEL", "REQUESTS", "ERRORS", "COST", "P50 MS", "P95 MS"),
+        [
+            (
+                m["model"],
+                f"{m['requests']:,}",
+                f"{m['errors']:,}",
+                dollars(m["costUsd"]),
+                ms(m["latencyMs"]["p50"]),
+                ms(m["latencyMs"]["p95"]),
+            )
+            for m in body["byModel"]
+        ],
+        numeric={1, 2, 3, 4, 5},
     )
     top = table(
         ("USER", "ORG", "REQUESTS", "COST"),
         [
-            (u["userId"], u["orgId"], f"{u['requests']:,}", usd(u["costMicros"]))
+            (u["userId"], u["orgId"], f"{u['requests']:,}", dollars(u["costUsd"]))
             for u in body["topUsers"]
         ],
         numeric={2, 3},
     )
-    return f"{head}\n\nTop users by cost\n{top}"
+    return "\n\n".join(
+        [
+            head,
+            f"Per organization (spent this month against the budget)\n{orgs}",
+            f"Per user (spent this month against the limit)\n{users}",
+            f"Per model\n{models}",
+            f"Top users by cost this month\n{top}",
+        ]
+    )
 
 
 def render_user(body: dict[str, Any]) -> str:

@@ -23,6 +23,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "configure",
         "the admin API: health, metrics, users and organizations with their usage",
     ),
+    "report": (
+        "provision.report_cli",
+        "configure",
+        "a month's spend, requests and latency per organization and day: table, CSV or chart",
+    ),
     "keys": ("provision.keys_cli", "configure", "create, rotate, revoke and list API keys"),
     "orgs": (
         "provision.tenants_cli",

@@ -6,11 +6,13 @@ fixtures (tests/conftest.py), shared with the admin API tests.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 import socket
 import subprocess
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -71,18 +73,131 @@ def test_health_table(admin_gateway: LocalGateway):
     assert line(out, "Worker").startswith("llm-gateway-admin ")
 
 
+def cells(text: str, first: str) -> list[str]:
+    """The cells of the table row starting with `first`, split where columns are (2+ spaces)."""
+    match = re.search(rf"^{re.escape(first)}\s.*$", text, re.M)
+    assert match, f"no row for '{first}' in:\n{text}"
+    return re.split(r"\s{2,}", match.group(0).strip())
+
+
+def section(text: str, title: str) -> str:
+    """The block of `text` (blocks are separated by a blank line) whose first line starts with
+    `title`."""
+    blocks = [b for b in text.split("\n\n") if b.startswith(title)]
+    assert len(blocks) == 1, f"no one '{title}' block in:\n{text}"
+    return blocks[0]
+
+
+def percent(rate: float) -> str:
+    return f"{rate * 100:.1f}%"
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
 def test_metrics_table(admin: Admin, admin_gateway: LocalGateway, workload: dict[str, Sent]):
-    """`admin metrics` prints tenant counts, the month's cost and the top users with $ figures."""
+    """`admin metrics` prints tenant counts, key status counts and the month's totals: requests,
+    rates, cost, tokens and latency percentiles, as the API has them."""
     out = ok(run_admin(admin_gateway, "metrics"))
-    usage = admin.get("/admin/metrics")["usage"]
-    assert line(out, "Month") == this_month()
+    body = admin.get("/admin/metrics")
+    totals, usage = body["totals"], body["usage"]
+    assert line(out, "Month") == f"{this_month()} (spent, budgets and limits)"
+    assert line(out, "Days").startswith(f"{this_month()}-01 to {this_month()}-")
     assert line(out, "Organizations") == "2"
     assert line(out, "Users") == "4"
-    assert line(out, "Keys") == "6 (5 active)"
-    assert line(out, "Cost") == format_usd(usage["costMicros"])
-    assert line(out, "Requests") == f"{usage['requests']:,}"
-    assert row(out, "nina") == ["nina", "northwind", "2", format_usd(workload["nina"].cost)]
-    assert row(out, "omar") == ["omar", "northwind", "1", format_usd(workload["omar"].cost)]
+    assert line(out, "Keys") == "6 (5 active, 1 revoked, 0 suspended, 0 expired)"
+    errors = totals["errors"]
+    assert line(out, "Requests") == (
+        f"{totals['requests']:,} ({errors} error{'' if errors == 1 else 's'})"
+    )
+    assert totals["requests"] >= 3  # the workload at least
+    assert line(out, "Error rate") == percent(totals["errorRate"])
+    assert line(out, "Cache-hit rate") == percent(totals["cacheHitRate"])
+    assert line(out, "Fallback rate") == percent(totals["fallbackRate"])
+    assert line(out, "Cost") == format_usd(totals["costMicros"])
+    assert line(out, "Tokens") == f"{totals['tokensIn']:,} in, {totals['tokensOut']:,} out"
+    latency = totals["latencyMs"]
+    assert line(out, "Latency ms") == (
+        f"p50 {ms(latency['p50'])}, p95 {ms(latency['p95'])}, p99 {ms(latency['p99'])}"
+    )
+    assert latency["p50"] is not None  # the workload was measured
+    assert line(out, "TTFT ms") == f"p50 {ms(totals['ttftMs']['p50'])}"
+    assert line(out, "Month's spend").startswith(
+        f"{format_usd(usage['costMicros'])} over {usage['requests']:,} charged request"
+    )
+    top = section(out, "Top users by cost")
+    assert row(top, "nina") == ["nina", "northwind", "2", format_usd(workload["nina"].cost)]
+    assert row(top, "omar") == ["omar", "northwind", "1", format_usd(workload["omar"].cost)]
+
+
+def test_metrics_per_org_user_and_model(
+    admin: Admin, admin_gateway: LocalGateway, workload: dict[str, Sent]
+):
+    """Per org: spent of budget with the share used, requests, errors, p95; per user: spent of
+    the limit; per model: requests, cost, p50 and p95."""
+    out = ok(run_admin(admin_gateway, "metrics"))
+    body = admin.get("/admin/metrics")
+    nina, omar = workload["nina"], workload["omar"]
+    spent = nina.cost + omar.cost
+    [northwind] = [o for o in body["byOrg"] if o["orgId"] == "northwind"]
+    used = (Decimal(spent) * 100 / 500_000_000).quantize(Decimal("0.1"))
+    assert cells(section(out, "Per organization"), "northwind") == [
+        "northwind",
+        format_usd(spent),
+        "$500.00",
+        f"{used}%" if used else "<0.1%",
+        "3",  # the workload only: no other test sends for northwind
+        "0",
+        ms(northwind["latencyMs"]["p95"]),
+    ]
+    users = section(out, "Per user")
+    assert cells(users, "nina")[:4] == ["nina", "northwind", format_usd(nina.cost), "$100.00"]
+    assert cells(users, "omar")[:4] == ["omar", "northwind", format_usd(omar.cost), "$20.00"]
+    assert cells(users, "nina")[5:] == ["2", "0"]
+    models = section(out, "Per model")
+    for model in body["byModel"]:
+        assert cells(models, model["model"]) == [
+            model["model"],
+            f"{model['requests']:,}",
+            f"{model['errors']:,}",
+            format_usd(model["costMicros"]),
+            ms(model["latencyMs"]["p50"]),
+            ms(model["latencyMs"]["p95"]),
+        ]
+    assert {m["model"] for m in body["byModel"]} >= {
+        "openai/gpt-4o",
+        "openai/gpt-4o-mini",
+        "anthropic/claude-sonnet-4-5",
+    }
+
+
+def test_metrics_of_one_org_or_one_user(admin_gateway: LocalGateway, workload: dict[str, Sent]):
+    """--org and --user narrow every table to that org or user."""
+    out = ok(run_admin(admin_gateway, "metrics", "--org", "northwind"))
+    orgs = section(out, "Per organization")
+    assert "northwind" in orgs and "umbrella" not in orgs
+    out = ok(run_admin(admin_gateway, "metrics", "--user", "omar"))
+    assert line(out, "Requests") == "1 (0 errors)"
+    assert line(out, "Cost") == format_usd(workload["omar"].cost)
+    users = section(out, "Per user")
+    assert cells(users, "omar")[:3] == ["omar", "northwind", format_usd(workload["omar"].cost)]
+    assert "nina" not in users
+    assert cells(section(out, "Per model"), "anthropic/claude-sonnet-4-5")[1] == "1"
+
+
+def test_metrics_of_a_range_of_days(admin: Admin, admin_gateway: LocalGateway, workload):
+    """--from and --to select UTC days; the table names them and --json is the API's answer."""
+    today = dt.datetime.now(dt.UTC).date()
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    params = {"from": yesterday, "to": today.isoformat(), "org": "northwind"}
+    args = ("metrics", "--from", yesterday, "--to", today.isoformat(), "--org", "northwind")
+    out = ok(run_admin(admin_gateway, *args))
+    assert line(out, "Days").startswith(f"{yesterday} to {today.isoformat()} ")
+    assert line(out, "Requests") == "3 (0 errors)"
+    printed = json.loads(ok(run_admin(admin_gateway, *args, "--json")))
+    assert printed == admin.get("/admin/metrics", params=params)
+    assert [d["day"] for d in printed["byDay"]] == [yesterday, today.isoformat()]
 
 
 def test_user_table(admin_gateway: LocalGateway):
@@ -263,6 +378,29 @@ def test_month_where_it_does_not_apply_exits_2(admin_gateway: LocalGateway):
         result = run_admin(admin_gateway, *args, "--month", "2026-01")
         assert result.returncode == 2
         assert "--month" in result.stderr
+
+
+def test_month_and_a_range_of_days_exclude_each_other(admin_gateway: LocalGateway):
+    """--month with --from/--to, or --from without --to, is a usage error (exit 2) that says
+    what to give; nothing is asked of the gateway."""
+    cases = {
+        ("--month", "2026-01", "metrics", "--from", "2026-01-01", "--to", "2026-01-02"): (
+            "either --month or --from and --to"
+        ),
+        ("metrics", "--from", "2026-01-01"): "needs both --from and --to",
+        ("metrics", "--to", "2026-01-02"): "needs both --from and --to",
+    }
+    for args, message in cases.items():
+        result = run_admin(admin_gateway, *args)
+        assert result.returncode == 2, args
+        assert message in result.stderr and result.stdout == ""
+
+
+def test_bad_day_exits_1_with_the_api_error(admin_gateway: LocalGateway):
+    """A malformed day is the API's 400 invalid_day, naming the option's value."""
+    result = run_admin(admin_gateway, "metrics", "--from", "2026-02-30", "--to", "2026-03-01")
+    assert result.returncode == 1
+    assert "HTTP 400 [invalid_day]" in result.stderr and "2026-02-30" in result.stderr
 
 
 def test_unreachable_gateway_exits_1():
