@@ -17,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from provision.admin_views import (
+    render_alerts,
     render_export,
     render_health,
     render_metrics,
@@ -117,6 +118,8 @@ def plan(args: argparse.Namespace) -> tuple[str, str, Any]:
         return "GET", "/admin/export", render_export
     if args.admin_command == "reconcile":
         return "POST", "/admin/reconcile", render_reconcile
+    if args.admin_command == "alerts":
+        return "GET", "/admin/alerts", render_alerts
     if args.admin_command == "user":
         base = f"/admin/users/{_segment(args.id)}"
         return {
@@ -139,7 +142,7 @@ def _segment(value: str) -> str:
 def _takes_month(args: argparse.Namespace) -> bool:
     if args.admin_command in ("user", "org"):
         return args.action in ("usage", "users")
-    return args.admin_command in ("metrics", "export")
+    return args.admin_command in ("metrics", "export", "alerts")
 
 
 def query(args: argparse.Namespace) -> dict[str, str]:
@@ -154,6 +157,8 @@ def query(args: argparse.Namespace) -> dict[str, str]:
         params["format"] = "csv"
     if args.admin_command == "metrics":
         params.update(_metrics_query(args))
+    if args.admin_command == "alerts" and args.org:
+        params["org"] = args.org
     return params
 
 
@@ -277,6 +282,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         parents=[shared],
         help="move usage served while the ledger was down into the ledgers",
     )
+    alerts = commands.add_parser(
+        "alerts", parents=[shared], help="the month's budget alerts and their deliveries"
+    )
+    alerts.add_argument("--org", metavar="ID", help="only this organization")
     export = commands.add_parser(
         "export", parents=[shared], help="all tenants with the month's usage"
     )

@@ -312,6 +312,28 @@ def render_reconcile(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_alerts(body: dict[str, Any]) -> str:
+    if not body["webhookConfigured"]:
+        return f"{body['month']}: this stack declares no alerts (alerts.webhookUrl)."
+    if not body["alerts"]:
+        return f"{body['month']}: no budget alert reached yet."
+    rows: list[Row] = [
+        (
+            alert["orgId"],
+            alert["userId"] or "(org)",
+            f"{alert['thresholdPercent']} %",
+            f"{usd(alert['usedMicros'])} of {usd(alert['limitMicros'])}",
+            alert["reachedAt"],
+            alert["status"],
+            alert["attempts"],
+            alert["lastError"] or (str(alert["lastStatus"]) if alert["lastStatus"] else "-"),
+        )
+        for alert in body["alerts"]
+    ]
+    headers = ("org", "user", "threshold", "used", "reached at", "status", "tries", "last")
+    return f"Budget alerts, {body['month']}\n" + table(headers, rows, numeric=(6,))
+
+
 def render_export(body: dict[str, Any]) -> str:
     rows: list[Row] = []
     for org in body["organizations"]:

@@ -23,7 +23,7 @@ import pytest
 
 from provision.local import LocalGateway
 from tests.admin_support import Admin
-from tests.support import ROOT, eventually, openai_client
+from tests.support import ROOT, eventually, openai_client, run_cli
 
 FIXTURE = ROOT / "tests" / "fixtures" / "Pulumi.alerts.yaml"
 GPT4O = "openai/gpt-4o"
@@ -173,6 +173,21 @@ def test_crossing_80_percent_sends_exactly_one_signed_webhook(
     assert mine[("user", 80)]["status"] == "delivered" and mine[("user", 80)]["attempts"] == 1
     assert mine[("user", 80)]["usedMicros"] == event["usedMicros"]  # as it was when reached
     assert mine[("user", 80)]["lastStatus"] == 204
+
+    # and from a shell
+    shown = run_cli(
+        "admin",
+        "alerts",
+        "--org",
+        "acme",
+        "--base-url",
+        gateway.worker_url,
+        "--admin-key",
+        gateway.secrets.admin_api_key,
+    )
+    assert shown.returncode == 0, shown.stderr
+    [dee_line] = [line for line in shown.stdout.splitlines() if " dee " in f" {line} "]
+    assert "80 %" in dee_line and "delivered" in dee_line and "$0.0" in dee_line
 
 
 def test_a_failed_delivery_is_retried_and_recorded(

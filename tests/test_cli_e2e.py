@@ -144,3 +144,18 @@ def test_chat_reports_gateway_errors(gateway: LocalGateway):
     result = run_chat(gateway, "--api-key", "gw_live_" + "z" * 40, "hi")
     assert result.returncode == 1
     assert "HTTP 401 [invalid_api_key]" in result.stderr
+
+
+def test_output_into_a_closed_pipe_stops_quietly():
+    """`provision … | head`: when the reader has gone, the command stops without a traceback
+    (exit 141, as a Unix tool killed by SIGPIPE reports it)."""
+    process = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "provision"), "schema"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # gone before the command has started writing
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
