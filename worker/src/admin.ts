@@ -22,11 +22,11 @@ import {
 } from "./admin-data";
 import { metrics } from "./admin-metrics";
 import { exportTenants, reconcile, revokeKey } from "./admin-ops";
+import { authorizeAdmin } from "./admin-session";
 import { alertId } from "./alerts";
-import { parseBearer } from "./auth";
+import { closeSession, dashboard, openSession } from "./dashboard";
 import type { AppEnv } from "./env";
 import { HttpError, jsonResponse } from "./errors";
-import { KEY_PREFIX } from "./generated/contract";
 import { ALERTS, WORKER_NAME, WORKER_VERSION } from "./generated/settings";
 import { currentMonth, ledgerFor, monthResetsAt } from "./ledger";
 import { forgetRefusals } from "./quota";
@@ -37,29 +37,9 @@ const HEALTH_TIMEOUT_MS = 5_000;
 
 // ------------------------------------------------------------------------------ auth
 
-function adminUnauthorized(message: string): HttpError {
-  return new HttpError(401, message, { code: "invalid_admin_key" });
-}
-
-async function digest(text: string): Promise<ArrayBuffer> {
-  return crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-}
-
-/** Bearer ADMIN_API_KEY, compared in constant time (equal-length digests of both sides). */
+/** Bearer ADMIN_API_KEY, or for GET and HEAD the dashboard's session cookie (admin-session.ts). */
 const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const expected = c.env.ADMIN_API_KEY;
-  if (typeof expected !== "string" || expected === "") {
-    throw adminUnauthorized("The admin API is disabled: this deployment has no ADMIN_API_KEY.");
-  }
-  const token = parseBearer(c.req.header("authorization") ?? null);
-  if (token === null) {
-    throw adminUnauthorized("Missing admin key. Send it as 'Authorization: Bearer <ADMIN_API_KEY>'.");
-  }
-  if (token.startsWith(KEY_PREFIX) /* user keys never open the admin API */) {
-    throw adminUnauthorized("Gateway API keys cannot use the admin API; send the ADMIN_API_KEY.");
-  }
-  const [given, wanted] = await Promise.all([digest(token), digest(expected)]);
-  if (!crypto.subtle.timingSafeEqual(given, wanted)) throw adminUnauthorized("Incorrect admin key provided.");
+  await authorizeAdmin(c.req.raw, c.env);
   await next();
 };
 
@@ -225,6 +205,11 @@ async function getOrgUsage(call: AdminCall, orgId: string): Promise<Response> {
 
 /** Every path under /admin/: authenticated first, then routed (unknown paths: 404). */
 export const admin = new Hono<AppEnv>();
+// The browser's way in (dashboard.ts), registered before requireAdmin because each answers a
+// request without credentials itself: the login page, the session cookie, its removal.
+route(admin, "/dashboard", { GET: dashboard });
+route(admin, "/session", { POST: openSession });
+route(admin, "/logout", { POST: closeSession });
 admin.use("*", requireAdmin);
 route(admin, "/health", { GET: handle(health) });
 route(admin, "/metrics", { GET: handle(metrics) });
