@@ -6,9 +6,11 @@ UV_VERSION := 0.13.8
 VENV := .venv
 UV := .tools/bin/uv
 PYTEST_WORKERS ?= 2
+# The browser tests/test_dashboard_e2e.py drives: Debian's Chromium, never one Playwright downloads
+CHROMIUM ?= /usr/bin/chromium
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install dev test check lint types generated unit bench bench-deploy soak clean
+.PHONY: install browser dev test check lint types generated unit bench bench-deploy soak clean
 
 install: $(VENV)/.installed worker/node_modules/.installed
 
@@ -23,6 +25,32 @@ $(VENV)/.installed: pyproject.toml uv.lock | $(UV)
 worker/node_modules/.installed: worker/package.json worker/package-lock.json
 	cd worker && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# Chromium for the dashboard's browser test, installed with apt-get only when it is missing (a
+# step of `make test`, not of `make install`: `make dev` needs no browser).
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@set -e; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "error: $(CHROMIUM) is missing and this machine has no apt-get to install it." >&2; \
+		echo "  Install Chromium with your package manager so that $(CHROMIUM) exists, or name one:" >&2; \
+		echo "  make test CHROMIUM=/path/to/chromium" >&2; \
+		exit 1; \
+	fi; \
+	if [ "$$(id -u)" = 0 ]; then as_root=""; elif command -v sudo >/dev/null 2>&1; then as_root=sudo; else \
+		echo "error: $(CHROMIUM) is missing; as root, run:" >&2; \
+		echo "  apt-get update && apt-get install -y --no-install-recommends chromium" >&2; \
+		exit 1; \
+	fi; \
+	echo "$(CHROMIUM) is missing: installing Debian's chromium with apt-get (the dashboard's browser test)"; \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	if [ ! -x "$(CHROMIUM)" ]; then \
+		echo "error: apt-get installed chromium, but $(CHROMIUM) still does not exist; name the browser:" >&2; \
+		echo "  make test CHROMIUM=/path/to/chromium" >&2; \
+		exit 1; \
+	fi
 
 dev: install
 	$(VENV)/bin/provision dev
@@ -51,8 +79,8 @@ unit: install generated
 	cd worker && node --import tsx --test --test-reporter=spec test/*.test.ts test/*/*.test.ts
 
 # Every check and test of both languages: what CI runs.
-check: lint types unit
-	$(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+check: lint types unit browser
+	CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
 test: check
 
