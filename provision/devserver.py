@@ -29,6 +29,7 @@ def banner(gateway: LocalGateway, stack: str) -> str:
         f"  OpenAI base URL:      {base}",
         f"  AI Gateway emulator:  {gateway.emulator_url}",
         f"  Admin API key:        {gateway.secrets.admin_api_key}   (new every run)",
+        f"  Admin dashboard:      {gateway.worker_url}/admin/dashboard   (sign in with that key)",
         "",
         "Demo API keys (public, dev stack only):",
         *[f"  {user:<8} {plain}" for user, plain in keys.items()],
