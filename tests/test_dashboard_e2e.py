@@ -244,11 +244,17 @@ def test_the_dashboard_in_chromium_shows_what_the_metrics_say(
         for i in range(page.locator("#models th[data-col=model]").count())
     ] == [m["model"] for m in body["byModel"]]
     assert cells(page, "#latency tbody tr:first-child")["p50"].endswith(" ms")
+    # the metrics stack declares no alerts: the alerts table says so (from /admin/alerts)
+    assert (
+        page.locator("#alerts tbody").inner_text().strip()
+        == "This stack declares no budget alerts."
+    )
 
     origin = gateway.worker_url
     elsewhere = [u for u in watched.requests if not u.startswith(f"{origin}/")]
     assert elsewhere == [], elsewhere
     assert f"{origin}/admin/metrics" in watched.requests
+    assert f"{origin}/admin/alerts" in watched.requests
     assert watched.errors == [], watched.errors
 
     SCREENSHOT.parent.mkdir(exist_ok=True)

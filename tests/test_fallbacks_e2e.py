@@ -256,6 +256,33 @@ def test_ai_gateway_retries_are_set_per_model(gateway: LocalGateway, upstream: E
 # ------------------------------------------------------------------ Workers AI stand-in
 
 
+@pytest.mark.parametrize(("code", "what"), [(2016, "prompt"), (2017, "response")])
+def test_a_guardrail_block_is_a_400_with_no_fallback_and_no_stand_in(
+    gateway: LocalGateway, ledger: WorkerTestHooks, upstream: Emulator, code: int, what: str
+):
+    """AI Gateway's guardrails refusing the content is not an outage: no fallback model and no
+    Workers AI stand-in (which would answer outside the gateway's policy) is tried, nothing is
+    charged, and the client gets a 400 saying what was blocked."""
+    upstream.fault(
+        match={"path": GATEWAY_PATH, "metadata": {"userId": "alice"}}, times=-1, gatewayError=code
+    )
+    before = ledger.user_row("beta", "alice")
+    response = httpx.post(
+        f"{gateway.openai_base_url}/chat/completions",
+        headers={"authorization": f"Bearer {key('key_alice_main')}"},
+        json={"model": MINI, "messages": prompt()},
+    )
+    assert response.status_code == 400, response.text
+    error = error_of(response)
+    assert error["code"] == "content_blocked" and what in error["message"]
+    assert "x-gateway-fallback" not in response.headers
+    assert (
+        len(sent_for(upstream, response.headers["x-request-id"])) == 1
+    )  # one attempt, no fallback
+    ledger.quiesce()
+    assert ledger.user_row("beta", "alice") == before
+
+
 @pytest.mark.parametrize(
     "outage", [{"resetConnection": True}, {"gatewayError": 2001}], ids=["unreachable", "2001"]
 )

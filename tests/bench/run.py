@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,9 +51,10 @@ def load(url: str, headers: dict[str, str], body: dict, concurrency: int) -> dic
     return json.loads(out.stdout)
 
 
-def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, dict]]:
-    """(name, direct URL, direct headers, direct body, Worker body) per provider path: the
-    same answer asked of the emulator's native endpoint directly and through the Worker."""
+def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, str, dict, bool]]:
+    """(name, direct URL, direct headers, direct body, Worker path, Worker body, streams only)
+    per provider path: the same answer asked of the emulator's native endpoint directly and
+    through the Worker."""
     assert gateway.config is not None and gateway.emulator_url
     config = gateway.config
     base = f"{gateway.emulator_url}/v1/{config.accountId}/{config.gatewayId}"
@@ -84,7 +86,9 @@ def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, d
                 **aig,
             },
             {"model": "gpt-4o-mini", "messages": messages},
+            "/v1/chat/completions",
             {"model": "openai/gpt-4o-mini", "messages": messages},
+            False,
         ),
         (
             "anthropic",  # OpenAI chat <-> Anthropic Messages, both ways
@@ -96,7 +100,44 @@ def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, d
                 **aig,
             },
             {"model": "claude-sonnet-4-5", "max_tokens": 4096, "messages": messages},
+            "/v1/chat/completions",
             {"model": "anthropic/claude-sonnet-4-5", "messages": messages},
+            False,
+        ),
+        (
+            "openai+u",  # the client asks for usage: its stream is upstream's own bytes
+            f"{base}/openai/chat/completions",
+            {
+                "content-type": "application/json",
+                "authorization": f"Bearer {keys['openai']}",
+                **aig,
+            },
+            {
+                "model": "gpt-4o-mini",
+                "messages": messages,
+                "stream_options": {"include_usage": True},
+            },
+            "/v1/chat/completions",
+            {
+                "model": "openai/gpt-4o-mini",
+                "messages": messages,
+                "stream_options": {"include_usage": True},
+            },
+            True,
+        ),
+        (
+            "messages",  # Anthropic Messages as Claude Code sends it: passed through
+            f"{base}/anthropic/v1/messages",
+            {
+                "content-type": "application/json",
+                "x-api-key": keys["anthropic"],
+                "anthropic-version": "2023-06-01",
+                **aig,
+            },
+            {"model": "claude-sonnet-4-5", "max_tokens": 4096, "messages": messages},
+            "/v1/messages",
+            {"model": "claude-sonnet-4-5", "max_tokens": 4096, "messages": messages},
+            True,
         ),
     ]
 
@@ -119,11 +160,17 @@ def floor_worker(upstream: str) -> Iterator[str]:
 
 
 def latency() -> int:
-    with LocalGateway(resolve_stack("dev")) as gateway:
+    # the Worker's request log lines (one per request) go to a file, not between the figures
+    log = Path(tempfile.mkdtemp(prefix="llm-gateway-bench-")) / "worker.log"
+    with LocalGateway(resolve_stack("dev"), log_path=log) as gateway:
         assert gateway.config is not None and gateway.emulator_url
         user_key = gateway.demo_keys()["alice"]
-        worker_url = f"{gateway.openai_base_url}/chat/completions"
-        worker_headers = {"content-type": "application/json", "authorization": f"Bearer {user_key}"}
+        worker_url = gateway.worker_url
+        worker_headers = {
+            "content-type": "application/json",
+            "authorization": f"Bearer {user_key}",
+            "anthropic-version": "2023-06-01",
+        }
         base = f"{gateway.emulator_url}/v1/{gateway.config.accountId}/{gateway.config.gatewayId}"
         with floor_worker(base) as floor_url:
             return measure(gateway, worker_url, worker_headers, base, floor_url)
@@ -146,13 +193,17 @@ def measure(
     print(header)
     print("-" * len(header))
     for stream in (False, True):
-        for name, direct_url, direct_headers, direct_body, worker_body in paths(gateway):
+        for name, direct_url, direct_headers, direct_body, path, worker_body, streams_only in paths(
+            gateway
+        ):
+            if streams_only and not stream:
+                continue
             floor_path = direct_url.removeprefix(base)
             for concurrency in CONCURRENCY:
                 runs = {
                     "direct": (direct_url, direct_headers, direct_body),
                     "floor": (f"{floor_url}{floor_path}", direct_headers, direct_body),
-                    "gateway": (worker_url, worker_headers, worker_body),
+                    "gateway": (f"{worker_url}{path}", worker_headers, worker_body),
                 }
                 got = {
                     label: load(url, headers, {**body, "stream": stream}, concurrency)
@@ -200,7 +251,8 @@ def exactness() -> int:
     """The e2e stack's load tenants: 200 concurrent requests, then a budget that admits part."""
     prompt = lambda text: 3 + 4 + math.ceil(len(text.encode()) / 4)  # noqa: E731 (emulator rule)
     cost = lambda p, c: math.ceil((p * 150_000 + c * 600_000) / 1_000_000)  # noqa: E731 (gpt-4o-mini)
-    with LocalGateway(E2E_STACK, test_hooks=True) as gateway:
+    log = Path(tempfile.mkdtemp(prefix="llm-gateway-bench-")) / "worker.log"
+    with LocalGateway(E2E_STACK, test_hooks=True, log_path=log) as gateway:
         hooks = WorkerTestHooks(gateway.worker_url)
         url = f"{gateway.openai_base_url}/chat/completions"
         text = "bench exactness emulate:tokens=20"

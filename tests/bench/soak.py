@@ -19,6 +19,7 @@ import math
 import os
 import random
 import sys
+import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -202,7 +203,8 @@ async def traffic(
 
 
 def main() -> int:
-    with LocalGateway(STACK, test_hooks=True) as gateway:
+    log = Path(tempfile.mkdtemp(prefix="llm-gateway-soak-")) / "worker.log"  # one line per request
+    with LocalGateway(STACK, test_hooks=True, log_path=log) as gateway:
         assert gateway.emulator_url and gateway._process
         pid = gateway._process.pid
         hooks = WorkerTestHooks(gateway.worker_url)

@@ -169,6 +169,15 @@ export const DASHBOARD_BODY = `
       <tbody></tbody>
     </table>
   </section>
+  <section aria-labelledby="h-alerts">
+    <h2 id="h-alerts">Budget alerts this month</h2>
+    <table id="alerts">
+      <thead><tr><th scope="col">Organization</th><th scope="col">User</th><th scope="col" class="num">Threshold</th>
+        <th scope="col" class="num">Used</th><th scope="col" class="num">Limit</th><th scope="col">Reached</th>
+        <th scope="col">Delivery</th></tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
 </main>
 <footer id="footer">Figures from /admin/metrics; refreshed every 30 s. Money is exact (µUSD), latency from histograms.</footer>
 `;
@@ -344,6 +353,17 @@ export const DASHBOARD_SCRIPT = `
         cell("cost", usd(m.costUsd), true), cell("p95", ms(m.latencyMs.p95), true))), 7, "No requests named a model in this period.");
   }
 
+  function renderAlerts(body) {
+    if (!body) return fill("alerts", [], 7, "Alerts could not be loaded.");
+    if (!body.webhookConfigured) return fill("alerts", [], 7, "This stack declares no budget alerts.");
+    fill("alerts", body.alerts.map((a) =>
+      el("tr", { "data-alert": a.id },
+        el("th", { scope: "row" }, a.orgId), cell("user", a.userId || "(organization)"),
+        cell("threshold", int(a.thresholdPercent) + " %", true), cell("used", usd(a.usedUsd), true),
+        cell("limit", usd(a.limitUsd), true), cell("reached", a.reachedAt.replace("T", " ").slice(0, 16) + " UTC"),
+        cell("delivery", a.status + (a.attempts > 1 ? " after " + int(a.attempts) + " attempts" : "")))), 7, "No threshold reached yet.");
+  }
+
   function render(body) {
     $("range").textContent = "Admin dashboard · " + body.from + " to " + body.to + " · " + int(body.orgs) + " organizations, " + int(body.users) + " users";
     renderCards(body);
@@ -378,11 +398,14 @@ export const DASHBOARD_SCRIPT = `
     const controller = new AbortController();
     inFlight = controller;
     try {
-      const response = await fetch("/admin/metrics" + query, { headers: { accept: "application/json" }, cache: "no-store", signal: controller.signal });
+      const options = { headers: { accept: "application/json" }, cache: "no-store", signal: controller.signal };
+      const alerts = fetch("/admin/alerts" + query, options).then((r) => (r.ok ? r.json() : null), () => null);
+      const response = await fetch("/admin/metrics" + query, options);
       if (response.status === 401) return signedOut();
       const body = await response.json();
       if (!response.ok) throw new Error((body && body.error && body.error.message) || "HTTP " + response.status);
       render(body);
+      renderAlerts(await alerts);
       $("main").setAttribute("aria-busy", "false");
       status("Updated " + new Date().toLocaleTimeString("en-GB") + " · refreshes every 30 s", false);
     } catch (err) {

@@ -116,6 +116,16 @@ export function gatewayError(body: unknown): HttpError | null {
   const message = String(b.description ?? first?.message ?? "unknown error");
   if (code === 2003)
     return new HttpError(429, `AI Gateway rate limit reached: ${message}`, { code: "gateway_rate_limited" });
+  // Guardrails blocked the prompt or the response: a refusal of this content, never an outage
+  // (no fallback, no stand-in may answer what the gateway's own policy refused).
+  if (code === 2016 || code === 2017)
+    return new HttpError(
+      400,
+      `AI Gateway's guardrails blocked the ${code === 2016 ? "prompt" : "response"}: ${message}`,
+      {
+        code: "content_blocked",
+      },
+    );
   // The request timeout elapsed before the provider answered (the code itself is undocumented;
   // the envelope's httpCode says 504): a timeout, not a gateway fault.
   if ((b as { httpCode?: unknown }).httpCode === 504)
