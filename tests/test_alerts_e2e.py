@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
+import openai
 import pytest
 
 from provision.local import LocalGateway
@@ -231,6 +233,34 @@ def test_nothing_is_sent_twice_across_isolates(gateway: LocalGateway, receiver: 
     time.sleep(2.0)  # a duplicate would have come by now
     [alert] = receiver.events(userId="fay")
     assert alert["event"]["thresholdPercent"] == 80
+
+
+def test_a_limit_lowered_under_the_spend_raises_its_alerts_at_the_next_request(
+    gateway: LocalGateway, receiver: Receiver
+):
+    """hal spends 0.3 % of $1; the stack lowers the limit under that spend (the runtime restarts
+    with its state, as a deploy would): the next request is refused, and the 80 % and 100 %
+    alerts go out with it, though no new spend was recorded."""
+    spent = spend(gateway, "key_hal_main", 300)
+    time.sleep(1.5)
+    assert receiver.events(userId="hal") == []
+    stack = gateway.stack_path
+    stack.write_text(
+        stack.read_text().replace("monthlyLimitUsd: 1        #", "monthlyLimitUsd: 0.003    #")
+    )
+    gateway.reload()
+    httpx.post(f"{gateway.worker_url}/__test/auth/age", json={"ms": 60_000})  # the new policy now
+    client = openai_client(gateway.openai_base_url, "key_hal_main")
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(
+            model=GPT4O, messages=[{"role": "user", "content": "one more"}], max_tokens=10
+        )
+    alerts = eventually(
+        lambda: len(receiver.events(userId="hal")) >= 2 and receiver.events(userId="hal")
+    )
+    assert sorted(a["event"]["thresholdPercent"] for a in alerts) == [80, 100]
+    assert {a["event"]["usedMicros"] for a in alerts} == {spent}
+    assert {a["event"]["limitMicros"] for a in alerts} == {3_000}
 
 
 def test_thresholds_need_a_webhook(tmp_path: Path):

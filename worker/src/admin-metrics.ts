@@ -14,7 +14,7 @@ import {
 } from "./admin-data";
 import { HttpError, jsonResponse } from "./errors";
 import { COUNTERS, emptyRow, type UsageRow } from "./ledger";
-import { type DailyRow, emptyMetrics, type MetricsRow, mergeMetrics, percentiles } from "./metrics";
+import { emptyMetrics, type MetricsRow, mergeMetrics, percentiles } from "./metrics";
 import { formatUsd } from "./pricing";
 
 const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -119,19 +119,16 @@ function spanOf(start: number, end: number): Omit<Range, "month"> {
   return { from: days[0] as string, to: days[days.length - 1] as string, days };
 }
 
-/** Sum rows by a key into metrics rows (insertion order kept). */
-function groupBy(rows: readonly DailyRow[], key: (row: DailyRow) => string): Map<string, MetricsRow> {
-  const groups = new Map<string, MetricsRow>();
-  for (const row of rows) {
-    const id = key(row);
-    let group = groups.get(id);
+/** Add each (key, row) into `groups` (summed per key). */
+function addAll(groups: Map<string, MetricsRow>, rows: readonly [string, MetricsRow][]): void {
+  for (const [key, row] of rows) {
+    let group = groups.get(key);
     if (!group) {
       group = emptyMetrics();
-      groups.set(id, group);
+      groups.set(key, group);
     }
     mergeMetrics(group, row);
   }
-  return groups;
 }
 
 function sum(rows: readonly MetricsRow[]): MetricsRow {
@@ -148,7 +145,8 @@ export function keyStatusCounts(directory: Directory, now: number = Date.now()) 
     const org = user ? directory.orgs.get(user.orgId) : undefined;
     if (key.status === "revoked") counts.revoked += 1;
     else if (key.status !== "active" || user?.status !== "active" || org?.status !== "active") counts.suspended += 1;
-    else if (key.expiresAt !== null && key.expiresAt <= now) counts.expired += 1;
+    else if (key.expiresAt !== null && key.expiresAt * 1000 <= now)
+      counts.expired += 1; // epoch seconds
     else counts.active += 1;
   }
   return counts;
@@ -183,31 +181,37 @@ export async function metrics(call: AdminCall): Promise<Response> {
   const orgs = selectedOrgs(directory, call.query);
   const answers = await Promise.all(
     orgs.map(async (org) => {
-      const [usage, rows] = await Promise.all([
+      const [usage, groups] = await Promise.all([
         ledgerCall(call, org.id, "usage", (ledger) => ledger.usage({ month: range.month })),
-        ledgerCall(call, org.id, "metrics", (ledger) => ledger.metrics({ from: range.from, to: range.to })),
+        ledgerCall(call, org.id, "metrics", (ledger) =>
+          ledger.metrics({ from: range.from, to: range.to, userId: onlyUser }),
+        ),
       ]);
-      return { org, usage, rows: onlyUser === null ? rows : rows.filter((r) => r.userId === onlyUser) };
+      return { org, usage, groups };
     }),
   );
 
   const totals = emptyRow("all");
-  const allRows: (DailyRow & { orgId: string })[] = [];
   const byOrg = [];
   const byUser = [];
   const byOrgDay = [];
-  for (const { org, usage, rows } of answers) {
+  const days = new Map<string, MetricsRow>();
+  const models = new Map<string, MetricsRow>();
+  const routes = new Map<string, MetricsRow>();
+  for (const { org, usage, groups } of answers) {
     for (const counter of COUNTERS) totals[counter] += usage.org[counter];
-    for (const row of rows) allRows.push({ ...row, orgId: org.id });
+    const orgDays = [...groups.days];
+    addAll(days, orgDays);
+    addAll(models, [...groups.models]);
+    addAll(routes, [...groups.routes]);
     byOrg.push({
       orgId: org.id,
       name: org.name,
       ...money("monthlyBudget", org.monthlyBudgetMicros),
       ...money("spent", usage.org.usedMicros),
-      ...stats(sum(rows)),
+      ...stats(sum(orgDays.map(([, row]) => row))),
     });
-    const perUser = groupBy(rows, (r) => r.userId);
-    const members = new Set([...Object.keys(org.users), ...Object.keys(usage.users), ...perUser.keys()]);
+    const members = new Set([...Object.keys(org.users), ...Object.keys(usage.users), ...groups.users.keys()]);
     for (const userId of [...members].sort()) {
       if (userId === "" || (onlyUser !== null && userId !== onlyUser)) continue;
       const user = Object.hasOwn(org.users, userId) ? org.users[userId] : undefined;
@@ -221,13 +225,14 @@ export async function metrics(call: AdminCall): Promise<Response> {
         monthlyLimitUsd: formatUsd(limitMicros),
         spentMicros,
         spentUsd: formatUsd(spentMicros),
-        ...stats(perUser.get(userId) ?? emptyMetrics()),
+        ...stats(groups.users.get(userId) ?? emptyMetrics()),
       });
     }
-    const perDay = groupBy(rows, (r) => r.day);
-    for (const day of range.days) byOrgDay.push({ orgId: org.id, day, ...stats(perDay.get(day) ?? emptyMetrics()) });
+    for (const day of range.days) {
+      byOrgDay.push({ orgId: org.id, day, ...stats(groups.days.get(day) ?? emptyMetrics()) });
+    }
   }
-  const perDay = groupBy(allRows, (r) => r.day);
+  models.delete(""); // requests refused before a model was known
   const ranked = (groups: Map<string, MetricsRow>, name: string) =>
     [...groups]
       .sort(([a, x], [b, y]) => y.requests - x.requests || a.localeCompare(b))
@@ -263,21 +268,12 @@ export async function metrics(call: AdminCall): Promise<Response> {
       implausible: totals.implausible,
     },
     // every request of the range, answered or refused (the daily metrics rows)
-    totals: stats(sum(allRows)),
+    totals: stats(sum([...days.values()])),
     byOrg,
     byUser,
-    byModel: ranked(
-      groupBy(
-        allRows.filter((r) => r.model !== ""),
-        (r) => r.model,
-      ),
-      "model",
-    ),
-    byRoute: ranked(
-      groupBy(allRows, (r) => r.route),
-      "route",
-    ),
-    byDay: range.days.map((day) => ({ day, ...stats(perDay.get(day) ?? emptyMetrics()) })),
+    byModel: ranked(models, "model"),
+    byRoute: ranked(routes, "route"),
+    byDay: range.days.map((day) => ({ day, ...stats(days.get(day) ?? emptyMetrics()) })),
     byOrgDay,
     topUsers,
   });

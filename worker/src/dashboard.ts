@@ -1,8 +1,8 @@
 // The admin dashboard for a browser: GET /admin/dashboard (the page, or a login page when the
 // browser has no session), POST /admin/session (the admin key for a session cookie) and POST
 // /admin/logout. Every page is self-contained under a strict Content-Security-Policy whose
-// script and style carry a nonce new in each response; the page reads /admin/metrics, nothing
-// else. Who may read what: admin-session.ts.
+// script and style carry a nonce new in each response; the page reads /admin/metrics and
+// /admin/alerts, nothing else. Who may read what: admin-session.ts.
 
 import type { Context } from "hono";
 import {

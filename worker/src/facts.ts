@@ -84,6 +84,8 @@ class Outbox {
   facts: Fact[] = [];
   sending = 0; // taken by a call that has not answered yet
   flushing = false;
+  private flushingSince = 0;
+  private carriedAt = 0; // the last lease exchange that could carry facts
   interval = FLUSH_MS;
   dropped = 0;
 
@@ -109,6 +111,12 @@ class Outbox {
     return batch;
   }
 
+  /** A lease exchange takes what is queued (lease.ts): the flusher then has nothing to send. */
+  carry(): Fact[] {
+    this.carriedAt = Date.now();
+    return this.take();
+  }
+
   /** The ledger took them. */
   delivered(facts: Fact[]): void {
     this.sending -= facts.length;
@@ -120,25 +128,36 @@ class Outbox {
     this.facts.unshift(...facts);
   }
 
-  /** Run by the request that found no flusher: sends what no lease exchange carried. */
+  /**
+   * Run by the request that found no flusher: sends what no lease exchange carried. While
+   * exchanges run (they come every interval when there are settlements), it leaves the facts
+   * to them; near waitUntil's limit it sends what is left at once and hands over. A flusher
+   * whose request ended without handing over is replaced.
+   */
   async flush(env: Env): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
     const started = Date.now();
+    if (this.flushing && started - this.flushingSince < FLUSHER_MAX_MS + FLUSH_MS) return;
+    this.flushing = true;
+    this.flushingSince = started;
     try {
-      while (this.facts.length > 0 && Date.now() - started < FLUSHER_MAX_MS) {
-        await sleep(this.interval);
+      while (this.facts.length > 0) {
+        const last = Date.now() - started > FLUSHER_MAX_MS;
+        if (!last) {
+          await sleep(this.interval);
+          if (Date.now() - this.carriedAt < this.interval) continue; // exchanges carry them
+        }
         const batch = this.take();
-        if (batch.length === 0) break; // a lease exchange carried them
+        if (batch.length === 0) break;
         if (await this.#send(env, batch)) {
           this.delivered(batch);
         } else {
           this.giveBack(batch);
-          await sleep(this.interval);
+          if (!last) await sleep(this.interval);
         }
+        if (last) break;
       }
     } finally {
-      this.flushing = false;
+      if (this.flushingSince === started) this.flushing = false;
     }
   }
 

@@ -347,7 +347,7 @@ class OrgLeases {
   ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
     // requests' facts for the metrics ride along (facts.ts); undelivered ones go back
     const outbox = outboxFor(this.isolateId, this.orgId);
-    const facts = outbox.take();
+    const facts = outbox.carry();
     const answer = await this.#send(env, month, leases, facts);
     if (answer === null) outbox.giveBack(facts);
     else outbox.delivered(facts);

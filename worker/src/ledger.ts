@@ -13,12 +13,12 @@ import type { AlertThresholds, Env } from "./env";
 import { LEASE_TTL_MS } from "./lease";
 import {
   countFact,
-  type DailyRow,
   emptyMetrics,
   type Fact,
   HISTOGRAMS,
   METRIC_COUNTERS,
   type MetricsRow,
+  mergeMetrics,
 } from "./metrics";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
@@ -90,6 +90,13 @@ CREATE TABLE IF NOT EXISTS alerts (
   PRIMARY KEY (month, subject, threshold)
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS limits_seen (
+  user_id TEXT PRIMARY KEY,
+  user_limit INTEGER NOT NULL,
+  org_budget INTEGER NOT NULL,
+  alerts TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS settled_by_age ON settled (at);
 CREATE TABLE IF NOT EXISTS quota_resets (
   at INTEGER NOT NULL,
   month TEXT NOT NULL,
@@ -355,6 +362,16 @@ interface Outcome {
   implausible: boolean;
 }
 
+type Stored = { counters: string; histograms: string };
+
+/** Metrics summed by day, user, model and route (keys as stored; "" = none). */
+export interface MetricsGroups {
+  days: Map<string, MetricsRow>;
+  users: Map<string, MetricsRow>;
+  models: Map<string, MetricsRow>;
+  routes: Map<string, MetricsRow>;
+}
+
 function parseMetrics(counters: string, histograms: string): MetricsRow {
   const row = emptyMetrics();
   const values = JSON.parse(counters) as number[];
@@ -406,7 +423,42 @@ export class UsageLedger extends DurableObject<Env> {
       this.orgId = orgId;
       this.sql.exec("INSERT OR REPLACE INTO meta (name, value) VALUES ('orgId', ?)", orgId);
     }
-    if (alerts) this.limitsSeen.set(userId, { userLimit, orgBudget, alerts });
+    if (!alerts) return;
+    const known = this.#seen(userId);
+    const same =
+      known?.userLimit === userLimit &&
+      known.orgBudget === orgBudget &&
+      JSON.stringify(known.alerts) === JSON.stringify(alerts);
+    if (same) return;
+    // kept in SQL too: a settlement that arrives alone after a restart is still checked
+    this.limitsSeen.set(userId, { userLimit, orgBudget, alerts });
+    this.sql.exec(
+      "INSERT OR REPLACE INTO limits_seen (user_id, user_limit, org_budget, alerts) VALUES (?, ?, ?, ?)",
+      userId,
+      userLimit,
+      orgBudget,
+      JSON.stringify(alerts),
+    );
+  }
+
+  /** What the user's last call said of its limits and thresholds (memory, else SQL). */
+  #seen(userId: string): { userLimit: number; orgBudget: number; alerts: AlertThresholds } | undefined {
+    const cached = this.limitsSeen.get(userId);
+    if (cached) return cached;
+    const row = this.sql
+      .exec<{ userLimit: number; orgBudget: number; alerts: string }>(
+        "SELECT user_limit AS userLimit, org_budget AS orgBudget, alerts FROM limits_seen WHERE user_id = ?",
+        userId,
+      )
+      .toArray()[0];
+    if (!row) return undefined;
+    const seen = {
+      userLimit: row.userLimit,
+      orgBudget: row.orgBudget,
+      alerts: JSON.parse(row.alerts) as AlertThresholds,
+    };
+    this.limitsSeen.set(userId, seen);
+    return seen;
   }
 
   /**
@@ -446,7 +498,7 @@ export class UsageLedger extends DurableObject<Env> {
       }
     };
     for (const userId of userIds) {
-      const seen = this.limitsSeen.get(userId);
+      const seen = this.#seen(userId);
       if (!seen) continue; // checked at the user's next call that says its limits
       raise(userSubject(userId), state.row(userSubject(userId)).usedMicros, seen.userLimit, seen.alerts.user);
       raise(ORG, state.row(ORG).usedMicros, seen.orgBudget, seen.alerts.org);
@@ -593,6 +645,8 @@ export class UsageLedger extends DurableObject<Env> {
   }: Admission): AdmitResult {
     this.#learn(orgId, userId, userLimit, orgBudget, alerts);
     for (const record of settlements) this.settle(record); // carried along: see carry.ts
+    // a lowered limit the spend already passes is told now, even if this request is refused
+    this.#checkAlerts(month, [userId], now);
     const state = this.#month(month);
     this.#sweep(now);
     const figures = this.#state(state, userId);
@@ -652,7 +706,11 @@ export class UsageLedger extends DurableObject<Env> {
       0;
     if (now >= this.nextPrune) {
       this.nextPrune = now + PRUNE_EVERY_MS;
-      this.sql.exec("DELETE FROM settled WHERE at < ?", now - SETTLED_MEMORY_MS);
+      // bounded: an hour's pruning never holds the object for long (the rest goes next hour)
+      this.sql.exec(
+        "DELETE FROM settled WHERE id IN (SELECT id FROM settled WHERE at < ? LIMIT 20000)",
+        now - SETTLED_MEMORY_MS,
+      );
     }
     if (fresh && count) {
       const outcome = { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn, implausible };
@@ -706,7 +764,7 @@ export class UsageLedger extends DurableObject<Env> {
     }
     this.#checkAlerts(
       month,
-      leases.filter((op) => op.settlements.length > 0).map((op) => op.userId),
+      leases.map((op) => op.userId),
       now,
     );
     return {
@@ -825,23 +883,35 @@ export class UsageLedger extends DurableObject<Env> {
     return found ? parseMetrics(found.counters, found.histograms) : null;
   }
 
-  /** The metrics rows of the days from `from` to `to` (inclusive, "YYYY-MM-DD"). */
-  metrics({ from, to }: { from: string; to: string }): DailyRow[] {
-    return this.sql
-      .exec<{ day: string; userId: string; model: string; route: string; counters: string; histograms: string }>(
-        `SELECT day, user_id AS userId, model, route, counters, histograms FROM daily
-          WHERE day >= ? AND day <= ? ORDER BY day, user_id, model, route`,
-        from,
-        to,
-      )
-      .toArray()
-      .map(({ day, userId, model, route, counters, histograms }) => ({
-        day,
-        userId,
-        model,
-        route,
-        ...parseMetrics(counters, histograms),
-      }));
+  /**
+   * The metrics of the days from `from` to `to` (inclusive, "YYYY-MM-DD"; one user's only with
+   * `userId`), summed here by day, user, model and route: the answer grows with those, not
+   * with their product.
+   */
+  metrics({ from, to, userId }: { from: string; to: string; userId?: string | null }): MetricsGroups {
+    // Maps: keys from stored rows never walk a prototype, and RPC carries them as they are
+    const groups: MetricsGroups = { days: new Map(), users: new Map(), models: new Map(), routes: new Map() };
+    const into = (table: Map<string, MetricsRow>, key: string, row: MetricsRow) => {
+      let group = table.get(key);
+      if (!group) {
+        group = emptyMetrics();
+        table.set(key, group);
+      }
+      mergeMetrics(group, row);
+    };
+    const rows = this.sql.exec<{ day: string; userId: string; model: string; route: string } & Stored>(
+      `SELECT day, user_id AS userId, model, route, counters, histograms FROM daily
+        WHERE day >= ? AND day <= ?${userId ? " AND user_id = ?" : ""}`,
+      ...(userId ? [from, to, userId] : [from, to]),
+    );
+    for (const { day, userId: user, model, route, counters, histograms } of rows) {
+      const row = parseMetrics(counters, histograms);
+      into(groups.days, day, row);
+      into(groups.users, user, row);
+      into(groups.models, model, row);
+      into(groups.routes, route, row);
+    }
+    return groups;
   }
 
   /** The org row and every user row of a month, with the open reservations as figures. */

@@ -70,14 +70,6 @@ export type MetricsRow = Record<MetricCounter, number> & {
   overhead: Histogram;
 };
 
-/** One row of the ledger's `daily` table. */
-export interface DailyRow extends MetricsRow {
-  day: string;
-  userId: string;
-  model: string;
-  route: string;
-}
-
 export const HISTOGRAMS = ["latency", "upstream", "ttft", "overhead"] as const;
 
 export function emptyHistogram(): Histogram {

@@ -116,6 +116,7 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
   const requestId = c.get("requestId");
   const fault = c.get("fault");
   const trace = c.get("trace") ?? newTrace();
+  trace.model = plan.models[0] ?? ""; // a request refused by its rate tier counts under its model
   await enforceRateTier(c, principal);
   const maxConcurrent = maxConcurrentOf(principal);
   const failures: string[] = [];
