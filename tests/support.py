@@ -48,6 +48,19 @@ def stack_gateway(stack: Path) -> Any:
     return gateway
 
 
+def admin_metrics(gateway: LocalGateway, **params: str) -> dict[str, Any]:
+    """GET /admin/metrics of a local gateway with its admin key."""
+    response = httpx.get(
+        f"{gateway.worker_url}/admin/metrics",
+        params=params,
+        headers={"authorization": f"Bearer {gateway.secrets.admin_api_key}"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    result: dict[str, Any] = response.json()
+    return result
+
+
 def key(key_id: str) -> str:
     """The plain key of a demo key id declared in a test stack."""
     return demo_key(key_id)

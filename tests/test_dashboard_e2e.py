@@ -25,7 +25,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from provision.local import LocalGateway
-from tests.support import ROOT, WorkerTestHooks, key, stack_gateway
+from tests.support import ROOT, WorkerTestHooks, admin_metrics, key, stack_gateway
 
 STACK = ROOT / "tests" / "fixtures" / "Pulumi.metrics.yaml"
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -92,16 +92,6 @@ def traffic(gateway: LocalGateway, ledger: WorkerTestHooks) -> dict[str, int]:
     sent["ben"] += 1
     ledger.quiesce()
     return sent
-
-
-def metrics(gateway: LocalGateway) -> dict[str, Any]:
-    response = httpx.get(
-        f"{gateway.worker_url}/admin/metrics",
-        headers={"authorization": f"Bearer {gateway.secrets.admin_api_key}"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return response.json()
 
 
 def token(admin_key: str, expires_at: int) -> str:
@@ -195,7 +185,7 @@ def test_the_dashboard_in_chromium_shows_what_the_metrics_say(
     /admin/metrics gives them, requests per day drawn, and nothing loaded from elsewhere."""
     sign_in(gateway, watched)
     page = watched.page
-    body = metrics(gateway)
+    body = admin_metrics(gateway)
 
     by_org = {o["orgId"]: o for o in body["byOrg"]}
     for org_id, name in (("north", "North Labs"), ("south", "South Works")):

@@ -20,6 +20,7 @@ from tests.support import (
     ROOT,
     Emulator,
     WorkerTestHooks,
+    admin_metrics,
     error_of,
     eventually,
     key,
@@ -333,16 +334,6 @@ def test_a_workers_ai_stand_in_answers_when_ai_gateway_is_down(
     )
     assert row["standIns"] == before["standIns"] + 1
     assert admin_metrics(gateway)["usage"]["standIns"] == metrics_before + 1
-
-
-def admin_metrics(gateway: LocalGateway) -> dict[str, Any]:
-    response = httpx.get(
-        f"{gateway.worker_url}/admin/metrics",
-        headers={"authorization": f"Bearer {gateway.secrets.admin_api_key}"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return response.json()
 
 
 # ------------------------------------------------------------------ streams cut mid-way
