@@ -8,6 +8,7 @@
 // The log line and the data point never hold a key or a prompt.
 
 import type { Context } from "hono";
+import { utcDay } from "./clock";
 import type { AppEnv, Env } from "./env";
 import type { UsageLedger } from "./ledger";
 import type { Fact } from "./metrics";
@@ -203,7 +204,7 @@ export function queuedFacts(): number {
 export type { Outbox };
 
 function day(now: number): string {
-  return new Date(now).toISOString().slice(0, 10);
+  return utcDay(now);
 }
 
 /** The request's facts from its trace and final response. */

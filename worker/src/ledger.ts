@@ -9,6 +9,7 @@
 
 import { DurableObject } from "cloudflare:workers";
 import { type AlertRow, deliver, MAX_ATTEMPTS, reached, retryDelayMs } from "./alerts";
+import { utcMonth } from "./clock";
 import type { AlertThresholds, Env } from "./env";
 import { LEASE_TTL_MS } from "./lease";
 import {
@@ -110,7 +111,7 @@ export function userSubject(userId: string): string {
 }
 
 export function currentMonth(now: number = Date.now()): string {
-  return new Date(now).toISOString().slice(0, 7);
+  return utcMonth(now);
 }
 
 /** First instant of the month after `month` ("2026-11" → "2026-12-01T00:00:00.000Z"). */

@@ -3,6 +3,7 @@
 // response, and decide by the org's failure mode when the ledger cannot be reached.
 
 import { offer, release, take } from "./carry";
+import { utcDay } from "./clock";
 import type { Env, Fault, Principal } from "./env";
 import { HttpError } from "./errors";
 import { UNSETTLED_PREFIX } from "./generated/contract";
@@ -79,7 +80,7 @@ function usd(micros: number): string {
 }
 
 function day(now: number = Date.now()): string {
-  return new Date(now).toISOString().slice(0, 10);
+  return utcDay(now);
 }
 
 function ledgerUnavailable(err: unknown): HttpError {
