@@ -143,6 +143,14 @@ def test_health_is_503_degraded_when_the_ledger_is_down(admin: Admin):
     assert body["ledger"]["ok"] is False
 
 
+def test_reconcile_is_503_when_kv_is_down(admin: Admin):
+    """With KV unreachable nothing can be moved: a 503 saying so, not a 500."""
+    response = admin.request("POST", "/admin/reconcile", headers={"x-test-fault": "kv-down"})
+    assert response.status_code == 503
+    error = error_of(response)
+    assert error["code"] == "config_unavailable" and "nothing was moved" in error["message"]
+
+
 def test_usage_endpoints_are_503_when_the_ledger_is_down(admin: Admin):
     """Usage views answer 503 ledger_unavailable, naming the org, when the ledger is down."""
     response = admin.request(

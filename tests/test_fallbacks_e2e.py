@@ -257,6 +257,26 @@ def test_ai_gateway_retries_are_set_per_model(gateway: LocalGateway, upstream: E
 # ------------------------------------------------------------------ Workers AI stand-in
 
 
+def test_a_provider_route_is_never_answered_by_a_stand_in_of_another_provider(
+    gateway: LocalGateway, upstream: Emulator
+):
+    """/openai/chat/completions serves OpenAI's models only: with AI Gateway down, gpt-4o-mini's
+    Workers AI stand-in does not answer there (it does on /v1/chat/completions)."""
+    upstream.fault(
+        match={"path": GATEWAY_PATH, "metadata": {"userId": "alice"}},
+        times=-1,
+        resetConnection=True,
+    )
+    response = httpx.post(
+        f"{gateway.worker_url}/openai/chat/completions",
+        headers={"authorization": f"Bearer {key('key_alice_main')}"},
+        json={"model": "gpt-4o-mini", "messages": prompt()},
+    )
+    assert response.status_code == 502, response.text
+    assert "x-gateway-fallback" not in response.headers
+    assert error_of(response)["code"] in ("all_models_failed", "upstream_unreachable")
+
+
 @pytest.mark.parametrize(("code", "what"), [(2016, "prompt"), (2017, "response")])
 def test_a_guardrail_block_is_a_400_with_no_fallback_and_no_stand_in(
     gateway: LocalGateway, ledger: WorkerTestHooks, upstream: Emulator, code: int, what: str

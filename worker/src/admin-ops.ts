@@ -162,10 +162,18 @@ type Reconciled = { key: string; ok: true; costMicros: number } | { key: string;
  * is deleted from KV only once the ledger has it. Runs from the cron trigger and the admin API.
  */
 export async function reconcileUnsettled(env: Env, fault: Fault = null) {
-  const { keys, list_complete: complete } = await env.GATEWAY_KV.list({
-    prefix: UNSETTLED_PREFIX,
-    limit: RECONCILE_BATCH,
-  });
+  let listing: KVNamespaceListResult<unknown>;
+  try {
+    if (fault === "kv-down") throw new Error("injected: KV unreachable");
+    listing = await env.GATEWAY_KV.list({ prefix: UNSETTLED_PREFIX, limit: RECONCILE_BATCH });
+  } catch (err) {
+    // nothing was moved: say so as the outage it is (503), not as a fault of ours (500)
+    console.error(JSON.stringify({ event: "reconcile_kv_unavailable", error: String((err as Error)?.message ?? err) }));
+    throw new HttpError(503, "Usage kept for reconciliation is unreachable (KV); nothing was moved, try again.", {
+      code: "config_unavailable",
+    });
+  }
+  const { keys, list_complete: complete } = listing;
   const call: AdminCall = {
     env,
     fault,

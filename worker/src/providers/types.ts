@@ -1,4 +1,4 @@
-// What every provider module offers the one chat route (worker/src/chat.ts): send a bounded
+// What every provider module offers the one chat route (worker/src/routes/chat.ts): send a bounded
 // OpenAI chat request upstream in the provider's own wire format, and turn what comes back
 // (an answer, a stream, an error) into OpenAI's, with the usage of every token kind.
 

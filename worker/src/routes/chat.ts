@@ -5,7 +5,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { MAX_OUTPUT_TOKENS, WORKERS_AI_STAND_INS } from "../generated/settings";
-import { attemptsFor, type Route, resolveRouteModel } from "../models";
+import { attemptsFor, type Route, resolveRouteModel, serves } from "../models";
 import { providerOf } from "../providers";
 import type { ChatCall } from "../providers/types";
 import { chatBody, validate } from "../schemas";
@@ -40,7 +40,10 @@ export async function chat(c: Context<AppEnv>, route: Route): Promise<Response> 
     build: (model) => exchange(model),
     standIn: (model) => {
       const standIn = Object.hasOwn(WORKERS_AI_STAND_INS, model) ? WORKERS_AI_STAND_INS[model] : undefined;
-      return standIn && policy.allowedModels.includes(standIn) ? exchange(standIn, true) : null;
+      // only where the route serves it: /openai/chat/completions is never answered by Workers AI
+      return standIn && policy.allowedModels.includes(standIn) && serves(route, standIn)
+        ? exchange(standIn, true)
+        : null;
     },
   });
 }
