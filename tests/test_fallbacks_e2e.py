@@ -257,6 +257,29 @@ def test_ai_gateway_retries_are_set_per_model(gateway: LocalGateway, upstream: E
 # ------------------------------------------------------------------ Workers AI stand-in
 
 
+def test_a_fallback_the_budget_refuses_is_the_refusal_not_a_502(
+    gateway: LocalGateway, ledger: WorkerTestHooks, upstream: Emulator
+):
+    """thin ($0.01): gpt-4o-mini's worst case fits, it fails upstream; gpt-4o's worst case does
+    not fit: the client gets 429 insufficient_quota (it may retry once the month resets), not
+    a 502 it would retry at once, and nothing is charged."""
+    upstream.fault(match={"model": MINI, "metadata": {"userId": "thin"}}, status=500)
+    before = ledger.user_row("beta", "thin")
+    response = httpx.post(
+        f"{gateway.openai_base_url}/chat/completions",
+        headers={"authorization": f"Bearer {key('key_thin_main')}"},
+        json={"model": MINI, "messages": prompt(), "max_tokens": 1200},
+    )
+    assert response.status_code == 429, response.text
+    error = error_of(response)
+    assert error["code"] == "insufficient_quota" and "user 'thin'" in error["message"]
+    assert response.headers["x-gateway-attempts"] == "2"
+    assert response.headers["x-gateway-limit-scope"] == "user"
+    assert len(sent_for(upstream, response.headers["x-request-id"])) == 1  # gpt-4o never sent
+    ledger.quiesce()
+    assert ledger.user_row("beta", "thin") == before
+
+
 def test_a_provider_route_is_never_answered_by_a_stand_in_of_another_provider(
     gateway: LocalGateway, upstream: Emulator
 ):

@@ -152,8 +152,13 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
         : FREE;
     } catch (err) {
       if (k === 0 || !(err instanceof HttpError)) throw err;
-      failures.push(`${model}: ${err.message}`);
-      throw allFailed(failures); // a refusal ends the chain: later models would be refused alike
+      // A refusal ends the chain (later models would be refused alike), and the client gets the
+      // refusal itself (429 insufficient_quota, 503 ledger_unavailable …), not a 502 it would retry.
+      console.error(
+        JSON.stringify({ event: "fallback_refused", requestId, model, status: err.status, after: failures }),
+      );
+      err.headers["x-gateway-attempts"] = String(k + 1);
+      throw err;
     }
     const ledgerMs = performance.now() - ledgerStart;
     trace.degraded = admission.degraded;
