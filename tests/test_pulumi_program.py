@@ -7,7 +7,9 @@ children's URNs first (registration is asynchronous) and compare sets (its order
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import runpy
 from pathlib import Path
 from typing import Any
@@ -637,8 +639,15 @@ def test_every_binding_is_one_the_provider_declares(stack: str):
     from provision.bindings import script_bindings
 
     declared = set(WorkersScriptBindingArgsDict.__annotations__)
-    for binding in script_bindings(config_of(stack), NAMESPACE_ID, "adm", "aig", {}):
+    # the binding types the provider documents ("Available values: …", `_` written as `*`)
+    source = inspect.getsource(WorkersScriptBindingArgsDict)
+    listed = re.search(r"Available values: (.*?)\.\n", source)
+    assert listed, "the provider no longer lists its binding types"
+    types = {t.strip().strip('"').replace("*", "_") for t in listed.group(1).split(",")}
+    assert {"kv_namespace", "analytics_engine", "secret_text", "ratelimit"} <= types
+    for binding in script_bindings(config_of(stack), NAMESPACE_ID, "adm", "aig", {}, "whsec"):
         assert set(binding) <= declared, binding
+        assert binding["type"] in types, binding
         if binding["type"] == "ratelimit":
             assert set(binding["simple"]) <= set(WorkersScriptBindingSimpleArgsDict.__annotations__)
             assert binding["namespace_id"].isdigit() and int(binding["namespace_id"]) > 0

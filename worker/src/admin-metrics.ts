@@ -10,7 +10,9 @@ import {
   ledgerCall,
   money,
   monthParam,
+  orgRecord,
   tenantDirectory,
+  userRecord,
 } from "./admin-data";
 import { HttpError, jsonResponse } from "./errors";
 import { COUNTERS, emptyRow, type UsageRow } from "./ledger";
@@ -156,8 +158,7 @@ function selectedOrgs(directory: Directory, query: URLSearchParams): DirectoryOr
   const orgId = query.get("org");
   const userId = query.get("user");
   if (userId !== null) {
-    const user = directory.users.get(userId);
-    if (!user) throw new HttpError(404, `No user with id '${userId}'.`, { code: "user_not_found" });
+    const user = userRecord(directory, userId);
     if (orgId !== null && orgId !== user.orgId) {
       throw new HttpError(400, `User '${userId}' is not in organization '${orgId}'.`, {
         code: "invalid_filter",
@@ -166,11 +167,7 @@ function selectedOrgs(directory: Directory, query: URLSearchParams): DirectoryOr
     }
     return [directory.orgs.get(user.orgId) as DirectoryOrg];
   }
-  if (orgId !== null) {
-    const org = directory.orgs.get(orgId);
-    if (!org) throw new HttpError(404, `No organization with id '${orgId}'.`, { code: "organization_not_found" });
-    return [org];
-  }
+  if (orgId !== null) return [orgRecord(directory, orgId)];
   return [...directory.orgs.values()].sort((a, b) => a.id.localeCompare(b.id));
 }
 

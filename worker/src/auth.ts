@@ -16,7 +16,7 @@ import {
   SCHEMA_VERSION,
 } from "./generated/contract";
 import { keyShard } from "./layout";
-import { effectivePolicy, type KeyEntry, type OrgPolicy } from "./policy";
+import { effectivePolicy, type KeyEntry, type OrgPolicy, undeclaredRouting } from "./policy";
 
 const KEY_FORMAT = new RegExp(KEY_PATTERN);
 const BEARER = /^Bearer\s+(.+)$/i;
@@ -103,16 +103,7 @@ function legacyRecord(found: Map<string, unknown>, shard: unknown, hash: string)
   if (legacy?.v !== LEGACY_SCHEMA_VERSION || typeof legacy.policy !== "object") return null;
   const { keyId, userId, orgId, status, expiresAt, policy } = legacy;
   // wave 1's policy predates tenant routing: none of it declared
-  const routing = {
-    aliases: {},
-    fallbacks: {},
-    rateTier: null,
-    clientCacheControl: false,
-    corsOrigins: [],
-    alerts: { user: [], org: [] },
-    logPrompts: false,
-    version: "legacy",
-  };
+  const routing = { ...undeclaredRouting(), version: "legacy" };
   return { keyId, userId, orgId, status, expiresAt, policy: { ...routing, ...policy } };
 }
 

@@ -203,10 +203,6 @@ export function queuedFacts(): number {
 
 export type { Outbox };
 
-function day(now: number): string {
-  return utcDay(now);
-}
-
 /** The request's facts from its trace and final response. */
 export function factOf(c: Context<AppEnv>, trace: Trace, route: string, status: number, end: number): Fact {
   const principal = c.get("principal") as AppEnv["Variables"]["principal"] | undefined;
@@ -214,7 +210,7 @@ export function factOf(c: Context<AppEnv>, trace: Trace, route: string, status: 
   const counted = outcome?.count === true;
   return {
     requestId: c.get("requestId"),
-    day: day(trace.start),
+    day: utcDay(trace.start),
     userId: principal?.userId ?? "",
     keyId: principal?.keyId ?? "",
     model: trace.model,

@@ -41,6 +41,22 @@ export interface OrgPolicy {
   logPrompts?: boolean;
 }
 
+/** A policy's tenant routing when the tenant declared none (also wave 1's records, auth.ts). */
+export function undeclaredRouting(): Pick<
+  Policy,
+  "aliases" | "fallbacks" | "rateTier" | "clientCacheControl" | "corsOrigins" | "alerts" | "logPrompts"
+> {
+  return {
+    aliases: {},
+    fallbacks: {},
+    rateTier: null,
+    clientCacheControl: false,
+    corsOrigins: [],
+    alerts: { user: [], org: [] },
+    logPrompts: false,
+  };
+}
+
 /** FNV-1a, 32 bits, hex: a version tag of a policy (not a security measure). */
 function fnv1a(text: string): string {
   let hash = 0x811c9dc5;

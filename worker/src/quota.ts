@@ -79,10 +79,6 @@ function usd(micros: number): string {
   return `$${formatUsd(micros)}`;
 }
 
-function day(now: number = Date.now()): string {
-  return utcDay(now);
-}
-
 function ledgerUnavailable(err: unknown): HttpError {
   console.error(JSON.stringify({ event: "ledger_unavailable", error: message(err) }));
   return new HttpError(503, "Usage accounting is temporarily unavailable; try again shortly.", {
@@ -263,7 +259,7 @@ function rememberedRefusal(principal: Principal, month: string, amount: number):
 }
 
 function admitDegraded(principal: Principal, amount: number, month: string, err: unknown): Granted {
-  const today = day();
+  const today = utcDay();
   const spent = fallbackSpend.get(principal.orgId);
   const used = spent?.day === today ? spent.micros : 0;
   const cap = principal.policy.fallbackDailyLimitMicros;

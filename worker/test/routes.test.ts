@@ -9,6 +9,7 @@ import { errorResponse, HttpError } from "../src/errors";
 import { ROUTES } from "../src/generated/contract";
 import { EMBEDDING_MODELS, MODELS } from "../src/generated/settings";
 import { type Route, resolveRouteModel, routesOf, serves } from "../src/models";
+import { undeclaredRouting } from "../src/policy";
 
 const POLICY: Policy = {
   userLimitMicros: 1,
@@ -19,13 +20,7 @@ const POLICY: Policy = {
   defaultModel: "openai/gpt-4o-mini",
   cacheTtl: 0,
   priceOverrides: {},
-  aliases: {},
-  fallbacks: {},
-  rateTier: null,
-  clientCacheControl: false,
-  corsOrigins: [],
-  alerts: { user: [], org: [] },
-  logPrompts: false,
+  ...undeclaredRouting(),
   version: "v",
 };
 

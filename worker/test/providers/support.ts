@@ -1,6 +1,7 @@
 // Shared by the provider unit tests: a ChatCall, streams from bytes, and byte-boundary cuts.
 
 import type { Env, Principal } from "../../src/env";
+import { undeclaredRouting } from "../../src/policy";
 import type { ChatCall } from "../../src/providers/types";
 import type { ChatBody } from "../../src/schemas";
 
@@ -21,13 +22,7 @@ export const PRINCIPAL: Principal = {
     defaultModel: null,
     cacheTtl: 0,
     priceOverrides: {},
-    aliases: {},
-    fallbacks: {},
-    rateTier: null,
-    clientCacheControl: false,
-    corsOrigins: [],
-    alerts: { user: [], org: [] },
-    logPrompts: false,
+    ...undeclaredRouting(),
     version: "v",
   },
 };
