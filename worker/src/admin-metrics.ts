@@ -16,7 +16,7 @@ import {
 } from "./admin-data";
 import { HttpError, jsonResponse } from "./errors";
 import { COUNTERS, emptyRow, type UsageRow } from "./ledger";
-import { emptyMetrics, type MetricsRow, mergeMetrics, percentiles } from "./metrics";
+import { addToGroup, emptyMetrics, type MetricsRow, mergeMetrics, percentiles } from "./metrics";
 import { formatUsd } from "./pricing";
 
 const DAY_PATTERN = /^\d{4}-\d{2}-\d{2}$/;
@@ -122,15 +122,8 @@ function spanOf(start: number, end: number): Omit<Range, "month"> {
 }
 
 /** Add each (key, row) into `groups` (summed per key). */
-function addAll(groups: Map<string, MetricsRow>, rows: readonly [string, MetricsRow][]): void {
-  for (const [key, row] of rows) {
-    let group = groups.get(key);
-    if (!group) {
-      group = emptyMetrics();
-      groups.set(key, group);
-    }
-    mergeMetrics(group, row);
-  }
+function addAll(groups: Map<string, MetricsRow>, rows: Iterable<[string, MetricsRow]>): void {
+  for (const [key, row] of rows) addToGroup(groups, key, row);
 }
 
 function sum(rows: readonly MetricsRow[]): MetricsRow {
@@ -199,8 +192,8 @@ export async function metrics(call: AdminCall): Promise<Response> {
     for (const counter of COUNTERS) totals[counter] += usage.org[counter];
     const orgDays = [...groups.days];
     addAll(days, orgDays);
-    addAll(models, [...groups.models]);
-    addAll(routes, [...groups.routes]);
+    addAll(models, groups.models);
+    addAll(routes, groups.routes);
     byOrg.push({
       orgId: org.id,
       name: org.name,

@@ -13,13 +13,13 @@ import { utcMonth } from "./clock";
 import type { AlertThresholds, Env } from "./env";
 import { LEASE_TTL_MS } from "./lease";
 import {
+  addToGroup,
   countFact,
   emptyMetrics,
   type Fact,
   HISTOGRAMS,
   METRIC_COUNTERS,
   type MetricsRow,
-  mergeMetrics,
 } from "./metrics";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
@@ -892,14 +892,6 @@ export class UsageLedger extends DurableObject<Env> {
   metrics({ from, to, userId }: { from: string; to: string; userId?: string | null }): MetricsGroups {
     // Maps: keys from stored rows never walk a prototype, and RPC carries them as they are
     const groups: MetricsGroups = { days: new Map(), users: new Map(), models: new Map(), routes: new Map() };
-    const into = (table: Map<string, MetricsRow>, key: string, row: MetricsRow) => {
-      let group = table.get(key);
-      if (!group) {
-        group = emptyMetrics();
-        table.set(key, group);
-      }
-      mergeMetrics(group, row);
-    };
     const rows = this.sql.exec<{ day: string; userId: string; model: string; route: string } & Stored>(
       `SELECT day, user_id AS userId, model, route, counters, histograms FROM daily
         WHERE day >= ? AND day <= ?${userId ? " AND user_id = ?" : ""}`,
@@ -907,10 +899,10 @@ export class UsageLedger extends DurableObject<Env> {
     );
     for (const { day, userId: user, model, route, counters, histograms } of rows) {
       const row = parseMetrics(counters, histograms);
-      into(groups.days, day, row);
-      into(groups.users, user, row);
-      into(groups.models, model, row);
-      into(groups.routes, route, row);
+      addToGroup(groups.days, day, row);
+      addToGroup(groups.users, user, row);
+      addToGroup(groups.models, model, row);
+      addToGroup(groups.routes, route, row);
     }
     return groups;
   }

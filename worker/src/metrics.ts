@@ -128,6 +128,16 @@ export function mergeMetrics(row: MetricsRow, other: MetricsRow): void {
   }
 }
 
+/** Add `row` into the group `key` of `groups` (created empty when new). */
+export function addToGroup(groups: Map<string, MetricsRow>, key: string, row: MetricsRow): void {
+  let group = groups.get(key);
+  if (!group) {
+    group = emptyMetrics();
+    groups.set(key, group);
+  }
+  mergeMetrics(group, row);
+}
+
 /**
  * The q-quantile (0 < q ≤ 1) of a histogram, interpolated linearly inside its bucket (as
  * Prometheus' histogram_quantile does); null for an empty histogram. In the open last bucket

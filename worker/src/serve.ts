@@ -235,7 +235,6 @@ async function answer(
   const cacheStatus = upstream.headers.get("cf-aig-cache-status");
   const cached = cacheStatus === "HIT";
   trace.cache = cached ? "hit" : cacheStatus === null ? "none" : "miss";
-  trace.fallback = flags(attempts, standIn).fallback === true;
   const waited = (): void => {
     trace.upstreamMs = (trace.upstreamMs ?? 0) + (Date.now() - sent);
   };
@@ -243,6 +242,7 @@ async function answer(
   const recorded = (outcome: Outcome): Outcome => {
     const full = { ...outcome, ...flags(attempts, standIn) };
     trace.outcome = full;
+    trace.fallback = full.fallback === true;
     return full;
   };
   const out = passthroughHeaders(upstream);
