@@ -224,3 +224,98 @@ def test_a_quota_reset_with_leases_out_serves_the_user_again(
         timeout=30,
     )
     assert again.status_code == 200, again.text
+
+
+def metrics_batch(batch_id: str, day: str, requests: int, cost: int) -> dict[str, Any]:
+    """One isolate's facts as its outbox sends them (worker/src/facts.ts): summed per key."""
+    counters = dict.fromkeys(
+        [
+            "requests",
+            "errors4xx",
+            "errors5xx",
+            "rateLimited",
+            "cacheHits",
+            "fallbacks",
+            "standIns",
+            "degraded",
+            "streams",
+            "interrupted",
+            "tokensIn",
+            "tokensOut",
+            "costMicros",
+            "tokensCached",
+            "tokensCacheWrite",
+        ],
+        0,
+    )
+    latency = [0] * 16
+    latency[3] = requests  # 5-10 ms
+    row = {**counters, "requests": requests, "costMicros": cost, "latency": latency}
+    row |= {name: [0] * 16 for name in ("upstream", "ttft", "overhead")}
+    return {
+        "id": batch_id,
+        "requests": requests,
+        "groups": [{"key": [day, "m2", "openai/gpt-4o-mini", "/v1/chat/completions"], "row": row}],
+    }
+
+
+def test_an_exchange_sent_again_counts_its_settlements_and_metrics_once(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    """An isolate whose exchange got no answer sends its settlements again with its next one
+    (a new seq), and its metrics batch again under the same id: the ledger applied the first,
+    so each settlement and the batch count once, while usage is written per subject."""
+    month, day = "2026-01", "2026-01-15"
+    settlements = [
+        {
+            "requestId": f"req_again_{i}",
+            "userId": "m2",
+            "month": month,
+            "cost": 100 + i,
+            "tokensIn": 10,
+        }
+        for i in range(40)
+    ]
+    batch = metrics_batch("isolate-x:1", day, requests=40, cost=sum(s["cost"] for s in settlements))
+    for seq in (1, 2):  # the retry: same settlements, same batch, next seq
+        ledger._post(
+            "/__test/ledger/exchange",
+            {
+                "orgId": "months",
+                "month": month,
+                "metrics": [batch],
+                "leases": [
+                    {
+                        "leaseId": "lease:again",
+                        "userId": "m2",
+                        "seq": seq,
+                        "settlements": settlements,
+                        "returned": 0,
+                        "want": 0,
+                        "minGrant": 100,
+                        "userLimit": 1_000_000,
+                        "orgBudget": 1_000_000_000,
+                    }
+                ],
+            },
+        )
+    usage = ledger._post("/__test/ledger/usage", {"orgId": "months", "month": month})
+    row = usage["users"]["m2"]
+    assert (row["requests"], row["usedMicros"], row["tokensIn"]) == (
+        40,
+        sum(100 + i for i in range(40)),
+        400,
+    )
+    assert usage["org"]["requests"] == 40
+    metrics = httpx.get(
+        f"{gateway.worker_url}/admin/metrics",
+        params={"org": "months", "from": day, "to": day},
+        headers={"authorization": f"Bearer {gateway.secrets.admin_api_key}"},
+        timeout=30,
+    )
+    assert metrics.status_code == 200, metrics.text
+    totals = metrics.json()["totals"]
+    assert (totals["requests"], totals["costMicros"]) == (
+        40,
+        batch["groups"][0]["row"]["costMicros"],
+    )

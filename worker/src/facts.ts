@@ -1,7 +1,8 @@
 // Per-request facts, recorded once per request when it ends: one structured log line (Workers
 // Logs), one Analytics Engine data point (queryable with Cloudflare's SQL API or Grafana), and,
 // for an authenticated request, one fact into its org's ledger (the admin API's metrics),
-// batched per isolate and org: carried by the next lease exchange, or sent on their own after
+// summed per isolate and org by day, user, model and route as it comes (the ledger's work is
+// per key, not per request), and carried by the next lease exchange, or sent on its own after
 // FLUSH_MS. Money is not here: costs are the ledger's settlements; a fact repeats the cost
 // only so that metrics can break it down by day, model and route.
 //
@@ -11,7 +12,7 @@ import type { Context } from "hono";
 import { utcDay } from "./clock";
 import type { AppEnv, Env } from "./env";
 import type { UsageLedger } from "./ledger";
-import type { Fact } from "./metrics";
+import { countFact, emptyMetrics, type Fact, type MetricsBatch, type MetricsKey, type MetricsRow } from "./metrics";
 import type { Outcome } from "./quota";
 
 /** What serve() learns of a request while it runs (worker/src/serve.ts fills it in). */
@@ -74,16 +75,25 @@ export const ANALYTICS_DOUBLES = [
 ] as const;
 
 const FLUSH_MS = 1_000; // facts wait this long for a lease exchange to carry them
-const MAX_BATCH = 512;
-const MAX_QUEUED = 10_000; // an unreachable ledger must not grow the isolate without bound
+// An unreachable ledger must not grow the isolate without bound: facts are summed per metrics
+// key as they come (a key is a day, user, model and route), so the open batch is bounded by
+// its keys, and at most MAX_UNSENT sealed batches wait to be sent again.
+const MAX_GROUPS = 10_000;
+const MAX_UNSENT = 64;
 const SEND_TIMEOUT_MS = 3_000;
 const FLUSHER_MAX_MS = 20_000; // hand over before waitUntil's 30 s run out
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const sumRequests = (batches: readonly MetricsBatch[]) => batches.reduce((n, batch) => n + batch.requests, 0);
 
 class Outbox {
-  facts: Fact[] = [];
-  sending = 0; // taken by a call that has not answered yet
+  /** The open batch: this isolate's facts summed per metrics key since the last take. */
+  private open = new Map<string, { key: MetricsKey; row: MetricsRow }>();
+  private openRequests = 0;
+  /** Sealed batches a call did not deliver: sent again as they are (same id, counted once). */
+  private unsent: MetricsBatch[] = [];
+  private sealed = 0;
+  sending = 0; // requests in batches taken by a call that has not answered yet
   flushing = false;
   private flushingSince = 0;
   private carriedAt = 0; // the last lease exchange that could carry facts
@@ -96,37 +106,68 @@ class Outbox {
   ) {}
 
   push(fact: Fact): void {
-    if (this.facts.length >= MAX_QUEUED) {
-      this.dropped += 1;
-      if (this.dropped === 1 || this.dropped % 1000 === 0) {
-        console.error(JSON.stringify({ event: "metrics_facts_dropped", orgId: this.orgId, dropped: this.dropped }));
+    const key: MetricsKey = [fact.day, fact.userId, fact.model, fact.route];
+    const id = key.join("\0");
+    let group = this.open.get(id);
+    if (!group) {
+      if (this.open.size >= MAX_GROUPS) {
+        this.drop(1);
+        return;
       }
-      return;
+      group = { key, row: emptyMetrics() };
+      this.open.set(id, group);
     }
-    this.facts.push(fact);
+    countFact(group.row, fact);
+    this.openRequests += 1;
   }
 
-  take(max = MAX_BATCH): Fact[] {
-    const batch = this.facts.splice(0, max);
-    this.sending += batch.length;
-    return batch;
+  /** Requests not yet taken by a call. */
+  get queued(): number {
+    return this.openRequests + sumRequests(this.unsent);
+  }
+
+  /** Everything queued: the batches sent before and not delivered, then the open one, sealed. */
+  take(): MetricsBatch[] {
+    if (this.openRequests > 0) {
+      this.sealed += 1;
+      this.unsent.push({
+        id: `${this.isolateId}:${this.sealed}`,
+        requests: this.openRequests,
+        groups: [...this.open.values()],
+      });
+      this.open = new Map();
+      this.openRequests = 0;
+    }
+    const batches = this.unsent;
+    this.unsent = [];
+    this.sending += sumRequests(batches);
+    return batches;
   }
 
   /** A lease exchange takes what is queued (lease.ts): the flusher then has nothing to send. */
-  carry(): Fact[] {
+  carry(): MetricsBatch[] {
     this.carriedAt = Date.now();
     return this.take();
   }
 
   /** The ledger took them. */
-  delivered(facts: Fact[]): void {
-    this.sending -= facts.length;
+  delivered(batches: MetricsBatch[]): void {
+    this.sending -= sumRequests(batches);
   }
 
-  /** Facts a call did not deliver go back to the front (the ledger counts each once). */
-  giveBack(facts: Fact[]): void {
-    this.sending -= facts.length;
-    this.facts.unshift(...facts);
+  /** Batches a call did not deliver are kept to be sent again (the ledger counts each once). */
+  giveBack(batches: MetricsBatch[]): void {
+    this.sending -= sumRequests(batches);
+    this.unsent.unshift(...batches);
+    while (this.unsent.length > MAX_UNSENT) this.drop((this.unsent.shift() as MetricsBatch).requests);
+  }
+
+  private drop(requests: number): void {
+    const before = this.dropped;
+    this.dropped += requests;
+    if (before === 0 || Math.floor(before / 1000) !== Math.floor(this.dropped / 1000)) {
+      console.error(JSON.stringify({ event: "metrics_facts_dropped", orgId: this.orgId, dropped: this.dropped }));
+    }
   }
 
   /**
@@ -141,18 +182,18 @@ class Outbox {
     this.flushing = true;
     this.flushingSince = started;
     try {
-      while (this.facts.length > 0) {
+      while (this.queued > 0) {
         const last = Date.now() - started > FLUSHER_MAX_MS;
         if (!last) {
           await sleep(this.interval);
           if (Date.now() - this.carriedAt < this.interval) continue; // exchanges carry them
         }
-        const batch = this.take();
-        if (batch.length === 0) break;
-        if (await this.#send(env, batch)) {
-          this.delivered(batch);
+        const batches = this.take();
+        if (batches.length === 0) break;
+        if (await this.#send(env, batches)) {
+          this.delivered(batches);
         } else {
-          this.giveBack(batch);
+          this.giveBack(batches);
           if (!last) await sleep(this.interval);
         }
         if (last) break;
@@ -162,14 +203,14 @@ class Outbox {
     }
   }
 
-  async #send(env: Env, facts: Fact[]): Promise<boolean> {
+  async #send(env: Env, batches: MetricsBatch[]): Promise<boolean> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error("metrics record timed out")), SEND_TIMEOUT_MS);
       });
       const ledger = env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(this.orgId)) as DurableObjectStub<UsageLedger>;
-      const answer = await Promise.race([ledger.record({ facts, isolateId: this.isolateId }), timeout]);
+      const answer = await Promise.race([ledger.record({ batches, isolateId: this.isolateId }), timeout]);
       this.interval = Math.round(answer.nextExchangeMs * (0.9 + 0.2 * Math.random()));
       return true;
     } catch (err) {
@@ -197,7 +238,7 @@ export function outboxFor(isolateId: string, orgId: string): Outbox {
 /** Test renders only: facts not yet in a ledger. */
 export function queuedFacts(): number {
   let n = 0;
-  for (const box of outboxes.values()) n += box.facts.length + box.sending;
+  for (const box of outboxes.values()) n += box.queued + box.sending;
   return n;
 }
 

@@ -17,7 +17,7 @@
 import type { AlertThresholds, Env } from "./env";
 import { isolateIdOf, outboxFor } from "./facts";
 import type { Figures, LeaseOp, LeaseResult, Settlement, UsageLedger } from "./ledger";
-import type { Fact } from "./metrics";
+import type { MetricsBatch } from "./metrics";
 
 // A lease an isolate stops renewing (it died) gives its slice back this long after its last
 // exchange (the ledger drops it); a live isolate renews while it has requests in flight.
@@ -347,10 +347,10 @@ class OrgLeases {
   ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
     // requests' facts for the metrics ride along (facts.ts); undelivered ones go back
     const outbox = outboxFor(this.isolateId, this.orgId);
-    const facts = outbox.carry();
-    const answer = await this.#send(env, month, leases, facts);
-    if (answer === null) outbox.giveBack(facts);
-    else outbox.delivered(facts);
+    const metrics = outbox.carry();
+    const answer = await this.#send(env, month, leases, metrics);
+    if (answer === null) outbox.giveBack(metrics);
+    else outbox.delivered(metrics);
     return answer;
   }
 
@@ -358,7 +358,7 @@ class OrgLeases {
     env: Env,
     month: string,
     leases: LeaseOp[],
-    facts: Fact[],
+    metrics: MetricsBatch[],
   ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
     for (let attempt = 0; attempt < 2; attempt++) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -368,7 +368,7 @@ class OrgLeases {
         });
         const ledger = env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(this.orgId)) as DurableObjectStub<UsageLedger>;
         const answer = await Promise.race([
-          ledger.exchange({ month, orgId: this.orgId, isolateId: this.isolateId, leases, facts }),
+          ledger.exchange({ month, orgId: this.orgId, isolateId: this.isolateId, leases, metrics }),
           timeout,
         ]);
         return { leases: answer.leases, nextExchangeMs: answer.nextExchangeMs };

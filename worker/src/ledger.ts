@@ -14,12 +14,13 @@ import type { AlertThresholds, Env } from "./env";
 import { LEASE_TTL_MS } from "./lease";
 import {
   addToGroup,
-  countFact,
   emptyMetrics,
-  type Fact,
   HISTOGRAMS,
   METRIC_COUNTERS,
+  type MetricsBatch,
+  type MetricsKey,
   type MetricsRow,
+  mergeMetrics,
 } from "./metrics";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
@@ -202,8 +203,8 @@ export interface Exchange {
   leases: LeaseOp[];
   /** A per-request admission to run after the lease operations (near a limit). */
   admission?: Admission | null;
-  /** Requests' facts for the metrics, carried along (facts.ts). */
-  facts?: Fact[];
+  /** Requests' metrics, carried along (facts.ts). */
+  metrics?: MetricsBatch[];
   now?: number;
 }
 
@@ -272,6 +273,44 @@ export function emptyRow(subject: string): UsageRow {
   return row;
 }
 
+/** New settlements' counts summed per subject (the user's and the org's), for one write each. */
+class UsageTotals {
+  readonly #rows = new Map<string, UsageRow>();
+
+  add({
+    userId,
+    cost,
+    tokensIn = 0,
+    tokensOut = 0,
+    estimated,
+    cached,
+    fallback,
+    standIn,
+    implausible,
+  }: Settlement): void {
+    for (const subject of [userSubject(userId), ORG]) {
+      let row = this.#rows.get(subject);
+      if (!row) {
+        row = emptyRow(subject);
+        this.#rows.set(subject, row);
+      }
+      row.usedMicros += cost;
+      row.requests += 1;
+      row.tokensIn += tokensIn;
+      row.tokensOut += tokensOut;
+      row.estimated += estimated ? 1 : 0;
+      row.cached += cached ? 1 : 0;
+      row.fallbacks += fallback ? 1 : 0;
+      row.standIns += standIn ? 1 : 0;
+      row.implausible += implausible ? 1 : 0;
+    }
+  }
+
+  rows(): IterableIterator<UsageRow> {
+    return this.#rows.values();
+  }
+}
+
 const PRUNE_EVERY_MS = 3600 * 1000;
 const MONTHS_IN_MEMORY = 2;
 
@@ -334,33 +373,12 @@ class MonthState {
     this.openByUser.set(held.userId, (this.openByUser.get(held.userId) ?? 1) - 1);
   }
 
-  add(
-    subject: string,
-    { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn, implausible }: Outcome,
-  ): void {
-    const row = { ...this.row(subject) };
-    row.usedMicros += cost;
-    row.requests += 1;
-    row.tokensIn += tokensIn;
-    row.tokensOut += tokensOut;
-    row.estimated += estimated ? 1 : 0;
-    row.cached += cached ? 1 : 0;
-    row.fallbacks += fallback ? 1 : 0;
-    row.standIns += standIn ? 1 : 0;
-    row.implausible += implausible ? 1 : 0;
-    this.rows.set(subject, row);
+  /** Add a row of summed counts (UsageTotals) to its subject's. */
+  add(sums: UsageRow): void {
+    const row = { ...this.row(sums.subject) };
+    for (const counter of COUNTERS) row[counter] += sums[counter];
+    this.rows.set(sums.subject, row);
   }
-}
-
-interface Outcome {
-  cost: number;
-  tokensIn: number;
-  tokensOut: number;
-  estimated: boolean;
-  cached: boolean;
-  fallback: boolean;
-  standIn: boolean;
-  implausible: boolean;
 }
 
 type Stored = { counters: string; histograms: string };
@@ -681,26 +699,23 @@ export class UsageLedger extends DurableObject<Env> {
     return this.#state(state, record.userId);
   }
 
-  /** Record one settlement; true when it was new (a settlement is applied once). */
-  #record(
-    state: MonthState,
-    {
-      requestId,
-      userId,
-      month,
-      cost,
-      tokensIn = 0,
-      tokensOut = 0,
-      estimated = false,
-      cached = false,
-      fallback = false,
-      standIn = false,
-      implausible = false,
-      count = true,
-      now = Date.now(),
-    }: Settlement,
-  ): boolean {
-    this.sql.exec("DELETE FROM reservations WHERE id = ?", requestId);
+  /** Record one settlement and its usage; true when it was new (a settlement is applied once). */
+  #record(state: MonthState, record: Settlement): boolean {
+    const usage = new UsageTotals();
+    const fresh = this.#claim(state, record, usage);
+    this.#addUsage(state, record.month, usage);
+    return fresh;
+  }
+
+  /**
+   * Claim one settlement: its reservation (if any) ends, and when it was new (a settlement is
+   * applied once, by request id) its counts go into `usage`, which the caller writes once for
+   * all the settlements of its call (#addUsage): one usage row write per subject, not per request.
+   */
+  #claim(state: MonthState, record: Settlement, usage: UsageTotals): boolean {
+    const { requestId, now = Date.now() } = record;
+    // a leased request had no reservation: no statement for it
+    if (state.reservations.has(requestId)) this.sql.exec("DELETE FROM reservations WHERE id = ?", requestId);
     state.release(requestId);
     const fresh =
       this.sql.exec("INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING", requestId, now).rowsWritten >
@@ -713,38 +728,33 @@ export class UsageLedger extends DurableObject<Env> {
         now - SETTLED_MEMORY_MS,
       );
     }
-    if (fresh && count) {
-      const outcome = { cost, tokensIn, tokensOut, estimated, cached, fallback, standIn, implausible };
-      for (const subject of [userSubject(userId), ORG]) {
-        this.sql.exec(
-          `INSERT INTO usage (month, subject, used_micros, requests, tokens_in, tokens_out, estimated, cached,
-                              fallbacks, stand_ins, implausible)
-                VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (month, subject) DO UPDATE SET
-                used_micros = used_micros + excluded.used_micros,
-                requests = requests + 1,
-                tokens_in = tokens_in + excluded.tokens_in,
-                tokens_out = tokens_out + excluded.tokens_out,
-                estimated = estimated + excluded.estimated,
-                cached = cached + excluded.cached,
-                fallbacks = fallbacks + excluded.fallbacks,
-                stand_ins = stand_ins + excluded.stand_ins,
-                implausible = implausible + excluded.implausible`,
-          month,
-          subject,
-          cost,
-          tokensIn,
-          tokensOut,
-          estimated ? 1 : 0,
-          cached ? 1 : 0,
-          fallback ? 1 : 0,
-          standIn ? 1 : 0,
-          implausible ? 1 : 0,
-        );
-        state.add(subject, outcome);
-      }
-    }
+    if (fresh && record.count !== false) usage.add(record);
     return fresh;
+  }
+
+  /** What `usage` gathered, into the month's rows (SQLite, then memory): one write per subject. */
+  #addUsage(state: MonthState, month: string, usage: UsageTotals): void {
+    for (const row of usage.rows()) {
+      this.sql.exec(
+        `INSERT INTO usage (month, subject, used_micros, requests, tokens_in, tokens_out, estimated, cached,
+                            fallbacks, stand_ins, implausible)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (month, subject) DO UPDATE SET
+              used_micros = used_micros + excluded.used_micros,
+              requests = requests + excluded.requests,
+              tokens_in = tokens_in + excluded.tokens_in,
+              tokens_out = tokens_out + excluded.tokens_out,
+              estimated = estimated + excluded.estimated,
+              cached = cached + excluded.cached,
+              fallbacks = fallbacks + excluded.fallbacks,
+              stand_ins = stand_ins + excluded.stand_ins,
+              implausible = implausible + excluded.implausible`,
+        month,
+        row.subject,
+        ...COUNTERS.map((counter) => row[counter]),
+      );
+      state.add(row);
+    }
   }
 
   /**
@@ -754,8 +764,8 @@ export class UsageLedger extends DurableObject<Env> {
    * holds never exceeds the user's limit or the org's budget. Then, optionally, one
    * per-request admission. One atomic step, like admit().
    */
-  exchange({ month, orgId, isolateId, leases, admission = null, facts = [], now = Date.now() }: Exchange) {
-    this.#count(facts, now);
+  exchange({ month, orgId, isolateId, leases, admission = null, metrics = [], now = Date.now() }: Exchange) {
+    this.#count(metrics, now);
     const state = this.#month(month);
     this.#sweep(now);
     const results: LeaseResult[] = [];
@@ -801,10 +811,12 @@ export class UsageLedger extends DurableObject<Env> {
     });
     let held = current?.held ?? 0;
     const repeated = current !== undefined && op.seq <= current.seq;
+    const usage = new UsageTotals();
     for (const record of op.settlements) {
       // a settlement's cost moves from the hold to the usage, once
-      if (this.#record(state, { ...record, month, now }) && !repeated) held = Math.max(0, held - record.cost);
+      if (this.#claim(state, { ...record, month, now }, usage) && !repeated) held = Math.max(0, held - record.cost);
     }
+    this.#addUsage(state, month, usage); // before the headroom below is read
     if (repeated) return result(current.held, 0); // a retry of an exchange already applied
     held = Math.max(0, held - Math.max(0, op.returned));
     state.releaseLease(op.leaseId); // the headroom below excludes this lease's own hold
@@ -836,30 +848,28 @@ export class UsageLedger extends DurableObject<Env> {
     return result(held, granted);
   }
 
-  /** Requests' facts into the day's metrics rows, each once (a batch sent again is applied once). */
-  record({ facts, isolateId, now = Date.now() }: { facts: Fact[]; isolateId?: string; now?: number }) {
-    this.#count(facts, now);
-    return { counted: facts.length, nextExchangeMs: this.#pace(isolateId, now) };
+  /** Requests' metrics into the day's rows, each batch once (a batch sent again is applied once). */
+  record({ batches, isolateId, now = Date.now() }: { batches: MetricsBatch[]; isolateId?: string; now?: number }) {
+    this.#count(batches, now);
+    return { counted: batches.reduce((n, batch) => n + batch.requests, 0), nextExchangeMs: this.#pace(isolateId, now) };
   }
 
-  #count(facts: readonly Fact[], now: number): void {
-    const rows = new Map<string, { key: [string, string, string, string]; row: MetricsRow }>();
-    for (const fact of facts) {
+  #count(batches: readonly MetricsBatch[], now: number): void {
+    const rows = new Map<string, { key: MetricsKey; row: MetricsRow }>();
+    for (const batch of batches) {
       const fresh =
-        this.sql.exec(
-          "INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING",
-          `fact:${fact.requestId}`,
-          now,
-        ).rowsWritten > 0;
+        this.sql.exec("INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING", `facts:${batch.id}`, now)
+          .rowsWritten > 0;
       if (!fresh) continue;
-      const key: [string, string, string, string] = [fact.day, fact.userId, fact.model, fact.route];
-      const id = key.join("\0");
-      let entry = rows.get(id);
-      if (!entry) {
-        entry = { key, row: this.#dailyRow(...key) ?? emptyMetrics() };
-        rows.set(id, entry);
+      for (const { key, row } of batch.groups) {
+        const id = key.join("\0");
+        let entry = rows.get(id);
+        if (!entry) {
+          entry = { key, row: this.#dailyRow(...key) ?? emptyMetrics() };
+          rows.set(id, entry);
+        }
+        mergeMetrics(entry.row, row);
       }
-      countFact(entry.row, fact);
     }
     for (const { key, row } of rows.values()) {
       this.sql.exec(

@@ -117,6 +117,20 @@ export function countFact(row: MetricsRow, fact: Fact): void {
   if (fact.ttftMs !== null) (row.ttft[bucketOf(fact.ttftMs)] as number) += 1;
 }
 
+/** A metrics row's key: the ledger's `daily` table holds one row per (day, user, model, route). */
+export type MetricsKey = [day: string, userId: string, model: string, route: string];
+
+/**
+ * Requests' facts summed per key, as an isolate sends them to its org's ledger: the ledger's
+ * work per batch grows with its keys, not its requests. `id` makes a batch sent again (its
+ * call may or may not have arrived) count once; `requests` is how many facts it holds.
+ */
+export interface MetricsBatch {
+  id: string;
+  requests: number;
+  groups: { key: MetricsKey; row: MetricsRow }[];
+}
+
 /** Add `other` into `row` (in place). */
 export function mergeMetrics(row: MetricsRow, other: MetricsRow): void {
   for (const counter of METRIC_COUNTERS) row[counter] += other[counter];
