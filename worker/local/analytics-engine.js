@@ -47,7 +47,8 @@ export default function localDataset(env) {
     /** @param {{ indexes?: unknown[]; blobs?: unknown[]; doubles?: unknown[] }} point */
     writeDataPoint(point) {
       points.push({ dataset: env.dataset, at: Date.now(), ...check(point) });
-      if (points.length > KEPT) points.splice(0, points.length - KEPT);
+      // dropped in blocks (a splice per write would move the whole array every time)
+      if (points.length >= 2 * KEPT) points.splice(0, points.length - KEPT);
     },
     /** Local only: the points written so far (newest last). */
     localPoints() {
