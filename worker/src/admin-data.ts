@@ -4,6 +4,7 @@
 import type { Env, Fault } from "./env";
 import { HttpError } from "./errors";
 import { INDEX_KEY } from "./generated/contract";
+import { hex } from "./hex";
 import { allDirectoryShards } from "./layout";
 import { currentMonth, ledgerFor, type UsageLedger } from "./ledger";
 import { formatUsd } from "./pricing";
@@ -82,10 +83,7 @@ export async function kvJson<T>(env: Env, key: string): Promise<T | null> {
 
 async function versionOf(text: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)]
-    .slice(0, 8)
-    .map((b) => b.toString(16).padStart(2, "0"))
-    .join("");
+  return hex(new Uint8Array(digest, 0, 8));
 }
 
 /**

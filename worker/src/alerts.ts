@@ -5,6 +5,7 @@
 // ledger per org is the only writer, so no two isolates can raise the same alert.
 
 import { ALERTS } from "./generated/settings";
+import { hex } from "./hex";
 import { formatUsd } from "./pricing";
 
 export const MAX_ATTEMPTS = 12;
@@ -59,17 +60,13 @@ export function payload(orgId: string, row: AlertRow) {
   };
 }
 
-function hex(bytes: ArrayBuffer): string {
-  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`: the receiver checks both. */
 export async function signature(secret: string, timestamp: number, body: string): Promise<string> {
   const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
     "sign",
   ]);
   const mac = await crypto.subtle.sign("HMAC", key, encoder.encode(`${timestamp}.${body}`));
-  return `t=${timestamp},v1=${hex(mac)}`;
+  return `t=${timestamp},v1=${hex(new Uint8Array(mac))}`;
 }
 
 export function retryDelayMs(attempts: number): number {

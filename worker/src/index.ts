@@ -10,6 +10,7 @@ import type { AppEnv, Env } from "./env";
 import { type ErrorShape, errorResponse, HttpError, jsonResponse } from "./errors";
 import { NATIVE_PREFIXES } from "./generated/contract";
 import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
+import { hex } from "./hex";
 import { getModel, listModels } from "./models";
 import { registerModelRoutes } from "./routes";
 import { route } from "./routing";
@@ -18,8 +19,7 @@ import { faultOf, isolateOf, registerTestRoutes } from "./testhooks";
 export { UsageLedger } from "./ledger";
 
 function newRequestId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return `req_${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `req_${hex(crypto.getRandomValues(new Uint8Array(12)))}`;
 }
 
 const app = new Hono<AppEnv>();

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { authenticate, sha256Hex } from "../src/auth";
+import { ageKeyCache, authenticate, sha256Hex } from "../src/auth";
 import type { Env } from "../src/env";
 import { HttpError } from "../src/errors";
 import { INDEX_KEY, LEGACY_KEY_PREFIX, REVOKED_PREFIX, SCHEMA_VERSION } from "../src/generated/contract";
@@ -93,6 +93,20 @@ describe("authenticate", () => {
     assert.equal(principal.policy.userLimitMicros, 7);
     await authenticate(headers(key), env, null);
     assert.equal(reads.length, 1, "the second request read nothing");
+  });
+
+  test("a warm key's hash is remembered, and a revocation still refuses it once its record is read again", async () => {
+    const key = newKey();
+    const { store, hash } = await shardedStore(key);
+    const { env, reads } = kv(store);
+    const first = await authenticate(headers(key), env, null);
+    assert.equal(first.hash, hash);
+    assert.equal((await authenticate(headers(key), env, null)).hash, hash);
+    (store as Record<string, unknown>)[REVOKED_PREFIX + hash] = { v: 1 };
+    ageKeyCache(60_000); // the isolate's record is stale: the next request reads KV again
+    const error = await refusal(authenticate(headers(key), env, null));
+    assert.deepEqual([error.status, error.code], [401, "revoked_api_key"]);
+    assert.equal(reads.length, 2);
   });
 
   test("a revoked record wins over an active shard entry", async () => {
