@@ -143,10 +143,11 @@ def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, s
 
 
 @contextmanager
-def floor_worker(upstream: str) -> Iterator[str]:
-    """worker/bench/floor.mjs: a pass-through Worker in miniflare in front of `upstream`."""
+def floor_worker(upstream: str, mode: str = "pass") -> Iterator[str]:
+    """worker/bench/floor.mjs: a pass-through Worker in miniflare in front of `upstream`
+    ("pass": bodies streamed untouched; "read": both bodies read as a meter must)."""
     process = subprocess.Popen(
-        ["node", str(ROOT / "worker" / "bench" / "floor.mjs"), upstream],
+        ["node", str(ROOT / "worker" / "bench" / "floor.mjs"), upstream, mode],
         cwd=ROOT / "worker",
         stdout=subprocess.PIPE,
         text=True,
@@ -172,23 +173,29 @@ def latency() -> int:
             "anthropic-version": "2023-06-01",
         }
         base = f"{gateway.emulator_url}/v1/{gateway.config.accountId}/{gateway.config.gatewayId}"
-        with floor_worker(base) as floor_url:
-            return measure(gateway, worker_url, worker_headers, base, floor_url)
+        with floor_worker(base) as floor_url, floor_worker(base, "read") as read_url:
+            return measure(gateway, worker_url, worker_headers, base, floor_url, read_url)
 
 
 def measure(
-    gateway: LocalGateway, worker_url: str, worker_headers: dict, base: str, floor_url: str
+    gateway: LocalGateway,
+    worker_url: str,
+    worker_headers: dict,
+    base: str,
+    floor_url: str,
+    read_url: str,
 ) -> int:
     print(
         f"The gateway against its floor — {REQUESTS} requests per run at c=32 (fewer at c=1), dev "
         f"stack, {os.cpu_count()} cores. direct = the emulator's native endpoint; floor = a "
         "pass-through Worker in the same runtime in front of it (worker/bench/floor.mjs); "
-        "gateway = the full path"
+        "read = the same Worker reading both bodies as a meter must (JSON parsed, every stream "
+        "chunk seen in JavaScript); gateway = the full path"
     )
     header = (
         f"{'path':<10}{'mode':<11}{'conc':>5}  {'p50 direct/floor/gateway ms':>28}  "
-        f"{'added p50':>9}  {'ttfb +':>7}  {'rps floor/gateway':>18}  {'x floor':>7}  "
-        f"{'x direct':>8}  {'ledger':>6}"
+        f"{'added p50':>9}  {'ttfb +':>7}  {'rps floor/read/gateway':>23}  {'x floor':>7}  "
+        f"{'x read':>6}  {'x direct':>8}  {'ledger':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -203,6 +210,7 @@ def measure(
                 runs = {
                     "direct": (direct_url, direct_headers, direct_body),
                     "floor": (f"{floor_url}{floor_path}", direct_headers, direct_body),
+                    "read": (f"{read_url}{floor_path}", direct_headers, direct_body),
                     "gateway": (f"{worker_url}{path}", worker_headers, worker_body),
                 }
                 got = {
@@ -213,20 +221,21 @@ def measure(
                     errors = {label: r["errors"] for label, r in got.items()}
                     print(f"errors ({name}): {errors}", file=sys.stderr)
                     return 1
-                d, f, g = got["direct"], got["floor"], got["gateway"]
+                d, f, r, g = got["direct"], got["floor"], got["read"], got["gateway"]
                 mode = "streaming" if stream else "non-stream"
                 share = g["ledgerShare"]
                 print(
                     f"{name:<10}{mode:<11}{concurrency:>5}  "
                     f"{d['p50']:>8.2f} /{f['p50']:>7.2f} /{g['p50']:>7.2f}  "
                     f"{g['p50'] - f['p50']:>9.2f}  {g['ttfbP50'] - f['ttfbP50']:>7.2f}  "
-                    f"{f['rps']:>8.0f} /{g['rps']:>8.0f}  {g['rps'] / f['rps']:>7.2f}  "
+                    f"{f['rps']:>7.0f} /{r['rps']:>6.0f} /{g['rps']:>7.0f}  "
+                    f"{g['rps'] / f['rps']:>7.2f}  {g['rps'] / r['rps']:>6.2f}  "
                     f"{g['rps'] / d['rps']:>8.2f}  "
                     f"{'-' if share is None else f'{share:.1%}':>6}"
                 )
     print(
-        "added p50 and ttfb + are the gateway's over the floor's; x floor / x direct are "
-        "throughput ratios; ledger = the share of requests whose admission awaited a ledger "
+        "added p50 and ttfb + are the gateway's over the floor's; x floor / x read / x direct "
+        "are throughput ratios; ledger = the share of requests whose admission awaited a ledger "
         "call (the rest were admitted on this isolate's budget lease)."
     )
     print(
