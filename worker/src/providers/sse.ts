@@ -161,6 +161,145 @@ export function meteredEvents(
   return { stream, done, firstChunkAt: () => firstChunkAt };
 }
 
+/** workerd's native identity stream (bytes move without JavaScript); a TransformStream elsewhere. */
+function identityStream(): TransformStream<Uint8Array, Uint8Array> {
+  const Native = (globalThis as { IdentityTransformStream?: new () => TransformStream<Uint8Array, Uint8Array> })
+    .IdentityTransformStream;
+  return Native ? new Native() : new TransformStream<Uint8Array, Uint8Array>();
+}
+
+const BULK_BYTES = 64 * 1024;
+
+/**
+ * A reader that takes what has come in large reads where the runtime can (workerd's
+ * `readAtLeast`: a short stream is one or two reads, not one per chunk), the first read as soon
+ * as any byte is there (when the client got its first bytes). Elsewhere (node's tests) a plain
+ * reader: the same meter, read chunk by chunk.
+ */
+function bulkReader(stream: ReadableStream<Uint8Array>): {
+  read(first: boolean): Promise<ReadableStreamReadResult<Uint8Array>>;
+  cancel(): Promise<void>;
+} {
+  let byob: ReadableStreamBYOBReader | null = null;
+  try {
+    byob = stream.getReader({ mode: "byob" });
+  } catch {
+    // not a byte stream
+  }
+  const atLeast = byob as (ReadableStreamBYOBReader & { readAtLeast?: unknown }) | null;
+  if (byob && typeof atLeast?.readAtLeast === "function") {
+    const reader = byob as ReadableStreamBYOBReader & {
+      readAtLeast(min: number, view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>>;
+    };
+    return {
+      read: (first) => reader.readAtLeast(first ? 1 : BULK_BYTES, new Uint8Array(BULK_BYTES)),
+      cancel: () => reader.cancel(),
+    };
+  }
+  byob?.releaseLock();
+  const reader = stream.getReader();
+  return { read: () => reader.read(), cancel: () => reader.cancel() };
+}
+
+/**
+ * For a stream the client gets exactly as the provider sent it (`rewrite.event` only watches):
+ * the bytes go to the client from one branch of the upstream's tee, piped natively, with no
+ * JavaScript per chunk, while the meter reads the other branch in large reads. The client's
+ * side stays open until the meter has seen the end, so a stream cut before its terminal event
+ * still ends with the route's in-band error (`truncated`), as meteredEvents ends it. `done`
+ * resolves once, when the stream ends, breaks, or the client goes away (`signal`: both
+ * branches are cancelled, so a gone client costs no more tokens).
+ */
+export function watchedEvents(
+  upstream: ReadableStream<Uint8Array>,
+  rewrite: EventRewrite,
+  signal: AbortSignal | undefined,
+  result: () => Metered,
+): MeteredStream {
+  let resolveDone: (value: Metered) => void = () => {};
+  const done = new Promise<Metered>((resolve) => {
+    resolveDone = resolve;
+  });
+  let settled = false;
+  const finish = () => {
+    if (!settled) {
+      settled = true;
+      resolveDone(result());
+    }
+  };
+  let firstChunkAt: number | null = null;
+  let broken: string | null = null;
+  const parser = createParser({
+    maxBufferSize: MAX_EVENT_CHARS,
+    onEvent(message) {
+      rewrite.event(message);
+    },
+    onComment(comment) {
+      rewrite.comment?.(comment);
+    },
+    onError(error) {
+      if (error.type === "max-buffer-size-exceeded") broken = error.message;
+    },
+  });
+  const [toClient, watched] = upstream.tee();
+  const client = identityStream();
+  const stopPipe = new AbortController();
+  // the client's side is closed (or errored) here, after the meter: never by the pipe
+  const piped = toClient.pipeTo(client.writable, { preventClose: true, preventAbort: true, signal: stopPipe.signal });
+  const pipedOk = piped.then(
+    () => true,
+    () => false,
+  );
+  const reader = bulkReader(watched);
+  const stop = () => {
+    finish();
+    stopPipe.abort();
+    reader.cancel().catch(() => {});
+  };
+  signal?.addEventListener("abort", stop, { once: true });
+  const decoder = new TextDecoder();
+  const watch = async (): Promise<void> => {
+    for (let first = true; ; first = false) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read(first);
+      } catch {
+        chunk = { done: true, value: undefined }; // broken upstream: ends as a cut stream
+      }
+      if (chunk.value && chunk.value.byteLength > 0) {
+        firstChunkAt ??= Date.now();
+        parser.feed(decoder.decode(chunk.value, { stream: true }));
+      }
+      if (broken !== null) {
+        console.error(JSON.stringify({ event: "upstream_stream_refused", reason: broken }));
+        stop();
+        await pipedOk;
+        await client.writable.abort(new Error(`upstream stream refused: ${broken}`)).catch(() => {});
+        return;
+      }
+      if (chunk.done) break;
+    }
+    // An unterminated last line and event still count: end them as a blank line would.
+    parser.feed(`${decoder.decode()}\n\n`);
+    await pipedOk; // everything upstream sent is with the client
+    if (signal?.aborted) return finish();
+    const writer = client.writable.getWriter();
+    try {
+      if (rewrite.complete && !rewrite.complete()) {
+        console.error(JSON.stringify({ event: "upstream_stream_cut" }));
+        await writer.write(encoder.encode(rewrite.truncated?.() ?? chatStreamError()));
+      }
+      await writer.close();
+    } catch {
+      // the client went away meanwhile
+    } finally {
+      finish();
+    }
+  };
+  watch().catch(() => finish());
+  return { stream: client.readable, done, firstChunkAt: () => firstChunkAt };
+}
+
 /** A JSON string literal's content (as a regex captured it, quotes excluded), unescaped. */
 export function jsonString(captured: string): string {
   return captured.includes("\\") ? (JSON.parse(`"${captured}"`) as string) : captured;

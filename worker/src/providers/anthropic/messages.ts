@@ -5,7 +5,7 @@
 
 import { HttpError } from "../../errors";
 import { credentialsError, errorJson, gatewayError } from "../gateway";
-import { type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import { type EventSourceMessage, jsonString, serializeEvent, watchedEvents } from "../sse";
 import type { MeteredStream, TokenUsage, UpstreamCall } from "../types";
 import { authHeaders } from "./endpoint";
 import { type AnthropicUsage, readUsage } from "./usage";
@@ -72,5 +72,5 @@ export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal
     return serializeEvent(message);
   };
   const rewrite = { event, complete: () => stopped, truncated: () => anthropicStreamError() };
-  return meteredEvents(upstream, rewrite, signal, () => ({ usage: readUsage(usage), text, complete: final }));
+  return watchedEvents(upstream, rewrite, signal, () => ({ usage: readUsage(usage), text, complete: final }));
 }

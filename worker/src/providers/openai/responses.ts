@@ -3,7 +3,7 @@
 // the terminal event's (`response.completed`, `.incomplete` or `.failed`): input (cached
 // included), cached input, output (reasoning included).
 
-import { type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import { type EventSourceMessage, jsonString, serializeEvent, watchedEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 
 export const RESPONSES_PATH = "openai/responses";
@@ -79,5 +79,5 @@ export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signa
     })}\n\n`;
   };
   const rewrite = { event, complete: () => ended, truncated };
-  return meteredEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
+  return watchedEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
 }

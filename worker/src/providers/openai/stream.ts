@@ -1,7 +1,14 @@
 // A metered pass-through of an OpenAI chat stream: events go on to the client one by one as
 // they arrive, while the usage and the streamed text are captured.
 
-import { chatStreamError, type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import {
+  chatStreamError,
+  type EventSourceMessage,
+  jsonString,
+  meteredEvents,
+  serializeEvent,
+  watchedEvents,
+} from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 import { readUsage } from "./usage";
 
@@ -59,5 +66,7 @@ export function meterChatStream(
   };
 
   const rewrite = { event, complete: () => ended, truncated: () => chatStreamError() };
-  return meteredEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
+  const result = () => ({ usage, text, complete: usage !== null });
+  // asked for usage, the client gets the stream as OpenAI sent it: bytes piped natively
+  return (clientWantsUsage ? watchedEvents : meteredEvents)(upstream, rewrite, signal, result);
 }

@@ -3,7 +3,7 @@
 // messages}; the binding hands back the bare result), streams passed through event by event.
 // Embeddings for the OpenAI-shaped route: {shape, data} → OpenAI's list.
 
-import { chatStreamError, type EventSourceMessage, jsonString, meteredEvents, serializeEvent } from "../sse";
+import { chatStreamError, type EventSourceMessage, jsonString, serializeEvent, watchedEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 import { readUsage } from "./usage";
 
@@ -40,7 +40,7 @@ export function meterRunStream(upstream: ReadableStream<Uint8Array>, signal?: Ab
     return serializeEvent(message);
   };
   const rewrite = { event, complete: () => ended, truncated: () => chatStreamError() };
-  return meteredEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
+  return watchedEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
 }
 
 /** Workers AI's embeddings ({shape, data}) → OpenAI's list, float or base64 (little-endian float32). */
