@@ -238,3 +238,41 @@ def test_a_slow_upstream_within_the_timeout_is_served_and_charged_exactly(
     )
     assert after["usedMicros"] - before["usedMicros"] == expected
     assert after["estimated"] == before["estimated"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "model", "first"),
+    [
+        ("/v1/chat/completions", CHAT, MINI, 'data: {"id":"c","choices":[]}\n\n'),
+        (
+            "/v1/chat/completions",
+            {**CHAT, "stream_options": {"include_usage": True}},
+            MINI,
+            'data: {"id":"c","choices":[]}\n\n',
+        ),
+        ("/v1/messages", MESSAGES, CLAUDE, 'event: ping\ndata: {"type":"ping"}\n\n'),
+    ],
+    ids=["openai-rewritten", "openai-piped", "anthropic-piped"],
+)
+def test_an_event_too_large_to_be_a_chunk_ends_with_an_error_and_is_estimated(
+    gateway: LocalGateway, hooks: WorkerTestHooks, emulator: Emulator, path, body, model, first
+):
+    """A single event over 4 MiB is not an answer chunk: the stream ends with the route's
+    error event (the SDK raises; never what looks like a complete answer), whether the route
+    rewrites events or pipes them, and the request is recorded at an estimate."""
+    before = hooks.user_row(ORG, USER)
+    huge = "data: " + "x" * (5 * 1024 * 1024) + "\n\n"
+    emulator.fault(
+        match={"model": model, "metadata": {"userId": USER}},
+        status=200,
+        body=first + huge,
+        headers={"content-type": "text/event-stream"},
+    )
+    status, lines = stream(gateway, path, body)
+    assert status == 200
+    last = json.loads([line for line in lines if line.startswith("data:")][-1][5:])
+    assert last.get("error") or last.get("type") == "error", lines[-1][:300]
+    after = eventually(
+        lambda: (r := hooks.user_row(ORG, USER))["requests"] > before["requests"] and r
+    )
+    assert after["estimated"] == before["estimated"] + 1

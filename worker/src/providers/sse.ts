@@ -113,8 +113,11 @@ export function rewriteEvents(
         }
         parser.feed(decoder.decode(chunk.value, { stream: true }));
         if (broken !== null) {
+          // not an answer chunk: the client is told in-band, as for a cut (an errored stream
+          // would end its response as if complete)
           console.error(JSON.stringify({ event: "upstream_stream_refused", reason: broken }));
-          controller.error(new Error(`upstream stream refused: ${broken}`));
+          controller.enqueue(encoder.encode(out + (rewrite.truncated?.() ?? chatStreamError())));
+          controller.close();
           stop();
           return;
         }
@@ -270,25 +273,29 @@ export function watchedEvents(
         firstChunkAt ??= Date.now();
         parser.feed(decoder.decode(chunk.value, { stream: true }));
       }
-      if (broken !== null) {
-        console.error(JSON.stringify({ event: "upstream_stream_refused", reason: broken }));
-        stop();
-        await pipedOk;
-        await client.writable.abort(new Error(`upstream stream refused: ${broken}`)).catch(() => {});
-        return;
-      }
+      if (broken !== null) break;
       if (chunk.done) break;
     }
-    // An unterminated last line and event still count: end them as a blank line would.
-    parser.feed(`${decoder.decode()}\n\n`);
-    await pipedOk; // everything upstream sent is with the client
+    let ending = "";
+    if (broken !== null) {
+      // not an answer chunk: what of it the client has is ended, then it is told in-band
+      console.error(JSON.stringify({ event: "upstream_stream_refused", reason: broken }));
+      stopPipe.abort();
+      reader.cancel().catch(() => {});
+      ending = "\n\n";
+    } else {
+      // An unterminated last line and event still count: end them as a blank line would.
+      parser.feed(`${decoder.decode()}\n\n`);
+    }
+    await pipedOk; // everything upstream sent (and was piped) is with the client
     if (signal?.aborted) return finish();
     const writer = client.writable.getWriter();
     try {
-      if (rewrite.complete && !rewrite.complete()) {
-        console.error(JSON.stringify({ event: "upstream_stream_cut" }));
-        await writer.write(encoder.encode(rewrite.truncated?.() ?? chatStreamError()));
+      if (broken !== null || (rewrite.complete && !rewrite.complete())) {
+        if (broken === null) console.error(JSON.stringify({ event: "upstream_stream_cut" }));
+        ending += rewrite.truncated?.() ?? chatStreamError();
       }
+      if (ending) await writer.write(encoder.encode(ending));
       await writer.close();
     } catch {
       // the client went away meanwhile

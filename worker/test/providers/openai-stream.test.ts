@@ -143,6 +143,20 @@ describe("meterStream", () => {
     assert.equal((await done).complete, false);
   });
 
+  for (const clientWantsUsage of [false, true]) {
+    test(`an event too large to be a chunk ends with the in-band error (${clientWantsUsage ? "piped" : "rewritten"})`, async () => {
+      const first = sse([chunk({ content: "ok" })]);
+      const huge = `data: ${"x".repeat(5 * 1024 * 1024)}`;
+      const { stream, done } = meterStream(streamOf([encoder.encode(first), encoder.encode(huge)]), {
+        clientWantsUsage,
+      });
+      const out = await readAll(stream);
+      assert.ok(out.startsWith(first));
+      assert.match(out.slice(-200), /"code":"upstream_incomplete"\}\}\n\n$/);
+      assert.equal((await done).complete, false);
+    });
+  }
+
   test("ends metering when the client goes away", async () => {
     const controller = new AbortController();
     const upstream = new ReadableStream<Uint8Array>({

@@ -115,6 +115,57 @@ for (const [name, meter, upstream, expected] of CASES) {
   });
 }
 
+describe("a stream passed through natively (the meter reads a tee's other branch)", () => {
+  const start = `${MESSAGES.split("\n\n").slice(0, 2).join("\n\n")}\n\n`;
+
+  test("an upstream that breaks mid-way ends with the error event, after what came", async () => {
+    let sent = false;
+    const upstream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent) return controller.error(new Error("connection reset"));
+        sent = true;
+        controller.enqueue(encoder.encode(start));
+      },
+    });
+    const { stream, done } = meterMessagesStream(upstream);
+    const out = await readAll(stream);
+    assert.ok(out.startsWith(start));
+    assert.match(out.slice(start.length), TRUNCATED.messages as RegExp);
+    assert.equal((await done).complete, false);
+  });
+
+  test("a client that goes away ends metering and stops reading upstream", async () => {
+    const gone = new AbortController();
+    let cancelled = false;
+    const upstream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(encoder.encode(start));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    });
+    const { stream, done } = meterMessagesStream(upstream, gone.signal);
+    const reader = stream.getReader();
+    await reader.read();
+    gone.abort();
+    const metered = await done;
+    assert.equal(metered.complete, false);
+    assert.equal(metered.usage?.promptTokens, 35);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the tee cancels upstream once both branches are
+    assert.ok(cancelled, "upstream was cancelled");
+  });
+
+  test("an event too large to be an answer chunk ends the stream with the error event", async () => {
+    const huge = `event: content_block_delta\ndata: ${"x".repeat(5 * 1024 * 1024)}`;
+    const { stream, done } = meterMessagesStream(streamOf([encoder.encode(start), encoder.encode(huge)]));
+    const out = await readAll(stream);
+    assert.ok(out.startsWith(start));
+    assert.match(out.slice(out.lastIndexOf("\n\nevent: ") + 2), TRUNCATED.messages as RegExp);
+    assert.equal((await done).complete, false);
+  });
+});
+
 describe("answers", () => {
   test("Responses and embeddings pass through with their usage read", () => {
     const response =
