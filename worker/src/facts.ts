@@ -237,7 +237,7 @@ export function outboxFor(isolateId: string, orgId: string): Outbox {
 
 /** Test renders only: facts not yet in a ledger. */
 export function queuedFacts(): number {
-  let n = 0;
+  let n = deferred;
   for (const box of outboxes.values()) n += box.queued + box.sending;
   return n;
 }
@@ -325,6 +325,27 @@ export function recordFact(c: Context<AppEnv>, trace: Trace, fact: Fact, queue: 
   const box = outboxFor(isolateIdOf(c.get("isolate")), orgId);
   box.push(fact);
   queue(box);
+}
+
+let deferred = 0; // facts of answered requests, waiting for their response to be on its way
+
+/**
+ * recordFact once the response is on its way (a timer runs after the turn that handed it to
+ * the runtime): the log line, the data point and the outbox are not the client's wait.
+ */
+export async function recordFactAfterResponse(
+  c: Context<AppEnv>,
+  trace: Trace,
+  fact: Fact,
+  queue: (box: Outbox) => void,
+): Promise<void> {
+  deferred += 1;
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  } finally {
+    deferred -= 1;
+  }
+  recordFact(c, trace, fact, queue);
 }
 
 const isolateIds = new Map<string, string>();

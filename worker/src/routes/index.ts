@@ -4,7 +4,7 @@
 
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../env";
-import { factOf, newTrace, type Outbox, recordFact } from "../facts";
+import { factOf, newTrace, type Outbox, recordFact, recordFactAfterResponse } from "../facts";
 import { ROUTE_KINDS, ROUTES } from "../generated/contract";
 import type { Route, RouteKind } from "../models";
 import { route } from "../routing";
@@ -48,7 +48,8 @@ function observed(path: string): MiddlewareHandler<AppEnv> {
     const status = c.res.status;
     const queue = (box: Outbox) => c.executionCtx.waitUntil(box.flush(c.env));
     if (trace.finished === null) {
-      recordFact(c, trace, factOf(c, trace, path, status, Date.now()), queue);
+      const fact = factOf(c, trace, path, status, Date.now());
+      c.executionCtx.waitUntil(recordFactAfterResponse(c, trace, fact, queue));
       return;
     }
     c.executionCtx.waitUntil(
