@@ -264,7 +264,8 @@ def test_an_exchange_sent_again_counts_its_settlements_and_metrics_once(
 ):
     """An isolate whose exchange got no answer sends its settlements again with its next one
     (a new seq), and its metrics batch again under the same id: the ledger applied the first,
-    so each settlement and the batch count once, while usage is written per subject."""
+    so each settlement and the batch count once (120 settlements: claimed 50 to a statement;
+    one sent twice in the same call counts once), while usage is written per subject."""
     month, day = "2026-01", "2026-01-15"
     settlements = [
         {
@@ -274,9 +275,12 @@ def test_an_exchange_sent_again_counts_its_settlements_and_metrics_once(
             "cost": 100 + i,
             "tokensIn": 10,
         }
-        for i in range(40)
+        for i in range(120)
     ]
-    batch = metrics_batch("isolate-x:1", day, requests=40, cost=sum(s["cost"] for s in settlements))
+    batch = metrics_batch(
+        "isolate-x:1", day, requests=120, cost=sum(s["cost"] for s in settlements)
+    )
+    settlements.append(settlements[0])  # the same settlement twice in one exchange
     for seq in (1, 2):  # the retry: same settlements, same batch, next seq
         ledger._post(
             "/__test/ledger/exchange",
@@ -302,11 +306,11 @@ def test_an_exchange_sent_again_counts_its_settlements_and_metrics_once(
     usage = ledger._post("/__test/ledger/usage", {"orgId": "months", "month": month})
     row = usage["users"]["m2"]
     assert (row["requests"], row["usedMicros"], row["tokensIn"]) == (
-        40,
-        sum(100 + i for i in range(40)),
-        400,
+        120,
+        sum(100 + i for i in range(120)),
+        1200,
     )
-    assert usage["org"]["requests"] == 40
+    assert usage["org"]["requests"] == 120
     metrics = httpx.get(
         f"{gateway.worker_url}/admin/metrics",
         params={"org": "months", "from": day, "to": day},
@@ -316,6 +320,6 @@ def test_an_exchange_sent_again_counts_its_settlements_and_metrics_once(
     assert metrics.status_code == 200, metrics.text
     totals = metrics.json()["totals"]
     assert (totals["requests"], totals["costMicros"]) == (
-        40,
+        120,
         batch["groups"][0]["row"]["costMicros"],
     )

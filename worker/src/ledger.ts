@@ -312,6 +312,7 @@ class UsageTotals {
 }
 
 const PRUNE_EVERY_MS = 3600 * 1000;
+const CLAIMS_PER_STATEMENT = 50; // two bound parameters each: a Durable Object's SQL takes at most 100
 const MONTHS_IN_MEMORY = 2;
 
 /** One month's counters and open reservations, mirrored in memory from SQLite. */
@@ -702,24 +703,34 @@ export class UsageLedger extends DurableObject<Env> {
   /** Record one settlement and its usage; true when it was new (a settlement is applied once). */
   #record(state: MonthState, record: Settlement): boolean {
     const usage = new UsageTotals();
-    const fresh = this.#claim(state, record, usage);
+    const fresh = this.#claim(state, [record], usage, record.now ?? Date.now());
     this.#addUsage(state, record.month, usage);
-    return fresh;
+    return fresh.length > 0;
   }
 
   /**
-   * Claim one settlement: its reservation (if any) ends, and when it was new (a settlement is
-   * applied once, by request id) its counts go into `usage`, which the caller writes once for
-   * all the settlements of its call (#addUsage): one usage row write per subject, not per request.
+   * Claim settlements: their reservations (if any) end, and those not claimed before (a
+   * settlement is applied once, by request id) are returned, each once, their counts added to
+   * `usage`, which the caller writes once for all of its call (#addUsage). The claims go in
+   * multi-row statements: the object's work per exchange is a few statements, not one per
+   * request.
    */
-  #claim(state: MonthState, record: Settlement, usage: UsageTotals): boolean {
-    const { requestId, now = Date.now() } = record;
-    // a leased request had no reservation: no statement for it
-    if (state.reservations.has(requestId)) this.sql.exec("DELETE FROM reservations WHERE id = ?", requestId);
-    state.release(requestId);
-    const fresh =
-      this.sql.exec("INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING", requestId, now).rowsWritten >
-      0;
+  #claim(state: MonthState, records: readonly Settlement[], usage: UsageTotals, now: number): Settlement[] {
+    for (const { requestId } of records) {
+      // a leased request had no reservation: no statement for it
+      if (state.reservations.has(requestId)) this.sql.exec("DELETE FROM reservations WHERE id = ?", requestId);
+      state.release(requestId);
+    }
+    const fresh = new Set<string>();
+    for (let i = 0; i < records.length; i += CLAIMS_PER_STATEMENT) {
+      const chunk = records.slice(i, i + CLAIMS_PER_STATEMENT);
+      const claimed = this.sql.exec<{ id: string }>(
+        `INSERT INTO settled (id, at) VALUES ${chunk.map(() => "(?, ?)").join(", ")}
+         ON CONFLICT DO NOTHING RETURNING id`,
+        ...chunk.flatMap((record) => [record.requestId, record.now ?? now]),
+      );
+      for (const { id } of claimed) fresh.add(id);
+    }
     if (now >= this.nextPrune) {
       this.nextPrune = now + PRUNE_EVERY_MS;
       // bounded: an hour's pruning never holds the object for long (the rest goes next hour)
@@ -728,8 +739,13 @@ export class UsageLedger extends DurableObject<Env> {
         now - SETTLED_MEMORY_MS,
       );
     }
-    if (fresh && record.count !== false) usage.add(record);
-    return fresh;
+    const applied: Settlement[] = [];
+    for (const record of records) {
+      if (!fresh.delete(record.requestId)) continue; // claimed before, or twice in this call
+      applied.push(record);
+      if (record.count !== false) usage.add(record);
+    }
+    return applied;
   }
 
   /** What `usage` gathered, into the month's rows (SQLite, then memory): one write per subject. */
@@ -812,9 +828,10 @@ export class UsageLedger extends DurableObject<Env> {
     let held = current?.held ?? 0;
     const repeated = current !== undefined && op.seq <= current.seq;
     const usage = new UsageTotals();
-    for (const record of op.settlements) {
+    const records = op.settlements.map((record) => ({ ...record, month, now }));
+    for (const record of this.#claim(state, records, usage, now)) {
       // a settlement's cost moves from the hold to the usage, once
-      if (this.#claim(state, { ...record, month, now }, usage) && !repeated) held = Math.max(0, held - record.cost);
+      if (!repeated) held = Math.max(0, held - record.cost);
     }
     this.#addUsage(state, month, usage); // before the headroom below is read
     if (repeated) return result(current.held, 0); // a retry of an exchange already applied
