@@ -139,6 +139,22 @@ export function rewriteEvents(
   });
 }
 
+/** A meter's `done`, resolved with `result()` by the first `finish()` (later ones do nothing). */
+function meterOutcome(result: () => Metered): { done: Promise<Metered>; finish: () => void } {
+  let resolveDone: (value: Metered) => void = () => {};
+  const done = new Promise<Metered>((resolve) => {
+    resolveDone = resolve;
+  });
+  let finished = false;
+  const finish = () => {
+    if (!finished) {
+      finished = true;
+      resolveDone(result());
+    }
+  };
+  return { done, finish };
+}
+
 /**
  * `upstream` rewritten event by event while a meter watches it: `done` resolves with the
  * meter's `result()` once, when the stream ends, breaks, or the client goes away.
@@ -149,14 +165,11 @@ export function meteredEvents(
   signal: AbortSignal | undefined,
   result: () => Metered,
 ): MeteredStream {
-  let resolveDone: (value: Metered) => void = () => {};
-  const done = new Promise<Metered>((resolve) => {
-    resolveDone = resolve;
-  });
+  const { done, finish } = meterOutcome(result);
   let firstChunkAt: number | null = null;
   const stream = rewriteEvents(upstream, rewrite, {
     signal,
-    finished: () => resolveDone(result()),
+    finished: finish,
     firstChunk: () => {
       firstChunkAt = Date.now();
     },
@@ -219,17 +232,7 @@ export function watchedEvents(
   signal: AbortSignal | undefined,
   result: () => Metered,
 ): MeteredStream {
-  let resolveDone: (value: Metered) => void = () => {};
-  const done = new Promise<Metered>((resolve) => {
-    resolveDone = resolve;
-  });
-  let settled = false;
-  const finish = () => {
-    if (!settled) {
-      settled = true;
-      resolveDone(result());
-    }
-  };
+  const { done, finish } = meterOutcome(result);
   let firstChunkAt: number | null = null;
   let broken: string | null = null;
   const parser = createParser({
