@@ -149,6 +149,7 @@ def floor_worker(upstream: str, mode: str = "pass") -> Iterator[str]:
     process = subprocess.Popen(
         ["node", str(ROOT / "worker" / "bench" / "floor.mjs"), upstream, mode],
         cwd=ROOT / "worker",
+        stdin=subprocess.PIPE,  # its end tells the floor its parent is gone
         stdout=subprocess.PIPE,
         text=True,
     )

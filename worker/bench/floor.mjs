@@ -76,3 +76,6 @@ const stop = async () => {
 };
 process.on("SIGTERM", stop);
 process.on("SIGINT", stop);
+// The parent going away (a killed bench) must not leave workerd behind.
+process.stdin.on("end", stop);
+process.stdin.resume();
