@@ -34,6 +34,14 @@ export interface EventRewrite {
   truncated?(): string;
 }
 
+/** What a pass-through meter sees (watchedEvents): each event and comment, read, never rewritten. */
+export interface EventWatch {
+  event(message: EventSourceMessage): void;
+  comment?(comment: string): void;
+  complete?(): boolean;
+  truncated?(): string;
+}
+
 const CUT = "The model's stream ended before it was complete.";
 
 /** OpenAI chat's in-band stream error (the SDKs raise APIError on it). */
@@ -207,8 +215,14 @@ function bulkReader(stream: ReadableStream<Uint8Array>): {
     const reader = byob as ReadableStreamBYOBReader & {
       readAtLeast(min: number, view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>>;
     };
+    // one buffer per stream: each read hands it back (the caller decodes before reading again)
+    let buffer = new Uint8Array(BULK_BYTES);
     return {
-      read: (first) => reader.readAtLeast(first ? 1 : BULK_BYTES, new Uint8Array(BULK_BYTES)),
+      read: async (first) => {
+        const chunk = await reader.readAtLeast(first ? 1 : BULK_BYTES, buffer);
+        if (chunk.value) buffer = new Uint8Array(chunk.value.buffer);
+        return chunk;
+      },
       cancel: () => reader.cancel(),
     };
   }
@@ -218,7 +232,7 @@ function bulkReader(stream: ReadableStream<Uint8Array>): {
 }
 
 /**
- * For a stream the client gets exactly as the provider sent it (`rewrite.event` only watches):
+ * For a stream the client gets exactly as the provider sent it (`watch` only reads its events):
  * the bytes go to the client from one branch of the upstream's tee, piped natively, with no
  * JavaScript per chunk, while the meter reads the other branch in large reads. The client's
  * side stays open until the meter has seen the end, so a stream cut before its terminal event
@@ -228,7 +242,7 @@ function bulkReader(stream: ReadableStream<Uint8Array>): {
  */
 export function watchedEvents(
   upstream: ReadableStream<Uint8Array>,
-  rewrite: EventRewrite,
+  watch: EventWatch,
   signal: AbortSignal | undefined,
   result: () => Metered,
 ): MeteredStream {
@@ -238,10 +252,10 @@ export function watchedEvents(
   const parser = createParser({
     maxBufferSize: MAX_EVENT_CHARS,
     onEvent(message) {
-      rewrite.event(message);
+      watch.event(message);
     },
     onComment(comment) {
-      rewrite.comment?.(comment);
+      watch.comment?.(comment);
     },
     onError(error) {
       if (error.type === "max-buffer-size-exceeded") broken = error.message;
@@ -264,7 +278,7 @@ export function watchedEvents(
   };
   signal?.addEventListener("abort", stop, { once: true });
   const decoder = new TextDecoder();
-  const watch = async (): Promise<void> => {
+  const meter = async (): Promise<void> => {
     for (let first = true; ; first = false) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
@@ -294,9 +308,9 @@ export function watchedEvents(
     if (signal?.aborted) return finish();
     const writer = client.writable.getWriter();
     try {
-      if (broken !== null || (rewrite.complete && !rewrite.complete())) {
+      if (broken !== null || (watch.complete && !watch.complete())) {
         if (broken === null) console.error(JSON.stringify({ event: "upstream_stream_cut" }));
-        ending += rewrite.truncated?.() ?? chatStreamError();
+        ending += watch.truncated?.() ?? chatStreamError();
       }
       if (ending) await writer.write(encoder.encode(ending));
       await writer.close();
@@ -306,7 +320,7 @@ export function watchedEvents(
       finish();
     }
   };
-  watch().catch(() => finish());
+  meter().catch(() => finish());
   return { stream: client.readable, done, firstChunkAt: () => firstChunkAt };
 }
 

@@ -5,7 +5,7 @@
 
 import { HttpError } from "../../errors";
 import { credentialsError, errorJson, gatewayError } from "../gateway";
-import { type EventSourceMessage, jsonString, serializeEvent, watchedEvents } from "../sse";
+import { type EventSourceMessage, jsonString, watchedEvents } from "../sse";
 import type { MeteredStream, TokenUsage, UpstreamCall } from "../types";
 import { authHeaders } from "./endpoint";
 import { type AnthropicUsage, readUsage } from "./usage";
@@ -54,7 +54,7 @@ export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal
   let final = false;
   let stopped = false; // message_stop (or Anthropic's own error event) seen
   let text = "";
-  const event = (message: EventSourceMessage): string => {
+  const event = (message: EventSourceMessage): void => {
     const type = message.event ?? "";
     stopped ||= type === "message_stop" || type === "error";
     if (type === "content_block_delta") {
@@ -69,8 +69,7 @@ export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal
         // malformed: metered from what came before
       }
     }
-    return serializeEvent(message);
   };
-  const rewrite = { event, complete: () => stopped, truncated: () => anthropicStreamError() };
-  return watchedEvents(upstream, rewrite, signal, () => ({ usage: readUsage(usage), text, complete: final }));
+  const watch = { event, complete: () => stopped, truncated: () => anthropicStreamError() };
+  return watchedEvents(upstream, watch, signal, () => ({ usage: readUsage(usage), text, complete: final }));
 }

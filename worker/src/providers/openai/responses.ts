@@ -3,7 +3,7 @@
 // the terminal event's (`response.completed`, `.incomplete` or `.failed`): input (cached
 // included), cached input, output (reasoning included).
 
-import { type EventSourceMessage, jsonString, serializeEvent, watchedEvents } from "../sse";
+import { type EventSourceMessage, jsonString, watchedEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 
 export const RESPONSES_PATH = "openai/responses";
@@ -47,7 +47,7 @@ export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signa
   let text = "";
   let ended = false; // a terminal event (or OpenAI's own error event) seen
   let sequence = -1;
-  const event = (message: EventSourceMessage): string => {
+  const event = (message: EventSourceMessage): void => {
     // `event:` names the type, so only the rare terminal event is parsed as JSON
     const type = message.event ?? "";
     sequence = Number(SEQUENCE.exec(message.data)?.[1] ?? sequence);
@@ -62,7 +62,6 @@ export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signa
         // a malformed terminal event: the stream is metered as if it had none
       }
     }
-    return serializeEvent(message);
   };
   // A cut stream ends with Responses' own error event, numbered after the last one seen. Its
   // documented fields are top-level; the nested `error` too is what the openai SDKs (Python
@@ -78,6 +77,6 @@ export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signa
       error: { type: "server_error", code: "upstream_incomplete", message, param: null },
     })}\n\n`;
   };
-  const rewrite = { event, complete: () => ended, truncated };
-  return watchedEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
+  const watch = { event, complete: () => ended, truncated };
+  return watchedEvents(upstream, watch, signal, () => ({ usage, text, complete: usage !== null }));
 }

@@ -3,7 +3,7 @@
 // messages}; the binding hands back the bare result), streams passed through event by event.
 // Embeddings for the OpenAI-shaped route: {shape, data} → OpenAI's list.
 
-import { chatStreamError, type EventSourceMessage, jsonString, serializeEvent, watchedEvents } from "../sse";
+import { chatStreamError, type EventSourceMessage, jsonString, watchedEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 import { readUsage } from "./usage";
 
@@ -25,7 +25,7 @@ export function meterRunStream(upstream: ReadableStream<Uint8Array>, signal?: Ab
   let usage: TokenUsage | null = null;
   let text = "";
   let ended = false; // [DONE] seen
-  const event = (message: EventSourceMessage): string => {
+  const event = (message: EventSourceMessage): void => {
     const { data } = message;
     ended ||= data === "[DONE]";
     if (data.includes('"usage":{')) {
@@ -37,10 +37,9 @@ export function meterRunStream(upstream: ReadableStream<Uint8Array>, signal?: Ab
     }
     const piece = RESPONSE.exec(data)?.[1] ?? "";
     text += jsonString(piece);
-    return serializeEvent(message);
   };
-  const rewrite = { event, complete: () => ended, truncated: () => chatStreamError() };
-  return watchedEvents(upstream, rewrite, signal, () => ({ usage, text, complete: usage !== null }));
+  const watch = { event, complete: () => ended, truncated: () => chatStreamError() };
+  return watchedEvents(upstream, watch, signal, () => ({ usage, text, complete: usage !== null }));
 }
 
 /** Workers AI's embeddings ({shape, data}) → OpenAI's list, float or base64 (little-endian float32). */
