@@ -17,7 +17,7 @@ import {
   verifySession,
 } from "../src/admin-session";
 import type { Env } from "../src/env";
-import { HttpError } from "../src/errors";
+import { refusal } from "./refusal";
 
 // workerd's crypto.subtle.timingSafeEqual (a Workers extension) as node's constant-time compare
 if (!("timingSafeEqual" in crypto.subtle)) {
@@ -39,16 +39,6 @@ function expectedToken(key: string, expiresAt: number): string {
 
 function request(method: string, headers: Record<string, string>): Request {
   return new Request("https://gateway.example/admin/metrics", { method, headers });
-}
-
-async function refusal(run: Promise<unknown>): Promise<HttpError> {
-  try {
-    await run;
-  } catch (err) {
-    assert.ok(err instanceof HttpError);
-    return err;
-  }
-  assert.fail("expected a refusal");
 }
 
 describe("session tokens", () => {

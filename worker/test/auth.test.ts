@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ageKeyCache, authenticate, sha256Hex } from "../src/auth";
 import type { Env } from "../src/env";
-import { HttpError } from "../src/errors";
 import { INDEX_KEY, LEGACY_KEY_PREFIX, REVOKED_PREFIX, SCHEMA_VERSION } from "../src/generated/contract";
 import { keyShard } from "../src/layout";
+import { refusal } from "./refusal";
 
 const ORG = {
   monthlyBudgetMicros: 50_000_000,
@@ -50,16 +50,6 @@ function kv(store: Record<string, unknown>) {
 
 function headers(key: string): Headers {
   return new Headers({ authorization: `Bearer ${key}` });
-}
-
-async function refusal(run: Promise<unknown>): Promise<HttpError> {
-  try {
-    await run;
-  } catch (err) {
-    assert.ok(err instanceof HttpError);
-    return err;
-  }
-  assert.fail("expected a refusal");
 }
 
 async function shardedStore(key: string, extra: Record<string, unknown> = {}) {
