@@ -84,6 +84,16 @@ class Emulator:
         assert len(found) == 1, f"expected one upstream request for {request_id}, got {len(found)}"
         return found[0]
 
+    def stream(self, log_id: str) -> list[tuple[float, str]]:
+        """(wall-clock ms, chunk) of each chunk the emulator streamed in its answer `log_id`."""
+        response = self.http.get(f"/streams/{log_id}")
+        response.raise_for_status()
+        return [(chunk["at"], chunk["data"]) for chunk in response.json()["chunks"]]
+
+    def sent_chunks(self, request_id: str) -> list[tuple[float, str]]:
+        """The chunks of the stream the emulator sent for the gateway's request `request_id`."""
+        return self.stream(self.request_for(request_id)["logId"])
+
     def fault(self, **fault: Any) -> None:
         self.http.post("/faults", json=fault).raise_for_status()
 

@@ -255,6 +255,29 @@ def test_stream_chunks_arrive_one_by_one(http: httpx.Client) -> None:
     assert total - first_at >= 0.3  # 5 more chunks, 80 ms apart
 
 
+def test_a_stream_is_recorded_chunk_by_chunk_with_when_each_was_sent(http: httpx.Client) -> None:
+    """GET /__emulator/streams/<logId> gives the chunks the client got, in order, each with the
+    wall-clock time it was sent: what the delivery tests and make bench compare with."""
+    add_fault(http, match={"path": "/compat/"}, chunkDelayMs=40)
+    before = time.time() * 1000
+    with http.stream(
+        "POST",
+        f"{gw_path()}/compat/chat/completions",
+        json=chat_body("slow emulate:tokens=4", stream=True),
+        headers=aig_headers(),
+    ) as response:
+        body = "".join(response.iter_text())
+        log_id = response.headers["cf-aig-log-id"]
+    after = time.time() * 1000
+    recorded = http.get(f"/__emulator/streams/{log_id}").json()["chunks"]
+    assert "".join(chunk["data"] for chunk in recorded) == body
+    times = [chunk["at"] for chunk in recorded]
+    assert before <= times[0] and times[-1] <= after
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    assert all(gap >= 35 for gap in gaps), gaps
+    assert http.get("/__emulator/streams/nope").status_code == 404
+
+
 # --- token rules ----------------------------------------------------------------------------
 
 

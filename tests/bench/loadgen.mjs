@@ -3,7 +3,11 @@
 // more per request), so the client stays cheap next to what it measures.
 //
 //   node loadgen.mjs '{"url": ..., "headers": {...}, "body": {...}, "requests": 500,
-//                      "concurrency": 32, "warmup": 50, "stream": false}'
+//                      "concurrency": 32, "warmup": 50, "record": false}'
+//
+// With "record": true the summary also lists each measured request's start and every piece of
+// its answer with the wall-clock time it arrived (epoch ms), and its x-request-id and
+// cf-aig-log-id: what `make bench` pairs with the emulator's own send times, event by event.
 
 import http from "node:http";
 
@@ -13,20 +17,39 @@ const url = new URL(spec.url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: spec.concurrency });
 const headers = { ...spec.headers, "content-length": payload.length };
 
+const wallClock = () => performance.timeOrigin + performance.now();
+
 function one() {
   return new Promise((resolve, reject) => {
     const start = performance.now();
+    const startedAt = wallClock();
     let firstByte = null;
+    const pieces = spec.record ? [] : null;
     const req = http.request(url, { method: "POST", headers, agent }, (res) => {
-      res.on("data", () => {
+      if (pieces) res.setEncoding("utf8");
+      res.on("data", (piece) => {
         if (firstByte === null) firstByte = performance.now() - start;
+        pieces?.push([wallClock(), piece]);
       });
       // the gateway's admission: "ledger;dur=" when it awaited the ledger, "lease;dur=" when not
       const timing = /(ledger|lease);dur=([\d.]+)/.exec(res.headers["server-timing"] ?? "");
       const ledger = timing ? Number(timing[2]) : null;
       const calledLedger = timing ? timing[1] === "ledger" : null;
+      const recorded = pieces && {
+        startedAt,
+        pieces,
+        requestId: res.headers["x-request-id"] ?? null,
+        logId: res.headers["cf-aig-log-id"] ?? null,
+      };
       res.on("end", () =>
-        resolve({ ms: performance.now() - start, ttfb: firstByte, status: res.statusCode, ledger, calledLedger }),
+        resolve({
+          ms: performance.now() - start,
+          ttfb: firstByte,
+          status: res.statusCode,
+          ledger,
+          calledLedger,
+          recorded,
+        }),
       );
       res.on("error", reject);
     });
@@ -73,5 +96,6 @@ console.log(
     ledgerP99: ledger.length ? percentile(ledger, 99) : null,
     // share of requests whose admission awaited a ledger call (null: not the gateway)
     ledgerShare: admitted.length ? admitted.filter((r) => r.calledLedger).length / admitted.length : null,
+    ...(spec.record ? { recorded: results.map((r) => r.recorded) } : {}),
   }),
 );

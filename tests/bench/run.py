@@ -22,7 +22,8 @@ from pathlib import Path
 
 from provision.config import resolve_stack
 from provision.local import LocalGateway
-from tests.support import E2E_STACK, WorkerTestHooks, burst
+from tests.delivery import delivery, sse_deltas
+from tests.support import E2E_STACK, Emulator, WorkerTestHooks, burst
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -31,7 +32,14 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", "2000"))
 CONCURRENCY = (1, 32)
 
 
-def load(url: str, headers: dict[str, str], body: dict, concurrency: int) -> dict:
+# Delivery: upstream chunks PACE_MS apart, DELIVERY_REQUESTS one at a time per path
+PACE_MS = 5
+# The floor reaches Workers AI over HTTP, where AI Gateway wants a Cloudflare API token
+WORKERS_AI_BENCH_TOKEN = "bench-workers-ai-token"
+DELIVERY_REQUESTS = int(os.environ.get("BENCH_DELIVERY_REQUESTS", "30"))
+
+
+def load(url: str, headers: dict[str, str], body: dict, concurrency: int, **extra: object) -> dict:
     requests = REQUESTS if concurrency > 1 else max(200, REQUESTS // 5)
     spec = {
         "url": url,
@@ -40,6 +48,7 @@ def load(url: str, headers: dict[str, str], body: dict, concurrency: int) -> dic
         "requests": requests,
         "concurrency": concurrency,
         "warmup": min(200, requests // 5),
+        **extra,
     }
     out = subprocess.run(
         ["node", str(LOADGEN), json.dumps(spec)],
@@ -51,18 +60,11 @@ def load(url: str, headers: dict[str, str], body: dict, concurrency: int) -> dic
     return json.loads(out.stdout)
 
 
-def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, str, dict, bool]]:
-    """(name, direct URL, direct headers, direct body, Worker path, Worker body, streams only)
-    per provider path: the same answer asked of the emulator's native endpoint directly and
-    through the Worker."""
-    assert gateway.config is not None and gateway.emulator_url
-    config = gateway.config
-    base = f"{gateway.emulator_url}/v1/{config.accountId}/{config.gatewayId}"
-    keys = gateway.secrets.provider_api_keys
-    # What the gateway sends AI Gateway besides the provider's key, sent on the direct and floor
-    # paths too, so the emulator does the same work per request on every path (it shares the
-    # cores): the ratios then measure the Worker alone.
-    aig = {
+def aig_headers(gateway: LocalGateway) -> dict[str, str]:
+    """What the gateway sends AI Gateway besides the provider's key, sent on the direct and floor
+    paths too, so the emulator does the same work per request on every path (it shares the
+    cores): the ratios then measure the Worker alone."""
+    return {
         "cf-aig-authorization": f"Bearer {gateway.secrets.ai_gateway_token}",
         "cf-aig-metadata": json.dumps(
             {
@@ -75,6 +77,17 @@ def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, s
         "cf-aig-custom-cost": json.dumps({"per_token_in": 1.5e-7, "per_token_out": 6e-7}),
         "cf-aig-skip-cache": "true",
     }
+
+
+def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, str, dict, bool]]:
+    """(name, direct URL, direct headers, direct body, Worker path, Worker body, streams only)
+    per provider path: the same answer asked of the emulator's native endpoint directly and
+    through the Worker."""
+    assert gateway.config is not None and gateway.emulator_url
+    config = gateway.config
+    base = f"{gateway.emulator_url}/v1/{config.accountId}/{config.gatewayId}"
+    keys = gateway.secrets.provider_api_keys
+    aig = aig_headers(gateway)
     messages = [{"role": "user", "content": "benchmark emulate:tokens=16"}]
     return [
         (
@@ -142,6 +155,47 @@ def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, s
     ]
 
 
+def delivery_paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, str, dict]]:
+    """Every streaming route's path, as paths() gives them: (name, direct URL, direct headers,
+    direct body, Worker path, Worker body), each asked to stream."""
+    assert gateway.config is not None and gateway.emulator_url
+    config = gateway.config
+    base = f"{gateway.emulator_url}/v1/{config.accountId}/{config.gatewayId}"
+    openai_headers = {
+        "content-type": "application/json",
+        "authorization": f"Bearer {gateway.secrets.provider_api_keys['openai']}",
+        **aig_headers(gateway),
+    }
+    prompt = "benchmark emulate:tokens=16"
+    responses = {"model": "gpt-4o-mini", "input": prompt}
+    run = {"prompt": prompt}
+    llama = "@cf/meta/llama-3.1-8b-instruct"
+    with_paths = [p[:6] for p in paths(gateway)] + [
+        (
+            "responses",
+            f"{base}/openai/responses",
+            openai_headers,
+            responses,
+            "/v1/responses",
+            responses,
+        ),
+        # the gateway calls Workers AI through the AI binding; the floor through AI Gateway's
+        # HTTP endpoint with a Cloudflare token (same emulator, same stream)
+        (
+            "wai-run",
+            f"{base}/workers-ai/{llama}",
+            {**openai_headers, "authorization": f"Bearer {WORKERS_AI_BENCH_TOKEN}"},
+            run,
+            f"/workers-ai/{llama}",
+            run,
+        ),
+    ]
+    return [
+        (n, u, h, {**b, "stream": True}, p, {**wb, "stream": True})
+        for n, u, h, b, p, wb in with_paths
+    ]
+
+
 @contextmanager
 def floor_worker(upstream: str, mode: str = "pass") -> Iterator[str]:
     """worker/bench/floor.mjs: a pass-through Worker in miniflare in front of `upstream`
@@ -161,7 +215,7 @@ def floor_worker(upstream: str, mode: str = "pass") -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def latency() -> int:
+def latency(sections: set[str]) -> int:
     # the Worker's request log lines (one per request) go to a file, not between the figures
     log = Path(tempfile.mkdtemp(prefix="llm-gateway-bench-")) / "worker.log"
     with LocalGateway(resolve_stack("dev"), log_path=log) as gateway:
@@ -175,6 +229,10 @@ def latency() -> int:
         }
         base = f"{gateway.emulator_url}/v1/{gateway.config.accountId}/{gateway.config.gatewayId}"
         with floor_worker(base) as floor_url, floor_worker(base, "read") as read_url:
+            if "delivery" in sections:
+                measure_delivery(gateway, worker_url, worker_headers, base, floor_url)
+            if "throughput" not in sections:
+                return 0
             return measure(gateway, worker_url, worker_headers, base, floor_url, read_url)
 
 
@@ -246,6 +304,69 @@ def measure(
     return 0
 
 
+def delivered(emulator: Emulator, url: str, headers: dict[str, str], body: dict) -> dict:
+    """DELIVERY_REQUESTS streams one at a time, each content delta paired with the emulator's
+    chunk that carried it: delays (ms) of every delta, and each stream's first content time."""
+    got = load(url, headers, body, 1, record=True, requests=DELIVERY_REQUESTS, warmup=5)
+    if got["errors"]:
+        raise RuntimeError(f"{got['errors']} errors streaming {url}")
+    delays: list[float] = []
+    first: list[float] = []
+    for run in got["recorded"]:
+        log_id = run["logId"] or emulator.request_for(run["requestId"])["logId"]
+        sent = sse_deltas(emulator.stream(log_id))
+        received = sse_deltas((at, piece) for at, piece in run["pieces"])
+        measured = delivery(sent, received)
+        delays += measured.delays
+        first.append(measured.first_received - run["startedAt"])
+    return {"delays": sorted(delays), "first": sorted(first)}
+
+
+def pct(sorted_values: list[float], p: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, math.floor(p / 100 * len(sorted_values)))]
+
+
+def measure_delivery(
+    gateway: LocalGateway, worker_url: str, worker_headers: dict, base: str, floor_url: str
+) -> None:
+    """Each streaming route with upstream chunks PACE_MS apart: when each content delta reached
+    the client after the provider sent it, and the first content token, floor against gateway."""
+    assert gateway.emulator_url
+    emulator = Emulator(gateway.emulator_url)
+    print(
+        f"\nDelivery — upstream chunks {PACE_MS} ms apart, {DELIVERY_REQUESTS} streams one at a "
+        "time per path; delay = when the client had a content delta minus when the emulator sent "
+        "its chunk (every delta of every stream); first token = from the request's start"
+    )
+    header = (
+        f"{'route':<10}{'delay p50 floor/gateway':>26}{'delay p99 floor/gateway':>26}"
+        f"{'first token p50 floor/gateway':>32}{'over floor':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    emulator.http.post(
+        "/config", json={"providerKeys": {"workers-ai": WORKERS_AI_BENCH_TOKEN}}
+    ).raise_for_status()
+    emulator.fault(times=-1, chunkDelayMs=PACE_MS)
+    try:
+        for name, direct_url, direct_headers, direct_body, path, worker_body in delivery_paths(
+            gateway
+        ):
+            floor = delivered(
+                emulator, f"{floor_url}{direct_url.removeprefix(base)}", direct_headers, direct_body
+            )
+            ours = delivered(emulator, f"{worker_url}{path}", worker_headers, worker_body)
+            f50, g50 = pct(floor["first"], 50), pct(ours["first"], 50)
+            print(
+                f"{name:<10}{pct(floor['delays'], 50):>16.2f} /{pct(ours['delays'], 50):>7.2f}"
+                f"{pct(floor['delays'], 99):>18.2f} /{pct(ours['delays'], 99):>7.2f}"
+                f"{f50:>24.2f} /{g50:>7.2f}{g50 - f50:>+12.2f}"
+            )
+    finally:
+        emulator.clear_faults()
+        emulator.close()
+
+
 def settled(hooks: WorkerTestHooks, org: str, requests: int) -> dict:
     deadline = time.monotonic() + 30
     while True:
@@ -300,9 +421,18 @@ def exactness() -> int:
     return 0 if ok else 1
 
 
-def main() -> int:
-    return latency() or exactness()
+SECTIONS = ("delivery", "throughput", "exactness")
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.bench.run [SECTION ...]`: every section of `make bench` by default."""
+    sections = set(argv) or set(SECTIONS)
+    if unknown := sections - set(SECTIONS):
+        print(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    status = latency(sections) if sections & {"delivery", "throughput"} else 0
+    return status or (exactness() if "exactness" in sections else 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

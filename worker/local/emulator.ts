@@ -81,7 +81,15 @@ import { handleControl } from "./emulator/control";
 import { handleGateway } from "./emulator/gateway";
 import { BodyTooLarge, gatewayErrorResult, jsonResult, prop, writeResult } from "./emulator/http";
 import { ulid } from "./emulator/ids";
-import { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache, ResponseStore } from "./emulator/state";
+import {
+  FaultBook,
+  PromptCache,
+  RateLimiter,
+  RequestLog,
+  ResponseCache,
+  ResponseStore,
+  StreamLog,
+} from "./emulator/state";
 import type { EmulatorConfig, EmulatorState } from "./emulator/types";
 
 export interface StartOptions {
@@ -113,6 +121,7 @@ function createEmulatorState(config: EmulatorConfig): EmulatorState {
     cache: new ResponseCache(),
     promptCache: new PromptCache(),
     responses: new ResponseStore(),
+    streams: new StreamLog(),
     limiters: new Map(),
     limiterFor(gatewayId, gateway) {
       let limiter = emu.limiters.get(gatewayId);
@@ -132,6 +141,7 @@ function createEmulatorState(config: EmulatorConfig): EmulatorState {
       emu.cache.clear();
       emu.promptCache.clear();
       emu.responses.clear();
+      emu.streams.clear();
       emu.limiters.clear();
     },
   };

@@ -1,5 +1,6 @@
 // Test controls under /__emulator/ (not part of AI Gateway, no auth): health, request log,
-// fault injection, runtime config, cache and full reset.
+// the last streams' chunks with their send times, fault injection, runtime config, cache and
+// full reset.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ConfigError, maskedConfig, mergeConfig } from "./config";
 import { isJsonObject, jsonResult, readBody, writeResult } from "./http";
@@ -120,6 +121,14 @@ async function route(emu: EmulatorState, req: IncomingMessage, name: string, que
     }
     return null;
   };
+  if (name.startsWith("streams/")) {
+    const refused = denied("GET");
+    if (refused) return refused;
+    const logId = name.slice("streams/".length);
+    const chunks = emu.streams.get(logId);
+    if (chunks === undefined) return jsonResult(404, { error: `no recorded stream for log id ${logId}` });
+    return jsonResult(200, { logId, chunks });
+  }
   switch (name) {
     case "health":
       return denied("GET") ?? jsonResult(200, { ok: true });

@@ -369,7 +369,8 @@ export async function respond(
     if (outcome.cacheStatus) extra["cf-aig-cache-status"] = outcome.cacheStatus;
     if (outcome.step !== undefined) extra["cf-aig-step"] = String(outcome.step);
   }
-  entry.delivery = await writeResult(res, result, extra, emu.config.streamChunkDelayMs);
+  const sent = result.chunks === undefined ? undefined : emu.streams.open(logId);
+  entry.delivery = await writeResult(res, result, extra, emu.config.streamChunkDelayMs, sent);
   entry.durationMs = Date.now() - started;
 }
 

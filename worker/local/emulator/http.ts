@@ -9,7 +9,16 @@
 // inspect its status and move on, before a single byte goes to the client.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { gatewayErrorBody } from "./errors";
-import type { BufferedResult, Delivery, HeaderMap, JsonObject, RequestHeaders, Result, StreamedResult } from "./types";
+import type {
+  BufferedResult,
+  Delivery,
+  HeaderMap,
+  JsonObject,
+  RequestHeaders,
+  Result,
+  SentChunk,
+  StreamedResult,
+} from "./types";
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 export const JSON_TYPE = "application/json"; // exact: the AI binding parses only this value
@@ -97,15 +106,22 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
+/** Wall-clock epoch milliseconds with sub-millisecond precision (comparable across processes). */
+export function wallClockMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 /**
  * Writes a result. Returns "complete", "cut" (a fault destroyed the socket on purpose
  * mid-answer), "reset" (before any answer) or "aborted" (the client went away first).
+ * `sent`, when given, gets each streamed chunk with the time it was handed to the socket.
  */
 export async function writeResult(
   res: ServerResponse,
   result: Result,
   extraHeaders: HeaderMap,
   defaultChunkDelayMs = 0,
+  sent?: SentChunk[],
 ): Promise<Exclude<Delivery, "pending">> {
   if (result.resetConnection === true) {
     res.socket?.destroy();
@@ -135,6 +151,7 @@ export async function writeResult(
     if (cut !== undefined && i >= cut) break;
     if (delay > 0 && i > 0) await sleep(delay);
     if (res.destroyed) return "aborted";
+    sent?.push({ at: wallClockMs(), data: chunk });
     if (cut !== undefined && i === cut - 1) {
       // Wait until the last allowed chunk is handed to the kernel, so the cut lands after it.
       await writeAsync(res, chunk);

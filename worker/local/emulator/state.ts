@@ -1,5 +1,5 @@
 // In-memory state, all bounded: request log ring, fault queue, response cache, rate limiters,
-// stored Responses API responses.
+// stored Responses API responses, the last streams' chunks with the time each was sent.
 import type {
   CachedResponse,
   Fault,
@@ -10,10 +10,12 @@ import type {
   Metadata,
   RateLimit,
   RateLimitTechnique,
+  SentChunk,
   StoredResponse,
 } from "./types";
 
 export const REQUEST_LOG_CAPACITY = 5000;
+export const STREAM_LOG_CAPACITY = 256;
 const CACHE_CAPACITY = 2000;
 const PROMPT_CACHE_CAPACITY = 10_000;
 const RESPONSE_STORE_CAPACITY = 10_000;
@@ -57,6 +59,35 @@ export class RequestLog {
     // The `size` slots from `start` on are always filled.
     for (let i = 0; i < this.size; i++) out[i] = this.items[(this.start + i) % this.capacity] as LogEntry;
     return out;
+  }
+}
+
+/**
+ * The chunks of the last streamed answers, by log id, with when each was handed to the socket:
+ * what a test or `make bench` compares with when each event reached the client.
+ */
+export class StreamLog {
+  private streams = new Map<string, SentChunk[]>();
+
+  constructor(readonly capacity = STREAM_LOG_CAPACITY) {}
+
+  /** A new stream's chunk list, filled as its chunks are sent (the oldest stream is dropped). */
+  open(logId: string): SentChunk[] {
+    const chunks: SentChunk[] = [];
+    this.streams.set(logId, chunks);
+    if (this.streams.size > this.capacity) {
+      const oldest = this.streams.keys().next().value;
+      if (oldest !== undefined) this.streams.delete(oldest);
+    }
+    return chunks;
+  }
+
+  get(logId: string): SentChunk[] | undefined {
+    return this.streams.get(logId);
+  }
+
+  clear(): void {
+    this.streams.clear();
   }
 }
 

@@ -3,7 +3,7 @@
 // time; the code that builds and checks each type is named in its section.
 import type { IncomingHttpHeaders } from "node:http";
 import type { NormalizedMessage } from "./completion";
-import type { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache, ResponseStore } from "./state";
+import type { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache, ResponseStore, StreamLog } from "./state";
 
 // ---- JSON from clients and the HTTP result a handler returns (http.ts)
 
@@ -215,6 +215,8 @@ export interface EmulatorState {
   promptCache: PromptCache;
   /** Responses API responses kept for previous_response_id, per gateway (cleared by reset). */
   responses: ResponseStore;
+  /** The last streamed answers' chunks and when each was sent (GET /__emulator/streams/<logId>). */
+  streams: StreamLog;
   limiters: Map<string, RateLimiter>;
   limiterFor(gatewayId: string, gateway: GatewayConfig): RateLimiter;
   /** Swaps in a merged config; changed gateways start with fresh rate-limit windows. */
@@ -223,6 +225,12 @@ export interface EmulatorState {
 }
 
 export type CacheStatus = "HIT" | "MISS";
+
+/** One streamed chunk as it left: `at` is wall-clock epoch milliseconds (fractional). */
+export interface SentChunk {
+  at: number;
+  data: string;
+}
 
 /** One request under /v1/, as GET /__emulator/requests lists it (with `time` as ISO 8601). */
 export interface LogEntry {
