@@ -192,16 +192,18 @@ function identityStream(): TransformStream<Uint8Array, Uint8Array> {
   return Native ? new Native() : new TransformStream<Uint8Array, Uint8Array>();
 }
 
-const BULK_BYTES = 64 * 1024;
+const READ_BUFFER_BYTES = 64 * 1024;
 
 /**
- * A reader that takes what has come in large reads where the runtime can (workerd's
- * `readAtLeast`: a short stream is one or two reads, not one per chunk), the first read as soon
- * as any byte is there (when the client got its first bytes). Elsewhere (node's tests) a plain
- * reader: the same meter, read chunk by chunk.
+ * A reader that takes whatever has arrived, never waiting for more. In workerd a tee pulls its
+ * source for the most demanding read pending on either branch: a meter waiting for 64 KB
+ * (`readAtLeast(65536)`) held the client's branch until 64 KB or the end had come, so a chat
+ * answer reached its reader all at once (issue 20). Where the runtime has BYOB readers
+ * (workerd) one buffer per stream is reused, each read handing it back; elsewhere (node's
+ * tests) a plain reader.
  */
-function bulkReader(stream: ReadableStream<Uint8Array>): {
-  read(first: boolean): Promise<ReadableStreamReadResult<Uint8Array>>;
+function arrivalReader(stream: ReadableStream<Uint8Array>): {
+  read(): Promise<ReadableStreamReadResult<Uint8Array>>;
   cancel(): Promise<void>;
 } {
   let byob: ReadableStreamBYOBReader | null = null;
@@ -210,35 +212,38 @@ function bulkReader(stream: ReadableStream<Uint8Array>): {
   } catch {
     // not a byte stream
   }
-  const atLeast = byob as (ReadableStreamBYOBReader & { readAtLeast?: unknown }) | null;
-  if (byob && typeof atLeast?.readAtLeast === "function") {
-    const reader = byob as ReadableStreamBYOBReader & {
-      readAtLeast(min: number, view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>>;
-    };
+  if (byob) {
+    const reader = byob;
     // one buffer per stream: each read hands it back (the caller decodes before reading again)
-    let buffer = new Uint8Array(BULK_BYTES);
+    let buffer = new Uint8Array(READ_BUFFER_BYTES);
     return {
-      read: async (first) => {
-        const chunk = await reader.readAtLeast(first ? 1 : BULK_BYTES, buffer);
+      read: async () => {
+        const chunk = await reader.read(buffer);
         if (chunk.value) buffer = new Uint8Array(chunk.value.buffer);
         return chunk;
       },
       cancel: () => reader.cancel(),
     };
   }
-  byob?.releaseLock();
   const reader = stream.getReader();
   return { read: () => reader.read(), cancel: () => reader.cancel() };
 }
 
+// How long a failed pipe to the client waits for the upstream's own error before it counts as
+// a client that left (an upstream that broke fails both tee branches in the same turn).
+const CLIENT_GONE_GRACE_MS = 1_000;
+
 /**
  * For a stream the client gets exactly as the provider sent it (`watch` only reads its events):
  * the bytes go to the client from one branch of the upstream's tee, piped natively, with no
- * JavaScript per chunk, while the meter reads the other branch in large reads. The client's
+ * JavaScript per chunk, while the meter reads the other branch as it arrives (never a read that
+ * waits for more: that would hold the client's branch too, see arrivalReader). The client's
  * side stays open until the meter has seen the end, so a stream cut before its terminal event
  * still ends with the route's in-band error (`truncated`), as meteredEvents ends it. `done`
- * resolves once, when the stream ends, breaks, or the client goes away (`signal`: both
- * branches are cancelled, so a gone client costs no more tokens).
+ * resolves once, when the stream ends, breaks, or the client goes away. A client that leaves
+ * stops the upstream (both branches cancelled): through `signal` where the runtime aborts it,
+ * and in any case once the pipe to the client has failed while upstream still sends (seen
+ * locally: workerd failed the pipe but left the request's signal alone).
  */
 export function watchedEvents(
   upstream: ReadableStream<Uint8Array>,
@@ -263,36 +268,56 @@ export function watchedEvents(
   });
   const [toClient, watched] = upstream.tee();
   const client = identityStream();
+  const reader = arrivalReader(watched);
   const stopPipe = new AbortController();
-  // the client's side is closed (or errored) here, after the meter: never by the pipe
-  const piped = toClient.pipeTo(client.writable, { preventClose: true, preventAbort: true, signal: stopPipe.signal });
-  const pipedOk = piped.then(
-    () => true,
-    () => false,
-  );
-  const reader = bulkReader(watched);
+  let stopped = false;
+  let upstreamEnded = false;
+  let pipeFailed = false;
+  let grace: ReturnType<typeof setTimeout> | undefined;
+  const endGrace = () => {
+    if (grace !== undefined) clearTimeout(grace);
+  };
   const stop = () => {
+    stopped = true;
+    endGrace();
     finish();
     stopPipe.abort();
     reader.cancel().catch(() => {});
   };
   signal?.addEventListener("abort", stop, { once: true });
+  // the client's side is closed (or errored) by the meter, after the end: never by the pipe
+  const pipedOk = toClient
+    .pipeTo(client.writable, { preventClose: true, preventAbort: true, signal: stopPipe.signal })
+    .then(
+      () => true,
+      () => {
+        // the client left, or upstream broke (then the meter's read fails too, at once)
+        if (!stopped && !upstreamEnded) {
+          pipeFailed = true;
+          grace = setTimeout(stop, CLIENT_GONE_GRACE_MS);
+        }
+        return false;
+      },
+    );
   const decoder = new TextDecoder();
   const meter = async (): Promise<void> => {
-    for (let first = true; ; first = false) {
+    for (;;) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
-        chunk = await reader.read(first);
+        chunk = await reader.read();
       } catch {
         chunk = { done: true, value: undefined }; // broken upstream: ends as a cut stream
       }
+      if (stopped) return;
       if (chunk.value && chunk.value.byteLength > 0) {
         firstChunkAt ??= Date.now();
         parser.feed(decoder.decode(chunk.value, { stream: true }));
+        if (pipeFailed) return stop(); // upstream still sends: nobody is reading
       }
-      if (broken !== null) break;
-      if (chunk.done) break;
+      if (broken !== null || chunk.done) break;
     }
+    upstreamEnded = true;
+    endGrace();
     let ending = "";
     if (broken !== null) {
       // not an answer chunk: what of it the client has is ended, then it is told in-band
@@ -305,7 +330,7 @@ export function watchedEvents(
       parser.feed(`${decoder.decode()}\n\n`);
     }
     await pipedOk; // everything upstream sent (and was piped) is with the client
-    if (signal?.aborted) return finish();
+    if (stopped) return;
     const writer = client.writable.getWriter();
     try {
       if (broken !== null || (watch.complete && !watch.complete())) {
