@@ -138,6 +138,11 @@ ROUTE_KINDS: dict[str, dict[str, object]] = {
         "metered": True,
     },
 }
+# The shape a request body may have before it is parsed (besides the stack's maxRequestBytes):
+# how deep it nests and how many items one array or object holds. No client sends more; past
+# them a body is a 400 before anything is admitted (docs/decisions/0025).
+MAX_JSON_DEPTH = 128
+MAX_JSON_ITEMS = 10_000
 # The provider namespaces of native routes: any other path under them is a 404, never a proxy.
 NATIVE_PREFIXES = ("/openai/", "/anthropic/", f"/{WORKERS_AI}/")
 
@@ -210,6 +215,8 @@ def template_values() -> dict[str, object]:
         "ROUTES": ROUTES,
         "ROUTE_KINDS": ROUTE_KINDS,
         "NATIVE_PREFIXES": NATIVE_PREFIXES,
+        "MAX_JSON_DEPTH": MAX_JSON_DEPTH,
+        "MAX_JSON_ITEMS": MAX_JSON_ITEMS,
         "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,
         "RATE_TIER_PREFIX": RATE_TIER_PREFIX,
         "SCHEMA_VERSION": SCHEMA_VERSION,

@@ -1,7 +1,7 @@
 """When each streamed event reached the client, against when the emulator sent it.
 
 The emulator keeps the chunks of its last streams with the wall-clock time each was handed to
-the socket (`GET /__emulator/streams/<logId>`). A stream's content deltas (the text a person
+the socket (`GET /__emulator/answers/<logId>`). A stream's content deltas (the text a person
 watches appear) are read from those chunks and from what the client received, in order, so the
 k-th delta the client got is paired with the k-th the provider sent, whatever the gateway did to
 the framing in between (an Anthropic stream translated to OpenAI chat keeps one delta per delta).

@@ -84,11 +84,16 @@ class Emulator:
         assert len(found) == 1, f"expected one upstream request for {request_id}, got {len(found)}"
         return found[0]
 
+    def answer(self, log_id: str) -> dict[str, Any]:
+        """The answer `log_id` as the emulator sent it: {status, body} or {status, chunks}."""
+        response = self.http.get(f"/answers/{log_id}")
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
+
     def stream(self, log_id: str) -> list[tuple[float, str]]:
         """(wall-clock ms, chunk) of each chunk the emulator streamed in its answer `log_id`."""
-        response = self.http.get(f"/streams/{log_id}")
-        response.raise_for_status()
-        return [(chunk["at"], chunk["data"]) for chunk in response.json()["chunks"]]
+        return [(chunk["at"], chunk["data"]) for chunk in self.answer(log_id)["chunks"]]
 
     def sent_chunks(self, request_id: str) -> list[tuple[float, str]]:
         """The chunks of the stream the emulator sent for the gateway's request `request_id`."""

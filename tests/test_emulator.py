@@ -256,7 +256,7 @@ def test_stream_chunks_arrive_one_by_one(http: httpx.Client) -> None:
 
 
 def test_a_stream_is_recorded_chunk_by_chunk_with_when_each_was_sent(http: httpx.Client) -> None:
-    """GET /__emulator/streams/<logId> gives the chunks the client got, in order, each with the
+    """GET /__emulator/answers/<logId> gives the chunks the client got, in order, each with the
     wall-clock time it was sent: what the delivery tests and make bench compare with."""
     add_fault(http, match={"path": "/compat/"}, chunkDelayMs=40)
     before = time.time() * 1000
@@ -269,13 +269,18 @@ def test_a_stream_is_recorded_chunk_by_chunk_with_when_each_was_sent(http: httpx
         body = "".join(response.iter_text())
         log_id = response.headers["cf-aig-log-id"]
     after = time.time() * 1000
-    recorded = http.get(f"/__emulator/streams/{log_id}").json()["chunks"]
+    recorded = http.get(f"/__emulator/answers/{log_id}").json()["chunks"]
     assert "".join(chunk["data"] for chunk in recorded) == body
     times = [chunk["at"] for chunk in recorded]
     assert before <= times[0] and times[-1] <= after
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     assert all(gap >= 35 for gap in gaps), gaps
-    assert http.get("/__emulator/streams/nope").status_code == 404
+    assert http.get("/__emulator/answers/nope").status_code == 404
+    answered = http.post(
+        f"{gw_path()}/compat/chat/completions", json=chat_body("whole"), headers=aig_headers()
+    )
+    kept = http.get(f"/__emulator/answers/{answered.headers['cf-aig-log-id']}").json()
+    assert (kept["status"], kept["body"]) == (200, answered.text)
 
 
 # --- token rules ----------------------------------------------------------------------------
@@ -880,3 +885,83 @@ def test_workers_ai_openai_compatible_route(http: httpx.Client) -> None:
     assert response.json()["model"] == model
     compat = compat_chat(http, chat_body("hi", model=f"workers-ai/{model}"), key=WORKERS_AI_KEY)
     assert compat.json()["choices"][0]["message"] == response.json()["choices"][0]["message"]
+
+
+# --- what OpenAI's Chat Completions takes and refuses (providers/openai-chat-request.ts) ------
+
+
+def openai_chat(http: httpx.Client, body: dict[str, Any]) -> httpx.Response:
+    return http.post(f"{gw_path()}/openai/chat/completions", json=body, headers=aig_headers())
+
+
+def openai_refusal(response: httpx.Response) -> tuple[str | None, str | None, str]:
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    return error["param"], error["code"], error["message"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "code"),
+    [
+        ({"wizardry": True}, None, None),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role", "invalid_value"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "video", "url": "x"}]}]},
+            "messages[0].content[0].type",
+            "invalid_value",
+        ),
+        ({"temperature": 2.5}, "temperature", "decimal_above_max_value"),
+        ({"temperature": "hot"}, "temperature", "invalid_type"),
+        ({"top_p": -0.1}, "top_p", "decimal_below_min_value"),
+        ({"n": 129}, "n", "integer_above_max_value"),
+        ({"max_tokens": 0}, "max_tokens", "integer_below_min_value"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length"),
+        ({"stream": "yes"}, "stream", "invalid_type"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "get weather"}}]},
+            "tools[0].function.name",
+            "invalid_value",
+        ),
+        ({"reasoning_effort": "low"}, "reasoning_effort", "unsupported_parameter"),
+    ],
+    ids=lambda value: str(value)[:40],
+)
+def test_openai_refuses_what_it_does_not_take(
+    http: httpx.Client, extra: dict[str, Any], param: str | None, code: str | None
+) -> None:
+    """Each as OpenAI answers it: the parameter named, the code saying what is wrong."""
+    body = {**chat_body("hi", model="gpt-4o-mini"), **extra}
+    got_param, got_code, message = openai_refusal(openai_chat(http, body))
+    assert (got_param, got_code) == (param, code), message
+    if param is None:
+        assert message == "Unrecognized request argument supplied: wizardry"
+
+
+def test_a_reasoning_model_thinks_and_refuses_what_it_does_not_take(http: httpx.Client) -> None:
+    """gpt-5: max_tokens and non-default sampling are refused; reasoning tokens (by
+    reasoning_effort) are part of completion_tokens; current fields are taken."""
+    assert openai_refusal(openai_chat(http, chat_body("hi", model="gpt-5", max_tokens=10)))[:2] == (
+        "max_tokens",
+        "unsupported_parameter",
+    )
+    assert openai_refusal(openai_chat(http, chat_body("hi", model="gpt-5", temperature=0.2)))[
+        :2
+    ] == (
+        "temperature",
+        "unsupported_value",
+    )
+    body = chat_body(
+        "hi emulate:tokens=5",
+        model="gpt-5",
+        reasoning_effort="high",
+        verbosity="low",
+        prompt_cache_key="k",
+        safety_identifier="u1",
+        max_completion_tokens=500,
+    )
+    usage = openai_chat(http, body).json()["usage"]
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 64
+    assert usage["completion_tokens"] == 5 + 64
+    plain = openai_chat(http, chat_body("hi emulate:tokens=5", model="gpt-4o-mini")).json()
+    assert plain["usage"]["completion_tokens_details"]["reasoning_tokens"] == 0

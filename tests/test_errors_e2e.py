@@ -227,19 +227,37 @@ def test_a_body_over_the_cap_is_413_in_the_routes_shape(
     assert http.post(CHAT, json=HELLO, headers=auth("key_ada_main")).status_code == 200
 
 
-@pytest.mark.parametrize(
-    ("messages", "param"),
-    [
-        ([{"role": "wizard", "content": "hi"}], "messages[0].role"),
-        ([{"role": "user", "content": [{"type": "video"}]}], "messages[0].content[0].type"),
-        ([{"role": "tool", "content": "42"}], "messages[0].tool_call_id"),
-    ],
-)
-def test_a_malformed_message_is_400_naming_it_and_never_sent(
+MALFORMED = [
+    ([{"role": "wizard", "content": "hi"}], "messages[0].role"),
+    ([{"role": "user", "content": [{"type": "video"}]}], "messages[0].content[0].type"),
+    ([{"role": "tool", "content": "42"}], "messages[0].tool_call_id"),
+]
+
+
+@pytest.mark.parametrize(("messages", "param"), MALFORMED)
+def test_a_malformed_message_is_the_providers_400_naming_it_and_costs_nothing(
+    http: httpx.Client, emulator: Emulator, hooks: WorkerTestHooks, messages, param
+):
+    """Issue 21: roles and content parts are the provider's to judge: OpenAI's own 400 naming
+    the part reaches the client, the request went upstream once, and nothing was charged."""
+    before = hooks.user_row("acme", "ada")["usedMicros"]
+    response = http.post(CHAT, json={**HELLO, "messages": messages}, headers=auth("key_ada_main"))
+    assert response.status_code == 400
+    assert error_of(response)["param"] == param
+    assert [e["status"] for e in emulator.requests(requestId=response.headers["x-request-id"])] == [
+        400
+    ]
+    assert hooks.user_row("acme", "ada")["usedMicros"] == before
+
+
+@pytest.mark.parametrize(("messages", "param"), MALFORMED)
+def test_a_message_the_translation_cannot_carry_is_400_naming_it_and_never_sent(
     http: httpx.Client, emulator: Emulator, messages, param
 ):
-    """Issue 13, defect 2: roles and content parts are checked at the edge, before admission."""
-    response = http.post(CHAT, json={**HELLO, "messages": messages}, headers=auth("key_ada_main"))
+    """The OpenAI-to-Anthropic translation is the gateway's own: what it cannot translate is its
+    400 naming the part, before anything goes upstream."""
+    body = {**HELLO, "model": "claude-sonnet", "messages": messages}
+    response = http.post(CHAT, json=body, headers=auth("key_ada_main"))
     assert response.status_code == 400
     assert error_of(response)["param"] == param
     assert emulator.requests(requestId=response.headers["x-request-id"]) == []

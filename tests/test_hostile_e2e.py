@@ -4,7 +4,12 @@ bytes, numbers at the edges), authorization variants, huge and duplicate headers
 every other method, encoded traversal to /admin, trailing and double slashes, and admin ids
 that are prototype names or encodings. Every case must be a 4xx in the route's own error shape
 with an x-request-id, send nothing upstream, charge nothing, write nothing, and leave the
-gateway healthy."""
+gateway healthy.
+
+What only the provider can judge (issue 21: unknown fields and roles, sampling ranges, a
+dimension, a role an older model does not take) is no longer refused here: those cases go to the
+provider, and its 4xx reaches the client in the route's shape, charged nothing (the second table,
+FORWARDED)."""
 
 from __future__ import annotations
 
@@ -38,6 +43,24 @@ class Case:
     admin: bool = False  # sent with the admin key instead of a gateway key
 
 
+# A cap that is not a positive safe integer (9007199254740993 parses as 2^53: not safe either).
+EDGE_VALUES = (
+    ("1e308", "invalid_type"),
+    ("-1", "invalid_value"),
+    ("0", "invalid_value"),
+    ("1.5", "invalid_type"),
+    ('"10"', "invalid_type"),
+    ("9007199254740993", "invalid_type"),
+)
+
+
+def deep_tool(good: dict[str, Any], depth: int) -> bytes:
+    """The route's good body with one more field: a JSON Schema nested `depth` levels (valid JSON:
+    what JSON.stringify overflowed on after admission, issue 21)."""
+    schema = '{"type":"object","properties":{"a":' * depth + "{}" + "}}" * depth
+    return json.dumps(good)[:-1].encode() + f', "tool_schema": {schema}}}'.encode()
+
+
 def route_path(route: dict[str, Any]) -> str:
     return request_for(route, sample_model(route))[0]
 
@@ -57,30 +80,29 @@ def body_cases() -> Iterator[Case]:
             "null": b"null",
             "number": b"42",
             "nested-100k": b"[" * 100_000 + b"]" * 100_000,
+            "tool schema nested 10,000 deep": deep_tool(good, 10_000),
+            "tool schema nested 5,000 deep": deep_tool(good, 5_000),
             "utf16": json.dumps(good).encode("utf-16"),
             "bom-only": b"\xef\xbb\xbf",
         }
         for name, content in raw.items():
-            yield Case(
-                f"{rid} body {name}", "POST", path, 400, "invalid_json", content, route=route
-            )
+            code = "request_too_deep" if "nested" in name else "invalid_json"
+            yield Case(f"{rid} body {name}", "POST", path, 400, code, content, route=route)
         if kind == "workers_ai_run":
             continue  # the model is the path; its inputs pass through
-        edge = {
-            "chat": "max_tokens",
-            "responses": "max_output_tokens",
-            "embeddings": "dimensions",
-            "messages": "max_tokens",
-        }
+        # the output cap the worst case is reserved from: sent but wrong is invalid, never missing
+        edge = {"chat": "max_tokens", "responses": "max_output_tokens", "messages": "max_tokens"}
         if kind in edge:
-            for value in ("1e308", "-1", "0", "1.5", '"10"', "9007199254740993"):
+            for value, code in EDGE_VALUES:
                 content = json.dumps(good)[:-1].encode() + f', "{edge[kind]}": {value}}}'.encode()
                 yield Case(
-                    f"{rid} {edge[kind]}={value}", "POST", path, 400, None, content, route=route
+                    f"{rid} {edge[kind]}={value}", "POST", path, 400, code, content, route=route
                 )
         # duplicate keys: JSON.parse keeps the last, so the last must be what is checked
         duplicated = json.dumps(good)[:-1].encode() + b', "model": 42}'
-        yield Case(f"{rid} duplicate model key", "POST", path, 400, None, duplicated, route=route)
+        yield Case(
+            f"{rid} duplicate model key", "POST", path, 400, "invalid_type", duplicated, route=route
+        )
         for name, model in (
             ("unknown model", "nope-model-9"),
             ("NUL model", "\u0000"),
@@ -100,7 +122,7 @@ def body_cases() -> Iterator[Case]:
             "POST",
             path,
             400,
-            None,
+            "invalid_type",
             json.dumps({**good, "model": 42}).encode(),
             route=route,
         )
@@ -269,3 +291,74 @@ def test_a_hostile_request_is_a_clean_4xx(
     assert ledger.user_row("open", "ok") == charged, "a refused request was charged"
     assert ledger.kv("revoked:") == revoked, "a refused request wrote a revocation"
     assert httpx.get(f"{gateway.worker_url}/health", timeout=10).status_code == 200
+
+
+# ------------------------------------------------- what only the provider can judge (issue 21)
+
+
+def forwarded_cases() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(id, route, body) the gateway takes and the provider refuses: an unknown field or role, a
+    sampling parameter out of the provider's range, a dimension, a role an older model refuses."""
+    changes: dict[str, list[tuple[str, dict[str, Any]]]] = {
+        "chat": [
+            ("unknown field", {"wizardry": True}),
+            ("unknown role", {"messages": [{"role": "wizard", "content": "hi"}]}),
+            ("temperature 5", {"temperature": 5}),
+            (
+                "tool name with spaces",
+                {"tools": [{"type": "function", "function": {"name": "a b"}}]},
+            ),
+        ],
+        "responses": [("unknown field", {"wizardry": True}), ("temperature 5", {"temperature": 5})],
+        "messages": [
+            ("unknown field", {"wizardry": True}),
+            ("temperature 1.5", {"temperature": 1.5}),
+            (
+                "a system message the model does not take",
+                {
+                    "messages": [
+                        {"role": "user", "content": "hi"},
+                        {"role": "system", "content": "x"},
+                    ]
+                },
+            ),
+        ],
+        "count_tokens": [("unknown field", {"wizardry": True})],
+        "embeddings": [
+            ("dimensions 0", {"dimensions": 0}),
+            ("encoding hex", {"encoding_format": "hex"}),
+        ],
+    }
+    for route in ROUTES:
+        if route["provider"] == "workers-ai":
+            continue  # Workers AI's own checks: the binding's
+        for name, change in changes.get(str(route["kind"]), []):
+            _, good = request_for(route, sample_model(route))
+            yield f"{route['path']} {name}", route, {**good, **change}
+
+
+FORWARDED = list(forwarded_cases())
+
+
+@pytest.mark.parametrize(
+    ("route", "body"), [(r, b) for _, r, b in FORWARDED], ids=[i for i, _, _ in FORWARDED]
+)
+def test_what_only_the_provider_can_judge_goes_there_and_costs_nothing(
+    gateway: LocalGateway,
+    ledger: WorkerTestHooks,
+    upstream: Emulator,
+    route: dict[str, Any],
+    body: dict[str, Any],
+):
+    """Once upstream, in the route's shape with the provider's own status, charged nothing."""
+    charged = ledger.user_row("open", "ok")["usedMicros"]
+    sent = len(upstream.requests())
+    path, _ = request_for(route, sample_model(route))
+    response = httpx.post(
+        f"{gateway.worker_url}{path}", json=body, headers=auth_headers(route, KEY_ID), timeout=30
+    )
+    assert response.status_code == 400, response.text[:300]
+    assert_error_shape(route, response)
+    assert len(upstream.requests()) == sent + 1, "the provider was not asked"
+    assert upstream.requests()[-1]["status"] == 400
+    assert ledger.user_row("open", "ok")["usedMicros"] == charged, "a refusal was charged"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +16,9 @@ import pytest
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
-from provision.compiler import compile_price
 from provision.config import StackConfig
 from provision.local import LocalGateway
+from tests.charges import cost_of
 from tests.support import ROOT, Emulator, WorkerTestHooks, eventually, key, openai_client
 
 PROVIDERS_STACK = ROOT / "tests" / "fixtures" / "Pulumi.providers.yaml"
@@ -141,19 +140,18 @@ def config_of(gateway: LocalGateway) -> StackConfig:
 
 
 def cost_micros(gateway: LocalGateway, model: str, usage: Any) -> int:
-    """The cost the Worker must record for `usage` (OpenAI's fields), from the stack's prices."""
-    price = compile_price(config_of(gateway).pricing.models[model])
+    """The cost the Worker must record for `usage` (the openai SDK's object), at the stack's prices."""
     details = usage.prompt_tokens_details
-    cached = (details.cached_tokens or 0) if details else 0
-    written = (getattr(details, "cache_write_tokens", None) or 0) if details else 0
-    plain = usage.prompt_tokens - cached - written
-    numerator = (
-        plain * price["in"]
-        + cached * price["cachedIn"]
-        + written * price["cacheWrite"]
-        + usage.completion_tokens * price["out"]
+    return cost_of(
+        gateway,
+        model,
+        {
+            "prompt": usage.prompt_tokens,
+            "completion": usage.completion_tokens,
+            "cached": (details.cached_tokens or 0) if details else 0,
+            "written": (getattr(details, "cache_write_tokens", None) or 0) if details else 0,
+        },
     )
-    return math.ceil(numerator / 1_000_000)
 
 
 def micros(usd: str) -> int:

@@ -6,7 +6,6 @@ proxied. A route added to the table is tested here with no change to this file."
 from __future__ import annotations
 
 import json
-import math
 import secrets
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from provision.compiler import compile_price
 from provision.config import StackConfig
 from provision.contract import ROUTE_KINDS, ROUTES
 from provision.local import LocalGateway
+from tests.charges import answer_usage, cost_of
 from tests.support import (
     ROOT,
     Emulator,
@@ -202,70 +201,6 @@ def test_every_route_applies_the_policy(
 # ---------------------------------------------------------------- served and charged exactly
 
 
-def cost_of(gateway: LocalGateway, model: str, usage: dict[str, int]) -> int:
-    price = compile_price(config_of(gateway).pricing.models[model])
-    plain = usage["prompt"] - usage.get("cached", 0) - usage.get("written", 0)
-    numerator = (
-        plain * price["in"]
-        + usage.get("cached", 0) * price["cachedIn"]
-        + usage.get("written", 0) * price["cacheWrite"]
-        + usage["completion"] * price["out"]
-    )
-    return math.ceil(numerator / 1_000_000)
-
-
-def sse_events(text: str) -> list[tuple[str | None, Any]]:
-    events = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        name = None
-        data = []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-        if data:
-            joined = "\n".join(data)
-            events.append((name, joined if joined == "[DONE]" else json.loads(joined)))
-    return events
-
-
-def stream_usage(route: dict[str, Any], text: str) -> dict[str, int]:
-    """The usage a stream reported, in the route's own format."""
-    kind = route["kind"]
-    events = [data for _, data in sse_events(text) if data != "[DONE]"]
-    if kind == "chat":
-        (u,) = [e["usage"] for e in events if e.get("usage")]
-        details = u.get("prompt_tokens_details") or {}
-        return {
-            "prompt": u["prompt_tokens"],
-            "completion": u["completion_tokens"],
-            "cached": details.get("cached_tokens") or 0,
-            "written": details.get("cache_write_tokens") or 0,
-        }
-    if kind == "responses":
-        (u,) = [e["response"]["usage"] for e in events if e.get("type") == "response.completed"]
-        return {
-            "prompt": u["input_tokens"],
-            "completion": u["output_tokens"],
-            "cached": (u.get("input_tokens_details") or {}).get("cached_tokens") or 0,
-        }
-    if kind == "messages":
-        start = next(e["message"]["usage"] for e in events if e.get("type") == "message_start")
-        delta = [e["usage"] for e in events if e.get("type") == "message_delta"][-1]
-        u = {**start, **delta}
-        written = u.get("cache_creation_input_tokens") or 0
-        read = u.get("cache_read_input_tokens") or 0
-        return {
-            "prompt": u["input_tokens"] + written + read,
-            "completion": u["output_tokens"],
-            "cached": read,
-            "written": written,
-        }
-    (u,) = [e["usage"] for e in events if e.get("usage")]  # workers_ai_run
-    return {"prompt": u["prompt_tokens"], "completion": u["completion_tokens"]}
-
-
 def rows(ledger: WorkerTestHooks) -> tuple[dict[str, Any], dict[str, Any]]:
     usage = ledger.usage("open")
     empty = {"usedMicros": 0, "requests": 0}
@@ -321,7 +256,7 @@ def test_a_served_stream_raises_the_rows_by_the_cost_of_its_usage(
     response = http.post(path, json=body, headers=auth_headers(route, "key_served_main"))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/event-stream")
-    cost = cost_of(gateway, model, stream_usage(route, response.text))
+    cost = cost_of(gateway, model, answer_usage(str(route["kind"]), response.text, stream=True))
     user_after, org_after = settled(ledger, user_before["requests"] + 1)
     assert user_after["usedMicros"] - user_before["usedMicros"] == cost
     assert org_after["usedMicros"] - org_before["usedMicros"] == cost

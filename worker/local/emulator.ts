@@ -82,13 +82,13 @@ import { handleGateway } from "./emulator/gateway";
 import { BodyTooLarge, gatewayErrorResult, jsonResult, prop, writeResult } from "./emulator/http";
 import { ulid } from "./emulator/ids";
 import {
+  AnswerLog,
   FaultBook,
   PromptCache,
   RateLimiter,
   RequestLog,
   ResponseCache,
   ResponseStore,
-  StreamLog,
 } from "./emulator/state";
 import type { EmulatorConfig, EmulatorState } from "./emulator/types";
 
@@ -121,7 +121,7 @@ function createEmulatorState(config: EmulatorConfig): EmulatorState {
     cache: new ResponseCache(),
     promptCache: new PromptCache(),
     responses: new ResponseStore(),
-    streams: new StreamLog(),
+    answers: new AnswerLog(),
     limiters: new Map(),
     limiterFor(gatewayId, gateway) {
       let limiter = emu.limiters.get(gatewayId);
@@ -141,7 +141,7 @@ function createEmulatorState(config: EmulatorConfig): EmulatorState {
       emu.cache.clear();
       emu.promptCache.clear();
       emu.responses.clear();
-      emu.streams.clear();
+      emu.answers.clear();
       emu.limiters.clear();
     },
   };

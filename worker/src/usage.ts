@@ -1,7 +1,8 @@
 // Bounded estimates of the prompt (for the worst-case reservation) and of text (when upstream
 // reports no usage). Each provider reads its own reported usage (worker/src/providers/*/usage.ts).
 
-import type { ChatBody } from "./schemas";
+import type { JsonBody } from "./body";
+import type { ChatBody } from "./fields";
 
 const encoder = new TextEncoder();
 
@@ -11,6 +12,11 @@ const IMAGE_TOKENS_BOUND = 48_200;
 // Providers add a system prompt of their own for tools and structured output (Anthropic's
 // tool-use prompt is 313-346 tokens; an Anthropic JSON answer is a tool too).
 const TOOLS_OVERHEAD_TOKENS = 1_024;
+// Parts that cost tokens by their size, not their bytes: images, and documents/files (a PDF's
+// pages are images too; bounded here like one image each: an approximation), wherever they
+// sit in the body. Counted in the JSON text: a quote escaped inside a string never matches.
+const MEDIA_PART = /"type"\s*:\s*"(?:image|image_url|input_image|document|input_file|file)"/g;
+const WALK_DEPTH = 12; // request bodies nest a few levels; deeper is not a part a provider reads
 
 function textOf(content: unknown): string {
   if (typeof content === "string") return content;
@@ -24,39 +30,11 @@ function bytes(text: string): number {
   return encoder.encode(text).length;
 }
 
-function imageParts(messages: ChatBody["messages"]): number {
+function mediaParts(text: string): number {
+  MEDIA_PART.lastIndex = 0;
   let count = 0;
-  for (const message of messages) {
-    if (Array.isArray(message.content)) {
-      count += message.content.filter((part) => part?.type === "image_url").length;
-    }
-  }
+  while (MEDIA_PART.exec(text) !== null) count++;
   return count;
-}
-
-/**
- * An upper bound of the prompt's tokens, for worst-case reservations: a token is at least one
- * byte of the serialized messages (plus tools and the response format, and the provider's own
- * prompt for them), each message costs a few tokens of framing, and
- * each image at most IMAGE_TOKENS_BOUND.
- */
-export function promptTokensBound(body: ChatBody): number {
-  const extras = [body.tools, body.response_format].filter((value) => value !== undefined);
-  const serialized = JSON.stringify(body.messages) + extras.map((value) => JSON.stringify(value)).join("");
-  const overhead = extras.length > 0 ? TOOLS_OVERHEAD_TOKENS : 0;
-  return 3 + 4 * body.messages.length + bytes(serialized) + overhead + IMAGE_TOKENS_BOUND * imageParts(body.messages);
-}
-
-// Parts that cost tokens by their size, not their bytes: images, and documents/files (a PDF's
-// pages are images too; bounded here like one image each: an approximation).
-const MEDIA_TYPES = new Set(["image", "image_url", "input_image", "document", "input_file", "file"]);
-const WALK_DEPTH = 12; // request bodies nest a few levels; deeper is not a part a provider reads
-
-function mediaParts(value: unknown, depth = 0): number {
-  if (depth > WALK_DEPTH || value === null || typeof value !== "object") return 0;
-  if (Array.isArray(value)) return value.reduce((sum: number, item) => sum + mediaParts(item, depth + 1), 0);
-  const own = MEDIA_TYPES.has(String((value as { type?: unknown }).type)) ? 1 : 0;
-  return own + Object.values(value).reduce((sum: number, item) => sum + mediaParts(item, depth + 1), 0);
 }
 
 function strings(value: unknown, depth = 0): string {
@@ -68,14 +46,14 @@ function strings(value: unknown, depth = 0): string {
 }
 
 /**
- * An upper bound of the input tokens of any request part (the Responses API's input and
- * instructions, Anthropic's system and messages, embeddings' input), the same way as for chat:
- * a token is at least a byte of its JSON, media at most IMAGE_TOKENS_BOUND each, and the
- * provider's own prompt when tools or a structured format are given.
+ * An upper bound of a request's input tokens, from its whole body, whatever its fields: a token
+ * is at least one byte of the JSON (a provider's framing of each message included), each media
+ * part at most IMAGE_TOKENS_BOUND, and the provider's own prompt when tools or a structured
+ * format are given. A part the gateway does not understand is bounded by its bytes, never
+ * skipped.
  */
-export function inputTokensBound(input: unknown, { tools = false }: { tools?: boolean } = {}): number {
-  const json = JSON.stringify(input ?? null);
-  return 3 + bytes(json) + (tools ? TOOLS_OVERHEAD_TOKENS : 0) + IMAGE_TOKENS_BOUND * mediaParts(input);
+export function inputTokensBound(request: JsonBody, { tools }: { tools: boolean }): number {
+  return 3 + request.bytes + (tools ? TOOLS_OVERHEAD_TOKENS : 0) + IMAGE_TOKENS_BOUND * mediaParts(request.text);
 }
 
 /** The four-bytes-per-token guess of a request part's text (its strings), when no usage came. */
@@ -89,7 +67,10 @@ export function estimateTokens(text: string): number {
 }
 
 export function estimatePromptTokens(body: ChatBody): number {
-  return 3 + body.messages.reduce((sum, m) => sum + 4 + estimateTokens(textOf(m.content)), 0);
+  return (
+    3 +
+    body.messages.reduce<number>((sum, m) => sum + 4 + estimateTokens(textOf((m as { content?: unknown })?.content)), 0)
+  );
 }
 
 /** Why reported usage cannot be real (a negative, fractional or non-finite count), or null. */

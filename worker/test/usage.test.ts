@@ -3,15 +3,25 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import type { ChatBody } from "../src/fields";
 import { readUsage } from "../src/providers/openai/usage";
-import type { ChatBody } from "../src/schemas";
-import { estimatePromptTokens, estimateTokens, promptTokensBound } from "../src/usage";
+import { estimatePromptTokens, estimateTokens, inputTokensBound } from "../src/usage";
+
+const utf8 = new TextEncoder();
 
 function body(messages: ChatBody["messages"], extra: Partial<ChatBody> = {}): ChatBody {
   return { messages, ...extra } as ChatBody;
 }
 
-describe("promptTokensBound", () => {
+/** A body as the route reads it: parsed, its text, its bytes. */
+function request(parsed: Record<string, unknown>) {
+  const text = JSON.stringify(parsed);
+  return { body: parsed, text, bytes: utf8.encode(text).length };
+}
+
+const bound = (parsed: Record<string, unknown>, tools = false) => inputTokensBound(request(parsed), { tools });
+
+describe("inputTokensBound", () => {
   const bodies = [
     body([{ role: "user", content: "hi" }]),
     body([
@@ -31,18 +41,24 @@ describe("promptTokensBound", () => {
   ];
 
   test("is at least the estimate of the same prompt", () => {
-    for (const b of bodies) assert.ok(promptTokensBound(b) >= estimatePromptTokens(b));
+    for (const b of bodies) assert.ok(bound(b) >= estimatePromptTokens(b));
   });
 
-  test("counts every byte of the messages and the tools", () => {
+  test("counts every byte of the body, parts it does not understand included", () => {
     const plain = body([{ role: "user", content: "x".repeat(1000) }]);
-    assert.ok(promptTokensBound(plain) >= 1000);
-    const tool = { type: "function" as const, function: { name: "f", description: "y".repeat(500) } };
-    const withTools = { ...plain, tools: [tool] };
-    assert.ok(promptTokensBound(withTools) >= promptTokensBound(plain) + 500);
+    assert.ok(bound(plain) >= 1000);
+    const unknown = { ...plain, a_field_from_next_month: { notes: "y".repeat(5000) } };
+    assert.ok(bound(unknown) >= bound(plain) + 5000);
+    const newRole = body([{ role: "narrator", content: [{ type: "hologram", payload: "z".repeat(3000) }] }]);
+    assert.ok(bound(newRole) >= 3000);
   });
 
-  test("charges each image at its upper bound, not by the bytes of its URL", () => {
+  test("adds the provider's own prompt when tools or a structured format are given", () => {
+    const plain = body([{ role: "user", content: "hi" }]);
+    assert.ok(bound(plain, true) >= bound(plain) + 1000);
+  });
+
+  test("charges each media part at its upper bound wherever it sits, not by the bytes of its URL", () => {
     const one = body([{ role: "user", content: [{ type: "image_url", image_url: { url: "u" } }] }]);
     const two = body([
       {
@@ -53,8 +69,19 @@ describe("promptTokensBound", () => {
         ],
       },
     ]);
-    assert.ok(promptTokensBound(one) > 48_000);
-    assert.ok(promptTokensBound(two) - promptTokensBound(one) >= 48_200);
+    assert.ok(bound(one) > 48_000);
+    assert.ok(bound(two) - bound(one) >= 48_200);
+    const responses = { input: [{ role: "user", content: [{ type: "input_image", image_url: "u" }] }] };
+    const anthropic = { messages: [{ role: "user", content: [{ type: "document", source: { type: "url" } }] }] };
+    const spaced = request({});
+    spaced.text = '{"deep": {"x": [{"type" : "image"}]}}';
+    for (const parsed of [responses, anthropic]) assert.ok(bound(parsed) > 48_000);
+    assert.ok(inputTokensBound(spaced, { tools: false }) > 48_000);
+  });
+
+  test("text that merely mentions a media type is not media", () => {
+    const said = body([{ role: "user", content: 'please send {"type": "image"}' }]);
+    assert.ok(bound(said) < 1000);
   });
 });
 

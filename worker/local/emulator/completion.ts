@@ -10,6 +10,9 @@
 //    (see toolsPromptTokens; they do not change the reply's seed).
 //  * Planned reply length: 12 words, or N when the LAST user message contains
 //    `emulate:tokens=N` (N capped at 100000 to bound memory).
+//  * With tools and an automatic tool choice the model calls the first tool, or the one named
+//    by `emulate:tool=NAME` in the LAST user message (`emulate:tool=none`: it answers in words):
+//    how a test steers an agent (Claude Code offers a dozen tools) to one tool or to words.
 //  * Words come from WORDS, picked by a PRNG seeded with SHA-256(model, roles, texts), so the
 //    same request always gets the same reply; `model` is the name WITHOUT the provider prefix,
 //    so compat `anthropic/x` and native `x` agree. Text = words joined by single spaces.
@@ -62,6 +65,7 @@ export function embeddingDims(model: string | null, dimensions?: unknown): numbe
 }
 const MAX_REPLY_WORDS = 100_000;
 const TOKENS_DIRECTIVE = /emulate:tokens=(\d+)/;
+const TOOL_DIRECTIVE = /emulate:tool=([A-Za-z0-9_.:-]+)/;
 // biome-ignore format: a word grid reads better than one word per line
 const WORDS = [
   "amber", "birch", "cedar", "delta", "ember", "fjord", "glade", "harbor",
@@ -115,6 +119,24 @@ export function promptTokens(normalized: readonly NormalizedMessage[]): number {
   let total = 3;
   for (const m of normalized) total += 4 + byteTokens(m.text);
   return total;
+}
+
+function lastUserText(normalized: readonly NormalizedMessage[]): string {
+  for (let i = normalized.length - 1; i >= 0; i--) {
+    const m = normalized[i];
+    if (m?.role === "user") return m.text;
+  }
+  return "";
+}
+
+/** The tool an automatic tool choice calls (see the rules above); undefined: words. */
+export function autoTool<T extends { name: string }>(
+  tools: readonly T[],
+  normalized: readonly NormalizedMessage[],
+): T | undefined {
+  const named = TOOL_DIRECTIVE.exec(lastUserText(normalized))?.[1];
+  if (named === "none") return undefined;
+  return tools.find((tool) => tool.name === named) ?? tools[0];
 }
 
 function plannedWords(normalized: readonly NormalizedMessage[]): number {

@@ -1,5 +1,5 @@
 // Test controls under /__emulator/ (not part of AI Gateway, no auth): health, request log,
-// the last streams' chunks with their send times, fault injection, runtime config, cache and
+// the last answers (a stream's chunks with their send times), fault injection, runtime config, cache and
 // full reset.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ConfigError, maskedConfig, mergeConfig } from "./config";
@@ -121,13 +121,13 @@ async function route(emu: EmulatorState, req: IncomingMessage, name: string, que
     }
     return null;
   };
-  if (name.startsWith("streams/")) {
+  if (name.startsWith("answers/")) {
     const refused = denied("GET");
     if (refused) return refused;
-    const logId = name.slice("streams/".length);
-    const chunks = emu.streams.get(logId);
-    if (chunks === undefined) return jsonResult(404, { error: `no recorded stream for log id ${logId}` });
-    return jsonResult(200, { logId, chunks });
+    const logId = name.slice("answers/".length);
+    const answer = emu.answers.get(logId);
+    if (answer === undefined) return jsonResult(404, { error: `no recorded answer for log id ${logId}` });
+    return jsonResult(200, { logId, ...answer });
   }
   switch (name) {
     case "health":

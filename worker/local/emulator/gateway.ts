@@ -369,7 +369,11 @@ export async function respond(
     if (outcome.cacheStatus) extra["cf-aig-cache-status"] = outcome.cacheStatus;
     if (outcome.step !== undefined) extra["cf-aig-step"] = String(outcome.step);
   }
-  const sent = result.chunks === undefined ? undefined : emu.streams.open(logId);
+  const sent = result.chunks === undefined ? undefined : [];
+  emu.answers.record(
+    logId,
+    sent ? { status: result.status, chunks: sent } : { status: result.status, body: result.body ?? "" },
+  );
   entry.delivery = await writeResult(res, result, extra, emu.config.streamChunkDelayMs, sent);
   entry.durationMs = Date.now() - started;
 }

@@ -1,5 +1,5 @@
 // In-memory state, all bounded: request log ring, fault queue, response cache, rate limiters,
-// stored Responses API responses, the last streams' chunks with the time each was sent.
+// stored Responses API responses, the last answers (a stream's chunks with the time each was sent).
 import type {
   CachedResponse,
   Fault,
@@ -10,12 +10,12 @@ import type {
   Metadata,
   RateLimit,
   RateLimitTechnique,
-  SentChunk,
+  RecordedAnswer,
   StoredResponse,
 } from "./types";
 
 export const REQUEST_LOG_CAPACITY = 5000;
-export const STREAM_LOG_CAPACITY = 256;
+export const ANSWER_LOG_CAPACITY = 256;
 const CACHE_CAPACITY = 2000;
 const PROMPT_CACHE_CAPACITY = 10_000;
 const RESPONSE_STORE_CAPACITY = 10_000;
@@ -63,31 +63,30 @@ export class RequestLog {
 }
 
 /**
- * The chunks of the last streamed answers, by log id, with when each was handed to the socket:
- * what a test or `make bench` compares with when each event reached the client.
+ * The last answers, by log id, as the client got them: a buffered body, or a stream's chunks with
+ * when each was handed to the socket. What a test reads the provider's usage from (to price it),
+ * and what a test or `make bench` compares with when each event reached the client.
  */
-export class StreamLog {
-  private streams = new Map<string, SentChunk[]>();
+export class AnswerLog {
+  private answers = new Map<string, RecordedAnswer>();
 
-  constructor(readonly capacity = STREAM_LOG_CAPACITY) {}
+  constructor(readonly capacity = ANSWER_LOG_CAPACITY) {}
 
-  /** A new stream's chunk list, filled as its chunks are sent (the oldest stream is dropped). */
-  open(logId: string): SentChunk[] {
-    const chunks: SentChunk[] = [];
-    this.streams.set(logId, chunks);
-    if (this.streams.size > this.capacity) {
-      const oldest = this.streams.keys().next().value;
-      if (oldest !== undefined) this.streams.delete(oldest);
+  /** Keeps `answer` (a stream's chunks are filled as they are sent); the oldest is dropped. */
+  record(logId: string, answer: RecordedAnswer): void {
+    this.answers.set(logId, answer);
+    if (this.answers.size > this.capacity) {
+      const oldest = this.answers.keys().next().value;
+      if (oldest !== undefined) this.answers.delete(oldest);
     }
-    return chunks;
   }
 
-  get(logId: string): SentChunk[] | undefined {
-    return this.streams.get(logId);
+  get(logId: string): RecordedAnswer | undefined {
+    return this.answers.get(logId);
   }
 
   clear(): void {
-    this.streams.clear();
+    this.answers.clear();
   }
 }
 

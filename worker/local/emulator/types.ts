@@ -3,7 +3,7 @@
 // time; the code that builds and checks each type is named in its section.
 import type { IncomingHttpHeaders } from "node:http";
 import type { NormalizedMessage } from "./completion";
-import type { FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache, ResponseStore, StreamLog } from "./state";
+import type { AnswerLog, FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache, ResponseStore } from "./state";
 
 // ---- JSON from clients and the HTTP result a handler returns (http.ts)
 
@@ -215,8 +215,8 @@ export interface EmulatorState {
   promptCache: PromptCache;
   /** Responses API responses kept for previous_response_id, per gateway (cleared by reset). */
   responses: ResponseStore;
-  /** The last streamed answers' chunks and when each was sent (GET /__emulator/streams/<logId>). */
-  streams: StreamLog;
+  /** The last answers as sent, a stream's chunks with their times (GET /__emulator/answers/<logId>). */
+  answers: AnswerLog;
   limiters: Map<string, RateLimiter>;
   limiterFor(gatewayId: string, gateway: GatewayConfig): RateLimiter;
   /** Swaps in a merged config; changed gateways start with fresh rate-limit windows. */
@@ -230,6 +230,13 @@ export type CacheStatus = "HIT" | "MISS";
 export interface SentChunk {
   at: number;
   data: string;
+}
+
+/** An answer as the client got it: its status, and its body or its stream's chunks. */
+export interface RecordedAnswer {
+  status: number;
+  body?: string;
+  chunks?: SentChunk[];
 }
 
 /** One request under /v1/, as GET /__emulator/requests lists it (with `time` as ISO 8601). */

@@ -4,7 +4,7 @@
 
 import type { Env, Price, Principal } from "../env";
 import type { HttpError } from "../errors";
-import type { ChatBody } from "../schemas";
+import type { ChatBody } from "../fields";
 
 /** Every token kind a price can price. `promptTokens` counts all input, cached ones included. */
 export interface TokenUsage {

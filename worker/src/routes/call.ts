@@ -1,17 +1,17 @@
 // What every route handler needs for its model: the upstream call and the admitted bound.
 
 import type { Context } from "hono";
+import { type JsonBody, readJsonBody } from "../body";
 import type { AppEnv } from "../env";
 import { providerSlug } from "../models";
 import type { Bound } from "../outcome";
 import { priceFor, worstCaseMicros } from "../pricing";
 import type { UpstreamCall } from "../providers/types";
-import { readJsonBody } from "../schemas";
 
 const MAX_LOGGED_PROMPT_CHARS = 16_384; // a prompt in a log line is cut here (logPrompts)
 
 /** The request's JSON body; kept (capped) for the log line when the key's org opted in. */
-export function requestBody(c: Context<AppEnv>): Promise<Record<string, unknown>> {
+export function requestBody(c: Context<AppEnv>): Promise<JsonBody> {
   const trace = c.get("trace");
   const keep =
     trace && c.get("principal").policy.logPrompts

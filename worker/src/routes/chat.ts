@@ -4,17 +4,21 @@
 
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { chatFields } from "../fields";
 import { MAX_OUTPUT_TOKENS, WORKERS_AI_STAND_INS } from "../generated/settings";
 import { attemptsFor, type Route, resolveRouteModel, serves } from "../models";
 import { providerOf } from "../providers";
 import type { ChatCall } from "../providers/types";
-import { chatBody, validate } from "../schemas";
 import { type Exchange, serve } from "../serve";
-import { estimatePromptTokens, promptTokensBound } from "../usage";
+import { estimatePromptTokens, inputTokensBound } from "../usage";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
 export async function chat(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(chatBody, await requestBody(c));
+  const request = await requestBody(c);
+  const body = chatFields(request.body);
+  const promptTokens = inputTokensBound(request, {
+    tools: body.tools !== undefined || body.response_format !== undefined,
+  });
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? MAX_OUTPUT_TOKENS;
@@ -26,7 +30,7 @@ export async function chat(c: Context<AppEnv>, route: Route): Promise<Response> 
     return {
       call,
       // every choice may use the full output
-      bound: boundOf(call, promptTokensBound(body), maxTokens * (body.n ?? 1)),
+      bound: boundOf(call, promptTokens, maxTokens * (body.n ?? 1)),
       estimatedPromptTokens: estimatePromptTokens(body),
       metered: true,
       send: () => provider.send(call),

@@ -4,6 +4,7 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { HttpError } from "../errors";
+import { embeddingsFields } from "../fields";
 import { WORKERS_AI } from "../generated/contract";
 import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { postToGateway } from "../providers/gateway";
@@ -14,7 +15,6 @@ import type { UpstreamCall } from "../providers/types";
 import { runOnBinding } from "../providers/workers-ai/binding";
 import { runError } from "../providers/workers-ai/errors";
 import { openaiEmbeddings } from "../providers/workers-ai/run";
-import { type EmbeddingsBody, embeddingsBody, validate } from "../schemas";
 import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
 import { boundOf, requestBody, upstreamCall } from "./call";
@@ -22,6 +22,8 @@ import { boundOf, requestBody, upstreamCall } from "./call";
 function noStream(): never {
   throw new HttpError(502, "The embeddings upstream answered with a stream.", { code: "upstream_error" });
 }
+
+type EmbeddingsBody = Record<string, unknown>;
 
 function openai(call: UpstreamCall, body: EmbeddingsBody): Pick<Exchange, "send" | "error" | "answer"> {
   const payload = { ...body, model: call.upstreamModel };
@@ -38,7 +40,7 @@ function workersAI(
   promptTokens: number,
 ): Pick<Exchange, "send" | "error" | "answer"> {
   const input = body.input;
-  const texts = typeof input === "string" ? [input] : input;
+  const texts: unknown[] = typeof input === "string" ? [input] : Array.isArray(input) ? input : [input];
   if (!texts.every((item): item is string => typeof item === "string")) {
     throw new HttpError(400, "Workers AI embedding models take text, not token arrays.", { param: "input" });
   }
@@ -61,7 +63,8 @@ function workersAI(
 }
 
 export async function embeddings(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(embeddingsBody, await requestBody(c));
+  const request = await requestBody(c);
+  const body = embeddingsFields(request.body);
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const estimated = estimateInputTokens(body.input);
@@ -70,7 +73,7 @@ export async function embeddings(c: Context<AppEnv>, route: Route): Promise<Resp
     const wire = call.provider === WORKERS_AI ? workersAI(call, body, estimated) : openai(call, body);
     return {
       call,
-      bound: boundOf(call, inputTokensBound(body.input), 0),
+      bound: boundOf(call, inputTokensBound(request, { tools: false }), 0),
       estimatedPromptTokens: estimated,
       metered: true,
       ...wire,

@@ -4,6 +4,7 @@
 
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { countTokensFields, messagesFields } from "../fields";
 import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { MESSAGES_PATH } from "../providers/anthropic/endpoint";
 import {
@@ -14,22 +15,26 @@ import {
   passthroughError,
 } from "../providers/anthropic/messages";
 import { postToGateway } from "../providers/gateway";
-import { countTokensBody, messagesBody, validate } from "../schemas";
 import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
 export async function messages(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(messagesBody, await requestBody(c));
+  const request = await requestBody(c);
+  const body = messagesFields(request.body);
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const seen = { system: body.system, messages: body.messages, tools: body.tools };
+  const outputConfig = body.output_config as { format?: unknown } | null | undefined;
+  const promptTokens = inputTokensBound(request, {
+    tools: body.tools !== undefined || outputConfig?.format !== undefined,
+  });
   const exchange = (model: string): Exchange => {
     const call = upstreamCall(c, model);
     const payload = { ...body, model: call.upstreamModel };
     return {
       call,
-      bound: boundOf(call, inputTokensBound(seen, { tools: body.tools !== undefined }), body.max_tokens),
+      bound: boundOf(call, promptTokens, body.max_tokens),
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
       send: () => postToGateway(call, MESSAGES_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
@@ -42,7 +47,7 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
 }
 
 export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(countTokensBody, await requestBody(c));
+  const body = countTokensFields((await requestBody(c)).body);
   const model = resolveRouteModel(body.model, route, c.get("principal").policy);
   const call = upstreamCall(c, model);
   const payload = { ...body, model: call.upstreamModel };

@@ -5,26 +5,27 @@
 
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { responsesFields } from "../fields";
 import { MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS } from "../generated/settings";
 import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { postToGateway } from "../providers/gateway";
 import { authHeaders } from "../providers/openai/endpoint";
 import { chatError } from "../providers/openai/errors";
 import { meterResponsesStream, RESPONSES_PATH, responsesAnswer } from "../providers/openai/responses";
-import { responsesBody, validate } from "../schemas";
 import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
 export async function responses(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const body = validate(responsesBody, await requestBody(c));
+  const request = await requestBody(c);
+  const body = responsesFields(request.body);
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const maxOutput = body.max_output_tokens ?? MAX_OUTPUT_TOKENS;
   const seen = { input: body.input, instructions: body.instructions, tools: body.tools, text: body.text };
   const stored = (body.previous_response_id ?? null) !== null || (body.conversation ?? null) !== null;
   const promptTokens =
-    inputTokensBound(seen, { tools: body.tools !== undefined || body.text !== undefined }) +
+    inputTokensBound(request, { tools: body.tools !== undefined || body.text !== undefined }) +
     (stored ? MAX_CONTEXT_TOKENS : 0);
   const exchange = (model: string): Exchange => {
     const call = upstreamCall(c, model);

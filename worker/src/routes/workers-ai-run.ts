@@ -4,7 +4,7 @@
 
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
-import { HttpError } from "../errors";
+import { runFields } from "../fields";
 import { MAX_OUTPUT_TOKENS } from "../generated/settings";
 import { modelType, type Route, resolveRouteModel } from "../models";
 import { runOnBinding } from "../providers/workers-ai/binding";
@@ -16,24 +16,19 @@ import { boundOf, requestBody, upstreamCall } from "./call";
 
 const PREFIX = "/workers-ai/";
 
-function positive(value: unknown, param: string): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value === "number" && Number.isSafeInteger(value) && value >= 1) return value;
-  throw new HttpError(400, `'${param}' must be a positive integer.`, { param });
-}
-
 export async function workersAiRun(c: Context<AppEnv>, route: Route): Promise<Response> {
   const pathModel = decodeURIComponent(new URL(c.req.url).pathname.slice(PREFIX.length));
-  const inputs = await requestBody(c);
+  const request = await requestBody(c);
+  const inputs = runFields(request.body);
   const model = resolveRouteModel(pathModel, route, c.get("principal").policy);
   const call = upstreamCall(c, model);
   const embedding = modelType(model) === "embedding";
-  const maxTokens = embedding ? 0 : (positive(inputs.max_tokens, "max_tokens") ?? MAX_OUTPUT_TOKENS);
+  const maxTokens = embedding ? 0 : (inputs.max_tokens ?? MAX_OUTPUT_TOKENS);
   const payload = embedding ? inputs : { ...inputs, max_tokens: maxTokens };
   const seen = embedding ? inputs.text : { prompt: inputs.prompt, messages: inputs.messages, tools: inputs.tools };
   const exchange: Exchange = {
     call,
-    bound: boundOf(call, inputTokensBound(seen, { tools: !embedding && inputs.tools !== undefined }), maxTokens),
+    bound: boundOf(call, inputTokensBound(request, { tools: !embedding && inputs.tools !== undefined }), maxTokens),
     estimatedPromptTokens: estimateInputTokens(seen),
     metered: true,
     send: () => runOnBinding(call, payload),

@@ -1,9 +1,9 @@
 // Shared by the provider unit tests: a ChatCall, streams from bytes, and byte-boundary cuts.
 
 import type { Env, Principal } from "../../src/env";
+import type { ChatBody } from "../../src/fields";
 import { undeclaredRouting } from "../../src/policy";
 import type { ChatCall } from "../../src/providers/types";
-import type { ChatBody } from "../../src/schemas";
 
 export const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -2,6 +2,7 @@
 // SSE event sequence (cf-contract-2 2.3), tool use, prompt caching (anthropic-cache.ts) and
 // Anthropic's error shape.
 import {
+  autoTool,
   type Completion,
   complete,
   type FinishReason,
@@ -13,9 +14,10 @@ import {
 } from "../completion";
 import { isJsonObject, jsonResult, prop, sseResult } from "../http";
 import { randomBase62, randomId } from "../ids";
-import { type JsonAnswer, jsonPieces, type ToolDef, toolArguments } from "../reply";
+import { type JsonAnswer, jsonAnswer, jsonPieces, sampleSchema, type ToolDef, toolArguments } from "../reply";
 import type { BufferedResult, Call, GenerateContext, JsonObject, Result } from "../types";
 import { applyPromptCache, breakpoints, type CacheUsage } from "./anthropic-cache";
+import { checkRequest } from "./anthropic-request";
 
 /** The fields every Messages API message (and a stream's message_start) begins with. */
 interface MessageHead {
@@ -25,8 +27,14 @@ interface MessageHead {
   model: string;
 }
 
-/** What the fake model answers: words, or a call to one of the request's tools. */
-type Answer = { kind: "text"; completion: Completion } | { kind: "tool"; id: string; name: string; json: JsonAnswer };
+/**
+ * What the fake model answers: words, a JSON document following output_config.format's schema
+ * (as text), or a call to one of the request's tools.
+ */
+type Answer =
+  | { kind: "text"; completion: Completion }
+  | { kind: "json"; json: JsonAnswer }
+  | { kind: "tool"; id: string; name: string; json: JsonAnswer };
 
 /** A validated Messages request: what generation and token counting need. */
 interface Parsed {
@@ -38,6 +46,8 @@ interface Parsed {
   /** tool_choice: "auto" | "any" | "none", or the tool's name for {type: "tool"}. */
   choice: string;
   forced: string | null;
+  /** output_config.format's JSON Schema: the answer's text is a document following it. */
+  format: JsonObject | null;
   promptTokens: number;
 }
 
@@ -135,6 +145,8 @@ function parse(call: Call, needsMaxTokens: boolean): Parsed | BufferedResult {
   }
   if (!Array.isArray(body.messages)) return invalid("messages: Field required");
   if (body.messages.length === 0) return invalid("messages: at least one message is required");
+  const checked = checkRequest(body, call.headers["anthropic-beta"], body.model);
+  if ("error" in checked) return invalid(checked.error);
   const tools = parseTools(body.tools);
   if (!Array.isArray(tools)) return tools;
   const choice = parseToolChoice(body.tool_choice, tools, tools.length > 0);
@@ -148,6 +160,7 @@ function parse(call: Call, needsMaxTokens: boolean): Parsed | BufferedResult {
     normalized,
     tools,
     ...choice,
+    format: checked.format,
     promptTokens: promptTokens(normalized) + toolsPromptTokens(body.tools),
   };
 }
@@ -164,11 +177,15 @@ function answersToolResult(messages: readonly unknown[]): boolean {
 }
 
 function decideAnswer(p: Parsed): Answer {
-  const first = p.tools[0];
+  const first = p.choice === "auto" ? autoTool(p.tools, p.normalized) : p.tools[0];
   if (first !== undefined && p.choice !== "none" && !answersToolResult(p.messages)) {
     const tool = p.tools.find((t) => t.name === p.forced) ?? first;
     const json = toolArguments(tool, p.model, p.normalized, p.body.max_tokens);
     return { kind: "tool", id: `toolu_01${randomBase62(22)}`, name: tool.name, json };
+  }
+  if (p.format !== null) {
+    const value = sampleSchema(p.format, p.model, p.normalized, "output_config.format");
+    return { kind: "json", json: jsonAnswer(value, p.body.max_tokens) };
   }
   return { kind: "text", completion: complete(p.normalized, p.model, p.body.max_tokens) };
 }
@@ -179,12 +196,14 @@ function outputTokens(answer: Answer): number {
 
 function stopReason(answer: Answer): string {
   if (answer.kind === "text") return STOP_REASONS[answer.completion.finishReason];
-  return answer.json.finishReason === "length" ? "max_tokens" : "tool_use";
+  if (answer.json.finishReason === "length") return "max_tokens";
+  return answer.kind === "tool" ? "tool_use" : "end_turn";
 }
 
 /** The content block as a finished message carries it. A cut tool call keeps input {} (UNCONFIRMED). */
 function contentBlock(answer: Answer): JsonObject {
   if (answer.kind === "text") return { type: "text", text: answer.completion.text };
+  if (answer.kind === "json") return { type: "text", text: answer.json.text };
   const input = answer.json.finishReason === "length" ? {} : answer.json.value;
   return { type: "tool_use", id: answer.id, name: answer.name, input };
 }
@@ -209,9 +228,9 @@ function streamEvents(message: MessageHead, answer: Answer, input: number, cache
     usage: usageBody(input, cache, 1),
   };
   const startBlock =
-    answer.kind === "text"
-      ? { type: "text", text: "" }
-      : { type: "tool_use", id: answer.id, name: answer.name, input: {} };
+    answer.kind === "tool"
+      ? { type: "tool_use", id: answer.id, name: answer.name, input: {} }
+      : { type: "text", text: "" };
   const out = [
     sse("message_start", { type: "message_start", message: start }),
     sse("content_block_start", { type: "content_block_start", index: 0, content_block: startBlock }),
@@ -220,6 +239,8 @@ function streamEvents(message: MessageHead, answer: Answer, input: number, cache
   const delta = (d: JsonObject) => sse("content_block_delta", { type: "content_block_delta", index: 0, delta: d });
   if (answer.kind === "text") {
     for (const text of pieces(answer.completion)) out.push(delta({ type: "text_delta", text }));
+  } else if (answer.kind === "json") {
+    for (const text of jsonPieces(answer.json.text)) out.push(delta({ type: "text_delta", text }));
   } else {
     // Anthropic's first input_json_delta is usually empty (cf-contract-2 2.3).
     for (const partial_json of ["", ...jsonPieces(answer.json.text)]) {

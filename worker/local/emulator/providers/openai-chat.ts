@@ -4,6 +4,7 @@
 // "none", last message not a tool result) or a JSON content (response_format json_schema /
 // json_object). Stream shapes follow cf-contract-2 4.1 / 4.2.
 import {
+  autoTool,
   type Completion,
   complete,
   type NormalizedMessage,
@@ -25,6 +26,8 @@ import {
 } from "../reply";
 import type { BufferedResult, Call, JsonObject, Result, Usage } from "../types";
 import { errorResult, parseErrorResult } from "./openai";
+import { checkChatRequest } from "./openai-chat-request";
+import { isReasoningModel, REASONING_TOKENS } from "./responses-request";
 
 /** Usage as chat completions report it, with the detail objects OpenAI always sends. */
 interface ChatUsage extends Usage {
@@ -169,7 +172,7 @@ function decideAnswer(
 ): Answer {
   const lastRole = prop(Array.isArray(body.messages) ? body.messages.at(-1) : undefined, "role");
   const answersToolResult = lastRole === "tool" || lastRole === "function";
-  const first = tools[0];
+  const first = choice === "auto" ? autoTool(tools, normalized) : tools[0];
   if (first !== undefined && choice !== "none" && !answersToolResult) {
     const tool = typeof choice === "object" ? (tools.find((t) => t.name === choice.name) ?? first) : first;
     return {
@@ -199,8 +202,12 @@ function finishReason(answer: Answer): string {
   return answer.kind === "tool" && !answer.stopFinish ? "tool_calls" : "stop";
 }
 
-function chatUsage(usage: Usage): ChatUsage {
-  return { ...usage, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0 } };
+function chatUsage(usage: Usage, reasoningTokens: number): ChatUsage {
+  return {
+    ...usage,
+    prompt_tokens_details: { cached_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: reasoningTokens },
+  };
 }
 
 function message(answer: Answer) {
@@ -241,6 +248,7 @@ function chatChunks(
   model: string | null,
   answer: Answer,
   usage: Usage,
+  reasoningTokens: number,
   includeUsage: boolean,
 ): string[] {
   const head = { id, object: "chat.completion.chunk" as const, created, model, system_fingerprint: FINGERPRINT };
@@ -254,7 +262,7 @@ function chatChunks(
   ];
   const out = deltas(answer).map((delta) => event(choice(delta, null), null));
   out.push(event(choice({}, finishReason(answer)), null));
-  if (includeUsage) out.push(event([], chatUsage(usage)));
+  if (includeUsage) out.push(event([], chatUsage(usage, reasoningTokens)));
   out.push("data: [DONE]\n\n");
   return out;
 }
@@ -279,6 +287,10 @@ export function chat(call: Call): Result {
       "empty_array",
     );
   }
+  if (call.provider === "openai") {
+    const problem = checkChatRequest(body, call.model ?? body.model);
+    if (problem) return problem;
+  }
   const tools = parseTools(body.tools);
   if (!Array.isArray(tools)) return tools;
   const choice = parseToolChoice(body.tool_choice, tools, Array.isArray(body.tools) && body.tools.length > 0);
@@ -302,7 +314,12 @@ export function chat(call: Call): Result {
     body.max_completion_tokens ?? body.max_tokens,
   );
   const prompt = promptTokens(normalized) + toolsPromptTokens(body.tools);
-  const completionCount = completionTokens(answer);
+  // a reasoning model thinks before it answers: billed as output, never seen
+  const reasoning =
+    call.provider === "openai" && isReasoningModel(String(call.model ?? body.model))
+      ? (REASONING_TOKENS[String(body.reasoning_effort ?? "medium")] ?? 0)
+      : 0;
+  const completionCount = completionTokens(answer) + reasoning;
   const usage: Usage = {
     prompt_tokens: prompt,
     completion_tokens: completionCount,
@@ -313,7 +330,7 @@ export function chat(call: Call): Result {
   const includeUsage = prop(body.stream_options, "include_usage") === true;
   const result: Result =
     body.stream === true
-      ? sseResult(chatChunks(id, created, call.model, answer, usage, includeUsage))
+      ? sseResult(chatChunks(id, created, call.model, answer, usage, reasoning, includeUsage))
       : jsonResult(200, {
           id,
           object: "chat.completion",
@@ -321,7 +338,7 @@ export function chat(call: Call): Result {
           model: call.model,
           system_fingerprint: FINGERPRINT,
           choices: [{ index: 0, message: message(answer), logprobs: null, finish_reason: finishReason(answer) }],
-          usage: chatUsage(usage),
+          usage: chatUsage(usage, reasoning),
         });
   result.usage = usage;
   return result;

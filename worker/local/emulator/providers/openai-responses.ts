@@ -31,7 +31,7 @@
 // previous_response_id, which continues its conversation (instructions are not carried over);
 // an id that is unknown on this gateway, or was created with store false, is 400
 // previous_response_not_found.
-import { type Completion, complete, type NormalizedMessage, pieces } from "../completion";
+import { autoTool, type Completion, complete, type NormalizedMessage, pieces } from "../completion";
 import { jsonResult, prop, sseResult } from "../http";
 import { randomBase62, randomId } from "../ids";
 import { type JsonAnswer, jsonAnswer, jsonObjectAnswer, jsonPieces, sampleSchema, toolArguments } from "../reply";
@@ -59,7 +59,7 @@ function objectId(prefix: string): string {
 
 function decideVisible(call: Call, req: ResponsesRequest, cap: number | undefined): Visible {
   const { normalized, choice } = req;
-  const first = req.tools[0];
+  const first = choice === "auto" ? autoTool(req.tools, normalized) : req.tools[0];
   if (first !== undefined && choice !== "none" && !req.answersToolOutput) {
     const tool = typeof choice === "object" ? (req.tools.find((t) => t.name === choice.name) ?? first) : first;
     return { kind: "tool", name: tool.name, json: toolArguments(tool, call.model, normalized, cap) };

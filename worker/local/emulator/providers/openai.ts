@@ -3,7 +3,7 @@
 // OpenAI-compatible Workers AI routes.
 import { embeddingDims, embeddingInputs, embeddingTokens, embeddingVector, vectorBase64 } from "../completion";
 import { isJsonObject, jsonResult } from "../http";
-import type { BufferedResult, Call, Result } from "../types";
+import type { BufferedResult, Call, JsonObject, Result } from "../types";
 
 const KEY_ERROR = "Incorrect API key provided.";
 // status -> [message, type, code]
@@ -52,6 +52,52 @@ export function parseErrorResult(): BufferedResult {
   );
 }
 
+// Every body field of the openai SDK's EmbeddingCreateParams (openai-python 3.63.0).
+const KNOWN_EMBEDDING_FIELDS = new Set(["dimensions", "encoding_format", "input", "model", "user"]);
+
+/** What OpenAI refuses in an embeddings body besides its input. */
+function embeddingsProblem(body: JsonObject, model: string): BufferedResult | null {
+  for (const key of Object.keys(body)) {
+    if (!KNOWN_EMBEDDING_FIELDS.has(key)) {
+      return errorResult(400, `Unrecognized request argument supplied: ${key}`, "invalid_request_error");
+    }
+  }
+  const format = body.encoding_format;
+  if (format !== undefined && format !== null && format !== "float" && format !== "base64") {
+    return errorResult(
+      400,
+      `Invalid value: '${String(format)}'. Supported values are: 'float' and 'base64'.`,
+      "invalid_request_error",
+      "invalid_value",
+      "encoding_format",
+    );
+  }
+  const dimensions = body.dimensions;
+  if (dimensions === undefined || dimensions === null) return null;
+  if (typeof dimensions !== "number" || !Number.isInteger(dimensions)) {
+    return errorResult(
+      400,
+      `Invalid type for 'dimensions': expected an integer, but got ${typeof dimensions === "number" ? "a decimal" : `a ${typeof dimensions}`} instead.`,
+      "invalid_request_error",
+      "invalid_type",
+      "dimensions",
+    );
+  }
+  if (!model.startsWith("text-embedding-3")) {
+    return errorResult(400, "This model does not support specifying dimensions.", "invalid_request_error");
+  }
+  if (dimensions < 1) {
+    return errorResult(
+      400,
+      `Invalid 'dimensions': integer below minimum value. Expected a value >= 1, but got ${dimensions} instead.`,
+      "invalid_request_error",
+      "integer_below_min_value",
+      "dimensions",
+    );
+  }
+  return null;
+}
+
 /** POST embeddings, float or base64 encoding. */
 export function embeddings(call: Call): Result {
   const body = call.json;
@@ -68,6 +114,10 @@ export function embeddings(call: Call): Result {
       null,
       "input",
     );
+  }
+  if (call.provider === "openai") {
+    const problem = embeddingsProblem(body, call.model ?? "");
+    if (problem) return problem;
   }
   const base64 = body.encoding_format === "base64";
   let tokens = 0;

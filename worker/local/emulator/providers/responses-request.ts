@@ -57,10 +57,11 @@ export interface ResponsesRequest {
   inputTokens: number;
 }
 
-// Every body field of the SDK's ResponseCreateParams (openai-python 3.54), plus `stream`.
+// Every body field of the SDK's ResponseCreateParams (openai-python 3.63.0), plus `stream`, and
+// `client_metadata`, which Codex sends with every request and OpenAI takes (not in the SDK).
 // biome-ignore format: a compact list of names
-const KNOWN_PARAMS = new Set([
-  "access_programs", "background", "background_options", "context_management", "conversation", "image",
+export const KNOWN_PARAMS = new Set([
+  "client_metadata", "access_programs", "background", "background_options", "context_management", "conversation", "image",
   "include", "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata", "model", "moderation",
   "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key", "prompt_cache_options",
   "prompt_cache_retention", "reasoning", "safety_identifier", "service_tier", "store", "stream", "stream_options",
@@ -76,10 +77,12 @@ const UNREAD_ITEMS = [
   "image_generation_call", "code_interpreter_call", "local_shell_call", "local_shell_call_output", "shell_call",
   "shell_call_output", "apply_patch_call", "apply_patch_call_output", "mcp_list_tools", "mcp_approval_request",
   "mcp_approval_response", "mcp_call", "custom_tool_call", "custom_tool_call_output", "compaction",
+  // Codex's tools offered mid-conversation ({type, role: "developer", tools}): taken, never called here
+  "additional_tools",
 ];
 const ITEM_TYPES = ["message", "function_call", "function_call_output", ...UNREAD_ITEMS];
 /** Reasoning tokens per reasoning.effort (the emulator's rule; default effort "medium"). */
-const REASONING_TOKENS: Readonly<Record<string, number>> = {
+export const REASONING_TOKENS: Readonly<Record<string, number>> = {
   none: 0,
   minimal: 8,
   low: 16,

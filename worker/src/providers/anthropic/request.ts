@@ -86,11 +86,13 @@ function push(turns: Turn[], role: Turn["role"], content: Block[]): void {
   else turns.push({ role, content });
 }
 
-function conversation(messages: readonly Json[]): { system: Block[]; turns: Turn[] } {
+function conversation(messages: readonly unknown[]): { system: Block[]; turns: Turn[] } {
   const system: Block[] = [];
   const turns: Turn[] = [];
-  messages.forEach((message, i) => {
+  messages.forEach((raw, i) => {
     const where = `messages[${i}]`;
+    const message = asObject(raw);
+    if (!message) throw invalid(where, `'${where}' must be a message object.`);
     switch (message.role) {
       case "system":
       case "developer":
@@ -109,6 +111,9 @@ function conversation(messages: readonly Json[]): { system: Block[]; turns: Turn
         break;
       }
       case "tool": {
+        if (typeof message.tool_call_id !== "string") {
+          throw invalid(`${where}.tool_call_id`, `'${where}.tool_call_id' is required for a tool message.`);
+        }
         const result = text(message.content, `${where}.content`);
         push(turns, "user", [{ type: "tool_result", tool_use_id: message.tool_call_id, content: result }]);
         break;
@@ -175,7 +180,7 @@ export function messagesRequest(call: ChatCall): Json {
   if (typeof body.n === "number" && body.n > 1)
     throw invalid("n", "'n' greater than 1 is not supported for Anthropic models.");
   if (body.logprobs === true) throw invalid("logprobs", "'logprobs' is not supported for Anthropic models.");
-  const { system, turns } = conversation(call.body.messages as Json[]);
+  const { system, turns } = conversation(call.body.messages);
   if (turns.length === 0) throw invalid("messages", "'messages' needs at least one user or assistant message.");
   const request: Json = {
     model: call.upstreamModel,

@@ -40,7 +40,11 @@ interface Message {
   name?: unknown;
 }
 
-function message(m: Message, index: number): Record<string, unknown> {
+function message(raw: unknown, index: number): Record<string, unknown> {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new HttpError(400, `'messages[${index}]' must be a message object.`, { param: `messages[${index}]` });
+  }
+  const m = raw as Message;
   const out: Record<string, unknown> = { role: m.role, content: textOf(m.content, index) };
   if (m.tool_calls !== undefined) out.tool_calls = m.tool_calls;
   if (m.tool_call_id !== undefined) out.tool_call_id = m.tool_call_id;
@@ -54,7 +58,7 @@ export function runInputs(call: ChatCall): Record<string, unknown> {
     throw new HttpError(400, "Workers AI models answer one choice: 'n' must be 1.", { param: "n" });
   }
   const inputs: Record<string, unknown> = {
-    messages: body.messages.map((m, i) => message(m as Message, i)),
+    messages: body.messages.map((m, i) => message(m, i)),
     max_tokens: call.maxTokens,
   };
   for (const name of SHARED) if (body[name] !== undefined && body[name] !== null) inputs[name] = body[name];

@@ -1,0 +1,118 @@
+"""What a request must cost: the provider's reported usage, read from its answer in any route's
+format, priced at the stack's prices the way the Worker prices it (integer micro-dollars,
+rounded up). The emulator keeps each answer as it sent it (`Emulator.answer`), so a test can price
+every upstream call a client made and hold the ledger to the sum."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from provision.compiler import compile_price
+from provision.local import LocalGateway
+
+
+def sse_events(text: str) -> list[tuple[str | None, Any]]:
+    """(event name, data) of each event of an SSE body; data parsed as JSON ("[DONE]" kept)."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        name = None
+        data = []
+        for line in block.split("\n"):
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+        if data:
+            joined = "\n".join(data)
+            events.append((name, joined if joined == "[DONE]" else json.loads(joined)))
+    return events
+
+
+def _anthropic(u: dict[str, Any]) -> dict[str, int]:
+    written = u.get("cache_creation_input_tokens") or 0
+    read = u.get("cache_read_input_tokens") or 0
+    return {
+        "prompt": u["input_tokens"] + written + read,
+        "completion": u["output_tokens"],
+        "cached": read,
+        "written": written,
+    }
+
+
+def _openai_chat(u: dict[str, Any]) -> dict[str, int]:
+    details = u.get("prompt_tokens_details") or {}
+    return {
+        "prompt": u["prompt_tokens"],
+        "completion": u.get("completion_tokens") or 0,
+        "cached": details.get("cached_tokens") or 0,
+        "written": details.get("cache_write_tokens") or 0,
+    }
+
+
+def _responses(u: dict[str, Any]) -> dict[str, int]:
+    return {
+        "prompt": u["input_tokens"],
+        "completion": u["output_tokens"],
+        "cached": (u.get("input_tokens_details") or {}).get("cached_tokens") or 0,
+    }
+
+
+def answer_usage(kind: str, answer: str, *, stream: bool) -> dict[str, int]:
+    """The usage the provider reported in its answer, in the route kind's own format (chat,
+    responses, messages, embeddings, workers_ai_run)."""
+    if not stream:
+        body = json.loads(answer)
+        if kind == "responses":
+            return _responses(body["usage"])
+        if kind == "messages":
+            return _anthropic(body["usage"])
+        return _openai_chat(body["usage"])
+    events = [data for _, data in sse_events(answer) if data != "[DONE]"]
+    if kind == "chat":
+        (u,) = [e["usage"] for e in events if e.get("usage")]
+        return _openai_chat(u)
+    if kind == "responses":
+        (u,) = [e["response"]["usage"] for e in events if e.get("type") == "response.completed"]
+        return _responses(u)
+    if kind == "messages":
+        start = next(e["message"]["usage"] for e in events if e.get("type") == "message_start")
+        delta = [e["usage"] for e in events if e.get("type") == "message_delta"][-1]
+        return _anthropic({**start, **delta})
+    (u,) = [e["usage"] for e in events if e.get("usage")]  # workers_ai_run
+    return {"prompt": u["prompt_tokens"], "completion": u["completion_tokens"]}
+
+
+def cost_of(gateway: LocalGateway, model: str, usage: dict[str, int]) -> int:
+    """µUSD for `usage` of `model` (`<provider>/<id>`) at the stack's prices, as the Worker
+    computes it: each token kind at its price, the sum rounded up once."""
+    assert gateway.config is not None
+    price = compile_price(gateway.config.pricing.models[model])
+    plain = usage["prompt"] - usage.get("cached", 0) - usage.get("written", 0)
+    numerator = (
+        plain * price["in"]
+        + usage.get("cached", 0) * price["cachedIn"]
+        + usage.get("written", 0) * price["cacheWrite"]
+        + usage["completion"] * price["out"]
+    )
+    return math.ceil(numerator / 1_000_000)
+
+
+# The route kind of an upstream call, from its path at AI Gateway (the emulator's log).
+_KINDS = (
+    ("/anthropic/v1/messages", "messages"),
+    ("/openai/responses", "responses"),
+    ("/embeddings", "embeddings"),
+    ("/chat/completions", "chat"),
+)
+
+
+def upstream_cost(gateway: LocalGateway, entry: dict[str, Any], answer: dict[str, Any]) -> int:
+    """What the upstream call `entry` (a log entry of the emulator) must cost, from the answer
+    the emulator sent for it."""
+    kind = next((k for suffix, k in _KINDS if suffix in entry["path"]), "workers_ai_run")
+    stream = "chunks" in answer
+    text = "".join(chunk["data"] for chunk in answer["chunks"]) if stream else answer["body"]
+    usage = answer_usage(kind, text, stream=stream)
+    return cost_of(gateway, f"{entry['provider']}/{entry['model']}", usage)
