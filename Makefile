@@ -10,7 +10,7 @@ PYTEST_WORKERS ?= 2
 CHROMIUM ?= /usr/bin/chromium
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install browser dev test check lint types generated unit bench bench-deploy soak clean
+.PHONY: install browser clients dev test check lint types generated unit bench bench-deploy soak clean
 
 install: $(VENV)/.installed worker/node_modules/.installed
 
@@ -52,6 +52,14 @@ $(CHROMIUM):
 		exit 1; \
 	fi
 
+# The coding agents the client suite runs (Claude Code, Codex), pinned in tests/clients: a step
+# of `make test`, not of `make install` (`make dev` needs none of them).
+clients: tests/clients/node_modules/.installed
+
+tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
+	cd tests/clients && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 dev: install
 	$(VENV)/bin/provision dev
 
@@ -79,7 +87,7 @@ unit: install generated
 	cd worker && node --import tsx --test --test-reporter=spec test/*.test.ts test/*/*.test.ts
 
 # Every check and test of both languages: what CI runs.
-check: lint types unit browser
+check: lint types unit browser clients
 	CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
 test: check
@@ -99,4 +107,4 @@ bench-deploy: install
 	$(VENV)/bin/python -m tests.bench.deploy
 
 clean:
-	rm -rf $(VENV) .tools worker/node_modules
+	rm -rf $(VENV) .tools worker/node_modules tests/clients/node_modules

@@ -1,15 +1,13 @@
-"""Real clients against what `make dev` runs (the dev stack, the emulator as AI Gateway): the
-Anthropic SDK on both Messages routes (messages, streams, tools, count_tokens), the openai
-SDK's Responses and embeddings, and the Vercel AI SDK (worker/test/clients/vercel-ai.e2e.mjs)."""
+"""The official SDKs against what `make dev` runs (the dev stack, the emulator as AI Gateway):
+the Anthropic SDK on both Messages routes (messages, streams, tools, count_tokens), the openai
+SDK's Responses and embeddings. The other clients (Claude Code, Codex, the Vercel AI SDK, the
+Agents SDK, Pydantic AI, LangChain) are tests/test_client_suite_e2e.py."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import struct
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +18,7 @@ from openai import OpenAI
 
 from provision.config import resolve_stack
 from provision.local import LocalGateway
-from tests.support import ROOT, Emulator, WorkerTestHooks, eventually
+from tests.support import Emulator, WorkerTestHooks, eventually
 
 WEATHER = {
     "name": "get_weather",
@@ -253,27 +251,6 @@ def test_workers_ai_native_run(dev: LocalGateway, alice: str):
     assert body["success"] is True and body["errors"] == []
     assert len(body["result"]["response"].split()) == 4
     assert body["result"]["usage"]["completion_tokens"] == 4
-
-
-# ---------------------------------------------------------------- Vercel AI SDK
-
-
-def test_vercel_ai_sdk(dev: LocalGateway, alice: str):
-    """`ai` with @ai-sdk/openai (its default Responses model, `.chat()`, `embed`) and
-    @ai-sdk/anthropic, under node's test runner."""
-    node = shutil.which("node") or "node"
-    script = ROOT / "worker" / "test" / "clients" / "vercel-ai.e2e.mjs"
-    env = {**os.environ, "GATEWAY_URL": dev.worker_url, "GATEWAY_KEY": alice}
-    result = subprocess.run(
-        [node, "--test", str(script)],
-        cwd=ROOT / "worker",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "# fail 0" in result.stdout
 
 
 def test_clients_were_charged(dev: LocalGateway):
