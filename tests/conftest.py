@@ -7,9 +7,17 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from provision.config import resolve_stack
 from provision.local import LocalGateway
 from tests.admin_support import ADMIN_STACK, Admin, Sent, send_settled
 from tests.support import E2E_STACK, Emulator, WorkerTestHooks
+
+
+@pytest.fixture(scope="module")
+def dev() -> Iterator[LocalGateway]:
+    """What `make dev` runs (the dev stack, test hooks on), one per module that asks for it."""
+    with LocalGateway(resolve_stack("dev"), test_hooks=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
-from provision.config import resolve_stack
 from provision.local import LocalGateway
 from tests import netns
 from tests.charges import upstream_cost
@@ -39,12 +39,6 @@ CLAUDE = CLIENTS / "node_modules" / ".bin" / "claude"
 CODEX = CLIENTS / "node_modules" / ".bin" / "codex"
 USER = "alice"
 ORG = "demo-corp"
-
-
-@pytest.fixture(scope="module")
-def dev() -> Iterator[LocalGateway]:
-    with LocalGateway(resolve_stack("dev"), test_hooks=True) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +120,18 @@ def record_corpus(name: str, sent: list[dict[str, Any]]) -> None:
     CORPUS.mkdir(parents=True, exist_ok=True)
     path = CORPUS / f"{name}.json"
     path.write_text(json.dumps(sent, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+
+
+class City(BaseModel):
+    """The typed result the framework cases ask for."""
+
+    name: str
+    population: int
+
+
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    return f"Sunny in {city}"
 
 
 def quiet_env(home: Path) -> dict[str, str]:
@@ -362,16 +368,11 @@ def test_pydantic_ai_returns_a_typed_result_on_each_provider(
 ):
     """A Pydantic AI agent with a typed output, on an OpenAI and an Anthropic model: the result
     is an instance of the type, validated by Pydantic."""
-    from pydantic import BaseModel
     from pydantic_ai import Agent
     from pydantic_ai.models.anthropic import AnthropicModel
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.anthropic import AnthropicProvider
     from pydantic_ai.providers.openai import OpenAIProvider
-
-    class City(BaseModel):
-        name: str
-        population: int
 
     models = [
         OpenAIChatModel(
@@ -398,20 +399,12 @@ def test_langchain_openai_tools_and_each_structured_output_method(
     returns the type with json_schema and function_calling, a dict with json_mode."""
     from langchain_core.tools import tool
     from langchain_openai import ChatOpenAI
-    from pydantic import BaseModel
 
-    class City(BaseModel):
-        name: str
-        population: int
-
-    @tool
-    def get_weather(city: str) -> str:
-        """The weather in a city."""
-        return f"Sunny in {city}"
+    weather = tool(get_weather)
 
     llm = ChatOpenAI(model="gpt-4o-mini", base_url=f"{proxy.url}/v1", api_key=key, max_retries=0)
     with charged_exactly("langchain-openai", dev, upstream, proxy):
-        called = llm.bind_tools([get_weather]).invoke("What is the weather in Paris?")
+        called = llm.bind_tools([weather]).invoke("What is the weather in Paris?")
         schema = llm.with_structured_output(City, method="json_schema").invoke("Paris, as JSON")
         function = llm.with_structured_output(City, method="function_calling").invoke("Paris")
         mode = llm.with_structured_output(method="json_mode").invoke("Describe Paris as JSON.")
@@ -429,16 +422,8 @@ def test_langchain_anthropic_tools_and_each_structured_output_method(
     Schema output (json_schema, output_config.format)."""
     from langchain_anthropic import ChatAnthropic
     from langchain_core.tools import tool
-    from pydantic import BaseModel
 
-    class City(BaseModel):
-        name: str
-        population: int
-
-    @tool
-    def get_weather(city: str) -> str:
-        """The weather in a city."""
-        return f"Sunny in {city}"
+    weather = tool(get_weather)
 
     def claude(model: str) -> ChatAnthropic:
         return ChatAnthropic(
@@ -453,7 +438,7 @@ def test_langchain_anthropic_tools_and_each_structured_output_method(
     # Sonnet 5.5 takes no forced tool choice: function_calling (a forced tool) runs on Sonnet 4.6
     llm = claude("claude-sonnet-5-5")
     with charged_exactly("langchain-anthropic", dev, upstream, proxy) as exchange:
-        called = llm.bind_tools([get_weather]).invoke("What is the weather in Paris?")
+        called = llm.bind_tools([weather]).invoke("What is the weather in Paris?")
         function = (
             claude("claude-sonnet-4-6")
             .with_structured_output(City, method="function_calling")

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from provision.config import resolve_stack
 from provision.local import LocalGateway
 from tests.support import Emulator, WorkerTestHooks, eventually
 
@@ -29,12 +28,6 @@ WEATHER = {
         "required": ["city"],
     },
 }
-
-
-@pytest.fixture(scope="module")
-def dev() -> Iterator[LocalGateway]:
-    with LocalGateway(resolve_stack("dev"), test_hooks=True) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,9 @@ def claude(emulator_url: str, http: httpx.Client) -> anthropic.Anthropic:
     return claude_client(emulator_url)
 
 
-def post(http: httpx.Client, body: dict[str, Any], path: str = "v1/messages") -> httpx.Response:
+def post(
+    http: httpx.Client, body: dict[str, Any], path: str = "v1/messages", **headers: str
+) -> httpx.Response:
     return http.post(
         f"/v1/{ACCOUNT}/{GATEWAY}/anthropic/{path}",
         json=body,
@@ -85,6 +87,7 @@ def post(http: httpx.Client, body: dict[str, Any], path: str = "v1/messages") ->
             "cf-aig-authorization": f"Bearer {TOKEN}",
             "x-api-key": ANTHROPIC_KEY,
             "anthropic-version": "2023-06-01",
+            **headers,
         },
     )
 
@@ -422,19 +425,6 @@ def test_count_tokens_errors_in_anthropic_shape(http: httpx.Client) -> None:
 # --- what the API takes and refuses (providers/anthropic-request.ts) ---------------------------
 
 
-def post_with(http: httpx.Client, body: dict[str, Any], **headers: str) -> httpx.Response:
-    return http.post(
-        f"/v1/{ACCOUNT}/{GATEWAY}/anthropic/v1/messages",
-        json=body,
-        headers={
-            "cf-aig-authorization": f"Bearer {TOKEN}",
-            "x-api-key": ANTHROPIC_KEY,
-            "anthropic-version": "2023-06-01",
-            **headers,
-        },
-    )
-
-
 def refusal(response: httpx.Response) -> str:
     assert response.status_code == 400, response.text
     body = response.json()
@@ -446,10 +436,10 @@ def refusal(response: httpx.Response) -> str:
 def test_unknown_fields_and_betas_are_refused_in_anthropics_words(http: httpx.Client) -> None:
     """A field the API does not know: `<field>: Extra inputs are not permitted`; a beta flag it
     does not know: its header error. The fields and betas current clients send are taken."""
-    assert refusal(post_with(http, request(wizardry=True))) == (
+    assert refusal(post(http, request(wizardry=True))) == (
         "wizardry: Extra inputs are not permitted"
     )
-    message = refusal(post_with(http, request(), **{"anthropic-beta": "made-up-2099-01-01"}))
+    message = refusal(post(http, request(), **{"anthropic-beta": "made-up-2099-01-01"}))
     assert "`made-up-2099-01-01`" in message and "anthropic-beta" in message
     claude_code = request(
         model="claude-opus-5-5",
@@ -459,7 +449,7 @@ def test_unknown_fields_and_betas_are_refused_in_anthropics_words(http: httpx.Cl
         metadata={"user_id": "u"},
     )
     betas = "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27"
-    assert post_with(http, claude_code, **{"anthropic-beta": betas}).status_code == 200
+    assert post(http, claude_code, **{"anthropic-beta": betas}).status_code == 200
 
 
 MID_SYSTEM = [
@@ -472,9 +462,9 @@ def test_a_mid_conversation_system_message_on_the_models_that_take_one(http: htt
     """Opus 4.8 and the Claude 5 models take a `system` message inside `messages`; older ones
     refuse its role."""
     for model in ("claude-opus-4-8", "claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5"):
-        response = post_with(http, request(model=model, messages=MID_SYSTEM))
+        response = post(http, request(model=model, messages=MID_SYSTEM))
         assert response.status_code == 200, (model, response.text)
-    message = refusal(post_with(http, request(model="claude-sonnet-4-6", messages=MID_SYSTEM)))
+    message = refusal(post(http, request(model="claude-sonnet-4-6", messages=MID_SYSTEM)))
     assert message == "messages.1.role: Input should be 'user' or 'assistant'"
 
 
@@ -520,33 +510,31 @@ def test_where_a_system_message_may_stand(
     http: httpx.Client, messages: list[dict[str, Any]], rule: str
 ) -> None:
     """The placement rules of mid-conversation system messages, each a 400."""
-    assert rule in refusal(post_with(http, request(model="claude-opus-5-5", messages=messages)))
+    assert rule in refusal(post(http, request(model="claude-opus-5-5", messages=messages)))
 
 
 def test_sampling_thinking_and_forced_tools_follow_each_models_rules(http: httpx.Client) -> None:
     """Older models take temperature in [0, 1]; Claude 5 models only the default; Opus 5 and
     Sonnet 5.5 take adaptive thinking only and no forced tool; no model forces a tool while it
     thinks."""
-    assert "less than or equal to 1" in refusal(post_with(http, request(temperature=1.5)))
-    assert post_with(http, request(temperature=0.3)).status_code == 200
+    assert "less than or equal to 1" in refusal(post(http, request(temperature=1.5)))
+    assert post(http, request(temperature=0.3)).status_code == 200
     assert "default sampling" in refusal(
-        post_with(http, request(model="claude-sonnet-5-5", temperature=0.3))
+        post(http, request(model="claude-sonnet-5-5", temperature=0.3))
     )
     enabled = {"type": "enabled", "budget_tokens": 2048}
-    assert "adaptive" in refusal(
-        post_with(http, request(model="claude-opus-5-5", thinking=enabled))
-    )
-    assert post_with(http, request(thinking=enabled, max_tokens=4096)).status_code == 200
-    assert "greater than" in refusal(post_with(http, request(thinking=enabled, max_tokens=2048)))
+    assert "adaptive" in refusal(post(http, request(model="claude-opus-5-5", thinking=enabled)))
+    assert post(http, request(thinking=enabled, max_tokens=4096)).status_code == 200
+    assert "greater than" in refusal(post(http, request(thinking=enabled, max_tokens=2048)))
     assert "budget_tokens" in refusal(
-        post_with(http, request(thinking={"type": "enabled", "budget_tokens": 10}))
+        post(http, request(thinking={"type": "enabled", "budget_tokens": 10}))
     )
     forced = {"tools": [WEATHER], "tool_choice": {"type": "any"}}
-    assert post_with(http, request(**forced)).status_code == 200
+    assert post(http, request(**forced)).status_code == 200
     assert "not supported for this model" in refusal(
-        post_with(http, request(model="claude-sonnet-5-5", **forced))
+        post(http, request(model="claude-sonnet-5-5", **forced))
     )
-    assert refusal(post_with(http, request(thinking=enabled, max_tokens=4096, **forced))) == (
+    assert refusal(post(http, request(thinking=enabled, max_tokens=4096, **forced))) == (
         "Thinking may not be enabled when tool_choice forces tool use."
     )
 
@@ -569,14 +557,14 @@ def test_output_config_format_answers_a_document_of_the_schema(http: httpx.Clien
     body = request(
         "Describe Paris.", output_config={"format": {"type": "json_schema", "schema": CITY}}
     )
-    data = post_with(http, body).json()
+    data = post(http, body).json()
     assert data["stop_reason"] == "end_turn" and data["content"][0]["type"] == "text"
     document = json.loads(data["content"][0]["text"])
     jsonschema.validate(document, CITY)
     assert data["usage"]["output_tokens"] == byte_tokens(data["content"][0]["text"])
-    streamed = post_with(http, {**body, "stream": True})
+    streamed = post(http, {**body, "stream": True})
     events = [json.loads(data) for data in sse_data(streamed.text)]
     text = "".join(e["delta"]["text"] for e in events if e.get("type") == "content_block_delta")
     assert json.loads(text) == document
     bad = request(output_config={"format": {"type": "yaml"}})
-    assert "json_schema" in refusal(post_with(http, bad))
+    assert "json_schema" in refusal(post(http, bad))

@@ -5,6 +5,7 @@
 
 import type { BufferedResult, JsonObject } from "../types";
 import { errorResult } from "./openai";
+import { typeWord as kindOf, listed } from "./responses-errors";
 import { isReasoningModel } from "./responses-request";
 
 // Every body field of the openai SDK's CompletionCreateParams (openai-python 3.63.0), plus `stream`.
@@ -24,20 +25,6 @@ const FUNCTION_NAME = /^[a-zA-Z0-9_-]+$/;
 
 function bad(message: string, param: string | null, code: string | null): BufferedResult {
   return errorResult(400, message, "invalid_request_error", code, param);
-}
-
-function listed(values: readonly string[]): string {
-  const quoted = values.map((v) => `'${v}'`);
-  return `${quoted.slice(0, -1).join(", ")}, and ${quoted.at(-1)}`;
-}
-
-function kindOf(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "number") return Number.isInteger(value) ? "an integer" : "a decimal";
-  if (typeof value === "string") return "a string";
-  if (typeof value === "boolean") return "a boolean";
-  return "an object";
 }
 
 interface NumberRule {

@@ -18,7 +18,7 @@ export function missing(param: string): never {
 }
 
 /** How OpenAI names a JSON value's type in its messages. */
-function typeWord(value: unknown): string {
+export function typeWord(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "an array";
   if (typeof value === "number") return Number.isInteger(value) ? "an integer" : "a decimal";
@@ -32,7 +32,7 @@ export function badType(param: string, expected: string, value: unknown): never 
 }
 
 /** 'a', 'b', and 'c' */
-function listed(values: readonly string[]): string {
+export function listed(values: readonly string[]): string {
   const quoted = values.map((v) => `'${v}'`);
   if (quoted.length <= 2) return quoted.join(" and ");
   return `${quoted.slice(0, -1).join(", ")}, and ${quoted.at(-1)}`;
