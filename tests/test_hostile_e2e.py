@@ -187,8 +187,14 @@ def header_cases() -> Iterator[Case]:
         yield Case(f"messages {name}", "POST", "/v1/messages", 401, None, CLAUDE, headers, MESSAGES)
 
 
+RUN = next(r for r in ROUTES if r["kind"] == "workers_ai_run")
+
+
 def path_cases() -> Iterator[Case]:
-    """Ways round to /admin with a gateway key, and paths that are not routes."""
+    """Ways round to /admin with a gateway key, paths that are not routes, and a model in the
+    path that is not valid percent-encoding (a URIError was a 500)."""
+    for raw in ("/workers-ai/@cf/%", "/workers-ai/@cf/%ZZ", "/workers-ai/@cf/meta/%E0%A4%A"):
+        yield Case(f"path {raw}", "POST", raw, 400, None, b'{"prompt": "hi"}', route=RUN)
     for raw in (
         "/v1/%2e%2e/admin/metrics",
         "/v1/../admin/metrics",

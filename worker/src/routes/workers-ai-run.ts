@@ -4,6 +4,7 @@
 
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { HttpError } from "../errors";
 import { runFields } from "../fields";
 import { MAX_OUTPUT_TOKENS } from "../generated/settings";
 import { modelType, type Route, resolveRouteModel } from "../models";
@@ -16,8 +17,17 @@ import { boundOf, requestBody, upstreamCall } from "./call";
 
 const PREFIX = "/workers-ai/";
 
+/** The model the path names, percent-decoded; a path that does not decode is the client's 400. */
+function modelOfPath(pathname: string): string {
+  try {
+    return decodeURIComponent(pathname.slice(PREFIX.length));
+  } catch {
+    throw new HttpError(400, "The model in the path is not valid percent-encoding.", { code: "invalid_path" });
+  }
+}
+
 export async function workersAiRun(c: Context<AppEnv>, route: Route): Promise<Response> {
-  const pathModel = decodeURIComponent(new URL(c.req.url).pathname.slice(PREFIX.length));
+  const pathModel = modelOfPath(new URL(c.req.url).pathname);
   const request = await requestBody(c);
   const inputs = runFields(request.body);
   const model = resolveRouteModel(pathModel, route, c.get("principal").policy);
