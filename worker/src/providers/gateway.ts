@@ -38,19 +38,26 @@ export function retriesOf(model: string): (typeof RETRIES)[string] | undefined {
 /**
  * AI Gateway's cache key ignores metadata, so tenants with identical bodies would share
  * answers: cache only under a tenant-scoped key that also carries the policy's version (a
- * changed allow-list or alias never meets an old answer), and skip the cache otherwise. The
- * org's TTL, or the client's own headers where the org lets clients decide.
+ * changed allow-list or alias never meets an old answer), the client's route, the provider's
+ * endpoint and the model (a body that names no model, as a Workers AI binding call's inputs,
+ * never meets another model's answer), and skip the cache otherwise. The org's TTL, or the
+ * client's own headers where the org lets clients decide.
  */
-export async function cacheOptions(call: UpstreamCall, body: string): Promise<{ key: string; ttl: number } | null> {
+export async function cacheOptions(
+  call: UpstreamCall,
+  endpoint: string,
+  body: string,
+): Promise<{ key: string; ttl: number } | null> {
   const { principal, clientCache } = call;
   if (clientCache?.skip) return null;
   const ttl = clientCache?.ttl ?? principal.policy.cacheTtl;
   if (ttl <= 0) return null;
-  return { key: `${principal.orgId}:${principal.policy.version}:${await sha256Hex(body)}`, ttl };
+  const scope = [principal.orgId, principal.policy.version, call.route, endpoint, call.model].join(" ");
+  return { key: `${principal.orgId}:${principal.policy.version}:${await sha256Hex(`${scope}\n${body}`)}`, ttl };
 }
 
 /** Headers for AI Gateway; `auth` is the provider's own key header (none: keys stored on the gateway). */
-export async function gatewayHeaders(call: UpstreamCall, body: string, auth: Record<string, string>) {
+export async function gatewayHeaders(call: UpstreamCall, path: string, body: string, auth: Record<string, string>) {
   const headers: Record<string, string> = {
     "content-type": "application/json",
     "cf-aig-metadata": JSON.stringify(tenantMetadata(call.principal, call.requestId)),
@@ -65,7 +72,7 @@ export async function gatewayHeaders(call: UpstreamCall, body: string, auth: Rec
     headers["cf-aig-backoff"] = retries.backoff;
     if (retries.requestTimeoutMs !== null) headers["cf-aig-request-timeout"] = String(retries.requestTimeoutMs);
   }
-  const cache = await cacheOptions(call, body);
+  const cache = await cacheOptions(call, path, body);
   if (cache) {
     headers["cf-aig-cache-key"] = cache.key;
     headers["cf-aig-cache-ttl"] = String(cache.ttl);
@@ -96,7 +103,7 @@ export async function fetchUpstream(url: string, init: RequestInit): Promise<Res
 /** POST a JSON body to a provider-native endpoint with the gateway's headers. */
 export async function postToGateway(call: UpstreamCall, path: string, payload: unknown, auth: Record<string, string>) {
   const body = JSON.stringify(payload);
-  const headers = await gatewayHeaders(call, body, auth);
+  const headers = await gatewayHeaders(call, path, body, auth);
   return fetchUpstream(gatewayUrl(call.env, path), { method: "POST", headers, body });
 }
 

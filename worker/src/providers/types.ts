@@ -21,6 +21,8 @@ export interface UpstreamCall {
   env: Env;
   principal: Principal;
   requestId: string;
+  /** The client's route (its path pattern, e.g. `/v1/chat/completions`). */
+  route: string;
   /** The catalog id (`anthropic/claude-sonnet-4-5`), its provider, and what the provider calls it. */
   model: string;
   provider: string;
@@ -38,6 +40,17 @@ export interface ChatCall extends UpstreamCall {
   body: ChatBody;
   /** Output tokens per choice the request may produce (the client's, else the stack's cap). */
   maxTokens: number;
+}
+
+/**
+ * A complete answer: what the client gets (`text`), the model's own output in it (`said`: what
+ * an estimate counts when no usable usage came), and the usage it reported.
+ */
+export interface Answer {
+  text: string;
+  said: string;
+  usage: TokenUsage | null;
+  contentType?: string;
 }
 
 /** What a stream was seen to use. `complete`: its final usage arrived (else the output so far
@@ -60,7 +73,7 @@ export interface ChatProvider {
   /** Sends the call upstream; the answer as it came (not yet checked for an error status). */
   send(call: ChatCall): Promise<Response>;
   /** A complete upstream answer (its text) → the OpenAI chat completion the client gets. */
-  completion(text: string, call: ChatCall): { text: string; usage: TokenUsage | null };
+  completion(text: string, call: ChatCall): Answer;
   /** An upstream stream → OpenAI chat chunks, metered; `done` when it ends or the client goes. */
   stream(upstream: ReadableStream<Uint8Array>, call: ChatCall, options: { clientWantsUsage: boolean }): MeteredStream;
   /** A non-2xx upstream answer → the one OpenAI-shaped error the client sees. */

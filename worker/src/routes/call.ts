@@ -30,6 +30,7 @@ export function upstreamCall(c: Context<AppEnv>, model: string, upstreamModel?: 
     env: c.env,
     principal,
     requestId: c.get("requestId"),
+    route: c.req.routePath,
     model,
     provider,
     upstreamModel: upstreamModel ?? model.slice(provider.length + 1),

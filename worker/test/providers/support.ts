@@ -32,6 +32,7 @@ export function call(body: Partial<ChatBody> & Record<string, unknown>, override
     env: { PROVIDER_KEY_ANTHROPIC: "sk-ant-test" } as unknown as Env,
     principal: PRINCIPAL,
     requestId: "req_1",
+    route: "/v1/chat/completions",
     model: "anthropic/claude-sonnet-4-5",
     upstreamModel: "claude-sonnet-4-5",
     provider: "anthropic",

@@ -17,7 +17,7 @@ export async function runOnBinding(call: UpstreamCall, inputs: Record<string, un
       code: "internal_error",
     });
   }
-  const cache = await cacheOptions(call, JSON.stringify(inputs));
+  const cache = await cacheOptions(call, `workers-ai/${call.upstreamModel}`, JSON.stringify(inputs));
   const gateway: GatewayOptions = {
     id: call.env.GATEWAY_ID,
     metadata: tenantMetadata(call.principal, call.requestId),
