@@ -15,7 +15,7 @@ import { newTrace, type Trace } from "./facts";
 import { RATE_TIERS } from "./generated/settings";
 import { type Bound, outcomeOf, type Subject } from "./outcome";
 import { formatUsd } from "./pricing";
-import type { Metered, MeteredStream, UpstreamCall } from "./providers/types";
+import type { Answer, MeteredStream, UpstreamCall } from "./providers/types";
 import { admit, type Granted, type Outcome, quotaHeaders, settle } from "./quota";
 import { passthroughHeaders } from "./upstream";
 
@@ -32,7 +32,7 @@ export interface Exchange {
   /** A non-2xx upstream answer → the error the client sees (in the route's shape). */
   error(response: Response): Promise<HttpError>;
   /** A complete answer → what the client gets, and its usage. */
-  answer(raw: string): { text: string; usage: Metered["usage"]; contentType?: string };
+  answer(raw: string): Answer;
   /** An upstream stream → what the client gets, metered. */
   stream(upstream: ReadableStream<Uint8Array>): MeteredStream;
 }
@@ -280,7 +280,7 @@ async function answer(
       if (err instanceof HttpError) Object.assign(err.headers, charged(outcome));
       throw err;
     }
-    const { text, usage, contentType } = answered;
+    const { text, said, usage, contentType } = answered;
     if (usage === null && !isJson(raw)) {
       // A success that is not an answer: never passed on as one. The prompt may be billed.
       const outcome = recorded(outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound));
@@ -291,7 +291,7 @@ async function answer(
         headers: charged(outcome),
       });
     }
-    const outcome = recorded(outcomeOf({ usage, text, complete: true }, subject, cached, bound));
+    const outcome = recorded(outcomeOf({ usage, text: said, complete: true }, subject, cached, bound));
     c.executionCtx.waitUntil(settleWith(admission, outcome));
     for (const [name, value] of Object.entries(charged(outcome))) out.set(name, value);
     if (exchange.metered && !outcome.estimated) {

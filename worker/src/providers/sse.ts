@@ -348,8 +348,3 @@ export function watchedEvents(
   meter().catch(() => finish());
   return { stream: client.readable, done, firstChunkAt: () => firstChunkAt };
 }
-
-/** A JSON string literal's content (as a regex captured it, quotes excluded), unescaped. */
-export function jsonString(captured: string): string {
-  return captured.includes("\\") ? (JSON.parse(`"${captured}"`) as string) : captured;
-}

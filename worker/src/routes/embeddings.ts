@@ -54,7 +54,7 @@ function workersAI(
           promptTokens,
           base64: body.encoding_format === "base64",
         });
-        return { text, usage: null }; // Workers AI reports no usage for embeddings: estimated
+        return { text, said: "", usage: null }; // Workers AI reports no usage for embeddings: estimated
       } catch {
         throw new HttpError(502, "Workers AI answered embeddings that are not JSON.", { code: "upstream_error" });
       }

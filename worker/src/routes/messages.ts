@@ -58,7 +58,7 @@ export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Res
     metered: false,
     send: () => postToGateway(call, COUNT_TOKENS_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
     error: passthroughError,
-    answer: (raw) => ({ text: raw, usage: null }),
+    answer: (raw) => ({ text: raw, said: "", usage: null }),
     stream: meterMessagesStream,
   };
   return serve(c, { models: [model], build: () => exchange });

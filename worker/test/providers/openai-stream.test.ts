@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { completion } from "../../src/providers/openai/response";
 import { meterChatStream as meterStream } from "../../src/providers/openai/stream";
 import type { Metered } from "../../src/providers/types";
 import { encoder, readAll, splitAt, streamOf } from "./support";
@@ -92,7 +93,7 @@ describe("meterStream", () => {
     assert.equal(out, sse(events));
   });
 
-  test("passes tool-call deltas through untouched and counts no text for them", async () => {
+  test("passes tool-call deltas through untouched and counts their arguments as output", async () => {
     const events = [
       chunk({
         role: "assistant",
@@ -104,7 +105,7 @@ describe("meterStream", () => {
     ];
     const { metered, out } = await run([encoder.encode(sse(events))], false);
     assert.equal(out, sse(events));
-    assert.equal(metered.text, "");
+    assert.equal(metered.text, '{"city":"Paris"}');
   });
 
   test("counts an unterminated last event", async () => {
@@ -169,5 +170,26 @@ describe("meterStream", () => {
     await reader.read();
     controller.abort();
     assert.deepEqual(await done, { usage: null, text: "partial", complete: false });
+  });
+});
+
+// Issue 22: an estimate counts the answer's output, read from parsed JSON, the same streamed
+// or whole and whatever the JSON's spacing.
+describe("the output an estimate counts", () => {
+  const words = "Hello there, a 28-byte reply";
+  const spaced = (value: unknown) => JSON.stringify(value, null, 1);
+
+  test("a stream's text, compact or spaced JSON, equals the answer's", async () => {
+    const content = [words.slice(0, 10), words.slice(10)];
+    for (const serialize of [JSON.stringify, spaced]) {
+      const events = content.map(
+        (piece) =>
+          `data: ${serialize({ choices: [{ index: 0, delta: { content: piece } }] }).replaceAll("\n", "")}\n\n`,
+      );
+      const { metered } = await run([encoder.encode(`${events.join("")}data: [DONE]\n\n`)], false);
+      assert.equal(metered.text, words, serialize.name);
+    }
+    const answer = spaced({ choices: [{ index: 0, message: { role: "assistant", content: words } }] });
+    assert.equal(completion(answer).said, words);
   });
 });

@@ -51,7 +51,7 @@ test("an answer passes through byte for byte, its usage read", () => {
   const { text, usage } = completion(raw);
   assert.equal(text, raw);
   assert.deepEqual(usage, { promptTokens: 3, completionTokens: 2, cachedTokens: 0, cacheWriteTokens: 0 });
-  assert.deepEqual(completion("not json"), { text: "not json", usage: null });
+  assert.deepEqual(completion("not json"), { text: "not json", said: "not json", usage: null });
 });
 
 describe("errors", () => {

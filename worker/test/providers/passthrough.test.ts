@@ -172,11 +172,12 @@ describe("answers", () => {
       '{"object":"response","usage":{"input_tokens":3,"output_tokens":4,"output_tokens_details":{"reasoning_tokens":2}}}';
     assert.deepEqual(responsesAnswer(response), {
       text: response,
+      said: "",
       usage: { promptTokens: 3, completionTokens: 4, cachedTokens: 0, cacheWriteTokens: 0 },
     });
     const embeddings = '{"object":"list","data":[],"usage":{"prompt_tokens":9,"total_tokens":9}}';
     assert.equal(embeddingsAnswer(embeddings).usage?.promptTokens, 9);
-    assert.deepEqual(embeddingsAnswer("nope"), { text: "nope", usage: null });
+    assert.deepEqual(embeddingsAnswer("nope"), { text: "nope", said: "", usage: null });
   });
 
   test("an Anthropic message passes through with cache tokens counted as input", () => {

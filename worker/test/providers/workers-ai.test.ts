@@ -97,7 +97,7 @@ describe("answer", () => {
   test("an OpenAI-shaped answer and non-JSON pass through as they came", () => {
     const openai = '{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}';
     assert.equal(completion(openai, { requestId: "r", model: MODEL }).text, openai);
-    assert.deepEqual(completion("oops", { requestId: "r", model: MODEL }), { text: "oops", usage: null });
+    assert.deepEqual(completion("oops", { requestId: "r", model: MODEL }), { text: "oops", said: "oops", usage: null });
   });
 });
 

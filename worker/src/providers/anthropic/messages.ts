@@ -5,13 +5,13 @@
 
 import { HttpError } from "../../errors";
 import { credentialsError, errorJson, gatewayError } from "../gateway";
-import { type EventSourceMessage, jsonString, watchedEvents } from "../sse";
-import type { MeteredStream, TokenUsage, UpstreamCall } from "../types";
+import { type EventSourceMessage, watchedEvents } from "../sse";
+import type { Answer, MeteredStream, UpstreamCall } from "../types";
 import { authHeaders } from "./endpoint";
+import { deltaOutput, messageOutput } from "./output";
 import { type AnthropicUsage, readUsage } from "./usage";
 
 export const COUNT_TOKENS_PATH = "anthropic/v1/messages/count_tokens";
-const TEXT = /"(?:text|partial_json)":"((?:[^"\\]|\\.)*)"/;
 
 /** Anthropic's headers: the Worker's key, the client's API version and betas. */
 export function passthroughAuth(call: UpstreamCall, client: Headers): Record<string, string> {
@@ -23,11 +23,12 @@ export function passthroughAuth(call: UpstreamCall, client: Headers): Record<str
   return headers;
 }
 
-export function messageAnswer(raw: string): { text: string; usage: TokenUsage | null } {
+export function messageAnswer(raw: string): Answer {
   try {
-    return { text: raw, usage: readUsage((JSON.parse(raw) as { usage?: AnthropicUsage }).usage) };
+    const message = JSON.parse(raw) as { usage?: AnthropicUsage };
+    return { text: raw, said: messageOutput(message), usage: readUsage(message.usage) };
   } catch {
-    return { text: raw, usage: null };
+    return { text: raw, said: raw, usage: null };
   }
 }
 
@@ -58,8 +59,11 @@ export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal
     const type = message.event ?? "";
     stopped ||= type === "message_stop" || type === "error";
     if (type === "content_block_delta") {
-      const piece = TEXT.exec(message.data)?.[1] ?? "";
-      text += jsonString(piece);
+      try {
+        text += deltaOutput(JSON.parse(message.data));
+      } catch {
+        // malformed: no output counted for it
+      }
     } else if (type === "message_start" || type === "message_delta") {
       try {
         const data = JSON.parse(message.data) as { message?: { usage?: AnthropicUsage }; usage?: AnthropicUsage };

@@ -2,7 +2,8 @@
 // content, tool_use blocks the tool calls (or, for a structured-output request, the JSON
 // answer), stop_reason the finish_reason, and the usage every token kind.
 
-import type { TokenUsage } from "../types";
+import type { Answer } from "../types";
+import { messageOutput } from "./output";
 import { JSON_TOOL } from "./request";
 import { type AnthropicUsage, openaiUsage, readUsage } from "./usage";
 
@@ -30,12 +31,12 @@ interface Message {
   usage?: AnthropicUsage;
 }
 
-export function completion(text: string, jsonAnswer: boolean): { text: string; usage: TokenUsage | null } {
+export function completion(text: string, jsonAnswer: boolean): Answer {
   let message: Message;
   try {
     message = JSON.parse(text) as Message;
   } catch {
-    return { text, usage: null }; // not JSON: passed on as it came; the cost is estimated
+    return { text, said: text, usage: null }; // not JSON: passed on as it came; the cost is estimated
   }
   const blocks = Array.isArray(message.content) ? message.content : [];
   const parts = blocks.filter((b) => b.type === "text").map((b) => b.text ?? "");
@@ -71,5 +72,5 @@ export function completion(text: string, jsonAnswer: boolean): { text: string; u
     ],
     ...(usage ? { usage: openaiUsage(usage) } : {}),
   };
-  return { text: JSON.stringify(body), usage };
+  return { text: JSON.stringify(body), said: messageOutput(message), usage };
 }

@@ -7,6 +7,7 @@
 
 import { chatStreamError, type EventSourceMessage, meteredEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
+import { deltaOutput } from "./output";
 import { finishReason } from "./response";
 import { type AnthropicUsage, openaiUsage, readUsage } from "./usage";
 
@@ -71,13 +72,12 @@ export function translateStream(
         });
       }
       case "content_block_delta": {
+        text += deltaOutput(data);
         const delta = data.delta;
         if (delta?.type === "text_delta" && typeof delta.text === "string") {
-          text += delta.text;
           return chunk({ content: delta.text });
         }
         if (delta?.type === "input_json_delta" && typeof delta.partial_json === "string") {
-          text += delta.partial_json;
           if (jsonAnswer) return delta.partial_json ? chunk({ content: delta.partial_json }) : "";
           const k = toolIndex.get(data.index ?? -1);
           return k === undefined

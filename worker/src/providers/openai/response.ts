@@ -1,12 +1,14 @@
-// An OpenAI chat completion passes through byte for byte; only its usage is read.
+// An OpenAI chat completion passes through byte for byte; only its usage and output are read.
 
-import type { TokenUsage } from "../types";
+import type { Answer } from "../types";
+import { chatOutput } from "./output";
 import { readUsage } from "./usage";
 
-export function completion(text: string): { text: string; usage: TokenUsage | null } {
+export function completion(text: string): Answer {
   try {
-    return { text, usage: readUsage((JSON.parse(text) as { usage?: unknown }).usage) };
+    const body = JSON.parse(text) as { usage?: unknown };
+    return { text, said: chatOutput(body), usage: readUsage(body.usage) };
   } catch {
-    return { text, usage: null }; // not JSON: passed on as it came; the cost is estimated
+    return { text, said: text, usage: null }; // not JSON: passed on as it came; the cost is estimated
   }
 }

@@ -3,13 +3,12 @@
 // the terminal event's (`response.completed`, `.incomplete` or `.failed`): input (cached
 // included), cached input, output (reasoning included).
 
-import { type EventSourceMessage, jsonString, watchedEvents } from "../sse";
-import type { MeteredStream, TokenUsage } from "../types";
+import { type EventSourceMessage, watchedEvents } from "../sse";
+import type { Answer, MeteredStream, TokenUsage } from "../types";
+import { responsesEventOutput, responsesOutput } from "./output";
 
 export const RESPONSES_PATH = "openai/responses";
 const TERMINAL = new Set(["response.completed", "response.incomplete", "response.failed"]);
-const TEXT_DELTA = /"delta":"((?:[^"\\]|\\.)*)"/;
-const SEQUENCE = /"sequence_number":(\d+)/;
 
 interface ResponsesUsage {
   input_tokens?: unknown;
@@ -33,12 +32,19 @@ export function readResponsesUsage(usage: unknown): TokenUsage | null {
   };
 }
 
-export function responsesAnswer(raw: string): { text: string; usage: TokenUsage | null } {
+export function responsesAnswer(raw: string): Answer {
   try {
-    return { text: raw, usage: readResponsesUsage((JSON.parse(raw) as { usage?: unknown }).usage) };
+    const response = JSON.parse(raw) as { usage?: unknown };
+    return { text: raw, said: responsesOutput(response), usage: readResponsesUsage(response.usage) };
   } catch {
-    return { text: raw, usage: null }; // not JSON: passed on as it came; the cost is estimated
+    return { text: raw, said: raw, usage: null }; // not JSON: passed on as it came; the cost is estimated
   }
+}
+
+interface ResponsesEvent {
+  type?: unknown;
+  sequence_number?: unknown;
+  response?: { usage?: unknown };
 }
 
 /** The stream passed through event by event; usage from the terminal event, text from deltas. */
@@ -48,20 +54,17 @@ export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signa
   let ended = false; // a terminal event (or OpenAI's own error event) seen
   let sequence = -1;
   const event = (message: EventSourceMessage): void => {
-    // `event:` names the type, so only the rare terminal event is parsed as JSON
     const type = message.event ?? "";
-    sequence = Number(SEQUENCE.exec(message.data)?.[1] ?? sequence);
     ended ||= TERMINAL.has(type) || type === "error";
-    if (type === "response.output_text.delta" || type === "response.function_call_arguments.delta") {
-      const delta = TEXT_DELTA.exec(message.data)?.[1] ?? "";
-      text += jsonString(delta);
-    } else if (TERMINAL.has(type)) {
-      try {
-        usage = readResponsesUsage((JSON.parse(message.data) as { response?: { usage?: unknown } }).response?.usage);
-      } catch {
-        // a malformed terminal event: the stream is metered as if it had none
-      }
+    let data: ResponsesEvent;
+    try {
+      data = JSON.parse(message.data) as ResponsesEvent;
+    } catch {
+      return; // malformed: metered as if it had not come (a malformed terminal event: no usage)
     }
+    if (typeof data.sequence_number === "number") sequence = data.sequence_number;
+    text += responsesEventOutput(data);
+    if (TERMINAL.has(type)) usage = readResponsesUsage(data.response?.usage);
   };
   // A cut stream ends with Responses' own error event, numbered after the last one seen. Its
   // documented fields are top-level; the nested `error` too is what the openai SDKs (Python

@@ -1,24 +1,14 @@
 // A metered pass-through of an OpenAI chat stream: events go on to the client one by one as
 // they arrive, while the usage and the streamed text are captured.
 
-import {
-  chatStreamError,
-  type EventSourceMessage,
-  jsonString,
-  meteredEvents,
-  serializeEvent,
-  watchedEvents,
-} from "../sse";
+import { chatStreamError, type EventSourceMessage, meteredEvents, serializeEvent, watchedEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
+import { chatChunkOutput } from "./output";
 import { readUsage } from "./usage";
-
-const CONTENT = /"delta":\{[^{}]*?"content":"((?:[^"\\]|\\.)*)"/g; // every choice's delta
-const USAGE_NULL = '"usage":null';
-const USAGE_NULL_FIELD = /,"usage":null|"usage":null,?/;
 
 interface Chunk {
   usage?: unknown;
-  choices?: { delta?: { content?: unknown } }[];
+  choices?: unknown[];
 }
 
 /**
@@ -34,35 +24,27 @@ export function meterChatStream(
   let text = "";
   let ended = false; // [DONE] seen
 
-  // Most events are plain content chunks: read them with string operations and only parse
-  // JSON for the rare usage chunk (parsing every chunk halved streaming throughput).
+  // Each chunk is parsed (its output counts if no usage comes, whatever its JSON's spacing);
+  // for a client that did not ask for usage, a chunk that carries a usage field is written
+  // again without it, and the extra usage chunk is dropped.
   const event = (message: EventSourceMessage): string => {
     const { data } = message;
     if (data === "[DONE]") {
       ended = true;
       return serializeEvent(message);
     }
-    if (data.includes('"usage":{')) {
-      let chunk: Chunk;
-      try {
-        chunk = JSON.parse(data) as Chunk;
-      } catch {
-        return serializeEvent(message);
-      }
-      usage = readUsage(chunk.usage) ?? usage;
-      for (const choice of chunk.choices ?? []) {
-        if (typeof choice?.delta?.content === "string") text += choice.delta.content;
-      }
-      if (clientWantsUsage) return serializeEvent(message);
-      if ((chunk.choices ?? []).length === 0) return ""; // the extra usage chunk
-      delete chunk.usage;
-      return serializeEvent({ ...message, data: JSON.stringify(chunk) });
+    let chunk: Chunk;
+    try {
+      chunk = JSON.parse(data) as Chunk;
+    } catch {
+      return serializeEvent(message);
     }
-    for (const [, content = ""] of data.matchAll(CONTENT)) {
-      text += jsonString(content);
-    }
-    if (clientWantsUsage || !data.includes(USAGE_NULL)) return serializeEvent(message);
-    return serializeEvent({ ...message, data: data.replace(USAGE_NULL_FIELD, "") });
+    text += chatChunkOutput(chunk);
+    if (chunk.usage !== undefined) usage = readUsage(chunk.usage) ?? usage;
+    if (clientWantsUsage || chunk.usage === undefined) return serializeEvent(message);
+    if (Array.isArray(chunk.choices) && chunk.choices.length === 0) return ""; // the extra usage chunk
+    delete chunk.usage;
+    return serializeEvent({ ...message, data: JSON.stringify(chunk) });
   };
 
   const rewrite = { event, complete: () => ended, truncated: () => chatStreamError() };

@@ -3,7 +3,8 @@
 // ids) the tool calls, `usage` the usage. Models that already answer in OpenAI's shape
 // (`choices`) pass through as they came.
 
-import type { TokenUsage } from "../types";
+import { chatOutput } from "../openai/output";
+import type { Answer } from "../types";
 import { openaiUsage, readUsage } from "./usage";
 
 export interface WorkersAIToolCall {
@@ -37,18 +38,24 @@ export function contentOf(response: unknown): string {
   return typeof response === "string" ? response : JSON.stringify(response);
 }
 
-export function completion(
-  raw: string,
-  { requestId, model }: { requestId: string; model: string },
-): { text: string; usage: TokenUsage | null } {
+/** What the model produced in a result or a stream event: its response and tool calls' arguments. */
+export function outputOf(output: WorkersAIOutput | null | undefined): string {
+  if (output === null || typeof output !== "object") return "";
+  const calls = Array.isArray(output.tool_calls) ? output.tool_calls : [];
+  const args = calls.map(({ arguments: a }) => (typeof a === "string" ? a : JSON.stringify(a ?? {})));
+  return contentOf(output.response) + args.join("");
+}
+
+export function completion(raw: string, { requestId, model }: { requestId: string; model: string }): Answer {
   let output: WorkersAIOutput;
   try {
     output = JSON.parse(raw) as WorkersAIOutput;
   } catch {
-    return { text: raw, usage: null }; // not JSON: passed on as it came; the cost is estimated
+    return { text: raw, said: raw, usage: null }; // not JSON: passed on as it came; the cost is estimated
   }
   const usage = readUsage(output?.usage);
-  if (output === null || typeof output !== "object" || Array.isArray(output.choices)) return { text: raw, usage };
+  if (output === null || typeof output !== "object") return { text: raw, said: "", usage };
+  if (Array.isArray(output.choices)) return { text: raw, said: chatOutput(output), usage };
   const toolCalls = (Array.isArray(output.tool_calls) ? output.tool_calls : []).map((call, i) =>
     openaiToolCall(call, i, requestId),
   );
@@ -73,5 +80,5 @@ export function completion(
     ],
     ...(usage ? { usage: openaiUsage(usage) } : {}),
   };
-  return { text: JSON.stringify(body), usage };
+  return { text: JSON.stringify(body), said: outputOf(output), usage };
 }

@@ -3,22 +3,24 @@
 // messages}; the binding hands back the bare result), streams passed through event by event.
 // Embeddings for the OpenAI-shaped route: {shape, data} → OpenAI's list.
 
-import { chatStreamError, type EventSourceMessage, jsonString, watchedEvents } from "../sse";
-import type { MeteredStream, TokenUsage } from "../types";
+import { chatStreamError, type EventSourceMessage, watchedEvents } from "../sse";
+import type { Answer, MeteredStream, TokenUsage } from "../types";
+import { outputOf, type WorkersAIOutput } from "./response";
 import { readUsage } from "./usage";
 
-const RESPONSE = /"response":"((?:[^"\\]|\\.)*)"/;
-
-export function runAnswer(raw: string): { text: string; usage: TokenUsage | null; contentType: string } {
+export function runAnswer(raw: string): Answer {
   let result: unknown;
+  let said: string;
   try {
     result = JSON.parse(raw);
+    said = outputOf(result as WorkersAIOutput);
   } catch {
     result = raw; // not JSON: still enveloped, as text
+    said = raw;
   }
   const usage = readUsage((result as { usage?: unknown } | null)?.usage);
   const text = JSON.stringify({ result, success: true, errors: [], messages: [] });
-  return { text, usage, contentType: "application/json" };
+  return { text, said, usage, contentType: "application/json" };
 }
 
 export function meterRunStream(upstream: ReadableStream<Uint8Array>, signal?: AbortSignal): MeteredStream {
@@ -27,16 +29,18 @@ export function meterRunStream(upstream: ReadableStream<Uint8Array>, signal?: Ab
   let ended = false; // [DONE] seen
   const event = (message: EventSourceMessage): void => {
     const { data } = message;
-    ended ||= data === "[DONE]";
-    if (data.includes('"usage":{')) {
-      try {
-        usage = readUsage((JSON.parse(data) as { usage?: unknown }).usage) ?? usage;
-      } catch {
-        // malformed: metered from what came before
-      }
+    if (data === "[DONE]") {
+      ended = true;
+      return;
     }
-    const piece = RESPONSE.exec(data)?.[1] ?? "";
-    text += jsonString(piece);
+    let output: WorkersAIOutput;
+    try {
+      output = JSON.parse(data) as WorkersAIOutput;
+    } catch {
+      return; // malformed: metered from what came before
+    }
+    text += outputOf(output);
+    usage = readUsage(output?.usage) ?? usage;
   };
   const watch = { event, complete: () => ended, truncated: () => chatStreamError() };
   return watchedEvents(upstream, watch, signal, () => ({ usage, text, complete: usage !== null }));
