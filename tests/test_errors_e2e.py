@@ -261,3 +261,55 @@ def test_a_message_the_translation_cannot_carry_is_400_naming_it_and_never_sent(
     assert response.status_code == 400
     assert error_of(response)["param"] == param
     assert emulator.requests(requestId=response.headers["x-request-id"]) == []
+
+
+LEAKY = (
+    "Invalid value for model at https://api.provider.example/v1/x?key=sk-abc1234567890 "
+    "(upstream 10.0.0.12:443, account 0123456789abcdef0123456789abcdef)"
+)
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_an_upstream_error_reaches_the_client_without_secrets_or_infrastructure(
+    http: httpx.Client, emulator: Emulator, status: int
+):
+    """Issue 22: the provider's error comes back in the route's shape with its own type, but
+    without keys, URLs, addresses or ids of what is behind the gateway."""
+    body = {
+        "error": {
+            "message": LEAKY,
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": "bad",
+        }
+    }
+    emulator.fault(match={"model": "openai/gpt-4o-mini"}, times=1, status=status, body=body)
+    response = http.post(CHAT, json=HELLO, headers=auth("key_ada_main"))
+    assert response.status_code == (400 if status == 400 else 502)
+    message = error_of(response)["message"]
+    for leak in ("https://", "sk-abc", "10.0.0.12", "0123456789abcdef"):
+        assert leak not in message, message
+    assert "Invalid value for model at <url>" in message
+    if status == 400:
+        assert error_of(response)["type"] == "invalid_request_error"
+
+
+def test_an_anthropic_error_keeps_anthropics_type_on_the_messages_route(
+    http: httpx.Client, emulator: Emulator
+):
+    """The Messages route passes Anthropic's own error type on (not one made from the status)."""
+    body = {"type": "error", "error": {"type": "not_found_error", "message": f"model: {LEAKY}"}}
+    emulator.fault(match={"model": "claude-sonnet-4-5"}, times=1, status=404, body=body)
+    response = http.post(
+        "/v1/messages",
+        json={
+            "model": "claude-sonnet",
+            "max_tokens": 20,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        headers={"x-api-key": key("key_ada_main"), "anthropic-version": "2023-06-01"},
+    )
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["type"] == "not_found_error"
+    assert "sk-abc" not in error["message"] and "https://" not in error["message"]

@@ -23,6 +23,8 @@ const TYPE_BY_STATUS: Record<number, string> = {
 
 export interface ErrorOptions {
   type?: string | undefined;
+  /** The provider's own error type, kept in that provider's shape (Anthropic's, passed through). */
+  providerType?: string | undefined;
   code?: string | null | undefined;
   param?: string | null | undefined;
   headers?: Record<string, string>;
@@ -30,13 +32,19 @@ export interface ErrorOptions {
 
 export class HttpError extends HTTPException {
   readonly type: string;
+  readonly providerType: string | undefined;
   readonly code: string | null;
   readonly param: string | null;
   readonly headers: Record<string, string>;
 
-  constructor(status: number, message: string, { type, code = null, param = null, headers = {} }: ErrorOptions = {}) {
+  constructor(
+    status: number,
+    message: string,
+    { type, providerType, code = null, param = null, headers = {} }: ErrorOptions = {},
+  ) {
     super(status as ContentfulStatusCode, { message });
     this.type = type ?? TYPE_BY_STATUS[status] ?? "api_error";
+    this.providerType = providerType;
     this.code = code ?? null;
     this.param = param ?? null;
     this.headers = headers;
@@ -76,7 +84,10 @@ function anthropicType(status: number): string {
 export function errorResponse(error: HttpError, shape: ErrorShape = "openai"): Response {
   let body: unknown;
   if (shape === "anthropic") {
-    body = { type: "error", error: { type: anthropicType(error.status), message: error.message } };
+    body = {
+      type: "error",
+      error: { type: error.providerType ?? anthropicType(error.status), message: error.message },
+    };
   } else if (shape === "cloudflare") {
     body = { result: null, success: false, errors: [{ code: error.status, message: error.message }], messages: [] };
   } else {

@@ -120,7 +120,7 @@ export function gatewayError(body: unknown): HttpError | null {
   if (!b || typeof b !== "object" || b.name !== "AiGatewayError") return null;
   const first = Array.isArray(b.error) ? (b.error[0] as { code?: unknown; message?: unknown } | undefined) : undefined;
   const code = b.internalCode ?? first?.code;
-  const message = String(b.description ?? first?.message ?? "unknown error");
+  const message = cleanMessage(String(b.description ?? first?.message ?? "unknown error"));
   if (code === 2003)
     return new HttpError(429, `AI Gateway rate limit reached: ${message}`, { code: "gateway_rate_limited" });
   // Guardrails blocked the prompt or the response: a refusal of this content, never an outage
@@ -147,6 +147,30 @@ export function gatewayError(body: unknown): HttpError | null {
 /** The provider refused OUR credentials: a gateway configuration problem, not the client's. */
 export function credentialsError(): HttpError {
   return new HttpError(502, "The model provider rejected the gateway's credentials.", { code: "provider_auth_error" });
+}
+
+// What an upstream error message must not carry to a client: credentials (a provider's key, a
+// gateway key, a bearer token, a JWT) and the infrastructure behind the gateway (URLs, network
+// addresses, account and request ids: long hex). The provider's words around them stay.
+const SECRET_PATTERNS = [
+  /\bsk-[A-Za-z0-9_-]{8,}/g,
+  /\bgw_(?:live|test)_[A-Za-z0-9_-]+/g,
+  /\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi,
+  /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g,
+];
+const INFRASTRUCTURE_PATTERNS: [RegExp, string][] = [
+  [/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>)]+/gi, "<url>"],
+  [/\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b/g, "<address>"],
+  [/\b[0-9a-f]{32,}\b/gi, "<id>"],
+];
+const MAX_MESSAGE_CHARS = 1_000;
+
+/** An upstream error's message as a client may see it: no secrets, no infrastructure, bounded. */
+export function cleanMessage(message: string): string {
+  let out = message;
+  for (const pattern of SECRET_PATTERNS) out = out.replace(pattern, "<redacted>");
+  for (const [pattern, word] of INFRASTRUCTURE_PATTERNS) out = out.replace(pattern, word);
+  return out.length > MAX_MESSAGE_CHARS ? `${out.slice(0, MAX_MESSAGE_CHARS)}…` : out;
 }
 
 /** An error body's JSON, or null when it is not JSON. */

@@ -2,7 +2,7 @@
 // our one OpenAI-shaped error with the status OpenAI clients expect.
 
 import { HttpError } from "../../errors";
-import { credentialsError, errorJson, gatewayError } from "../gateway";
+import { cleanMessage, credentialsError, errorJson, gatewayError } from "../gateway";
 
 interface AnthropicError {
   error?: { type?: string; message?: string };
@@ -13,7 +13,7 @@ export async function messagesError(response: Response): Promise<HttpError> {
   const fromGateway = gatewayError(body);
   if (fromGateway) return fromGateway;
   const status = response.status;
-  const message = body?.error?.message ?? `The model provider answered HTTP ${status}.`;
+  const message = cleanMessage(body?.error?.message ?? `The model provider answered HTTP ${status}.`);
   const type = body?.error?.type;
   if (status === 401 || status === 403) return credentialsError();
   if (status === 429) return new HttpError(429, message, { type: "rate_limit_error", code: "rate_limit_exceeded" });

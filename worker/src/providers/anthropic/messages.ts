@@ -4,7 +4,7 @@
 // `message_start` and the cumulative `message_delta`, cache reads and writes included.
 
 import { HttpError } from "../../errors";
-import { credentialsError, errorJson, gatewayError } from "../gateway";
+import { cleanMessage, credentialsError, errorJson, gatewayError } from "../gateway";
 import { type EventSourceMessage, watchedEvents } from "../sse";
 import type { Answer, MeteredStream, UpstreamCall } from "../types";
 import { authHeaders } from "./endpoint";
@@ -35,12 +35,13 @@ export function messageAnswer(raw: string): Answer {
 /** Anthropic's error as the Anthropic client should see it: its status and message; our
  * credentials refused is ours (502), AI Gateway's own errors are AI Gateway's. */
 export async function passthroughError(response: Response): Promise<HttpError> {
-  const body = (await errorJson(response)) as { error?: { message?: unknown } } | null;
+  const body = (await errorJson(response)) as { error?: { message?: unknown; type?: unknown } } | null;
   const fromGateway = gatewayError(body);
   if (fromGateway) return fromGateway;
   if (response.status === 401 || response.status === 403) return credentialsError();
-  const message = String(body?.error?.message ?? `Anthropic answered HTTP ${response.status}.`);
-  return new HttpError(response.status, message);
+  const message = cleanMessage(String(body?.error?.message ?? `Anthropic answered HTTP ${response.status}.`));
+  const type = body?.error?.type;
+  return new HttpError(response.status, message, { providerType: typeof type === "string" ? type : undefined });
 }
 
 /** Anthropic's in-band stream error (the SDKs raise on it). */

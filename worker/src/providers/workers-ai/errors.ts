@@ -3,7 +3,7 @@
 // account's own authority, so an authentication error is ours (502), never the client's.
 
 import { HttpError } from "../../errors";
-import { credentialsError, errorJson, gatewayError } from "../gateway";
+import { cleanMessage, credentialsError, errorJson, gatewayError } from "../gateway";
 
 interface WorkersAIError {
   internalCode?: unknown;
@@ -17,7 +17,7 @@ export async function runError(response: Response): Promise<HttpError> {
   if (fromGateway) return fromGateway;
   const status = response.status;
   const first = Array.isArray(body?.errors) ? body.errors[0] : undefined;
-  const message = String(body?.description ?? first?.message ?? `Workers AI answered HTTP ${status}.`);
+  const message = cleanMessage(String(body?.description ?? first?.message ?? `Workers AI answered HTTP ${status}.`));
   if (status === 401 || status === 403) return credentialsError();
   if (status === 429) return new HttpError(429, message, { type: "rate_limit_error", code: "rate_limit_exceeded" });
   if (status === 504) return new HttpError(504, `Workers AI timed out: ${message}`, { code: "upstream_timeout" });
