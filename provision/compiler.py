@@ -101,6 +101,7 @@ def org_policy(org: Organization) -> dict[str, Any]:
             corsOrigins=org.corsOrigins,
             alerts=org.alerts.model_dump(exclude_none=True) if org.alerts else None,
             logPrompts=org.logPrompts or None,
+            shareStoredResponses=org.shareStoredResponses or None,
         ),
     }
 

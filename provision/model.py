@@ -298,6 +298,11 @@ class Organization(_Strict):
     logPrompts: bool = Field(
         False, description="put request bodies (prompts) in this org's request log lines"
     )
+    shareStoredResponses: bool = Field(
+        False,
+        description="let this org's users continue each other's stored Responses "
+        "(previous_response_id); off: only the user who created one",
+    )
 
 
 class Tenants(_Strict):

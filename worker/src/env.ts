@@ -65,6 +65,8 @@ export interface Policy {
   alerts: AlertThresholds;
   /** The org opted in to request bodies (prompts) in its log lines (facts.ts). */
   logPrompts: boolean;
+  /** The org's users may continue each other's stored Responses (stored-objects.ts). */
+  shareStoredResponses: boolean;
   /** Changes whenever anything above does: part of the tenant's cache key. */
   version: string;
 }

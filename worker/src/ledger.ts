@@ -22,6 +22,7 @@ import {
   type MetricsRow,
   mergeMetrics,
 } from "./metrics";
+import { keepStored, pruneStored, STORED_SCHEMA, storedOwners } from "./stored-objects";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
 // A lease takes at most this share of the headroom left beside all other holds, so slices
@@ -425,6 +426,7 @@ export class UsageLedger extends DurableObject<Env> {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
+    this.sql.exec(STORED_SCHEMA);
     const columns = new Set(
       this.sql
         .exec<{ name: string }>("PRAGMA table_info(usage)")
@@ -738,6 +740,7 @@ export class UsageLedger extends DurableObject<Env> {
         "DELETE FROM settled WHERE id IN (SELECT id FROM settled WHERE at < ? LIMIT 20000)",
         now - SETTLED_MEMORY_MS,
       );
+      pruneStored(this.sql, now);
     }
     const applied: Settlement[] = [];
     for (const record of records) {
@@ -984,6 +987,16 @@ export class UsageLedger extends DurableObject<Env> {
     this.sql.exec("UPDATE usage SET used_micros = 0 WHERE month = ? AND subject = ?", month, subject);
     if (state.rows.has(subject)) state.rows.set(subject, { ...previous, usedMicros: 0 });
     return { month, userId, previousMicros: previous.usedMicros };
+  }
+
+  /** Records the provider-side objects a request of `userId` created (stored-objects.ts). */
+  keepStored({ ids, userId, now = Date.now() }: { ids: string[]; userId: string; now?: number }): void {
+    keepStored(this.sql, ids, userId, now);
+  }
+
+  /** Who owns each of these ids in this org (absent: nobody here). */
+  storedOwners({ ids, now = Date.now() }: { ids: string[]; now?: number }): Record<string, string> {
+    return storedOwners(this.sql, ids, now);
   }
 
   ping(): { ok: true } {

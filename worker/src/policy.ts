@@ -39,12 +39,20 @@ export interface OrgPolicy {
   corsOrigins?: string[];
   alerts?: { orgThresholds?: number[]; userThresholds?: number[] };
   logPrompts?: boolean;
+  shareStoredResponses?: boolean;
 }
 
 /** A policy's tenant routing when the tenant declared none (also wave 1's records, auth.ts). */
 export function undeclaredRouting(): Pick<
   Policy,
-  "aliases" | "fallbacks" | "rateTier" | "clientCacheControl" | "corsOrigins" | "alerts" | "logPrompts"
+  | "aliases"
+  | "fallbacks"
+  | "rateTier"
+  | "clientCacheControl"
+  | "corsOrigins"
+  | "alerts"
+  | "logPrompts"
+  | "shareStoredResponses"
 > {
   return {
     aliases: {},
@@ -54,6 +62,7 @@ export function undeclaredRouting(): Pick<
     corsOrigins: [],
     alerts: { user: [], org: [] },
     logPrompts: false,
+    shareStoredResponses: false,
   };
 }
 
@@ -95,6 +104,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     clientCacheControl: org.clientCacheControl === true,
     corsOrigins: org.corsOrigins ?? [],
     logPrompts: org.logPrompts === true,
+    shareStoredResponses: org.shareStoredResponses === true,
     // budget alert thresholds (% of the month): the user's, the org's, the stack's; none without a webhook
     alerts: ALERTS
       ? {

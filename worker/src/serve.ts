@@ -33,6 +33,8 @@ export interface Exchange {
   error(response: Response): Promise<HttpError>;
   /** A complete answer → what the client gets, and its usage. */
   answer(raw: string): Answer;
+  /** Done before a complete answer goes to the client (recording what the provider stored). */
+  answered?(answer: Answer): Promise<void>;
   /** An upstream stream → what the client gets, metered. */
   stream(upstream: ReadableStream<Uint8Array>): MeteredStream;
 }
@@ -302,6 +304,7 @@ async function answer(
     }
     if (contentType) out.set("content-type", contentType);
     else if (text !== raw) out.set("content-type", "application/json");
+    await exchange.answered?.(answered);
     return new Response(text, { status: upstream.status, headers: out });
   }
 

@@ -136,6 +136,7 @@ describe("authenticate", () => {
       corsOrigins: [],
       alerts: { user: [], org: [] },
       logPrompts: false,
+      shareStoredResponses: false,
       version: "legacy",
     };
     assert.deepEqual([principal.keyId, principal.policy], ["old", { ...LEGACY_POLICY, ...routing }]);

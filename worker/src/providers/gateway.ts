@@ -49,7 +49,7 @@ export async function cacheOptions(
   body: string,
 ): Promise<{ key: string; ttl: number } | null> {
   const { principal, clientCache } = call;
-  if (clientCache?.skip) return null;
+  if (clientCache?.skip || call.uncacheable) return null;
   const ttl = clientCache?.ttl ?? principal.policy.cacheTtl;
   if (ttl <= 0) return null;
   const scope = [principal.orgId, principal.policy.version, call.route, endpoint, call.model].join(" ");

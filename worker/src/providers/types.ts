@@ -34,6 +34,8 @@ export interface UpstreamCall {
   direct?: boolean;
   /** The client's own cache headers, when its org lets clients decide (clientCacheControl). */
   clientCache?: { skip: boolean; ttl: number | null };
+  /** Never from AI Gateway's cache (an answer the provider stores: its id is its caller's). */
+  uncacheable?: boolean;
 }
 
 export interface ChatCall extends UpstreamCall {

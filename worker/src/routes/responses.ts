@@ -1,34 +1,97 @@
 // OpenAI's Responses API (`/v1/responses`, `/openai/responses`), passed through to OpenAI's
-// native endpoint. Stored state (`previous_response_id`, `conversation`, `store`) passes
-// through too: that input lives upstream, unseen, so such a request is admitted as if its
-// input were the stack's maxContextTokens (settled at the real usage).
+// native endpoint. Stored state is the caller's own: a stored response's ids are recorded
+// with their owner before its answer reaches the client (stored-objects.ts), and a request
+// that continues one (`previous_response_id`, an `item_reference`) is refused as unknown unless
+// its caller owns it (or the org shares them); `conversation` ids are never the gateway's to
+// hand out (the Conversations API is not served), so each is unknown. A continued request's
+// input lives upstream, unseen: it is admitted as if it were the stack's maxContextTokens
+// (settled at the real usage).
 
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { HttpError } from "../errors";
 import { responsesFields } from "../fields";
 import { MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS } from "../generated/settings";
+import { ledgerFor } from "../ledger";
 import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { postToGateway } from "../providers/gateway";
 import { authHeaders } from "../providers/openai/endpoint";
 import { chatError } from "../providers/openai/errors";
-import { meterResponsesStream, RESPONSES_PATH, responsesAnswer } from "../providers/openai/responses";
+import { meterResponsesStream, RESPONSES_PATH, responsesAnswer, storedIds } from "../providers/openai/responses";
 import { type Exchange, serve } from "../serve";
 import { estimateInputTokens, inputTokensBound } from "../usage";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
+/** What a request continues: the stored ids it names, as [id, how an unknown one is told]. */
+function continued(body: Record<string, unknown>): [string, HttpError][] {
+  const named: [string, HttpError][] = [];
+  const previous = body.previous_response_id;
+  if (typeof previous === "string") {
+    named.push([
+      previous,
+      new HttpError(404, `Previous response with id '${previous}' not found.`, {
+        param: "previous_response_id",
+        code: "previous_response_not_found",
+      }),
+    ]);
+  }
+  const input = Array.isArray(body.input) ? body.input : [];
+  for (const [i, item] of input.entries()) {
+    const { type, id } = (item ?? {}) as { type?: unknown; id?: unknown };
+    if (type !== "item_reference" || typeof id !== "string") continue;
+    named.push([
+      id,
+      new HttpError(404, `Item with id '${id}' not found.`, { param: `input[${i}].id`, code: "item_not_found" }),
+    ]);
+  }
+  return named;
+}
+
+/** Refused, as unknown, unless the caller owns every stored id it names (or its org shares them). */
+async function checkOwnership(c: Context<AppEnv>, body: Record<string, unknown>): Promise<void> {
+  const conversation = body.conversation;
+  if (conversation !== undefined && conversation !== null) {
+    const id = typeof conversation === "string" ? conversation : String((conversation as { id?: unknown }).id ?? "");
+    throw new HttpError(404, `Conversation with id '${id}' not found.`, {
+      param: "conversation",
+      code: "conversation_not_found",
+    });
+  }
+  const named = continued(body);
+  if (named.length === 0) return;
+  const { orgId, userId, policy } = c.get("principal");
+  let owners: Record<string, string>;
+  try {
+    owners = await ledgerFor(c.env, orgId).storedOwners({ ids: named.map(([id]) => id) });
+  } catch (err) {
+    console.error(JSON.stringify({ event: "ledger_unavailable", error: String(err) }));
+    throw new HttpError(503, "Stored responses cannot be checked right now; try again shortly.", {
+      code: "ledger_unavailable",
+    });
+  }
+  for (const [id, unknown] of named) {
+    const owner = owners[id];
+    if (owner === undefined || (owner !== userId && !policy.shareStoredResponses)) throw unknown;
+  }
+}
+
 export async function responses(c: Context<AppEnv>, route: Route): Promise<Response> {
   const request = await requestBody(c);
   const body = responsesFields(request.body);
-  const { policy } = c.get("principal");
+  const { policy, orgId, userId } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
+  await checkOwnership(c, body);
   const maxOutput = body.max_output_tokens ?? MAX_OUTPUT_TOKENS;
   const seen = { input: body.input, instructions: body.instructions, tools: body.tools, text: body.text };
-  const stored = (body.previous_response_id ?? null) !== null || (body.conversation ?? null) !== null;
+  const continues = (body.previous_response_id ?? null) !== null;
   const promptTokens =
     inputTokensBound(request, { tools: body.tools !== undefined || body.text !== undefined }) +
-    (stored ? MAX_CONTEXT_TOKENS : 0);
+    (continues ? MAX_CONTEXT_TOKENS : 0);
+  // OpenAI stores a response unless asked not to: its ids are recorded as this user's
+  const stores = body.store !== false;
+  const keep = (ids: string[]) => (ids.length > 0 ? ledgerFor(c.env, orgId).keepStored({ ids, userId }) : undefined);
   const exchange = (model: string): Exchange => {
-    const call = upstreamCall(c, model);
+    const call = { ...upstreamCall(c, model), uncacheable: stores };
     const payload = { ...body, model: call.upstreamModel, max_output_tokens: maxOutput };
     return {
       call,
@@ -38,8 +101,33 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
       send: () => postToGateway(call, RESPONSES_PATH, payload, authHeaders(call)),
       error: chatError,
       answer: responsesAnswer,
-      stream: (upstream) => meterResponsesStream(upstream, call.signal),
+      ...(stores
+        ? {
+            // recorded before the answer goes out: the client's next request may name it at once
+            answered: async (answer) => {
+              try {
+                await keep(storedIds(parsed(answer.text)));
+              } catch (err) {
+                console.error(JSON.stringify({ event: "stored_ids_unrecorded", error: String(err) }));
+              }
+            },
+          }
+        : {}),
+      stream: (upstream) =>
+        meterResponsesStream(
+          upstream,
+          call.signal,
+          stores ? (ids) => c.executionCtx.waitUntil(Promise.resolve(keep(ids)).catch(() => {})) : undefined,
+        ),
     };
   };
   return serve(c, { models: attemptsFor(body.model, model, route, policy), build: exchange });
+}
+
+function parsed(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }

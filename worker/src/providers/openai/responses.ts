@@ -44,11 +44,30 @@ export function responsesAnswer(raw: string): Answer {
 interface ResponsesEvent {
   type?: unknown;
   sequence_number?: unknown;
-  response?: { usage?: unknown };
+  response?: { id?: unknown; usage?: unknown; output?: unknown };
 }
 
-/** The stream passed through event by event; usage from the terminal event, text from deltas. */
-export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signal?: AbortSignal): MeteredStream {
+/** The ids a stored response hands out: its own and its output items' (what a later request
+ * may name as previous_response_id or in an item_reference). */
+export function storedIds(response: unknown): string[] {
+  const r = response as { id?: unknown; output?: unknown } | null;
+  if (!r || typeof r !== "object") return [];
+  const items = Array.isArray(r.output) ? r.output : [];
+  return [r.id, ...items.map((item) => (item as { id?: unknown } | null)?.id)].filter(
+    (id): id is string => typeof id === "string" && id !== "",
+  );
+}
+
+/**
+ * The stream passed through event by event; usage from the terminal event, text from deltas.
+ * `stored` hears the ids the response hands out: its own as soon as it is created, its output
+ * items' with the terminal event.
+ */
+export function meterResponsesStream(
+  upstream: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
+  stored?: (ids: string[]) => void,
+): MeteredStream {
   let usage: TokenUsage | null = null;
   let text = "";
   let ended = false; // a terminal event (or OpenAI's own error event) seen
@@ -64,7 +83,11 @@ export function meterResponsesStream(upstream: ReadableStream<Uint8Array>, signa
     }
     if (typeof data.sequence_number === "number") sequence = data.sequence_number;
     text += responsesEventOutput(data);
-    if (TERMINAL.has(type)) usage = readResponsesUsage(data.response?.usage);
+    if (type === "response.created") stored?.(storedIds(data.response).slice(0, 1));
+    if (TERMINAL.has(type)) {
+      usage = readResponsesUsage(data.response?.usage);
+      stored?.(storedIds(data.response).slice(1));
+    }
   };
   // A cut stream ends with Responses' own error event, numbered after the last one seen. Its
   // documented fields are top-level; the nested `error` too is what the openai SDKs (Python
