@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from provision.config import Organization, Price, StackConfig, User
@@ -101,6 +102,7 @@ def org_policy(org: Organization) -> dict[str, Any]:
             corsOrigins=org.corsOrigins,
             alerts=org.alerts.model_dump(exclude_none=True) if org.alerts else None,
             logPrompts=org.logPrompts or None,
+            allowUnpriced=org.allowUnpriced or None,
             shareStoredResponses=org.shareStoredResponses or None,
         ),
     }
@@ -136,6 +138,51 @@ def compile_price(price: Price) -> dict[str, int]:
         "cachedIn": usd_to_micros(cached),
         "cacheWrite": usd_to_micros(written),
     }
+
+
+# What providers bill beyond tokens, as documented (decision 0026): Anthropic's and OpenAI's web
+# search $10 per 1,000 calls; Anthropic's web fetch no more than its tokens; OpenAI's file search
+# $2.50 per 1,000 calls and a code interpreter container $0.03. Each with the calls a request's
+# worst case counts when it sets no bound, and the input tokens a call may add (what it read).
+# A stack's pricing.tools overrides.
+DEFAULT_TOOL_PRICES: dict[str, tuple[str, int, int]] = {
+    "web_search": ("0.01", 10, 20_000),
+    "web_fetch": ("0", 10, 50_000),
+    "file_search": ("0.0025", 10, 20_000),
+    "code_interpreter": ("0.03", 4, 10_000),
+}
+# Service tiers as a multiple of the token prices (OpenAI's flex half, priority double); the
+# tiers a provider reports when none was asked for (default, standard) and asks for (auto) at 1.
+DEFAULT_SERVICE_TIERS: dict[str, str] = {
+    "default": "1",
+    "standard": "1",
+    "auto": "1",
+    "flex": "0.5",
+    "priority": "2",
+}
+
+
+def tool_prices(config: StackConfig) -> dict[str, dict[str, int]]:
+    """Every priced tool: µUSD per call, the calls a request's worst case counts, the input
+    tokens each may add."""
+    table = {
+        name: {"perCall": usd_to_micros(Decimal(usd)), "maxCalls": calls, "inputTokens": tokens}
+        for name, (usd, calls, tokens) in DEFAULT_TOOL_PRICES.items()
+    }
+    for name, price in config.pricing.tools.items():
+        table[name] = {
+            "perCall": usd_to_micros(price.perCallUsd),
+            "maxCalls": price.maxCallsPerRequest,
+            "inputTokens": price.inputTokensPerCall,
+        }
+    return table
+
+
+def service_tiers(config: StackConfig) -> dict[str, int]:
+    """Every priced service tier: its multiple of the token prices, in thousandths."""
+    tiers = {name: Decimal(m) for name, m in DEFAULT_SERVICE_TIERS.items()}
+    tiers.update(config.pricing.serviceTiers)
+    return {name: int(m * 1000) for name, m in tiers.items()}
 
 
 def price_table(config: StackConfig) -> dict[str, dict[str, int]]:

@@ -138,6 +138,34 @@ ROUTE_KINDS: dict[str, dict[str, object]] = {
         "metered": True,
     },
 }
+# Spend beyond tokens (docs/decisions/0026). Tools a provider runs itself and bills per call or
+# per container, by the name their `type` starts with (a dated suffix aside: web_search_20250305):
+# Anthropic's server tools and the Responses API's built-in ones. Each needs a price (the
+# stack's pricing.tools, else provision.compiler.DEFAULT_TOOL_PRICES) or its request is refused.
+BILLED_TOOLS = (
+    "web_search",
+    "web_search_preview",
+    "web_fetch",
+    "file_search",
+    "code_interpreter",
+    "code_execution",
+    "image_generation",
+)
+# Tools the client runs, or whose calls the provider bills as tokens only: never priced per call.
+TOKEN_TOOLS = (
+    "function",
+    "custom",
+    "namespace",
+    "local_shell",
+    "shell",
+    "apply_patch",
+    "computer_use_preview",
+    "computer",
+    "bash",
+    "text_editor",
+    "memory",
+    "mcp",
+)
 # The shape a request body may have before it is parsed (besides the stack's maxRequestBytes):
 # how deep it nests and how many items one array or object holds. No client sends more; past
 # them a body is a 400 before anything is admitted (docs/decisions/0025).
@@ -215,6 +243,8 @@ def template_values() -> dict[str, object]:
         "ROUTES": ROUTES,
         "ROUTE_KINDS": ROUTE_KINDS,
         "NATIVE_PREFIXES": NATIVE_PREFIXES,
+        "BILLED_TOOLS": BILLED_TOOLS,
+        "TOKEN_TOOLS": TOKEN_TOOLS,
         "MAX_JSON_DEPTH": MAX_JSON_DEPTH,
         "MAX_JSON_ITEMS": MAX_JSON_ITEMS,
         "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,

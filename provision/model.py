@@ -183,11 +183,59 @@ class Price(_Strict):
     )
 
 
+class ToolPrice(_Strict):
+    """A server-side tool the provider bills beyond tokens: per call (per container for
+    code_interpreter)."""
+
+    perCallUsd: Usd
+    maxCallsPerRequest: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="the calls a request's worst case counts when it sets no bound of its own "
+        "(Anthropic's max_uses, the Responses API's max_tool_calls)",
+    )
+    inputTokensPerCall: int = Field(
+        20_000,
+        ge=0,
+        le=1_000_000,
+        description="the input tokens a call may add to the request's own (what it fetched, "
+        "read back by the model): counted in the worst case, and an answer reporting more than "
+        "its worst case is recorded at it",
+    )
+
+
+ToolName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+TierName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+Multiplier = Annotated[Decimal, Field(gt=0, le=10, decimal_places=3)]
+
+
 class Pricing(_Strict):
     models: dict[ModelId, Price] = {}
     default: Price | None = Field(
         None, description="price of catalog models without one; unset = every model must be priced"
     )
+    tools: dict[ToolName, ToolPrice] = Field(
+        {},
+        description="server-side tools billed per call, over the documented defaults "
+        "(web_search, web_fetch, file_search, code_interpreter); a request asking for a "
+        "billed tool with no price is refused",
+    )
+    serviceTiers: dict[TierName, Multiplier] = Field(
+        {},
+        description="a service tier's prices as a multiple of the model's, over the defaults "
+        "(default, standard, auto: 1; flex: 0.5; priority: 2); a request asking for another "
+        "tier is refused",
+    )
+
+    @field_validator("tools")
+    @classmethod
+    def _billed(cls, tools: dict[str, ToolPrice]) -> dict[str, ToolPrice]:
+        for name in tools:
+            if name not in contract.BILLED_TOOLS or name == "web_search_preview":
+                known = ", ".join(t for t in contract.BILLED_TOOLS if t != "web_search_preview")
+                raise ValueError(f"'{name}' is no tool a provider bills per call (known: {known})")
+        return tools
 
 
 class CustomDomain(_Strict):
@@ -297,6 +345,11 @@ class Organization(_Strict):
     alerts: OrgAlerts | None = Field(None, description="thresholds instead of the stack's")
     logPrompts: bool = Field(
         False, description="put request bodies (prompts) in this org's request log lines"
+    )
+    allowUnpriced: bool = Field(
+        False,
+        description="let this org's requests use billed tools and service tiers the stack has no "
+        "price for (charged as tokens only); off: such a request is refused",
     )
     shareStoredResponses: bool = Field(
         False,

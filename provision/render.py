@@ -24,7 +24,7 @@ from typing import Any
 
 import jinja2
 
-from provision.compiler import price_table
+from provision.compiler import price_table, service_tiers, tool_prices
 from provision.config import StackConfig
 from provision.contract import rate_tier_binding
 from provision.contract import template_values as contract_values
@@ -92,6 +92,8 @@ def template_context(config: StackConfig) -> dict[str, Any]:
     return {
         "routing": config.routing.model_dump(mode="json"),
         "prices": price_table(config),
+        "tool_prices": tool_prices(config),
+        "service_tiers": service_tiers(config),
         "rate_tiers": rate_tiers(config),
         # every org's browser origins: a preflight carries no key, so it is answered for these
         "cors_origins": sorted(

@@ -251,6 +251,11 @@ def test_user_usage_matches_what_was_sent(admin: Admin, workload: dict[str, Sent
         "tokensOut": sent.tokens_out,
         "estimated": 0,
         "cached": 0,
+        # of the money: none for billed tools, none for a service tier
+        "toolsMicros": 0,
+        "toolsUsd": "0.000000",
+        "tierMicros": 0,
+        "tierUsd": "0.000000",
         "reservedMicros": 0,
         "reservedUsd": "0.000000",
         "limitMicros": 100_000_000,

@@ -44,7 +44,8 @@ def send(gateway: LocalGateway, path: str, model: str, kind: str, nonce: str) ->
     text = f"cache me {nonce}"
     body: dict[str, Any] = {
         "chat": {"model": model, "messages": [{"role": "user", "content": text}]},
-        "responses": {"model": model, "input": text},
+        # a stored response is never cached (its id is its caller's): this one is not stored
+        "responses": {"model": model, "input": text, "store": False},
         "embed": {"model": model, "input": [text]},
         "messages": {
             "model": model,

@@ -58,6 +58,8 @@ export interface UsageRowLike {
   tokensOut?: number;
   estimated?: number;
   cached?: number;
+  toolMicros?: number;
+  tierMicros?: number;
 }
 
 // ------------------------------------------------------------------------------ storage
@@ -186,6 +188,9 @@ export function usageFigures(row: UsageRowLike | undefined) {
     tokensOut: row?.tokensOut ?? 0,
     estimated: row?.estimated ?? 0,
     cached: row?.cached ?? 0,
+    // of the money: billed tool calls, and what service tiers added (or took) over token prices
+    ...money("tools", row?.toolMicros ?? 0),
+    ...money("tier", row?.tierMicros ?? 0),
   };
 }
 

@@ -256,6 +256,9 @@ export async function metrics(call: AdminCall): Promise<Response> {
       standIns: totals.standIns,
       // answers whose reported usage could not be real: recorded as estimated instead
       implausible: totals.implausible,
+      // of the money: billed tool calls, and what service tiers added (or took) over token prices
+      ...money("tools", totals.toolMicros),
+      ...money("tier", totals.tierMicros),
     },
     // every request of the range, answered or refused (the daily metrics rows)
     totals: stats(sum([...days.values()])),

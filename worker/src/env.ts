@@ -67,6 +67,8 @@ export interface Policy {
   logPrompts: boolean;
   /** The org's users may continue each other's stored Responses (stored-objects.ts). */
   shareStoredResponses: boolean;
+  /** The org's requests may use billed tools and tiers the stack has no price for (billing.ts). */
+  allowUnpriced: boolean;
   /** Changes whenever anything above does: part of the tenant's cache key. */
   version: string;
 }

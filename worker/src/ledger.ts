@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS usage (
   fallbacks INTEGER NOT NULL DEFAULT 0,
   stand_ins INTEGER NOT NULL DEFAULT 0,
   implausible INTEGER NOT NULL DEFAULT 0,
+  tool_micros INTEGER NOT NULL DEFAULT 0,
+  tier_micros INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (month, subject)
 );
 CREATE TABLE IF NOT EXISTS reservations (
@@ -140,10 +142,13 @@ export interface UsageRow {
   standIns: number;
   /** Requests whose reported usage could not be real (recorded as estimated, not as reported). */
   implausible: number;
+  /** Of usedMicros: billed tool calls, and what service tiers added (or took) over the model's prices. */
+  toolMicros: number;
+  tierMicros: number;
 }
 
 // Columns added after the first ledgers were created: added in place where missing.
-const ADDED_COLUMNS = ["fallbacks", "stand_ins", "implausible"];
+const ADDED_COLUMNS = ["fallbacks", "stand_ins", "implausible", "tool_micros", "tier_micros"];
 
 interface Held {
   userId: string;
@@ -222,6 +227,9 @@ export interface Settlement {
   fallback?: boolean;
   standIn?: boolean;
   implausible?: boolean;
+  /** Of `cost`: billed tool calls, and a service tier's difference from the model's prices. */
+  toolMicros?: number;
+  tierMicros?: number;
   count?: boolean;
   now?: number;
 }
@@ -266,6 +274,8 @@ export const COUNTERS = [
   "fallbacks",
   "standIns",
   "implausible",
+  "toolMicros",
+  "tierMicros",
 ] as const satisfies readonly (keyof UsageRow)[];
 
 export function emptyRow(subject: string): UsageRow {
@@ -288,6 +298,8 @@ class UsageTotals {
     fallback,
     standIn,
     implausible,
+    toolMicros = 0,
+    tierMicros = 0,
   }: Settlement): void {
     for (const subject of [userSubject(userId), ORG]) {
       let row = this.#rows.get(subject);
@@ -304,6 +316,8 @@ class UsageTotals {
       row.fallbacks += fallback ? 1 : 0;
       row.standIns += standIn ? 1 : 0;
       row.implausible += implausible ? 1 : 0;
+      row.toolMicros += toolMicros;
+      row.tierMicros += tierMicros;
     }
   }
 
@@ -590,7 +604,8 @@ export class UsageLedger extends DurableObject<Env> {
       const rows = this.sql
         .exec<UsageRow & Record<string, SqlStorageValue>>(
           `SELECT subject, used_micros AS usedMicros, requests, tokens_in AS tokensIn,
-                  tokens_out AS tokensOut, estimated, cached, fallbacks, stand_ins AS standIns, implausible
+                  tokens_out AS tokensOut, estimated, cached, fallbacks, stand_ins AS standIns, implausible,
+                  tool_micros AS toolMicros, tier_micros AS tierMicros
              FROM usage WHERE month = ?`,
           month,
         )
@@ -756,8 +771,8 @@ export class UsageLedger extends DurableObject<Env> {
     for (const row of usage.rows()) {
       this.sql.exec(
         `INSERT INTO usage (month, subject, used_micros, requests, tokens_in, tokens_out, estimated, cached,
-                            fallbacks, stand_ins, implausible)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            fallbacks, stand_ins, implausible, tool_micros, tier_micros)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (month, subject) DO UPDATE SET
               used_micros = used_micros + excluded.used_micros,
               requests = requests + excluded.requests,
@@ -767,7 +782,9 @@ export class UsageLedger extends DurableObject<Env> {
               cached = cached + excluded.cached,
               fallbacks = fallbacks + excluded.fallbacks,
               stand_ins = stand_ins + excluded.stand_ins,
-              implausible = implausible + excluded.implausible`,
+              implausible = implausible + excluded.implausible,
+              tool_micros = tool_micros + excluded.tool_micros,
+              tier_micros = tier_micros + excluded.tier_micros`,
         month,
         row.subject,
         ...COUNTERS.map((counter) => row[counter]),

@@ -1,5 +1,6 @@
 // What a served request is recorded as: its reported usage priced, never believed blindly.
 
+import { tierMicros, toolsMicros } from "./billing";
 import type { Price } from "./env";
 import { costMicros, type Tokens } from "./pricing";
 import type { Metered, TokenUsage } from "./providers/types";
@@ -50,7 +51,11 @@ export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, 
   } else {
     tokens = usage;
   }
-  let cost = cached ? 0 : costMicros(tokens, subject.price); // an AI Gateway cache HIT costs nothing
+  // an AI Gateway cache HIT costs nothing; else the tokens, the tier's difference, the tool calls
+  const tokensMicros = cached ? 0 : costMicros(tokens, subject.price);
+  let tierPart = cached ? 0 : tierMicros(tokensMicros, observed.extras?.tier ?? null);
+  let toolPart = cached ? 0 : toolsMicros(observed.extras?.tools ?? {});
+  let cost = tokensMicros + tierPart + toolPart;
   let { promptTokens, completionTokens } = tokens;
   const overBound = cost > bound.micros;
   // reported usage no request could have had: not recorded as reported (issue 13, defect 3)
@@ -61,6 +66,9 @@ export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, 
       implausible = true;
     }
     cost = bound.micros;
+    // the parts as reported, within what was recorded (tools first: they are not estimates)
+    toolPart = Math.min(toolPart, cost);
+    tierPart = Math.min(tierPart, cost - toolPart);
     promptTokens = Math.min(promptTokens, bound.promptTokens);
     completionTokens = Math.min(completionTokens, bound.completionTokens);
   }
@@ -77,5 +85,7 @@ export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, 
     cached,
     count: true,
     implausible,
+    toolMicros: toolPart,
+    tierMicros: tierPart,
   };
 }

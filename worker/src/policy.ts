@@ -40,6 +40,7 @@ export interface OrgPolicy {
   alerts?: { orgThresholds?: number[]; userThresholds?: number[] };
   logPrompts?: boolean;
   shareStoredResponses?: boolean;
+  allowUnpriced?: boolean;
 }
 
 /** A policy's tenant routing when the tenant declared none (also wave 1's records, auth.ts). */
@@ -53,6 +54,7 @@ export function undeclaredRouting(): Pick<
   | "alerts"
   | "logPrompts"
   | "shareStoredResponses"
+  | "allowUnpriced"
 > {
   return {
     aliases: {},
@@ -63,6 +65,7 @@ export function undeclaredRouting(): Pick<
     alerts: { user: [], org: [] },
     logPrompts: false,
     shareStoredResponses: false,
+    allowUnpriced: false,
   };
 }
 
@@ -105,6 +108,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     corsOrigins: org.corsOrigins ?? [],
     logPrompts: org.logPrompts === true,
     shareStoredResponses: org.shareStoredResponses === true,
+    allowUnpriced: org.allowUnpriced === true,
     // budget alert thresholds (% of the month): the user's, the org's, the stack's; none without a webhook
     alerts: ALERTS
       ? {

@@ -56,6 +56,9 @@ export interface Outcome {
   standIn?: boolean;
   /** The upstream reported usage no request could have (negative, absurd): not believed. */
   implausible?: boolean;
+  /** Of `cost`: billed tool calls, and a service tier's difference from the model's prices. */
+  toolMicros?: number;
+  tierMicros?: number;
 }
 
 function message(err: unknown): string {
@@ -301,6 +304,8 @@ export async function settle(
     fallback: outcome.fallback === true,
     standIn: outcome.standIn === true,
     implausible: outcome.implausible === true,
+    toolMicros: outcome.toolMicros ?? 0,
+    tierMicros: outcome.tierMicros ?? 0,
     count: outcome.count,
   };
   if (admission.degraded) {

@@ -232,7 +232,11 @@ async function answer(
   };
   const charged = (outcome: Outcome): Record<string, string> =>
     exchange.metered
-      ? { ...quotaHeaders(principal, admission, outcome.cost), "x-gateway-cost-usd": formatUsd(outcome.cost) }
+      ? {
+          ...quotaHeaders(principal, admission, outcome.cost),
+          "x-gateway-cost-usd": formatUsd(outcome.cost),
+          "x-gateway-cost-breakdown": costBreakdown(outcome),
+        }
       : {};
   const cacheStatus = upstream.headers.get("cf-aig-cache-status");
   const cached = cacheStatus === "HIT";
@@ -282,7 +286,7 @@ async function answer(
       if (err instanceof HttpError) Object.assign(err.headers, charged(outcome));
       throw err;
     }
-    const { text, said, usage, contentType } = answered;
+    const { text, said, usage, contentType, extras } = answered;
     if (usage === null && !isJson(raw)) {
       // A success that is not an answer: never passed on as one. The prompt may be billed.
       const outcome = recorded(outcomeOf({ usage: null, text: "", complete: false }, subject, cached, bound));
@@ -293,7 +297,7 @@ async function answer(
         headers: charged(outcome),
       });
     }
-    const outcome = recorded(outcomeOf({ usage, text: said, complete: true }, subject, cached, bound));
+    const outcome = recorded(outcomeOf({ usage, text: said, complete: true, extras }, subject, cached, bound));
     c.executionCtx.waitUntil(settleWith(admission, outcome));
     for (const [name, value] of Object.entries(charged(outcome))) out.set(name, value);
     if (exchange.metered && !outcome.estimated) {
@@ -336,6 +340,12 @@ async function answer(
     for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
   }
   return new Response(stream, { status: upstream.status, headers: out });
+}
+
+/** The cost's parts: `tokens=…; tools=…; tier=…` (USD; the tier's may be negative). */
+function costBreakdown({ cost, toolMicros = 0, tierMicros = 0 }: Outcome): string {
+  const tokens = cost - toolMicros - tierMicros;
+  return `tokens=${formatUsd(tokens)}; tools=${formatUsd(toolMicros)}; tier=${formatUsd(tierMicros)}`;
 }
 
 /** How the request was served, counted by the ledger (the admin metrics report them). */

@@ -137,6 +137,7 @@ describe("authenticate", () => {
       alerts: { user: [], org: [] },
       logPrompts: false,
       shareStoredResponses: false,
+      allowUnpriced: false,
       version: "legacy",
     };
     assert.deepEqual([principal.keyId, principal.policy], ["old", { ...LEGACY_POLICY, ...routing }]);

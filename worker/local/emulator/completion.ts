@@ -13,6 +13,10 @@
 //  * With tools and an automatic tool choice the model calls the first tool, or the one named
 //    by `emulate:tool=NAME` in the LAST user message (`emulate:tool=none`: it answers in words):
 //    how a test steers an agent (Claude Code offers a dozen tools) to one tool or to words.
+//  * With a provider-run web search tool offered (Anthropic's web_search_*, the Responses API's
+//    web_search*), the model searches N times first when the LAST user message says
+//    `emulate:search=N` (at most the tool's max_uses, and MAX_SEARCHES): the usage reports
+//    the calls, as the providers bill them.
 //  * Words come from WORDS, picked by a PRNG seeded with SHA-256(model, roles, texts), so the
 //    same request always gets the same reply; `model` is the name WITHOUT the provider prefix,
 //    so compat `anthropic/x` and native `x` agree. Text = words joined by single spaces.
@@ -66,6 +70,8 @@ export function embeddingDims(model: string | null, dimensions?: unknown): numbe
 const MAX_REPLY_WORDS = 100_000;
 const TOKENS_DIRECTIVE = /emulate:tokens=(\d+)/;
 const TOOL_DIRECTIVE = /emulate:tool=([A-Za-z0-9_.:-]+)/;
+const SEARCH_DIRECTIVE = /emulate:search=(\d+)/;
+const MAX_SEARCHES = 20;
 // biome-ignore format: a word grid reads better than one word per line
 const WORDS = [
   "amber", "birch", "cedar", "delta", "ember", "fjord", "glade", "harbor",
@@ -137,6 +143,12 @@ export function autoTool<T extends { name: string }>(
   const named = TOOL_DIRECTIVE.exec(lastUserText(normalized))?.[1];
   if (named === "none") return undefined;
   return tools.find((tool) => tool.name === named) ?? tools[0];
+}
+
+/** How many web searches the model runs before it answers (`emulate:search=N`), at most `limit`. */
+export function plannedSearches(normalized: readonly NormalizedMessage[], limit = MAX_SEARCHES): number {
+  const match = SEARCH_DIRECTIVE.exec(lastUserText(normalized));
+  return match ? Math.min(Number(match[1]), limit, MAX_SEARCHES) : 0;
 }
 
 function plannedWords(normalized: readonly NormalizedMessage[]): number {

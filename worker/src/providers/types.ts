@@ -2,6 +2,7 @@
 // OpenAI chat request upstream in the provider's own wire format, and turn what comes back
 // (an answer, a stream, an error) into OpenAI's, with the usage of every token kind.
 
+import type { Extras } from "../billing";
 import type { Env, Price, Principal } from "../env";
 import type { HttpError } from "../errors";
 import type { ChatBody } from "../fields";
@@ -52,6 +53,8 @@ export interface Answer {
   text: string;
   said: string;
   usage: TokenUsage | null;
+  /** What it reports beyond tokens (billed tool calls, the tier that served it). */
+  extras?: Extras;
   contentType?: string;
 }
 
@@ -61,6 +64,8 @@ export interface Metered {
   usage: TokenUsage | null;
   text: string;
   complete: boolean;
+  /** What it reports beyond tokens (billed tool calls, the tier that served it). */
+  extras?: Extras;
 }
 
 /** A stream on its way to the client, and what it was seen to use once it ends. */

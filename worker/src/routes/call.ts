@@ -1,6 +1,7 @@
 // What every route handler needs for its model: the upstream call and the admitted bound.
 
 import type { Context } from "hono";
+import { NO_EXTRAS, type Requested, worstExtraMicros } from "../billing";
 import { type JsonBody, readJsonBody } from "../body";
 import type { AppEnv } from "../env";
 import { providerSlug } from "../models";
@@ -51,7 +52,15 @@ function clientCache(headers: Headers): { skip: boolean; ttl: number | null } {
   };
 }
 
-/** Every prompt token at the dearest input price, every output token at the output price. */
-export function boundOf(call: UpstreamCall, promptTokens: number, completionTokens: number): Bound {
-  return { promptTokens, completionTokens, micros: worstCaseMicros(promptTokens, completionTokens, call.price) };
+/** Every prompt token at the dearest input price, every output token at the output price, and
+ * what the request may spend beyond tokens (its billed tools' bounds, its tier). */
+export function boundOf(
+  call: UpstreamCall,
+  promptTokens: number,
+  completionTokens: number,
+  asked: Requested = NO_EXTRAS,
+): Bound {
+  const prompt = promptTokens + asked.inputTokens;
+  const tokens = worstCaseMicros(prompt, completionTokens, call.price);
+  return { promptTokens: prompt, completionTokens, micros: tokens + worstExtraMicros(tokens, asked) };
 }

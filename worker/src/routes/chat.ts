@@ -3,6 +3,7 @@
 // chain, and a Workers AI stand-in when AI Gateway itself is down.
 
 import type { Context } from "hono";
+import { requested, withTools } from "../billing";
 import type { AppEnv } from "../env";
 import { chatFields } from "../fields";
 import { MAX_OUTPUT_TOKENS, WORKERS_AI_STAND_INS } from "../generated/settings";
@@ -21,22 +22,28 @@ export async function chat(c: Context<AppEnv>, route: Route): Promise<Response> 
   });
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
+  const asked = requested("chat", body, policy.allowUnpriced);
   const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? MAX_OUTPUT_TOKENS;
   const clientWantsUsage = body.stream_options?.include_usage === true;
 
   const exchange = (model: string, direct = false): Exchange => {
     const { upstreamModel, provider } = providerOf(model);
     const call: ChatCall = { ...upstreamCall(c, model, upstreamModel), body, maxTokens, direct };
+    // a search model searches when asked (web_search_options): OpenAI's own, nobody else's
+    const searched = call.provider === "openai" ? asked : { ...asked, tools: {}, inputTokens: 0 };
     return {
       call,
       // every choice may use the full output
-      bound: boundOf(call, promptTokens, maxTokens * (body.n ?? 1)),
+      bound: boundOf(call, promptTokens, maxTokens * (body.n ?? 1), searched),
       estimatedPromptTokens: estimatePromptTokens(body),
       metered: true,
       send: () => provider.send(call),
       error: (response) => provider.error(response),
-      answer: (raw) => provider.completion(raw, call),
-      stream: (upstream) => provider.stream(upstream, call, { clientWantsUsage }),
+      answer: (raw) => withTools(provider.completion(raw, call), searched.tools),
+      stream: (upstream) => {
+        const metered = provider.stream(upstream, call, { clientWantsUsage });
+        return { ...metered, done: metered.done.then((m) => withTools(m, searched.tools)) };
+      },
     };
   };
   return serve(c, {

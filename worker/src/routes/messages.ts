@@ -3,6 +3,7 @@
 // which Anthropic does not charge: authorised and logged, never metered.
 
 import type { Context } from "hono";
+import { requested } from "../billing";
 import type { AppEnv } from "../env";
 import { countTokensFields, messagesFields } from "../fields";
 import { attemptsFor, type Route, resolveRouteModel } from "../models";
@@ -25,6 +26,7 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const seen = { system: body.system, messages: body.messages, tools: body.tools };
+  const asked = requested("messages", body, policy.allowUnpriced);
   const outputConfig = body.output_config as { format?: unknown } | null | undefined;
   const promptTokens = inputTokensBound(request, {
     tools: body.tools !== undefined || outputConfig?.format !== undefined,
@@ -34,7 +36,7 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
     const payload = { ...body, model: call.upstreamModel };
     return {
       call,
-      bound: boundOf(call, promptTokens, body.max_tokens),
+      bound: boundOf(call, promptTokens, body.max_tokens, asked),
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
       send: () => postToGateway(call, MESSAGES_PATH, payload, passthroughAuth(call, c.req.raw.headers)),

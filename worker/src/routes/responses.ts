@@ -8,6 +8,7 @@
 // (settled at the real usage).
 
 import type { Context } from "hono";
+import { requested } from "../billing";
 import type { AppEnv } from "../env";
 import { HttpError } from "../errors";
 import { responsesFields } from "../fields";
@@ -81,6 +82,7 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
   const { policy, orgId, userId } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   await checkOwnership(c, body);
+  const asked = requested("responses", body, policy.allowUnpriced);
   const maxOutput = body.max_output_tokens ?? MAX_OUTPUT_TOKENS;
   const seen = { input: body.input, instructions: body.instructions, tools: body.tools, text: body.text };
   const continues = (body.previous_response_id ?? null) !== null;
@@ -95,7 +97,7 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
     const payload = { ...body, model: call.upstreamModel, max_output_tokens: maxOutput };
     return {
       call,
-      bound: boundOf(call, promptTokens, maxOutput),
+      bound: boundOf(call, promptTokens, maxOutput, asked),
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
       send: () => postToGateway(call, RESPONSES_PATH, payload, authHeaders(call)),

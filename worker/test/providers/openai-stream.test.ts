@@ -43,6 +43,7 @@ const EXPECTED: Metered = {
   usage: { promptTokens: 9, completionTokens: 4, cachedTokens: 2, cacheWriteTokens: 0 },
   text: TEXT,
   complete: true,
+  extras: { tools: {}, tier: null },
 };
 
 describe("meterStream", () => {
@@ -169,7 +170,7 @@ describe("meterStream", () => {
     const reader = stream.getReader();
     await reader.read();
     controller.abort();
-    assert.deepEqual(await done, { usage: null, text: "partial", complete: false });
+    assert.deepEqual(await done, { usage: null, text: "partial", complete: false, extras: { tools: {}, tier: null } });
   });
 });
 

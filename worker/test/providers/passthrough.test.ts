@@ -60,6 +60,7 @@ const CASES: [string, Meter, string, Metered][] = [
       usage: { promptTokens: 20, completionTokens: 12, cachedTokens: 8, cacheWriteTokens: 0 },
       text: 'Hé "ok"',
       complete: true,
+      extras: { tools: {}, tier: null },
     },
   ],
   [
@@ -70,6 +71,7 @@ const CASES: [string, Meter, string, Metered][] = [
       usage: { promptTokens: 35, completionTokens: 7, cachedTokens: 20, cacheWriteTokens: 10 },
       text: "Hi 😀",
       complete: true,
+      extras: { tools: {}, tier: null },
     },
   ],
   [
@@ -174,6 +176,7 @@ describe("answers", () => {
       text: response,
       said: "",
       usage: { promptTokens: 3, completionTokens: 4, cachedTokens: 0, cacheWriteTokens: 0 },
+      extras: { tools: {}, tier: null },
     });
     const embeddings = '{"object":"list","data":[],"usage":{"prompt_tokens":9,"total_tokens":9}}';
     assert.equal(embeddingsAnswer(embeddings).usage?.promptTokens, 9);

@@ -1,6 +1,11 @@
 // Anthropic Messages API (native, /anthropic/v1/messages and /v1/messages/count_tokens): body,
 // SSE event sequence (cf-contract-2 2.3), tool use, prompt caching (anthropic-cache.ts) and
 // Anthropic's error shape.
+// With the web search server tool offered (type web_search_<date>) and `emulate:search=N` in
+// the last user message, the model searches N times (at most its max_uses) before it answers:
+// each search a server_tool_use block and its web_search_tool_result block, the results read
+// as SEARCH_INPUT_TOKENS more input each, and usage.server_tool_use.web_search_requests = N
+// (in a stream: on message_delta, whose usage is cumulative), as Anthropic bills them.
 import {
   autoTool,
   type Completion,
@@ -9,7 +14,10 @@ import {
   type NormalizedMessage,
   normalizeMessages,
   pieces,
+  plannedSearches,
   promptTokens,
+  randomWords,
+  requestRng,
   toolsPromptTokens,
 } from "../completion";
 import { isJsonObject, jsonResult, prop, sseResult } from "../http";
@@ -35,6 +43,15 @@ type Answer =
   | { kind: "text"; completion: Completion }
   | { kind: "json"; json: JsonAnswer }
   | { kind: "tool"; id: string; name: string; json: JsonAnswer };
+
+/** The web searches the model runs before it answers (server tool blocks, in order). */
+interface Search {
+  id: string;
+  query: string;
+}
+
+/** The input tokens a search's results add (what the model reads back). */
+const SEARCH_INPUT_TOKENS = 1_800;
 
 /** A validated Messages request: what generation and token counting need. */
 interface Parsed {
@@ -208,35 +225,89 @@ function contentBlock(answer: Answer): JsonObject {
   return { type: "tool_use", id: answer.id, name: answer.name, input };
 }
 
-function usageBody(input: number, cache: CacheUsage, output: number): JsonObject {
+function usageBody(input: number, cache: CacheUsage, output: number, searches: Search[] | null): JsonObject {
   return {
     input_tokens: input,
     cache_creation_input_tokens: cache.creation,
     cache_read_input_tokens: cache.read,
     cache_creation: { ephemeral_5m_input_tokens: cache.creation5m, ephemeral_1h_input_tokens: cache.creation1h },
     output_tokens: output,
+    ...(searches === null ? {} : { server_tool_use: { web_search_requests: searches.length } }),
     service_tier: "standard",
   };
 }
 
-function streamEvents(message: MessageHead, answer: Answer, input: number, cache: CacheUsage): string[] {
+/** The web searches this request runs: null without the web search tool. */
+function plannedSearchBlocks(p: Parsed): Search[] | null {
+  const tool = Array.isArray(p.body.tools)
+    ? p.body.tools.find((t) => String(prop(t, "type")).startsWith("web_search_"))
+    : undefined;
+  if (tool === undefined || p.choice === "none") return null;
+  const maxUses = prop(tool, "max_uses");
+  const count = plannedSearches(p.normalized, typeof maxUses === "number" ? maxUses : undefined);
+  return Array.from({ length: count }, (_, i) => ({
+    id: `srvtoolu_01${randomBase62(22)}`,
+    query: randomWords(requestRng(p.model, p.normalized, `search:${i}`), 3),
+  }));
+}
+
+/** A search as its two blocks: the call and its results. */
+function searchBlocks({ id, query }: Search): [JsonObject, JsonObject] {
+  const slug = query.replaceAll(" ", "-");
+  const result = {
+    type: "web_search_result",
+    url: `https://example.com/${slug}`,
+    title: query,
+    encrypted_content: randomBase62(64),
+    page_age: null,
+  };
+  return [
+    { type: "server_tool_use", id, name: "web_search", input: { query } },
+    { type: "web_search_tool_result", tool_use_id: id, content: [result] },
+  ];
+}
+
+function streamEvents(
+  message: MessageHead,
+  answer: Answer,
+  input: number,
+  cache: CacheUsage,
+  searches: Search[] | null,
+): string[] {
   const start = {
     ...message,
     content: [],
     stop_reason: null,
     stop_sequence: null,
-    usage: usageBody(input, cache, 1),
+    usage: usageBody(input, cache, 1, null),
   };
   const startBlock =
     answer.kind === "tool"
       ? { type: "tool_use", id: answer.id, name: answer.name, input: {} }
       : { type: "text", text: "" };
-  const out = [
-    sse("message_start", { type: "message_start", message: start }),
-    sse("content_block_start", { type: "content_block_start", index: 0, content_block: startBlock }),
-    sse("ping", { type: "ping" }),
-  ];
-  const delta = (d: JsonObject) => sse("content_block_delta", { type: "content_block_delta", index: 0, delta: d });
+  const out = [sse("message_start", { type: "message_start", message: start })];
+  const block = (index: number, content_block: JsonObject) =>
+    sse("content_block_start", { type: "content_block_start", index, content_block });
+  const stop = (index: number) => sse("content_block_stop", { type: "content_block_stop", index });
+  let index = 0;
+  for (const search of searches ?? []) {
+    const [call, results] = searchBlocks(search);
+    out.push(block(index, { ...call, input: {} }));
+    const partial_json = JSON.stringify(call.input);
+    out.push(
+      sse("content_block_delta", {
+        type: "content_block_delta",
+        index,
+        delta: { type: "input_json_delta", partial_json },
+      }),
+    );
+    out.push(stop(index++));
+    out.push(block(index, results), stop(index++));
+  }
+  out.push(block(index, startBlock));
+  if (index === 0) out.push(sse("ping", { type: "ping" }));
+  const at = index;
+  const delta = (d: JsonObject) => sse("content_block_delta", { type: "content_block_delta", index: at, delta: d });
   if (answer.kind === "text") {
     for (const text of pieces(answer.completion)) out.push(delta({ type: "text_delta", text }));
   } else if (answer.kind === "json") {
@@ -247,12 +318,21 @@ function streamEvents(message: MessageHead, answer: Answer, input: number, cache
       out.push(delta({ type: "input_json_delta", partial_json }));
     }
   }
-  out.push(sse("content_block_stop", { type: "content_block_stop", index: 0 }));
+  out.push(stop(at));
+  // cumulative: with server tools, the whole usage again, now with their requests
+  const usage =
+    searches === null
+      ? { output_tokens: outputTokens(answer) }
+      : {
+          ...usageBody(input, cache, outputTokens(answer), searches),
+          cache_creation: undefined,
+          service_tier: undefined,
+        };
   out.push(
     sse("message_delta", {
       type: "message_delta",
       delta: { stop_reason: stopReason(answer), stop_sequence: null },
-      usage: { output_tokens: outputTokens(answer) },
+      usage,
     }),
   );
   out.push(sse("message_stop", { type: "message_stop" }));
@@ -266,20 +346,23 @@ export function messages(call: Call, ctx: GenerateContext): Result {
   const answer = decideAnswer(p);
   const points = breakpoints(ctx.gatewayId, p.model, p.body.tools, p.body.system, p.messages);
   const cache = applyPromptCache(ctx.promptCache, points);
-  const input = p.promptTokens - cache.read - cache.creation;
+  const searches = plannedSearchBlocks(p);
+  const read = (searches?.length ?? 0) * SEARCH_INPUT_TOKENS;
+  const input = p.promptTokens - cache.read - cache.creation + read;
   const output = outputTokens(answer);
   const message: MessageHead = { id: `msg_${randomId(24)}`, type: "message", role: "assistant", model: p.model };
   const result: Result =
     p.body.stream === true
-      ? sseResult(streamEvents(message, answer, input, cache))
+      ? sseResult(streamEvents(message, answer, input, cache, searches))
       : jsonResult(200, {
           ...message,
-          content: [contentBlock(answer)],
+          content: [...(searches ?? []).flatMap(searchBlocks), contentBlock(answer)],
           stop_reason: stopReason(answer),
           stop_sequence: null,
-          usage: usageBody(input, cache, output),
+          usage: usageBody(input, cache, output, searches),
         });
-  result.usage = { prompt_tokens: p.promptTokens, completion_tokens: output, total_tokens: p.promptTokens + output };
+  const prompt = p.promptTokens + read;
+  result.usage = { prompt_tokens: prompt, completion_tokens: output, total_tokens: prompt + output };
   return result;
 }
 

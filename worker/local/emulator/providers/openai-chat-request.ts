@@ -6,7 +6,7 @@
 import type { BufferedResult, JsonObject } from "../types";
 import { errorResult } from "./openai";
 import { typeWord as kindOf, listed } from "./responses-errors";
-import { isReasoningModel } from "./responses-request";
+import { isReasoningModel, SERVICE_TIERS } from "./responses-request";
 
 // Every body field of the openai SDK's CompletionCreateParams (openai-python 3.63.0), plus `stream`.
 // biome-ignore format: a compact list of names
@@ -161,6 +161,14 @@ export function checkChatRequest(body: JsonObject, model: string): BufferedResul
     if (value === undefined || value === null) continue;
     const problem = checkNumber(param, value, rule);
     if (problem) return problem;
+  }
+  const tier = body.service_tier;
+  if (tier !== undefined && tier !== null && !SERVICE_TIERS.includes(String(tier))) {
+    return bad(
+      `Invalid value: '${String(tier)}'. Supported values are: ${listed(SERVICE_TIERS)}.`,
+      "service_tier",
+      "invalid_value",
+    );
   }
   const stop = body.stop;
   if (Array.isArray(stop) && stop.length > 4) {

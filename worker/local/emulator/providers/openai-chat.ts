@@ -61,6 +61,7 @@ interface ChatChunk {
   created: number;
   model: string | null;
   system_fingerprint: string;
+  service_tier?: string;
   choices: ChunkChoice[];
   usage?: ChatUsage | null;
 }
@@ -250,8 +251,16 @@ function chatChunks(
   usage: Usage,
   reasoningTokens: number,
   includeUsage: boolean,
+  tier: JsonObject,
 ): string[] {
-  const head = { id, object: "chat.completion.chunk" as const, created, model, system_fingerprint: FINGERPRINT };
+  const head = {
+    id,
+    object: "chat.completion.chunk" as const,
+    created,
+    model,
+    ...tier,
+    system_fingerprint: FINGERPRINT,
+  };
   const event = (choices: ChunkChoice[], chunkUsage: ChatUsage | null) => {
     const chunk: ChatChunk = { ...head, choices };
     if (includeUsage) chunk.usage = chunkUsage;
@@ -265,6 +274,12 @@ function chatChunks(
   if (includeUsage) out.push(event([], chatUsage(usage, reasoningTokens)));
   out.push("data: [DONE]\n\n");
   return out;
+}
+
+/** OpenAI says which tier served a completion (`auto`: the project's default); others say nothing. */
+function servedTier(call: Call, asked: unknown): JsonObject {
+  if (call.provider !== "openai") return {};
+  return { service_tier: typeof asked === "string" && asked !== "auto" ? asked : "default" };
 }
 
 // OpenAI refuses JSON mode unless the conversation says "json" (other providers: UNCONFIRMED, not checked).
@@ -328,14 +343,16 @@ export function chat(call: Call): Result {
   const id = `chatcmpl-${randomId(29)}`;
   const created = Math.floor(Date.now() / 1000);
   const includeUsage = prop(body.stream_options, "include_usage") === true;
+  const tier = servedTier(call, body.service_tier);
   const result: Result =
     body.stream === true
-      ? sseResult(chatChunks(id, created, call.model, answer, usage, reasoning, includeUsage))
+      ? sseResult(chatChunks(id, created, call.model, answer, usage, reasoning, includeUsage, tier))
       : jsonResult(200, {
           id,
           object: "chat.completion",
           created,
           model: call.model,
+          ...tier,
           system_fingerprint: FINGERPRINT,
           choices: [{ index: 0, message: message(answer), logprobs: null, finish_reason: finishReason(answer) }],
           usage: chatUsage(usage, reasoning),

@@ -8,6 +8,9 @@
 //    schema (reply.ts). Else JSON for text.format json_schema (valid against its schema) or
 //    json_object ({"answer": "<words>"}), else words: 12, or N with `emulate:tokens=N` in the
 //    last user message.
+//  * With a web_search tool offered and `emulate:search=N` in the last user message, N
+//    web_search_call items come first (completion.ts; at most max_tool_calls): what OpenAI bills
+//    per call beside the tokens; what each read adds SEARCH_INPUT_TOKENS to the input.
 //  * Reasoning models (ids "o<digit>...", or "gpt-5..." but not "gpt-5...-chat..."): a
 //    reasoning item {id: "rs_...", type: "reasoning", summary: []} comes first and the model
 //    spends reasoning tokens by reasoning.effort (default medium): none 0, minimal 8, low 16,
@@ -31,7 +34,16 @@
 // previous_response_id, which continues its conversation (instructions are not carried over);
 // an id that is unknown on this gateway, or was created with store false, is 400
 // previous_response_not_found.
-import { autoTool, type Completion, complete, type NormalizedMessage, pieces } from "../completion";
+import {
+  autoTool,
+  type Completion,
+  complete,
+  type NormalizedMessage,
+  pieces,
+  plannedSearches,
+  randomWords,
+  requestRng,
+} from "../completion";
 import { jsonResult, prop, sseResult } from "../http";
 import { randomBase62, randomId } from "../ids";
 import { type JsonAnswer, jsonAnswer, jsonObjectAnswer, jsonPieces, sampleSchema, toolArguments } from "../reply";
@@ -93,8 +105,20 @@ function visibleTokens(visible: Visible | null): number {
 function outputItems(
   answer: Answer,
   hasReasoning: boolean,
+  searches: number,
+  normalized: readonly NormalizedMessage[],
 ): { items: StreamItem[]; turn: NormalizedMessage[]; calls: string[] } {
   const items: StreamItem[] = [];
+  for (let i = 0; i < searches; i++) {
+    const query = randomWords(requestRng(null, normalized, `search:${i}`), 3);
+    const head = { id: objectId("ws"), type: "web_search_call" };
+    const action = { type: "search", query };
+    items.push({
+      item: { ...head, status: "completed", action },
+      added: { ...head, status: "in_progress", action },
+      pieces: [],
+    });
+  }
   if (hasReasoning) {
     const reasoning = { id: objectId("rs"), type: "reasoning", summary: [] };
     items.push({ item: reasoning, added: reasoning, pieces: [] });
@@ -164,20 +188,27 @@ function inProgress(id: string, req: ResponsesRequest): JsonObject {
   };
 }
 
+/** The input tokens a search's results add (as Anthropic's, providers/anthropic.ts). */
+const SEARCH_INPUT_TOKENS = 1_800;
+
 /** POST responses. */
 export function responses(call: Call, ctx: GenerateContext): Result {
   const req = parseRequest(call, ctx);
   if ("status" in req) return req;
   const answer = decideAnswer(call, req);
-  const { items, turn, calls } = outputItems(answer, req.reasoningTokens > 0);
+  const searching = req.toolsEcho.some((t) => String(prop(t, "type")).startsWith("web_search"));
+  const maxCalls = typeof req.body.max_tool_calls === "number" ? req.body.max_tool_calls : undefined;
+  const searches = searching ? plannedSearches(req.normalized, maxCalls) : 0;
+  const { items, turn, calls } = outputItems(answer, req.reasoningTokens > 0, searches, req.normalized);
   const id = objectId("resp");
+  const input = req.inputTokens + searches * SEARCH_INPUT_TOKENS; // what the searches read counts as input
   const output = answer.reasoningTokens + visibleTokens(answer.visible);
   const usage = {
-    input_tokens: req.inputTokens,
+    input_tokens: input,
     input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
     output_tokens: output,
     output_tokens_details: { reasoning_tokens: answer.reasoningTokens },
-    total_tokens: req.inputTokens + output,
+    total_tokens: input + output,
   };
   const head = inProgress(id, req);
   const final = {
@@ -205,6 +236,6 @@ export function responses(call: Call, ctx: GenerateContext): Result {
   } else {
     result = jsonResult(200, final);
   }
-  result.usage = { prompt_tokens: req.inputTokens, completion_tokens: output, total_tokens: req.inputTokens + output };
+  result.usage = { prompt_tokens: input, completion_tokens: output, total_tokens: input + output };
   return result;
 }

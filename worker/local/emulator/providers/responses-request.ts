@@ -108,6 +108,9 @@ function maxOutputTokens(body: JsonObject): number | null {
   return value;
 }
 
+// The tiers OpenAI serves (and names in the 400 for any other), on both its APIs.
+export const SERVICE_TIERS = ["auto", "default", "flex", "scale", "priority"];
+
 function checkParams(body: JsonObject): void {
   for (const key of Object.keys(body)) {
     if (KNOWN_PARAMS.has(key)) continue;
@@ -119,6 +122,10 @@ function checkParams(body: JsonObject): void {
       );
     }
     fail(`Unknown parameter: '${key}'.`, key, "unknown_parameter");
+  }
+  const tier = given(body.service_tier);
+  if (tier !== undefined && !SERVICE_TIERS.includes(String(tier))) {
+    badValue("service_tier", tier, SERVICE_TIERS);
   }
   const options = given(body.stream_options);
   if (options === undefined) return;

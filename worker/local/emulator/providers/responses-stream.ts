@@ -5,6 +5,7 @@
 //     message: response.content_part.added -> response.output_text.delta x n ->
 //       response.output_text.done -> response.content_part.done;
 //     function_call: response.function_call_arguments.delta x n -> ...arguments.done;
+//     web_search_call: response.web_search_call.in_progress -> .searching -> .completed;
 //   -> response.output_item.done (the finished item) ->
 //   response.completed or response.incomplete (the full response, with usage).
 // Every event is `event: <type>` + `data: {type, sequence_number, ...}`, sequence_number
@@ -67,6 +68,10 @@ function events(plan: StreamPlan): { events: [string, JsonObject][]; doneAt: num
         out.push(["response.function_call_arguments.delta", { item_id, output_index, delta, ...pad(delta) }]);
       }
       out.push(["response.function_call_arguments.done", { item_id, output_index, arguments: pieces.join("") }]);
+    } else if (item.type === "web_search_call") {
+      for (const phase of ["in_progress", "searching", "completed"]) {
+        out.push([`response.web_search_call.${phase}`, { output_index, item_id }]);
+      }
     }
     doneAt.push(out.length);
     out.push(["response.output_item.done", { output_index, item }]);

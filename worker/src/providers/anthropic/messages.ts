@@ -9,7 +9,7 @@ import { type EventSourceMessage, watchedEvents } from "../sse";
 import type { Answer, MeteredStream, UpstreamCall } from "../types";
 import { authHeaders } from "./endpoint";
 import { deltaOutput, messageOutput } from "./output";
-import { type AnthropicUsage, readUsage } from "./usage";
+import { type AnthropicUsage, readExtras, readUsage } from "./usage";
 
 export const COUNT_TOKENS_PATH = "anthropic/v1/messages/count_tokens";
 
@@ -26,7 +26,12 @@ export function passthroughAuth(call: UpstreamCall, client: Headers): Record<str
 export function messageAnswer(raw: string): Answer {
   try {
     const message = JSON.parse(raw) as { usage?: AnthropicUsage };
-    return { text: raw, said: messageOutput(message), usage: readUsage(message.usage) };
+    return {
+      text: raw,
+      said: messageOutput(message),
+      usage: readUsage(message.usage),
+      extras: readExtras(message.usage),
+    };
   } catch {
     return { text: raw, said: raw, usage: null };
   }
@@ -76,5 +81,10 @@ export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal
     }
   };
   const watch = { event, complete: () => stopped, truncated: () => anthropicStreamError() };
-  return watchedEvents(upstream, watch, signal, () => ({ usage: readUsage(usage), text, complete: final }));
+  return watchedEvents(upstream, watch, signal, () => ({
+    usage: readUsage(usage),
+    text,
+    complete: final,
+    extras: readExtras(usage),
+  }));
 }

@@ -5,7 +5,7 @@
 import type { Answer } from "../types";
 import { messageOutput } from "./output";
 import { JSON_TOOL } from "./request";
-import { type AnthropicUsage, openaiUsage, readUsage } from "./usage";
+import { type AnthropicUsage, openaiUsage, readExtras, readUsage } from "./usage";
 
 // Portkey's map, plus refusal and the context window (not in it).
 const FINISH: Record<string, string> = {
@@ -72,5 +72,5 @@ export function completion(text: string, jsonAnswer: boolean): Answer {
     ],
     ...(usage ? { usage: openaiUsage(usage) } : {}),
   };
-  return { text: JSON.stringify(body), said: messageOutput(message), usage };
+  return { text: JSON.stringify(body), said: messageOutput(message), usage, extras: readExtras(message.usage) };
 }

@@ -9,7 +9,7 @@ import { chatStreamError, type EventSourceMessage, meteredEvents } from "../sse"
 import type { MeteredStream, TokenUsage } from "../types";
 import { deltaOutput } from "./output";
 import { finishReason } from "./response";
-import { type AnthropicUsage, openaiUsage, readUsage } from "./usage";
+import { type AnthropicUsage, openaiUsage, readExtras, readUsage } from "./usage";
 
 interface StreamEvent {
   type?: string;
@@ -118,5 +118,6 @@ export function translateStream(
     usage: metered(),
     text,
     complete: final,
+    extras: readExtras(usage),
   }));
 }

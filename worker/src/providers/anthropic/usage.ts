@@ -2,6 +2,7 @@
 // Anthropic's `input_tokens` EXCLUDES cached input, so all input = input + cache writes + cache
 // reads; reads are priced at `cachedIn`, writes at `cacheWrite`, the rest at `in`.
 
+import type { Extras } from "../../billing";
 import type { TokenUsage } from "../types";
 
 export interface AnthropicUsage {
@@ -9,6 +10,21 @@ export interface AnthropicUsage {
   output_tokens?: unknown;
   cache_creation_input_tokens?: unknown;
   cache_read_input_tokens?: unknown;
+  server_tool_use?: unknown;
+  service_tier?: unknown;
+}
+
+/** Server tool calls (`server_tool_use.<tool>_requests`) and the tier that served the request. */
+export function readExtras(usage: AnthropicUsage | null | undefined): Extras {
+  const tools: Record<string, number> = {};
+  const used = usage?.server_tool_use;
+  if (used && typeof used === "object") {
+    for (const [field, calls] of Object.entries(used)) {
+      const name = /^(.+)_requests$/.exec(field)?.[1];
+      if (name && typeof calls === "number" && Number.isSafeInteger(calls) && calls > 0) tools[name] = calls;
+    }
+  }
+  return { tools, tier: typeof usage?.service_tier === "string" ? usage.service_tier : null };
 }
 
 function count(value: unknown): number {

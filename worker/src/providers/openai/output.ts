@@ -3,6 +3,8 @@
 // no usable usage comes back, the output is estimated from these words, the same whether they
 // came whole or streamed (issue 22: an answer was estimated from its whole JSON body).
 
+import type { Extras } from "../../billing";
+
 type Json = Record<string, unknown>;
 
 function asObject(value: unknown): Json | null {
@@ -73,7 +75,36 @@ export function responsesEventOutput(event: unknown): string {
   return e && DELTAS.has(String(e.type)) ? text(e.delta) : "";
 }
 
-/** Whether a Responses stream event of this type adds output (parse it only then). */
-export function addsOutput(type: string): boolean {
-  return DELTAS.has(type);
+// The Responses API's built-in tool calls as output items, by the tool they bill (a code
+// interpreter by the container it ran in).
+const TOOL_ITEMS: Readonly<Record<string, string>> = {
+  web_search_call: "web_search",
+  file_search_call: "file_search",
+  code_interpreter_call: "code_interpreter",
+  image_generation_call: "image_generation",
+};
+
+/** What a Responses answer reports beyond tokens: built-in tool calls, the tier that served it. */
+export function responsesExtras(response: unknown): Extras {
+  const r = asObject(response);
+  const tools: Record<string, number> = {};
+  const containers = new Set<string>();
+  for (const item of list(r?.output)) {
+    const i = asObject(item);
+    const name = TOOL_ITEMS[String(i?.type)];
+    if (!name) continue;
+    if (name === "code_interpreter") {
+      containers.add(String(i?.container_id ?? ""));
+      tools[name] = containers.size;
+    } else {
+      tools[name] = (tools[name] ?? 0) + 1;
+    }
+  }
+  return { tools, tier: typeof r?.service_tier === "string" ? r.service_tier : null };
+}
+
+/** The tier a chat completion (or chunk) says served it. */
+export function chatTier(body: unknown): string | null {
+  const tier = asObject(body)?.service_tier;
+  return typeof tier === "string" ? tier : null;
 }

@@ -3,9 +3,10 @@
 // the terminal event's (`response.completed`, `.incomplete` or `.failed`): input (cached
 // included), cached input, output (reasoning included).
 
+import type { Extras } from "../../billing";
 import { type EventSourceMessage, watchedEvents } from "../sse";
 import type { Answer, MeteredStream, TokenUsage } from "../types";
-import { responsesEventOutput, responsesOutput } from "./output";
+import { responsesEventOutput, responsesExtras, responsesOutput } from "./output";
 
 export const RESPONSES_PATH = "openai/responses";
 const TERMINAL = new Set(["response.completed", "response.incomplete", "response.failed"]);
@@ -35,7 +36,12 @@ export function readResponsesUsage(usage: unknown): TokenUsage | null {
 export function responsesAnswer(raw: string): Answer {
   try {
     const response = JSON.parse(raw) as { usage?: unknown };
-    return { text: raw, said: responsesOutput(response), usage: readResponsesUsage(response.usage) };
+    return {
+      text: raw,
+      said: responsesOutput(response),
+      usage: readResponsesUsage(response.usage),
+      extras: responsesExtras(response),
+    };
   } catch {
     return { text: raw, said: raw, usage: null }; // not JSON: passed on as it came; the cost is estimated
   }
@@ -69,6 +75,7 @@ export function meterResponsesStream(
   stored?: (ids: string[]) => void,
 ): MeteredStream {
   let usage: TokenUsage | null = null;
+  let extras: Extras | undefined;
   let text = "";
   let ended = false; // a terminal event (or OpenAI's own error event) seen
   let sequence = -1;
@@ -86,6 +93,7 @@ export function meterResponsesStream(
     if (type === "response.created") stored?.(storedIds(data.response).slice(0, 1));
     if (TERMINAL.has(type)) {
       usage = readResponsesUsage(data.response?.usage);
+      extras = responsesExtras(data.response);
       stored?.(storedIds(data.response).slice(1));
     }
   };
@@ -104,5 +112,5 @@ export function meterResponsesStream(
     })}\n\n`;
   };
   const watch = { event, complete: () => ended, truncated };
-  return watchedEvents(upstream, watch, signal, () => ({ usage, text, complete: usage !== null }));
+  return watchedEvents(upstream, watch, signal, () => ({ usage, text, complete: usage !== null, extras }));
 }

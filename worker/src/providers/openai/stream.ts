@@ -3,7 +3,7 @@
 
 import { chatStreamError, type EventSourceMessage, meteredEvents, serializeEvent, watchedEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
-import { chatChunkOutput } from "./output";
+import { chatChunkOutput, chatTier } from "./output";
 import { readUsage } from "./usage";
 
 interface Chunk {
@@ -21,6 +21,7 @@ export function meterChatStream(
   { clientWantsUsage, signal }: { clientWantsUsage: boolean; signal?: AbortSignal | undefined },
 ): MeteredStream {
   let usage: TokenUsage | null = null;
+  let tier: string | null = null;
   let text = "";
   let ended = false; // [DONE] seen
 
@@ -40,6 +41,7 @@ export function meterChatStream(
       return serializeEvent(message);
     }
     text += chatChunkOutput(chunk);
+    tier = chatTier(chunk) ?? tier;
     if (chunk.usage !== undefined) usage = readUsage(chunk.usage) ?? usage;
     if (clientWantsUsage || chunk.usage === undefined) return serializeEvent(message);
     if (Array.isArray(chunk.choices) && chunk.choices.length === 0) return ""; // the extra usage chunk
@@ -48,7 +50,7 @@ export function meterChatStream(
   };
 
   const rewrite = { event, complete: () => ended, truncated: () => chatStreamError() };
-  const result = () => ({ usage, text, complete: usage !== null });
+  const result = () => ({ usage, text, complete: usage !== null, extras: { tools: {}, tier } });
   // asked for usage, the client gets the stream as OpenAI sent it: bytes piped natively
   return (clientWantsUsage ? watchedEvents : meteredEvents)(upstream, rewrite, signal, result);
 }
