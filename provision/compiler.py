@@ -35,6 +35,7 @@ from provision.contract import (
     directory_shard,
     key_shard,
 )
+from provision.model import TokenPrices
 from provision.money import usd_to_micros
 
 
@@ -122,8 +123,7 @@ def _present(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value not in (None, {}, [])}
 
 
-def compile_price(price: Price) -> dict[str, int]:
-    """µUSD per million tokens, integers (so cost = tokens × price / 10^6, one rounding)."""
+def _token_prices(price: TokenPrices) -> dict[str, int]:
     cached = (
         price.cachedInputPerMTok if price.cachedInputPerMTok is not None else price.inputPerMTok
     )
@@ -132,12 +132,27 @@ def compile_price(price: Price) -> dict[str, int]:
         if price.cacheWriteInputPerMTok is not None
         else price.inputPerMTok
     )
-    return {
+    compiled = {
         "in": usd_to_micros(price.inputPerMTok),
         "out": usd_to_micros(price.outputPerMTok),
         "cachedIn": usd_to_micros(cached),
         "cacheWrite": usd_to_micros(written),
     }
+    if price.cacheWrite1hInputPerMTok is not None:  # absent: 1-hour caching has no price
+        compiled["cacheWrite1h"] = usd_to_micros(price.cacheWrite1hInputPerMTok)
+    return compiled
+
+
+def compile_price(price: Price) -> dict[str, Any]:
+    """µUSD per million tokens, integers (so cost = tokens × price / 10^6, one rounding); a
+    long-context price as `long`, with the input size above which it applies."""
+    compiled: dict[str, Any] = _token_prices(price)
+    if price.longContext is not None:
+        compiled["long"] = {
+            **_token_prices(price.longContext),
+            "above": price.longContext.aboveInputTokens,
+        }
+    return compiled
 
 
 # What providers bill beyond tokens, as documented (decision 0026): Anthropic's and OpenAI's web
@@ -185,7 +200,7 @@ def service_tiers(config: StackConfig) -> dict[str, int]:
     return {name: int(m * 1000) for name, m in tiers.items()}
 
 
-def price_table(config: StackConfig) -> dict[str, dict[str, int]]:
+def price_table(config: StackConfig) -> dict[str, dict[str, Any]]:
     """Every catalog model's price (the explicit default fills the gaps)."""
     table = {}
     for model in config.routing.catalog:

@@ -172,14 +172,33 @@ class Routing(_Strict):
         return [*self.models, *self.embeddingModels]
 
 
-class Price(_Strict):
+class TokenPrices(_Strict):
     """USD per million tokens; cached input tokens are charged at their own price if given."""
 
     inputPerMTok: Usd
     outputPerMTok: Usd
     cachedInputPerMTok: Usd | None = None
     cacheWriteInputPerMTok: Usd | None = Field(
-        None, description="input written to a prompt cache (Anthropic); unset = the input price"
+        None,
+        description="input written to a prompt cache (Anthropic: 5 minutes); unset = the input price",
+    )
+    cacheWrite1hInputPerMTok: Usd | None = Field(
+        None,
+        description="input written to Anthropic's 1-hour prompt cache (2x input); unset = a "
+        "request asking for 1-hour caching is refused",
+    )
+
+
+class LongContextPrice(TokenPrices):
+    """Every token of a request whose input is above `aboveInputTokens` (Anthropic's and
+    Google's long-context prices: the whole request, not the tokens past the line)."""
+
+    aboveInputTokens: int = Field(ge=1, le=100_000_000)
+
+
+class Price(TokenPrices):
+    longContext: LongContextPrice | None = Field(
+        None, description="the prices of a request whose input is above a size"
     )
 
 

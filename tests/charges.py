@@ -38,6 +38,7 @@ def _anthropic(u: dict[str, Any]) -> dict[str, int]:
         "completion": u["output_tokens"],
         "cached": read,
         "written": written,
+        "written_1h": (u.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0,
     }
 
 
@@ -86,14 +87,20 @@ def answer_usage(kind: str, answer: str, *, stream: bool) -> dict[str, int]:
 
 def cost_of(gateway: LocalGateway, model: str, usage: dict[str, int]) -> int:
     """µUSD for `usage` of `model` (`<provider>/<id>`) at the stack's prices, as the Worker
-    computes it: each token kind at its price, the sum rounded up once."""
+    computes it: each token kind at its price (all at the long-context prices when the input is
+    above their line), the sum rounded up once."""
     assert gateway.config is not None
     price = compile_price(gateway.config.pricing.models[model])
-    plain = usage["prompt"] - usage.get("cached", 0) - usage.get("written", 0)
+    if "long" in price and usage["prompt"] > price["long"]["above"]:
+        price = price["long"]
+    written = usage.get("written", 0)
+    hour = usage.get("written_1h", 0)
+    plain = usage["prompt"] - usage.get("cached", 0) - written
     numerator = (
         plain * price["in"]
         + usage.get("cached", 0) * price["cachedIn"]
-        + usage.get("written", 0) * price["cacheWrite"]
+        + (written - hour) * price["cacheWrite"]
+        + hour * price.get("cacheWrite1h", price["cacheWrite"])
         + usage["completion"] * price["out"]
     )
     return math.ceil(numerator / 1_000_000)

@@ -387,6 +387,42 @@ def test_org_price_overrides_are_micro_dollars() -> None:
     }
 
 
+def test_one_hour_cache_writes_and_long_context_prices_compile_alongside() -> None:
+    """A 1-hour cache write price and a long-context price compile to µUSD too (the long one
+    with its line); a price without them has neither key, so the Worker refuses 1-hour caching
+    and never switches prices."""
+    settings = base_settings()
+    tenants(settings)["organizations"][0]["priceOverrides"] = {
+        "openai/gpt-4o": {
+            "inputPerMTok": "3",
+            "outputPerMTok": "15",
+            "cacheWrite1hInputPerMTok": "6",
+            "longContext": {
+                "aboveInputTokens": 200_000,
+                "inputPerMTok": "6",
+                "outputPerMTok": "22.5",
+            },
+        },
+        "openai/gpt-4o-mini": {"inputPerMTok": "0.15", "outputPerMTok": "0.6"},
+    }
+    prices = records_of(settings)[key_shard(H1)]["orgs"]["acme"]["priceOverrides"]
+    assert prices["openai/gpt-4o"] == {
+        "in": 3_000_000,
+        "out": 15_000_000,
+        "cachedIn": 3_000_000,
+        "cacheWrite": 3_000_000,
+        "cacheWrite1h": 6_000_000,
+        "long": {
+            "in": 6_000_000,
+            "out": 22_500_000,
+            "cachedIn": 6_000_000,
+            "cacheWrite": 6_000_000,
+            "above": 200_000,
+        },
+    }
+    assert set(prices["openai/gpt-4o-mini"]) == {"in", "out", "cachedIn", "cacheWrite"}
+
+
 # ----------------------------------------------------------------------- statuses
 
 

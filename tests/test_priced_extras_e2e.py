@@ -11,6 +11,7 @@ The stack (fixtures/Pulumi.priced.yaml) declares web search at $0.0125 a call an
 from __future__ import annotations
 
 import math
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -305,15 +306,94 @@ def test_an_org_that_allows_the_unpriced_is_charged_its_tokens(
     }
 
 
+# ---------------------------------------------------------------- cache writes by duration, long context
+
+
+def _sonnet_ask(system_text: str, ttl: str | None) -> dict[str, Any]:
+    control: dict[str, Any] = {"type": "ephemeral", **({"ttl": ttl} if ttl else {})}
+    return {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 100,
+        "system": [{"type": "text", "text": system_text, "cache_control": control}],
+        "messages": [{"role": "user", "content": "Summarise. emulate:tokens=5"}],
+    }
+
+
+def test_a_one_hour_cache_write_is_charged_its_own_price(
+    gateway: LocalGateway, upstream: Emulator, ledger: WorkerTestHooks
+):
+    """A system block cached for an hour: its write is priced at cacheWrite1hInputPerMTok ($6,
+    not the 5-minute $3.75), header equal to the ledger's delta."""
+    before = spend(ledger, "strict", "pia")
+    body = _sonnet_ask(f"Policy manual {time.time_ns()} " + "clause " * 400, "1h")
+    response = httpx.post(
+        f"{gateway.worker_url}/v1/messages", json=body, headers=headers_of("pia"), timeout=30
+    )
+    assert response.status_code == 200, response.text
+    usage = answer_usage("messages", response.text, stream=False)
+    assert usage["written_1h"] > 0 and usage["written_1h"] == usage["written"]
+    expected = cost_of(gateway, SONNET, usage)
+    at_five_minutes = cost_of(gateway, SONNET, {**usage, "written_1h": 0})
+    assert expected > at_five_minutes
+    assert settled(ledger, "strict", "pia", before)["usedMicros"] == expected
+    assert micros(response.headers["x-gateway-cost-usd"]) == expected
+
+
+def test_a_one_hour_cache_write_without_a_price_is_refused(
+    gateway: LocalGateway, upstream: Emulator, ledger: WorkerTestHooks
+):
+    """Haiku has no 1-hour write price in this stack: the request is a 400 naming the block,
+    nothing goes upstream; the same request with the 5-minute cache is served."""
+    sent = len(upstream.requests())
+    body = {**_sonnet_ask("A manual. " * 50, "1h"), "model": "claude-haiku-4-5"}
+    response = httpx.post(
+        f"{gateway.worker_url}/v1/messages", json=body, headers=headers_of("pia"), timeout=30
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert "1-hour prompt cache write" in error["message"]
+    assert "system[0].cache_control" in error["message"]
+    assert len(upstream.requests()) == sent
+    served = {**_sonnet_ask("A manual. " * 50, None), "model": "claude-haiku-4-5"}
+    response = httpx.post(
+        f"{gateway.worker_url}/v1/messages", json=served, headers=headers_of("pia"), timeout=30
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_request_above_the_long_context_line_pays_the_long_prices(
+    gateway: LocalGateway, upstream: Emulator, ledger: WorkerTestHooks
+):
+    """Input above the stack's line (5,000 tokens here) is billed, all of it and the output, at
+    the long-context prices; the same model below the line at its standard ones."""
+    for words, long in ((200, False), (6000, True)):
+        before = spend(ledger, "strict", "pia")
+        text = f"Read this {time.time_ns()}: " + "word " * words + " emulate:tokens=7"
+        response = claude(gateway, "pia").messages.with_raw_response.create(
+            model="claude-sonnet-4-6", max_tokens=50, messages=[{"role": "user", "content": text}]
+        )
+        message = response.parse()
+        usage = {"prompt": message.usage.input_tokens, "completion": message.usage.output_tokens}
+        assert (usage["prompt"] > 5000) == long
+        standard = math.ceil((usage["prompt"] * 3_000_000 + usage["completion"] * 15_000_000) / 1e6)
+        longer = math.ceil((usage["prompt"] * 6_000_000 + usage["completion"] * 22_500_000) / 1e6)
+        expected = longer if long else standard
+        assert expected == cost_of(gateway, SONNET, usage)
+        assert settled(ledger, "strict", "pia", before)["usedMicros"] == expected
+        assert micros(response.headers["x-gateway-cost-usd"]) == expected
+
+
 # ---------------------------------------------------------------- the worst case
 
 
 def test_the_worst_case_counts_a_tools_bound_and_what_it_may_read(
     gateway: LocalGateway, upstream: Emulator, ledger: WorkerTestHooks
 ):
-    """pat has $0.05 left: five searches may cost $0.0625 on their own, so a request that
+    """pat has $0.06 left: five searches may cost $0.0625 on their own, so a request that
     allows five is refused before it goes upstream; one that allows one ($0.0125, and 4,000
-    tokens read at most) is served."""
+    tokens read at most: $0.054 in all, at the long-context prices its bound may reach) is
+    served."""
     client = claude(gateway, "pat")
     ask: Any = [{"role": "user", "content": "News? emulate:search=1 emulate:tokens=3"}]
     sent = len(upstream.requests())

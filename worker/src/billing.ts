@@ -6,6 +6,7 @@
 // worst case counts each tool's bound and the requested tier; what the answer reports (the calls
 // made, the tier that served it) is what is charged, never more than the worst case.
 
+import type { Price } from "./env";
 import { HttpError } from "./errors";
 import { BILLED_TOOLS, TOKEN_TOOLS } from "./generated/contract";
 import { SERVICE_TIERS, TOOL_PRICES } from "./generated/settings";
@@ -22,6 +23,8 @@ export interface Requested {
   tools: Record<string, number>;
   inputTokens: number;
   tier: string;
+  /** Where the request first asks for Anthropic's 1-hour prompt cache (its writes cost more). */
+  hourCache?: string;
 }
 
 export const NO_EXTRAS: Requested = { tools: {}, inputTokens: 0, tier: "default" };
@@ -39,8 +42,8 @@ export function toolName(type: unknown): string | null {
 function refused(param: string, what: string): HttpError {
   return new HttpError(
     400,
-    `${what} is billed by the provider beyond tokens, and this gateway has no price for it; ` +
-      "ask your platform team to price it (pricing.tools, pricing.serviceTiers).",
+    `${what} (${param}) is billed by the provider beyond tokens, and this gateway has no price for it; ` +
+      "ask your platform team to price it (pricing.tools, pricing.serviceTiers, a model's cacheWrite1hInputPerMTok).",
     { param, code: "unpriced_feature" },
   );
 }
@@ -91,6 +94,45 @@ function askedTier(tier: unknown, allowUnpriced: boolean): string {
   throw refused("service_tier", `The service tier '${name}'`);
 }
 
+function hourTtl(block: unknown): boolean {
+  const control = (block as { cache_control?: { ttl?: unknown } } | null)?.cache_control;
+  return control?.ttl === "1h";
+}
+
+/** Where a Messages request first marks a block for the 1-hour cache: its param path, or undefined. */
+export function hourCacheAt(body: Record<string, unknown>): string | undefined {
+  if (hourTtl(body)) return "cache_control";
+  for (const [i, block] of list(body.system).entries()) if (hourTtl(block)) return `system[${i}].cache_control`;
+  for (const [i, tool] of list(body.tools).entries()) if (hourTtl(tool)) return `tools[${i}].cache_control`;
+  for (const [i, message] of list(body.messages).entries()) {
+    const content = (message as { content?: unknown } | null)?.content;
+    for (const [k, block] of list(content).entries()) {
+      if (hourTtl(block)) return `messages[${i}].content[${k}].cache_control`;
+    }
+  }
+  return undefined;
+}
+
+function pricesHourCache(price: Price): boolean {
+  return price.cacheWrite1h !== undefined && (!price.long || price.long.cacheWrite1h !== undefined);
+}
+
+/**
+ * The models that may serve a request, as far as a 1-hour cache write is priced for them: the
+ * request is refused when its model has no such price, and a fallback without one never serves it.
+ */
+export function hourCacheModels(
+  asked: Requested,
+  models: readonly string[],
+  priceOf: (model: string) => Price,
+  allowUnpriced: boolean,
+): string[] {
+  if (asked.hourCache === undefined || allowUnpriced) return [...models];
+  const priced = models.filter((model) => pricesHourCache(priceOf(model)));
+  if (priced[0] !== models[0]) throw refused(asked.hourCache, "A 1-hour prompt cache write");
+  return priced;
+}
+
 /** What a request of a route kind may spend beyond tokens, or the 400 of what has no price. */
 export function requested(kind: string, body: Record<string, unknown>, allowUnpriced: boolean): Requested {
   if (kind === "responses" && body.background === true) {
@@ -111,7 +153,8 @@ export function requested(kind: string, body: Record<string, unknown>, allowUnpr
     const price = search ? TOOL_PRICES.web_search : undefined;
     return price ? { tools: { web_search: 1 }, inputTokens: price.inputTokens, tier } : { ...NO_EXTRAS, tier };
   }
-  return { ...offeredTools(body.tools, body.max_tool_calls, allowUnpriced), tier };
+  const hourCache = kind === "messages" ? hourCacheAt(body) : undefined;
+  return { ...offeredTools(body.tools, body.max_tool_calls, allowUnpriced), tier, ...(hourCache ? { hourCache } : {}) };
 }
 
 /** An answer (or a stream's outcome) with the billed tool calls its request made: those the

@@ -33,12 +33,19 @@ export interface Env {
   [providerKey: `${typeof PROVIDER_KEY_PREFIX}${string}`]: string | undefined;
 }
 
-/** µUSD per million tokens: input, output, input read from and written to a prompt cache. */
-export interface Price {
+/** µUSD per million tokens: input, output, input read from and written to a prompt cache (a
+ * 1-hour cache's writes at their own price; none: not priced, so refused). */
+export interface TokenPrices {
   in: number;
   out: number;
   cachedIn: number;
   cacheWrite: number;
+  cacheWrite1h?: number;
+}
+
+/** A model's prices; `long`: every token's, when the input is above `above` tokens. */
+export interface Price extends TokenPrices {
+  long?: TokenPrices & { above: number };
 }
 
 /** What every request path reads about the key's principal (worker/src/policy.ts). */

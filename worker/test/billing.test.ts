@@ -4,7 +4,16 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { requested, tierMicros, toolName, toolsMicros, withTools, worstExtraMicros } from "../src/billing";
+import {
+  hourCacheAt,
+  hourCacheModels,
+  requested,
+  tierMicros,
+  toolName,
+  toolsMicros,
+  withTools,
+  worstExtraMicros,
+} from "../src/billing";
 import { HttpError } from "../src/errors";
 import { readExtras } from "../src/providers/anthropic/usage";
 import { responsesExtras } from "../src/providers/openai/output";
@@ -67,6 +76,46 @@ describe("what a request may spend beyond tokens", () => {
       inputTokens: 0,
       tier: "scale",
     });
+  });
+
+  test("a 1-hour cache write is found wherever a block asks for it, and needs its price", () => {
+    const hour = { type: "ephemeral", ttl: "1h" };
+    const five = { type: "ephemeral" };
+    const at = (body: Record<string, unknown>) => hourCacheAt(body);
+    assert.equal(at({ cache_control: hour }), "cache_control");
+    assert.equal(at({ system: [{ type: "text", text: "s", cache_control: hour }] }), "system[0].cache_control");
+    assert.equal(
+      at({
+        tools: [
+          { name: "t", cache_control: five },
+          { name: "u", cache_control: hour },
+        ],
+      }),
+      "tools[1].cache_control",
+    );
+    const messages = [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "x" },
+          { type: "text", text: "y", cache_control: hour },
+        ],
+      },
+    ];
+    assert.equal(at({ messages }), "messages[0].content[1].cache_control");
+    assert.equal(
+      at({ system: "plain", messages: [{ role: "user", content: "ttl 1h" }], cache_control: five }),
+      undefined,
+    );
+    const asked = requested("messages", { messages }, false);
+    const withHour = { in: 1, out: 1, cachedIn: 1, cacheWrite: 1, cacheWrite1h: 2 };
+    const without = { in: 1, out: 1, cachedIn: 1, cacheWrite: 1 };
+    const prices: Record<string, typeof without> = { a: withHour, b: without, c: withHour };
+    const priceOf = (m: string) => prices[m] ?? without;
+    // a fallback without the price never serves it; a model without it refuses the request
+    assert.deepEqual(hourCacheModels(asked, ["a", "b", "c"], priceOf, false), ["a", "c"]);
+    assert.throws(() => hourCacheModels(asked, ["b", "a"], priceOf, false), /1-hour prompt cache write/);
+    assert.deepEqual(hourCacheModels(asked, ["b", "a"], priceOf, true), ["b", "a"]);
   });
 
   test("tiers: asked by name, auto and standard_only mapped to the stack's tiers", () => {

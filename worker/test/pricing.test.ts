@@ -55,6 +55,37 @@ describe("costMicros", () => {
     }
   });
 
+  test("charges 1-hour cache writes at their own price, the other writes at the 5-minute price", () => {
+    const priced = { ...SONNET, cacheWrite1h: 6_000_000 };
+    const tokens = { promptTokens: 1000, completionTokens: 0, cacheWriteTokens: 300, cacheWrite1hTokens: 200 };
+    assert.equal(costMicros(tokens, priced), Math.ceil((700 * 3e6 + 100 * 3.75e6 + 200 * 6e6) / 1e6));
+    // more 1-hour writes reported than writes: no more than the writes
+    assert.equal(
+      costMicros({ ...tokens, cacheWrite1hTokens: 5000 }, priced),
+      costMicros({ ...tokens, cacheWrite1hTokens: 300 }, priced),
+    );
+  });
+
+  test("a request above the long-context line pays every token at the long prices", () => {
+    const long = { in: 6_000_000, out: 22_500_000, cachedIn: 600_000, cacheWrite: 7_500_000, above: 200_000 };
+    const price = { ...SONNET, long };
+    const at = (promptTokens: number) => costMicros({ promptTokens, completionTokens: 1000 }, price);
+    assert.equal(at(200_000), Math.ceil((200_000 * 3e6 + 1000 * 15e6) / 1e6)); // at the line: standard
+    assert.equal(at(200_001), Math.ceil((200_001 * 6e6 + 1000 * 22.5e6) / 1e6)); // past it: all tokens long
+    // the worst case follows the bound's side of the line, and never falls below a cost
+    assert.equal(worstCaseMicros(150_000, 1000, price), worstCaseMicros(150_000, 1000, SONNET));
+    assert.equal(worstCaseMicros(250_000, 1000, price), Math.ceil((250_000 * 7.5e6 + 1000 * 22.5e6) / 1e6));
+    for (const prompt of [1, 199_999, 200_000, 200_001, 250_000]) {
+      assert.ok(at(prompt) <= worstCaseMicros(Math.max(prompt, 200_001), 1000, price));
+    }
+  });
+
+  test("the worst case counts the 1-hour write price only for a request that asks for it", () => {
+    const priced = { ...SONNET, cacheWrite1h: 6_000_000 };
+    assert.equal(worstCaseMicros(1000, 0, priced), worstCaseMicros(1000, 0, SONNET));
+    assert.equal(worstCaseMicros(1000, 0, priced, true), 6_000);
+  });
+
   test("is zero for no tokens", () => {
     assert.equal(costMicros({ promptTokens: 0, completionTokens: 0 }, GPT_4O_MINI), 0);
   });

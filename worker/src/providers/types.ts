@@ -15,6 +15,8 @@ export interface TokenUsage {
   cachedTokens: number;
   /** Input written to a prompt cache (priced at `cacheWrite`). */
   cacheWriteTokens: number;
+  /** Of those: written to a 1-hour cache (priced at `cacheWrite1h`). */
+  cacheWrite1hTokens?: number;
 }
 
 /** One request to a model's provider, whatever the route. */

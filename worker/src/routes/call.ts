@@ -61,6 +61,6 @@ export function boundOf(
   asked: Requested = NO_EXTRAS,
 ): Bound {
   const prompt = promptTokens + asked.inputTokens;
-  const tokens = worstCaseMicros(prompt, completionTokens, call.price);
+  const tokens = worstCaseMicros(prompt, completionTokens, call.price, asked.hourCache !== undefined);
   return { promptTokens: prompt, completionTokens, micros: tokens + worstExtraMicros(tokens, asked) };
 }

@@ -3,10 +3,11 @@
 // which Anthropic does not charge: authorised and logged, never metered.
 
 import type { Context } from "hono";
-import { requested } from "../billing";
+import { hourCacheModels, requested } from "../billing";
 import type { AppEnv } from "../env";
 import { countTokensFields, messagesFields } from "../fields";
 import { attemptsFor, type Route, resolveRouteModel } from "../models";
+import { priceFor } from "../pricing";
 import { MESSAGES_PATH } from "../providers/anthropic/endpoint";
 import {
   COUNT_TOKENS_PATH,
@@ -27,6 +28,8 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
   const model = resolveRouteModel(body.model, route, policy);
   const seen = { system: body.system, messages: body.messages, tools: body.tools };
   const asked = requested("messages", body, policy.allowUnpriced);
+  const chain = attemptsFor(body.model, model, route, policy);
+  const models = hourCacheModels(asked, chain, (m) => priceFor(m, policy), policy.allowUnpriced);
   const outputConfig = body.output_config as { format?: unknown } | null | undefined;
   const promptTokens = inputTokensBound(request, {
     tools: body.tools !== undefined || outputConfig?.format !== undefined,
@@ -45,7 +48,7 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
       stream: (upstream) => meterMessagesStream(upstream, call.signal),
     };
   };
-  return serve(c, { models: attemptsFor(body.model, model, route, policy), build: exchange });
+  return serve(c, { models, build: exchange });
 }
 
 export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Response> {

@@ -10,6 +10,7 @@ export interface AnthropicUsage {
   output_tokens?: unknown;
   cache_creation_input_tokens?: unknown;
   cache_read_input_tokens?: unknown;
+  cache_creation?: unknown;
   server_tool_use?: unknown;
   service_tier?: unknown;
 }
@@ -36,11 +37,15 @@ export function readUsage(usage: AnthropicUsage | null | undefined): TokenUsage 
   if (!usage || typeof usage.input_tokens !== "number" || typeof usage.output_tokens !== "number") return null;
   const written = count(usage.cache_creation_input_tokens);
   const read = count(usage.cache_read_input_tokens);
+  const hour = count(
+    (usage.cache_creation as { ephemeral_1h_input_tokens?: unknown } | null)?.ephemeral_1h_input_tokens,
+  );
   return {
     promptTokens: usage.input_tokens + written + read,
     completionTokens: usage.output_tokens,
     cachedTokens: read,
     cacheWriteTokens: written,
+    ...(hour > 0 ? { cacheWrite1hTokens: hour } : {}),
   };
 }
 
