@@ -368,7 +368,8 @@ class Organization(_Strict):
     allowUnpriced: bool = Field(
         False,
         description="let this org's requests use billed tools and service tiers the stack has no "
-        "price for (charged as tokens only); off: such a request is refused",
+        "price for (charged as tokens only) and background Responses runs (charged when they "
+        "end); off: such a request is refused",
     )
     shareStoredResponses: bool = Field(
         False,

@@ -940,3 +940,53 @@ def test_universal_step_to_responses(http: httpx.Client) -> None:
     assert response.json()["object"] == "response"
     entry = last_request(http)
     assert (entry["provider"], entry["step"], entry["status"]) == ("openai", 0, 200)
+
+
+# ---------------------------------------------------------------- background runs, retrieval
+
+
+def test_a_background_run_is_queued_then_completes_and_is_retrieved(
+    oai: openai.OpenAI, http: httpx.Client
+):
+    """background: true answers at once, queued, no output and no usage; GET responses/{id}
+    says in_progress until the run's time is up (emulate:run_ms), then the completed response
+    with its usage, as the SDK's retrieve reads it."""
+    queued = post(http, ask("Slow one. emulate:run_ms=400 emulate:tokens=9", background=True))
+    assert queued.status_code == 200, queued.text
+    body = queued.json()
+    assert (body["status"], body["background"], body["output"], body["usage"]) == (
+        "queued",
+        True,
+        [],
+        None,
+    )
+    early = oai.responses.retrieve(body["id"])
+    assert early.status == "in_progress" and early.usage is None
+    time.sleep(0.5)
+    done = oai.responses.retrieve(body["id"])
+    assert done.status == "completed" and done.background is True
+    assert done.usage is not None and done.usage.output_tokens == 9
+    assert done.output_text
+
+
+def test_retrieving_takes_get_only_and_knows_only_stored_responses(
+    oai: openai.OpenAI, http: httpx.Client
+):
+    """A stored response is read back as it was answered; one never stored (store: false, or
+    another gateway's) is OpenAI's 404; a background run must be stored; POST to a response's
+    path is not a route (405)."""
+    stored = oai.responses.create(model="gpt-4o-mini", input="Keep me")
+    assert oai.responses.retrieve(stored.id).output_text == stored.output_text
+    unstored = oai.responses.create(model="gpt-4o-mini", input="Forget me", store=False)
+    with pytest.raises(openai.NotFoundError) as missing:
+        oai.responses.retrieve(unstored.id)
+    assert missing.value.body == {
+        "message": f"Response with id '{unstored.id}' not found.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    refused = post(http, ask("x", background=True, store=False))
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "store"
+    wrong = post(http, {}, path=f"openai/responses/{stored.id}")
+    assert wrong.status_code == 405

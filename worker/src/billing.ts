@@ -2,8 +2,9 @@
 // interpreter per container), and its service tiers, a multiple of the token prices. Priced or
 // refused: a request that asks for a billed tool or a tier the stack has no price for is a 400
 // naming it, before anything is admitted (an org with `allowUnpriced` is charged its tokens
-// only); `background` runs, whose usage comes after the request has ended, are refused. The
-// worst case counts each tool's bound and the requested tier; what the answer reports (the calls
+// only); `background` runs, whose usage comes after the request has ended, are refused unless
+// the org allows them: then its ledger charges each when it ends (background-runs.ts). The worst
+// case counts each tool's bound and the requested tier; what the answer reports (the calls
 // made, the tier that served it) is what is charged, never more than the worst case.
 
 import type { Price } from "./env";
@@ -136,12 +137,22 @@ export function hourCacheModels(
 /** What a request of a route kind may spend beyond tokens, or the 400 of what has no price. */
 export function requested(kind: string, body: Record<string, unknown>, allowUnpriced: boolean): Requested {
   if (kind === "responses" && body.background === true) {
-    throw new HttpError(
-      400,
-      "Background runs are not served: their usage arrives after the request has ended, when " +
-        "this gateway could no longer charge it.",
-      { param: "background", code: "unpriced_feature" },
-    );
+    if (!allowUnpriced) {
+      throw new HttpError(
+        400,
+        "Background runs (background) are billed after the request has ended; this organization " +
+          "does not allow them (allowUnpriced).",
+        { param: "background", code: "unpriced_feature" },
+      );
+    }
+    if (body.stream === true) {
+      throw new HttpError(
+        400,
+        "A background run is charged when it ends, which this gateway sees by polling it: create it " +
+          "without stream, and retrieve it (GET /v1/responses/{id}).",
+        { param: "stream", code: "unsupported_value" },
+      );
+    }
   }
   const tier = askedTier(body.service_tier, allowUnpriced);
   if (kind === "chat") {

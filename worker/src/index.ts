@@ -13,6 +13,7 @@ import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
 import { hex } from "./hex";
 import { getModel, listModels } from "./models";
 import { registerModelRoutes } from "./routes";
+import { retrieveResponse } from "./routes/responses";
 import { route } from "./routing";
 import { faultOf, isolateOf, registerTestRoutes } from "./testhooks";
 
@@ -56,6 +57,10 @@ const withPrincipal: MiddlewareHandler<AppEnv> = async (c, next) => {
 
 route(app, "/health", { GET: () => jsonResponse({ status: "ok", worker: WORKER_NAME, version: WORKER_VERSION }) });
 registerModelRoutes(app, withPrincipal);
+// a stored response (a background run's state) for its owner: the Responses API's retrieve
+for (const path of ["/v1/responses/:id", "/openai/responses/:id"]) {
+  route(app, path, { GET: [withPrincipal, retrieveResponse] });
+}
 route(app, "/v1/models", { GET: [withPrincipal, (c) => jsonResponse(listModels(c.get("principal").policy))] });
 route(app, "/v1/models/:id{.+}", {
   GET: [withPrincipal, (c) => jsonResponse(getModel(c.req.param("id") ?? "", c.get("principal").policy))],

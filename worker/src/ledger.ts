@@ -9,6 +9,17 @@
 
 import { DurableObject } from "cloudflare:workers";
 import { type AlertRow, deliver, MAX_ATTEMPTS, reached, retryDelayMs } from "./alerts";
+import {
+  addRun,
+  dueRuns,
+  forgetRun,
+  nextPollAt,
+  pollRun,
+  RUNS_SCHEMA,
+  reschedule,
+  WATCH_MS,
+  type WatchedRun,
+} from "./background-runs";
 import { utcMonth } from "./clock";
 import type { AlertThresholds, Env } from "./env";
 import { LEASE_TTL_MS } from "./lease";
@@ -441,6 +452,7 @@ export class UsageLedger extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.sql.exec(SCHEMA);
     this.sql.exec(STORED_SCHEMA);
+    this.sql.exec(RUNS_SCHEMA);
     const columns = new Set(
       this.sql
         .exec<{ name: string }>("PRAGMA table_info(usage)")
@@ -542,8 +554,75 @@ export class UsageLedger extends DurableObject<Env> {
     if (fresh) void this.ctx.storage.setAlarm(now);
   }
 
-  /** Deliver the alerts that are due; then sleep until the next retry. */
+  /**
+   * Watch a background run to its end (background-runs.ts): its reservation is held until then
+   * (at most WATCH_MS), and the alarm polls it.
+   */
+  async watchRun(run: WatchedRun): Promise<void> {
+    const now = Date.now();
+    const next = addRun(this.sql, run, now);
+    const state = this.#month(run.month);
+    const held = state.reservations.get(run.requestId);
+    if (held) {
+      const expiresAt = now + WATCH_MS + RESERVATION_TTL_MS;
+      this.sql.exec("UPDATE reservations SET expires_at = ? WHERE id = ?", expiresAt, run.requestId);
+      state.hold(run.requestId, held.userId, held.amount, expiresAt);
+    }
+    await this.#wakeAt(next);
+  }
+
+  /** The alarm rings at `at` unless it is set to ring sooner. */
+  async #wakeAt(at: number): Promise<void> {
+    const set = await this.ctx.storage.getAlarm();
+    if (set === null || set > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Poll the background runs that are due; charge those that ended. */
+  async #pollRuns(now: number): Promise<void> {
+    for (const { run, polls, deadline } of dueRuns(this.sql, now)) {
+      const poll = await pollRun(this.env, run, deadline, Date.now());
+      if (poll.state === "running") {
+        reschedule(this.sql, run.requestId, polls + 1, Date.now());
+        continue;
+      }
+      const { outcome } = poll;
+      this.settle({
+        requestId: run.requestId,
+        userId: run.userId,
+        month: run.month,
+        cost: outcome.cost,
+        tokensIn: outcome.tokensIn,
+        tokensOut: outcome.tokensOut,
+        estimated: outcome.estimated,
+        cached: false,
+        fallback: outcome.fallback === true,
+        standIn: outcome.standIn === true,
+        implausible: outcome.implausible === true,
+        toolMicros: outcome.toolMicros ?? 0,
+        tierMicros: outcome.tierMicros ?? 0,
+        count: true,
+      });
+      if (poll.state === "done") keepStored(this.sql, poll.ids, run.userId, Date.now());
+      forgetRun(this.sql, run.requestId);
+      const event = poll.state === "done" ? "background_run_charged" : "background_run_unobserved";
+      (poll.state === "done" ? console.log : console.error)(
+        JSON.stringify({
+          event,
+          orgId: run.orgId,
+          userId: run.userId,
+          requestId: run.requestId,
+          responseId: run.responseId,
+          costMicros: outcome.cost,
+          polls: polls + 1,
+          ...(poll.state === "unobserved" ? { reason: poll.reason } : {}),
+        }),
+      );
+    }
+  }
+
+  /** Deliver the alerts that are due and poll the runs that are; then sleep until the next. */
   override async alarm(): Promise<void> {
+    await this.#pollRuns(Date.now());
     const now = Date.now();
     const due = this.#alertRows("status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 20", now);
     for (const row of due) {
@@ -575,10 +654,11 @@ export class UsageLedger extends DurableObject<Env> {
         }),
       );
     }
-    const next = this.sql
+    const nextAlert = this.sql
       .exec<{ at: number | null }>("SELECT MIN(next_attempt_at) AS at FROM alerts WHERE status = 'pending'")
       .toArray()[0]?.at;
-    if (next !== null && next !== undefined) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
+    const next = Math.min(nextAlert ?? Number.POSITIVE_INFINITY, nextPollAt(this.sql) ?? Number.POSITIVE_INFINITY);
+    if (Number.isFinite(next)) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
   }
 
   #alertRows(where: string, ...params: SqlStorageValue[]): AlertRow[] {

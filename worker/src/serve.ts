@@ -13,6 +13,7 @@ import type { AppEnv, Principal } from "./env";
 import { HttpError } from "./errors";
 import { newTrace, type Trace } from "./facts";
 import { RATE_TIERS } from "./generated/settings";
+import { ledgerFor } from "./ledger";
 import { type Bound, outcomeOf, type Subject } from "./outcome";
 import { formatUsd } from "./pricing";
 import type { Answer, MeteredStream, UpstreamCall } from "./providers/types";
@@ -35,6 +36,10 @@ export interface Exchange {
   answer(raw: string): Answer;
   /** Done before a complete answer goes to the client (recording what the provider stored). */
   answered?(answer: Answer): Promise<void>;
+  /** A background run the answer only started: its id (its ledger charges it when it ends). */
+  running?(answer: Answer): string | null;
+  /** Admitted by the ledger itself, never from a lease: a run's reservation outlives the request. */
+  heldByLedger?: boolean;
   /** An upstream stream → what the client gets, metered. */
   stream(upstream: ReadableStream<Uint8Array>): MeteredStream;
 }
@@ -146,11 +151,11 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
     let admission: Granted;
     const ledgerStart = performance.now(); // advances across I/O only: this times the ledger call
     try {
+      const leases = exchange.heldByLedger
+        ? null
+        : { book: c.get("isolate"), waitUntil: (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise) };
       admission = exchange.metered
-        ? await admit(c.env, principal, attemptId, exchange.bound.micros, fault, maxConcurrent, {
-            book: c.get("isolate"),
-            waitUntil: (promise) => c.executionCtx.waitUntil(promise),
-          })
+        ? await admit(c.env, principal, attemptId, exchange.bound.micros, fault, maxConcurrent, leases)
         : FREE;
     } catch (err) {
       if (k === 0 || !(err instanceof HttpError)) throw err;
@@ -190,6 +195,7 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
       continue;
     }
     return answer(c, exchange, upstream, admission, settleWith, {
+      attemptId,
       attempts: k + 1,
       standIn,
       ledgerMs,
@@ -215,12 +221,13 @@ async function answer(
   admission: Granted,
   settleWith: (admission: Granted, outcome: Outcome) => Promise<unknown>,
   {
+    attemptId,
     attempts,
     standIn,
     ledgerMs,
     trace,
     sent,
-  }: { attempts: number; standIn: boolean; ledgerMs: number; trace: Trace; sent: number },
+  }: { attemptId: string; attempts: number; standIn: boolean; ledgerMs: number; trace: Trace; sent: number },
 ): Promise<Response> {
   const { call, bound } = exchange;
   const { principal } = call;
@@ -297,7 +304,22 @@ async function answer(
         headers: charged(outcome),
       });
     }
-    const outcome = recorded(outcomeOf({ usage, text: said, complete: true, extras }, subject, cached, bound));
+    const runId = exchange.metered ? (exchange.running?.(answered) ?? null) : null;
+    if (runId !== null) {
+      const run = { requestId: attemptId, responseId: runId, subject, bound, ...flags(attempts, standIn) };
+      if (await watchRun(c, admission, run)) {
+        // charged when the run ends: the state at admission now, no cost yet
+        for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
+        await exchange.answered?.(answered);
+        return new Response(text, { status: upstream.status, headers: out });
+      }
+    }
+    // a run its ledger cannot watch is charged its worst case now: never less than it may cost
+    const outcome = recorded(
+      runId !== null
+        ? worstCase(bound)
+        : outcomeOf({ usage, text: said, complete: true, extras }, subject, cached, bound),
+    );
     c.executionCtx.waitUntil(settleWith(admission, outcome));
     for (const [name, value] of Object.entries(charged(outcome))) out.set(name, value);
     if (exchange.metered && !outcome.estimated) {
@@ -340,6 +362,46 @@ async function answer(
     for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
   }
   return new Response(stream, { status: upstream.status, headers: out });
+}
+
+/** What a request may cost at most, recorded as an estimate. */
+function worstCase(bound: Bound): Outcome {
+  const { micros: cost, promptTokens: tokensIn, completionTokens: tokensOut } = bound;
+  return { cost, tokensIn, tokensOut, estimated: true, cached: false, count: true };
+}
+
+/**
+ * Hands a background run to its org's ledger, which holds its reservation and charges it when it
+ * ends (background-runs.ts); false when it cannot (admitted degraded, or the ledger is down).
+ */
+async function watchRun(
+  c: Context<AppEnv>,
+  admission: Granted,
+  run: { requestId: string; responseId: string; subject: Subject; bound: Bound; fallback?: boolean; standIn?: boolean },
+): Promise<boolean> {
+  if (admission.degraded || admission.lease) return false;
+  const { orgId, userId, keyId } = c.get("principal");
+  const { subject } = run;
+  try {
+    await ledgerFor(c.env, orgId).watchRun({
+      requestId: run.requestId,
+      responseId: run.responseId,
+      orgId,
+      userId,
+      keyId,
+      month: admission.month,
+      model: subject.model,
+      price: subject.price,
+      bound: run.bound,
+      estimatedPromptTokens: subject.estimatedPromptTokens,
+      fallback: run.fallback === true,
+      standIn: run.standIn === true,
+    });
+    return true;
+  } catch (err) {
+    console.error(JSON.stringify({ event: "background_run_unwatched", requestId: run.requestId, error: String(err) }));
+    return false;
+  }
 }
 
 /** The cost's parts: `tokens=…; tools=…; tier=…` (USD; the tier's may be negative). */

@@ -17,6 +17,8 @@
 //    web_search*), the model searches N times first when the LAST user message says
 //    `emulate:search=N` (at most the tool's max_uses, and MAX_SEARCHES): the usage reports
 //    the calls, as the providers bill them.
+//  * A background Responses run completes `emulate:run_ms=N` after it was queued (200 ms when
+//    the LAST user message says nothing): how a test holds a run open.
 //  * Words come from WORDS, picked by a PRNG seeded with SHA-256(model, roles, texts), so the
 //    same request always gets the same reply; `model` is the name WITHOUT the provider prefix,
 //    so compat `anthropic/x` and native `x` agree. Text = words joined by single spaces.
@@ -72,6 +74,9 @@ const TOKENS_DIRECTIVE = /emulate:tokens=(\d+)/;
 const TOOL_DIRECTIVE = /emulate:tool=([A-Za-z0-9_.:-]+)/;
 const SEARCH_DIRECTIVE = /emulate:search=(\d+)/;
 const MAX_SEARCHES = 20;
+const RUN_DIRECTIVE = /emulate:run_ms=(\d+)/;
+const DEFAULT_RUN_MS = 200;
+const MAX_RUN_MS = 60_000;
 // biome-ignore format: a word grid reads better than one word per line
 const WORDS = [
   "amber", "birch", "cedar", "delta", "ember", "fjord", "glade", "harbor",
@@ -149,6 +154,12 @@ export function autoTool<T extends { name: string }>(
 export function plannedSearches(normalized: readonly NormalizedMessage[], limit = MAX_SEARCHES): number {
   const match = SEARCH_DIRECTIVE.exec(lastUserText(normalized));
   return match ? Math.min(Number(match[1]), limit, MAX_SEARCHES) : 0;
+}
+
+/** How long a background run takes before it completes (`emulate:run_ms=N`; 200 ms otherwise). */
+export function plannedRunMs(normalized: readonly NormalizedMessage[]): number {
+  const match = RUN_DIRECTIVE.exec(lastUserText(normalized));
+  return match ? Math.min(Number(match[1]), MAX_RUN_MS) : DEFAULT_RUN_MS;
 }
 
 function plannedWords(normalized: readonly NormalizedMessage[]): number {

@@ -277,9 +277,11 @@ async function decide(
   }
   const route = resolveRoute(rest);
   if (route === null) return { ...base, result: gatewayErrorResult(2990) };
-  if (req.method !== "POST") {
+  // every provider route takes POST, but reading a stored response (GET responses/{id})
+  const method = "op" in route && route.op === "retrieve" ? "GET" : "POST";
+  if (req.method !== method) {
     const result = gatewayErrorResult(2991);
-    result.headers.allow = "POST";
+    result.headers.allow = method;
     return { ...base, result };
   }
   const metadata = parseMetadata(request.headers["cf-aig-metadata"]);

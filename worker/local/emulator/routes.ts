@@ -6,7 +6,7 @@ import * as anthropic from "./providers/anthropic";
 import * as compatible from "./providers/compatible";
 import * as openai from "./providers/openai";
 import { chat } from "./providers/openai-chat";
-import { responses } from "./providers/openai-responses";
+import { responses, retrieve } from "./providers/openai-responses";
 import * as workersAi from "./providers/workers-ai";
 import type {
   Call,
@@ -96,6 +96,8 @@ export function resolveRoute(rest: readonly string[]): Route | null {
     if (wire.chat.includes(endpoint)) return route(wire.family, "chat");
     if (wire.embeddings?.includes(endpoint)) return route(wire.family, "embeddings");
     if (wire.responses?.includes(endpoint)) return route(wire.family, "responses");
+    // GET responses/{id}: a stored response, or a background run's state
+    if (wire.responses && /^(?:v1\/)?responses\/[^/]+$/.test(endpoint)) return route(wire.family, "retrieve");
   } else if (head === "anthropic") {
     if (endpoint === "v1/messages") return route("anthropic", "messages");
     if (endpoint === "v1/messages/count_tokens") return route("anthropic", "count_tokens");
@@ -228,6 +230,8 @@ export function generate(call: Call, ctx: GenerateContext): Result {
       return openai.embeddings(call);
     case "responses":
       return responses(call, ctx);
+    case "retrieve":
+      return retrieve(call, ctx);
     case "messages":
       return anthropic.messages(call, ctx);
     case "count_tokens":

@@ -113,7 +113,7 @@ export type Family =
   | "grok"
   | "google-ai-studio";
 
-export type Op = "chat" | "embeddings" | "responses" | "messages" | "count_tokens" | "run";
+export type Op = "chat" | "embeddings" | "responses" | "retrieve" | "messages" | "count_tokens" | "run";
 
 /** The Universal endpoint: the gateway root, a JSON array of provider steps. */
 export interface UniversalRoute {
@@ -351,4 +351,8 @@ export interface StoredResponse {
   calls: string[];
   /** call_ids of the function_call_output items of this turn's input. */
   outputs: string[];
+  /** The response as GET responses/{id} returns it once it is done. */
+  body?: JsonObject;
+  /** A background run: when it completes (before then it is in progress). */
+  readyAt?: number;
 }

@@ -15,11 +15,13 @@ import { responsesFields } from "../fields";
 import { MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS } from "../generated/settings";
 import { ledgerFor } from "../ledger";
 import { attemptsFor, type Route, resolveRouteModel } from "../models";
-import { postToGateway } from "../providers/gateway";
+import { fetchUpstream, gatewayUrl, postToGateway, tenantMetadata } from "../providers/gateway";
 import { authHeaders } from "../providers/openai/endpoint";
 import { chatError } from "../providers/openai/errors";
 import { meterResponsesStream, RESPONSES_PATH, responsesAnswer, storedIds } from "../providers/openai/responses";
+import type { Answer } from "../providers/types";
 import { type Exchange, serve } from "../serve";
+import { passthroughHeaders } from "../upstream";
 import { estimateInputTokens, inputTokensBound } from "../usage";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
@@ -48,6 +50,48 @@ function continued(body: Record<string, unknown>): [string, HttpError][] {
   return named;
 }
 
+/** Who owns each of these stored ids in the caller's org (503 when the ledger cannot say). */
+async function ownersOf(c: Context<AppEnv>, ids: string[]): Promise<Record<string, string>> {
+  try {
+    return await ledgerFor(c.env, c.get("principal").orgId).storedOwners({ ids });
+  } catch (err) {
+    console.error(JSON.stringify({ event: "ledger_unavailable", error: String(err) }));
+    throw new HttpError(503, "Stored responses cannot be checked right now; try again shortly.", {
+      code: "ledger_unavailable",
+    });
+  }
+}
+
+function mayUse(c: Context<AppEnv>, owner: string | undefined): boolean {
+  const { userId, policy } = c.get("principal");
+  return owner !== undefined && (owner === userId || policy.shareStoredResponses);
+}
+
+/**
+ * GET /v1/responses/{id}: a stored response (a background run's state and, once it ended, its
+ * answer), read from OpenAI for its owner (or a colleague, where the org shares them); anyone
+ * else gets the 404 an unknown id gets. Reading is not billed.
+ */
+export async function retrieveResponse(c: Context<AppEnv>): Promise<Response> {
+  const id = c.req.param("id") ?? "";
+  const owners = await ownersOf(c, [id]);
+  if (!mayUse(c, owners[id])) {
+    throw new HttpError(404, `Response with id '${id}' not found.`, { code: null, param: null });
+  }
+  const { principal } = c.var;
+  const query = new URL(c.req.url).search;
+  const headers: Record<string, string> = {
+    "cf-aig-metadata": JSON.stringify(tenantMetadata(principal, c.get("requestId"))),
+    "cf-aig-skip-cache": "true",
+    ...authHeaders({ env: c.env, provider: "openai" }),
+  };
+  if (c.env.AI_GATEWAY_TOKEN) headers["cf-aig-authorization"] = `Bearer ${c.env.AI_GATEWAY_TOKEN}`;
+  const url = gatewayUrl(c.env, `${RESPONSES_PATH}/${encodeURIComponent(id)}${query}`);
+  const upstream = await fetchUpstream(url, { headers });
+  if (!upstream.ok) throw await chatError(upstream);
+  return new Response(upstream.body, { status: upstream.status, headers: passthroughHeaders(upstream) });
+}
+
 /** Refused, as unknown, unless the caller owns every stored id it names (or its org shares them). */
 async function checkOwnership(c: Context<AppEnv>, body: Record<string, unknown>): Promise<void> {
   const conversation = body.conversation;
@@ -60,19 +104,12 @@ async function checkOwnership(c: Context<AppEnv>, body: Record<string, unknown>)
   }
   const named = continued(body);
   if (named.length === 0) return;
-  const { orgId, userId, policy } = c.get("principal");
-  let owners: Record<string, string>;
-  try {
-    owners = await ledgerFor(c.env, orgId).storedOwners({ ids: named.map(([id]) => id) });
-  } catch (err) {
-    console.error(JSON.stringify({ event: "ledger_unavailable", error: String(err) }));
-    throw new HttpError(503, "Stored responses cannot be checked right now; try again shortly.", {
-      code: "ledger_unavailable",
-    });
-  }
+  const owners = await ownersOf(
+    c,
+    named.map(([id]) => id),
+  );
   for (const [id, unknown] of named) {
-    const owner = owners[id];
-    if (owner === undefined || (owner !== userId && !policy.shareStoredResponses)) throw unknown;
+    if (!mayUse(c, owners[id])) throw unknown;
   }
 }
 
@@ -91,6 +128,8 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
     (continues ? MAX_CONTEXT_TOKENS : 0);
   // OpenAI stores a response unless asked not to: its ids are recorded as this user's
   const stores = body.store !== false;
+  // a background run (the org allows them: billing.ts) is charged by its ledger when it ends
+  const background = body.background === true;
   const keep = (ids: string[]) => (ids.length > 0 ? ledgerFor(c.env, orgId).keepStored({ ids, userId }) : undefined);
   const exchange = (model: string): Exchange => {
     const call = { ...upstreamCall(c, model), uncacheable: stores };
@@ -103,6 +142,7 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
       send: () => postToGateway(call, RESPONSES_PATH, payload, authHeaders(call)),
       error: chatError,
       answer: responsesAnswer,
+      ...(background ? { heldByLedger: true, running: (answer: Answer) => runningId(answer.text) } : {}),
       ...(stores
         ? {
             // recorded before the answer goes out: the client's next request may name it at once
@@ -124,6 +164,14 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
     };
   };
   return serve(c, { models: attemptsFor(body.model, model, route, policy), build: exchange });
+}
+
+const RUNNING = new Set(["queued", "in_progress"]);
+
+/** The id of a response that is still running (a background run just queued), else null. */
+function runningId(text: string): string | null {
+  const response = parsed(text) as { id?: unknown; status?: unknown } | null;
+  return typeof response?.id === "string" && RUNNING.has(String(response.status)) ? response.id : null;
 }
 
 function parsed(text: string): unknown {

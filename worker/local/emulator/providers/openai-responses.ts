@@ -40,6 +40,7 @@ import {
   complete,
   type NormalizedMessage,
   pieces,
+  plannedRunMs,
   plannedSearches,
   randomWords,
   requestRng,
@@ -48,6 +49,7 @@ import { jsonResult, prop, sseResult } from "../http";
 import { randomBase62, randomId } from "../ids";
 import { type JsonAnswer, jsonAnswer, jsonObjectAnswer, jsonPieces, sampleSchema, toolArguments } from "../reply";
 import type { Call, GenerateContext, JsonObject, Result } from "../types";
+import { errorResult } from "./openai";
 import { parseRequest, type ResponsesRequest } from "./responses-request";
 import { type StreamItem, streamChunks } from "./responses-stream";
 
@@ -188,6 +190,26 @@ function inProgress(id: string, req: ResponsesRequest): JsonObject {
   };
 }
 
+/**
+ * GET responses/{id}: a stored response as it was answered, or a background run's state
+ * (in_progress until it completes, then the completed response with its usage). An id this
+ * gateway never stored is OpenAI's 404.
+ */
+export function retrieve(call: Call, ctx: GenerateContext): Result {
+  const id = decodeURIComponent(call.route.endpoint.split("/").at(-1) ?? "");
+  const stored = ctx.responses.get(ctx.gatewayId, id);
+  let result: Result;
+  if (!stored?.body) {
+    result = errorResult(404, `Response with id '${id}' not found.`, "invalid_request_error", null, null);
+  } else if (stored.readyAt !== undefined && Date.now() < stored.readyAt) {
+    result = jsonResult(200, { ...stored.body, status: "in_progress", completed_at: null, output: [], usage: null });
+  } else {
+    result = jsonResult(200, stored.body);
+  }
+  result.usage = null; // reading a response is not billed
+  return result;
+}
+
 /** The input tokens a search's results add (as Anthropic's, providers/anthropic.ts). */
 const SEARCH_INPUT_TOKENS = 1_800;
 
@@ -219,6 +241,16 @@ export function responses(call: Call, ctx: GenerateContext): Result {
     output: items.map((s) => s.item),
     usage,
   };
+  const background = req.body.background === true && req.body.stream !== true;
+  if (req.body.background === true && !req.store) {
+    return errorResult(
+      400,
+      "Background responses must be stored: set 'store' to true.",
+      "invalid_request_error",
+      null,
+      "store",
+    );
+  }
   if (req.store) {
     ctx.responses.set(ctx.gatewayId, {
       id,
@@ -226,9 +258,17 @@ export function responses(call: Call, ctx: GenerateContext): Result {
       turn: [...req.input, ...turn],
       calls: [...req.inputCalls, ...calls],
       outputs: req.inputOutputs,
+      body: final,
+      ...(background ? { readyAt: Date.now() + plannedRunMs(req.normalized) } : {}),
     });
   }
   let result: Result;
+  if (background) {
+    // queued: no output and no usage yet; the run completes later (GET responses/{id})
+    result = jsonResult(200, { ...head, status: "queued" });
+    result.usage = null;
+    return result;
+  }
   if (req.body.stream === true) {
     const obfuscate = prop(req.body.stream_options, "include_obfuscation") !== false;
     const { chunks, failStream } = streamChunks({ inProgress: head, final, items, obfuscate });

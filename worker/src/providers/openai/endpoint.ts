@@ -7,7 +7,7 @@ import type { UpstreamCall } from "../types";
 export const CHAT_PATH = "openai/chat/completions";
 
 /** `Authorization: Bearer <the provider's key>`, or nothing when the key is stored on the gateway. */
-export function authHeaders(call: UpstreamCall): Record<string, string> {
+export function authHeaders(call: Pick<UpstreamCall, "env" | "provider">): Record<string, string> {
   const key = providerKey(call.env, call.provider);
   return key ? { authorization: `Bearer ${key}` } : {};
 }
