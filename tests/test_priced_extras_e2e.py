@@ -418,7 +418,15 @@ def test_the_worst_case_counts_a_tools_bound_and_what_it_may_read(
 
 def test_the_usage_report_shows_each_component(gateway: LocalGateway, ledger: WorkerTestHooks):
     """The admin usage report gives the month's tool and tier parts of the money: the org's
-    are its users' sums."""
+    are its users' sums (after a search and a priority request of its own)."""
+    for body in (
+        {"model": "gpt-4o-mini", "input": ASK, "tools": [{"type": "web_search"}]},
+        {"model": "gpt-4o-mini", "input": "Now! emulate:tokens=5", "service_tier": "priority"},
+    ):
+        response = httpx.post(
+            f"{gateway.openai_base_url}/responses", json=body, headers=headers_of("pia"), timeout=30
+        )
+        assert response.status_code == 200, response.text
     rows = [spend(ledger, "strict", user) for user in ("pia", "pat")]
     response = httpx.get(
         f"{gateway.worker_url}/admin/metrics",

@@ -125,3 +125,57 @@ def test_a_stored_response_is_never_answered_from_the_cache(
         "MISS",
         "HIT",
     )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "stream"])
+@pytest.mark.parametrize("store_it", [True, False], ids=["stored", "unstored"])
+def test_a_code_interpreter_container_is_its_creators(
+    gateway: LocalGateway, upstream: Emulator, stream: bool, store_it: bool
+):
+    """ann's code runs in a new container (stored response or not, streamed or not); oz (another
+    org) and ben (her colleague, whose org keeps them apart) naming it get the 404 of a container
+    that never existed, nothing sent upstream; ann runs code in it again."""
+    tools: Any = [{"type": "code_interpreter", "container": {"type": "auto"}}]
+    ask = "Add up 0 to 9. emulate:code emulate:tokens=3"
+    responses = client(gateway, "ann").responses
+    if stream:
+        with responses.stream(model="gpt-4o-mini", input=ask, tools=tools, store=store_it) as s:
+            first = s.get_final_response()
+    else:
+        first = responses.create(model="gpt-4o-mini", input=ask, tools=tools, store=store_it)
+    (call,) = [item for item in first.output if item.type == "code_interpreter_call"]
+    container = call.container_id
+    reuse = [{"type": "code_interpreter", "container": container}]
+    for who in ("oz", "ben"):
+        foreign = refused(gateway, upstream, who, tools=reuse)
+        unknown = refused(
+            gateway, upstream, who, tools=[{**reuse[0], "container": "cntr_" + "0" * 48}]
+        )
+        assert foreign["message"] == f"Container with id '{container}' not found."
+        assert foreign == {**unknown, "message": foreign["message"]}
+    again = responses.create(model="gpt-4o-mini", input=ask, tools=reuse, store=False)
+    (rerun,) = [item for item in again.output if item.type == "code_interpreter_call"]
+    assert rerun.container_id == container
+
+
+def test_an_anthropic_container_is_never_named_through_the_gateway(
+    gateway: LocalGateway, upstream: Emulator
+):
+    """Anthropic's code execution containers are not recorded per tenant, so a request naming
+    one is refused (400 naming container), before anything goes upstream."""
+    sent = len(upstream.requests())
+    body = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "Again"}],
+        "container": "container_011CSomebodyElses",
+    }
+    response = httpx.post(
+        f"{gateway.worker_url}/v1/messages",
+        json=body,
+        headers={"x-api-key": key("key_ann_main"), "anthropic-version": "2023-06-01"},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"].startswith("container: reusing")
+    assert len(upstream.requests()) == sent

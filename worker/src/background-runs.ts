@@ -10,7 +10,7 @@ import type { Env, Price } from "./env";
 import { type Bound, outcomeOf } from "./outcome";
 import { gatewayUrl } from "./providers/gateway";
 import { authHeaders } from "./providers/openai/endpoint";
-import { RESPONSES_PATH, responsesAnswer, storedIds } from "./providers/openai/responses";
+import { containerIds, RESPONSES_PATH, responsesAnswer, storedIds } from "./providers/openai/responses";
 import type { Outcome } from "./quota";
 
 export const RUNS_SCHEMA = `
@@ -163,5 +163,5 @@ export async function pollRun(env: Env, run: WatchedRun, deadline: number, now: 
   };
   const metered = { usage: answer.usage, text: answer.said, complete: true, extras: answer.extras };
   const outcome = { ...outcomeOf(metered, subject, false, run.bound), fallback: run.fallback, standIn: run.standIn };
-  return { state: "done", outcome, ids: storedIds(body) };
+  return { state: "done", outcome, ids: [...storedIds(body), ...containerIds(body)] };
 }

@@ -1,6 +1,6 @@
-// Who owns what a provider keeps for a tenant: stored Responses and their output items. Every
-// tenant calls through the Worker's one provider account, so nothing upstream tells one
-// tenant's stored conversation from another's (issue 22: carol continued alice's, and an
+// Who owns what a provider keeps for a tenant: stored Responses and their output items, code
+// interpreter containers. Every tenant calls through the Worker's one provider account, so
+// nothing upstream tells one tenant's stored conversation from another's (issue 22: carol continued alice's, and an
 // unknown id's 400 told her which ids exist). The gateway records each id it hands out with its
 // owner in the org's ledger (one writer: read your writes), and a request that names an id its
 // caller does not own is refused exactly as an unknown id, before anything goes upstream.

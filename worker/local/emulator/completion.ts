@@ -132,7 +132,7 @@ export function promptTokens(normalized: readonly NormalizedMessage[]): number {
   return total;
 }
 
-function lastUserText(normalized: readonly NormalizedMessage[]): string {
+export function lastUserText(normalized: readonly NormalizedMessage[]): string {
   for (let i = normalized.length - 1; i >= 0; i--) {
     const m = normalized[i];
     if (m?.role === "user") return m.text;

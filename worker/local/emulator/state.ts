@@ -216,6 +216,8 @@ export class PromptCache {
 export class ResponseStore {
   readonly capacity: number;
   private readonly entries = new Map<string, StoredResponse>();
+  /** Code interpreter containers a response created, per gateway (a later request may name one). */
+  private readonly containers = new Set<string>();
 
   constructor(capacity = RESPONSE_STORE_CAPACITY) {
     this.capacity = capacity;
@@ -233,8 +235,21 @@ export class ResponseStore {
     this.entries.set(`${gatewayId}\u0000${response.id}`, response);
   }
 
+  addContainer(gatewayId: string, id: string): void {
+    if (this.containers.size >= this.capacity) {
+      const oldest = this.containers.values().next().value;
+      if (oldest !== undefined) this.containers.delete(oldest);
+    }
+    this.containers.add(`${gatewayId}\u0000${id}`);
+  }
+
+  hasContainer(gatewayId: string, id: string): boolean {
+    return this.containers.has(`${gatewayId}\u0000${id}`);
+  }
+
   clear(): void {
     this.entries.clear();
+    this.containers.clear();
   }
 }
 

@@ -5,6 +5,7 @@
 import type { Context } from "hono";
 import { hourCacheModels, requested } from "../billing";
 import type { AppEnv } from "../env";
+import { HttpError } from "../errors";
 import { countTokensFields, messagesFields } from "../fields";
 import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { priceFor } from "../pricing";
@@ -27,6 +28,7 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
   const { policy } = c.get("principal");
   const model = resolveRouteModel(body.model, route, policy);
   const seen = { system: body.system, messages: body.messages, tools: body.tools };
+  refuseForeignContainer(body.container);
   const asked = requested("messages", body, policy.allowUnpriced);
   const chain = attemptsFor(body.model, model, route, policy);
   const models = hourCacheModels(asked, chain, (m) => priceFor(m, policy), policy.allowUnpriced);
@@ -49,6 +51,22 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
     };
   };
   return serve(c, { models, build: exchange });
+}
+
+/**
+ * A request naming a code execution container to reuse: every tenant's containers live in the
+ * Worker's one Anthropic account and this gateway does not record whose each is, so none may be
+ * named (a skills configuration without an id is a new container, and served).
+ */
+function refuseForeignContainer(container: unknown): void {
+  const id = typeof container === "string" ? container : (container as { id?: unknown } | null)?.id;
+  if (id === undefined || id === null) return;
+  throw new HttpError(
+    400,
+    "container: reusing a code execution container by id is not served by this gateway (it cannot tell " +
+      "whose container it is); leave it out to get a new one.",
+    { param: "container" },
+  );
 }
 
 export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Response> {

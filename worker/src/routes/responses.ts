@@ -1,8 +1,9 @@
 // OpenAI's Responses API (`/v1/responses`, `/openai/responses`), passed through to OpenAI's
-// native endpoint. Stored state is the caller's own: a stored response's ids are recorded
-// with their owner before its answer reaches the client (stored-objects.ts), and a request
-// that continues one (`previous_response_id`, an `item_reference`) is refused as unknown unless
-// its caller owns it (or the org shares them); `conversation` ids are never the gateway's to
+// native endpoint. Stored state is the caller's own: a stored response's ids, and the code
+// interpreter containers any response ran in, are recorded with their owner before its answer
+// reaches the client (stored-objects.ts), and a request that names one (`previous_response_id`,
+// an `item_reference`, a code_interpreter `container`) is refused as unknown unless its caller
+// owns it (or the org shares them); `conversation` ids are never the gateway's to
 // hand out (the Conversations API is not served), so each is unknown. A continued request's
 // input lives upstream, unseen: it is admitted as if it were the stack's maxContextTokens
 // (settled at the real usage).
@@ -18,14 +19,21 @@ import { attemptsFor, type Route, resolveRouteModel } from "../models";
 import { fetchUpstream, gatewayUrl, postToGateway, tenantMetadata } from "../providers/gateway";
 import { authHeaders } from "../providers/openai/endpoint";
 import { chatError } from "../providers/openai/errors";
-import { meterResponsesStream, RESPONSES_PATH, responsesAnswer, storedIds } from "../providers/openai/responses";
+import {
+  containerIds,
+  type HandedOut,
+  meterResponsesStream,
+  RESPONSES_PATH,
+  responsesAnswer,
+  storedIds,
+} from "../providers/openai/responses";
 import type { Answer } from "../providers/types";
 import { type Exchange, serve } from "../serve";
 import { passthroughHeaders } from "../upstream";
 import { estimateInputTokens, inputTokensBound } from "../usage";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
-/** What a request continues: the stored ids it names, as [id, how an unknown one is told]. */
+/** What a request continues: the stored ids and containers it names, as [id, how an unknown one is told]. */
 function continued(body: Record<string, unknown>): [string, HttpError][] {
   const named: [string, HttpError][] = [];
   const previous = body.previous_response_id;
@@ -45,6 +53,16 @@ function continued(body: Record<string, unknown>): [string, HttpError][] {
     named.push([
       id,
       new HttpError(404, `Item with id '${id}' not found.`, { param: `input[${i}].id`, code: "item_not_found" }),
+    ]);
+  }
+  // a code interpreter's container (a string id; {type: "auto"} makes a new one)
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  for (const tool of tools) {
+    const { type, container } = (tool ?? {}) as { type?: unknown; container?: unknown };
+    if (type !== "code_interpreter" || typeof container !== "string") continue;
+    named.push([
+      container,
+      new HttpError(404, `Container with id '${container}' not found.`, { code: null, param: null }),
     ]);
   }
   return named;
@@ -130,7 +148,11 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
   const stores = body.store !== false;
   // a background run (the org allows them: billing.ts) is charged by its ledger when it ends
   const background = body.background === true;
-  const keep = (ids: string[]) => (ids.length > 0 ? ledgerFor(c.env, orgId).keepStored({ ids, userId }) : undefined);
+  // what the answer hands out, recorded as this user's: its stored ids (when stored), its containers
+  const keep = ({ stored, containers }: HandedOut) => {
+    const ids = [...(stores ? stored : []), ...containers];
+    return ids.length > 0 ? ledgerFor(c.env, orgId).keepStored({ ids, userId }) : undefined;
+  };
   const exchange = (model: string): Exchange => {
     const call = { ...upstreamCall(c, model), uncacheable: stores };
     const payload = { ...body, model: call.upstreamModel, max_output_tokens: maxOutput };
@@ -143,23 +165,18 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
       error: chatError,
       answer: responsesAnswer,
       ...(background ? { heldByLedger: true, running: (answer: Answer) => runningId(answer.text) } : {}),
-      ...(stores
-        ? {
-            // recorded before the answer goes out: the client's next request may name it at once
-            answered: async (answer) => {
-              try {
-                await keep(storedIds(parsed(answer.text)));
-              } catch (err) {
-                console.error(JSON.stringify({ event: "stored_ids_unrecorded", error: String(err) }));
-              }
-            },
-          }
-        : {}),
+      // recorded before the answer goes out: the client's next request may name them at once
+      answered: async (answer) => {
+        const response = parsed(answer.text);
+        try {
+          await keep({ stored: storedIds(response), containers: containerIds(response) });
+        } catch (err) {
+          console.error(JSON.stringify({ event: "stored_ids_unrecorded", error: String(err) }));
+        }
+      },
       stream: (upstream) =>
-        meterResponsesStream(
-          upstream,
-          call.signal,
-          stores ? (ids) => c.executionCtx.waitUntil(Promise.resolve(keep(ids)).catch(() => {})) : undefined,
+        meterResponsesStream(upstream, call.signal, (ids) =>
+          c.executionCtx.waitUntil(Promise.resolve(keep(ids)).catch(() => {})),
         ),
     };
   };

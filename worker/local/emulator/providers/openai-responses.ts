@@ -38,6 +38,7 @@ import {
   autoTool,
   type Completion,
   complete,
+  lastUserText,
   type NormalizedMessage,
   pieces,
   plannedRunMs,
@@ -48,7 +49,7 @@ import {
 import { jsonResult, prop, sseResult } from "../http";
 import { randomBase62, randomId } from "../ids";
 import { type JsonAnswer, jsonAnswer, jsonObjectAnswer, jsonPieces, sampleSchema, toolArguments } from "../reply";
-import type { Call, GenerateContext, JsonObject, Result } from "../types";
+import type { BufferedResult, Call, GenerateContext, JsonObject, Result } from "../types";
 import { errorResult } from "./openai";
 import { parseRequest, type ResponsesRequest } from "./responses-request";
 import { type StreamItem, streamChunks } from "./responses-stream";
@@ -109,8 +110,17 @@ function outputItems(
   hasReasoning: boolean,
   searches: number,
   normalized: readonly NormalizedMessage[],
+  container: string | null,
 ): { items: StreamItem[]; turn: NormalizedMessage[]; calls: string[] } {
   const items: StreamItem[] = [];
+  if (container !== null) {
+    const head = { id: objectId("ci"), type: "code_interpreter_call", container_id: container };
+    items.push({
+      item: { ...head, status: "completed", code: CODE, outputs: null },
+      added: { ...head, status: "in_progress", code: "", outputs: null },
+      pieces: [CODE],
+    });
+  }
   for (let i = 0; i < searches; i++) {
     const query = randomWords(requestRng(null, normalized, `search:${i}`), 3);
     const head = { id: objectId("ws"), type: "web_search_call" };
@@ -210,6 +220,27 @@ export function retrieve(call: Call, ctx: GenerateContext): Result {
   return result;
 }
 
+const CODE = "print(sum(range(10)))";
+const CODE_DIRECTIVE = /emulate:code\b/;
+
+/**
+ * The container the model runs code in, when a code_interpreter tool is offered and the last
+ * user message says `emulate:code`: the tool's own (a string id this gateway created before,
+ * else OpenAI's 404), or a new one for {type: "auto"}. null: no code runs.
+ */
+function codeContainer(req: ResponsesRequest, ctx: GenerateContext): string | BufferedResult | null {
+  const tool = req.toolsEcho.find((t) => prop(t, "type") === "code_interpreter");
+  if (tool === undefined || !CODE_DIRECTIVE.test(lastUserText(req.normalized))) return null;
+  const named = prop(tool, "container");
+  if (typeof named === "string") {
+    if (ctx.responses.hasContainer(ctx.gatewayId, named)) return named;
+    return errorResult(404, `Container with id '${named}' not found.`, "invalid_request_error", null, null);
+  }
+  const id = `cntr_${randomId(24)}${randomId(24)}`;
+  ctx.responses.addContainer(ctx.gatewayId, id);
+  return id;
+}
+
 /** The input tokens a search's results add (as Anthropic's, providers/anthropic.ts). */
 const SEARCH_INPUT_TOKENS = 1_800;
 
@@ -221,7 +252,9 @@ export function responses(call: Call, ctx: GenerateContext): Result {
   const searching = req.toolsEcho.some((t) => String(prop(t, "type")).startsWith("web_search"));
   const maxCalls = typeof req.body.max_tool_calls === "number" ? req.body.max_tool_calls : undefined;
   const searches = searching ? plannedSearches(req.normalized, maxCalls) : 0;
-  const { items, turn, calls } = outputItems(answer, req.reasoningTokens > 0, searches, req.normalized);
+  const container = codeContainer(req, ctx);
+  if (container !== null && typeof container !== "string") return container;
+  const { items, turn, calls } = outputItems(answer, req.reasoningTokens > 0, searches, req.normalized, container);
   const id = objectId("resp");
   const input = req.inputTokens + searches * SEARCH_INPUT_TOKENS; // what the searches read counts as input
   const output = answer.reasoningTokens + visibleTokens(answer.visible);

@@ -6,6 +6,8 @@
 //       response.output_text.done -> response.content_part.done;
 //     function_call: response.function_call_arguments.delta x n -> ...arguments.done;
 //     web_search_call: response.web_search_call.in_progress -> .searching -> .completed;
+//     code_interpreter_call: response.code_interpreter_call.in_progress ->
+//       response.code_interpreter_call_code.delta x n -> ..._code.done -> .interpreting -> .completed;
 //   -> response.output_item.done (the finished item) ->
 //   response.completed or response.incomplete (the full response, with usage).
 // Every event is `event: <type>` + `data: {type, sequence_number, ...}`, sequence_number
@@ -68,6 +70,13 @@ function events(plan: StreamPlan): { events: [string, JsonObject][]; doneAt: num
         out.push(["response.function_call_arguments.delta", { item_id, output_index, delta, ...pad(delta) }]);
       }
       out.push(["response.function_call_arguments.done", { item_id, output_index, arguments: pieces.join("") }]);
+    } else if (item.type === "code_interpreter_call") {
+      out.push(["response.code_interpreter_call.in_progress", { output_index, item_id }]);
+      for (const delta of pieces)
+        out.push(["response.code_interpreter_call_code.delta", { output_index, item_id, delta }]);
+      out.push(["response.code_interpreter_call_code.done", { output_index, item_id, code: pieces.join("") }]);
+      out.push(["response.code_interpreter_call.interpreting", { output_index, item_id }]);
+      out.push(["response.code_interpreter_call.completed", { output_index, item_id }]);
     } else if (item.type === "web_search_call") {
       for (const phase of ["in_progress", "searching", "completed"]) {
         out.push([`response.web_search_call.${phase}`, { output_index, item_id }]);

@@ -51,6 +51,7 @@ interface ResponsesEvent {
   type?: unknown;
   sequence_number?: unknown;
   response?: { id?: unknown; usage?: unknown; output?: unknown };
+  item?: unknown;
 }
 
 /** The ids a stored response hands out: its own and its output items' (what a later request
@@ -64,15 +65,32 @@ export function storedIds(response: unknown): string[] {
   );
 }
 
+/** The code interpreter containers a response (or one output item) ran in: ids a later
+ * request may name (a code_interpreter tool's `container`). */
+export function containerIds(responseOrItem: unknown): string[] {
+  const r = responseOrItem as { output?: unknown } | null;
+  const items = Array.isArray(r?.output) ? r.output : [responseOrItem];
+  const ids = items
+    .filter((item) => (item as { type?: unknown } | null)?.type === "code_interpreter_call")
+    .map((item) => (item as { container_id?: unknown }).container_id);
+  return [...new Set(ids.filter((id): id is string => typeof id === "string" && id !== ""))];
+}
+
+/** Ids a response hands out that a later request may name: stored ones (when it is stored), containers. */
+export interface HandedOut {
+  stored: string[];
+  containers: string[];
+}
+
 /**
  * The stream passed through event by event; usage from the terminal event, text from deltas.
- * `stored` hears the ids the response hands out: its own as soon as it is created, its output
- * items' with the terminal event.
+ * `handedOut` hears the ids the response hands out: its own as soon as it is created, a
+ * container as soon as an item names it, its output items' with the terminal event.
  */
 export function meterResponsesStream(
   upstream: ReadableStream<Uint8Array>,
   signal?: AbortSignal,
-  stored?: (ids: string[]) => void,
+  handedOut?: (ids: HandedOut) => void,
 ): MeteredStream {
   let usage: TokenUsage | null = null;
   let extras: Extras | undefined;
@@ -90,11 +108,15 @@ export function meterResponsesStream(
     }
     if (typeof data.sequence_number === "number") sequence = data.sequence_number;
     text += responsesEventOutput(data);
-    if (type === "response.created") stored?.(storedIds(data.response).slice(0, 1));
+    if (type === "response.created") handedOut?.({ stored: storedIds(data.response).slice(0, 1), containers: [] });
+    if (type === "response.output_item.added") {
+      const containers = containerIds(data.item);
+      if (containers.length > 0) handedOut?.({ stored: [], containers });
+    }
     if (TERMINAL.has(type)) {
       usage = readResponsesUsage(data.response?.usage);
       extras = responsesExtras(data.response);
-      stored?.(storedIds(data.response).slice(1));
+      handedOut?.({ stored: storedIds(data.response).slice(1), containers: containerIds(data.response) });
     }
   };
   // A cut stream ends with Responses' own error event, numbered after the last one seen. Its
