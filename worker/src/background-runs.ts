@@ -7,7 +7,7 @@
 // that cannot be observed to its end (gone, or past WATCH_MS) is charged its worst case.
 
 import type { Env, Price } from "./env";
-import { type Bound, outcomeOf } from "./outcome";
+import { type Bound, outcomeOf, worstCaseOutcome } from "./outcome";
 import { gatewayUrl } from "./providers/gateway";
 import { authHeaders } from "./providers/openai/endpoint";
 import { containerIds, RESPONSES_PATH, responsesAnswer, storedIds } from "./providers/openai/responses";
@@ -109,21 +109,9 @@ export function nextPollAt(sql: SqlStorage): number | null {
   return sql.exec<{ at: number | null }>("SELECT MIN(next_poll_at) AS at FROM runs").toArray()[0]?.at ?? null;
 }
 
-/** Its worst case: what a run nobody could watch to its end is charged (never less). */
-function worstCase(run: WatchedRun): Outcome {
-  return {
-    cost: run.bound.micros,
-    tokensIn: run.bound.promptTokens,
-    tokensOut: run.bound.completionTokens,
-    estimated: true,
-    cached: false,
-    count: true,
-  };
-}
-
 /** Looks at the run upstream once. A provider or network failure is "running": look again. */
 export async function pollRun(env: Env, run: WatchedRun, deadline: number, now: number): Promise<Poll> {
-  if (now >= deadline) return { state: "unobserved", outcome: worstCase(run), reason: "still running" };
+  if (now >= deadline) return { state: "unobserved", outcome: worstCaseOutcome(run.bound), reason: "still running" };
   const headers: Record<string, string> = {
     "cf-aig-metadata": JSON.stringify({
       requestId: run.requestId,
@@ -143,7 +131,7 @@ export async function pollRun(env: Env, run: WatchedRun, deadline: number, now: 
     return { state: "running" };
   }
   const raw = await response.text().catch(() => "");
-  if (response.status === 404) return { state: "unobserved", outcome: worstCase(run), reason: "gone" };
+  if (response.status === 404) return { state: "unobserved", outcome: worstCaseOutcome(run.bound), reason: "gone" };
   if (!response.ok) return { state: "running" };
   let status: unknown;
   let body: unknown;

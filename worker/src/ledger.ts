@@ -33,6 +33,7 @@ import {
   type MetricsRow,
   mergeMetrics,
 } from "./metrics";
+import type { Outcome } from "./quota";
 import { keepStored, pruneStored, STORED_SCHEMA, storedOwners } from "./stored-objects";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
@@ -243,6 +244,26 @@ export interface Settlement {
   tierMicros?: number;
   count?: boolean;
   now?: number;
+}
+
+/** A served (or released) request's outcome as the ledger records it. */
+export function settlementOf(requestId: string, userId: string, month: string, outcome: Outcome): Settlement {
+  return {
+    requestId,
+    userId,
+    month,
+    cost: outcome.cost,
+    tokensIn: outcome.tokensIn,
+    tokensOut: outcome.tokensOut,
+    estimated: outcome.estimated,
+    cached: outcome.cached,
+    fallback: outcome.fallback === true,
+    standIn: outcome.standIn === true,
+    implausible: outcome.implausible === true,
+    toolMicros: outcome.toolMicros ?? 0,
+    tierMicros: outcome.tierMicros ?? 0,
+    count: outcome.count,
+  };
 }
 
 export interface Admission {
@@ -586,22 +607,7 @@ export class UsageLedger extends DurableObject<Env> {
         continue;
       }
       const { outcome } = poll;
-      this.settle({
-        requestId: run.requestId,
-        userId: run.userId,
-        month: run.month,
-        cost: outcome.cost,
-        tokensIn: outcome.tokensIn,
-        tokensOut: outcome.tokensOut,
-        estimated: outcome.estimated,
-        cached: false,
-        fallback: outcome.fallback === true,
-        standIn: outcome.standIn === true,
-        implausible: outcome.implausible === true,
-        toolMicros: outcome.toolMicros ?? 0,
-        tierMicros: outcome.tierMicros ?? 0,
-        count: true,
-      });
+      this.settle(settlementOf(run.requestId, run.userId, run.month, outcome));
       if (poll.state === "done") keepStored(this.sql, poll.ids, run.userId, Date.now());
       forgetRun(this.sql, run.requestId);
       const event = poll.state === "done" ? "background_run_charged" : "background_run_unobserved";

@@ -89,3 +89,10 @@ export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, 
     tierMicros: tierPart,
   };
 }
+
+/** What a request may cost at most, recorded as an estimate: the charge of what nobody could
+ * observe to its end (a background run), never less than it may have cost. */
+export function worstCaseOutcome(bound: Bound): Outcome {
+  const { micros: cost, promptTokens: tokensIn, completionTokens: tokensOut } = bound;
+  return { cost, tokensIn, tokensOut, estimated: true, cached: false, count: true };
+}

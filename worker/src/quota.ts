@@ -8,7 +8,15 @@ import type { Env, Fault, Principal } from "./env";
 import { HttpError } from "./errors";
 import { UNSETTLED_PREFIX } from "./generated/contract";
 import { type Lease, type OrgLeases, orgLeases } from "./lease";
-import { type AdmitResult, currentMonth, type Figures, ledgerFor, monthResetsAt, type Settlement } from "./ledger";
+import {
+  type AdmitResult,
+  currentMonth,
+  type Figures,
+  ledgerFor,
+  monthResetsAt,
+  type Settlement,
+  settlementOf,
+} from "./ledger";
 import { formatUsd } from "./pricing";
 
 const LEDGER_TIMEOUT_MS = 3_000; // a ledger this slow counts as unreachable (failure mode decides)
@@ -292,22 +300,7 @@ export async function settle(
   outcome: Outcome,
   fault: Fault,
 ): Promise<Figures | null> {
-  const record: Settlement = {
-    requestId,
-    userId: principal.userId,
-    month: admission.month,
-    cost: outcome.cost,
-    tokensIn: outcome.tokensIn,
-    tokensOut: outcome.tokensOut,
-    estimated: outcome.estimated,
-    cached: outcome.cached,
-    fallback: outcome.fallback === true,
-    standIn: outcome.standIn === true,
-    implausible: outcome.implausible === true,
-    toolMicros: outcome.toolMicros ?? 0,
-    tierMicros: outcome.tierMicros ?? 0,
-    count: outcome.count,
-  };
+  const record = settlementOf(requestId, principal.userId, admission.month, outcome);
   if (admission.degraded) {
     const spent = fallbackSpend.get(principal.orgId);
     if (spent) spent.micros += outcome.cost - admission.amount; // reservation → real cost

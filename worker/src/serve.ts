@@ -14,7 +14,7 @@ import { HttpError } from "./errors";
 import { newTrace, type Trace } from "./facts";
 import { RATE_TIERS } from "./generated/settings";
 import { ledgerFor } from "./ledger";
-import { type Bound, outcomeOf, type Subject } from "./outcome";
+import { type Bound, outcomeOf, type Subject, worstCaseOutcome } from "./outcome";
 import { formatUsd } from "./pricing";
 import type { Answer, MeteredStream, UpstreamCall } from "./providers/types";
 import { admit, type Granted, type Outcome, quotaHeaders, settle } from "./quota";
@@ -317,7 +317,7 @@ async function answer(
     // a run its ledger cannot watch is charged its worst case now: never less than it may cost
     const outcome = recorded(
       runId !== null
-        ? worstCase(bound)
+        ? worstCaseOutcome(bound)
         : outcomeOf({ usage, text: said, complete: true, extras }, subject, cached, bound),
     );
     c.executionCtx.waitUntil(settleWith(admission, outcome));
@@ -362,12 +362,6 @@ async function answer(
     for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
   }
   return new Response(stream, { status: upstream.status, headers: out });
-}
-
-/** What a request may cost at most, recorded as an estimate. */
-function worstCase(bound: Bound): Outcome {
-  const { micros: cost, promptTokens: tokensIn, completionTokens: tokensOut } = bound;
-  return { cost, tokensIn, tokensOut, estimated: true, cached: false, count: true };
 }
 
 /**
