@@ -165,6 +165,9 @@ TOKEN_TOOLS = (
     "text_editor",
     "memory",
     "mcp",
+    "mcp_toolset",
+    "tool_search_tool_regex",
+    "tool_search_tool_bm25",
 )
 # The shape a request body may have before it is parsed (besides the stack's maxRequestBytes):
 # how deep it nests and how many items one array or object holds. No client sends more; past

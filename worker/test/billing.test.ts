@@ -34,6 +34,7 @@ describe("what a request may spend beyond tokens", () => {
       { type: "web_search_20250305", name: "web_search", max_uses: 3 },
       { name: "get_weather", input_schema: {} },
       { type: "bash_20250124", name: "bash" },
+      { type: "tool_search_tool_regex_20251119", name: "tool_search_tool_regex" },
     ];
     assert.deepEqual(requested("messages", { tools }, false).tools, { web_search: 3 });
     assert.deepEqual(requested("responses", { tools: [{ type: "web_search_preview" }] }, false).tools, {
