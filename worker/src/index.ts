@@ -5,19 +5,24 @@ import { HTTPException } from "hono/http-exception";
 import { admin } from "./admin";
 import { reconcileUnsettled } from "./admin-ops";
 import { authenticate } from "./auth";
+import { pollRun } from "./background-runs";
 import { allowOrigin, checkOrigin, preflight } from "./cors";
 import type { AppEnv, Env } from "./env";
 import { type ErrorShape, errorResponse, HttpError, jsonResponse } from "./errors";
 import { NATIVE_PREFIXES } from "./generated/contract";
 import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
 import { hex } from "./hex";
+import { UsageLedger } from "./ledger";
 import { getModel, listModels } from "./models";
 import { registerModelRoutes } from "./routes";
 import { retrieveResponse } from "./routes/responses";
 import { route } from "./routing";
 import { faultOf, isolateOf, registerTestRoutes } from "./testhooks";
 
-export { UsageLedger } from "./ledger";
+// the ledger's alarm looks at background runs through the provider (the ledger imports no provider)
+UsageLedger.watchRunsWith(pollRun);
+
+export { UsageLedger };
 
 function newRequestId(): string {
   return `req_${hex(crypto.getRandomValues(new Uint8Array(12)))}`;

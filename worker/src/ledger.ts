@@ -9,17 +9,6 @@
 
 import { DurableObject } from "cloudflare:workers";
 import { type AlertRow, deliver, MAX_ATTEMPTS, reached, retryDelayMs } from "./alerts";
-import {
-  addRun,
-  dueRuns,
-  forgetRun,
-  nextPollAt,
-  pollRun,
-  RUNS_SCHEMA,
-  reschedule,
-  WATCH_MS,
-  type WatchedRun,
-} from "./background-runs";
 import { utcMonth } from "./clock";
 import type { AlertThresholds, Env } from "./env";
 import { LEASE_TTL_MS } from "./lease";
@@ -33,7 +22,16 @@ import {
   type MetricsRow,
   mergeMetrics,
 } from "./metrics";
-import type { Outcome } from "./quota";
+import {
+  addRun,
+  dueRuns,
+  forgetRun,
+  nextPollAt,
+  RUNS_SCHEMA,
+  reschedule,
+  WATCH_MS,
+  type WatchedRun,
+} from "./runs-table";
 import { keepStored, pruneStored, STORED_SCHEMA, storedOwners } from "./stored-objects";
 
 const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
@@ -246,25 +244,17 @@ export interface Settlement {
   now?: number;
 }
 
-/** A served (or released) request's outcome as the ledger records it. */
-export function settlementOf(requestId: string, userId: string, month: string, outcome: Outcome): Settlement {
-  return {
-    requestId,
-    userId,
-    month,
-    cost: outcome.cost,
-    tokensIn: outcome.tokensIn,
-    tokensOut: outcome.tokensOut,
-    estimated: outcome.estimated,
-    cached: outcome.cached,
-    fallback: outcome.fallback === true,
-    standIn: outcome.standIn === true,
-    implausible: outcome.implausible === true,
-    toolMicros: outcome.toolMicros ?? 0,
-    tierMicros: outcome.tierMicros ?? 0,
-    count: outcome.count,
-  };
-}
+/** What a look at a background run found (background-runs.ts): its charge (and the ids it
+ * handed out), that it still runs, or that nobody can see it to its end (its worst case). */
+export type RunPoll =
+  | { state: "done"; record: Settlement; ids: string[] }
+  | { state: "running" }
+  | { state: "unobserved"; record: Settlement; reason: string };
+
+/** How the ledger looks at a run: handed to it by the entry module (no provider code here). */
+export type RunPoller = (env: Env, run: WatchedRun, deadline: number, now: number) => Promise<RunPoll>;
+
+let pollRun: RunPoller | null = null;
 
 export interface Admission {
   requestId: string;
@@ -598,16 +588,22 @@ export class UsageLedger extends DurableObject<Env> {
     if (set === null || set > at) await this.ctx.storage.setAlarm(at);
   }
 
+  /** The poll of background runs: set once by the entry module (index.ts). */
+  static watchRunsWith(poller: RunPoller): void {
+    pollRun = poller;
+  }
+
   /** Poll the background runs that are due; charge those that ended. */
   async #pollRuns(now: number): Promise<void> {
+    if (pollRun === null) return;
     for (const { run, polls, deadline } of dueRuns(this.sql, now)) {
       const poll = await pollRun(this.env, run, deadline, Date.now());
       if (poll.state === "running") {
         reschedule(this.sql, run.requestId, polls + 1, Date.now());
         continue;
       }
-      const { outcome } = poll;
-      this.settle(settlementOf(run.requestId, run.userId, run.month, outcome));
+      const { record } = poll;
+      this.settle(record);
       if (poll.state === "done") keepStored(this.sql, poll.ids, run.userId, Date.now());
       forgetRun(this.sql, run.requestId);
       const event = poll.state === "done" ? "background_run_charged" : "background_run_unobserved";
@@ -618,7 +614,7 @@ export class UsageLedger extends DurableObject<Env> {
           userId: run.userId,
           requestId: run.requestId,
           responseId: run.responseId,
-          costMicros: outcome.cost,
+          costMicros: record.cost,
           polls: polls + 1,
           ...(poll.state === "unobserved" ? { reason: poll.reason } : {}),
         }),

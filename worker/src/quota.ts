@@ -8,15 +8,7 @@ import type { Env, Fault, Principal } from "./env";
 import { HttpError } from "./errors";
 import { UNSETTLED_PREFIX } from "./generated/contract";
 import { type Lease, type OrgLeases, orgLeases } from "./lease";
-import {
-  type AdmitResult,
-  currentMonth,
-  type Figures,
-  ledgerFor,
-  monthResetsAt,
-  type Settlement,
-  settlementOf,
-} from "./ledger";
+import { type AdmitResult, currentMonth, type Figures, ledgerFor, monthResetsAt, type Settlement } from "./ledger";
 import { formatUsd } from "./pricing";
 
 const LEDGER_TIMEOUT_MS = 3_000; // a ledger this slow counts as unreachable (failure mode decides)
@@ -286,6 +278,26 @@ function admitDegraded(principal: Principal, amount: number, month: string, err:
   fallbackSpend.set(principal.orgId, { day: today, micros: used + amount });
   console.error(JSON.stringify({ event: "serving_fail_open", orgId: principal.orgId, error: message(err) }));
   return { month, amount, state: null, degraded: true };
+}
+
+/** A served (or released) request's outcome as the ledger records it. */
+export function settlementOf(requestId: string, userId: string, month: string, outcome: Outcome): Settlement {
+  return {
+    requestId,
+    userId,
+    month,
+    cost: outcome.cost,
+    tokensIn: outcome.tokensIn,
+    tokensOut: outcome.tokensOut,
+    estimated: outcome.estimated,
+    cached: outcome.cached,
+    fallback: outcome.fallback === true,
+    standIn: outcome.standIn === true,
+    implausible: outcome.implausible === true,
+    toolMicros: outcome.toolMicros ?? 0,
+    tierMicros: outcome.tierMicros ?? 0,
+    count: outcome.count,
+  };
 }
 
 /**

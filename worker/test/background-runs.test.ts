@@ -2,9 +2,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { nextPollDelay, WATCH_MS } from "../src/background-runs";
 import { requested } from "../src/billing";
 import { HttpError } from "../src/errors";
+import { nextPollDelay, WATCH_MS } from "../src/runs-table";
 
 function paramRefused(body: Record<string, unknown>, allowUnpriced: boolean): string | null {
   try {
