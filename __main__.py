@@ -1,5 +1,5 @@
 """Pulumi entry point: load the stack config, build the gateway, export its outputs."""
 
-from provision.program import build
+from provision.deploy.program import build
 
 gateway = build()

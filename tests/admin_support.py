@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import ROOT, eventually, openai_client
 
 ADMIN_STACK = ROOT / "tests" / "fixtures" / "Pulumi.admin.yaml"

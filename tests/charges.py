@@ -9,8 +9,8 @@ import json
 import math
 from typing import Any
 
-from provision.compiler import compile_price
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
+from provision.stack.compiler import compile_price
 
 
 def sse_events(text: str) -> list[tuple[str | None, Any]]:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from provision.config import resolve_stack
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
+from provision.stack.config import resolve_stack
 from tests.admin_support import ADMIN_STACK, Admin, Sent, send_settled
 from tests.support import E2E_STACK, Emulator, WorkerTestHooks
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pulumi
 
-from provision.migrations import MIGRATIONS, MigrationStep
-from provision.program import build
+from provision.deploy.migrations import MIGRATIONS, MigrationStep
+from provision.deploy.program import build
 from tests.fake_cloudflare import FakeCloudflare, Resource, snake_keys
 from tests.pulumi_support import RecordingMocks, set_stack_config, unwrap_secrets
 

@@ -55,7 +55,7 @@ CONFIG: dict[str, Any] = {
 
 def _start(config_path: Path) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        # As provision/local.py runs the runtime: tsx's ESM loader, resolved from worker/node_modules.
+        # As provision/local/runtime.py runs the runtime: tsx's ESM loader, resolved from worker/node_modules.
         ["node", "--import", "tsx/esm", str(EMULATOR), "--config", str(config_path), "--port", "0"],
         cwd=WORKER_DIR,
         stdout=subprocess.PIPE,

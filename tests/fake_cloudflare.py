@@ -12,7 +12,7 @@ migration tag and classes, KV values) and refuses what the API refuses (shared/c
 `apply(before, after)` performs one `pulumi up` the way pulumi-cloudflare does, creates and
 updates in dependency order, deletes last, and counts every request. What the provider sends
 per operation and which inputs replace a resource are written out here from the provider's
-source, NOT taken from provision/cloudflare_api.py: tests compare the two.
+source, NOT taken from provision/deploy/cloudflare_api.py: tests compare the two.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from provision.cloudflare_api import WINDOW_CALLS, WINDOW_SECONDS
+from provision.deploy.cloudflare_api import WINDOW_CALLS, WINDOW_SECONDS
 
 # Requests the provider makes per (kind, action), terraform-provider-cloudflare v5.22
 # internal/services/<resource>/resource.go (WorkersKv and WorkersScript are performed below).

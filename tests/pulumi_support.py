@@ -21,7 +21,7 @@ import pytest
 import yaml
 from pulumi.runtime import settings as runtime_settings
 
-from provision.config import resolve_stack
+from provision.stack.config import resolve_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "__main__.py"

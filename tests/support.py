@@ -14,8 +14,8 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from provision.keys import demo_key
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
+from provision.stack.keys import demo_key
 
 ROOT = Path(__file__).resolve().parent.parent
 E2E_STACK = ROOT / "tests" / "fixtures" / "Pulumi.e2e.yaml"

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from provision import admin_views
-from provision.local import LocalGateway
+from provision.cli import admin_views
+from provision.local.runtime import LocalGateway
 from provision.money import format_usd
 from tests.admin_support import Admin, Sent, send_settled, this_month
 from tests.support import ROOT, run_cli

@@ -15,8 +15,8 @@ import httpx
 import openai
 import pytest
 
-from provision.compiler import compile_records, config_version
-from provision.local import LocalGateway, LocalSecrets
+from provision.local.runtime import LocalGateway, LocalSecrets
+from provision.stack.compiler import compile_records, config_version
 from tests.admin_support import (
     ADMIN_STACK,
     Admin,

@@ -23,7 +23,7 @@ import httpx
 import openai
 import pytest
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.admin_support import Admin
 from tests.support import ROOT, eventually, openai_client, run_cli
 
@@ -273,8 +273,8 @@ def test_thresholds_need_a_webhook(tmp_path: Path):
     )
     stack = tmp_path / "Pulumi.broken.yaml"
     stack.write_text(without)
-    from provision.config import load_stack_file
     from provision.errors import ConfigError
+    from provision.stack.config import load_stack_file
 
     with pytest.raises(ConfigError) as error:
         load_stack_file(stack)

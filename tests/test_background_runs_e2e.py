@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.charges import cost_of
 from tests.support import (
     ROOT,

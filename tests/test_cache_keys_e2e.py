@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import ROOT, Emulator, key, stack_gateway
 
 gateway = stack_gateway(ROOT / "tests" / "fixtures" / "Pulumi.cache.yaml")

@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import Emulator, key, openai_client
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from openai import OpenAI
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import ROOT, eventually, key, run_cli
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"

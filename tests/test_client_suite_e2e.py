@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests import netns
 from tests.charges import upstream_cost
 from tests.recorder import Recorder

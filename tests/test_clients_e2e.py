@@ -16,7 +16,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import Emulator, WorkerTestHooks, eventually
 
 WEATHER = {

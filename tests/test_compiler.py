@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
-from provision.compiler import (
+from provision.money import MICROS_PER_USD, format_usd, usd_to_micros
+from provision.stack.compiler import (
     compile_records,
     config_version,
     dumps,
     tenant_counts,
 )
-from provision.config import (
+from provision.stack.config import (
     PROJECT,
     StackConfig,
     load_stack_file,
@@ -27,8 +28,8 @@ from provision.config import (
     parse_settings,
     resolve_stack,
 )
-from provision.contract import MANAGED_PREFIXES, SCHEMA_VERSION, directory_shard, key_shard
-from provision.keys import (
+from provision.stack.contract import MANAGED_PREFIXES, SCHEMA_VERSION, directory_shard, key_shard
+from provision.stack.keys import (
     HASH_PATTERN,
     KEY_PATTERN,
     KEY_PREFIX,
@@ -38,7 +39,6 @@ from provision.keys import (
     is_demo_hash,
     mask,
 )
-from provision.money import MICROS_PER_USD, format_usd, usd_to_micros
 from tests.pulumi_support import load_stack_config
 
 CATALOG = ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-haiku-4-5"]

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from provision.config import (
+from provision.errors import ConfigError
+from provision.stack.config import (
     PROJECT,
     STACKS_DIR,
     StackConfig,
@@ -23,8 +24,7 @@ from provision.config import (
     parse_settings,
     resolve_stack,
 )
-from provision.errors import ConfigError
-from provision.keys import demo_key, generate_key, hash_key, is_demo_hash
+from provision.stack.keys import demo_key, generate_key, hash_key, is_demo_hash
 from tests.pulumi_support import load_stack_config
 
 STACKS = ["dev", "example"]

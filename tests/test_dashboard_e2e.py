@@ -24,7 +24,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import ROOT, WorkerTestHooks, admin_metrics, key, stack_gateway
 
 STACK = ROOT / "tests" / "fixtures" / "Pulumi.metrics.yaml"

@@ -13,8 +13,8 @@ import copy
 
 import pytest
 
-from provision.config import parse_settings
-from provision.plan import make_plan, secret_fingerprints, stack_resources
+from provision.deploy.plan import make_plan, secret_fingerprints, stack_resources
+from provision.stack.config import parse_settings
 from tests.deploy_sim import deploy
 from tests.fake_cloudflare import FakeCloudflare
 from tests.pulumi_support import (

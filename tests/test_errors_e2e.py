@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import Emulator, WorkerTestHooks, error_of, key, openai_client
 
 CHAT = "/v1/chat/completions"
@@ -185,7 +185,7 @@ def test_a_fail_open_orgs_key_seen_lately_authenticates_while_kv_is_down(
     hooks.close()
 
 
-MAX_REQUEST_BYTES = 16 * 1024 * 1024  # routing.maxRequestBytes' default (provision/model.py)
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # routing.maxRequestBytes' default (provision/stack/model.py)
 
 
 def oversized(chunked: bool):

@@ -1,5 +1,5 @@
 """A hostile-input corpus (issue 13), one table of request -> expected status and error code,
-over every route of provision/contract.py's table: bodies (encodings, types, nesting, NUL
+over every route of provision/stack/contract.py's table: bodies (encodings, types, nesting, NUL
 bytes, numbers at the edges), authorization variants, huge and duplicate headers, every route x
 every other method, encoded traversal to /admin, trailing and double slashes, and admin ids
 that are prototype names or encodings. Every case must be a 4xx in the route's own error shape
@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from provision.contract import ROUTE_KINDS, ROUTES
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
+from provision.stack.contract import ROUTE_KINDS, ROUTES
 from tests.support import ROOT, Emulator, WorkerTestHooks, key, stack_gateway
 from tests.test_routes_e2e import assert_error_shape, auth_headers, request_for, sample_model
 

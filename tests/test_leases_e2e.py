@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import ROOT, WorkerTestHooks, current_month, eventually, key, stack_gateway
 
 STACK = ROOT / "tests" / "fixtures" / "Pulumi.leases.yaml"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import E2E_STACK, WorkerTestHooks, eventually, key
 
 

@@ -30,10 +30,10 @@ import openai
 import pytest
 from openai import OpenAI
 
-from provision.config import load_stack_file
-from provision.keys import hash_key
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from provision.money import format_usd
+from provision.stack.config import load_stack_file
+from provision.stack.keys import hash_key
 from tests.support import ROOT, error_of, eventually
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"

@@ -20,7 +20,7 @@ import anthropic
 import httpx
 import pytest
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.admin_support import Admin
 from tests.support import ROOT, Emulator, WorkerTestHooks, key, openai_client
 

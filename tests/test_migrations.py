@@ -14,9 +14,9 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 import pytest
 
-from provision.config import resolve_stack
-from provision.gateway import SCRIPT_LISTING_LIMIT, script_migrations
-from provision.migrations import MIGRATIONS, MigrationError, MigrationStep, pending
+from provision.deploy.gateway import SCRIPT_LISTING_LIMIT, script_migrations
+from provision.deploy.migrations import MIGRATIONS, MigrationError, MigrationStep, pending
+from provision.stack.config import resolve_stack
 from tests.deploy_sim import deploy, run_program
 from tests.fake_cloudflare import ApiError, FakeCloudflare
 from tests.pulumi_support import (

@@ -1,6 +1,6 @@
 """`provision plan`: resources and API calls of a stack change, as `pulumi up` will make them.
 
-The plan is computed without Pulumi from provision/resources.py; these tests hold it to what
+The plan is computed without Pulumi from provision/deploy/resources.py; these tests hold it to what
 the program really declares under mocks (the same resource names, the same changes) and to
 the requests the fake Cloudflare API counts, and check the CLI a reviewer runs.
 """
@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from provision.cloudflare_api import WINDOW_CALLS
-from provision.config import parse_settings
-from provision.plan import (
+from provision.deploy.cloudflare_api import WINDOW_CALLS
+from provision.deploy.plan import (
     NAMESPACE_PLACEHOLDER,
     Change,
     Plan,
@@ -28,7 +27,8 @@ from provision.plan import (
     secret_fingerprints,
     stack_resources,
 )
-from provision.resources import Declared, declared_resources
+from provision.deploy.resources import Declared, declared_resources
+from provision.stack.config import parse_settings
 from tests.deploy_sim import deploy, run_program
 from tests.fake_cloudflare import FakeCloudflare, Resource
 from tests.pulumi_support import (

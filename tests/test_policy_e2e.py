@@ -18,10 +18,10 @@ import pytest
 import yaml
 from openai import OpenAI
 
-from provision.compiler import compile_records
-from provision.config import load_stack_file
-from provision.keys import demo_key, hash_key
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
+from provision.stack.compiler import compile_records
+from provision.stack.config import load_stack_file
+from provision.stack.keys import demo_key, hash_key
 from tests.support import ROOT
 
 CATALOG = [

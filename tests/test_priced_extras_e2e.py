@@ -19,7 +19,7 @@ import anthropic
 import httpx
 import pytest
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.charges import answer_usage, cost_of
 from tests.support import (
     ROOT,

@@ -16,8 +16,8 @@ import pytest
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
-from provision.config import StackConfig
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
+from provision.stack.config import StackConfig
 from tests.charges import cost_of
 from tests.support import ROOT, Emulator, WorkerTestHooks, eventually, key, openai_client
 

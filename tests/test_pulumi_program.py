@@ -19,12 +19,12 @@ import pytest
 import yaml
 from pulumi.output import Unknown
 
-from provision.compiler import compile_records, tenant_counts
-from provision.config import StackConfig, load_stack_file, resolve_stack
-from provision.contract import rate_tier_namespace
+from provision.deploy.gateway import Gateway
 from provision.errors import ConfigError
-from provision.gateway import Gateway
-from provision.render import render_worker
+from provision.stack.compiler import compile_records, tenant_counts
+from provision.stack.config import StackConfig, load_stack_file, resolve_stack
+from provision.stack.contract import rate_tier_namespace
+from provision.stack.render import render_worker
 from tests.pulumi_support import (
     DEFAULT_SECRETS,
     MAIN,
@@ -636,7 +636,7 @@ def test_every_binding_is_one_the_provider_declares(stack: str):
         WorkersScriptBindingSimpleArgsDict,
     )
 
-    from provision.bindings import script_bindings
+    from provision.deploy.bindings import script_bindings
 
     declared = set(WorkersScriptBindingArgsDict.__annotations__)
     # the binding types the provider documents ("Available values: …", `_` written as `*`)

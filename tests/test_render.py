@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pytest
 
-import provision.render as render
-from provision import contract
-from provision.config import StackConfig, load_stack_file, resolve_stack
-from provision.render import GENERATED_DIR, TEMPLATE_DIR, RenderError, WorkerBundle, render_worker
+import provision.stack.render as render
+from provision.stack import contract
+from provision.stack.config import StackConfig, load_stack_file, resolve_stack
+from provision.stack.render import (
+    GENERATED_DIR,
+    TEMPLATE_DIR,
+    RenderError,
+    WorkerBundle,
+    render_worker,
+)
 
 STACKS = ["dev", "example"]
 NODE = shutil.which("node")
@@ -88,7 +94,7 @@ def test_settings_module_carries_the_stack_routing(stack: str) -> None:
 
 def test_the_contract_module_is_provision_contract() -> None:
     """Every shared fact the Worker reads (patterns, enums, bindings, KV layout) is rendered
-    from provision/contract.py, value for value, and the patterns mean the same in both."""
+    from provision/stack/contract.py, value for value, and the patterns mean the same in both."""
     source = render_worker(config_of("dev")).generated["contract"]
     for name, value in contract.template_values().items():
         rendered = re.search(rf"^export const {name} = (.*?)(?: as const)?;$", source, re.M)
@@ -171,7 +177,7 @@ def test_a_template_that_renders_invalid_typescript_fails_the_build(tmp_path: Pa
 
 
 def test_generated_modules_on_disk_are_the_dev_stacks(tmp_path: Path) -> None:
-    """`python -m provision.render --write-generated` writes what the bundle is built from
+    """`python -m provision.stack.render --write-generated` writes what the bundle is built from
     (for tsc and the unit tests), and rewrites nothing that is current."""
     config = config_of("dev")
     written = render.write_generated(config, tmp_path)

@@ -29,7 +29,7 @@ import httpx
 import pytest
 from matplotlib import image
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from provision.money import format_usd
 from tests.admin_support import Admin
 from tests.support import ROOT, WorkerTestHooks, key, openai_client, run_cli, stack_gateway

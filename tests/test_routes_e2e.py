@@ -1,4 +1,4 @@
-"""Route conformance, generated from provision/contract.py's route table: every model route
+"""Route conformance, generated from provision/stack/contract.py's route table: every model route
 against every policy outcome (its status and its error shape), every route's served request
 charged exactly, streams charged when the client leaves, and nothing outside the table
 proxied. A route added to the table is tested here with no change to this file."""
@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from provision.config import StackConfig
-from provision.contract import ROUTE_KINDS, ROUTES
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
+from provision.stack.config import StackConfig
+from provision.stack.contract import ROUTE_KINDS, ROUTES
 from tests.charges import answer_usage, cost_of
 from tests.support import (
     ROOT,
@@ -99,7 +99,7 @@ def auth_headers(route: dict[str, Any], key_id: str | None) -> dict[str, str]:
 
 
 def assert_error_shape(route: dict[str, Any], response: httpx.Response) -> None:
-    """The route's own error shape (provision/contract.py ROUTE_KINDS)."""
+    """The route's own error shape (provision/stack/contract.py ROUTE_KINDS)."""
     shape = ROUTE_KINDS[str(route["kind"])]["errors"]
     body = response.json()
     assert response.headers.get("x-request-id", "").startswith("req_")

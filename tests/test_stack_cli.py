@@ -26,9 +26,9 @@ import jsonschema
 import pytest
 import yaml
 
-from provision.config import StackConfig, load_stack_file
-from provision.contract import directory_shard, key_shard
-from provision.keys import KEY_PATTERN, hash_key
+from provision.stack.config import StackConfig, load_stack_file
+from provision.stack.contract import directory_shard, key_shard
+from provision.stack.keys import KEY_PATTERN, hash_key
 from tests.support import ROOT, git, run_cli
 
 PROVISION = ROOT / ".venv" / "bin" / "provision"

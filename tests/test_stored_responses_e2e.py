@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import ROOT, Emulator, key, openai_client, stack_gateway
 
 gateway = stack_gateway(ROOT / "tests" / "fixtures" / "Pulumi.stored.yaml")

@@ -19,8 +19,8 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from provision.config import resolve_stack
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
+from provision.stack.config import resolve_stack
 from tests.delivery import Delivery, delivery, sse_deltas
 from tests.support import Emulator, eventually, key, stack_gateway
 

@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import (
     ROOT,
     Emulator,

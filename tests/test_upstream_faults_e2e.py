@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import Emulator, WorkerTestHooks, eventually, key
 
 ORG, USER, KEY_ID = "acme", "faulty", "key_faulty_main"

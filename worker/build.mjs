@@ -1,5 +1,5 @@
 // Bundles the Worker with esbuild: the TypeScript sources in src/ plus the modules the stack
-// decides (rendered from templates/ by provision.render and handed over here, never written
+// decides (rendered from templates/ by provision.stack.render and handed over here, never written
 // into the source tree), into ONE ES module. Same input, same bytes.
 //
 //   node worker/build.mjs < {"generated": {"settings": "<ts>", "contract": "<ts>"}, "testHooks": false}

@@ -6,7 +6,7 @@ run by the same probe (tests/bench/deploy_probe.py, a fresh interpreter each): r
 declared, program evaluation time under mocks (the provider import excluded), peak memory,
 and Cloudflare API calls for a first `up` and for each priced change. Calls are counted from
 what changes (records, script) with the provider's per-operation costs
-(provision/cloudflare_api.py); tests/test_deploy_scale.py holds this checkout's counts to what
+(provision/deploy/cloudflare_api.py); tests/test_deploy_scale.py holds this checkout's counts to what
 the fake Cloudflare API counts.
 
     BENCH_DEPLOY_BASELINE=<git ref> make bench-deploy     (empty: no baseline)
@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from provision.cloudflare_api import READS_PER_RUN, WINDOW_CALLS
+from provision.deploy.cloudflare_api import READS_PER_RUN, WINDOW_CALLS
 from tests.scale import CHANGES, changed, scale_settings, write_stack
 from tests.support import ROOT
 

@@ -100,9 +100,9 @@ def run_program(root: Path, stack: Path) -> dict[str, Any]:
 def main() -> None:
     root, stack = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
     sys.path.insert(0, str(root))
-    from provision.compiler import compile_records
-    from provision.config import load_stack_file
-    from provision.render import render_worker
+    from provision.stack.compiler import compile_records
+    from provision.stack.config import load_stack_file
+    from provision.stack.render import render_worker
 
     config = load_stack_file(stack)
     out: dict[str, Any] = {

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from provision.config import resolve_stack
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
+from provision.stack.config import resolve_stack
 from tests.delivery import delivery, sse_deltas
 from tests.support import E2E_STACK, Emulator, WorkerTestHooks, burst
 

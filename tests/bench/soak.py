@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from provision.local import LocalGateway
+from provision.local.runtime import LocalGateway
 from tests.support import ROOT, Emulator, WorkerTestHooks, current_month, key
 
 STACK = ROOT / "tests" / "fixtures" / "Pulumi.soak.yaml"

@@ -1,5 +1,5 @@
 // The local runtime: the rendered Worker in workerd (via miniflare) with its KV seeded from
-// the compiled records, and the AI Gateway emulator behind it. Driven by provision/local.py,
+// the compiled records, and the AI Gateway emulator behind it. Driven by provision/local/runtime.py,
 // which writes the spec (same modules, records and bindings that Pulumi deploys).
 //
 //   node --import tsx/esm worker/local/runtime.ts SPEC.json   (from worker/, where tsx is installed)
@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { Miniflare, type MiniflareOptions, type RemoteProxyConnectionString } from "miniflare";
 import { type RunningEmulator, startEmulator } from "./emulator";
 
-/** What provision/local.py's runtime_spec() writes. */
+/** What provision/local/runtime.py's runtime_spec() writes. */
 interface RuntimeSpec {
   host: string;
   port?: number | null;
@@ -22,7 +22,7 @@ interface RuntimeSpec {
   mainModule: string;
   compatibilityDate: string;
   compatibilityFlags?: string[];
-  /** The KV namespace's binding name (provision/contract.py) and its records as compiled. */
+  /** The KV namespace's binding name (provision/stack/contract.py) and its records as compiled. */
   kvBinding: string;
   kvRecords: Record<string, string>;
   /** Key prefixes the config owns: a reload deletes their keys that it no longer declares. */
@@ -48,7 +48,7 @@ if (!specPath) {
 }
 
 function readSpec(): RuntimeSpec {
-  // Written by provision/local.py, trusted as is.
+  // Written by provision/local/runtime.py, trusted as is.
   return JSON.parse(readFileSync(specPath, "utf8")) as RuntimeSpec;
 }
 

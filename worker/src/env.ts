@@ -1,4 +1,4 @@
-// The Worker's bindings (provision/bindings.py declares them for Pulumi and the local runtime)
+// The Worker's bindings (provision/deploy/bindings.py declares them for Pulumi and the local runtime)
 // and what the request pipeline keeps on Hono's context.
 
 import type { ErrorShape } from "./errors";
@@ -13,12 +13,12 @@ import type {
 } from "./generated/contract";
 import type { UsageLedger } from "./ledger";
 
-// Keyed by the generated binding names: a binding renamed in provision/contract.py fails the
+// Keyed by the generated binding names: a binding renamed in provision/stack/contract.py fails the
 // type check wherever the Worker uses the old name.
 export interface Env {
   [KV_BINDING]: KVNamespace;
   [LEDGER_BINDING]: DurableObjectNamespace<UsageLedger>;
-  // Declared only when the catalog has Workers AI models (provision/bindings.py)
+  // Declared only when the catalog has Workers AI models (provision/deploy/bindings.py)
   [AI_BINDING]?: Ai<AiModelListType>;
   // One data point per request (facts.ts); optional so that a missing binding never fails one
   [ANALYTICS_BINDING]?: AnalyticsEngineDataset;

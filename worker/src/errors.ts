@@ -1,7 +1,7 @@
 // One error vocabulary for the Worker, three shapes: OpenAI's {"error": {message, type, param,
 // code}} on OpenAI-style routes, Anthropic's {"type": "error", "error": {type, message}} on the
 // Messages routes, Cloudflare's v4 envelope on Workers AI's own run route (the shape is the
-// route's: provision/contract.py ROUTE_KINDS). Errors are thrown as HttpError (a Hono
+// route's: provision/stack/contract.py ROUTE_KINDS). Errors are thrown as HttpError (a Hono
 // HTTPException) and become a response in one place, the app's onError (worker/src/index.ts).
 
 import { HTTPException } from "hono/http-exception";

@@ -1,5 +1,5 @@
 // Where tenant records live in KV: names computed from the generated contract (one source,
-// provision/contract.py).
+// provision/stack/contract.py).
 
 import { DIRECTORY_SHARD_CHARS, DIRECTORY_SHARD_PREFIX, KEY_SHARD_CHARS, KEY_SHARD_PREFIX } from "./generated/contract";
 

@@ -1,5 +1,5 @@
 // The one policy path every model route takes (worker/src/routes/ builds the routes from
-// provision/contract.py's table): the key was authenticated by the route's middleware; here
+// provision/stack/contract.py's table): the key was authenticated by the route's middleware; here
 // its rate tier is checked, then for each model of the request's chain (its model, then its
 // fallbacks: worker/src/models.ts attemptsFor) the worst case is admitted against the user's
 // limit and the org's budget and the exchange goes upstream (with the Worker's credentials,
@@ -88,7 +88,7 @@ async function enforceRateTier(c: Context<AppEnv>, principal: Principal): Promis
   const tier = Object.hasOwn(RATE_TIERS, name) ? RATE_TIERS[name] : undefined;
   const binding = tier ? (c.env as unknown as Record<string, RateLimit | undefined>)[tier.binding] : undefined;
   if (!tier || !binding) {
-    // provision/bindings.py declares a binding for every tier the stack validates
+    // provision/deploy/bindings.py declares a binding for every tier the stack validates
     throw new HttpError(500, `Rate tier '${name}' has no binding in this Worker.`, { code: "internal_error" });
   }
   const perKey = tier.keyedBy === "key";

@@ -1,4 +1,4 @@
-// A route's model (provision/contract.py ROUTES): the provider's own name on its routes, the
+// A route's model (provision/stack/contract.py ROUTES): the provider's own name on its routes, the
 // type and provider each route serves, the routes each model is listed with, and the error
 // shapes the routes answer in.
 

@@ -19,7 +19,7 @@ export function gatewayUrl(env: Env, path: string): string {
   return `${base}/${env.ACCOUNT_ID}/${env.GATEWAY_ID}/${path}`;
 }
 
-/** The provider's key from the Worker's secrets (provision/contract.py provider_key_binding). */
+/** The provider's key from the Worker's secrets (provision/stack/contract.py provider_key_binding). */
 export function providerKey(env: Env, provider: string): string | undefined {
   return env[`${PROVIDER_KEY_PREFIX}${provider.toUpperCase().replaceAll("-", "_")}`];
 }

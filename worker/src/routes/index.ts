@@ -1,4 +1,4 @@
-// The model routes, built from provision/contract.py's table (ROUTES): each route gets its
+// The model routes, built from provision/stack/contract.py's table (ROUTES): each route gets its
 // error shape, the key's authentication, and its kind's handler. A kind without a handler
 // fails the type check; a route added to the table is served (and tested) with no code here.
 

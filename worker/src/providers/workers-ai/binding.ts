@@ -12,7 +12,7 @@ import type { UpstreamCall } from "../types";
 export async function runOnBinding(call: UpstreamCall, inputs: Record<string, unknown>): Promise<Response> {
   const ai = call.env[AI_BINDING];
   if (!ai) {
-    // provision/bindings.py declares the binding whenever the catalog has a Workers AI model
+    // provision/deploy/bindings.py declares the binding whenever the catalog has a Workers AI model
     throw new HttpError(500, `The Worker has no '${AI_BINDING}' binding for Workers AI models.`, {
       code: "internal_error",
     });
