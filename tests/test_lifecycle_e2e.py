@@ -479,7 +479,7 @@ def test_provision_dev_applies_stack_and_code_edits_live(tmp_path: Path):
         assert completion.choices[0].message.content
         # A change to the Worker's code is rebuilt and applied too (touched: same bytes, so
         # no other test's render changes).
-        source = ROOT / "worker" / "src" / "models.ts"
+        source = ROOT / "worker" / "src" / "request" / "models.ts"
         os.utime(source)
         wait_for(r"^reloaded \(models\.ts\)$", 10)
         assert httpx.get(f"{url}/health", timeout=10).status_code == 200

@@ -62,7 +62,7 @@ def script_bindings(
         {"name": "AI_GATEWAY_BASE_URL", "type": "plain_text", "text": config.gatewayBaseUrl},
         {"name": "ADMIN_API_KEY", "type": "secret_text", "text": admin_api_key},
         {"name": "AI_GATEWAY_TOKEN", "type": "secret_text", "text": ai_gateway_token},
-        # one data point per request (worker/src/facts.ts), for Cloudflare's SQL API and Grafana
+        # one data point per request (worker/src/facts/facts.ts), for Cloudflare's SQL API and Grafana
         {
             "name": ANALYTICS_BINDING,
             "type": "analytics_engine",

@@ -1,7 +1,7 @@
 """A discrete simulation of budget leases at scale (issue 12, decision 0018): one org's
 UsageLedger serving 100,000 requests per second from 300 locations.
 
-The rules are the Worker's (worker/src/lease.ts, worker/src/ledger.ts): a lease grant is at
+The rules are the Worker's (worker/src/budget/lease.ts, worker/src/ledger/usage-ledger.ts): a lease grant is at
 most a quarter of the headroom beside every other hold and at least 4 worst cases (else none:
 per-request admission), an isolate asks for room for max(8 worst cases, 2 x its recent
 demand), exchanges carry every lease of the org at once and are paced by the ledger to about

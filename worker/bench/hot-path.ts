@@ -2,9 +2,9 @@
 // `cd worker && node --import tsx bench/hot-path.ts`. Node's V8, as workerd's; per operation,
 // median of 9 rounds. Compare with make bench's "added p50" at c=1 (about 0.4 ms).
 
-import { checkJsonShape } from "../src/body";
-import { chatFields } from "../src/fields";
-import { estimatePromptTokens, inputTokensBound } from "../src/usage";
+import { estimatePromptTokens, inputTokensBound } from "../src/pricing/estimate";
+import { checkJsonShape } from "../src/request/body";
+import { chatFields } from "../src/request/fields";
 
 const encoder = new TextEncoder();
 

@@ -81,6 +81,7 @@ import { handleControl } from "./emulator/control";
 import { handleGateway } from "./emulator/gateway";
 import { BodyTooLarge, gatewayErrorResult, jsonResult, prop, writeResult } from "./emulator/http";
 import { ulid } from "./emulator/ids";
+import type { EmulatorState } from "./emulator/state";
 import {
   AnswerLog,
   FaultBook,
@@ -90,7 +91,7 @@ import {
   ResponseCache,
   ResponseStore,
 } from "./emulator/state";
-import type { EmulatorConfig, EmulatorState } from "./emulator/types";
+import type { EmulatorConfig } from "./emulator/types";
 
 export interface StartOptions {
   host?: string;

@@ -3,20 +3,20 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { admin } from "./admin";
-import { reconcileUnsettled } from "./admin-ops";
-import { authenticate } from "./auth";
-import { pollRun } from "./background-runs";
-import { allowOrigin, checkOrigin, preflight } from "./cors";
-import type { AppEnv, Env } from "./env";
-import { type ErrorShape, errorResponse, HttpError, jsonResponse } from "./errors";
+import { reconcileUnsettled } from "./admin/ops";
+import { pollRun } from "./budget/background-runs";
 import { NATIVE_PREFIXES } from "./generated/contract";
 import { WORKER_NAME, WORKER_VERSION } from "./generated/settings";
-import { hex } from "./hex";
 import { UsageLedger } from "./ledger";
-import { getModel, listModels } from "./models";
+import { type ErrorShape, errorResponse, HttpError, jsonResponse } from "./lib/errors";
+import { hex } from "./lib/hex";
+import type { AppEnv, Env } from "./protocol/env";
+import { authenticate } from "./request/auth";
+import { allowOrigin, checkOrigin, preflight } from "./request/cors";
+import { getModel, listModels } from "./request/models";
+import { route } from "./request/routing";
 import { registerModelRoutes } from "./routes";
 import { retrieveResponse } from "./routes/responses";
-import { route } from "./routing";
 import { faultOf, isolateOf, registerTestRoutes } from "./testhooks";
 
 // the ledger's alarm looks at background runs through the provider (the ledger imports no provider)

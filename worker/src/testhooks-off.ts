@@ -2,7 +2,7 @@
 // fault header is read and no test route exists.
 
 import type { Hono } from "hono";
-import type { AppEnv, Fault } from "./env";
+import type { AppEnv, Fault } from "./protocol/env";
 
 export function faultOf(_request: Request): Fault {
   return null;

@@ -3,12 +3,13 @@
 // testhooks-off.ts in its place, so no request can reach a test path in a deployment.
 
 import type { Hono } from "hono";
-import { ageKeyCache } from "./auth";
-import type { AppEnv, Env, Fault } from "./env";
-import { jsonResponse } from "./errors";
-import { queuedFacts } from "./facts";
-import { forgetBook, leaseActivity } from "./lease";
-import { type Admission, type Exchange, ledgerFor, type Settlement } from "./ledger";
+import { forgetBook, leaseActivity } from "./budget/lease";
+import { queuedFacts } from "./facts/facts";
+import { ledgerFor } from "./ledger";
+import { jsonResponse } from "./lib/errors";
+import type { AppEnv, Env, Fault } from "./protocol/env";
+import type { Admission, Exchange, Settlement } from "./protocol/ledger";
+import { ageKeyCache } from "./request/auth";
 
 const FAULTS = new Set<Fault>(["ledger-down", "settle-down", "kv-down"]);
 

@@ -15,8 +15,8 @@ import {
   sessionToken,
   signInKey,
   verifySession,
-} from "../src/admin-session";
-import type { Env } from "../src/env";
+} from "../src/admin/session";
+import type { Env } from "../src/protocol/env";
 import { refusal } from "./refusal";
 
 // workerd's crypto.subtle.timingSafeEqual (a Workers extension) as node's constant-time compare

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, test } from "node:test";
-import { payload, reached, retryDelayMs, signature } from "../src/alerts";
+import { payload, reached, retryDelayMs, signature } from "../src/ledger/alert-webhook";
 
 describe("alerts", () => {
   test("a threshold is reached at exactly its share of the limit, never by rounding", () => {

@@ -3,10 +3,11 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ageKeyCache, authenticate, sha256Hex } from "../src/auth";
-import type { Env } from "../src/env";
 import { INDEX_KEY, LEGACY_KEY_PREFIX, REVOKED_PREFIX, SCHEMA_VERSION } from "../src/generated/contract";
-import { keyShard } from "../src/layout";
+import { sha256Hex } from "../src/lib/hex";
+import type { Env } from "../src/protocol/env";
+import { ageKeyCache, authenticate } from "../src/request/auth";
+import { keyShard } from "../src/request/key-layout";
 import { refusal } from "./refusal";
 
 const ORG = {

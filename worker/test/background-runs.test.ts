@@ -2,9 +2,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { requested } from "../src/billing";
-import { HttpError } from "../src/errors";
-import { nextPollDelay, WATCH_MS } from "../src/runs-table";
+import { nextPollDelay, WATCH_MS } from "../src/ledger/runs-table";
+import { HttpError } from "../src/lib/errors";
+import { requested } from "../src/pricing/extras";
 
 function paramRefused(body: Record<string, unknown>, allowUnpriced: boolean): string | null {
   try {

@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { HttpError } from "../src/lib/errors";
 import {
   hourCacheAt,
   hourCacheModels,
@@ -13,8 +14,7 @@ import {
   toolsMicros,
   withTools,
   worstExtraMicros,
-} from "../src/billing";
-import { HttpError } from "../src/errors";
+} from "../src/pricing/extras";
 import { readExtras } from "../src/providers/anthropic/usage";
 import { responsesExtras } from "../src/providers/openai/output";
 

@@ -3,8 +3,8 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { offer, release, take } from "../src/carry";
-import type { Settlement } from "../src/ledger";
+import { offer, release, take } from "../src/budget/carry";
+import type { Settlement } from "../src/protocol/ledger";
 
 let next = 0;
 function settlement(): Settlement {

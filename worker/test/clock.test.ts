@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { utcDay, utcMonth } from "../src/clock";
+import { utcDay, utcMonth } from "../src/lib/clock";
 
 test("the cached day and month are the formatted ones, boundaries included", () => {
   const instants = [

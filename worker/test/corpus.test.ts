@@ -7,9 +7,15 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { checkJsonShape } from "../src/body";
-import { chatFields, countTokensFields, embeddingsFields, messagesFields, responsesFields } from "../src/fields";
 import { ROUTES } from "../src/generated/contract";
+import { checkJsonShape } from "../src/request/body";
+import {
+  chatFields,
+  countTokensFields,
+  embeddingsFields,
+  messagesFields,
+  responsesFields,
+} from "../src/request/fields";
 
 const CORPUS = join(import.meta.dirname, "..", "..", "tests", "clients", "corpus");
 

@@ -7,10 +7,10 @@ import { timingSafeEqual } from "node:crypto";
 import { describe, test } from "node:test";
 import { Script } from "node:vm";
 import { Hono } from "hono";
-import { SESSION_COOKIE } from "../src/admin-session";
-import { closeSession, dashboard, dashboardPage, loginPage, openSession } from "../src/dashboard";
-import { DASHBOARD_BODY, DASHBOARD_SCRIPT } from "../src/dashboard-page";
-import type { AppEnv, Env } from "../src/env";
+import { closeSession, dashboard, dashboardPage, loginPage, openSession } from "../src/admin/dashboard";
+import { DASHBOARD_BODY, DASHBOARD_SCRIPT } from "../src/admin/dashboard-page";
+import { SESSION_COOKIE } from "../src/admin/session";
+import type { AppEnv, Env } from "../src/protocol/env";
 
 if (!("timingSafeEqual" in crypto.subtle)) {
   Object.assign(crypto.subtle, {

@@ -4,9 +4,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { Env } from "../src/env";
-import { outboxFor } from "../src/facts";
-import type { Fact, MetricsBatch } from "../src/metrics";
+import { outboxFor } from "../src/facts/facts";
+import type { Env } from "../src/protocol/env";
+import type { Fact, MetricsBatch } from "../src/protocol/metrics";
 
 function fact(userId: string, model: string, latencyMs: number, costMicros = 10): Fact {
   return {

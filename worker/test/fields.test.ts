@@ -1,4 +1,4 @@
-// What the gateway checks of a request body (worker/src/fields.ts, body.ts): only the fields it
+// What the gateway checks of a request body (worker/src/request/fields.ts, body.ts): only the fields it
 // reads itself, each mistake named with the right code; everything else passes unchanged for
 // the provider to judge. And whatever JSON arrives, no check and no translation throws anything
 // but a 400.
@@ -6,12 +6,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import { checkJsonShape, readJsonBody } from "../src/body";
-import { HttpError } from "../src/errors";
-import { chatFields, countTokensFields, messagesFields, responsesFields, runFields } from "../src/fields";
 import { MAX_JSON_DEPTH, MAX_JSON_ITEMS } from "../src/generated/contract";
+import { HttpError } from "../src/lib/errors";
 import { messagesRequest } from "../src/providers/anthropic/request";
 import { runInputs } from "../src/providers/workers-ai/request";
+import { checkJsonShape, readJsonBody } from "../src/request/body";
+import { chatFields, countTokensFields, messagesFields, responsesFields, runFields } from "../src/request/fields";
 import { call } from "./providers/support";
 
 const HELLO = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };

@@ -4,9 +4,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { Env } from "../src/env";
-import { orgLeases } from "../src/lease";
-import type { Exchange, LeaseOp, LeaseResult, Settlement } from "../src/ledger";
+import { orgLeases } from "../src/budget/lease";
+import type { Env } from "../src/protocol/env";
+import type { Exchange, LeaseOp, LeaseResult, Settlement } from "../src/protocol/ledger";
 
 /** A ledger that grants what is asked up to `pool`, and records every exchange it gets. */
 function fakeLedger(pool: number, { failFirst = 0 } = {}) {

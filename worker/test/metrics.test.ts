@@ -11,7 +11,7 @@ import {
   LATENCY_BUCKETS_MS,
   mergeMetrics,
   quantile,
-} from "../src/metrics";
+} from "../src/protocol/metrics";
 
 function fact(overrides: Partial<Fact> = {}): Fact {
   return {

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { type Bound, outcomeOf, type Subject } from "../src/outcome";
+import { type Bound, outcomeOf, type Subject } from "../src/budget/outcome";
 
 const BOUND: Bound = { promptTokens: 1_000, completionTokens: 4_096, micros: 64_440 };
 const SUBJECT: Subject = {

@@ -3,12 +3,12 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { Policy } from "../src/env";
-import { HttpError } from "../src/errors";
 import { ROUTES } from "../src/generated/contract";
 import { ALIASES, DEFAULT_MODEL, FALLBACKS, MODELS } from "../src/generated/settings";
-import { attemptsFor, getModel, listModels, resolveModel } from "../src/models";
-import { effectivePolicy, type KeyEntry, type OrgPolicy } from "../src/policy";
+import { HttpError } from "../src/lib/errors";
+import type { Policy } from "../src/protocol/policy";
+import { attemptsFor, getModel, listModels, resolveModel } from "../src/request/models";
+import { effectivePolicy, type KeyEntry, type OrgPolicy } from "../src/request/policy";
 
 const CATALOG = ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-haiku-4-5"];
 const PRICE = { in: 1, out: 2, cachedIn: 1, cacheWrite: 1 };

@@ -2,7 +2,8 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { costMicros, customCostHeader, formatUsd, worstCaseMicros } from "../src/pricing";
+import { formatUsd } from "../src/lib/money";
+import { costMicros, customCostHeader, worstCaseMicros } from "../src/pricing/prices";
 
 const GPT_4O_MINI = { in: 150_000, out: 600_000, cachedIn: 75_000, cacheWrite: 150_000 }; // µUSD per million tokens
 const SONNET = { in: 3_000_000, out: 15_000_000, cachedIn: 300_000, cacheWrite: 3_750_000 };

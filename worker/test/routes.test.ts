@@ -4,12 +4,12 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { Policy } from "../src/env";
-import { errorResponse, HttpError } from "../src/errors";
 import { ROUTES } from "../src/generated/contract";
 import { EMBEDDING_MODELS, MODELS } from "../src/generated/settings";
-import { type Route, resolveRouteModel, routesOf, serves } from "../src/models";
-import { undeclaredRouting } from "../src/policy";
+import { errorResponse, HttpError } from "../src/lib/errors";
+import type { Policy } from "../src/protocol/policy";
+import { type Route, resolveRouteModel, routesOf, serves } from "../src/request/models";
+import { undeclaredRouting } from "../src/request/policy";
 
 const POLICY: Policy = {
   userLimitMicros: 1,

@@ -3,9 +3,9 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { ChatBody } from "../src/fields";
+import { estimatePromptTokens, estimateTokens, inputTokensBound } from "../src/pricing/estimate";
+import type { ChatBody } from "../src/protocol/bodies";
 import { readUsage } from "../src/providers/openai/usage";
-import { estimatePromptTokens, estimateTokens, inputTokensBound } from "../src/usage";
 
 const utf8 = new TextEncoder();
 

@@ -35,7 +35,8 @@ import { gatewayErrorResult, isJsonObject, prop, readBody } from "./http";
 import { parseMetadata } from "./options";
 import { bindingErrorResult, errorResult as v4Error } from "./providers/workers-ai";
 import { parseBody } from "./routes";
-import type { EmulatorState, GatewayConfig, HeaderMap, JsonObject, ProviderRoute } from "./types";
+import type { EmulatorState } from "./state";
+import type { GatewayConfig, HeaderMap, JsonObject, ProviderRoute } from "./types";
 
 const HEADER_PREFIX = "mf-header-";
 const RUN_PATHS = new Set(["/ai-gateway/run", "/run"]);

@@ -29,12 +29,9 @@
 //    ceil(utf8_bytes / 4); of a token array = its length.
 import { createHash } from "node:crypto";
 import { prop } from "./http";
+import type { NormalizedMessage } from "./types";
 
 /** A message reduced to what the fake model reads. */
-export interface NormalizedMessage {
-  role: string;
-  text: string;
-}
 
 export type FinishReason = "stop" | "length";
 

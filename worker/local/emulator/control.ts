@@ -4,7 +4,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { ConfigError, maskedConfig, mergeConfig } from "./config";
 import { isJsonObject, jsonResult, readBody, writeResult } from "./http";
-import type { EmulatorState, FaultSpec, JsonObject, LogEntry, Result } from "./types";
+import type { EmulatorState } from "./state";
+import type { FaultSpec, JsonObject, LogEntry, Result } from "./types";
 
 const FAULT_FIELDS = new Set([
   "match",

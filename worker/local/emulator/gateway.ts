@@ -27,15 +27,14 @@ import {
   resolveRoute,
   streamErrorChunks,
 } from "./routes";
+import type { EmulatorState, GenerateContext } from "./state";
 import type {
   CachePlan,
   CacheStatus,
   Call,
   CustomCost,
-  EmulatorState,
   Fault,
   GatewayConfig,
-  GenerateContext,
   HeaderMap,
   JsonObject,
   LogEntry,

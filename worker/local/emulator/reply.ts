@@ -8,16 +8,9 @@
 //    cuts the text to its first cap * 4 bytes (no longer valid JSON) and the finish reason
 //    becomes "length", as a real model running out of tokens mid-document does.
 //  * Streams send the text in pieces of PIECE_CHARS code points.
-import {
-  byteTokens,
-  capOf,
-  complete,
-  type FinishReason,
-  type NormalizedMessage,
-  randomWords,
-  requestRng,
-} from "./completion";
+import { byteTokens, capOf, complete, type FinishReason, randomWords, requestRng } from "./completion";
 import { SchemaSampler } from "./schema-sample";
+import type { NormalizedMessage } from "./types";
 
 /** A function tool the model may call: its name and its parameters' JSON Schema. */
 export interface ToolDef {

@@ -8,11 +8,11 @@ import * as openai from "./providers/openai";
 import { chat } from "./providers/openai-chat";
 import { responses, retrieve } from "./providers/openai-responses";
 import * as workersAi from "./providers/workers-ai";
+import type { GenerateContext } from "./state";
 import type {
   Call,
   Family,
   GatewayConfig,
-  GenerateContext,
   Op,
   ParsedBody,
   ProviderRoute,

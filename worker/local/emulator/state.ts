@@ -2,9 +2,11 @@
 // stored Responses API responses, the last answers (a stream's chunks with the time each was sent).
 import type {
   CachedResponse,
+  EmulatorConfig,
   Fault,
   FaultQuery,
   FaultSpec,
+  GatewayConfig,
   JsonObject,
   LogEntry,
   Metadata,
@@ -300,4 +302,33 @@ export class RateLimiter {
     this.count++;
     return true;
   }
+}
+
+/** The whole emulator: config plus every piece of state the controls can inspect or reset. */
+export interface EmulatorState {
+  config: EmulatorConfig;
+  log: RequestLog;
+  faults: FaultBook;
+  cache: ResponseCache;
+  /** Anthropic prompt-caching prefixes, keyed per gateway (cleared by reset). */
+  promptCache: PromptCache;
+  /** Responses API responses kept for previous_response_id, per gateway (cleared by reset). */
+  responses: ResponseStore;
+  /** The last answers as sent, a stream's chunks with their times (GET /__emulator/answers/<logId>). */
+  answers: AnswerLog;
+  limiters: Map<string, RateLimiter>;
+  limiterFor(gatewayId: string, gateway: GatewayConfig): RateLimiter;
+  /** Swaps in a merged config; changed gateways start with fresh rate-limit windows. */
+  replaceConfig(next: EmulatorConfig, changedGatewayIds: readonly string[]): void;
+  reset(): void;
+}
+
+/** What a fake provider may read besides the call: config, the gateway and per-gateway state. */
+export interface GenerateContext {
+  config: EmulatorConfig;
+  gatewayId: string;
+  gateway: GatewayConfig;
+  promptCache: PromptCache;
+  /** Stored Responses API responses (previous_response_id), keyed per gateway. */
+  responses: ResponseStore;
 }

@@ -2,8 +2,11 @@
 // options, the request log, faults and the state object. Types only: nothing here exists at run
 // time; the code that builds and checks each type is named in its section.
 import type { IncomingHttpHeaders } from "node:http";
-import type { NormalizedMessage } from "./completion";
-import type { AnswerLog, FaultBook, PromptCache, RateLimiter, RequestLog, ResponseCache, ResponseStore } from "./state";
+
+/** A chat message as the emulator's answers read it (completion.ts): its role and its text. */ export interface NormalizedMessage {
+  role: string;
+  text: string;
+}
 
 // ---- JSON from clients and the HTTP result a handler returns (http.ts)
 
@@ -164,16 +167,6 @@ export interface Call {
   error?: Result;
 }
 
-/** What a fake provider may read besides the call: config, the gateway and per-gateway state. */
-export interface GenerateContext {
-  config: EmulatorConfig;
-  gatewayId: string;
-  gateway: GatewayConfig;
-  promptCache: PromptCache;
-  /** Stored Responses API responses (previous_response_id), keyed per gateway. */
-  responses: ResponseStore;
-}
-
 // ---- Options from cf-aig-* headers (options.ts)
 
 /** cf-aig-metadata values: JSON scalars (objects and arrays are rejected). */
@@ -203,26 +196,7 @@ export interface RetryPolicy {
   timeoutMs: number | undefined;
 }
 
-// ---- State, request log and faults (state.ts, control.ts)
-
-/** The whole emulator: config plus every piece of state the controls can inspect or reset. */
-export interface EmulatorState {
-  config: EmulatorConfig;
-  log: RequestLog;
-  faults: FaultBook;
-  cache: ResponseCache;
-  /** Anthropic prompt-caching prefixes, keyed per gateway (cleared by reset). */
-  promptCache: PromptCache;
-  /** Responses API responses kept for previous_response_id, per gateway (cleared by reset). */
-  responses: ResponseStore;
-  /** The last answers as sent, a stream's chunks with their times (GET /__emulator/answers/<logId>). */
-  answers: AnswerLog;
-  limiters: Map<string, RateLimiter>;
-  limiterFor(gatewayId: string, gateway: GatewayConfig): RateLimiter;
-  /** Swaps in a merged config; changed gateways start with fresh rate-limit windows. */
-  replaceConfig(next: EmulatorConfig, changedGatewayIds: readonly string[]): void;
-  reset(): void;
-}
+// ---- Request log and faults (state.ts, control.ts; the state object's type is state.ts's)
 
 export type CacheStatus = "HIT" | "MISS";
 

@@ -3,12 +3,13 @@
 // the gateway), a time-to-first-byte bound, and AI Gateway's own error envelope. The client's
 // own key never goes upstream: headers are built here from the Worker's secrets only.
 
-import { sha256Hex } from "../auth";
-import type { Env, Principal } from "../env";
-import { HttpError } from "../errors";
 import { PROVIDER_KEY_PREFIX } from "../generated/contract";
 import { RETRIES, UPSTREAM_TIMEOUT_MS } from "../generated/settings";
-import { customCostHeader } from "../pricing";
+import { HttpError } from "../lib/errors";
+import { sha256Hex } from "../lib/hex";
+import { customCostHeader } from "../pricing/prices";
+import type { Env } from "../protocol/env";
+import type { Principal } from "../protocol/policy";
 import type { UpstreamCall } from "./types";
 
 const METADATA_LIMIT = 5; // AI Gateway keeps only the first five metadata entries

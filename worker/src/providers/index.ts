@@ -2,13 +2,18 @@
 // the module that speaks to it. The chat route names no provider; adding one is a folder of
 // its own plus one line here (docs/adding-a-provider.md).
 
-import { HttpError } from "../errors";
 import { WORKERS_AI } from "../generated/contract";
 import { OPENAI_COMPATIBLE } from "../generated/settings";
+import { HttpError } from "../lib/errors";
 import { anthropic } from "./anthropic";
 import { openai, openaiWire } from "./openai";
 import type { ChatProvider } from "./types";
 import { workersAI } from "./workers-ai";
+
+// The shapes every route and the meter share with the providers, and AI Gateway's own calls
+// (the routes that pass a provider's wire through post with these).
+export { fetchUpstream, gatewayUrl, postToGateway, tenantMetadata } from "./gateway";
+export type { Answer, ChatCall, ChatProvider, Metered, MeteredStream, TokenUsage, UpstreamCall } from "./types";
 
 const COMPAT_PATH = "compat/chat/completions";
 

@@ -2,10 +2,11 @@
 // OpenAI chat request upstream in the provider's own wire format, and turn what comes back
 // (an answer, a stream, an error) into OpenAI's, with the usage of every token kind.
 
-import type { Extras } from "../billing";
-import type { Env, Price, Principal } from "../env";
-import type { HttpError } from "../errors";
-import type { ChatBody } from "../fields";
+import type { HttpError } from "../lib/errors";
+import type { Extras } from "../pricing/extras";
+import type { ChatBody } from "../protocol/bodies";
+import type { Env } from "../protocol/env";
+import type { Price, Principal } from "../protocol/policy";
 
 /** Every token kind a price can price. `promptTokens` counts all input, cached ones included. */
 export interface TokenUsage {

@@ -1,13 +1,14 @@
 // What every route handler needs for its model: the upstream call and the admitted bound.
 
 import type { Context } from "hono";
-import { NO_EXTRAS, type Requested, worstExtraMicros } from "../billing";
-import { type JsonBody, readJsonBody } from "../body";
-import type { AppEnv } from "../env";
-import { providerSlug } from "../models";
-import type { Bound } from "../outcome";
-import { priceFor, worstCaseMicros } from "../pricing";
-import type { UpstreamCall } from "../providers/types";
+import type { Bound } from "../budget/outcome";
+import { NO_EXTRAS, type Requested, worstExtraMicros } from "../pricing/extras";
+import { priceFor, worstCaseMicros } from "../pricing/prices";
+import type { JsonBody } from "../protocol/bodies";
+import type { AppEnv } from "../protocol/env";
+import type { UpstreamCall } from "../providers";
+import { readJsonBody } from "../request/body";
+import { providerSlug } from "../request/models";
 
 const MAX_LOGGED_PROMPT_CHARS = 16_384; // a prompt in a log line is cut here (logPrompts)
 

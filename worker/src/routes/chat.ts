@@ -3,15 +3,15 @@
 // chain, and a Workers AI stand-in when AI Gateway itself is down.
 
 import type { Context } from "hono";
-import { requested, withTools } from "../billing";
-import type { AppEnv } from "../env";
-import { chatFields } from "../fields";
 import { MAX_OUTPUT_TOKENS, WORKERS_AI_STAND_INS } from "../generated/settings";
-import { attemptsFor, type Route, resolveRouteModel, serves } from "../models";
+import { estimatePromptTokens, inputTokensBound } from "../pricing/estimate";
+import { requested, withTools } from "../pricing/extras";
+import type { AppEnv } from "../protocol/env";
+import type { ChatCall } from "../providers";
 import { providerOf } from "../providers";
-import type { ChatCall } from "../providers/types";
-import { type Exchange, serve } from "../serve";
-import { estimatePromptTokens, inputTokensBound } from "../usage";
+import { chatFields } from "../request/fields";
+import { attemptsFor, type Route, resolveRouteModel, serves } from "../request/models";
+import { type Exchange, serve } from "../request/serve";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
 export async function chat(c: Context<AppEnv>, route: Route): Promise<Response> {

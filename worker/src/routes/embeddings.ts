@@ -2,21 +2,17 @@
 // body and answer for OpenAI's and Workers AI's embedding models; priced per input token.
 
 import type { Context } from "hono";
-import type { AppEnv } from "../env";
-import { HttpError } from "../errors";
-import { embeddingsFields } from "../fields";
 import { WORKERS_AI } from "../generated/contract";
-import { attemptsFor, type Route, resolveRouteModel } from "../models";
-import { postToGateway } from "../providers/gateway";
-import { EMBEDDINGS_PATH, embeddingsAnswer } from "../providers/openai/embeddings";
-import { authHeaders } from "../providers/openai/endpoint";
-import { chatError } from "../providers/openai/errors";
-import type { UpstreamCall } from "../providers/types";
-import { runOnBinding } from "../providers/workers-ai/binding";
-import { runError } from "../providers/workers-ai/errors";
-import { openaiEmbeddings } from "../providers/workers-ai/run";
-import { type Exchange, serve } from "../serve";
-import { estimateInputTokens, inputTokensBound } from "../usage";
+import { HttpError } from "../lib/errors";
+import { estimateInputTokens, inputTokensBound } from "../pricing/estimate";
+import type { AppEnv } from "../protocol/env";
+import type { UpstreamCall } from "../providers";
+import { postToGateway } from "../providers";
+import { authHeaders, chatError, EMBEDDINGS_PATH, embeddingsAnswer } from "../providers/openai";
+import { openaiEmbeddings, runError, runOnBinding } from "../providers/workers-ai";
+import { embeddingsFields } from "../request/fields";
+import { attemptsFor, type Route, resolveRouteModel } from "../request/models";
+import { type Exchange, serve } from "../request/serve";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
 function noStream(): never {

@@ -3,11 +3,11 @@
 // fails the type check; a route added to the table is served (and tested) with no code here.
 
 import type { Context, Hono, MiddlewareHandler } from "hono";
-import type { AppEnv } from "../env";
-import { factOf, newTrace, type Outbox, recordFact, recordFactAfterResponse } from "../facts";
+import { factOf, newTrace, type Outbox, recordFact, recordFactAfterResponse } from "../facts/facts";
 import { ROUTE_KINDS, ROUTES } from "../generated/contract";
-import type { Route, RouteKind } from "../models";
-import { route } from "../routing";
+import type { AppEnv } from "../protocol/env";
+import type { Route, RouteKind } from "../request/models";
+import { route } from "../request/routing";
 import { chat } from "./chat";
 import { embeddings } from "./embeddings";
 import { countTokens, messages } from "./messages";

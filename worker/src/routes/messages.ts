@@ -3,23 +3,23 @@
 // which Anthropic does not charge: authorised and logged, never metered.
 
 import type { Context } from "hono";
-import { hourCacheModels, requested } from "../billing";
-import type { AppEnv } from "../env";
-import { HttpError } from "../errors";
-import { countTokensFields, messagesFields } from "../fields";
-import { attemptsFor, type Route, resolveRouteModel } from "../models";
-import { priceFor } from "../pricing";
-import { MESSAGES_PATH } from "../providers/anthropic/endpoint";
+import { HttpError } from "../lib/errors";
+import { estimateInputTokens, inputTokensBound } from "../pricing/estimate";
+import { hourCacheModels, requested } from "../pricing/extras";
+import { priceFor } from "../pricing/prices";
+import type { AppEnv } from "../protocol/env";
+import { postToGateway } from "../providers";
 import {
   COUNT_TOKENS_PATH,
+  MESSAGES_PATH,
   messageAnswer,
   meterMessagesStream,
   passthroughAuth,
   passthroughError,
-} from "../providers/anthropic/messages";
-import { postToGateway } from "../providers/gateway";
-import { type Exchange, serve } from "../serve";
-import { estimateInputTokens, inputTokensBound } from "../usage";
+} from "../providers/anthropic";
+import { countTokensFields, messagesFields } from "../request/fields";
+import { attemptsFor, type Route, resolveRouteModel } from "../request/models";
+import { type Exchange, serve } from "../request/serve";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
 export async function messages(c: Context<AppEnv>, route: Route): Promise<Response> {

@@ -9,28 +9,28 @@
 // (settled at the real usage).
 
 import type { Context } from "hono";
-import { requested } from "../billing";
-import type { AppEnv } from "../env";
-import { HttpError } from "../errors";
-import { responsesFields } from "../fields";
 import { MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS } from "../generated/settings";
 import { ledgerFor } from "../ledger";
-import { attemptsFor, type Route, resolveRouteModel } from "../models";
-import { fetchUpstream, gatewayUrl, postToGateway, tenantMetadata } from "../providers/gateway";
-import { authHeaders } from "../providers/openai/endpoint";
-import { chatError } from "../providers/openai/errors";
+import { HttpError } from "../lib/errors";
+import { estimateInputTokens, inputTokensBound } from "../pricing/estimate";
+import { requested } from "../pricing/extras";
+import type { AppEnv } from "../protocol/env";
+import type { Answer } from "../providers";
+import { fetchUpstream, gatewayUrl, postToGateway, tenantMetadata } from "../providers";
 import {
+  authHeaders,
+  chatError,
   containerIds,
   type HandedOut,
   meterResponsesStream,
   RESPONSES_PATH,
   responsesAnswer,
   storedIds,
-} from "../providers/openai/responses";
-import type { Answer } from "../providers/types";
-import { type Exchange, serve } from "../serve";
-import { passthroughHeaders } from "../upstream";
-import { estimateInputTokens, inputTokensBound } from "../usage";
+} from "../providers/openai";
+import { responsesFields } from "../request/fields";
+import { attemptsFor, type Route, resolveRouteModel } from "../request/models";
+import { type Exchange, serve } from "../request/serve";
+import { passthroughHeaders } from "../request/upstream";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
 /** What a request continues: the stored ids and containers it names, as [id, how an unknown one is told]. */

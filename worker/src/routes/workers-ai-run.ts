@@ -3,16 +3,14 @@
 // binding; answers in Cloudflare's v4 envelope, streams as Workers AI sends them.
 
 import type { Context } from "hono";
-import type { AppEnv } from "../env";
-import { HttpError } from "../errors";
-import { runFields } from "../fields";
 import { MAX_OUTPUT_TOKENS } from "../generated/settings";
-import { modelType, type Route, resolveRouteModel } from "../models";
-import { runOnBinding } from "../providers/workers-ai/binding";
-import { runError } from "../providers/workers-ai/errors";
-import { meterRunStream, runAnswer } from "../providers/workers-ai/run";
-import { type Exchange, serve } from "../serve";
-import { estimateInputTokens, inputTokensBound } from "../usage";
+import { HttpError } from "../lib/errors";
+import { estimateInputTokens, inputTokensBound } from "../pricing/estimate";
+import type { AppEnv } from "../protocol/env";
+import { meterRunStream, runAnswer, runError, runOnBinding } from "../providers/workers-ai";
+import { runFields } from "../request/fields";
+import { modelType, type Route, resolveRouteModel } from "../request/models";
+import { type Exchange, serve } from "../request/serve";
 import { boundOf, requestBody, upstreamCall } from "./call";
 
 const PREFIX = "/workers-ai/";

@@ -4,8 +4,8 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { HttpError } from "../../src/errors";
-import { costMicros } from "../../src/pricing";
+import { HttpError } from "../../src/lib/errors";
+import { costMicros } from "../../src/pricing/prices";
 import { authHeaders } from "../../src/providers/anthropic/endpoint";
 import { messagesError } from "../../src/providers/anthropic/errors";
 import { JSON_TOOL, messagesRequest } from "../../src/providers/anthropic/request";

@@ -1,9 +1,10 @@
 // Shared by the provider unit tests: a ChatCall, streams from bytes, and byte-boundary cuts.
 
-import type { Env, Principal } from "../../src/env";
-import type { ChatBody } from "../../src/fields";
-import { undeclaredRouting } from "../../src/policy";
+import type { ChatBody } from "../../src/protocol/bodies";
+import type { Env } from "../../src/protocol/env";
+import type { Principal } from "../../src/protocol/policy";
 import type { ChatCall } from "../../src/providers/types";
+import { undeclaredRouting } from "../../src/request/policy";
 
 export const encoder = new TextEncoder();
 const decoder = new TextDecoder();

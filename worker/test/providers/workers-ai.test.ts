@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import type { HttpError } from "../../src/errors";
+import type { HttpError } from "../../src/lib/errors";
 import { runError } from "../../src/providers/workers-ai/errors";
 import { runInputs } from "../../src/providers/workers-ai/request";
 import { completion } from "../../src/providers/workers-ai/response";

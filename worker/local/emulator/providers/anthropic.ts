@@ -11,7 +11,6 @@ import {
   type Completion,
   complete,
   type FinishReason,
-  type NormalizedMessage,
   normalizeMessages,
   pieces,
   plannedSearches,
@@ -23,7 +22,8 @@ import {
 import { isJsonObject, jsonResult, prop, sseResult } from "../http";
 import { randomBase62, randomId } from "../ids";
 import { type JsonAnswer, jsonAnswer, jsonPieces, sampleSchema, type ToolDef, toolArguments } from "../reply";
-import type { BufferedResult, Call, GenerateContext, JsonObject, Result } from "../types";
+import type { GenerateContext } from "../state";
+import type { BufferedResult, Call, JsonObject, NormalizedMessage, Result } from "../types";
 import { applyPromptCache, breakpoints, type CacheUsage } from "./anthropic-cache";
 import { checkRequest } from "./anthropic-request";
 

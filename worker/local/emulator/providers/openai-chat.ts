@@ -7,7 +7,6 @@ import {
   autoTool,
   type Completion,
   complete,
-  type NormalizedMessage,
   normalizeMessages,
   pieces,
   promptTokens,
@@ -24,7 +23,7 @@ import {
   type ToolDef,
   toolArguments,
 } from "../reply";
-import type { BufferedResult, Call, JsonObject, Result, Usage } from "../types";
+import type { BufferedResult, Call, JsonObject, NormalizedMessage, Result, Usage } from "../types";
 import { errorResult, parseErrorResult } from "./openai";
 import { checkChatRequest } from "./openai-chat-request";
 import { isReasoningModel, REASONING_TOKENS } from "./responses-request";

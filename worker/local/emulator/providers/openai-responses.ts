@@ -39,7 +39,6 @@ import {
   type Completion,
   complete,
   lastUserText,
-  type NormalizedMessage,
   pieces,
   plannedRunMs,
   plannedSearches,
@@ -49,7 +48,8 @@ import {
 import { jsonResult, prop, sseResult } from "../http";
 import { randomBase62, randomId } from "../ids";
 import { type JsonAnswer, jsonAnswer, jsonObjectAnswer, jsonPieces, sampleSchema, toolArguments } from "../reply";
-import type { BufferedResult, Call, GenerateContext, JsonObject, Result } from "../types";
+import type { GenerateContext } from "../state";
+import type { BufferedResult, Call, JsonObject, NormalizedMessage, Result } from "../types";
 import { errorResult } from "./openai";
 import { parseRequest, type ResponsesRequest } from "./responses-request";
 import { type StreamItem, streamChunks } from "./responses-stream";

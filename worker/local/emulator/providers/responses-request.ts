@@ -9,10 +9,11 @@
 // text (input_text / output_text parts; images add nothing); function_call counts as an
 // assistant message holding its `arguments`, function_call_output as a "tool" message holding
 // its `output`; reasoning and other items are not read.
-import { type NormalizedMessage, promptTokens, textOf, toolsPromptTokens } from "../completion";
+import { promptTokens, textOf, toolsPromptTokens } from "../completion";
 import { isJsonObject } from "../http";
 import type { ToolDef } from "../reply";
-import type { BufferedResult, Call, GenerateContext, JsonObject, StoredResponse } from "../types";
+import type { GenerateContext } from "../state";
+import type { BufferedResult, Call, JsonObject, NormalizedMessage, StoredResponse } from "../types";
 import { parseErrorResult } from "./openai";
 import {
   badType,

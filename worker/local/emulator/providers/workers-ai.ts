@@ -18,7 +18,6 @@ import {
   embeddingDims,
   embeddingInputs,
   embeddingVector,
-  type NormalizedMessage,
   normalizeMessages,
   pieces,
   promptTokens,
@@ -26,7 +25,7 @@ import {
 } from "../completion";
 import { isJsonObject, jsonResult, prop, sseResult } from "../http";
 import { sampleSchema, type ToolDef } from "../reply";
-import type { BufferedResult, Call, JsonObject, Result, Usage } from "../types";
+import type { BufferedResult, Call, JsonObject, NormalizedMessage, Result, Usage } from "../types";
 
 const AUTH_ERROR_CODE = 10000; // Cloudflare API "Authentication error"
 const BAD_INPUT_CODE = 5006; // Workers AI bad input; exact code/message UNCONFIRMED

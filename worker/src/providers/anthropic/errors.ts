@@ -1,7 +1,7 @@
 // Anthropic's errors (`{"type":"error","error":{"type","message"}}`) and AI Gateway's own →
 // our one OpenAI-shaped error with the status OpenAI clients expect.
 
-import { HttpError } from "../../errors";
+import { HttpError } from "../../lib/errors";
 import { cleanMessage, credentialsError, errorJson, gatewayError } from "../gateway";
 
 interface AnthropicError {

@@ -15,3 +15,13 @@ export const anthropic: ChatProvider = {
     translateStream(upstream, { clientWantsUsage, jsonAnswer: wantsJson(call), signal: call.signal }),
   error: messagesError,
 };
+
+// What the Messages route (Anthropic's own wire, passed through) uses of this provider.
+export { MESSAGES_PATH } from "./endpoint";
+export {
+  COUNT_TOKENS_PATH,
+  messageAnswer,
+  meterMessagesStream,
+  passthroughAuth,
+  passthroughError,
+} from "./messages";

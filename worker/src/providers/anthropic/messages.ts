@@ -3,7 +3,7 @@
 // and anthropic-beta kept), the answer byte for byte, the stream event by event. Usage from
 // `message_start` and the cumulative `message_delta`, cache reads and writes included.
 
-import { HttpError } from "../../errors";
+import { HttpError } from "../../lib/errors";
 import { cleanMessage, credentialsError, errorJson, gatewayError } from "../gateway";
 import { type EventSourceMessage, watchedEvents } from "../sse";
 import type { Answer, MeteredStream, UpstreamCall } from "../types";

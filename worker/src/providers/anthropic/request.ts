@@ -4,7 +4,7 @@
 // Anthropic's, `response_format` becomes one forced tool whose input is the JSON answer.
 // What Anthropic cannot do (n > 1, logprobs) is a 400 naming the parameter, never dropped.
 
-import { HttpError } from "../../errors";
+import { HttpError } from "../../lib/errors";
 import type { ChatCall } from "../types";
 
 /** The tool a structured-output request is answered through (its input is the JSON answer). */

@@ -2,7 +2,7 @@
 // Anthropic's `input_tokens` EXCLUDES cached input, so all input = input + cache writes + cache
 // reads; reads are priced at `cachedIn`, writes at `cacheWrite`, the rest at `in`.
 
-import type { Extras } from "../../billing";
+import type { Extras } from "../../pricing/extras";
 import type { TokenUsage } from "../types";
 
 export interface AnthropicUsage {

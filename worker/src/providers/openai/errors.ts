@@ -1,7 +1,7 @@
 // OpenAI's errors (and AI Gateway's own) → our one OpenAI-shaped error. A 4xx the request
 // caused keeps its status and OpenAI's fields; a 5xx is a 502; our credentials refused, a 502.
 
-import { HttpError } from "../../errors";
+import { HttpError } from "../../lib/errors";
 import { cleanMessage, credentialsError, errorJson, gatewayError } from "../gateway";
 
 interface OpenAIError {

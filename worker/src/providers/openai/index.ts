@@ -20,3 +20,17 @@ export function openaiWire(chatPath: string, maxTokensField: "max_completion_tok
 }
 
 export const openai: ChatProvider = openaiWire(CHAT_PATH, "max_completion_tokens");
+
+// What the routes that speak OpenAI's own wire (embeddings, Responses) and the watch of
+// background runs use of this provider.
+export { EMBEDDINGS_PATH, embeddingsAnswer } from "./embeddings";
+export { authHeaders } from "./endpoint";
+export { chatError } from "./errors";
+export {
+  containerIds,
+  type HandedOut,
+  meterResponsesStream,
+  RESPONSES_PATH,
+  responsesAnswer,
+  storedIds,
+} from "./responses";

@@ -3,7 +3,7 @@
 // no usable usage comes back, the output is estimated from these words, the same whether they
 // came whole or streamed (issue 22: an answer was estimated from its whole JSON body).
 
-import type { Extras } from "../../billing";
+import type { Extras } from "../../pricing/extras";
 
 type Json = Record<string, unknown>;
 

@@ -3,7 +3,7 @@
 // the terminal event's (`response.completed`, `.incomplete` or `.failed`): input (cached
 // included), cached input, output (reasoning included).
 
-import type { Extras } from "../../billing";
+import type { Extras } from "../../pricing/extras";
 import { type EventSourceMessage, watchedEvents } from "../sse";
 import type { Answer, MeteredStream, TokenUsage } from "../types";
 import { responsesEventOutput, responsesExtras, responsesOutput } from "./output";

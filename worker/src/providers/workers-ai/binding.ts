@@ -3,9 +3,9 @@
 // gateway options travel in the call (its wire body), not as cf-aig-* headers. The raw
 // Response is asked for, so an error keeps its status instead of becoming an exception.
 
-import { HttpError } from "../../errors";
 import { AI_BINDING } from "../../generated/contract";
 import { UPSTREAM_TIMEOUT_MS } from "../../generated/settings";
+import { HttpError } from "../../lib/errors";
 import { cacheOptions, retriesOf, tenantMetadata } from "../gateway";
 import type { UpstreamCall } from "../types";
 

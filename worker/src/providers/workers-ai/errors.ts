@@ -2,7 +2,7 @@
 // `errors` list) and AI Gateway's own → our one OpenAI-shaped error. The binding holds the
 // account's own authority, so an authentication error is ours (502), never the client's.
 
-import { HttpError } from "../../errors";
+import { HttpError } from "../../lib/errors";
 import { cleanMessage, credentialsError, errorJson, gatewayError } from "../gateway";
 
 interface WorkersAIError {

@@ -19,3 +19,8 @@ export const workersAI: ChatProvider = {
     }),
   error: runError,
 };
+
+// What the run and embeddings routes (Workers AI's own inputs, on the binding) use.
+export { runOnBinding } from "./binding";
+export { runError } from "./errors";
+export { meterRunStream, openaiEmbeddings, runAnswer } from "./run";

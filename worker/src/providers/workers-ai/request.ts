@@ -3,7 +3,7 @@
 // with OpenAI, tools in OpenAI's form (which the catalog's function-calling models take), and
 // response_format for JSON mode.
 
-import { HttpError } from "../../errors";
+import { HttpError } from "../../lib/errors";
 import type { ChatCall } from "../types";
 
 // Parameters with the same name and meaning in Workers AI's text-generation schema.

@@ -1,0 +1,435 @@
+// Budget leases (docs/decisions/0018): an isolate holds, per user and month, a slice of the
+// user's and the org's remaining budget that the org's UsageLedger has set aside for it, and
+// admits requests against it locally: a warm request awaits no ledger call. Real costs go back
+// in batches, one exchange per org at most every FLUSH_MS, which also renews the slices.
+//
+// workerd cancels a request's continuations when a promise it awaits is resolved from another
+// request's context, and a timer dies with the request that set it. So no request awaits
+// another's promise and nothing runs on a timer: each request polls its own state, and the
+// request whose settlement is due runs the exchange itself (as carry.ts does).
+//
+// Exactness: the ledger only ever lowers a lease by costs it has recorded and by what the
+// isolate returned (which the isolate stopped counting on before sending), and grants only
+// from headroom beside every other hold. This isolate never admits more than the lease's
+// held - in flight - unacknowledged costs. So recorded usage + all holds <= the limit, as with
+// per-request reservations, and each request still reserves its worst case.
+
+import { isolateIdOf, outboxFor } from "../facts/facts";
+import type { Env } from "../protocol/env";
+import {
+  type Figures,
+  LEASE_TTL_MS,
+  type LeaseOp,
+  type LeaseResult,
+  type LedgerRpc,
+  type Settlement,
+} from "../protocol/ledger";
+import type { MetricsBatch } from "../protocol/metrics";
+import type { AlertThresholds } from "../protocol/policy";
+
+const FLUSH_MS = 1_000; // settlements wait this long for their batch, or what the ledger asks
+const POLL_MS = 10;
+const HEARTBEAT_MS = LEASE_TTL_MS / 3; // a lease with requests in flight is renewed this often
+const EXPIRY_MARGIN_MS = 5_000; // stop counting on a lease this long before the ledger may drop it
+const MAX_BATCH = 256; // settlements per exchange: a full batch flushes at once
+const MIN_GRANT_REQUESTS = 4; // a slice smaller than 4 worst cases is not worth holding
+const WANT_REQUESTS = 8; // ask for room for at least this many worst cases (tests/bench/lease_sim.py)
+const DEMAND_FACTOR = 3;
+const KEEP_WANTS = 2; // free room beyond twice what it would ask for goes back (no hoarding)
+const RENEW_BELOW = 0.25; // renew early when less than this share of the last want is free
+const EXCHANGE_TIMEOUT_MS = 3_000;
+const RETRY_GRANT_MS = 5_000; // after the ledger granted nothing, admit per request this long
+const FLUSHER_MAX_MS = 20_000; // a flusher hands over before waitUntil's 30 s run out
+const UNDELIVERED_MS = 10_000; // settlements the ledger has not taken this long go per request
+
+const NO_ALERTS: AlertThresholds = { user: [], org: [] };
+
+interface Pending {
+  record: Settlement;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Lease {
+  readonly id: string;
+  held = 0; // what the ledger holds for this lease (as of the last exchange, minus returns)
+  inflight = 0; // worst cases admitted and not settled
+  pending: Pending[] = [];
+  pendingCost = 0;
+  sending: Pending[] = [];
+  sendingCost = 0;
+  seq = 0;
+  usableUntil = 0; // local clock: after this, the ledger may have let the lease go
+  figures: Figures | null = null; // the ledger's figures at the last exchange (for headers)
+  lastWorst = 0;
+  demand = 0; // worst cases admitted since the last exchange
+  lastWant = 0;
+  waiting = 0; // requests waiting for this lease to be taken or grown
+  exhaustedUntil = 0; // the ledger granted nothing: admit per request until then
+  toReturn = 0;
+  /** The key's budget alert thresholds, sent with each exchange (the ledger raises alerts). */
+  alerts: AlertThresholds = NO_ALERTS;
+
+  constructor(
+    readonly orgId: string,
+    readonly userId: string,
+    readonly month: string,
+    readonly limits: { user: number; org: number },
+  ) {
+    this.id = `lease:${crypto.randomUUID()}`;
+  }
+
+  get available(): number {
+    return this.held - this.inflight - this.pendingCost - this.sendingCost - this.toReturn;
+  }
+
+  usable(now: number): boolean {
+    return now < this.usableUntil;
+  }
+
+  get exhausted(): boolean {
+    return this.exhaustedUntil > 0;
+  }
+
+  /** Costs this isolate settled that the ledger's figures do not show yet. */
+  get unconfirmed(): number {
+    return this.pendingCost + this.sendingCost;
+  }
+}
+
+/** One isolate's leases for one org, and the single exchange in flight for them. */
+class OrgLeases {
+  readonly leases = new Map<string, Lease>(); // `${userId}|${month}` → lease
+  /** The ledger's pacing: wait this long between exchanges (it grows with the fleet). */
+  interval = FLUSH_MS;
+  private retired: Lease[] = []; // replaced leases still settling or returning
+  private exchanging = false;
+  private flushing = false; // a request is running this org's batches
+  private undeliveredSince: number | null = null; // since when exchanges have failed
+
+  constructor(
+    readonly orgId: string,
+    readonly isolateId: string,
+  ) {}
+
+  lease(userId: string, month: string, limits: { user: number; org: number }, now: number): Lease {
+    const key = `${userId}|${month}`;
+    let lease = this.leases.get(key);
+    const changed = lease !== undefined && (lease.limits.user !== limits.user || lease.limits.org !== limits.org);
+    if (lease && (changed || (lease.exhausted && now >= lease.exhaustedUntil))) {
+      // A limit changed in the stack (the key's policy says so), or it is time to ask for a
+      // grant again: the old lease gives back what it has free and finishes what it has in
+      // flight; a new one starts.
+      this.exhaust(lease, now);
+      this.retired.push(lease);
+      this.leases.delete(key);
+      lease = undefined;
+    }
+    if (!lease) {
+      lease = new Lease(this.orgId, userId, month, limits);
+      this.leases.set(key, lease);
+    }
+    return lease;
+  }
+
+  /** Admit `amount` against the lease, locally; false when it has not enough free. */
+  tryAdmit(lease: Lease, amount: number, now: number): boolean {
+    if (lease.exhausted || !lease.usable(now) || amount > lease.available) return false;
+    lease.inflight += amount;
+    lease.demand += amount;
+    lease.lastWorst = amount;
+    return true;
+  }
+
+  /** No grant near a limit: admit per request for a while, the lease's free part given back. */
+  exhaust(lease: Lease, now: number): void {
+    lease.exhaustedUntil = Math.max(lease.exhaustedUntil, now + RETRY_GRANT_MS);
+    lease.toReturn += Math.max(0, lease.available);
+  }
+
+  all(): Lease[] {
+    return [...this.leases.values(), ...this.retired];
+  }
+
+  /** Whether an exchange is in flight (wait for it rather than starting another). */
+  get busy(): boolean {
+    return this.exchanging;
+  }
+
+  /** Leases with something to give back (a per-request admission waits for that first). */
+  get returning(): boolean {
+    return [...this.leases.values(), ...this.retired].some((l) => l.toReturn > 0);
+  }
+
+  /** Costs this isolate settled for the org that the ledger's figures do not show yet. */
+  get unconfirmed(): number {
+    let sum = 0;
+    for (const lease of this.leases.values()) sum += lease.unconfirmed;
+    for (const lease of this.retired) sum += lease.unconfirmed;
+    return sum;
+  }
+
+  needsRenewal(lease: Lease): boolean {
+    return !lease.exhausted && lease.available < lease.lastWant * RENEW_BELOW;
+  }
+
+  /**
+   * A settled request: out of flight, its record into the next batch. The request that opens a
+   * batch stays (in its waitUntil, so the isolate lives) until the batches are in, running the
+   * exchanges; the others return at once. A batch the ledger did not take is sent again with
+   * the next (the ledger applies a settlement once); records still not taken after
+   * UNDELIVERED_MS go to `fallback` (per request, then KV, quota.ts).
+   */
+  async settle(
+    lease: Lease,
+    amount: number,
+    record: Settlement | null,
+    env: Env,
+    fallback: (records: Settlement[]) => Promise<void>,
+  ): Promise<void> {
+    lease.inflight -= amount;
+    // released: nothing to record (a winding-down lease returns what it frees at the next exchange)
+    if (record === null) return;
+    lease.pending.push({ record });
+    lease.pendingCost += record.cost;
+    if (this.flushing) return; // this batch's flusher carries it
+    this.flushing = true;
+    try {
+      const started = Date.now();
+      while (this.queued() > 0) {
+        const full = this.queued() >= MAX_BATCH;
+        // the last round (near waitUntil's limit) sends at once, then hands over
+        const last = Date.now() - started > FLUSHER_MAX_MS;
+        if (!full && !last) await sleep(this.interval);
+        await this.exchange(env);
+        const stuck = this.undeliveredSince !== null && Date.now() - this.undeliveredSince > UNDELIVERED_MS;
+        if (stuck) await fallback(this.takeQueued());
+        if (last) break;
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Every queued settlement, out of the batches (the ledger is not taking them). */
+  private takeQueued(): Settlement[] {
+    const records: Settlement[] = [];
+    for (const lease of this.all()) {
+      records.push(...lease.pending.map((p) => p.record));
+      lease.pending = [];
+      lease.pendingCost = 0;
+    }
+    this.undeliveredSince = null;
+    return records;
+  }
+
+  private queued(): number {
+    let n = 0;
+    for (const lease of this.all()) n += lease.pending.length;
+    return n;
+  }
+
+  /**
+   * One exchange for every lease with something to send, return, renew or keep alive; one at a
+   * time per org (a caller polls until it may run). Never throws.
+   */
+  async exchange(env: Env, want: Lease | null = null, wantAmount = 0): Promise<void> {
+    while (this.exchanging) await sleep(POLL_MS);
+    this.exchanging = true;
+    try {
+      await this.#exchangeOnce(env, want, wantAmount);
+    } finally {
+      this.exchanging = false;
+    }
+  }
+
+  /**
+   * Keep a lease alive while a long request (a stream) runs on it: renew it before the ledger
+   * may drop it, from the request's own context, until `done`.
+   */
+  async keepAlive(lease: Lease, env: Env, done: Promise<unknown>): Promise<void> {
+    let finished = false;
+    const ended = done.then(
+      () => {
+        finished = true;
+      },
+      () => {
+        finished = true;
+      },
+    );
+    while (!finished) {
+      await Promise.race([ended, sleep(HEARTBEAT_MS)]);
+      if (!finished && lease.usableUntil - Date.now() < HEARTBEAT_MS * 2 && !this.exchanging) {
+        await this.exchange(env);
+      }
+    }
+  }
+
+  async #exchangeOnce(env: Env, want: Lease | null, wantAmount: number): Promise<void> {
+    const now = Date.now();
+    const ops: { lease: Lease; op: LeaseOp }[] = [];
+    const month = want?.month ?? this.leases.values().next().value?.month;
+    for (const lease of [...this.retired, ...this.leases.values()]) {
+      if (lease.month !== (month ?? lease.month)) continue; // one month per call; others next time
+      if (lease.exhausted) lease.toReturn += Math.max(0, lease.available); // winding down
+      const renew =
+        lease === want || lease.waiting > 0 || (lease.inflight > 0 && lease.usableUntil - now < HEARTBEAT_MS * 2);
+      const early = this.needsRenewal(lease) && lease.demand > 0;
+      const worst = Math.max(lease.lastWorst, lease === want ? wantAmount : 0);
+      // room for what is in flight and three times what came in since the last exchange
+      const wanted = lease.exhausted
+        ? 0
+        : Math.max(WANT_REQUESTS * worst, lease.inflight + DEMAND_FACTOR * lease.demand);
+      // a quiet lease gives back what it holds beyond what it would ask for, twice over
+      const surplus = lease.exhausted ? 0 : Math.max(0, lease.available - KEEP_WANTS * wanted);
+      if (lease.usable(now)) lease.toReturn += surplus;
+      if (lease.pending.length === 0 && lease.toReturn === 0 && !renew && !early) continue;
+      lease.sending = lease.pending.splice(0, MAX_BATCH);
+      lease.sendingCost = lease.sending.reduce((sum, p) => sum + p.record.cost, 0);
+      lease.pendingCost -= lease.sendingCost;
+      lease.held -= lease.toReturn; // not counted on from here on
+      const op: LeaseOp = {
+        leaseId: lease.id,
+        userId: lease.userId,
+        seq: ++lease.seq,
+        settlements: lease.sending.map((p) => p.record),
+        returned: lease.toReturn,
+        want: Math.max(0, wanted - Math.max(0, lease.available)),
+        minGrant: MIN_GRANT_REQUESTS * worst,
+        userLimit: lease.limits.user,
+        orgBudget: lease.limits.org,
+        alerts: lease.alerts,
+      };
+      lease.toReturn = 0;
+      lease.lastWant = wanted;
+      lease.demand = 0;
+      ops.push({ lease, op });
+    }
+    if (ops.length === 0 || month === undefined) return;
+    const answer = await this.#call(
+      env,
+      month,
+      ops.map((o) => o.op),
+    );
+    const results = answer?.leases ?? null;
+    if (answer) this.undeliveredSince = null;
+    else this.undeliveredSince ??= now;
+    // ±10 %: isolates paced alike must not fall into step
+    if (answer) this.interval = Math.round(answer.nextExchangeMs * (0.9 + 0.2 * Math.random()));
+    const byId = new Map((results ?? []).map((r) => [r.leaseId, r]));
+    for (const { lease, op } of ops) {
+      const result = byId.get(op.leaseId);
+      if (result) {
+        lease.held = result.held;
+        lease.usableUntil = now + result.ttlMs - EXPIRY_MARGIN_MS;
+        lease.figures = result;
+        if (op.want > 0 && result.granted === 0 && lease.available < op.minGrant) this.exhaust(lease, now);
+      } else {
+        // Undelivered: the ledger may or may not have applied it. Stop counting on this lease
+        // (its hold expires by itself) and send its settlements again with the next batch.
+        lease.held = 0;
+        lease.usableUntil = 0;
+        lease.toReturn = 0;
+        lease.exhaustedUntil = now + RETRY_GRANT_MS;
+        lease.pending.unshift(...lease.sending);
+        lease.pendingCost += lease.sendingCost;
+      }
+      lease.sending = [];
+      lease.sendingCost = 0;
+    }
+    this.retired = this.retired.filter((l) => l.inflight > 0 || l.pending.length > 0 || l.toReturn > 0);
+    for (const [key, lease] of this.leases) {
+      const idle = lease.inflight === 0 && lease.pending.length === 0 && !lease.exhausted;
+      if (idle && (lease.held <= 0 || !lease.usable(Date.now()))) this.leases.delete(key);
+    }
+  }
+
+  async #call(
+    env: Env,
+    month: string,
+    leases: LeaseOp[],
+  ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
+    // requests' facts for the metrics ride along (facts.ts); undelivered ones go back
+    const outbox = outboxFor(this.isolateId, this.orgId);
+    const metrics = outbox.carry();
+    const answer = await this.#send(env, month, leases, metrics);
+    if (answer === null) outbox.giveBack(metrics);
+    else outbox.delivered(metrics);
+    return answer;
+  }
+
+  async #send(
+    env: Env,
+    month: string,
+    leases: LeaseOp[],
+    metrics: MetricsBatch[],
+  ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("lease exchange timed out")), EXCHANGE_TIMEOUT_MS);
+        });
+        const ledger = env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(this.orgId)) as DurableObjectStub<LedgerRpc>;
+        const answer = await Promise.race([
+          ledger.exchange({ month, orgId: this.orgId, isolateId: this.isolateId, leases, metrics }),
+          timeout,
+        ]);
+        return { leases: answer.leases, nextExchangeMs: answer.nextExchangeMs };
+      } catch (err) {
+        if (attempt === 1) {
+          console.error(JSON.stringify({ event: "lease_exchange_failed", orgId: this.orgId, error: String(err) }));
+        }
+      } finally {
+        if (timer !== undefined) clearTimeout(timer);
+      }
+    }
+    return null;
+  }
+
+  /** Wait for an exchange in flight (e.g. one returning a slice before a per-request admission). */
+  async settled(): Promise<void> {
+    while (this.exchanging) await sleep(POLL_MS);
+  }
+}
+
+/** The lease books of this isolate: one in production; several in test renders (x-test-isolate). */
+const books = new Map<string, Map<string, OrgLeases>>();
+
+export function orgLeases(book: string, orgId: string): OrgLeases {
+  let orgs = books.get(book);
+  if (!orgs) {
+    orgs = new Map();
+    books.set(book, orgs);
+  }
+  let org = orgs.get(orgId);
+  if (!org) {
+    org = new OrgLeases(orgId, isolateIdOf(book));
+    orgs.set(orgId, org);
+  }
+  return org;
+}
+
+/** Test renders only: settlements not yet acknowledged, and requests in flight, on leases. */
+export function leaseActivity(): { unacknowledged: number; inflight: number; leases: number } {
+  const out = { unacknowledged: 0, inflight: 0, leases: 0 };
+  for (const orgs of books.values()) {
+    for (const org of orgs.values()) {
+      for (const lease of org.all()) {
+        out.unacknowledged += lease.pending.length + lease.sending.length;
+        out.inflight += lease.inflight > 0 ? 1 : 0;
+        out.leases += 1;
+      }
+    }
+  }
+  return out;
+}
+
+/** Test renders only: an isolate that dies, its leases never returned. */
+export function forgetBook(book: string): number {
+  const orgs = books.get(book);
+  books.delete(book);
+  return orgs ? [...orgs.values()].reduce((n, org) => n + org.leases.size, 0) : 0;
+}
+
+export type { OrgLeases };

@@ -1,0 +1,365 @@
+// Quotas: admit each request against the user's monthly limit and the org's monthly budget in
+// ONE ledger call (reserving its worst-case cost), settle it to the real cost after the
+// response, and decide by the org's failure mode when the ledger cannot be reached.
+
+import { UNSETTLED_PREFIX } from "../generated/contract";
+import { currentMonth, ledgerFor, monthResetsAt } from "../ledger";
+import { utcDay } from "../lib/clock";
+import { HttpError } from "../lib/errors";
+import { formatUsd } from "../lib/money";
+import type { Env, Fault } from "../protocol/env";
+import type { AdmitResult, Figures, Settlement } from "../protocol/ledger";
+import type { Outcome } from "../protocol/outcome";
+import type { Principal } from "../protocol/policy";
+import { offer, release, take } from "./carry";
+import { type Lease, type OrgLeases, orgLeases } from "./lease";
+
+const LEDGER_TIMEOUT_MS = 3_000; // a ledger this slow counts as unreachable (failure mode decides)
+// A refusal is remembered this long: an org (or user) out of budget costs its ledger no call
+// per request. A raised limit, a reset or a new month is seen after it at the latest.
+const REFUSAL_MEMORY_MS = 2_000;
+// `${orgId}|${month}` and `${orgId}|${month}|${userId}` → the refusal and until when it holds
+const refusals = new Map<string, { result: AdmitResult; until: number }>();
+// orgId → {day, micros}: fail-open spend while the ledger is down. Per isolate: the cap bounds
+// what each isolate serves unmetered, not the org's total across isolates.
+const fallbackSpend = new Map<string, { day: string; micros: number }>();
+
+/** A request admitted against the ledger (or, degraded, against the fallback allowance). */
+export interface Granted {
+  month: string;
+  amount: number;
+  state: Figures | null;
+  degraded: boolean;
+  /** Admitted against this isolate's lease (lease.ts). */
+  lease?: { org: OrgLeases; lease: Lease };
+  /** Whether admission awaited a ledger call (a lease exchange, or a per-request admission). */
+  calledLedger?: boolean;
+}
+
+/** How admission may reach past the request: which lease book, and how to run work after it. */
+export interface AdmitContext {
+  /** This isolate's lease book ("" in production; test renders simulate several isolates). */
+  book: string;
+  waitUntil(promise: Promise<unknown>): void;
+}
+
+function message(err: unknown): string {
+  return String((err as Error)?.message ?? err);
+}
+
+/** The ledger call, or an error if it does not answer within LEDGER_TIMEOUT_MS. */
+async function withinTimeout<T>(call: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${LEDGER_TIMEOUT_MS} ms`)), LEDGER_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([call, timeout]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+function usd(micros: number): string {
+  return `$${formatUsd(micros)}`;
+}
+
+function ledgerUnavailable(err: unknown): HttpError {
+  console.error(JSON.stringify({ event: "ledger_unavailable", error: message(err) }));
+  return new HttpError(503, "Usage accounting is temporarily unavailable; try again shortly.", {
+    code: "ledger_unavailable",
+  });
+}
+
+function refusal(principal: Principal, result: AdmitResult, amount: number, month: string): HttpError {
+  const { policy, userId, orgId } = principal;
+  if (result.limit === "concurrency") {
+    return new HttpError(
+      429,
+      `User '${userId}' already has ${result.open} requests open, the most its rate tier allows; ` +
+        "retry when one has finished.",
+      { type: "rate_limit_error", code: "concurrency_limit_exceeded", headers: { "retry-after": "1" } },
+    );
+  }
+  const resetsAt = monthResetsAt(month);
+  const [who, used, reserved, limit] =
+    result.limit === "user"
+      ? [`user '${userId}'`, result.userUsed, result.userReserved, policy.userLimitMicros]
+      : [`organization '${orgId}'`, result.orgUsed, result.orgReserved, policy.orgBudgetMicros];
+  const noun = result.limit === "user" ? "monthly limit" : "monthly budget";
+  return new HttpError(
+    429,
+    `You exceeded the ${noun} of ${who}: ${usd(used)} of ${usd(limit)} used` +
+      (reserved ? ` (${usd(reserved)} held by requests in progress)` : "") +
+      `, and this request may cost up to ${usd(amount)}. It resets at ${resetsAt}.`,
+    {
+      type: "insufficient_quota",
+      code: "insufficient_quota",
+      headers: {
+        "x-gateway-limit-scope": result.limit ?? "org",
+        "x-gateway-limit-usd": formatUsd(limit),
+        "x-gateway-remaining-usd": formatUsd(Math.max(0, limit - used - reserved)),
+        "x-gateway-quota-resets-at": resetsAt,
+      },
+    },
+  );
+}
+
+/**
+ * Admit against this isolate's lease for the user's month: no ledger call while the lease has
+ * room; one awaited exchange to take or grow it; null when the ledger grants none (near a
+ * limit, or unreachable): then the request is admitted per request.
+ */
+async function admitLeased(
+  env: Env,
+  principal: Principal,
+  month: string,
+  amount: number,
+  context: AdmitContext,
+): Promise<Granted | null> {
+  const { policy, orgId, userId } = principal;
+  const org = orgLeases(context.book, orgId);
+  const limits = { user: policy.userLimitMicros, org: policy.orgBudgetMicros };
+  let calledLedger = false;
+  for (let tries = 0; tries < 3; tries++) {
+    const lease = org.lease(userId, month, limits, Date.now());
+    lease.alerts = policy.alerts;
+    if (org.tryAdmit(lease, amount, Date.now())) {
+      if (org.needsRenewal(lease) && !org.busy) context.waitUntil(org.exchange(env));
+      const figures = lease.figures ?? { userUsed: 0, orgUsed: 0, userReserved: 0, orgReserved: 0 };
+      const state = {
+        ...figures,
+        userUsed: figures.userUsed + lease.unconfirmed,
+        orgUsed: figures.orgUsed + org.unconfirmed,
+      };
+      return { month, amount, state, degraded: false, lease: { org, lease }, calledLedger };
+    }
+    if (lease.exhausted) break;
+    // Another request's exchange may bring room; else take or grow the lease ourselves.
+    calledLedger = true;
+    lease.waiting += 1; // the next exchange takes or grows it, whoever runs it
+    lease.lastWorst = Math.max(lease.lastWorst, amount);
+    try {
+      if (org.busy) await org.settled();
+      else await org.exchange(env, lease, amount);
+    } finally {
+      lease.waiting -= 1;
+    }
+  }
+  if (org.returning)
+    await org.exchange(env); // give back what leases hold free, then ask
+  else if (org.busy) await org.settled(); // e.g. another request's exchange returning it
+  return null;
+}
+
+/** Reserve `amount` µUSD for this request, or throw 429 (over a limit) / 503 (fail-closed). */
+export async function admit(
+  env: Env,
+  principal: Principal,
+  requestId: string,
+  amount: number,
+  fault: Fault,
+  maxConcurrent: number | null = null,
+  context: AdmitContext | null = null,
+): Promise<Granted> {
+  const month = currentMonth();
+  const { policy } = principal;
+  // Leases need no exact count of open requests: a tier with maxConcurrent admits per request.
+  if (context && !fault && maxConcurrent === null) {
+    const leased = await admitLeased(env, principal, month, amount, context);
+    if (leased) return leased;
+  }
+  if (!fault) {
+    const remembered = rememberedRefusal(principal, month, amount);
+    if (remembered) throw refusal(principal, remembered, amount, month);
+  }
+  const carried = fault ? [] : take(principal.orgId);
+  try {
+    if (fault === "ledger-down") throw new Error("injected: ledger unreachable");
+    const result = await withinTimeout(
+      ledgerFor(env, principal.orgId).admit({
+        requestId,
+        userId: principal.userId,
+        month,
+        amount,
+        userLimit: policy.userLimitMicros,
+        orgBudget: policy.orgBudgetMicros,
+        alerts: policy.alerts,
+        orgId: principal.orgId,
+        maxConcurrent,
+        settlements: carried.map((entry) => entry.record),
+      }),
+    );
+    release(principal.orgId, carried, true);
+    if (!result.admitted) {
+      if (!fault) remember(principal, month, result);
+      throw refusal(principal, result, amount, month);
+    }
+    return { month, amount, state: result, degraded: false, calledLedger: true };
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    release(principal.orgId, carried, false);
+    if (policy.failureMode !== "fail-open") throw ledgerUnavailable(err);
+    return admitDegraded(principal, amount, month, err);
+  }
+}
+
+/** A quota reset or limit change made here: this isolate forgets its refusals for the org. */
+export function forgetRefusals(orgId: string): void {
+  for (const key of refusals.keys()) if (key.startsWith(`${orgId}|`)) refusals.delete(key);
+}
+
+function refusalKeys(principal: Principal, month: string): { org: string; user: string } {
+  const org = `${principal.orgId}|${month}`;
+  return { org, user: `${org}|${principal.userId}` };
+}
+
+function remember(principal: Principal, month: string, result: AdmitResult): void {
+  if (result.limit !== "user" && result.limit !== "org") return; // concurrency frees up at once
+  const keys = refusalKeys(principal, month);
+  refusals.set(result.limit === "org" ? keys.org : keys.user, { result, until: Date.now() + REFUSAL_MEMORY_MS });
+}
+
+/** A refusal the ledger gave moments ago that this request would get again (no larger room). */
+function rememberedRefusal(principal: Principal, month: string, amount: number): AdmitResult | null {
+  const { policy } = principal;
+  const now = Date.now();
+  const keys = refusalKeys(principal, month);
+  for (const [key, limit] of [
+    [keys.org, policy.orgBudgetMicros],
+    [keys.user, policy.userLimitMicros],
+  ] as const) {
+    const hit = refusals.get(key);
+    if (!hit) continue;
+    if (hit.until <= now) {
+      refusals.delete(key);
+      continue;
+    }
+    const { result } = hit;
+    const [used, reserved] =
+      result.limit === "org" ? [result.orgUsed, result.orgReserved] : [result.userUsed, result.userReserved];
+    if (used + reserved + amount > limit) return result;
+  }
+  return null;
+}
+
+function admitDegraded(principal: Principal, amount: number, month: string, err: unknown): Granted {
+  const today = utcDay();
+  const spent = fallbackSpend.get(principal.orgId);
+  const used = spent?.day === today ? spent.micros : 0;
+  const cap = principal.policy.fallbackDailyLimitMicros;
+  if (used + amount > cap) {
+    console.error(JSON.stringify({ event: "fallback_cap_reached", orgId: principal.orgId }));
+    throw new HttpError(
+      503,
+      "Usage accounting is unavailable and this organization's fallback " +
+        `allowance for today (${usd(cap)}) is used up.`,
+      { code: "fallback_limit_reached" },
+    );
+  }
+  fallbackSpend.set(principal.orgId, { day: today, micros: used + amount });
+  console.error(JSON.stringify({ event: "serving_fail_open", orgId: principal.orgId, error: message(err) }));
+  return { month, amount, state: null, degraded: true };
+}
+
+/** A served (or released) request's outcome as the ledger records it. */
+export function settlementOf(requestId: string, userId: string, month: string, outcome: Outcome): Settlement {
+  return {
+    requestId,
+    userId,
+    month,
+    cost: outcome.cost,
+    tokensIn: outcome.tokensIn,
+    tokensOut: outcome.tokensOut,
+    estimated: outcome.estimated,
+    cached: outcome.cached,
+    fallback: outcome.fallback === true,
+    standIn: outcome.standIn === true,
+    implausible: outcome.implausible === true,
+    toolMicros: outcome.toolMicros ?? 0,
+    tierMicros: outcome.tierMicros ?? 0,
+    count: outcome.count,
+  };
+}
+
+/**
+ * Replace the reservation with the real cost. Never throws: if the ledger cannot take it,
+ * the record goes to KV under `unsettled:` for reconciliation, and is logged.
+ */
+export async function settle(
+  env: Env,
+  principal: Principal,
+  requestId: string,
+  admission: Granted,
+  outcome: Outcome,
+  fault: Fault,
+): Promise<Figures | null> {
+  const record = settlementOf(requestId, principal.userId, admission.month, outcome);
+  if (admission.degraded) {
+    const spent = fallbackSpend.get(principal.orgId);
+    if (spent) spent.micros += outcome.cost - admission.amount; // reservation → real cost
+  }
+  if (admission.lease) {
+    const { org, lease } = admission.lease;
+    // into the lease's next batch; what a batch cannot deliver goes the per-request way
+    await org.settle(lease, admission.amount, outcome.count ? record : null, env, (records) =>
+      Promise.all(records.map((r) => settleDirect(env, principal.orgId, r, null))).then(() => undefined),
+    );
+    return null;
+  }
+  // Usually the next admission to this org carries it (fault-injected requests settle alone).
+  if (!fault && !admission.degraded && (await offer(principal.orgId, record))) return null;
+  return settleDirect(env, principal.orgId, record, fault);
+}
+
+/**
+ * One settlement straight to the ledger, twice at most; if it cannot take it, the record goes
+ * to KV under `unsettled:` for reconciliation, and is logged. Never throws.
+ */
+async function settleDirect(env: Env, orgId: string, record: Settlement, fault: Fault): Promise<Figures | null> {
+  const { requestId } = record;
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      if (fault === "ledger-down" || fault === "settle-down") throw new Error("injected: ledger unreachable");
+      return await withinTimeout(ledgerFor(env, orgId).settle(record));
+    } catch (err) {
+      if (attempt === 1) {
+        console.error(JSON.stringify({ event: "settle_failed", requestId, orgId, error: message(err) }));
+      }
+    }
+  }
+  if (record.count === false) return null; // a released reservation expires by itself
+  // Kept for reconciliation (POST /admin/reconcile moves it into the ledger, idempotently).
+  const key = `${UNSETTLED_PREFIX}${orgId}:${record.month}:${requestId}`;
+  const kept = JSON.stringify({ v: 1, orgId, at: Date.now(), ...record });
+  try {
+    await env.GATEWAY_KV.put(key, kept);
+  } catch (err) {
+    // Last resort: the full record in the Workers Logs, so it can still be reconciled by hand.
+    console.error(JSON.stringify({ event: "usage_record_lost_to_logs", record: kept, error: message(err) }));
+  }
+  return null;
+}
+
+/**
+ * x-gateway-* headers for the tighter of user limit and org budget (named by
+ * x-gateway-limit-scope), so usage + remaining = limit. `cost` is this request's, when known
+ * (non-streaming); a stream's headers show the state at admission.
+ */
+export function quotaHeaders(principal: Principal, admission: Granted, cost = 0): Record<string, string> {
+  const { policy } = principal;
+  if (admission.degraded) {
+    // No ledger, no usage figures: say so rather than guess.
+    return { "x-gateway-limit-usd": formatUsd(policy.userLimitMicros), "x-gateway-degraded": "ledger-unavailable" };
+  }
+  const state = admission.state as Figures;
+  const user = { scope: "user", limit: policy.userLimitMicros, used: state.userUsed + cost };
+  const org = { scope: "org", limit: policy.orgBudgetMicros, used: state.orgUsed + cost };
+  const tighter = user.limit - user.used <= org.limit - org.used ? user : org;
+  return {
+    "x-gateway-limit-scope": tighter.scope,
+    "x-gateway-usage-usd": formatUsd(tighter.used),
+    "x-gateway-limit-usd": formatUsd(tighter.limit),
+    "x-gateway-remaining-usd": formatUsd(Math.max(0, tighter.limit - tighter.used)),
+  };
+}

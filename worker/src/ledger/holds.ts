@@ -1,0 +1,235 @@
+// What the ledger holds against the limits beside recorded usage: per-request reservations
+// (admission.ts) and the slices isolates hold as leases (leases.ts), in their two tables, and a
+// month's counters and holds mirrored in memory (Months) so that admission reads nothing from
+// storage. SQLite is the record; the object is its only writer and runs one call at a time, so
+// the mirror cannot drift.
+
+import type { Figures, UsageRow } from "../protocol/ledger";
+import { COUNTERS, emptyRow, ORG, readUsage, type UsageTotals, userSubject, writeUsage } from "./usage-rows";
+
+export const HOLDS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS reservations (
+  id TEXT PRIMARY KEY,
+  month TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  amount_micros INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reservations_by_expiry ON reservations (expires_at);
+CREATE TABLE IF NOT EXISTS leases (
+  id TEXT PRIMARY KEY,
+  month TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  held_micros INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+`;
+
+const MONTHS_IN_MEMORY = 2;
+
+interface Held {
+  userId: string;
+  amount: number;
+  expiresAt: number;
+}
+
+interface StoredReservation extends Held {
+  id: string;
+}
+
+export interface HeldLease {
+  userId: string;
+  held: number;
+  seq: number;
+  expiresAt: number;
+}
+
+interface StoredLease extends HeldLease {
+  id: string;
+}
+
+/** One month's counters and open holds, mirrored in memory from SQLite. */
+export class MonthState {
+  rows: Map<string, UsageRow>;
+  reservations = new Map<string, Held>();
+  leases = new Map<string, HeldLease>();
+  reservedByUser = new Map<string, number>();
+  openByUser = new Map<string, number>();
+  reservedTotal = 0;
+  leasedByUser = new Map<string, number>();
+  leasedTotal = 0;
+
+  constructor(rows: UsageRow[], reservations: StoredReservation[], leases: StoredLease[]) {
+    this.rows = new Map(rows.map((row) => [row.subject, row]));
+    for (const r of reservations) this.hold(r.id, r.userId, r.amount, r.expiresAt);
+    for (const l of leases) this.holdLease(l.id, l);
+  }
+
+  #reserve(userId: string, amount: number): void {
+    this.reservedByUser.set(userId, (this.reservedByUser.get(userId) ?? 0) + amount);
+    this.reservedTotal += amount;
+  }
+
+  #lease(userId: string, amount: number): void {
+    this.leasedByUser.set(userId, (this.leasedByUser.get(userId) ?? 0) + amount);
+    this.leasedTotal += amount;
+  }
+
+  holdLease(id: string, lease: HeldLease): void {
+    this.releaseLease(id);
+    this.leases.set(id, lease);
+    this.#lease(lease.userId, lease.held);
+  }
+
+  releaseLease(id: string): void {
+    const lease = this.leases.get(id);
+    if (!lease) return;
+    this.leases.delete(id);
+    this.#lease(lease.userId, -lease.held);
+  }
+
+  row(subject: string): UsageRow {
+    return this.rows.get(subject) ?? emptyRow(subject);
+  }
+
+  hold(id: string, userId: string, amount: number, expiresAt: number): void {
+    this.release(id);
+    this.reservations.set(id, { userId, amount, expiresAt });
+    this.#reserve(userId, amount);
+    this.openByUser.set(userId, (this.openByUser.get(userId) ?? 0) + 1);
+  }
+
+  release(id: string): void {
+    const held = this.reservations.get(id);
+    if (!held) return;
+    this.reservations.delete(id);
+    this.#reserve(held.userId, -held.amount);
+    this.openByUser.set(held.userId, (this.openByUser.get(held.userId) ?? 1) - 1);
+  }
+
+  /** Add a row of summed counts (UsageTotals) to its subject's. */
+  add(sums: UsageRow): void {
+    const row = { ...this.row(sums.subject) };
+    for (const counter of COUNTERS) row[counter] += sums[counter];
+    this.rows.set(sums.subject, row);
+  }
+
+  /** Recorded usage and what admission must leave room for: reservations and lease slices. */
+  figures(userId: string): Figures {
+    return {
+      userUsed: this.row(userSubject(userId)).usedMicros,
+      orgUsed: this.row(ORG).usedMicros,
+      userReserved: (this.reservedByUser.get(userId) ?? 0) + (this.leasedByUser.get(userId) ?? 0),
+      orgReserved: this.reservedTotal + this.leasedTotal,
+    };
+  }
+}
+
+/** The months in memory (the last two used), their holds' tables, and the next expiry. */
+export class Months {
+  readonly #sql: SqlStorage;
+  readonly #months = new Map<string, MonthState>();
+  #nextExpiry = Number.POSITIVE_INFINITY; // earliest open hold's expiry: no sweep before it
+
+  constructor(sql: SqlStorage) {
+    this.#sql = sql;
+    sql.exec(HOLDS_SCHEMA);
+  }
+
+  get(month: string): MonthState {
+    let state = this.#months.get(month);
+    if (!state) {
+      const reservations = this.#sql
+        .exec<StoredReservation & Record<string, SqlStorageValue>>(
+          `SELECT id, user_id AS userId, amount_micros AS amount, expires_at AS expiresAt
+             FROM reservations WHERE month = ?`,
+          month,
+        )
+        .toArray();
+      const leases = this.#sql
+        .exec<StoredLease & Record<string, SqlStorageValue>>(
+          `SELECT id, user_id AS userId, held_micros AS held, seq, expires_at AS expiresAt
+             FROM leases WHERE month = ?`,
+          month,
+        )
+        .toArray();
+      state = new MonthState(readUsage(this.#sql, month), reservations, leases);
+      for (const held of [...reservations, ...leases]) this.#expiresAt(held.expiresAt);
+      this.#months.set(month, state);
+      while (this.#months.size > MONTHS_IN_MEMORY) this.#months.delete(this.#months.keys().next().value as string);
+    }
+    return state;
+  }
+
+  #expiresAt(at: number): void {
+    this.#nextExpiry = Math.min(this.#nextExpiry, at);
+  }
+
+  /** Release expired holds; costs nothing until the earliest one is due. */
+  sweep(now: number): void {
+    if (now < this.#nextExpiry) return;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const state of this.#months.values()) {
+      for (const [id, held] of state.reservations) {
+        if (held.expiresAt <= now) state.release(id);
+        else earliest = Math.min(earliest, held.expiresAt);
+      }
+      for (const [id, lease] of state.leases) {
+        if (lease.expiresAt <= now)
+          state.releaseLease(id); // its isolate stopped exchanging
+        else earliest = Math.min(earliest, lease.expiresAt);
+      }
+    }
+    this.#sql.exec("DELETE FROM reservations WHERE expires_at <= ?", now);
+    this.#sql.exec("DELETE FROM leases WHERE expires_at <= ?", now);
+    this.#nextExpiry = earliest;
+  }
+
+  /** Hold `amount` for one request until `expiresAt` (a new reservation, or one extended). */
+  reserve(state: MonthState, month: string, id: string, userId: string, amount: number, expiresAt: number): void {
+    this.#sql.exec(
+      "INSERT OR REPLACE INTO reservations (id, month, user_id, amount_micros, expires_at) VALUES (?, ?, ?, ?, ?)",
+      id,
+      month,
+      userId,
+      amount,
+      expiresAt,
+    );
+    state.hold(id, userId, amount, expiresAt);
+    this.#expiresAt(expiresAt);
+  }
+
+  /** A request's reservation ends (its settlement came); a leased request had none. */
+  unreserve(state: MonthState, id: string): void {
+    if (state.reservations.has(id)) this.#sql.exec("DELETE FROM reservations WHERE id = ?", id);
+    state.release(id);
+  }
+
+  /** An isolate's lease now holds `lease.held` (0 or less: the lease ends). */
+  putLease(state: MonthState, month: string, id: string, lease: HeldLease): void {
+    if (lease.held > 0) {
+      state.holdLease(id, lease);
+      this.#sql.exec(
+        "INSERT OR REPLACE INTO leases (id, month, user_id, held_micros, seq, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        id,
+        month,
+        lease.userId,
+        lease.held,
+        lease.seq,
+        lease.expiresAt,
+      );
+      this.#expiresAt(lease.expiresAt);
+    } else {
+      this.#sql.exec("DELETE FROM leases WHERE id = ?", id);
+    }
+  }
+
+  /** What `usage` gathered, into the month's rows (SQLite, then memory): one write per subject. */
+  addUsage(state: MonthState, month: string, usage: UsageTotals): void {
+    for (const row of usage.rows()) {
+      writeUsage(this.#sql, month, row);
+      state.add(row);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+// Budget leases, the ledger's side (decision 0018; the isolate's side is budget/lease.ts): per
+// exchange, a lease's settlements recorded (their costs leave its hold), what the isolate gives
+// back released, then a grant of at most 1/LEASE_SHARE of the headroom beside every other hold,
+// so that recorded usage plus all holds never exceeds the user's limit or the org's budget. The
+// exchanges of all isolates are paced to EXCHANGES_PER_S.
+
+import { LEASE_TTL_MS, type LeaseOp, type LeaseResult } from "../protocol/ledger";
+import type { MonthState, Months } from "./holds";
+import type { Settlements } from "./settlement";
+import { UsageTotals } from "./usage-rows";
+
+// A lease takes at most this share of the headroom left beside all other holds, so slices
+// shrink as a limit nears and the last ones stay available to other isolates.
+const LEASE_SHARE = 4;
+// Lease exchanges per second this object aims at, over all isolates (decision 0018).
+const EXCHANGES_PER_S = 400;
+const MIN_EXCHANGE_INTERVAL_MS = 1_000;
+const MAX_EXCHANGE_INTERVAL_MS = 10_000; // well inside waitUntil's 30 s and the lease TTL
+const PACE_WINDOW_MS = 10_000;
+
+export class Leases {
+  readonly #months: Months;
+  readonly #settlements: Settlements;
+  readonly #isolatesSeen = new Map<string, number>(); // isolate id → its last exchange
+  #nextPaceSweep = 0;
+
+  constructor(months: Months, settlements: Settlements) {
+    this.#months = months;
+    this.#settlements = settlements;
+  }
+
+  /** One lease's exchange, in one atomic step. */
+  exchange(state: MonthState, month: string, op: LeaseOp, now: number): LeaseResult {
+    const current = state.leases.get(op.leaseId);
+    const result = (held: number, granted: number): LeaseResult => ({
+      leaseId: op.leaseId,
+      held,
+      granted,
+      ttlMs: LEASE_TTL_MS,
+      ...state.figures(op.userId),
+    });
+    let held = current?.held ?? 0;
+    const repeated = current !== undefined && op.seq <= current.seq;
+    const usage = new UsageTotals();
+    const records = op.settlements.map((record) => ({ ...record, month, now }));
+    for (const record of this.#settlements.claim(state, records, usage, now)) {
+      // a settlement's cost moves from the hold to the usage, once
+      if (!repeated) held = Math.max(0, held - record.cost);
+    }
+    this.#months.addUsage(state, month, usage); // before the headroom below is read
+    if (repeated) return result(current.held, 0); // a retry of an exchange already applied
+    held = Math.max(0, held - Math.max(0, op.returned));
+    state.releaseLease(op.leaseId); // the headroom below excludes this lease's own hold
+    const figures = state.figures(op.userId);
+    const headroom = Math.min(
+      op.userLimit - figures.userUsed - figures.userReserved,
+      op.orgBudget - figures.orgUsed - figures.orgReserved,
+    );
+    const cap = Math.floor(Math.max(0, headroom - held) / LEASE_SHARE);
+    const offer = Math.min(Math.max(0, op.want), cap);
+    const granted = offer > 0 && offer >= op.minGrant ? offer : 0;
+    held += granted;
+    this.#months.putLease(state, month, op.leaseId, {
+      userId: op.userId,
+      held,
+      seq: op.seq,
+      expiresAt: now + LEASE_TTL_MS,
+    });
+    return result(held, granted);
+  }
+
+  /**
+   * How long each isolate should wait between exchanges so that all of them together stay near
+   * EXCHANGES_PER_S: one object serves about a thousand calls a second, and per-request
+   * admissions near a limit need the rest. Isolates seen in the last PACE_WINDOW_MS count.
+   */
+  pace(isolateId: string | undefined, now: number): number {
+    if (isolateId !== undefined) this.#isolatesSeen.set(isolateId, now);
+    if (now >= this.#nextPaceSweep) {
+      this.#nextPaceSweep = now + PACE_WINDOW_MS;
+      for (const [id, seen] of this.#isolatesSeen) if (seen < now - PACE_WINDOW_MS) this.#isolatesSeen.delete(id);
+    }
+    const interval = Math.ceil((this.#isolatesSeen.size * 1000) / EXCHANGES_PER_S);
+    return Math.min(MAX_EXCHANGE_INTERVAL_MS, Math.max(MIN_EXCHANGE_INTERVAL_MS, interval));
+  }
+}

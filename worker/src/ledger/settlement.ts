@@ -1,0 +1,83 @@
+// Settlements: a request's real cost replaces its reservation and becomes usage, once. The
+// settled table remembers each request id for SETTLED_MEMORY_MS, so a settlement sent again
+// (a retried exchange, a carried record that also went alone) is applied once; it records
+// usage even when the reservation already expired: a cent is never lost.
+
+import type { Figures, Settlement } from "../protocol/ledger";
+import type { Alerts } from "./alerts";
+import type { MonthState, Months } from "./holds";
+import type { Pruning } from "./pruning";
+import { UsageTotals } from "./usage-rows";
+
+export const SETTLED_SCHEMA = `
+CREATE TABLE IF NOT EXISTS settled (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS settled_by_age ON settled (at);
+`;
+
+const CLAIMS_PER_STATEMENT = 50; // two bound parameters each: a Durable Object's SQL takes at most 100
+
+export class Settlements {
+  readonly #sql: SqlStorage;
+  readonly #months: Months;
+  readonly #pruning: Pruning;
+  readonly #alerts: Alerts;
+
+  constructor(sql: SqlStorage, months: Months, pruning: Pruning, alerts: Alerts) {
+    this.#sql = sql;
+    this.#months = months;
+    this.#pruning = pruning;
+    this.#alerts = alerts;
+    sql.exec(SETTLED_SCHEMA);
+  }
+
+  /**
+   * Replace a reservation by the real cost and count the request. Idempotent per requestId,
+   * and it records usage even when the reservation already expired: a cent is never lost.
+   */
+  settle(record: Settlement): Figures {
+    const state = this.#months.get(record.month);
+    if (this.record(state, record)) this.#alerts.check(record.month, [record.userId], record.now ?? Date.now());
+    return state.figures(record.userId);
+  }
+
+  /** Record one settlement and its usage; true when it was new (a settlement is applied once). */
+  record(state: MonthState, record: Settlement): boolean {
+    const usage = new UsageTotals();
+    const fresh = this.claim(state, [record], usage, record.now ?? Date.now());
+    this.#months.addUsage(state, record.month, usage);
+    return fresh.length > 0;
+  }
+
+  /**
+   * Claim settlements: their reservations (if any) end, and those not claimed before (by
+   * request id) are returned, each once, their counts added to `usage`, which the caller writes
+   * once for all of its call (Months.addUsage). The claims go in multi-row statements: the
+   * object's work per exchange is a few statements, not one per request.
+   */
+  claim(state: MonthState, records: readonly Settlement[], usage: UsageTotals, now: number): Settlement[] {
+    for (const { requestId } of records) this.#months.unreserve(state, requestId);
+    const fresh = new Set<string>();
+    for (let i = 0; i < records.length; i += CLAIMS_PER_STATEMENT) {
+      const chunk = records.slice(i, i + CLAIMS_PER_STATEMENT);
+      const claimed = this.#sql.exec<{ id: string }>(
+        `INSERT INTO settled (id, at) VALUES ${chunk.map(() => "(?, ?)").join(", ")}
+         ON CONFLICT DO NOTHING RETURNING id`,
+        ...chunk.flatMap((record) => [record.requestId, record.now ?? now]),
+      );
+      for (const { id } of claimed) fresh.add(id);
+    }
+    this.#pruning.ifDue(now);
+    const applied: Settlement[] = [];
+    for (const record of records) {
+      if (!fresh.delete(record.requestId)) continue; // claimed before, or twice in this call
+      applied.push(record);
+      if (record.count !== false) usage.add(record);
+    }
+    return applied;
+  }
+
+  /** Claim any other id once (a metrics batch): true the first time. */
+  claimOnce(id: string, now: number): boolean {
+    return this.#sql.exec("INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING", id, now).rowsWritten > 0;
+  }
+}

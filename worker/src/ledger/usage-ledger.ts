@@ -1,0 +1,209 @@
+// UsageLedger: one SQLite-backed Durable Object per organization, the single writer of that
+// org's and its users' counters. KV cannot hold counters (one write per second per key, no
+// atomic increment, eventual consistency); a Durable Object runs one request at a time, and
+// each method below does all its SQL without awaiting, so every call is atomic.
+//
+// This class owns the RPC surface (protocol/ledger.ts) and the one alarm; each capability owns
+// its tables in a module of its own: usage rows (usage-rows.ts), holds and the month mirror
+// (holds.ts), admission (admission.ts), settlement (settlement.ts), leases (leases.ts), alerts
+// (alerts.ts), daily metrics rows (daily-metrics.ts), background runs (runs.ts), stored
+// objects (stored-objects.ts) and pruning (pruning.ts).
+
+import { DurableObject } from "cloudflare:workers";
+import type { Env } from "../protocol/env";
+import type {
+  Admission,
+  AdmitResult,
+  AlertRow,
+  Exchange,
+  ExchangeResult,
+  Figures,
+  LedgerRpc,
+  MetricsGroups,
+  MonthUsage,
+  Settlement,
+  UsageRow,
+  UserUsage,
+  WatchedRun,
+} from "../protocol/ledger";
+import type { MetricsBatch } from "../protocol/metrics";
+import { Admissions } from "./admission";
+import { Alerts } from "./alerts";
+import { DailyMetrics } from "./daily-metrics";
+import { Months } from "./holds";
+import { Leases } from "./leases";
+import { Pruning } from "./pruning";
+import { type RunPoller, WatchedRuns } from "./runs";
+import { Settlements } from "./settlement";
+import { keepStored, STORED_SCHEMA, storedOwners } from "./stored-objects";
+import { createUsage, ORG, resetUserUsage, userSubject } from "./usage-rows";
+
+let pollRun: RunPoller | null = null;
+
+export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
+  private readonly sql: SqlStorage;
+  private readonly months: Months;
+  private readonly alertBook: Alerts;
+  private readonly settlements: Settlements;
+  private readonly admissions: Admissions;
+  private readonly leases: Leases;
+  private readonly daily: DailyMetrics;
+  private readonly runs: WatchedRuns;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    createUsage(this.sql);
+    this.sql.exec(STORED_SCHEMA);
+    this.months = new Months(this.sql);
+    this.alertBook = new Alerts(this.sql, this.months, (at) => void ctx.storage.setAlarm(at));
+    this.settlements = new Settlements(this.sql, this.months, new Pruning(this.sql), this.alertBook);
+    this.admissions = new Admissions(this.months, this.settlements, this.alertBook);
+    this.leases = new Leases(this.months, this.settlements);
+    this.daily = new DailyMetrics(this.sql, this.settlements);
+    this.runs = new WatchedRuns(this.sql, this.settlements, this.admissions);
+  }
+
+  /** The poll of background runs: set once by the entry module (index.ts). */
+  static watchRunsWith(poller: RunPoller): void {
+    pollRun = poller;
+  }
+
+  /** Deliver the alerts that are due and poll the runs that are; then sleep until the next. */
+  override async alarm(): Promise<void> {
+    if (pollRun !== null) await this.runs.pollDue(this.env, pollRun, Date.now());
+    const nextAlert = await this.alertBook.deliverDue(this.env);
+    const next = Math.min(nextAlert ?? Number.POSITIVE_INFINITY, this.runs.nextPollAt() ?? Number.POSITIVE_INFINITY);
+    if (Number.isFinite(next)) await this.ctx.storage.setAlarm(Math.max(next, Date.now()));
+  }
+
+  /**
+   * Reserve `amount` µUSD for one request against the user's limit and the org's budget, or
+   * refuse naming the limit that would be exceeded (admission.ts).
+   */
+  admit(admission: Admission): AdmitResult {
+    return this.admissions.admit(admission);
+  }
+
+  /** A request's real cost in place of its reservation, once per request id (settlement.ts). */
+  settle(record: Settlement): Figures {
+    return this.settlements.settle(record);
+  }
+
+  /**
+   * An isolate's lease exchange for one org and month (leases.ts): its requests' metrics
+   * counted, each lease's settlements recorded and its hold renewed, then, optionally, one
+   * per-request admission. One atomic step, like admit().
+   */
+  exchange({
+    month,
+    orgId,
+    isolateId,
+    leases,
+    admission = null,
+    metrics = [],
+    now = Date.now(),
+  }: Exchange): ExchangeResult {
+    this.daily.count(metrics, now);
+    const state = this.months.get(month);
+    this.months.sweep(now);
+    const results = leases.map((op) => {
+      this.alertBook.learn(orgId, op.userId, op.userLimit, op.orgBudget, op.alerts);
+      return this.leases.exchange(state, month, op, now);
+    });
+    this.alertBook.check(
+      month,
+      leases.map((op) => op.userId),
+      now,
+    );
+    return {
+      leases: results,
+      admission: admission ? this.admit({ ...admission, now }) : null,
+      nextExchangeMs: this.leases.pace(isolateId, now),
+    };
+  }
+
+  /** Requests' metrics into the day's rows, each batch once (daily-metrics.ts). */
+  record({ batches, isolateId, now = Date.now() }: { batches: MetricsBatch[]; isolateId?: string; now?: number }) {
+    this.daily.count(batches, now);
+    return {
+      counted: batches.reduce((n, batch) => n + batch.requests, 0),
+      nextExchangeMs: this.leases.pace(isolateId, now),
+    };
+  }
+
+  /** Watch a background run to its end (runs.ts). */
+  async watchRun(run: WatchedRun): Promise<void> {
+    const next = this.runs.watch(run, Date.now());
+    const set = await this.ctx.storage.getAlarm();
+    if (set === null || set > next) await this.ctx.storage.setAlarm(next);
+  }
+
+  /** The month's alerts, newest first. */
+  alerts({ month }: { month: string }): AlertRow[] {
+    return this.alertBook.list(month);
+  }
+
+  /** The metrics of the days from `from` to `to`, summed by day, user, model and route. */
+  metrics({ from, to, userId }: { from: string; to: string; userId?: string | null }): MetricsGroups {
+    return this.daily.read(from, to, userId);
+  }
+
+  /** The org row and every user row of a month, with the open holds as figures. */
+  usage({ month, now = Date.now() }: { month: string; now?: number }): MonthUsage {
+    const state = this.months.get(month);
+    this.months.sweep(now);
+    const users: Record<string, UsageRow> = {};
+    for (const [subject, row] of [...state.rows].sort(([a], [b]) => a.localeCompare(b))) {
+      if (subject.startsWith("user:")) users[subject.slice(5)] = row;
+    }
+    return {
+      month,
+      org: state.row(ORG),
+      users,
+      openReservations: state.reservations.size,
+      reservedMicros: state.reservedTotal,
+      leases: state.leases.size,
+      leasedMicros: state.leasedTotal,
+    };
+  }
+
+  /** One user's row of a month. */
+  userUsage({ month, userId, now = Date.now() }: { month: string; userId: string; now?: number }): UserUsage {
+    const state = this.months.get(month);
+    this.months.sweep(now);
+    return {
+      month,
+      ...state.row(userSubject(userId)),
+      reservedMicros: state.reservedByUser.get(userId) ?? 0,
+      leasedMicros: state.leasedByUser.get(userId) ?? 0,
+    };
+  }
+
+  /**
+   * Give a user their monthly allowance back: their usage restarts at zero. The org's total is
+   * real spend and stays; the previous figure is kept in quota_resets for audit.
+   */
+  resetUser({ month, userId, now = Date.now() }: { month: string; userId: string; now?: number }) {
+    const state = this.months.get(month);
+    const subject = userSubject(userId);
+    const previous = state.row(subject);
+    resetUserUsage(this.sql, month, userId, previous.usedMicros, now);
+    if (state.rows.has(subject)) state.rows.set(subject, { ...previous, usedMicros: 0 });
+    return { month, userId, previousMicros: previous.usedMicros };
+  }
+
+  /** Records the provider-side objects a request of `userId` created (stored-objects.ts). */
+  keepStored({ ids, userId, now = Date.now() }: { ids: string[]; userId: string; now?: number }): void {
+    keepStored(this.sql, ids, userId, now);
+  }
+
+  /** Who owns each of these ids in this org (absent: nobody here). */
+  storedOwners({ ids, now = Date.now() }: { ids: string[]; now?: number }): Record<string, string> {
+    return storedOwners(this.sql, ids, now);
+  }
+
+  ping(): { ok: true } {
+    return { ok: true };
+  }
+}

@@ -1,0 +1,216 @@
+// What the isolates and the org's UsageLedger Durable Object say to each other: the ledger's
+// RPC surface (LedgerRpc, which the class implements) and the records it takes and answers.
+// Both sides import this module; neither imports the other's.
+//
+// Money is integer micro-dollars (µUSD). Months are UTC ("2026-11").
+
+import type { MetricsBatch, MetricsRow } from "./metrics";
+
+// A lease an isolate stops renewing (it died) gives its slice back this long after its last
+// exchange (the ledger drops it); a live isolate renews while it has requests in flight.
+export const LEASE_TTL_MS = 30_000;
+
+import type { AlertThresholds, Price } from "./policy";
+
+export interface UsageRow {
+  subject: string;
+  usedMicros: number;
+  requests: number;
+  tokensIn: number;
+  tokensOut: number;
+  estimated: number;
+  cached: number;
+  /** Requests answered by a fallback model after the first failed. */
+  fallbacks: number;
+  /** Requests answered by a Workers AI stand-in while AI Gateway was down. */
+  standIns: number;
+  /** Requests whose reported usage could not be real (recorded as estimated, not as reported). */
+  implausible: number;
+  /** Of usedMicros: billed tool calls, and what service tiers added (or took) over the model's prices. */
+  toolMicros: number;
+  tierMicros: number;
+}
+
+/**
+ * One isolate's exchange for one of its leases (a user's month): the settlements of requests
+ * it admitted under the lease (their costs leave the hold and become usage), what it gives back
+ * (it stopped counting on it before sending), and how much more it wants.
+ */
+export interface LeaseOp {
+  leaseId: string;
+  userId: string;
+  /** Increases with each exchange of this lease: a retried exchange is applied once. */
+  seq: number;
+  settlements: Settlement[];
+  returned: number;
+  want: number;
+  /** The least grant worth having; below it nothing is granted (the isolate admits per request). */
+  minGrant: number;
+  userLimit: number;
+  orgBudget: number;
+  /** The key's budget alert thresholds (% of the month's limit and budget). */
+  alerts?: AlertThresholds;
+}
+
+export interface LeaseResult extends Figures {
+  leaseId: string;
+  /** What the ledger now holds for this lease: all the isolate may count on. */
+  held: number;
+  granted: number;
+  ttlMs: number;
+}
+
+export interface Exchange {
+  month: string;
+  /** The org this ledger is for (alerts name it). */
+  orgId?: string;
+  /** Which isolate exchanges (random per isolate): the ledger paces them by how many there are. */
+  isolateId?: string;
+  leases: LeaseOp[];
+  /** A per-request admission to run after the lease operations (near a limit). */
+  admission?: Admission | null;
+  /** Requests' metrics, carried along (facts.ts). */
+  metrics?: MetricsBatch[];
+  now?: number;
+}
+
+/** What a settlement records; `count: false` releases a reservation without a request. */
+export interface Settlement {
+  requestId: string;
+  userId: string;
+  month: string;
+  cost: number;
+  tokensIn?: number;
+  tokensOut?: number;
+  estimated?: boolean;
+  cached?: boolean;
+  fallback?: boolean;
+  standIn?: boolean;
+  implausible?: boolean;
+  /** Of `cost`: billed tool calls, and a service tier's difference from the model's prices. */
+  toolMicros?: number;
+  tierMicros?: number;
+  count?: boolean;
+  now?: number;
+}
+
+export interface Admission {
+  requestId: string;
+  userId: string;
+  month: string;
+  amount: number;
+  userLimit: number;
+  orgBudget: number;
+  /** Requests the user may have open at once (its rate tier's); unset = no cap. */
+  maxConcurrent?: number | null;
+  orgId?: string;
+  alerts?: AlertThresholds;
+  settlements?: Settlement[];
+  now?: number;
+}
+
+export interface Figures {
+  userUsed: number;
+  orgUsed: number;
+  userReserved: number;
+  orgReserved: number;
+}
+
+export interface AdmitResult extends Figures {
+  admitted: boolean;
+  limit: "user" | "org" | "concurrency" | null;
+  /** The user's open requests (reservations) before this one. */
+  open: number;
+}
+
+/** Metrics summed by day, user, model and route (keys as stored; "" = none). */
+export interface MetricsGroups {
+  days: Map<string, MetricsRow>;
+  users: Map<string, MetricsRow>;
+  models: Map<string, MetricsRow>;
+  routes: Map<string, MetricsRow>;
+}
+
+/** What the ledger keeps of a run to poll it and to charge it as its request would have been. */
+export interface WatchedRun {
+  /** The request's (attempt's) id: its reservation and its settlement. */
+  requestId: string;
+  responseId: string;
+  orgId: string;
+  userId: string;
+  keyId: string;
+  month: string;
+  model: string;
+  price: Price;
+  /** The request's worst case (outcome.ts Bound): what it is charged if it cannot be seen to its end. */
+  bound: { promptTokens: number; completionTokens: number; micros: number };
+  estimatedPromptTokens: number;
+  fallback: boolean;
+  standIn: boolean;
+}
+
+/** One alert as the ledger stores it. */
+export interface AlertRow {
+  month: string;
+  /** "org" or "user:<id>" */
+  subject: string;
+  threshold: number;
+  crossedAt: number;
+  usedMicros: number;
+  limitMicros: number;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  nextAttemptAt: number;
+  lastStatus: number | null;
+  lastError: string | null;
+  deliveredAt: number | null;
+}
+
+/** A month's figures for the org and every user, with what is held for them. */
+export interface MonthUsage {
+  month: string;
+  org: UsageRow;
+  users: Record<string, UsageRow>;
+  openReservations: number;
+  reservedMicros: number;
+  /** Slices of the budget isolates hold as leases (budget/lease.ts). */
+  leases: number;
+  leasedMicros: number;
+}
+
+export interface UserUsage extends UsageRow {
+  month: string;
+  reservedMicros: number;
+  leasedMicros: number;
+}
+
+export interface ExchangeResult {
+  leases: LeaseResult[];
+  admission: AdmitResult | null;
+  /** When this isolate should exchange next: the ledger paces all of them together. */
+  nextExchangeMs: number;
+}
+
+/** The ledger's RPC methods, as an isolate calls them through its stub. */
+export interface LedgerRpc extends Rpc.DurableObjectBranded {
+  admit(admission: Admission): AdmitResult;
+  settle(record: Settlement): Figures;
+  exchange(exchange: Exchange): ExchangeResult;
+  record(args: { batches: MetricsBatch[]; isolateId?: string; now?: number }): {
+    counted: number;
+    nextExchangeMs: number;
+  };
+  watchRun(run: WatchedRun): Promise<void>;
+  alerts(args: { month: string }): AlertRow[];
+  metrics(args: { from: string; to: string; userId?: string | null }): MetricsGroups;
+  usage(args: { month: string; now?: number }): MonthUsage;
+  userUsage(args: { month: string; userId: string; now?: number }): UserUsage;
+  resetUser(args: { month: string; userId: string; now?: number }): {
+    month: string;
+    userId: string;
+    previousMicros: number;
+  };
+  keepStored(args: { ids: string[]; userId: string; now?: number }): void;
+  storedOwners(args: { ids: string[]; now?: number }): Record<string, string>;
+  ping(): { ok: true };
+}

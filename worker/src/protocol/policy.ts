@@ -1,0 +1,64 @@
+// What the gateway knows of a key's tenant: its resolved policy (request/policy.ts resolves it
+// from the stack and the tenant records), the prices it pays, and its budget alert thresholds.
+
+import type { FAILURE_MODES } from "../generated/contract";
+
+/** µUSD per million tokens: input, output, input read from and written to a prompt cache (a
+ * 1-hour cache's writes at their own price; none: not priced, so refused). */
+export interface TokenPrices {
+  in: number;
+  out: number;
+  cachedIn: number;
+  cacheWrite: number;
+  cacheWrite1h?: number;
+}
+
+/** A model's prices; `long`: every token's, when the input is above `above` tokens. */
+export interface Price extends TokenPrices {
+  long?: TokenPrices & { above: number };
+}
+
+/** What every request path reads about the key's principal (worker/src/policy.ts). */
+export interface Policy {
+  userLimitMicros: number;
+  orgBudgetMicros: number;
+  failureMode: (typeof FAILURE_MODES)[number];
+  fallbackDailyLimitMicros: number;
+  allowedModels: string[];
+  defaultModel: string | null;
+  cacheTtl: number;
+  priceOverrides: Record<string, Price>;
+  /** The tenant's aliases (the user's over the org's), looked up before the stack's. */
+  aliases: Record<string, string>;
+  /** The org's fallback chains, looked up before the stack's. */
+  fallbacks: Record<string, string[]>;
+  /** The rate tier (the user's, else the org's), or null for none. */
+  rateTier: string | null;
+  /** Whether the client's cf-aig-skip-cache / cf-aig-cache-ttl headers are honoured. */
+  clientCacheControl: boolean;
+  /** Browser origins this key's org allows (CORS); none by default. */
+  corsOrigins: readonly string[];
+  /** Budget alert thresholds, % of the user's limit and of the org's budget (ledger.ts). */
+  alerts: AlertThresholds;
+  /** The org opted in to request bodies (prompts) in its log lines (facts.ts). */
+  logPrompts: boolean;
+  /** The org's users may continue each other's stored Responses (stored-objects.ts). */
+  shareStoredResponses: boolean;
+  /** The org's requests may use billed tools and tiers the stack has no price for (billing.ts). */
+  allowUnpriced: boolean;
+  /** Changes whenever anything above does: part of the tenant's cache key. */
+  version: string;
+}
+
+export interface AlertThresholds {
+  user: readonly number[];
+  org: readonly number[];
+}
+
+export interface Principal {
+  hash: string;
+  keyId: string;
+  userId: string;
+  orgId: string;
+  policy: Policy;
+}

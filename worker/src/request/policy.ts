@@ -1,0 +1,124 @@
+// A key's effective policy: its tenant's settings (from the key's shard record) resolved
+// against the catalog this script was rendered with. Catalog-wide facts (models, the stack's
+// default model, prices) live only in the script, so changing them rewrites no KV record.
+
+import type { COMPILED_KEY_STATUSES } from "../generated/contract";
+import { ALERTS, DEFAULT_MODEL, EMBEDDING_MODELS, MODELS } from "../generated/settings";
+import type { Policy, Price } from "../protocol/policy";
+
+/** A key's own part of its shard record. */
+export interface KeyEntry {
+  keyId: string;
+  userId: string;
+  orgId: string;
+  status: (typeof COMPILED_KEY_STATUSES)[number];
+  expiresAt: number | null;
+  monthlyLimitMicros: number;
+  allowedModels: string[] | null;
+  // the user's own routing, present only when declared
+  defaultModel?: string;
+  aliases?: Record<string, string>;
+  rateTier?: string;
+  alertThresholds?: number[];
+}
+
+/** Its organization's part, stored once per org in each shard that holds its keys. */
+export interface OrgPolicy {
+  monthlyBudgetMicros: number;
+  failureMode: Policy["failureMode"];
+  fallbackDailyLimitMicros: number;
+  allowedModels: string[] | null;
+  defaultModel: string | null;
+  cacheTtl: number;
+  priceOverrides: Record<string, Price>;
+  // present only when declared
+  aliases?: Record<string, string>;
+  fallbacks?: Record<string, string[]>;
+  rateTier?: string;
+  clientCacheControl?: boolean;
+  corsOrigins?: string[];
+  alerts?: { orgThresholds?: number[]; userThresholds?: number[] };
+  logPrompts?: boolean;
+  shareStoredResponses?: boolean;
+  allowUnpriced?: boolean;
+}
+
+/** A policy's tenant routing when the tenant declared none (also wave 1's records, auth.ts). */
+export function undeclaredRouting(): Pick<
+  Policy,
+  | "aliases"
+  | "fallbacks"
+  | "rateTier"
+  | "clientCacheControl"
+  | "corsOrigins"
+  | "alerts"
+  | "logPrompts"
+  | "shareStoredResponses"
+  | "allowUnpriced"
+> {
+  return {
+    aliases: {},
+    fallbacks: {},
+    rateTier: null,
+    clientCacheControl: false,
+    corsOrigins: [],
+    alerts: { user: [], org: [] },
+    logPrompts: false,
+    shareStoredResponses: false,
+    allowUnpriced: false,
+  };
+}
+
+/** FNV-1a, 32 bits, hex: a version tag of a policy (not a security measure). */
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return (hash >>> 0).toString(16).padStart(8, "0");
+}
+
+function permits(list: readonly string[] | null, model: string): boolean {
+  return list === null || list.includes(model);
+}
+
+/** {key entry, org policy} → the policy every request path reads. */
+export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readonly string[] = MODELS): Policy {
+  // Catalog ∩ org allow-list ∩ user allow-list, in catalog order.
+  const allowedModels = catalog.filter((m) => permits(org.allowedModels, m) && permits(entry.allowedModels, m));
+  // Precedence: the user's default, the org's, the stack's (each only if this key may use it),
+  // else the first chat model it may use.
+  const chat = allowedModels.filter((m) => !EMBEDDING_MODELS.includes(m));
+  const preferred = [entry.defaultModel, org.defaultModel, DEFAULT_MODEL].find((m) => m && chat.includes(m));
+  const priceOverrides: Record<string, Price> = {};
+  for (const [model, price] of Object.entries(org.priceOverrides)) {
+    if (allowedModels.includes(model)) priceOverrides[model] = price;
+  }
+  const policy: Omit<Policy, "version"> = {
+    userLimitMicros: entry.monthlyLimitMicros,
+    orgBudgetMicros: org.monthlyBudgetMicros,
+    failureMode: org.failureMode,
+    fallbackDailyLimitMicros: org.fallbackDailyLimitMicros,
+    allowedModels,
+    defaultModel: preferred ?? chat[0] ?? null,
+    cacheTtl: org.cacheTtl,
+    priceOverrides,
+    aliases: { ...org.aliases, ...entry.aliases },
+    fallbacks: { ...org.fallbacks },
+    rateTier: entry.rateTier ?? org.rateTier ?? null,
+    clientCacheControl: org.clientCacheControl === true,
+    corsOrigins: org.corsOrigins ?? [],
+    logPrompts: org.logPrompts === true,
+    shareStoredResponses: org.shareStoredResponses === true,
+    allowUnpriced: org.allowUnpriced === true,
+    // budget alert thresholds (% of the month): the user's, the org's, the stack's; none without a webhook
+    alerts: ALERTS
+      ? {
+          user: entry.alertThresholds ?? org.alerts?.userThresholds ?? [...ALERTS.userThresholds],
+          org: org.alerts?.orgThresholds ?? [...ALERTS.orgThresholds],
+        }
+      : { user: [], org: [] },
+  };
+  // The version of what decides which model may answer: in the cache key, so an answer cached
+  // under one allow-list or routing is never served under another (a limit change keeps the cache).
+  const routing = [policy.allowedModels, policy.defaultModel, policy.aliases, policy.fallbacks];
+  return { ...policy, version: fnv1a(JSON.stringify(routing)) };
+}
