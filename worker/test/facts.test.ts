@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { outboxFor } from "../src/facts/facts";
+import { outboxFor } from "../src/facts/outbox";
 import type { Env } from "../src/protocol/env";
 import type { Fact, MetricsBatch } from "../src/protocol/metrics";
 

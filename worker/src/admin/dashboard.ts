@@ -5,9 +5,10 @@
 // /admin/alerts, nothing else. Who may read what: admin-session.ts.
 
 import type { Context } from "hono";
+import { DASHBOARD_SCRIPT } from "../generated/dashboard-script";
 import { HttpError } from "../lib/errors";
 import type { AppEnv } from "../protocol/env";
-import { BASE_STYLE, DASHBOARD_BODY, DASHBOARD_SCRIPT, DASHBOARD_STYLE, LOGIN_STYLE } from "./dashboard-page";
+import { BASE_STYLE, DASHBOARD_BODY, DASHBOARD_STYLE, LOGIN_STYLE } from "./dashboard-page";
 import {
   authorizeAdmin,
   CLOSED_SESSION_COOKIE,

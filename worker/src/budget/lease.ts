@@ -14,7 +14,7 @@
 // held - in flight - unacknowledged costs. So recorded usage + all holds <= the limit, as with
 // per-request reservations, and each request still reserves its worst case.
 
-import { isolateIdOf, outboxFor } from "../facts/facts";
+import { isolateIdOf, outboxFor } from "../facts/outbox";
 import type { Env } from "../protocol/env";
 import {
   type Figures,

@@ -3,7 +3,8 @@
 // fails the type check; a route added to the table is served (and tested) with no code here.
 
 import type { Context, Hono, MiddlewareHandler } from "hono";
-import { factOf, newTrace, type Outbox, recordFact, recordFactAfterResponse } from "../facts/facts";
+import { factOf, newTrace, recordFact, recordFactAfterResponse } from "../facts/facts";
+import type { Outbox } from "../facts/outbox";
 import { ROUTE_KINDS, ROUTES } from "../generated/contract";
 import type { AppEnv } from "../protocol/env";
 import type { Route, RouteKind } from "../request/models";
