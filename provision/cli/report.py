@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from provision.cli.admin import AdminError, connection_options, fetch, json_body
+from provision.cli.admin_client import AdminError, connection_options, fetch, json_body
 from provision.cli.admin_views import counted, dollars, ms, org_days, share, table
 
 CSV_COLUMNS = (
