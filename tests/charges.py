@@ -10,7 +10,7 @@ import math
 from typing import Any
 
 from provision.local.runtime import LocalGateway
-from provision.stack.compiler import compile_price
+from provision.stack.prices import compile_price, model_price
 
 
 def sse_events(text: str) -> list[tuple[str | None, Any]]:
@@ -86,11 +86,19 @@ def answer_usage(kind: str, answer: str, *, stream: bool) -> dict[str, int]:
 
 
 def cost_of(gateway: LocalGateway, model: str, usage: dict[str, int]) -> int:
-    """µUSD for `usage` of `model` (`<provider>/<id>`) at the stack's prices, as the Worker
-    computes it: each token kind at its price (all at the long-context prices when the input is
-    above their line), the sum rounded up once."""
+    """µUSD for `usage` of `model` (`<provider>/<id>`) at the stack's prices (its own, else the
+    catalog's, else its default), as the Worker computes it."""
     assert gateway.config is not None
-    price = compile_price(gateway.config.pricing.models[model])
+    resolved = model_price(gateway.config.pricing, model).price
+    assert resolved is not None, f"{model} has no price"
+    return micros_at(compile_price(resolved), usage)
+
+
+def micros_at(price: dict[str, Any], usage: dict[str, int]) -> int:
+    """µUSD for `usage` at a compiled price, as the Worker computes it: each token kind at its
+    price (all at the long-context prices when the input is above their line), the sum rounded
+    up once, and the model's per-request price."""
+    per_request = price.get("request", 0)
     if "long" in price and usage["prompt"] > price["long"]["above"]:
         price = price["long"]
     written = usage.get("written", 0)
@@ -103,7 +111,7 @@ def cost_of(gateway: LocalGateway, model: str, usage: dict[str, int]) -> int:
         + hour * price.get("cacheWrite1h", price["cacheWrite"])
         + usage["completion"] * price["out"]
     )
-    return math.ceil(numerator / 1_000_000)
+    return math.ceil(numerator / 1_000_000) + per_request
 
 
 # The route kind of an upstream call, from its path at AI Gateway (the emulator's log).

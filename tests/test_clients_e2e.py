@@ -246,9 +246,23 @@ def test_workers_ai_native_run(dev: LocalGateway, alice: str):
     assert body["result"]["usage"]["completion_tokens"] == 4
 
 
-def test_clients_were_charged(dev: LocalGateway):
-    """Everything above went through the ledger: alice's row has requests and a cost."""
+def test_clients_are_charged(dev: LocalGateway, alice: str):
+    """What a client sends goes through the ledger: alice's row gains the request and a cost
+    (the test makes its own request: tests of a module may run on different workers)."""
     hooks = WorkerTestHooks(dev.worker_url)
-    row = eventually(lambda: (r := hooks.user_row("demo-corp", "alice"))["requests"] > 0 and r)
-    assert row["usedMicros"] > 0
+    before = hooks.user_row("demo-corp", "alice")
+    response = httpx.post(
+        f"{dev.worker_url}/v1/chat/completions",
+        json={
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "Hi emulate:tokens=3"}],
+        },
+        headers={"authorization": f"Bearer {alice}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    row = eventually(
+        lambda: (r := hooks.user_row("demo-corp", "alice"))["requests"] > before["requests"] and r
+    )
+    assert row["usedMicros"] > before["usedMicros"]
     hooks.close()

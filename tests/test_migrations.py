@@ -167,7 +167,13 @@ def test_every_step_kind_fits_the_providers_args():
 def edited_dev_stack(tmp_path: Path, price: float) -> Path:
     text = DEV.read_text(encoding="utf-8")
     path = tmp_path / "Pulumi.sim.yaml"
-    edited = text.replace("inputPerMTok: 0.15,", f"inputPerMTok: {price},", 1)
+    # gpt-4o-mini's own price (the catalog's is 0.15: the same Worker when equal)
+    own = f"openai/gpt-4o-mini: {{inputPerMTok: {price}, outputPerMTok: 0.60, cachedInputPerMTok: 0.075}}"
+    edited = (
+        text
+        if price == 0.15
+        else text.replace("    models: {}\n", f"    models:\n      {own}\n", 1)
+    )
     assert (edited == text) == (price == 0.15)
     path.write_text(edited, encoding="utf-8")
     return path

@@ -41,6 +41,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "users": ("provision.cli.tenants", "configure_users", "add, change, remove or import users"),
     "check": ("provision.cli.check", "configure", "validate stack files; list every problem"),
+    "models": (
+        "provision.cli.models",
+        "configure",
+        "each offered model's price and its source (stack, catalog, default)",
+    ),
     "diff": ("provision.cli.diff", "configure", "what a stack change does, for review"),
     "plan": (
         "provision.cli.plan",

@@ -17,6 +17,7 @@ from provision.stack.config import (
     load_stack_file,
     resolve_stack,
 )
+from provision.stack.prices import model_price
 
 EXPIRY_WARNING = dt.timedelta(days=7)
 
@@ -72,12 +73,14 @@ def warnings_for(config: StackConfig, source: str, now: dt.datetime) -> list[Pro
         ),
     ]
     for path, model in named:
-        if model not in config.pricing.models:
+        priced = model_price(config.pricing, model)
+        if priced.source == "default":
             found.append(
                 Problem(
                     source,
                     path,
-                    f"{model} has no price of its own; it is charged at pricing.default",
+                    f"{model} has no price of its own and {priced.missing}; it is charged at "
+                    "pricing.default",
                 )
             )
     return found

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from provision.money import usd_to_micros
-from provision.stack.config import Organization, Price, StackConfig, User
+from provision.stack.config import Organization, StackConfig, User
 from provision.stack.contract import (
     DIRECTORY_SHARD_CHARS,
     DIRECTORY_SHARD_PREFIX,
@@ -36,7 +36,7 @@ from provision.stack.contract import (
     directory_shard,
     key_shard,
 )
-from provision.stack.model import TokenPrices
+from provision.stack.prices import compile_price
 
 
 @dataclass(frozen=True)
@@ -123,38 +123,6 @@ def _present(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if value not in (None, {}, [])}
 
 
-def _token_prices(price: TokenPrices) -> dict[str, int]:
-    cached = (
-        price.cachedInputPerMTok if price.cachedInputPerMTok is not None else price.inputPerMTok
-    )
-    written = (
-        price.cacheWriteInputPerMTok
-        if price.cacheWriteInputPerMTok is not None
-        else price.inputPerMTok
-    )
-    compiled = {
-        "in": usd_to_micros(price.inputPerMTok),
-        "out": usd_to_micros(price.outputPerMTok),
-        "cachedIn": usd_to_micros(cached),
-        "cacheWrite": usd_to_micros(written),
-    }
-    if price.cacheWrite1hInputPerMTok is not None:  # absent: 1-hour caching has no price
-        compiled["cacheWrite1h"] = usd_to_micros(price.cacheWrite1hInputPerMTok)
-    return compiled
-
-
-def compile_price(price: Price) -> dict[str, Any]:
-    """µUSD per million tokens, integers (so cost = tokens × price / 10^6, one rounding); a
-    long-context price as `long`, with the input size above which it applies."""
-    compiled: dict[str, Any] = _token_prices(price)
-    if price.longContext is not None:
-        compiled["long"] = {
-            **_token_prices(price.longContext),
-            "above": price.longContext.aboveInputTokens,
-        }
-    return compiled
-
-
 # What providers bill beyond tokens, as documented (decision 0026): Anthropic's and OpenAI's web
 # search $10 per 1,000 calls; Anthropic's web fetch no more than its tokens; OpenAI's file search
 # $2.50 per 1,000 calls and a code interpreter container $0.03. Each with the calls a request's
@@ -198,16 +166,6 @@ def service_tiers(config: StackConfig) -> dict[str, int]:
     tiers = {name: Decimal(m) for name, m in DEFAULT_SERVICE_TIERS.items()}
     tiers.update(config.pricing.serviceTiers)
     return {name: int(m * 1000) for name, m in tiers.items()}
-
-
-def price_table(config: StackConfig) -> dict[str, dict[str, Any]]:
-    """Every catalog model's price (the explicit default fills the gaps)."""
-    table = {}
-    for model in config.routing.catalog:
-        price = config.pricing.models.get(model, config.pricing.default)
-        assert price is not None, "config validation guarantees a price"
-        table[model] = compile_price(price)
-    return table
 
 
 def tenant_counts(config: StackConfig) -> TenantCounts:

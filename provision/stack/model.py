@@ -200,6 +200,11 @@ class Price(TokenPrices):
     longContext: LongContextPrice | None = Field(
         None, description="the prices of a request whose input is above a size"
     )
+    perRequestUsd: Usd | None = Field(
+        None,
+        description="what the provider bills per request beyond its tokens (an answer from "
+        "AI Gateway's cache pays none)",
+    )
 
 
 class ToolPrice(_Strict):
@@ -230,9 +235,15 @@ Multiplier = Annotated[Decimal, Field(gt=0, le=10, decimal_places=3)]
 
 
 class Pricing(_Strict):
-    models: dict[ModelId, Price] = {}
+    models: dict[ModelId, Price] = Field(
+        {},
+        description="a model's own price, over the catalog's (genai-prices, read when the stack "
+        "is compiled); `provision models` lists every model's and where it comes from",
+    )
     default: Price | None = Field(
-        None, description="price of catalog models without one; unset = every model must be priced"
+        None,
+        description="price of a model neither declared nor known to the catalog; unset = such a "
+        "model is a validation error",
     )
     tools: dict[ToolName, ToolPrice] = Field(
         {},

@@ -24,6 +24,7 @@ from provision.stack.model import (
     StackConfig,
     User,
 )
+from provision.stack.prices import model_price
 
 NOT_OFFERED = "routing.models or routing.embeddingModels"
 NO_WEBHOOK = "thresholds need the stack's alerts.webhookUrl to send alerts to; set alerts first"
@@ -161,11 +162,13 @@ def check_references(view: View, source: str) -> list[Problem]:
                     f"'{model}': embeddings are served for {' and '.join(EMBEDDING_PROVIDERS)} models",
                 )
         for path, model in named:
-            if model not in view.pricing.models and view.pricing.default is None:
+            priced = model_price(view.pricing, model)
+            if priced.price is None:
                 add(
                     path,
-                    f"'{model}' has no price in pricing.models "
-                    "(price it, or set pricing.default to charge unpriced models explicitly)",
+                    f"'{model}' has no price: not in pricing.models, and {priced.missing} "
+                    "(price it in pricing.models, or set pricing.default to charge unpriced "
+                    "models explicitly)",
                 )
         for model in view.pricing.models:
             if model not in catalog:

@@ -25,10 +25,11 @@ from typing import Any
 import jinja2
 
 from provision.errors import ProvisionError
-from provision.stack.compiler import price_table, service_tiers, tool_prices
+from provision.stack.compiler import service_tiers, tool_prices
 from provision.stack.config import StackConfig
 from provision.stack.contract import rate_tier_binding
 from provision.stack.contract import template_values as contract_values
+from provision.stack.prices import price_table
 
 WORKER_DIR = Path(__file__).resolve().parents[2] / "worker"
 SRC_DIR = WORKER_DIR / "src"

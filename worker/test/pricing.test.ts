@@ -31,6 +31,16 @@ describe("costMicros", () => {
     assert.equal(costMicros(tokens, GPT_4O_MINI), 600_000 * 0.15 + 400_000 * 0.075);
   });
 
+  test("adds a per-request price to every request's tokens, in the worst case too", () => {
+    const perRequest = { ...GPT_4O_MINI, request: 5_000 }; // $5 per 1,000 requests
+    assert.equal(costMicros({ promptTokens: 8, completionTokens: 12 }, perRequest), 9 + 5_000);
+    assert.equal(costMicros({ promptTokens: 0, completionTokens: 0 }, perRequest), 5_000);
+    assert.equal(worstCaseMicros(8, 12, perRequest), worstCaseMicros(8, 12, GPT_4O_MINI) + 5_000);
+    // past a long-context line the token prices change; the request price does not
+    const long = { ...perRequest, long: { ...SONNET, above: 100 } };
+    assert.equal(costMicros({ promptTokens: 200, completionTokens: 0 }, long), 600 + 5_000);
+  });
+
   test("counts no more cached tokens than prompt tokens", () => {
     const tokens = { promptTokens: 10, completionTokens: 0, cachedTokens: 50 };
     assert.equal(costMicros(tokens, GPT_4O_MINI), costMicros({ ...tokens, cachedTokens: 10 }, GPT_4O_MINI));

@@ -23,7 +23,8 @@ export function priceFor(model: string, policy: Policy): Price {
 }
 
 /** µUSD for a request's tokens: cache reads at the cached-input price, cache writes at the
- * cache-write price, the rest of the input at the input price. */
+ * cache-write price, the rest of the input at the input price; and the model's per-request
+ * price, if it has one. */
 export function costMicros(
   { promptTokens = 0, completionTokens = 0, cachedTokens = 0, cacheWriteTokens = 0, cacheWrite1hTokens = 0 }: Tokens,
   price: Price,
@@ -41,7 +42,7 @@ export function costMicros(
     (written - writtenHour) * p.cacheWrite +
     writtenHour * hour +
     completionTokens * p.out;
-  return Math.ceil(numerator / PER_MILLION);
+  return Math.ceil(numerator / PER_MILLION) + (price.request ?? 0);
 }
 
 /** The prices a request with this much input pays: the long-context ones above their line. */
@@ -51,7 +52,7 @@ export function pricesAt(price: Price, promptTokens: number): TokenPrices {
 
 /** What a request can cost at most: every prompt token at the dearest input price it may pay (a
  * cache write may cost more than plain input; a 1-hour one only when asked for), every output
- * token; at the long-context prices when its input may be above their line. */
+ * token; at the long-context prices when its input may be above their line; its request price. */
 export function worstCaseMicros(
   promptTokens: number,
   completionTokens: number,
@@ -60,7 +61,7 @@ export function worstCaseMicros(
 ): number {
   const p = pricesAt(price, promptTokens);
   const input = Math.max(p.in, p.cachedIn, p.cacheWrite, hourCache ? (p.cacheWrite1h ?? 0) : 0);
-  return Math.ceil((promptTokens * input + completionTokens * p.out) / PER_MILLION);
+  return Math.ceil((promptTokens * input + completionTokens * p.out) / PER_MILLION) + (price.request ?? 0);
 }
 
 /** `cf-aig-custom-cost`: the same prices in USD per token, so AI Gateway's analytics agree. */

@@ -16,6 +16,8 @@ export interface TokenPrices {
 /** A model's prices; `long`: every token's, when the input is above `above` tokens. */
 export interface Price extends TokenPrices {
   long?: TokenPrices & { above: number };
+  /** µUSD the provider bills per request beyond its tokens (a cache hit pays none). */
+  request?: number;
 }
 
 /** What every request path reads about the key's principal (worker/src/policy.ts). */
