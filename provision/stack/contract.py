@@ -42,9 +42,10 @@ LEDGER_BINDING = "USAGE_LEDGER"
 AI_BINDING = "AI"  # Workers AI, called with the gateway option (models of WORKERS_AI)
 ANALYTICS_BINDING = "REQUEST_ANALYTICS"  # Workers Analytics Engine: one data point per request
 WORKERS_AI = "workers-ai"
+GOOGLE_AI_STUDIO = "google-ai-studio"  # Gemini's own API
 # Providers with a module of their own in worker/src/providers/ (others speak OpenAI's chat API
 # and are declared in a stack's routing.openaiCompatible).
-NATIVE_PROVIDERS = ("openai", "anthropic", WORKERS_AI)
+NATIVE_PROVIDERS = ("openai", "anthropic", WORKERS_AI, GOOGLE_AI_STUDIO)
 EMBEDDING_PROVIDERS = ("openai", WORKERS_AI)  # providers of routing.embeddingModels
 LEDGER_CLASS = "UsageLedger"  # its migrations: provision/deploy/migrations.py
 PROVIDER_KEY_PREFIX = "PROVIDER_KEY_"

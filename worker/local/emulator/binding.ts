@@ -146,6 +146,7 @@ export async function handleBinding(emu: EmulatorState, req: IncomingMessage, re
   const id = gatewayOptions?.id;
   const gatewayId = typeof id === "string" && id !== "" ? id : null;
   const request: GatewayRequest = {
+    query: "",
     headers: { ...headers, ...optionHeaders(gatewayOptions) },
     rawBody,
     parsed,

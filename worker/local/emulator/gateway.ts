@@ -50,6 +50,8 @@ const MAX_LOGGED_BODY_CHARS = 64 * 1024;
 /** A request under /v1/ (or a binding call) as the pipeline sees it; metadata and customCost once parsed. */
 export interface GatewayRequest {
   headers: RequestHeaders;
+  /** The query string, without its `?` (Gemini's `alt=sse`, `key=`). */
+  query: string;
   rawBody: string;
   parsed: ParsedBody;
   path: string;
@@ -64,6 +66,8 @@ export interface Step {
   parsed: ParsedBody;
   rawBody: string;
   path: string;
+  /** The query string, without its `?`. */
+  query?: string;
   metadata: Metadata | null;
   /** A Universal step's `config` (retries, timeout), as the client sent it. */
   config?: unknown;
@@ -167,7 +171,7 @@ export async function runStep(
   gateway: GatewayConfig,
   step: Step,
 ): Promise<Outcome> {
-  const call = prepareCall(step.route, step.headers, step.parsed);
+  const call = prepareCall(step.route, step.headers, step.parsed, new URLSearchParams(step.query ?? ""));
   const who = { provider: call.provider, model: call.model };
   if (call.error) return { ...who, result: call.error, failed: true };
   const policy = retryPolicy(step.headers, step.config);
@@ -223,7 +227,7 @@ async function runUniversal(
       };
       continue;
     }
-    const endpoint = s.endpoint.replace(/^\/+/, "");
+    const [endpoint = "", query = ""] = s.endpoint.replace(/^\/+/, "").split("?", 2);
     const route = resolveRoute([s.provider, ...endpoint.split("/")]);
     if (route === null || route.universal) {
       outcome = { result: gatewayErrorResult(2990), failed: true, step: i };
@@ -242,6 +246,7 @@ async function runUniversal(
         parsed: { json: s.query, parseError: false },
         rawBody: JSON.stringify(s.query ?? null),
         path: `${request.path.replace(/\/+$/, "")}/${s.provider}/${endpoint}`,
+        query,
         metadata,
         config: s.config ?? {},
       })),
@@ -298,6 +303,7 @@ async function decide(
         parsed: request.parsed,
         rawBody: request.rawBody,
         path: request.path,
+        query: request.query,
         metadata: request.metadata,
       });
   return { ...base, ...outcome };
@@ -389,8 +395,10 @@ export async function handleGateway(
 ): Promise<void> {
   const started = Date.now();
   const rawBody = await readBody(req);
+  const url = req.url ?? "";
   const request: GatewayRequest = {
     headers: requestHeaders(req),
+    query: url.includes("?") ? url.slice(url.indexOf("?") + 1) : "",
     rawBody,
     parsed: parseBody(rawBody),
     path,

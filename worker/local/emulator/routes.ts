@@ -4,6 +4,7 @@ import { timingSafeEqual } from "node:crypto";
 import { gatewayErrorResult, prop } from "./http";
 import * as anthropic from "./providers/anthropic";
 import * as compatible from "./providers/compatible";
+import * as gemini from "./providers/gemini";
 import * as openai from "./providers/openai";
 import { chat } from "./providers/openai-chat";
 import { responses, retrieve } from "./providers/openai-responses";
@@ -47,6 +48,7 @@ const FAMILIES: Readonly<Record<Family, ProviderFamily>> = {
   deepseek: compatible.deepseek,
   grok: compatible.grok,
   "google-ai-studio": compatible.googleAiStudio,
+  gemini,
 };
 
 /**
@@ -89,6 +91,19 @@ export function resolveRoute(rest: readonly string[]): Route | null {
     ...extra,
   });
   const wire = Object.hasOwn(OPENAI_WIRE, head) ? OPENAI_WIRE[head] : undefined;
+  // Gemini's own API (v1beta, or v1 as the SDKs default to): models/{model}:{method}; the
+  // same provider's OpenAI-compatible path is below
+  const native =
+    head === "google-ai-studio"
+      ? /^(v1beta|v1)\/models\/([^/:]+):(generateContent|streamGenerateContent|countTokens)$/.exec(endpoint)
+      : null;
+  const ops: Readonly<Record<string, Op>> = {
+    generateContent: "generate_content",
+    streamGenerateContent: "stream_generate_content",
+    countTokens: "gemini_count_tokens",
+  };
+  const op = native?.[3] === undefined ? undefined : ops[native[3]];
+  if (native && op) return route("gemini", op, { pathModel: native[2] ?? "" });
   if (head === "compat") {
     if (endpoint === "chat/completions") return route("openai", "chat", { compat: true });
     if (endpoint === "embeddings") return route("openai", "embeddings", { compat: true });
@@ -125,7 +140,12 @@ export function parseBody(rawBody: string): ParsedBody {
  * Works out provider, model and streaming. Returns a call object, or
  * {error: result} for a gateway-level rejection (compat model format / provider).
  */
-export function prepareCall(route: ProviderRoute, headers: RequestHeaders, { json, parseError }: ParsedBody): Call {
+export function prepareCall(
+  route: ProviderRoute,
+  headers: RequestHeaders,
+  { json, parseError }: ParsedBody,
+  query: URLSearchParams = new URLSearchParams(),
+): Call {
   const model = prop(json, "model");
   const bodyModel = typeof model === "string" ? model : null;
   const call: Call = {
@@ -138,7 +158,8 @@ export function prepareCall(route: ProviderRoute, headers: RequestHeaders, { jso
     json,
     parseError,
     headers,
-    stream: prop(json, "stream") === true,
+    query,
+    stream: route.op === "stream_generate_content" || prop(json, "stream") === true,
   };
   if (route.compat) {
     const slash = bodyModel === null ? -1 : bodyModel.indexOf("/");
@@ -177,6 +198,11 @@ export function gatewayTokenAccepted(gateway: GatewayConfig, headers: RequestHea
 // Native Anthropic takes `x-api-key`; recent anthropic SDKs (2.x) send the same key as
 // `Authorization: Bearer` instead, so either is accepted (x-api-key wins when both are sent).
 function presentedKey(call: Call): { raw: string | undefined; key: string | undefined } {
+  if (call.family === "gemini") {
+    // Google takes its key as x-goog-api-key (what the SDKs and the Gemini CLI send) or ?key=
+    const key = call.headers["x-goog-api-key"] ?? call.query.get("key") ?? undefined;
+    return { raw: key, key };
+  }
   const apiKey = call.headers["x-api-key"];
   if (call.family === "anthropic" && !call.route.compat && apiKey !== undefined) {
     return { raw: apiKey, key: apiKey };
@@ -190,6 +216,7 @@ function providerKeyAccepted(call: Call, { config, gateway }: GenerateContext): 
   if (call.route.binding) return true; // the binding is pre-authenticated: no provider key
   const { raw, key } = presentedKey(call);
   if (raw === undefined) return gateway.byokProviders.includes(call.provider);
+  if (call.family === "gemini" && key === "") return false;
   const expected = config.providerKeys[call.provider];
   return key !== undefined && typeof expected === "string" && safeEqual(key, expected);
 }
@@ -210,6 +237,7 @@ export function providerErrorResult(call: Call, status: number): Result {
  * else OpenAI chat's `data: {"error": ...}` (cf-contract-2 4.3; Workers AI's: UNCONFIRMED).
  */
 export function streamErrorChunks(call: Call): string[] {
+  if (call.family === "gemini") return [gemini.streamError(call.query.get("alt") === "sse")];
   if (call.family === "anthropic" && !call.route.compat) {
     const body = { type: "error", error: { type: "overloaded_error", message: "Overloaded" } };
     return [`event: error\ndata: ${JSON.stringify(body)}\n\n`];
@@ -222,6 +250,9 @@ export function streamErrorChunks(call: Call): string[] {
 /** Runs the fake provider: key check, validation, completion. */
 export function generate(call: Call, ctx: GenerateContext): Result {
   const family = call.route.compat ? openai : FAMILIES[call.family];
+  if (call.family === "gemini" && presentedKey(call).raw === undefined && !providerKeyAccepted(call, ctx)) {
+    return gemini.noKeyResult();
+  }
   if (!providerKeyAccepted(call, ctx)) return family.keyErrorResult(presentedKey(call).key);
   switch (call.op) {
     case "chat":
@@ -236,6 +267,12 @@ export function generate(call: Call, ctx: GenerateContext): Result {
       return anthropic.messages(call, ctx);
     case "count_tokens":
       return anthropic.countTokens(call);
+    case "generate_content":
+      return gemini.generateContent(call, ctx);
+    case "stream_generate_content":
+      return gemini.streamGenerateContent(call, ctx, call.query.get("alt") === "sse");
+    case "gemini_count_tokens":
+      return gemini.countTokens(call);
     default:
       return workersAi.run(call);
   }

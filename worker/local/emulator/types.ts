@@ -114,9 +114,20 @@ export type Family =
   | "mistral"
   | "deepseek"
   | "grok"
-  | "google-ai-studio";
+  | "google-ai-studio"
+  | "gemini";
 
-export type Op = "chat" | "embeddings" | "responses" | "retrieve" | "messages" | "count_tokens" | "run";
+export type Op =
+  | "chat"
+  | "embeddings"
+  | "responses"
+  | "retrieve"
+  | "messages"
+  | "count_tokens"
+  | "run"
+  | "generate_content"
+  | "stream_generate_content"
+  | "gemini_count_tokens";
 
 /** The Universal endpoint: the gateway root, a JSON array of provider steps. */
 export interface UniversalRoute {
@@ -162,6 +173,8 @@ export interface Call {
   json: unknown;
   parseError: boolean;
   headers: RequestHeaders;
+  /** The request's query string (Gemini's `alt=sse` and `key=`). */
+  query: URLSearchParams;
   stream: boolean;
   /** Set when the gateway itself rejects the call (compat model format or provider). */
   error?: Result;

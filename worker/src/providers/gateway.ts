@@ -158,6 +158,7 @@ const SECRET_PATTERNS = [
   /\bgw_(?:live|test)_[A-Za-z0-9_-]+/g,
   /\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi,
   /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g,
+  /\bAIza[0-9A-Za-z_-]{20,}/g, // a Google API key
 ];
 const INFRASTRUCTURE_PATTERNS: [RegExp, string][] = [
   [/\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>)]+/gi, "<url>"],

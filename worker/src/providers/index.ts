@@ -6,6 +6,7 @@ import { WORKERS_AI } from "../generated/contract";
 import { OPENAI_COMPATIBLE } from "../generated/settings";
 import { HttpError } from "../lib/errors";
 import { anthropic } from "./anthropic";
+import { googleAiStudio } from "./google-ai-studio";
 import { openai, openaiWire } from "./openai";
 import type { ChatProvider } from "./types";
 import { workersAI } from "./workers-ai";
@@ -21,6 +22,7 @@ const NATIVE: Readonly<Record<string, ChatProvider>> = {
   openai,
   anthropic,
   [WORKERS_AI]: workersAI,
+  "google-ai-studio": googleAiStudio,
 };
 
 /** OpenAI-compatible providers the stack declares (routing.openaiCompatible): native path or compat. */
