@@ -52,6 +52,15 @@ def _openai_chat(u: dict[str, Any]) -> dict[str, int]:
     }
 
 
+def _gemini(u: dict[str, Any]) -> dict[str, int]:
+    """Gemini's usageMetadata: the prompt includes what was cached; thinking is output."""
+    return {
+        "prompt": u["promptTokenCount"] + (u.get("toolUsePromptTokenCount") or 0),
+        "completion": (u.get("candidatesTokenCount") or 0) + (u.get("thoughtsTokenCount") or 0),
+        "cached": u.get("cachedContentTokenCount") or 0,
+    }
+
+
 def _responses(u: dict[str, Any]) -> dict[str, int]:
     return {
         "prompt": u["input_tokens"],
@@ -65,12 +74,16 @@ def answer_usage(kind: str, answer: str, *, stream: bool) -> dict[str, int]:
     responses, messages, embeddings, workers_ai_run)."""
     if not stream:
         body = json.loads(answer)
+        if kind == "gemini":
+            return _gemini(body["usageMetadata"])
         if kind == "responses":
             return _responses(body["usage"])
         if kind == "messages":
             return _anthropic(body["usage"])
         return _openai_chat(body["usage"])
     events = [data for _, data in sse_events(answer) if data != "[DONE]"]
+    if kind == "gemini":  # the last event carries the whole usage
+        return _gemini([e["usageMetadata"] for e in events if e.get("usageMetadata")][-1])
     if kind == "chat":
         (u,) = [e["usage"] for e in events if e.get("usage")]
         return _openai_chat(u)
@@ -116,6 +129,7 @@ def micros_at(price: dict[str, Any], usage: dict[str, int]) -> int:
 
 # The route kind of an upstream call, from its path at AI Gateway (the emulator's log).
 _KINDS = (
+    ("/google-ai-studio/", "gemini"),
     ("/anthropic/v1/messages", "messages"),
     ("/openai/responses", "responses"),
     ("/embeddings", "embeddings"),

@@ -26,7 +26,7 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
-CREDENTIALS = {"authorization", "x-api-key", "api-key"}
+CREDENTIALS = {"authorization", "x-api-key", "api-key", "x-goog-api-key"}
 
 
 class Recorder:

@@ -1,5 +1,5 @@
-"""The clients people put behind a gateway, unchanged, against what `make dev` runs: Claude Code
-and Codex (pinned in tests/clients/package.json), the Vercel AI SDK, the OpenAI Agents SDK,
+"""The clients people put behind a gateway, unchanged, against what `make dev` runs: Claude Code,
+Codex and the Gemini CLI (pinned in tests/clients/package.json), the Vercel AI SDK, the OpenAI Agents SDK,
 Pydantic AI and LangChain (pinned in pyproject.toml). Each case asserts the protocol (the answer
 parsed, the tool called and its result handed back, the object valid against its schema) and
 that every upstream call it caused was charged exactly once, to its user, at the price of the
@@ -37,6 +37,7 @@ CLIENTS = ROOT / "tests" / "clients"
 CORPUS = CLIENTS / "corpus"
 CLAUDE = CLIENTS / "node_modules" / ".bin" / "claude"
 CODEX = CLIENTS / "node_modules" / ".bin" / "codex"
+GEMINI = CLIENTS / "node_modules" / ".bin" / "gemini"
 USER = "alice"
 ORG = "demo-corp"
 
@@ -302,9 +303,68 @@ def test_codex_exec_with_a_custom_provider_answers(
     assert words.strip() and words.strip() in run.stdout
 
 
+# ---------------------------------------------------------------- Gemini CLI
+
+
+def gemini(
+    proxy: Recorder, key: str, tmp_path: Path, prompt: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`gemini -p PROMPT` with the gateway as its base URL and the gateway key as its API key,
+    in an empty directory: the API-key auth chosen in its settings (as its docs set it up for a
+    key), usage statistics off, the directory trusted."""
+    work = tmp_path / "work"
+    work.mkdir()
+    home = tmp_path / "home"
+    (home / ".gemini").mkdir(parents=True)
+    settings = {
+        "security": {"auth": {"selectedType": "gemini-api-key"}},
+        "privacy": {"usageStatisticsEnabled": False},
+    }
+    (home / ".gemini" / "settings.json").write_text(json.dumps(settings))
+    env = {
+        **quiet_env(home),
+        "GEMINI_API_KEY": key,
+        "GOOGLE_GEMINI_BASE_URL": proxy.url,
+        "GEMINI_CLI_TRUST_WORKSPACE": "true",
+    }
+    return isolated([str(GEMINI), "-p", prompt, *args], proxy, cwd=work, env=env)
+
+
+def test_gemini_cli_default_configuration_answers(
+    dev: LocalGateway, upstream: Emulator, proxy: Recorder, key: str, tmp_path: Path
+):
+    """`gemini -p` with no model: its router (a JSON answer from gemini-3.5-flash-lite) picks the
+    model, which answers in a stream; each call priced from its usageMetadata, the gateway key
+    never upstream."""
+    with charged_exactly("gemini-cli", dev, upstream, proxy) as exchange:
+        run = gemini(proxy, key, tmp_path, "say hi emulate:tool=none")
+    assert run.returncode == 0, run.stderr
+    paths = [e["path"].split("/google-ai-studio/", 1)[1] for e in exchange.calls]
+    assert paths[0] == "v1beta/models/gemini-3.5-flash-lite:generateContent"
+    routed = paths[-1]
+    assert routed in (
+        "v1beta/models/gemini-3.8-flash:streamGenerateContent",
+        "v1beta/models/gemini-3.1-pro-preview:streamGenerateContent",
+    ), paths
+    # the key as Gemini clients send it (the recorder keeps no credential), never upstream
+    assert all(s["headers"].get("x-goog-api-key") == "<redacted>" for s in exchange.sent)
+    assert key not in json.dumps(exchange.calls)
+    from tests.charges import sse_events
+
+    answer = exchange.answers[-1]
+    words = "".join(
+        part.get("text", "")
+        for _, event in sse_events("".join(c["data"] for c in answer["chunks"]))
+        if isinstance(event, dict)
+        for part in event["candidates"][0]["content"]["parts"]
+        if not part.get("thought")
+    )
+    assert words.strip() and words.strip() in run.stdout
+
+
 def test_the_agents_are_installed_where_the_suite_expects_them():
     """make test installs the pinned agents (tests/clients); a missing one is a failure."""
-    for binary in (CLAUDE, CODEX):
+    for binary in (CLAUDE, CODEX, GEMINI):
         assert binary.exists(), f"{binary} is missing: run make clients"
 
 

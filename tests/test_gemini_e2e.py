@@ -344,3 +344,185 @@ def test_gemini_s_errors_reach_the_client_in_openai_s_shape(
             ],
         )
     assert "base64 data URL" in str(refused.value)
+
+
+# ---------------------------------------------------------------- Gemini's own API, through the gateway
+
+
+def native(gateway: LocalGateway, who: str = "main", version: str = "v1") -> genai.Client:
+    """google-genai with the gateway's URL and a gateway key, as a Gemini client is configured
+    (the SDK's own default API version, v1, unless told)."""
+    return genai.Client(
+        api_key=key(f"key_gem_{who}"),
+        http_options=genai_types.HttpOptions(base_url=gateway.worker_url, api_version=version),
+    )
+
+
+def test_google_genai_generates_through_the_gateway_and_is_charged_its_usage(
+    gateway: LocalGateway, ledger: WorkerTestHooks, upstream: Emulator
+):
+    """The SDK unchanged (v1 and v1beta), the gateway key as x-goog-api-key: the answer as
+    Gemini wrote it, charged from its usageMetadata (thinking as output), the client's key never
+    upstream, the Worker's Google key instead."""
+    for version in ("v1", "v1beta"):
+        before = row(ledger, "gemma")
+        client = native(gateway, version=version)
+        answer = client.models.generate_content(
+            model="gemini-2.5-flash", contents=f"Hello {time.time_ns()} emulate:tokens=6"
+        )
+        assert answer.text is not None and len(answer.text.split()) == 6
+        usage = answer.usage_metadata
+        assert usage is not None and usage.thoughts_token_count
+        expected = cost_of(
+            gateway,
+            FLASH,
+            {
+                "prompt": usage.prompt_token_count or 0,
+                "completion": (usage.candidates_token_count or 0) + usage.thoughts_token_count,
+            },
+        )
+        assert charged(ledger, "gemma", before) == expected
+    (logged,) = [
+        e for e in upstream.requests() if e["path"].endswith("gemini-2.5-flash:generateContent")
+    ][-1:]
+    assert (
+        logged["headers"]["x-goog-api-key"] == gateway.secrets.provider_api_keys["google-ai-studio"]
+    )
+    assert key("key_gem_main") not in json.dumps(logged)
+    # the stack's output cap, set where the client gave none (Gemini counts thinking in it)
+    assert logged["body"]["generationConfig"]["maxOutputTokens"] == 4096
+
+
+def test_google_genai_streams_through_the_gateway_chunk_by_chunk(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    before = row(ledger, "gemma")
+    client = native(gateway)
+    chunks = list(
+        client.models.generate_content_stream(
+            model="gemini-2.5-flash",
+            contents=f"Count {time.time_ns()} emulate:tokens=8",
+            config=genai_types.GenerateContentConfig(max_output_tokens=500),
+        )
+    )
+    assert len(chunks) >= 8
+    assert len("".join(c.text or "" for c in chunks).split()) == 8
+    final = chunks[-1].usage_metadata
+    assert final is not None and final.candidates_token_count == 8
+    expected = cost_of(
+        gateway,
+        FLASH,
+        {
+            "prompt": final.prompt_token_count or 0,
+            "completion": 8 + (final.thoughts_token_count or 0),
+        },
+    )
+    assert charged(ledger, "gemma", before) == expected
+
+
+def test_google_genai_calls_functions_and_counts_tokens_through_the_gateway(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    client = native(gateway, "two", "v1beta")
+    declaration = genai_types.FunctionDeclaration(
+        name="get_weather",
+        description="The weather of a city",
+        parameters_json_schema={
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    )
+    config = genai_types.GenerateContentConfig(
+        tools=[genai_types.Tool(function_declarations=[declaration])],
+        tool_config=genai_types.ToolConfig(
+            function_calling_config=genai_types.FunctionCallingConfig(mode="ANY")
+        ),
+    )
+    first = client.models.generate_content(
+        model="gemini-3-pro-preview", contents="Weather in Rome?", config=config
+    )
+    (call,) = first.function_calls or []
+    assert call.name == "get_weather"
+    # the turn goes back with its signature, as the SDK keeps it: Gemini 3 answers
+    history = [
+        genai_types.Content(role="user", parts=[genai_types.Part(text="Weather in Rome?")]),
+        first.candidates[0].content,  # type: ignore[index]
+        genai_types.Content(
+            role="user",
+            parts=[genai_types.Part.from_function_response(name="get_weather", response={"c": 19})],
+        ),
+    ]
+    second = client.models.generate_content(
+        model="gemini-3-pro-preview",
+        contents=history,  # type: ignore[arg-type]
+        config=genai_types.GenerateContentConfig(
+            tools=[genai_types.Tool(function_declarations=[declaration])]
+        ),
+    )
+    assert second.text
+    before = row(ledger, "gino")
+    counted = client.models.count_tokens(model="gemini-2.5-flash", contents="Count me")
+    assert counted.total_tokens and counted.total_tokens > 0
+    time.sleep(0.3)
+    assert row(ledger, "gino")["requests"] == before["requests"], "countTokens is never charged"
+
+
+def test_gemini_clients_get_google_shaped_refusals(gateway: LocalGateway):
+    """A wrong key, a model the stack does not offer, a stream without alt=sse, objects of the
+    gateway's own Google account: each refused in Google's error shape, nothing sent."""
+    wrong = genai.Client(
+        api_key="gw_live_" + "0" * 40,
+        http_options=genai_types.HttpOptions(base_url=gateway.worker_url),
+    )
+    with pytest.raises(genai_errors.ClientError) as unauthorized:
+        wrong.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert unauthorized.value.code == 401 and unauthorized.value.status == "UNAUTHENTICATED"
+    client = native(gateway)
+    with pytest.raises(genai_errors.ClientError) as unknown:
+        client.models.generate_content(model="gemini-1.0-ultra", contents="hi")
+    assert unknown.value.code == 404 and unknown.value.status == "NOT_FOUND"
+    headers = {"x-goog-api-key": key("key_gem_main")}
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    plain = httpx.post(
+        f"{gateway.worker_url}/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        json=body,
+        headers=headers,
+        timeout=30,
+    )
+    assert plain.status_code == 400
+    assert plain.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert "alt=sse" in plain.json()["error"]["message"]
+    for extra, where in (
+        ({"cachedContent": "cachedContents/abc123"}, "cachedContent"),
+        (
+            {
+                "contents": [
+                    {
+                        "role": "user",
+                        "parts": [{"fileData": {"mimeType": "video/mp4", "fileUri": "files/x"}}],
+                    }
+                ]
+            },
+            "fileData",
+        ),
+    ):
+        refused = httpx.post(
+            f"{gateway.worker_url}/v1beta/models/gemini-2.5-flash:generateContent",
+            json={**body, **extra},
+            headers=headers,
+            timeout=30,
+        )
+        assert refused.status_code == 400 and where in refused.json()["error"]["message"]
+
+
+def test_the_model_list_shows_gemini_s_own_routes(gateway: LocalGateway):
+    listed = httpx.get(
+        f"{gateway.worker_url}/v1/models",
+        headers={"authorization": f"Bearer {key('key_gem_main')}"},
+        timeout=30,
+    ).json()
+    (flash,) = [m for m in listed["data"] if m["id"] == FLASH]
+    assert "/v1/chat/completions" in flash["routes"]
+    assert "/v1beta/models/{model}:{method}" in flash["routes"]
+    assert "/google-ai-studio/v1beta/models/{model}:{method}" in flash["routes"]

@@ -88,6 +88,9 @@ def body_cases() -> Iterator[Case]:
         for name, content in raw.items():
             code = "request_too_deep" if "nested" in name else "invalid_json"
             yield Case(f"{rid} body {name}", "POST", path, 400, code, content, route=route)
+        if kind == "gemini":
+            yield from gemini_cases(route, path, good)
+            continue
         if kind == "workers_ai_run":
             continue  # the model is the path; its inputs pass through
         # the output cap the worst case is reserved from: sent but wrong is invalid, never missing
@@ -126,6 +129,39 @@ def body_cases() -> Iterator[Case]:
             json.dumps({**good, "model": 42}).encode(),
             route=route,
         )
+
+
+def gemini_cases(route: dict[str, Any], path: str, good: dict[str, Any]) -> Iterator[Case]:
+    """Gemini's own API: the model is the path, the output cap its generationConfig's."""
+    rid = str(route["path"])
+    for value in ("0", "-1", '"many"', "1.5"):  # null is proto JSON's unset: the stack's cap
+        content = json.dumps({**good, "generationConfig": {"maxOutputTokens": "X"}}).replace(
+            '"X"', value
+        )
+        yield Case(
+            f"{rid} maxOutputTokens={value}", "POST", path, 400, None, content.encode(), route=route
+        )
+    for name, model in (("unknown model", "nope-model-9"), ("model of ..", "..")):
+        yield Case(
+            f"{rid} {name}",
+            "POST",
+            path.replace("gemini-2.5-pro:", f"{model}:"),
+            404,
+            None,
+            json.dumps(good).encode(),
+            route=route,
+        )
+    if rid.startswith("/v1/"):
+        return  # under /v1/models/ any other method is OpenAI's model route's (a 405)
+    yield Case(
+        f"{rid} unknown method",
+        "POST",
+        path.replace(":generateContent", ":embedContent"),
+        404,
+        None,
+        json.dumps(good).encode(),
+        route=route,
+    )
 
 
 def method_cases() -> Iterator[Case]:

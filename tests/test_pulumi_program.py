@@ -219,7 +219,7 @@ def test_script_bindings(mocks: RecordingMocks, stack: str):
         None,
         {},
         {"openai": "sk-o-1"},
-        {"openai": "sk-o-1", "anthropic": "sk-a-2"},
+        {"openai": "sk-o-1", "anthropic": "sk-a-2", "google-ai-studio": "AIza-g-3"},
     ],
     ids=["absent", "empty", "openai", "all"],
 )

@@ -86,8 +86,10 @@ def rate_tier_namespace(worker_name: str, tier: str) -> int:
 #             provider's name (`gpt-4o-mini`), which is `<provider>/<model>` in the catalog
 #   errors    the error shape: "openai", "anthropic", or Cloudflare's v4 envelope
 #   streams   whether it can stream
-RouteKind = Literal["chat", "responses", "embeddings", "messages", "count_tokens", "workers_ai_run"]
-ErrorShape = Literal["openai", "anthropic", "cloudflare"]
+RouteKind = Literal[
+    "chat", "responses", "embeddings", "messages", "count_tokens", "workers_ai_run", "gemini"
+]
+ErrorShape = Literal["openai", "anthropic", "cloudflare", "google"]
 ROUTES: tuple[dict[str, object], ...] = (
     {"path": "/v1/chat/completions", "kind": "chat", "provider": None, "native": False},
     {"path": "/v1/responses", "kind": "responses", "provider": "openai", "native": False},
@@ -123,6 +125,24 @@ ROUTES: tuple[dict[str, object], ...] = (
     },
     # Workers AI's own run API: the model is the rest of the path (`@cf/meta/llama-3.1-8b-instruct`)
     {"path": "/workers-ai/@cf/*", "kind": "workers_ai_run", "provider": WORKERS_AI, "native": True},
+    # Gemini's own API: `models/{model}:{method}` (generateContent, streamGenerateContent,
+    # countTokens; another method is a 404 in Google's shape); v1beta as the Gemini CLI calls it,
+    # v1 as the google-genai SDKs default to, where /v1/models/{id} is also OpenAI's model route:
+    # there only Gemini's three methods are Gemini's
+    *(
+        {
+            "path": f"{prefix}/models/:call{{{pattern}}}",
+            "kind": "gemini",
+            "provider": GOOGLE_AI_STUDIO,
+            "native": native,
+        }
+        for prefix, native, pattern in (
+            ("/v1beta", False, "[^/]+:[A-Za-z]+"),
+            ("/v1", False, "[^/]+:(?:generateContent|streamGenerateContent|countTokens)"),
+            (f"/{GOOGLE_AI_STUDIO}/v1beta", True, "[^/]+:[A-Za-z]+"),
+            (f"/{GOOGLE_AI_STUDIO}/v1", True, "[^/]+:[A-Za-z]+"),
+        )
+    ),
 )
 # Per kind: its error shape, whether it streams, which model types it serves, and whether the
 # ledger meters it (count_tokens is free at Anthropic: authorised, never charged).
@@ -138,6 +158,7 @@ ROUTE_KINDS: dict[str, dict[str, object]] = {
         "models": ["chat", "embedding"],
         "metered": True,
     },
+    "gemini": {"errors": "google", "streams": True, "models": ["chat"], "metered": True},
 }
 # Spend beyond tokens (docs/decisions/0026). Tools a provider runs itself and bills per call or
 # per container, by the name their `type` starts with (a dated suffix aside: web_search_20250305):
@@ -176,7 +197,7 @@ TOKEN_TOOLS = (
 MAX_JSON_DEPTH = 128
 MAX_JSON_ITEMS = 10_000
 # The provider namespaces of native routes: any other path under them is a 404, never a proxy.
-NATIVE_PREFIXES = ("/openai/", "/anthropic/", f"/{WORKERS_AI}/")
+NATIVE_PREFIXES = ("/openai/", "/anthropic/", f"/{WORKERS_AI}/", f"/{GOOGLE_AI_STUDIO}/")
 
 # ---------------------------------------------------------------- KV layout
 

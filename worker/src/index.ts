@@ -77,6 +77,9 @@ registerTestRoutes(app);
 function shapeOfPath(pathname: string): ErrorShape {
   if (pathname.startsWith("/anthropic/")) return "anthropic";
   if (pathname.startsWith(NATIVE_PREFIXES[2])) return "cloudflare";
+  // Gemini's namespaces: its provider prefix, v1beta, and a v1 model's method (`models/x:y`)
+  if (pathname.startsWith(NATIVE_PREFIXES[3]) || pathname.startsWith("/v1beta/")) return "google";
+  if (/^\/v1\/models\/[^/]+:[A-Za-z]+$/.test(pathname)) return "google";
   return "openai";
 }
 

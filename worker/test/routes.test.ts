@@ -8,7 +8,7 @@ import { ROUTES } from "../src/generated/contract";
 import { EMBEDDING_MODELS, MODELS } from "../src/generated/settings";
 import { errorResponse, HttpError } from "../src/lib/errors";
 import type { Policy } from "../src/protocol/policy";
-import { type Route, resolveRouteModel, routesOf, serves } from "../src/request/models";
+import { type Route, resolveRouteModel, routesOf, serves, shownPath } from "../src/request/models";
 import { undeclaredRouting } from "../src/request/policy";
 
 const POLICY: Policy = {
@@ -24,8 +24,10 @@ const POLICY: Policy = {
   version: "v",
 };
 
+type GoogleError = { error: { code: number; status: string } };
+
 function routeAt(path: string): Route {
-  const found = ROUTES.find((r) => r.path === path);
+  const found = ROUTES.find((r) => shownPath(r) === path);
   assert.ok(found, path);
   return found;
 }
@@ -121,6 +123,26 @@ describe("error shapes", () => {
       assert.equal(shaped.error.type, type, String(status));
     }
   });
+  test("google: Gemini's RPC status by the HTTP status, or the provider's own", async () => {
+    const body = await errorResponse(error, "google").json();
+    assert.deepEqual(body, { error: { code: 429, message: "over budget", status: "RESOURCE_EXHAUSTED" } });
+    for (const [status, name] of [
+      [400, "INVALID_ARGUMENT"],
+      [401, "UNAUTHENTICATED"],
+      [403, "PERMISSION_DENIED"],
+      [404, "NOT_FOUND"],
+      [503, "UNAVAILABLE"],
+      [504, "DEADLINE_EXCEEDED"],
+    ] as const) {
+      const shaped = (await errorResponse(new HttpError(status, "x"), "google").json()) as GoogleError;
+      assert.equal(shaped.error.status, name, String(status));
+      assert.equal(shaped.error.code, status);
+    }
+    const refused = new HttpError(400, "x", { providerType: "FAILED_PRECONDITION" });
+    const passed = (await errorResponse(refused, "google").json()) as GoogleError;
+    assert.equal(passed.error.status, "FAILED_PRECONDITION");
+  });
+
   test("cloudflare: the v4 envelope", async () => {
     const response = errorResponse(error, "cloudflare");
     assert.equal(response.status, 429);

@@ -1,7 +1,8 @@
-// One error vocabulary for the Worker, three shapes: OpenAI's {"error": {message, type, param,
+// One error vocabulary for the Worker, four shapes: OpenAI's {"error": {message, type, param,
 // code}} on OpenAI-style routes, Anthropic's {"type": "error", "error": {type, message}} on the
-// Messages routes, Cloudflare's v4 envelope on Workers AI's own run route (the shape is the
-// route's: provision/stack/contract.py ROUTE_KINDS). Errors are thrown as HttpError (a Hono
+// Messages routes, Cloudflare's v4 envelope on Workers AI's own run route, Google's
+// {"error": {code, message, status}} on Gemini's own routes (the shape is the route's:
+// provision/stack/contract.py ROUTE_KINDS). Errors are thrown as HttpError (a Hono
 // HTTPException) and become a response in one place, the app's onError (worker/src/index.ts).
 
 import { HTTPException } from "hono/http-exception";
@@ -62,7 +63,25 @@ export function jsonResponse(body: unknown, status = 200, headers: Record<string
   });
 }
 
-export type ErrorShape = "openai" | "anthropic" | "cloudflare";
+export type ErrorShape = "openai" | "anthropic" | "cloudflare" | "google";
+
+// Google's RPC status names by HTTP status (Gemini's own API answers errors with them).
+const GOOGLE_STATUS_BY_STATUS: Record<number, string> = {
+  400: "INVALID_ARGUMENT",
+  401: "UNAUTHENTICATED",
+  403: "PERMISSION_DENIED",
+  404: "NOT_FOUND",
+  405: "INVALID_ARGUMENT",
+  409: "ABORTED",
+  413: "INVALID_ARGUMENT",
+  429: "RESOURCE_EXHAUSTED",
+  499: "CANCELLED",
+  500: "INTERNAL",
+  501: "UNIMPLEMENTED",
+  502: "UNAVAILABLE",
+  503: "UNAVAILABLE",
+  504: "DEADLINE_EXCEEDED",
+};
 
 // Anthropic's error types by status (its SDKs pick the exception class from the status).
 const ANTHROPIC_TYPE_BY_STATUS: Record<number, string> = {
@@ -88,6 +107,12 @@ export function errorResponse(error: HttpError, shape: ErrorShape = "openai"): R
       type: "error",
       error: { type: error.providerType ?? anthropicType(error.status), message: error.message },
     };
+  } else if (shape === "google") {
+    const status =
+      error.providerType ??
+      GOOGLE_STATUS_BY_STATUS[error.status] ??
+      (error.status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION");
+    body = { error: { code: error.status, message: error.message, status } };
   } else if (shape === "cloudflare") {
     body = { result: null, success: false, errors: [{ code: error.status, message: error.message }], messages: [] };
   } else {

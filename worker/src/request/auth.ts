@@ -67,7 +67,8 @@ export function parseBearer(header: string | null): string | null {
 /** A client's gateway key: bearer, or `x-api-key` as Anthropic-style clients send it. */
 export function clientKey(headers: Headers): string | null {
   const authorization = headers.get("authorization");
-  return authorization ? parseBearer(authorization) : headers.get("x-api-key"); // "" counts as absent
+  // Anthropic's clients send x-api-key, Gemini's x-goog-api-key; "" counts as absent
+  return authorization ? parseBearer(authorization) : headers.get("x-api-key") || headers.get("x-goog-api-key");
 }
 
 function unauthorized(message: string, code: string): HttpError {

@@ -33,7 +33,12 @@ export function serves(route: Route, model: string): boolean {
 
 /** The paths that serve a model (listed by /v1/models). */
 export function routesOf(model: string): string[] {
-  return ROUTES.filter((route) => serves(route, model)).map((route) => route.path);
+  return ROUTES.filter((route) => serves(route, model)).map(shownPath);
+}
+
+/** A route's path as a client writes it (Gemini's `models/:call{…}` as `models/{model}:{method}`). */
+export function shownPath(route: Route): string {
+  return route.path.replace(/:call\{.*\}$/, "{model}:{method}");
 }
 
 /**

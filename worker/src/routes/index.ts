@@ -11,6 +11,7 @@ import type { Route, RouteKind } from "../request/models";
 import { route } from "../request/routing";
 import { chat } from "./chat";
 import { embeddings } from "./embeddings";
+import { gemini } from "./gemini";
 import { countTokens, messages } from "./messages";
 import { responses } from "./responses";
 import { workersAiRun } from "./workers-ai-run";
@@ -22,6 +23,7 @@ const HANDLERS: Record<RouteKind, (c: Context<AppEnv>, route: Route) => Promise<
   messages,
   count_tokens: countTokens,
   workers_ai_run: workersAiRun,
+  gemini,
 };
 
 export function registerModelRoutes(app: Hono<AppEnv>, authenticated: MiddlewareHandler<AppEnv>): void {

@@ -22,3 +22,14 @@ export const googleAiStudio: ChatProvider = {
     translateStream(upstream, { clientWantsUsage, signal: call.signal }),
   error: geminiError,
 };
+
+// What the Gemini-native route (Gemini's own API, passed through) uses of this provider.
+export { authHeaders } from "./endpoint";
+export {
+  GEMINI_METHODS,
+  type GeminiMethod,
+  geminiAnswer,
+  geminiPassthroughError,
+  meterGeminiStream,
+  nativePath,
+} from "./native";
