@@ -26,6 +26,7 @@ from provision.stack.config import (
 )
 from provision.stack.keys import demo_key, generate_key, hash_key, is_demo_hash
 from tests.pulumi_support import load_stack_config
+from tests.support import ROOT
 
 STACKS = ["dev", "example"]
 USER_FIELDS = (
@@ -689,3 +690,17 @@ def test_engine_secrets_must_be_engine_secrets() -> None:
         settings, "stacks/Pulumi.example.yaml", secret=frozenset({"adminApiKey", "aiGatewayToken"})
     )
     assert config.workerName == "llm-gateway-prod"
+
+
+def test_vertex_models_need_the_project_and_region(tmp_path: Path) -> None:
+    """A google-vertex-ai model without routing.vertexAi is an error naming the field."""
+    text = (ROOT / "tests" / "fixtures" / "Pulumi.providers.yaml").read_text(encoding="utf-8")
+    edited = text.replace("    vertexAi: {project: gateway-tests-1, region: us-central1}\n", "")
+    assert edited != text
+    path = tmp_path / "Pulumi.novertex.yaml"
+    path.write_text(edited, encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_stack_file(path)
+    (problem,) = raised.value.problems
+    assert problem.path.startswith("routing.models[")
+    assert "routing.vertexAi" in problem.message

@@ -91,6 +91,16 @@ CASES = [
         "x-goog-api-key",
         model_in_path=True,
     ),
+    Case(
+        "google-vertex-ai",
+        "google-vertex-ai/gemini-2.5-pro",
+        "pvx",
+        "gemini-2.5-pro",
+        "google-vertex-ai/v1/projects/gateway-tests-1/locations/us-central1/publishers/google/models/"
+        "gemini-2.5-pro:generateContent",
+        "authorization",
+        model_in_path=True,
+    ),
 ]
 IDS = [case.slug for case in CASES]
 BY_SLUG = {case.slug: case for case in CASES}

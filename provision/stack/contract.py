@@ -43,9 +43,10 @@ AI_BINDING = "AI"  # Workers AI, called with the gateway option (models of WORKE
 ANALYTICS_BINDING = "REQUEST_ANALYTICS"  # Workers Analytics Engine: one data point per request
 WORKERS_AI = "workers-ai"
 GOOGLE_AI_STUDIO = "google-ai-studio"  # Gemini's own API
+GOOGLE_VERTEX_AI = "google-vertex-ai"  # Gemini on Vertex AI: the same wire, a project's path
 # Providers with a module of their own in worker/src/providers/ (others speak OpenAI's chat API
 # and are declared in a stack's routing.openaiCompatible).
-NATIVE_PROVIDERS = ("openai", "anthropic", WORKERS_AI, GOOGLE_AI_STUDIO)
+NATIVE_PROVIDERS = ("openai", "anthropic", WORKERS_AI, GOOGLE_AI_STUDIO, GOOGLE_VERTEX_AI)
 EMBEDDING_PROVIDERS = ("openai", WORKERS_AI)  # providers of routing.embeddingModels
 LEDGER_CLASS = "UsageLedger"  # its migrations: provision/deploy/migrations.py
 PROVIDER_KEY_PREFIX = "PROVIDER_KEY_"

@@ -117,6 +117,19 @@ class RateTier(_Strict):
     )
 
 
+class VertexAi(_Strict):
+    """Where Google Vertex AI serves this stack's google-vertex-ai models (AI Gateway's path
+    names the project and the region)."""
+
+    project: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="Google Cloud project id"
+    )
+    region: str = Field(
+        pattern=r"^(global|[a-z]+-[a-z]+[0-9]+)$",
+        description="e.g. us-central1, europe-west4, global",
+    )
+
+
 class Routing(_Strict):
     """The models this gateway offers, the default one, and short aliases for clients."""
 
@@ -146,6 +159,10 @@ class Routing(_Strict):
         {},
         description="providers that speak OpenAI's chat API: slug → its AI Gateway chat path "
         "(e.g. groq/chat/completions), or 'compat' for AI Gateway's unified endpoint",
+    )
+    vertexAi: VertexAi | None = Field(
+        None,
+        description="the project and region of the google-vertex-ai models (required with one)",
     )
     upstreamTimeoutMs: int = Field(120_000, ge=100, le=600_000, description="time to first byte")
     maxOutputTokens: int = Field(

@@ -13,7 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from provision.errors import Problem
-from provision.stack.contract import EMBEDDING_PROVIDERS, NATIVE_PROVIDERS, WORKERS_AI
+from provision.stack.contract import (
+    EMBEDDING_PROVIDERS,
+    GOOGLE_VERTEX_AI,
+    NATIVE_PROVIDERS,
+    WORKERS_AI,
+)
 from provision.stack.keys import is_demo_hash
 from provision.stack.model import (
     Alerts,
@@ -155,6 +160,13 @@ def check_references(view: View, source: str) -> list[Problem]:
                     f"'{model}': no provider '{provider}' (known: {', '.join(providers)}; declare an "
                     "OpenAI-compatible one in routing.openaiCompatible)",
                 )
+        vertex = [p for p, m in named if m.startswith(f"{GOOGLE_VERTEX_AI}/")]
+        if vertex and routing.vertexAi is None:
+            add(
+                vertex[0],
+                f"{GOOGLE_VERTEX_AI} models need routing.vertexAi (the Google Cloud project and "
+                "region that serve them)",
+            )
         for i, model in enumerate(routing.embeddingModels):
             if model.split("/", 1)[0] not in EMBEDDING_PROVIDERS:
                 add(

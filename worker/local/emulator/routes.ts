@@ -49,6 +49,7 @@ const FAMILIES: Readonly<Record<Family, ProviderFamily>> = {
   grok: compatible.grok,
   "google-ai-studio": compatible.googleAiStudio,
   gemini,
+  vertex: { defaultErrorResult: gemini.defaultErrorResult, keyErrorResult: gemini.vertexKeyErrorResult },
 };
 
 /**
@@ -104,6 +105,15 @@ export function resolveRoute(rest: readonly string[]): Route | null {
   };
   const op = native?.[3] === undefined ? undefined : ops[native[3]];
   if (native && op) return route("gemini", op, { pathModel: native[2] ?? "" });
+  // Gemini on Vertex AI: the same methods under a project's publisher path, a bearer token
+  const vertex =
+    head === "google-vertex-ai"
+      ? /^v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/google\/models\/([^/:]+):(generateContent|streamGenerateContent|countTokens)$/.exec(
+          endpoint,
+        )
+      : null;
+  const vertexOp = vertex?.[2] === undefined ? undefined : ops[vertex[2]];
+  if (vertex && vertexOp) return route("vertex", vertexOp, { pathModel: vertex[1] ?? "" });
   if (head === "compat") {
     if (endpoint === "chat/completions") return route("openai", "chat", { compat: true });
     if (endpoint === "embeddings") return route("openai", "embeddings", { compat: true });
@@ -237,7 +247,8 @@ export function providerErrorResult(call: Call, status: number): Result {
  * else OpenAI chat's `data: {"error": ...}` (cf-contract-2 4.3; Workers AI's: UNCONFIRMED).
  */
 export function streamErrorChunks(call: Call): string[] {
-  if (call.family === "gemini") return [gemini.streamError(call.query.get("alt") === "sse")];
+  if (call.family === "gemini" || call.family === "vertex")
+    return [gemini.streamError(call.query.get("alt") === "sse")];
   if (call.family === "anthropic" && !call.route.compat) {
     const body = { type: "error", error: { type: "overloaded_error", message: "Overloaded" } };
     return [`event: error\ndata: ${JSON.stringify(body)}\n\n`];

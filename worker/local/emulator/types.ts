@@ -115,7 +115,8 @@ export type Family =
   | "deepseek"
   | "grok"
   | "google-ai-studio"
-  | "gemini";
+  | "gemini"
+  | "vertex";
 
 export type Op =
   | "chat"

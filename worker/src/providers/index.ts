@@ -7,6 +7,7 @@ import { OPENAI_COMPATIBLE } from "../generated/settings";
 import { HttpError } from "../lib/errors";
 import { anthropic } from "./anthropic";
 import { googleAiStudio } from "./google-ai-studio";
+import { googleVertexAi } from "./google-vertex-ai";
 import { openai, openaiWire } from "./openai";
 import type { ChatProvider } from "./types";
 import { workersAI } from "./workers-ai";
@@ -23,6 +24,7 @@ const NATIVE: Readonly<Record<string, ChatProvider>> = {
   anthropic,
   [WORKERS_AI]: workersAI,
   "google-ai-studio": googleAiStudio,
+  "google-vertex-ai": googleVertexAi,
 };
 
 /** OpenAI-compatible providers the stack declares (routing.openaiCompatible): native path or compat. */

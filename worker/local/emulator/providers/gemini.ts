@@ -78,6 +78,14 @@ export function keyErrorResult(): BufferedResult {
   ]);
 }
 
+/** Vertex AI's answer to a token it does not accept. */
+export function vertexKeyErrorResult(): BufferedResult {
+  return errorResult(
+    401,
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.",
+  );
+}
+
 /** No key at all (and none stored on the gateway). */
 export function noKeyResult(): BufferedResult {
   return errorResult(
