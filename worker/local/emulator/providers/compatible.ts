@@ -19,8 +19,8 @@ function tail(key: string | undefined, visible: number): string {
   return key === undefined ? "" : key.slice(-visible);
 }
 
-// Google's RPC status names, by HTTP status.
-const GOOGLE_STATUS: Readonly<Record<number, string>> = {
+// Google's RPC status names, by HTTP status (gemini.ts answers with them too).
+export const GOOGLE_STATUS: Readonly<Record<number, string>> = {
   400: "INVALID_ARGUMENT",
   401: "UNAUTHENTICATED",
   403: "PERMISSION_DENIED",

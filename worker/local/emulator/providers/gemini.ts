@@ -26,18 +26,9 @@ import { randomBase62 } from "../ids";
 import { type JsonAnswer, jsonAnswer, jsonPieces, sampleSchema, toolArguments } from "../reply";
 import type { GenerateContext } from "../state";
 import type { BufferedResult, Call, JsonObject, NormalizedMessage, Result } from "../types";
+import { GOOGLE_STATUS } from "./compatible";
 import { checkCountTokens, checkGenerateContent, type Declaration, type GeminiRequest } from "./gemini-request";
 
-const STATUS: Readonly<Record<number, string>> = {
-  400: "INVALID_ARGUMENT",
-  401: "UNAUTHENTICATED",
-  403: "PERMISSION_DENIED",
-  404: "NOT_FOUND",
-  429: "RESOURCE_EXHAUSTED",
-  500: "INTERNAL",
-  503: "UNAVAILABLE",
-  504: "DEADLINE_EXCEEDED",
-};
 // Implicit caching: a repeated prefix of at least this many tokens is read from the cache.
 const MIN_CACHED_TOKENS = 1_024;
 const CACHE_TTL_MS = 5 * 60_000;
@@ -47,7 +38,7 @@ export function errorResult(status: number, message: string, details?: unknown[]
   const error = {
     code: status,
     message,
-    status: STATUS[status] ?? (status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION"),
+    status: GOOGLE_STATUS[status] ?? (status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION"),
     ...(details ? { details } : {}),
   };
   return jsonResult(status, { error });
