@@ -18,7 +18,8 @@ from typing import Any
 
 def content_of(event: Any) -> str:
     """The text a streamed event adds to the answer, in any of the routes' formats ("" for none):
-    OpenAI chat chunks, Anthropic Messages deltas, Responses text deltas, Workers AI run events."""
+    OpenAI chat chunks, Anthropic Messages deltas, Responses text deltas, Workers AI run events,
+    Gemini's GenerateContentResponse chunks."""
     if not isinstance(event, dict):
         return ""
     choices = event.get("choices")
@@ -33,6 +34,12 @@ def content_of(event: Any) -> str:
         return str(event.get("delta") or "")
     if kind is None and isinstance(event.get("response"), str):
         return str(event["response"])
+    candidates = event.get("candidates")  # Gemini: the first candidate's parts, thoughts left out
+    if isinstance(candidates, list) and candidates and isinstance(candidates[0], dict):
+        parts = (candidates[0].get("content") or {}).get("parts") or []
+        return "".join(
+            str(p.get("text") or "") for p in parts if isinstance(p, dict) and not p.get("thought")
+        )
     return ""
 
 

@@ -142,6 +142,24 @@ def workers_ai_run(gateway: LocalGateway, prompt: str, leave_after: int | None =
         return Received(response.headers["x-request-id"], sse_deltas(pieces))
 
 
+def gemini_native(gateway: LocalGateway, prompt: str, leave_after: int | None = None) -> Received:
+    """Gemini's own API as the Gemini CLI calls it (SSE), each piece timed as it arrives."""
+    with httpx.stream(
+        "POST",
+        f"{gateway.worker_url}/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse",
+        json={"contents": [{"role": "user", "parts": [{"text": prompt}]}]},
+        headers={"x-goog-api-key": key(KEY)},
+        timeout=30,
+    ) as response:
+        assert response.status_code == 200, response.read()
+        pieces = []
+        for piece in response.iter_text():
+            pieces.append((now_ms(), piece))
+            if leave_after is not None and len(sse_deltas(pieces)) >= leave_after:
+                break
+        return Received(response.headers["x-request-id"], sse_deltas(pieces))
+
+
 ROUTES: dict[str, Send] = {
     "chat, openai, rewritten (no usage asked)": chat("/v1", "gpt-4o-mini"),
     "chat, openai, piped (usage asked)": chat(
@@ -159,6 +177,8 @@ ROUTES: dict[str, Send] = {
     "/v1/messages": messages(""),
     "/anthropic/v1/messages": messages("/anthropic"),
     "/workers-ai/@cf/… run": workers_ai_run,
+    "chat, gemini translated": chat("/v1", "google-ai-studio/gemini-2.5-pro"),
+    "/v1beta/models/…:streamGenerateContent": gemini_native,
 }
 
 
