@@ -526,3 +526,25 @@ def test_the_model_list_shows_gemini_s_own_routes(gateway: LocalGateway):
     assert "/v1/chat/completions" in flash["routes"]
     assert "/v1beta/models/{model}:{method}" in flash["routes"]
     assert "/google-ai-studio/v1beta/models/{model}:{method}" in flash["routes"]
+
+
+def test_google_search_grounding_is_priced_or_refused(gateway: LocalGateway, upstream: Emulator):
+    """Google bills Search grounding per request, beyond tokens, and the stack has no price for
+    it: a request offering it is refused before anything is sent (the org allows no unpriced
+    tools); code execution, billed as tokens, is served."""
+    headers = {"x-goog-api-key": key("key_gem_main")}
+    url = f"{gateway.worker_url}/v1beta/models/gemini-2.5-pro:generateContent"
+    body: dict[str, Any] = {
+        "contents": [{"role": "user", "parts": [{"text": "News? emulate:tool=none"}]}]
+    }
+    sent = len(upstream.requests())
+    for tool in ({"googleSearch": {}}, {"google_search_retrieval": {}}):
+        refused = httpx.post(url, json={**body, "tools": [tool]}, headers=headers, timeout=30)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+        assert "grounding" in refused.json()["error"]["message"]
+    assert len(upstream.requests()) == sent
+    served = httpx.post(
+        url, json={**body, "tools": [{"codeExecution": {}}]}, headers=headers, timeout=30
+    )
+    assert served.status_code == 200, served.text

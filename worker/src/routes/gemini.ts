@@ -74,6 +74,29 @@ function refuseAccountObjects(body: Json): void {
   });
 }
 
+// Gemini's tools that Google bills per grounded request beyond the tokens (Search and Maps
+// grounding); code execution and URL context are billed as tokens.
+const BILLED_GROUNDING = ["googleSearch", "googleSearchRetrieval", "googleMaps"];
+
+/** A billed grounding tool the stack has no price for: refused unless the org allows the
+ * unpriced (then its tokens are charged), as on every route (decision 0026). */
+function refuseUnpricedGrounding(body: Json, allowUnpriced: boolean): void {
+  if (allowUnpriced) return;
+  const tools = Array.isArray(body.tools) ? body.tools : [];
+  tools.forEach((tool, i) => {
+    for (const name of BILLED_GROUNDING) {
+      const snake = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      if (field(asObject(tool), name, snake) === undefined) continue;
+      throw new HttpError(
+        400,
+        `tools[${i}].${name}: Google bills grounding per request and this gateway has no price for it; ` +
+          "leave the tool out, or ask for your organization to allow unpriced tools.",
+        { param: `tools[${i}].${name}` },
+      );
+    }
+  });
+}
+
 /** The client's output cap, or the stack's, set in the body sent (Gemini counts thinking in it). */
 function capped(body: Json): { payload: Json; maxOutput: number } {
   const config = asObject(field(body, "generationConfig", "generation_config")) ?? {};
@@ -103,6 +126,7 @@ export async function gemini(c: Context<AppEnv>, route: Route): Promise<Response
   const model = resolveRouteModel(asked, route, policy);
   if (method === "countTokens") return countTokens(c, model, request.body);
   refuseAccountObjects(request.body);
+  refuseUnpricedGrounding(request.body, policy.allowUnpriced);
   const { payload, maxOutput } = capped(request.body);
   const tools = request.body.tools !== undefined;
   const promptTokens = inputTokensBound(request, { tools });
