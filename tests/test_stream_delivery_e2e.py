@@ -124,14 +124,16 @@ def messages(base: str) -> Send:
     return send
 
 
-def workers_ai_run(gateway: LocalGateway, prompt: str, leave_after: int | None = None) -> Received:
-    """Workers AI's own run API has no SDK here: httpx, each piece timed as it arrives."""
+def raw_stream(
+    gateway: LocalGateway,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    leave_after: int | None,
+) -> Received:
+    """A route without an SDK here: httpx, each piece timed as it arrives."""
     with httpx.stream(
-        "POST",
-        f"{gateway.worker_url}/workers-ai/@cf/meta/llama-3.1-8b-instruct",
-        json={"prompt": prompt, "stream": True},
-        headers={"authorization": f"Bearer {key(KEY)}"},
-        timeout=30,
+        "POST", f"{gateway.worker_url}{path}", json=body, headers=headers, timeout=30
     ) as response:
         assert response.status_code == 200, response.read()
         pieces = []
@@ -140,24 +142,22 @@ def workers_ai_run(gateway: LocalGateway, prompt: str, leave_after: int | None =
             if leave_after is not None and len(sse_deltas(pieces)) >= leave_after:
                 break
         return Received(response.headers["x-request-id"], sse_deltas(pieces))
+
+
+def workers_ai_run(gateway: LocalGateway, prompt: str, leave_after: int | None = None) -> Received:
+    """Workers AI's own run API."""
+    body = {"prompt": prompt, "stream": True}
+    headers = {"authorization": f"Bearer {key(KEY)}"}
+    return raw_stream(
+        gateway, "/workers-ai/@cf/meta/llama-3.1-8b-instruct", body, headers, leave_after
+    )
 
 
 def gemini_native(gateway: LocalGateway, prompt: str, leave_after: int | None = None) -> Received:
-    """Gemini's own API as the Gemini CLI calls it (SSE), each piece timed as it arrives."""
-    with httpx.stream(
-        "POST",
-        f"{gateway.worker_url}/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse",
-        json={"contents": [{"role": "user", "parts": [{"text": prompt}]}]},
-        headers={"x-goog-api-key": key(KEY)},
-        timeout=30,
-    ) as response:
-        assert response.status_code == 200, response.read()
-        pieces = []
-        for piece in response.iter_text():
-            pieces.append((now_ms(), piece))
-            if leave_after is not None and len(sse_deltas(pieces)) >= leave_after:
-                break
-        return Received(response.headers["x-request-id"], sse_deltas(pieces))
+    """Gemini's own API as the Gemini CLI calls it (SSE)."""
+    body = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
+    path = "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
+    return raw_stream(gateway, path, body, {"x-goog-api-key": key(KEY)}, leave_after)
 
 
 ROUTES: dict[str, Send] = {
