@@ -704,3 +704,48 @@ def test_vertex_models_need_the_project_and_region(tmp_path: Path) -> None:
     (problem,) = raised.value.problems
     assert problem.path.startswith("routing.models[")
     assert "routing.vertexAi" in problem.message
+
+
+def _providers_stack_edited(tmp_path: Path, old: str, new: str) -> Path:
+    text = (ROOT / "tests" / "fixtures" / "Pulumi.providers.yaml").read_text(encoding="utf-8")
+    edited = text.replace(old, new)
+    assert edited != text
+    path = tmp_path / "Pulumi.edited.yaml"
+    path.write_text(edited, encoding="utf-8")
+    return path
+
+
+def test_an_azure_model_needs_a_deployment(tmp_path: Path) -> None:
+    """An azure-openai model without a deployment is an error naming the field; a deployment of
+    a model the stack does not offer is one too."""
+    path = _providers_stack_edited(
+        tmp_path,
+        "        gpt-4o-mini: {deployment: chat-4o-mini-prod}\n",
+        "        gpt-4o: {deployment: chat-4o-prod}\n",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_stack_file(path)
+    messages = {p.path: p.message for p in raised.value.problems}
+    (model_path,) = [p for p in messages if p.startswith("routing.models[")]
+    assert "routing.azureOpenai.deployments.gpt-4o-mini" in messages[model_path]
+    assert (
+        "'azure-openai/gpt-4o' is not in routing.models"
+        in messages["routing.azureOpenai.deployments.gpt-4o"]
+    )
+
+
+def test_azure_and_bedrock_models_need_their_sections(tmp_path: Path) -> None:
+    path = _providers_stack_edited(
+        tmp_path,
+        "      - azure-openai/gpt-4o-mini  # priced from the catalog\n",
+        "      - azure-openai/gpt-4o-mini\n      - aws-bedrock/amazon.nova-lite-v1:0\n",
+    )
+    text = path.read_text(encoding="utf-8")
+    start = text.index("    azureOpenai:\n")
+    end = text.index("  llm-gateway:pricing:")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_stack_file(path)
+    messages = [p.message for p in raised.value.problems]
+    assert any("azure-openai models need routing.azureOpenai" in m for m in messages)
+    assert any("aws-bedrock models need routing.awsBedrock" in m for m in messages)

@@ -101,6 +101,16 @@ CASES = [
         "authorization",
         model_in_path=True,
     ),
+    # a deployment of the stack's Azure OpenAI resource; the path names it and the api-version
+    Case(
+        "azure-openai",
+        "azure-openai/gpt-4o-mini",
+        "paz",
+        "chat-4o-mini-prod",
+        "azure-openai/gateway-tests/chat-4o-mini-prod/chat/completions",
+        "api-key",
+        model_in_path=True,
+    ),
 ]
 IDS = [case.slug for case in CASES]
 BY_SLUG = {case.slug: case for case in CASES}
@@ -248,6 +258,10 @@ def test_answers_are_openai_chat_completions_streaming_and_not(
         model=case.model, messages=messages, stream=True, stream_options={"include_usage": True}
     )
     chunks = list(stream)
+    if case.slug == "azure-openai":
+        # Azure's first chunk is its prompt filter's results alone (no object, no choices)
+        head = chunks.pop(0)
+        assert not head.choices and head.model_extra and head.model_extra["prompt_filter_results"]
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
@@ -333,7 +347,7 @@ def test_a_streamed_tool_call_assembles_to_valid_arguments(
     jsonschema.validate(json.loads(calls[0]["arguments"]), WEATHER_TOOL["function"]["parameters"])
 
 
-STRUCTURED = ["openai", "anthropic", "groq", "mistral"]
+STRUCTURED = ["openai", "anthropic", "groq", "mistral", "azure-openai"]
 
 
 @pytest.mark.parametrize("slug", STRUCTURED)

@@ -44,10 +44,23 @@ ANALYTICS_BINDING = "REQUEST_ANALYTICS"  # Workers Analytics Engine: one data po
 WORKERS_AI = "workers-ai"
 GOOGLE_AI_STUDIO = "google-ai-studio"  # Gemini's own API
 GOOGLE_VERTEX_AI = "google-vertex-ai"  # Gemini on Vertex AI: the same wire, a project's path
+AZURE_OPENAI = "azure-openai"  # OpenAI's wire at a resource's deployments
+AWS_BEDROCK = "aws-bedrock"  # Bedrock's Converse API (binary event streams, SigV4)
 # Providers with a module of their own in worker/src/providers/ (others speak OpenAI's chat API
 # and are declared in a stack's routing.openaiCompatible).
-NATIVE_PROVIDERS = ("openai", "anthropic", WORKERS_AI, GOOGLE_AI_STUDIO, GOOGLE_VERTEX_AI)
-EMBEDDING_PROVIDERS = ("openai", WORKERS_AI)  # providers of routing.embeddingModels
+NATIVE_PROVIDERS = (
+    "openai",
+    "anthropic",
+    WORKERS_AI,
+    GOOGLE_AI_STUDIO,
+    GOOGLE_VERTEX_AI,
+    AZURE_OPENAI,
+    AWS_BEDROCK,
+)
+EMBEDDING_PROVIDERS = ("openai", WORKERS_AI, AZURE_OPENAI)
+# Providers that speak another provider's wire: a route of that provider (the Responses API's,
+# OpenAI's embeddings) serves their models too.
+PROVIDER_WIRES: dict[str, str] = {AZURE_OPENAI: "openai"}  # providers of routing.embeddingModels
 LEDGER_CLASS = "UsageLedger"  # its migrations: provision/deploy/migrations.py
 PROVIDER_KEY_PREFIX = "PROVIDER_KEY_"
 RATE_TIER_PREFIX = "RATE_TIER_"  # one Workers Rate Limiting binding per rate tier
@@ -266,6 +279,7 @@ def template_values() -> dict[str, object]:
         "ANALYTICS_BINDING": ANALYTICS_BINDING,
         "WORKERS_AI": WORKERS_AI,
         "NATIVE_PROVIDERS": NATIVE_PROVIDERS,
+        "PROVIDER_WIRES": PROVIDER_WIRES,
         "ROUTES": ROUTES,
         "ROUTE_KINDS": ROUTE_KINDS,
         "NATIVE_PREFIXES": NATIVE_PREFIXES,

@@ -11,10 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import Field, WithJsonSchema, field_validator
 
 from provision.stack import contract
 from provision.stack.contract import FailureMode, KeyStatus, TenantStatus
+from provision.stack.endpoints import AwsBedrock, AzureOpenai, VertexAi
+from provision.stack.endpoints import Strict as _Strict
 from provision.stack.keys import HASH_PATTERN
 
 PROJECT = "llm-gateway"
@@ -52,10 +54,6 @@ def _thresholds(values: list[int] | None) -> list[int] | None:
 
 # A budget alert threshold: a percentage of the month's limit or budget (100 = all of it).
 Threshold = Annotated[int, Field(ge=1, le=1000)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=True)
 
 
 class RateLimit(_Strict):
@@ -117,19 +115,6 @@ class RateTier(_Strict):
     )
 
 
-class VertexAi(_Strict):
-    """Where Google Vertex AI serves this stack's google-vertex-ai models (AI Gateway's path
-    names the project and the region)."""
-
-    project: str = Field(
-        pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", description="Google Cloud project id"
-    )
-    region: str = Field(
-        pattern=r"^(global|[a-z]+-[a-z]+[0-9]+)$",
-        description="e.g. us-central1, europe-west4, global",
-    )
-
-
 class Routing(_Strict):
     """The models this gateway offers, the default one, and short aliases for clients."""
 
@@ -163,6 +148,13 @@ class Routing(_Strict):
     vertexAi: VertexAi | None = Field(
         None,
         description="the project and region of the google-vertex-ai models (required with one)",
+    )
+    azureOpenai: AzureOpenai | None = Field(
+        None,
+        description="the resource and deployments of the azure-openai models (required with one)",
+    )
+    awsBedrock: AwsBedrock | None = Field(
+        None, description="the region of the aws-bedrock models (required with one)"
     )
     upstreamTimeoutMs: int = Field(120_000, ge=100, le=600_000, description="time to first byte")
     maxOutputTokens: int = Field(

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ValidationError
 
 from provision.errors import Problem
 from provision.stack.contract import (
+    AWS_BEDROCK,
+    AZURE_OPENAI,
     EMBEDDING_PROVIDERS,
     GOOGLE_VERTEX_AI,
     NATIVE_PROVIDERS,
@@ -160,13 +162,7 @@ def check_references(view: View, source: str) -> list[Problem]:
                     f"'{model}': no provider '{provider}' (known: {', '.join(providers)}; declare an "
                     "OpenAI-compatible one in routing.openaiCompatible)",
                 )
-        vertex = [p for p, m in named if m.startswith(f"{GOOGLE_VERTEX_AI}/")]
-        if vertex and routing.vertexAi is None:
-            add(
-                vertex[0],
-                f"{GOOGLE_VERTEX_AI} models need routing.vertexAi (the Google Cloud project and "
-                "region that serve them)",
-            )
+        _check_endpoints(routing, named, add)
         for i, model in enumerate(routing.embeddingModels):
             if model.split("/", 1)[0] not in EMBEDDING_PROVIDERS:
                 add(
@@ -344,3 +340,39 @@ def _check_tier(
     if tier is not None and tiers is not None and tier not in tiers:
         known = ", ".join(sorted(tiers)) or "none declared"
         add(path, f"unknown rate tier '{tier}' (rateTiers: {known})")
+
+
+def _check_endpoints(
+    routing: Routing, named: list[tuple[str, str]], add: Callable[[str, str], None]
+) -> None:
+    """The providers whose path needs more than a key: their routing section, and for Azure a
+    deployment per model (and no deployment of a model the stack does not offer)."""
+    needs = {
+        GOOGLE_VERTEX_AI: (
+            routing.vertexAi,
+            "routing.vertexAi (the Google Cloud project and region that serve them)",
+        ),
+        AZURE_OPENAI: (
+            routing.azureOpenai,
+            "routing.azureOpenai (the resource and the deployment of each)",
+        ),
+        AWS_BEDROCK: (routing.awsBedrock, "routing.awsBedrock (the AWS region that serves them)"),
+    }
+    for slug, (section, what) in needs.items():
+        of_slug = [(p, m) for p, m in named if m.startswith(f"{slug}/")]
+        if of_slug and section is None:
+            add(of_slug[0][0], f"{slug} models need {what}")
+    azure = routing.azureOpenai
+    if azure is None:
+        return
+    offered = {m.split("/", 1)[1] for _, m in named if m.startswith(f"{AZURE_OPENAI}/")}
+    for path, model in named:
+        name = model.split("/", 1)[1]
+        if model.startswith(f"{AZURE_OPENAI}/") and name not in azure.deployments:
+            add(path, f"'{model}' has no deployment in routing.azureOpenai.deployments.{name}")
+    for name in azure.deployments:
+        if name not in offered:
+            add(
+                f"routing.azureOpenai.deployments.{name}",
+                f"'{AZURE_OPENAI}/{name}' is not in routing.models or routing.embeddingModels",
+            )

@@ -347,6 +347,7 @@ export async function respond(
     time: started,
     method: req.method,
     path: request.path,
+    query: request.query,
     headers: origin.headers,
     body: loggedBody(request.rawBody, request.parsed),
     gatewayId: origin.gatewayId,

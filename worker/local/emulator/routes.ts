@@ -3,6 +3,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { gatewayErrorResult, prop } from "./http";
 import * as anthropic from "./providers/anthropic";
+import * as azure from "./providers/azure-openai";
 import * as compatible from "./providers/compatible";
 import * as gemini from "./providers/gemini";
 import * as openai from "./providers/openai";
@@ -50,6 +51,7 @@ const FAMILIES: Readonly<Record<Family, ProviderFamily>> = {
   "google-ai-studio": compatible.googleAiStudio,
   gemini,
   vertex: { defaultErrorResult: gemini.defaultErrorResult, keyErrorResult: gemini.vertexKeyErrorResult },
+  azure,
 };
 
 /**
@@ -114,6 +116,12 @@ export function resolveRoute(rest: readonly string[]): Route | null {
       : null;
   const vertexOp = vertex?.[2] === undefined ? undefined : ops[vertex[2]];
   if (vertex && vertexOp) return route("vertex", vertexOp, { pathModel: vertex[1] ?? "" });
+  // Azure OpenAI: {resource}/{deployment}/{operation}; the deployment is the model
+  const azureOp = head === "azure-openai" ? azure.OPERATIONS.exec(endpoint) : null;
+  if (azureOp) {
+    const op = azureOp[2] === "chat/completions" ? "chat" : (azureOp[2] as "embeddings" | "responses");
+    return route("azure", op, { pathModel: decodeURIComponent(azureOp[1] ?? "") });
+  }
   if (head === "compat") {
     if (endpoint === "chat/completions") return route("openai", "chat", { compat: true });
     if (endpoint === "embeddings") return route("openai", "embeddings", { compat: true });
@@ -213,6 +221,10 @@ function presentedKey(call: Call): { raw: string | undefined; key: string | unde
     const key = call.headers["x-goog-api-key"] ?? call.query.get("key") ?? undefined;
     return { raw: key, key };
   }
+  if (call.family === "azure") {
+    const key = call.headers["api-key"];
+    return { raw: key, key };
+  }
   const apiKey = call.headers["x-api-key"];
   if (call.family === "anthropic" && !call.route.compat && apiKey !== undefined) {
     return { raw: apiKey, key: apiKey };
@@ -265,6 +277,7 @@ export function generate(call: Call, ctx: GenerateContext): Result {
     return gemini.noKeyResult();
   }
   if (!providerKeyAccepted(call, ctx)) return family.keyErrorResult(presentedKey(call).key);
+  if (call.family === "azure") return azure.generate(call, ctx);
   switch (call.op) {
     case "chat":
       return chat(call);

@@ -116,7 +116,8 @@ export type Family =
   | "grok"
   | "google-ai-studio"
   | "gemini"
-  | "vertex";
+  | "vertex"
+  | "azure";
 
 export type Op =
   | "chat"
@@ -234,6 +235,8 @@ export interface LogEntry {
   time: number;
   method: string | undefined;
   path: string;
+  /** The query string, without its `?` ("" when none). */
+  query: string;
   headers: IncomingHttpHeaders;
   /** Parsed JSON body, the raw text (truncated) when it is not JSON, or null when empty. */
   body: unknown;

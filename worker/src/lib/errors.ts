@@ -29,6 +29,8 @@ export interface ErrorOptions {
   code?: string | null | undefined;
   param?: string | null | undefined;
   headers?: Record<string, string>;
+  /** The provider's own detail, passed on in OpenAI's shape (Azure's content filter results). */
+  innererror?: unknown;
 }
 
 export class HttpError extends HTTPException {
@@ -37,11 +39,12 @@ export class HttpError extends HTTPException {
   readonly code: string | null;
   readonly param: string | null;
   readonly headers: Record<string, string>;
+  readonly innererror: unknown;
 
   constructor(
     status: number,
     message: string,
-    { type, providerType, code = null, param = null, headers = {} }: ErrorOptions = {},
+    { type, providerType, code = null, param = null, headers = {}, innererror }: ErrorOptions = {},
   ) {
     super(status as ContentfulStatusCode, { message });
     this.type = type ?? TYPE_BY_STATUS[status] ?? "api_error";
@@ -49,6 +52,7 @@ export class HttpError extends HTTPException {
     this.code = code ?? null;
     this.param = param ?? null;
     this.headers = headers;
+    this.innererror = innererror;
   }
 }
 
@@ -116,7 +120,8 @@ export function errorResponse(error: HttpError, shape: ErrorShape = "openai"): R
   } else if (shape === "cloudflare") {
     body = { result: null, success: false, errors: [{ code: error.status, message: error.message }], messages: [] };
   } else {
-    body = errorBody(error.message, error.type, error.code, error.param);
+    const openai = errorBody(error.message, error.type, error.code, error.param);
+    body = error.innererror === undefined ? openai : { error: { ...openai.error, innererror: error.innererror } };
   }
   return jsonResponse(body, error.status, error.headers);
 }

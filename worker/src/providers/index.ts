@@ -6,6 +6,7 @@ import { WORKERS_AI } from "../generated/contract";
 import { OPENAI_COMPATIBLE } from "../generated/settings";
 import { HttpError } from "../lib/errors";
 import { anthropic } from "./anthropic";
+import { azureOpenai } from "./azure-openai";
 import { googleAiStudio } from "./google-ai-studio";
 import { googleVertexAi } from "./google-vertex-ai";
 import { openai, openaiWire } from "./openai";
@@ -25,6 +26,7 @@ const NATIVE: Readonly<Record<string, ChatProvider>> = {
   [WORKERS_AI]: workersAI,
   "google-ai-studio": googleAiStudio,
   "google-vertex-ai": googleVertexAi,
+  "azure-openai": azureOpenai,
 };
 
 /** OpenAI-compatible providers the stack declares (routing.openaiCompatible): native path or compat. */

@@ -1,6 +1,6 @@
 // Model resolution: request model (or the tenant's default) → alias → catalog id → allow-list.
 
-import { ROUTE_KINDS, ROUTES } from "../generated/contract";
+import { PROVIDER_WIRES, ROUTE_KINDS, ROUTES } from "../generated/contract";
 import { ALIASES, EMBEDDING_MODELS, FALLBACKS, MODELS } from "../generated/settings";
 import { HttpError } from "../lib/errors";
 import type { Policy } from "../protocol/policy";
@@ -24,11 +24,19 @@ export function providerSlug(model: string): string {
   return model.slice(0, model.indexOf("/"));
 }
 
-/** Whether `route` serves `model`: the model's type, and the route's provider if it has one. */
+/** The provider whose wire a model's provider speaks (Azure OpenAI speaks OpenAI's). */
+function wireOf(slug: string): string {
+  const wires: Readonly<Record<string, string>> = PROVIDER_WIRES;
+  return Object.hasOwn(wires, slug) ? (wires[slug] as string) : slug;
+}
+
+/** Whether `route` serves `model`: the model's type, and the route's provider (or its wire) if it has one. */
 export function serves(route: Route, model: string): boolean {
   const kind = ROUTE_KINDS[route.kind];
   const types: readonly string[] = kind.models;
-  return types.includes(modelType(model)) && (route.provider === null || route.provider === providerSlug(model));
+  return (
+    types.includes(modelType(model)) && (route.provider === null || route.provider === wireOf(providerSlug(model)))
+  );
 }
 
 /** The paths that serve a model (listed by /v1/models). */

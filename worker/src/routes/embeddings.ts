@@ -8,6 +8,7 @@ import { estimateInputTokens, inputTokensBound } from "../pricing/estimate";
 import type { AppEnv } from "../protocol/env";
 import type { UpstreamCall } from "../providers";
 import { postToGateway } from "../providers";
+import { PROVIDER as AZURE_OPENAI, azureEndpoint } from "../providers/azure-openai";
 import { authHeaders, chatError, EMBEDDINGS_PATH, embeddingsAnswer } from "../providers/openai";
 import { openaiEmbeddings, runError, runOnBinding } from "../providers/workers-ai";
 import { embeddingsFields } from "../request/fields";
@@ -28,6 +29,12 @@ function openai(call: UpstreamCall, body: EmbeddingsBody): Pick<Exchange, "send"
     error: chatError,
     answer: embeddingsAnswer,
   };
+}
+
+function azure(call: UpstreamCall, body: EmbeddingsBody): Pick<Exchange, "send" | "error" | "answer"> {
+  const at = azureEndpoint(call, "embeddings");
+  const { model: _named, ...payload } = body; // the deployment in the path is the model
+  return { send: () => postToGateway(call, at.path, payload, at.auth), error: at.error, answer: embeddingsAnswer };
 }
 
 function workersAI(
@@ -66,7 +73,12 @@ export async function embeddings(c: Context<AppEnv>, route: Route): Promise<Resp
   const estimated = estimateInputTokens(body.input);
   const exchange = (model: string): Exchange => {
     const call = upstreamCall(c, model);
-    const wire = call.provider === WORKERS_AI ? workersAI(call, body, estimated) : openai(call, body);
+    const wire =
+      call.provider === WORKERS_AI
+        ? workersAI(call, body, estimated)
+        : call.provider === AZURE_OPENAI
+          ? azure(call, body)
+          : openai(call, body);
     return {
       call,
       bound: boundOf(call, inputTokensBound(request, { tools: false }), 0),

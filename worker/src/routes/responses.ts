@@ -17,6 +17,7 @@ import { requested } from "../pricing/extras";
 import type { AppEnv } from "../protocol/env";
 import type { Answer } from "../providers";
 import { fetchUpstream, gatewayUrl, postToGateway, tenantMetadata } from "../providers";
+import { PROVIDER as AZURE_OPENAI, azureEndpoint } from "../providers/azure-openai";
 import {
   authHeaders,
   chatError,
@@ -28,7 +29,7 @@ import {
   storedIds,
 } from "../providers/openai";
 import { responsesFields } from "../request/fields";
-import { attemptsFor, type Route, resolveRouteModel } from "../request/models";
+import { attemptsFor, providerSlug, type Route, resolveRouteModel } from "../request/models";
 import { type Exchange, serve } from "../request/serve";
 import { passthroughHeaders } from "../request/upstream";
 import { boundOf, requestBody, upstreamCall } from "./call";
@@ -148,6 +149,16 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
   const stores = body.store !== false;
   // a background run (the org allows them: billing.ts) is charged by its ledger when it ends
   const background = body.background === true;
+  // a background run is watched through OpenAI's retrieval (ledger/runs): OpenAI's models only
+  const attempts = attemptsFor(body.model, model, route, policy).filter(
+    (each) => !background || providerSlug(each) !== AZURE_OPENAI,
+  );
+  if (attempts.length === 0) {
+    throw new HttpError(400, `Background responses are not served for ${AZURE_OPENAI} models.`, {
+      param: "background",
+      code: "unsupported_parameter",
+    });
+  }
   // what the answer hands out, recorded as this user's: its stored ids (when stored), its containers
   const keep = ({ stored, containers }: HandedOut) => {
     const ids = [...(stores ? stored : []), ...containers];
@@ -155,14 +166,16 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
   };
   const exchange = (model: string): Exchange => {
     const call = { ...upstreamCall(c, model), uncacheable: stores };
-    const payload = { ...body, model: call.upstreamModel, max_output_tokens: maxOutput };
+    // Azure: the deployment's Responses endpoint, which takes the deployment as its model
+    const azure = call.provider === AZURE_OPENAI ? azureEndpoint(call, "responses") : null;
+    const payload = { ...body, model: azure?.deployment ?? call.upstreamModel, max_output_tokens: maxOutput };
     return {
       call,
       bound: boundOf(call, promptTokens, maxOutput, asked),
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
-      send: () => postToGateway(call, RESPONSES_PATH, payload, authHeaders(call)),
-      error: chatError,
+      send: () => postToGateway(call, azure?.path ?? RESPONSES_PATH, payload, azure?.auth ?? authHeaders(call)),
+      error: azure?.error ?? chatError,
       answer: responsesAnswer,
       ...(background ? { heldByLedger: true, running: (answer: Answer) => runningId(answer.text) } : {}),
       // recorded before the answer goes out: the client's next request may name them at once
@@ -180,7 +193,7 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
         ),
     };
   };
-  return serve(c, { models: attemptsFor(body.model, model, route, policy), build: exchange });
+  return serve(c, { models: attempts, build: exchange });
 }
 
 const RUNNING = new Set(["queued", "in_progress"]);
