@@ -111,6 +111,16 @@ CASES = [
         "api-key",
         model_in_path=True,
     ),
+    # Converse in the stack's region, the model id in the path (its `:` encoded), SigV4 signed
+    Case(
+        "aws-bedrock",
+        "aws-bedrock/us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "pbr",
+        "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "aws-bedrock/bedrock-runtime/us-east-1/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0/converse",
+        "authorization",
+        model_in_path=True,
+    ),
 ]
 IDS = [case.slug for case in CASES]
 BY_SLUG = {case.slug: case for case in CASES}
@@ -224,8 +234,14 @@ def test_each_provider_is_called_at_its_native_endpoint_with_the_workers_credent
         else:
             assert logged["body"]["model"] == case.upstream_model
         secret = providers.secrets.provider_api_keys[case.slug]
-        expected = f"Bearer {secret}" if case.auth == "authorization" else secret
-        assert headers[case.auth] == expected
+        if case.slug == "aws-bedrock":
+            # AWS keys: a SigV4 signature with the access key id, never the secret key
+            access = json.loads(secret)["accessKeyId"]
+            assert headers["authorization"].startswith(f"AWS4-HMAC-SHA256 Credential={access}/")
+            assert json.loads(secret)["secretAccessKey"] not in json.dumps(logged)
+        else:
+            expected = f"Bearer {secret}" if case.auth == "authorization" else secret
+            assert headers[case.auth] == expected
         assert headers["cf-aig-authorization"] == f"Bearer {providers.secrets.ai_gateway_token}"
     assert logged["metadata"] == {
         "requestId": request_id,
@@ -347,7 +363,7 @@ def test_a_streamed_tool_call_assembles_to_valid_arguments(
     jsonschema.validate(json.loads(calls[0]["arguments"]), WEATHER_TOOL["function"]["parameters"])
 
 
-STRUCTURED = ["openai", "anthropic", "groq", "mistral", "azure-openai"]
+STRUCTURED = ["openai", "anthropic", "groq", "mistral", "azure-openai", "aws-bedrock"]
 
 
 @pytest.mark.parametrize("slug", STRUCTURED)

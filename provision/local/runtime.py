@@ -26,7 +26,7 @@ from provision.deploy.bindings import COMPATIBILITY_FLAGS, catalog_providers, sc
 from provision.errors import ProvisionError
 from provision.stack.compiler import compile_records
 from provision.stack.config import StackConfig, load_stack_file
-from provision.stack.contract import KV_BINDING, MANAGED_PREFIXES, WORKERS_AI
+from provision.stack.contract import AWS_BEDROCK, KV_BINDING, MANAGED_PREFIXES, WORKERS_AI
 from provision.stack.keys import demo_key, hash_key
 from provision.stack.render import WORKER_DIR, render_worker
 
@@ -58,10 +58,21 @@ class LocalSecrets:
         for provider in providers:
             if provider == WORKERS_AI:
                 continue  # called through the AI binding: no key
-            self.provider_api_keys.setdefault(
-                provider, f"sk-local-{provider}-" + secrets.token_hex(8)
-            )
+            self.provider_api_keys.setdefault(provider, _local_key(provider))
         return self
+
+
+def _local_key(provider: str) -> str:
+    """A fresh credential in the provider's form: AWS keys as JSON for Bedrock (the Worker signs
+    with them, the emulator verifies the signature), an API key for the others."""
+    if provider == AWS_BEDROCK:
+        return json.dumps(
+            {
+                "accessKeyId": "AKIALOCAL" + secrets.token_hex(6).upper(),
+                "secretAccessKey": secrets.token_urlsafe(30),
+            }
+        )
+    return f"sk-local-{provider}-" + secrets.token_hex(8)
 
 
 def emulator_config(config: StackConfig, local: LocalSecrets) -> dict[str, Any]:

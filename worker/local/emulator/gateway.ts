@@ -171,7 +171,10 @@ export async function runStep(
   gateway: GatewayConfig,
   step: Step,
 ): Promise<Outcome> {
-  const call = prepareCall(step.route, step.headers, step.parsed, new URLSearchParams(step.query ?? ""));
+  const call = prepareCall(step.route, step.headers, step.parsed, new URLSearchParams(step.query ?? ""), {
+    body: step.rawBody,
+    path: step.path,
+  });
   const who = { provider: call.provider, model: call.model };
   if (call.error) return { ...who, result: call.error, failed: true };
   const policy = retryPolicy(step.headers, step.config);

@@ -152,10 +152,11 @@ export async function writeResult(
     if (delay > 0 && i > 0) await sleep(delay);
     if (res.destroyed) return "aborted";
     sent?.push({ at: wallClockMs(), data: chunk });
+    const data = result.binary ? Buffer.from(chunk, "base64") : chunk;
     if (cut !== undefined && i === cut - 1) {
       // Wait until the last allowed chunk is handed to the kernel, so the cut lands after it.
-      await writeAsync(res, chunk);
-    } else if (!res.write(chunk)) {
+      await writeAsync(res, data);
+    } else if (!res.write(data)) {
       await drained(res);
     }
   }

@@ -4,6 +4,7 @@ import { timingSafeEqual } from "node:crypto";
 import { gatewayErrorResult, prop } from "./http";
 import * as anthropic from "./providers/anthropic";
 import * as azure from "./providers/azure-openai";
+import * as bedrock from "./providers/bedrock";
 import * as compatible from "./providers/compatible";
 import * as gemini from "./providers/gemini";
 import * as openai from "./providers/openai";
@@ -52,6 +53,7 @@ const FAMILIES: Readonly<Record<Family, ProviderFamily>> = {
   gemini,
   vertex: { defaultErrorResult: gemini.defaultErrorResult, keyErrorResult: gemini.vertexKeyErrorResult },
   azure,
+  bedrock,
 };
 
 /**
@@ -122,6 +124,12 @@ export function resolveRoute(rest: readonly string[]): Route | null {
     const op = azureOp[2] === "chat/completions" ? "chat" : (azureOp[2] as "embeddings" | "responses");
     return route("azure", op, { pathModel: decodeURIComponent(azureOp[1] ?? "") });
   }
+  // Bedrock: its runtime's URL after the region; the model id in the path (encoded: `:` as %3A)
+  const converse = head === "aws-bedrock" ? bedrock.CONVERSE.exec(endpoint) : null;
+  if (converse) {
+    const op = converse[3] === "converse" ? "converse" : "converse_stream";
+    return route("bedrock", op, { pathModel: decodeURIComponent(converse[2] ?? "") });
+  }
   if (head === "compat") {
     if (endpoint === "chat/completions") return route("openai", "chat", { compat: true });
     if (endpoint === "embeddings") return route("openai", "embeddings", { compat: true });
@@ -163,6 +171,7 @@ export function prepareCall(
   headers: RequestHeaders,
   { json, parseError }: ParsedBody,
   query: URLSearchParams = new URLSearchParams(),
+  raw: { body: string; path: string } = { body: "", path: "" },
 ): Call {
   const model = prop(json, "model");
   const bodyModel = typeof model === "string" ? model : null;
@@ -177,7 +186,9 @@ export function prepareCall(
     parseError,
     headers,
     query,
-    stream: route.op === "stream_generate_content" || prop(json, "stream") === true,
+    rawBody: raw.body,
+    rawPath: raw.path,
+    stream: route.op === "stream_generate_content" || route.op === "converse_stream" || prop(json, "stream") === true,
   };
   if (route.compat) {
     const slash = bodyModel === null ? -1 : bodyModel.indexOf("/");
@@ -259,6 +270,7 @@ export function providerErrorResult(call: Call, status: number): Result {
  * else OpenAI chat's `data: {"error": ...}` (cf-contract-2 4.3; Workers AI's: UNCONFIRMED).
  */
 export function streamErrorChunks(call: Call): string[] {
+  if (call.family === "bedrock") return [bedrock.streamException()];
   if (call.family === "gemini" || call.family === "vertex")
     return [gemini.streamError(call.query.get("alt") === "sse")];
   if (call.family === "anthropic" && !call.route.compat) {
@@ -275,6 +287,12 @@ export function generate(call: Call, ctx: GenerateContext): Result {
   const family = call.route.compat ? openai : FAMILIES[call.family];
   if (call.family === "gemini" && presentedKey(call).raw === undefined && !providerKeyAccepted(call, ctx)) {
     return gemini.noKeyResult();
+  }
+  if (call.family === "bedrock") {
+    const region = bedrock.CONVERSE.exec(call.route.endpoint)?.[1] ?? "";
+    const byok = call.headers.authorization === undefined && ctx.gateway.byokProviders.includes(call.provider);
+    const refused = byok ? null : bedrock.authenticate(call, ctx.config.providerKeys[call.provider], region);
+    return refused ?? bedrock.converse(call, ctx, call.op === "converse_stream");
   }
   if (!providerKeyAccepted(call, ctx)) return family.keyErrorResult(presentedKey(call).key);
   if (call.family === "azure") return azure.generate(call, ctx);

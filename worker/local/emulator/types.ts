@@ -51,7 +51,9 @@ export interface BufferedResult extends ResultBase {
 export type StreamErrorEvent = "error" | "response.failed";
 
 export interface StreamedResult extends ResultBase {
+  /** Text, or base64 of the bytes when `binary` (AWS's event stream). */
   chunks: string[];
+  binary?: boolean;
   body?: undefined;
   /**
    * The provider's in-band failure after `delivered` chunks (fault errorAfterChunks), when its
@@ -117,7 +119,8 @@ export type Family =
   | "google-ai-studio"
   | "gemini"
   | "vertex"
-  | "azure";
+  | "azure"
+  | "bedrock";
 
 export type Op =
   | "chat"
@@ -129,7 +132,9 @@ export type Op =
   | "run"
   | "generate_content"
   | "stream_generate_content"
-  | "gemini_count_tokens";
+  | "gemini_count_tokens"
+  | "converse"
+  | "converse_stream";
 
 /** The Universal endpoint: the gateway root, a JSON array of provider steps. */
 export interface UniversalRoute {
@@ -178,6 +183,9 @@ export interface Call {
   /** The request's query string (Gemini's `alt=sse` and `key=`). */
   query: URLSearchParams;
   stream: boolean;
+  /** The body and the path as they came, still encoded (what a SigV4 signature covers). */
+  rawBody: string;
+  rawPath: string;
   /** Set when the gateway itself rejects the call (compat model format or provider). */
   error?: Result;
 }

@@ -6,6 +6,7 @@ import { WORKERS_AI } from "../generated/contract";
 import { OPENAI_COMPATIBLE } from "../generated/settings";
 import { HttpError } from "../lib/errors";
 import { anthropic } from "./anthropic";
+import { awsBedrock } from "./aws-bedrock";
 import { azureOpenai } from "./azure-openai";
 import { googleAiStudio } from "./google-ai-studio";
 import { googleVertexAi } from "./google-vertex-ai";
@@ -27,6 +28,7 @@ const NATIVE: Readonly<Record<string, ChatProvider>> = {
   "google-ai-studio": googleAiStudio,
   "google-vertex-ai": googleVertexAi,
   "azure-openai": azureOpenai,
+  "aws-bedrock": awsBedrock,
 };
 
 /** OpenAI-compatible providers the stack declares (routing.openaiCompatible): native path or compat. */

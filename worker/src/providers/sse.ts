@@ -3,6 +3,7 @@
 // provider's rewrite, and send what it returns on at once. Shared by every provider's stream.
 
 import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { type Framing, meteredFrames, meterOutcome, rewriteStream } from "./frames";
 import type { Metered, MeteredStream } from "./types";
 
 const encoder = new TextEncoder();
@@ -49,27 +50,10 @@ export function chatStreamError(message = CUT): string {
   return `data: ${JSON.stringify({ error: { message, type: "api_error", param: null, code: "upstream_incomplete" } })}\n\n`;
 }
 
-/**
- * `upstream` rewritten event by event. `finished` runs once, when the stream ends, breaks, or
- * the client goes away (`signal`, the request's: aborting it also stops reading upstream, so a
- * gone client costs no more tokens). One stream that reads upstream itself: each chunk costs
- * one read and one enqueue (a reader wrapper plus a TransformStream cost two hops).
- */
-export function rewriteEvents(
-  upstream: ReadableStream<Uint8Array>,
-  rewrite: EventRewrite,
-  { signal, finished, firstChunk }: { signal?: AbortSignal | undefined; finished: () => void; firstChunk?: () => void },
-): ReadableStream<Uint8Array> {
-  let started = false;
+/** Server-sent events as a framing (frames.ts): parsed as they arrive, each handed to `rewrite`. */
+function sseFraming(rewrite: EventRewrite, signal: AbortSignal | undefined): Framing {
   let out = "";
   let broken: string | null = null;
-  let done = false;
-  const finish = () => {
-    if (!done) {
-      done = true;
-      finished();
-    }
-  };
   const parser = createParser({
     maxBufferSize: MAX_EVENT_CHARS,
     onEvent(message) {
@@ -86,81 +70,42 @@ export function rewriteEvents(
     },
   });
   const decoder = new TextDecoder();
-  const reader = upstream.getReader();
-  const stop = () => {
-    finish();
-    reader.cancel().catch(() => {});
+  const take = (): string => {
+    const taken = out;
+    out = "";
+    return taken;
   };
-  signal?.addEventListener("abort", stop, { once: true });
-  /** The stream's end, normal or broken (a read error): the rewrite's end, or the cut's error. */
-  const ending = (): string => {
-    // An unterminated last line and event still count: end them as a blank line would.
-    parser.feed(`${decoder.decode()}\n\n`);
-    out += rewrite.end?.() ?? "";
-    if (rewrite.complete && !rewrite.complete() && !signal?.aborted) {
-      console.error(JSON.stringify({ event: "upstream_stream_cut" }));
-      out += rewrite.truncated?.() ?? chatStreamError();
-    }
-    return out;
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      for (;;) {
-        let chunk: ReadableStreamReadResult<Uint8Array>;
-        try {
-          chunk = await reader.read();
-        } catch {
-          chunk = { done: true, value: undefined }; // broken upstream: ends as a cut stream
-        }
-        if (chunk.done) {
-          const last = ending();
-          if (last) controller.enqueue(encoder.encode(last));
-          controller.close();
-          finish();
-          return;
-        }
-        parser.feed(decoder.decode(chunk.value, { stream: true }));
-        if (broken !== null) {
-          // not an answer chunk: the client is told in-band, as for a cut (an errored stream
-          // would end its response as if complete)
-          console.error(JSON.stringify({ event: "upstream_stream_refused", reason: broken }));
-          controller.enqueue(encoder.encode(out + (rewrite.truncated?.() ?? chatStreamError())));
-          controller.close();
-          stop();
-          return;
-        }
-        if (out) {
-          controller.enqueue(encoder.encode(out));
-          out = "";
-          if (!started) {
-            started = true;
-            firstChunk?.();
-          }
-          return;
-        }
+  return {
+    feed(bytes) {
+      parser.feed(decoder.decode(bytes, { stream: true }));
+      return take();
+    },
+    /** The stream's end, normal or broken (a read error): the rewrite's end, or the cut's error. */
+    end() {
+      // An unterminated last line and event still count: end them as a blank line would.
+      parser.feed(`${decoder.decode()}\n\n`);
+      out += rewrite.end?.() ?? "";
+      if (rewrite.complete && !rewrite.complete() && !signal?.aborted) {
+        console.error(JSON.stringify({ event: "upstream_stream_cut" }));
+        out += rewrite.truncated?.() ?? chatStreamError();
       }
+      return take();
     },
-    cancel(reason) {
-      finish();
-      return reader.cancel(reason);
-    },
-  });
+    broken: () => broken,
+    refused: () => rewrite.truncated?.() ?? chatStreamError(),
+  };
 }
 
-/** A meter's `done`, resolved with `result()` by the first `finish()` (later ones do nothing). */
-function meterOutcome(result: () => Metered): { done: Promise<Metered>; finish: () => void } {
-  let resolveDone: (value: Metered) => void = () => {};
-  const done = new Promise<Metered>((resolve) => {
-    resolveDone = resolve;
-  });
-  let finished = false;
-  const finish = () => {
-    if (!finished) {
-      finished = true;
-      resolveDone(result());
-    }
-  };
-  return { done, finish };
+/**
+ * `upstream` rewritten event by event. `finished` runs once, when the stream ends, breaks, or
+ * the client goes away (`signal`, the request's: aborting it also stops reading upstream).
+ */
+export function rewriteEvents(
+  upstream: ReadableStream<Uint8Array>,
+  rewrite: EventRewrite,
+  options: { signal?: AbortSignal | undefined; finished: () => void; firstChunk?: () => void },
+): ReadableStream<Uint8Array> {
+  return rewriteStream(upstream, sseFraming(rewrite, options.signal), options);
 }
 
 /**
@@ -173,16 +118,7 @@ export function meteredEvents(
   signal: AbortSignal | undefined,
   result: () => Metered,
 ): MeteredStream {
-  const { done, finish } = meterOutcome(result);
-  let firstChunkAt: number | null = null;
-  const stream = rewriteEvents(upstream, rewrite, {
-    signal,
-    finished: finish,
-    firstChunk: () => {
-      firstChunkAt = Date.now();
-    },
-  });
-  return { stream, done, firstChunkAt: () => firstChunkAt };
+  return meteredFrames(upstream, sseFraming(rewrite, signal), signal, result);
 }
 
 /** workerd's native identity stream (bytes move without JavaScript); a TransformStream elsewhere. */

@@ -80,8 +80,13 @@ function isJson(text: string): boolean {
   }
 }
 
+// What a stream comes as: server-sent events, or AWS's binary event stream (Bedrock), which the
+// provider's module translates to server-sent events.
+const AWS_EVENT_STREAM = "application/vnd.amazon.eventstream";
+
 function isEventStream(response: Response): boolean {
-  return (response.headers.get("content-type") ?? "").includes("text/event-stream");
+  const type = response.headers.get("content-type") ?? "";
+  return type.includes("text/event-stream") || type.includes(AWS_EVENT_STREAM);
 }
 
 /** The rate tier's limit, before any ledger call: 429 with when to retry. */
@@ -364,6 +369,7 @@ async function answer(
   if (exchange.metered) {
     for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
   }
+  if ((out.get("content-type") ?? "").includes(AWS_EVENT_STREAM)) out.set("content-type", "text/event-stream");
   return new Response(stream, { status: upstream.status, headers: out });
 }
 

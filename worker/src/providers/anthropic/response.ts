@@ -2,10 +2,11 @@
 // content, tool_use blocks the tool calls (or, for a structured-output request, the JSON
 // answer), stop_reason the finish_reason, and the usage every token kind.
 
+import { openaiUsage } from "../chat-shapes";
 import type { Answer } from "../types";
 import { messageOutput } from "./output";
 import { JSON_TOOL } from "./request";
-import { type AnthropicUsage, openaiUsage, readExtras, readUsage } from "./usage";
+import { type AnthropicUsage, readExtras, readUsage } from "./usage";
 
 // Portkey's map, plus refusal and the context window (not in it).
 const FINISH: Record<string, string> = {

@@ -5,11 +5,12 @@
 // usage chunk when the client asked for it). An `error` event becomes `data: {"error": …}`, which
 // the OpenAI SDKs raise. The usage is metered from message_start and message_delta.
 
+import { chatChunks } from "../chat-shapes";
 import { chatStreamError, type EventSourceMessage, meteredEvents } from "../sse";
 import type { MeteredStream, TokenUsage } from "../types";
 import { deltaOutput } from "./output";
 import { finishReason } from "./response";
-import { type AnthropicUsage, openaiUsage, readExtras, readUsage } from "./usage";
+import { type AnthropicUsage, readExtras, readUsage } from "./usage";
 
 interface StreamEvent {
   type?: string;
@@ -31,7 +32,7 @@ export function translateStream(
 ): MeteredStream {
   let id = "";
   let model = "";
-  const created = Math.floor(Date.now() / 1000);
+  const chunks = chatChunks(() => ({ id, model }));
   let usage: AnthropicUsage = {};
   let text = "";
   let final = false; // message_delta carries the final output count
@@ -39,14 +40,7 @@ export function translateStream(
   let tools = 0; // OpenAI tool-call indexes count tool_use blocks only
   const toolIndex = new Map<number, number>(); // Anthropic block index → OpenAI tool-call index
 
-  const chunk = (delta: Record<string, unknown>, finish: string | null = null): string =>
-    `data: ${JSON.stringify({
-      id,
-      object: "chat.completion.chunk",
-      created,
-      model,
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-    })}\n\n`;
+  const chunk = chunks.delta;
   const metered = (): TokenUsage | null => readUsage(usage as AnthropicUsage);
 
   const event = (message: EventSourceMessage): string => {
@@ -93,10 +87,7 @@ export function translateStream(
       case "message_stop": {
         stopped = true;
         const tokens = metered();
-        const tail =
-          clientWantsUsage && tokens
-            ? `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices: [], usage: openaiUsage(tokens) })}\n\n`
-            : "";
+        const tail = clientWantsUsage && tokens ? chunks.usage(tokens) : "";
         return `${tail}data: [DONE]\n\n`;
       }
       case "error": {

@@ -48,14 +48,3 @@ export function readUsage(usage: AnthropicUsage | null | undefined): TokenUsage 
     ...(hour > 0 ? { cacheWrite1hTokens: hour } : {}),
   };
 }
-
-/** The same counts as OpenAI reports them to the client. */
-export function openaiUsage(tokens: TokenUsage) {
-  return {
-    prompt_tokens: tokens.promptTokens,
-    completion_tokens: tokens.completionTokens,
-    total_tokens: tokens.promptTokens + tokens.completionTokens,
-    prompt_tokens_details: { cached_tokens: tokens.cachedTokens, cache_write_tokens: tokens.cacheWriteTokens },
-    completion_tokens_details: { reasoning_tokens: 0 },
-  };
-}
