@@ -738,10 +738,10 @@ def test_azure_and_bedrock_models_need_their_sections(tmp_path: Path) -> None:
     path = _providers_stack_edited(
         tmp_path,
         "      - azure-openai/gpt-4o-mini  # priced from the catalog\n",
-        "      - azure-openai/gpt-4o-mini\n      - aws-bedrock/amazon.nova-lite-v1:0\n",
+        "      - azure-openai/gpt-4o-mini\n",
     )
     text = path.read_text(encoding="utf-8")
-    start = text.index("    azureOpenai:\n")
+    start = text.index("    awsBedrock:")
     end = text.index("  llm-gateway:pricing:")
     path.write_text(text[:start] + text[end:], encoding="utf-8")
     with pytest.raises(ConfigError) as raised:
