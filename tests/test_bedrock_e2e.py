@@ -16,6 +16,7 @@ import secrets
 from decimal import Decimal
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -209,3 +210,125 @@ def test_the_stream_is_aws_event_stream_upstream_and_sse_to_the_client(
     assert len(answer["chunks"]) == 2 * (1 + 5 + 3), (
         "messageStart, five deltas, stop, stop, metadata"
     )
+
+
+# ---------------------------------------------------------------- Claude on Bedrock, Anthropic's format
+
+
+def anthropic_client(gateway: LocalGateway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=gateway.worker_url, api_key=key("key_pbr_main"), max_retries=0, timeout=30
+    )
+
+
+def anthropic_cost(gateway: LocalGateway, usage: Any) -> int:
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    return cost_of(
+        gateway,
+        MODEL,
+        {
+            "prompt": usage.input_tokens + read + written,
+            "completion": usage.output_tokens,
+            "cached": read,
+            "written": written,
+        },
+    )
+
+
+def test_the_anthropic_sdk_reaches_claude_on_bedrock_through_invoke_model(
+    gateway: LocalGateway, upstream: Emulator, ledger: WorkerTestHooks
+):
+    before = row(ledger)
+    raw = anthropic_client(gateway).messages.with_raw_response.create(
+        model=MODEL,
+        max_tokens=200,
+        messages=[{"role": "user", "content": fresh("Hello emulate:tokens=7")}],
+        extra_headers={"anthropic-beta": "context-1m-2025-08-07"},
+    )
+    message = raw.parse()
+    assert message.type == "message" and message.content[0].type == "text"
+    assert message.usage.output_tokens == 7
+    logged = upstream.request_for(raw.headers["x-request-id"])
+    assert logged["path"].endswith(
+        "/aws-bedrock/bedrock-runtime/us-east-1/model/"
+        "us.anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke"
+    )
+    assert logged["body"]["anthropic_version"] == "bedrock-2023-05-31"
+    assert logged["body"]["anthropic_beta"] == ["context-1m-2025-08-07"]
+    assert "model" not in logged["body"] and "stream" not in logged["body"]
+    assert logged["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 ")
+    expected = anthropic_cost(gateway, message.usage)
+    assert micros(raw.headers["x-gateway-cost-usd"]) == expected
+    assert settled(ledger, before)["usedMicros"] - before["usedMicros"] == expected
+
+
+def test_a_streamed_tool_use_from_claude_on_bedrock_with_the_sdks_stream_helper(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    before = row(ledger)
+    tool = {
+        "name": "get_weather",
+        "description": "Weather of a city",
+        "input_schema": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    }
+    with anthropic_client(gateway).messages.stream(
+        model=MODEL,
+        max_tokens=300,
+        tools=[tool],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": fresh("Weather in Oslo?")}],
+    ) as stream:
+        texts = [event for event in stream if event.type == "content_block_delta"]
+        final = stream.get_final_message()
+    assert texts, "the tool input arrived in pieces"
+    (use,) = [b for b in final.content if b.type == "tool_use"]
+    assert use.name == "get_weather" and isinstance(use.input, dict) and use.input["city"]
+    assert final.stop_reason == "tool_use"
+    after = settled(ledger, before)
+    assert after["usedMicros"] - before["usedMicros"] == anthropic_cost(gateway, final.usage)
+
+
+def test_count_tokens_for_claude_on_bedrock_is_counted_by_bedrock_and_free(
+    gateway: LocalGateway, upstream: Emulator, ledger: WorkerTestHooks
+):
+    before = row(ledger)
+    messages = [{"role": "user", "content": "How many tokens is this?"}]
+    counted = anthropic_client(gateway).messages.count_tokens(model=MODEL, messages=messages)  # type: ignore[arg-type]
+    created = anthropic_client(gateway).messages.create(
+        model=MODEL,
+        max_tokens=50,
+        messages=messages,  # type: ignore[arg-type]
+    )
+    assert counted.input_tokens == created.usage.input_tokens > 0
+    sent = upstream.requests(userId=USER)
+    assert any(entry["path"].endswith("/count-tokens") for entry in sent)
+    after = settled(ledger, before)
+    assert after["usedMicros"] - before["usedMicros"] == anthropic_cost(gateway, created.usage)
+
+
+def test_a_claude_on_bedrock_stream_cut_mid_message_raises_in_the_anthropic_sdk(
+    gateway: LocalGateway, upstream: Emulator, ledger: WorkerTestHooks
+):
+    before = row(ledger)
+    upstream.fault(
+        match={"path": "/invoke-with-response-stream", "metadata": {"userId": USER}},
+        cutAfterChunks=7,
+    )
+    try:
+        with pytest.raises(anthropic.APIError):
+            with anthropic_client(gateway).messages.stream(
+                model=MODEL,
+                max_tokens=300,
+                messages=[{"role": "user", "content": fresh("A long story emulate:tokens=40")}],
+            ) as stream:
+                for _ in stream:
+                    pass
+    finally:
+        upstream.clear_faults()
+    after = settled(ledger, before)
+    assert after["estimated"] == before["estimated"] + 1
+    assert after["usedMicros"] > before["usedMicros"], "what was delivered is charged"

@@ -58,9 +58,13 @@ NATIVE_PROVIDERS = (
     AWS_BEDROCK,
 )
 EMBEDDING_PROVIDERS = ("openai", WORKERS_AI, AZURE_OPENAI)
-# Providers that speak another provider's wire: a route of that provider (the Responses API's,
-# OpenAI's embeddings) serves their models too.
-PROVIDER_WIRES: dict[str, str] = {AZURE_OPENAI: "openai"}  # providers of routing.embeddingModels
+# Models that speak another provider's wire, so that provider's routes serve them too: Azure's
+# (OpenAI's Responses API and embeddings), and Claude on Bedrock (Anthropic's Messages API, through
+# InvokeModel). Each: the provider, a pattern its model names match, and the wire.
+MODEL_WIRES: tuple[dict[str, str], ...] = (
+    {"provider": AZURE_OPENAI, "match": "", "wire": "openai"},
+    {"provider": AWS_BEDROCK, "match": r"(^|\.)anthropic\.claude-", "wire": "anthropic"},
+)  # providers of routing.embeddingModels
 LEDGER_CLASS = "UsageLedger"  # its migrations: provision/deploy/migrations.py
 PROVIDER_KEY_PREFIX = "PROVIDER_KEY_"
 RATE_TIER_PREFIX = "RATE_TIER_"  # one Workers Rate Limiting binding per rate tier
@@ -279,7 +283,7 @@ def template_values() -> dict[str, object]:
         "ANALYTICS_BINDING": ANALYTICS_BINDING,
         "WORKERS_AI": WORKERS_AI,
         "NATIVE_PROVIDERS": NATIVE_PROVIDERS,
-        "PROVIDER_WIRES": PROVIDER_WIRES,
+        "MODEL_WIRES": MODEL_WIRES,
         "ROUTES": ROUTES,
         "ROUTE_KINDS": ROUTE_KINDS,
         "NATIVE_PREFIXES": NATIVE_PREFIXES,

@@ -5,6 +5,7 @@ import { gatewayErrorResult, prop } from "./http";
 import * as anthropic from "./providers/anthropic";
 import * as azure from "./providers/azure-openai";
 import * as bedrock from "./providers/bedrock";
+import * as bedrockInvoke from "./providers/bedrock-invoke";
 import * as compatible from "./providers/compatible";
 import * as gemini from "./providers/gemini";
 import * as openai from "./providers/openai";
@@ -130,6 +131,12 @@ export function resolveRoute(rest: readonly string[]): Route | null {
     const op = converse[3] === "converse" ? "converse" : "converse_stream";
     return route("bedrock", op, { pathModel: decodeURIComponent(converse[2] ?? "") });
   }
+  const invoke = head === "aws-bedrock" ? bedrockInvoke.INVOKE.exec(endpoint) : null;
+  if (invoke) {
+    const op =
+      invoke[3] === "invoke" ? "invoke" : invoke[3] === "count-tokens" ? "invoke_count_tokens" : "invoke_stream";
+    return route("bedrock", op, { pathModel: decodeURIComponent(invoke[2] ?? "") });
+  }
   if (head === "compat") {
     if (endpoint === "chat/completions") return route("openai", "chat", { compat: true });
     if (endpoint === "embeddings") return route("openai", "embeddings", { compat: true });
@@ -188,7 +195,11 @@ export function prepareCall(
     query,
     rawBody: raw.body,
     rawPath: raw.path,
-    stream: route.op === "stream_generate_content" || route.op === "converse_stream" || prop(json, "stream") === true,
+    stream:
+      route.op === "stream_generate_content" ||
+      route.op === "converse_stream" ||
+      route.op === "invoke_stream" ||
+      prop(json, "stream") === true,
   };
   if (route.compat) {
     const slash = bodyModel === null ? -1 : bodyModel.indexOf("/");
@@ -289,10 +300,14 @@ export function generate(call: Call, ctx: GenerateContext): Result {
     return gemini.noKeyResult();
   }
   if (call.family === "bedrock") {
-    const region = bedrock.CONVERSE.exec(call.route.endpoint)?.[1] ?? "";
+    const region = /^bedrock-runtime\/([^/]+)\//.exec(call.route.endpoint)?.[1] ?? "";
     const byok = call.headers.authorization === undefined && ctx.gateway.byokProviders.includes(call.provider);
     const refused = byok ? null : bedrock.authenticate(call, ctx.config.providerKeys[call.provider], region);
-    return refused ?? bedrock.converse(call, ctx, call.op === "converse_stream");
+    if (refused) return refused;
+    if (call.op === "invoke") return bedrockInvoke.invoke(call, ctx, "invoke");
+    if (call.op === "invoke_stream") return bedrockInvoke.invoke(call, ctx, "invoke-with-response-stream");
+    if (call.op === "invoke_count_tokens") return bedrockInvoke.invoke(call, ctx, "count-tokens");
+    return bedrock.converse(call, ctx, call.op === "converse_stream");
   }
   if (!providerKeyAccepted(call, ctx)) return family.keyErrorResult(presentedKey(call).key);
   if (call.family === "azure") return azure.generate(call, ctx);

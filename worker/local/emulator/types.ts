@@ -134,7 +134,10 @@ export type Op =
   | "stream_generate_content"
   | "gemini_count_tokens"
   | "converse"
-  | "converse_stream";
+  | "converse_stream"
+  | "invoke"
+  | "invoke_stream"
+  | "invoke_count_tokens";
 
 /** The Universal endpoint: the gateway root, a JSON array of provider steps. */
 export interface UniversalRoute {

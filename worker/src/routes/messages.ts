@@ -1,6 +1,8 @@
 // Anthropic's Messages API (`/v1/messages`, `/anthropic/v1/messages`) for Anthropic clients
-// (the SDKs, Claude Code), passed through to Anthropic's native endpoint; and count_tokens,
-// which Anthropic does not charge: authorised and logged, never metered.
+// (the SDKs, Claude Code), passed through to Anthropic's native endpoint, or to Claude on Bedrock
+// in Anthropic's format (InvokeModel: the same body and answer, the stream in AWS's framing,
+// decoded back into Anthropic's events before it is metered); and count_tokens, which neither
+// charges: authorised and logged, never metered.
 
 import type { Context } from "hono";
 import { HttpError } from "../lib/errors";
@@ -17,6 +19,13 @@ import {
   passthroughAuth,
   passthroughError,
 } from "../providers/anthropic";
+import {
+  PROVIDER as AWS_BEDROCK,
+  anthropicEvents,
+  bedrockError,
+  countMessageTokens,
+  invokeMessages,
+} from "../providers/aws-bedrock";
 import { countTokensFields, messagesFields } from "../request/fields";
 import { attemptsFor, type Route, resolveRouteModel } from "../request/models";
 import { type Exchange, serve } from "../request/serve";
@@ -39,15 +48,18 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
   const exchange = (model: string): Exchange => {
     const call = upstreamCall(c, model);
     const payload = { ...body, model: call.upstreamModel };
+    const bedrock = call.provider === AWS_BEDROCK;
     return {
       call,
       bound: boundOf(call, promptTokens, body.max_tokens, asked),
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
-      send: () => postToGateway(call, MESSAGES_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
-      error: passthroughError,
+      send: bedrock
+        ? () => invokeMessages(call, body, c.req.raw.headers)
+        : () => postToGateway(call, MESSAGES_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
+      error: bedrock ? bedrockError : passthroughError,
       answer: messageAnswer,
-      stream: (upstream) => meterMessagesStream(upstream, call.signal),
+      stream: (upstream) => meterMessagesStream(bedrock ? anthropicEvents(upstream) : upstream, call.signal),
     };
   };
   return serve(c, { models, build: exchange });
@@ -79,8 +91,11 @@ export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Res
     bound: boundOf(call, 0, 0),
     estimatedPromptTokens: 0,
     metered: false,
-    send: () => postToGateway(call, COUNT_TOKENS_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
-    error: passthroughError,
+    send:
+      call.provider === AWS_BEDROCK
+        ? () => countMessageTokens(call, body, c.req.raw.headers)
+        : () => postToGateway(call, COUNT_TOKENS_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
+    error: call.provider === AWS_BEDROCK ? bedrockError : passthroughError,
     answer: (raw) => ({ text: raw, said: "", usage: null }),
     stream: meterMessagesStream,
   };

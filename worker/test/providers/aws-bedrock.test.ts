@@ -13,7 +13,8 @@ import type { HttpError } from "../../src/lib/errors";
 import { costMicros } from "../../src/pricing/prices";
 import { credential } from "../../src/providers/aws-bedrock/endpoint";
 import { bedrockError } from "../../src/providers/aws-bedrock/errors";
-import { EventStreamDecoder, EventStreamError } from "../../src/providers/aws-bedrock/eventstream";
+import { EventStreamDecoder } from "../../src/providers/aws-bedrock/eventstream";
+import { anthropicEvents, invokeBody, isClaude } from "../../src/providers/aws-bedrock/invoke";
 import { converseRequest, JSON_TOOL } from "../../src/providers/aws-bedrock/request";
 import { completion } from "../../src/providers/aws-bedrock/response";
 import { translateStream } from "../../src/providers/aws-bedrock/stream";
@@ -112,25 +113,35 @@ describe("event stream decoder", () => {
     assert.equal(decoder.pending(), 5);
   });
 
-  test("a corrupted message checksum, prelude checksum or length is refused", () => {
-    const payloadByte = flipped(bytes, (frames[0]?.length ?? 0) + 40, 0x01); // inside the second message's payload
+  /** What a decoder makes of `bytes` in one push: the messages, and why it stopped. */
+  const decoded = (bytes: Uint8Array) => {
     const decoder = new EventStreamDecoder();
-    assert.throws(
-      () => decoder.push(payloadByte),
-      (e: unknown) => e instanceof EventStreamError && /checksum/.test(e.message),
-    );
-    const prelude = flipped(bytes, 3, 0x01); // the first message's length
-    assert.throws(() => new EventStreamDecoder().push(prelude), /prelude checksum/);
-    const crcOnly = flipped(bytes, (frames[0]?.length ?? 0) - 1, 0xff); // the first message's own CRC
-    assert.throws(() => new EventStreamDecoder().push(crcOnly), /checksum does not match/);
+    const messages = decoder.push(bytes);
+    return { messages, failure: decoder.failure, later: decoder.push(frames[0] ?? new Uint8Array(0)) };
+  };
+
+  test("a corrupted message checksum, prelude checksum or length stops the decoder", () => {
+    const first = frames[0]?.length ?? 0;
+    const payload = decoded(flipped(bytes, first + 40, 0x01)); // inside the second message's payload
+    assert.equal(payload.messages.length, 1, "the message before it is handed out");
+    assert.match(payload.failure ?? "", /checksum does not match/);
+    assert.deepEqual(payload.later, [], "nothing after a corrupt message is read");
+    const prelude = decoded(flipped(bytes, 3, 0x01)); // the first message's length
+    assert.deepEqual(prelude.messages, []);
+    assert.match(prelude.failure ?? "", /prelude checksum/);
+    const own = decoded(flipped(bytes, first - 1, 0xff)); // the first message's own CRC
+    assert.match(own.failure ?? "", /checksum does not match/);
+    assert.equal(decoded(bytes).failure, null);
   });
 
-  test("messages before the corrupt one are handed out first", () => {
-    const decoder = new EventStreamDecoder();
-    const first = frames[0]?.length ?? 0;
-    const corrupt = flipped(bytes, first + 20, 0x01);
-    assert.equal(decoder.push(corrupt.slice(0, first)).length, 1);
-    assert.throws(() => decoder.push(corrupt.slice(first)), EventStreamError);
+  test("at every cut, the messages before a corrupt one come out and the decoder stops at it", () => {
+    const corrupt = flipped(bytes, (frames[0]?.length ?? 0) + (frames[1]?.length ?? 0) + 20, 0x01);
+    for (let cut = 0; cut <= corrupt.length; cut++) {
+      const decoder = new EventStreamDecoder();
+      const got = splitAt(corrupt, cut).flatMap((piece) => decoder.push(piece));
+      assert.deepEqual(got, expected.slice(0, 2), `cut at ${cut}`);
+      assert.match(decoder.failure ?? "", /checksum/);
+    }
   });
 
   test("a length that cannot be a message is refused before waiting for it", () => {
@@ -139,7 +150,9 @@ describe("event stream decoder", () => {
     view.setUint32(0, 64 * 1024 * 1024);
     // a matching prelude CRC for the lie, so only the bound catches it
     view.setUint32(8, crc32(huge.subarray(0, 8)));
-    assert.throws(() => new EventStreamDecoder().push(huge), /cannot be/);
+    const decoder = new EventStreamDecoder();
+    assert.deepEqual(decoder.push(huge), []);
+    assert.match(decoder.failure ?? "", /cannot be/);
   });
 });
 
@@ -474,5 +487,42 @@ describe("credentials and errors", () => {
     assert.equal((await error(408, "ModelTimeoutException")).status, 504);
     assert.equal((await error(424, "ModelErrorException")).status, 502);
     assert.equal((await error(503, "ServiceUnavailableException")).status, 503);
+  });
+});
+
+describe("Claude on Bedrock in Anthropic's format", () => {
+  test("the invoke body: no model, no stream, Bedrock's anthropic_version, the betas as a list", () => {
+    assert.deepEqual(invokeBody({ model: "x", stream: true, max_tokens: 5, messages: [] }, "a-1, b-2"), {
+      anthropic_version: "bedrock-2023-05-31",
+      max_tokens: 5,
+      messages: [],
+      anthropic_beta: ["a-1", "b-2"],
+    });
+    assert.equal("anthropic_beta" in invokeBody({ messages: [] }, null), false);
+    assert.equal(isClaude("us.anthropic.claude-haiku-4-5-20251001-v1:0"), true);
+    assert.equal(isClaude("amazon.nova-lite-v1:0"), false);
+  });
+
+  test("chunk messages become Anthropic's events at every cut; an exception is its error event", async () => {
+    const chunk = (event: Record<string, unknown>) =>
+      eventMessage("chunk", { bytes: Buffer.from(JSON.stringify(event)).toString("base64"), p: "abc" });
+    const bytes = concat([
+      chunk({ type: "message_start", message: { id: "msg_1", usage: { input_tokens: 3, output_tokens: 1 } } }),
+      chunk({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text: "hé" } }),
+      chunk({ type: "message_stop", "amazon-bedrock-invocationMetrics": { inputTokenCount: 3 } }),
+      exceptionMessage("throttlingException", "Slow down"),
+    ]);
+    const expected = [
+      `event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":3,"output_tokens":1}}}\n\n`,
+      `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hé"}}\n\n`,
+      `event: message_stop\ndata: {"type":"message_stop"}\n\n`,
+      `event: error\ndata: {"type":"error","error":{"type":"rate_limit_error","message":"Slow down"}}\n\n`,
+    ].join("");
+    for (let cut = 1; cut < bytes.length; cut += 11) {
+      assert.equal(await readAll(anthropicEvents(streamOf(splitAt(bytes, cut)))), expected, `cut at ${cut}`);
+    }
+    const corrupt = flipped(bytes, bytes.length - 1, 0x01);
+    const upToCorrupt = expected.slice(0, expected.indexOf("event: error"));
+    assert.equal(await readAll(anthropicEvents(streamOf([corrupt]))), upToCorrupt, "nothing after a bad checksum");
   });
 });

@@ -39,6 +39,14 @@ export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number 
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
+function text(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    throw new EventStreamError("An event stream header is not UTF-8.");
+  }
+}
+
 function parseHeaders(bytes: Uint8Array): Record<string, HeaderValue> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headers: Record<string, HeaderValue> = {};
@@ -51,7 +59,7 @@ function parseHeaders(bytes: Uint8Array): Record<string, HeaderValue> {
     const nameLength = bytes[at] as number;
     at += 1;
     need(nameLength + 1);
-    const name = utf8.decode(bytes.subarray(at, at + nameLength));
+    const name = text(bytes.subarray(at, at + nameLength));
     at += nameLength;
     const type = bytes[at] as number;
     at += 1;
@@ -91,7 +99,7 @@ function parseHeaders(bytes: Uint8Array): Record<string, HeaderValue> {
         at += 2;
         need(length);
         const raw = bytes.subarray(at, at + length);
-        value = type === 7 ? utf8.decode(raw) : raw.slice();
+        value = type === 7 ? text(raw) : raw.slice();
         at += length;
         break;
       }
@@ -108,11 +116,22 @@ function parseHeaders(bytes: Uint8Array): Record<string, HeaderValue> {
   return headers;
 }
 
-/** Feeds bytes in as they arrive; hands out each message once it is whole and its CRCs match. */
+/**
+ * Feeds bytes in as they arrive; hands out each message once it is whole and its CRCs match.
+ * A message that cannot be (a checksum that does not match, an impossible length) stops the
+ * decoder: the messages before it are handed out, `failure` says why, nothing after is read.
+ */
 export class EventStreamDecoder {
   private buffer = new Uint8Array(0);
+  private failed: string | null = null;
+
+  /** Why the stream is corrupt, once it is; null while it is not. */
+  get failure(): string | null {
+    return this.failed;
+  }
 
   push(chunk: Uint8Array): EventMessage[] {
+    if (this.failed !== null) return [];
     if (chunk.length > 0) {
       const joined = new Uint8Array(this.buffer.length + chunk.length);
       joined.set(this.buffer);
@@ -120,28 +139,12 @@ export class EventStreamDecoder {
       this.buffer = joined;
     }
     const messages: EventMessage[] = [];
-    for (;;) {
-      if (this.buffer.length < PRELUDE_BYTES) break;
-      const view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
-      const total = view.getUint32(0);
-      const headersLength = view.getUint32(4);
-      if (crc32(this.buffer, 0, 8) !== view.getUint32(8)) {
-        throw new EventStreamError("An event stream message's prelude checksum does not match.");
-      }
-      if (total < MIN_MESSAGE_BYTES || total > MAX_MESSAGE_BYTES || headersLength > MAX_HEADERS_BYTES) {
-        throw new EventStreamError(`An event stream message cannot be ${total} bytes long.`);
-      }
-      if (PRELUDE_BYTES + headersLength + CRC_BYTES > total) {
-        throw new EventStreamError("An event stream message's headers are longer than the message.");
-      }
-      if (this.buffer.length < total) break;
-      if (crc32(this.buffer, 0, total - CRC_BYTES) !== view.getUint32(total - CRC_BYTES)) {
-        throw new EventStreamError("An event stream message's checksum does not match.");
-      }
-      const headers = parseHeaders(this.buffer.subarray(PRELUDE_BYTES, PRELUDE_BYTES + headersLength));
-      const payload = this.buffer.slice(PRELUDE_BYTES + headersLength, total - CRC_BYTES);
-      messages.push({ headers, payload });
-      this.buffer = this.buffer.slice(total);
+    try {
+      for (let message = this.next(); message !== null; message = this.next()) messages.push(message);
+    } catch (err) {
+      if (!(err instanceof EventStreamError)) throw err;
+      this.failed = err.message;
+      this.buffer = new Uint8Array(0);
     }
     return messages;
   }
@@ -149,5 +152,30 @@ export class EventStreamDecoder {
   /** Bytes left over that are not a whole message (a stream cut mid-message). */
   pending(): number {
     return this.buffer.length;
+  }
+
+  /** The next whole message in the buffer (taken out of it), or null until one is. */
+  private next(): EventMessage | null {
+    if (this.buffer.length < PRELUDE_BYTES) return null;
+    const view = new DataView(this.buffer.buffer, this.buffer.byteOffset, this.buffer.byteLength);
+    const total = view.getUint32(0);
+    const headersLength = view.getUint32(4);
+    if (crc32(this.buffer, 0, 8) !== view.getUint32(8)) {
+      throw new EventStreamError("An event stream message's prelude checksum does not match.");
+    }
+    if (total < MIN_MESSAGE_BYTES || total > MAX_MESSAGE_BYTES || headersLength > MAX_HEADERS_BYTES) {
+      throw new EventStreamError(`An event stream message cannot be ${total} bytes long.`);
+    }
+    if (PRELUDE_BYTES + headersLength + CRC_BYTES > total) {
+      throw new EventStreamError("An event stream message's headers are longer than the message.");
+    }
+    if (this.buffer.length < total) return null;
+    if (crc32(this.buffer, 0, total - CRC_BYTES) !== view.getUint32(total - CRC_BYTES)) {
+      throw new EventStreamError("An event stream message's checksum does not match.");
+    }
+    const headers = parseHeaders(this.buffer.subarray(PRELUDE_BYTES, PRELUDE_BYTES + headersLength));
+    const payload = this.buffer.slice(PRELUDE_BYTES + headersLength, total - CRC_BYTES);
+    this.buffer = this.buffer.slice(total);
+    return { headers, payload };
   }
 }

@@ -9,6 +9,9 @@ import { completion } from "./response";
 import { translateStream } from "./stream";
 
 export { PROVIDER } from "./endpoint";
+// What the Messages route uses for Claude on Bedrock (Anthropic's format, through InvokeModel).
+export { bedrockError } from "./errors";
+export { anthropicEvents, countMessageTokens, invokeMessages } from "./invoke";
 
 export const awsBedrock: ChatProvider = {
   send: async (call) => {

@@ -102,12 +102,8 @@ export function translateStream(
     feed(bytes: Uint8Array): string {
       if (broken !== null || ended) return "";
       let out = "";
-      try {
-        for (const message of decoder.push(bytes)) out += translate(message);
-      } catch (err) {
-        if (!(err instanceof EventStreamError)) throw err;
-        broken = err.message;
-      }
+      for (const message of decoder.push(bytes)) out += translate(message);
+      broken = decoder.failure;
       return out;
     },
     end(): string {
