@@ -223,6 +223,32 @@ def test_a_chat_completion_from_gemini_is_priced_from_its_usage(
     assert charged(ledger, "gemma", before) == expected
 
 
+def test_a_gemini_prompt_past_the_catalogs_line_pays_its_long_context_prices(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    """Gemini 2.5 Pro from the catalog: $1.25 / $10 per million up to 200,000 input tokens,
+    $2.50 / $15 for every token of a request above (thinking billed as output); a short and a
+    ~212,000-token request through the chat route, header equal to the ledger's delta."""
+    pro = "google-ai-studio/gemini-2.5-pro"
+    for words, long in ((300, False), (170_000, True)):
+        before = row(ledger, "gemma")
+        text = f"Read this {time.time_ns()}: " + "word " * words + " emulate:tokens=9"
+        response = chat(gateway).chat.completions.with_raw_response.create(
+            model=pro, messages=[{"role": "user", "content": text}], max_tokens=64
+        )
+        usage = response.parse().usage
+        assert usage is not None
+        assert (usage.prompt_tokens > 200_000) == long
+        rate_in, rate_out = (2_500_000, 15_000_000) if long else (1_250_000, 10_000_000)
+        numerator = usage.prompt_tokens * rate_in + usage.completion_tokens * rate_out
+        expected = cost_of(
+            gateway, pro, {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens}
+        )
+        assert expected == -(-numerator // 1_000_000), "the catalog's rates, rounded up once"
+        assert micros(response.headers["x-gateway-cost-usd"]) == expected
+        assert charged(ledger, "gemma", before) == expected
+
+
 def test_a_stream_from_gemini_arrives_in_chunks_and_is_metered(
     gateway: LocalGateway, ledger: WorkerTestHooks
 ):
