@@ -178,6 +178,10 @@ ROUTE_KINDS: dict[str, dict[str, object]] = {
     },
     "gemini": {"errors": "google", "streams": True, "models": ["chat"], "metered": True},
 }
+# Kinds whose non-native routes serve every chat model: a model that does not speak the route's
+# provider's wire goes through the chat translation (Anthropic's clients reach any model on
+# /v1/messages; a bare name still means the route's provider's model, as Claude Code sends it).
+BRIDGED_KINDS = ("messages", "count_tokens")
 # Spend beyond tokens (docs/decisions/0026). Tools a provider runs itself and bills per call or
 # per container, by the name their `type` starts with (a dated suffix aside: web_search_20250305):
 # Anthropic's server tools and the Responses API's built-in ones. Each needs a price (the
@@ -286,6 +290,7 @@ def template_values() -> dict[str, object]:
         "MODEL_WIRES": MODEL_WIRES,
         "ROUTES": ROUTES,
         "ROUTE_KINDS": ROUTE_KINDS,
+        "BRIDGED_KINDS": BRIDGED_KINDS,
         "NATIVE_PREFIXES": NATIVE_PREFIXES,
         "BILLED_TOOLS": BILLED_TOOLS,
         "TOKEN_TOOLS": TOKEN_TOOLS,

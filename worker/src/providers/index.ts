@@ -17,6 +17,8 @@ import { workersAI } from "./workers-ai";
 // The shapes every route and the meter share with the providers, and AI Gateway's own calls
 // (the routes that pass a provider's wire through post with these).
 export { fetchUpstream, gatewayUrl, postToGateway, tenantMetadata } from "./gateway";
+export type { EventSourceMessage } from "./sse";
+export { rewriteEvents } from "./sse";
 export type { Answer, ChatCall, ChatProvider, Metered, MeteredStream, TokenUsage, UpstreamCall } from "./types";
 
 const COMPAT_PATH = "compat/chat/completions";

@@ -1,6 +1,6 @@
 // Model resolution: request model (or the tenant's default) → alias → catalog id → allow-list.
 
-import { MODEL_WIRES, ROUTE_KINDS, ROUTES } from "../generated/contract";
+import { BRIDGED_KINDS, MODEL_WIRES, ROUTE_KINDS, ROUTES } from "../generated/contract";
 import { ALIASES, EMBEDDING_MODELS, FALLBACKS, MODELS } from "../generated/settings";
 import { HttpError } from "../lib/errors";
 import type { Policy } from "../protocol/policy";
@@ -27,18 +27,24 @@ export function providerSlug(model: string): string {
 const WIRES = MODEL_WIRES.map(({ provider, match, wire }) => ({ provider, wire, match: new RegExp(match) }));
 
 /** Whether a model is `provider`'s or speaks its wire (Azure's speak OpenAI's; Claude on Bedrock, Anthropic's). */
-function speaks(model: string, provider: string): boolean {
+export function speaks(model: string, provider: string): boolean {
   const slug = providerSlug(model);
   if (slug === provider) return true;
   const name = model.slice(slug.length + 1);
   return WIRES.some((w) => w.provider === slug && w.wire === provider && w.match.test(name));
 }
 
-/** Whether `route` serves `model`: the model's type, and the route's provider (or its wire) if it has one. */
+const BRIDGED: readonly string[] = BRIDGED_KINDS;
+
+/**
+ * Whether `route` serves `model`: the model's type, and the route's provider (or its wire) if it
+ * has one; the Messages routes that are not Anthropic's own serve every chat model (translated).
+ */
 export function serves(route: Route, model: string): boolean {
   const kind = ROUTE_KINDS[route.kind];
   const types: readonly string[] = kind.models;
-  return types.includes(modelType(model)) && (route.provider === null || speaks(model, route.provider));
+  if (!types.includes(modelType(model))) return false;
+  return route.provider === null || speaks(model, route.provider) || (!route.native && BRIDGED.includes(route.kind));
 }
 
 /** The paths that serve a model (listed by /v1/models). */

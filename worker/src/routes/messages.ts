@@ -9,8 +9,9 @@ import { HttpError } from "../lib/errors";
 import { estimateInputTokens, inputTokensBound } from "../pricing/estimate";
 import { hourCacheModels, requested } from "../pricing/extras";
 import { priceFor } from "../pricing/prices";
+import type { ChatBody } from "../protocol/bodies";
 import type { AppEnv } from "../protocol/env";
-import { postToGateway } from "../providers";
+import { type ChatCall, postToGateway, providerOf } from "../providers";
 import {
   COUNT_TOKENS_PATH,
   MESSAGES_PATH,
@@ -27,9 +28,12 @@ import {
   invokeMessages,
 } from "../providers/aws-bedrock";
 import { countTokensFields, messagesFields } from "../request/fields";
-import { attemptsFor, type Route, resolveRouteModel } from "../request/models";
+import { attemptsFor, type Route, resolveRouteModel, speaks } from "../request/models";
 import { type Exchange, serve } from "../request/serve";
 import { boundOf, requestBody, upstreamCall } from "./call";
+import { bridgedAnswer } from "./messages-bridge/answer";
+import { chatBodyOf } from "./messages-bridge/request";
+import { anthropicStream } from "./messages-bridge/stream";
 
 export async function messages(c: Context<AppEnv>, route: Route): Promise<Response> {
   const request = await requestBody(c);
@@ -45,7 +49,27 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
   const promptTokens = inputTokensBound(request, {
     tools: body.tools !== undefined || outputConfig?.format !== undefined,
   });
+  // a model that does not speak Anthropic's wire is asked in OpenAI's (its provider module's)
+  const chatBody = chain.every((m) => speaks(m, "anthropic")) ? null : chatBodyOf(body);
+  const bridged = (model: string, chatRequest: ChatBody): Exchange => {
+    const { upstreamModel, provider } = providerOf(model);
+    const call: ChatCall = { ...upstreamCall(c, model, upstreamModel), body: chatRequest, maxTokens: body.max_tokens };
+    return {
+      call,
+      bound: boundOf(call, promptTokens, body.max_tokens, asked),
+      estimatedPromptTokens: estimateInputTokens(seen),
+      metered: true,
+      send: () => provider.send(call),
+      error: (response) => provider.error(response),
+      answer: (raw) => bridgedAnswer(provider.completion(raw, call), body.model),
+      stream: (upstream) => {
+        const metered = provider.stream(upstream, call, { clientWantsUsage: true });
+        return { ...metered, stream: anthropicStream(metered.stream, body.model) };
+      },
+    };
+  };
   const exchange = (model: string): Exchange => {
+    if (chatBody !== null && !speaks(model, "anthropic")) return bridged(model, chatBody);
     const call = upstreamCall(c, model);
     const payload = { ...body, model: call.upstreamModel };
     const bedrock = call.provider === AWS_BEDROCK;
@@ -84,6 +108,12 @@ function refuseForeignContainer(container: unknown): void {
 export async function countTokens(c: Context<AppEnv>, route: Route): Promise<Response> {
   const body = countTokensFields((await requestBody(c)).body);
   const model = resolveRouteModel(body.model, route, c.get("principal").policy);
+  if (!speaks(model, "anthropic")) {
+    // another provider's model: its tokenizer is not Anthropic's, and counting is free anyway;
+    // the gateway's own estimate of the same prompt (what it admits a request by)
+    const estimate = estimateInputTokens({ system: body.system, messages: body.messages, tools: body.tools });
+    return c.json({ input_tokens: estimate });
+  }
   const call = upstreamCall(c, model);
   const payload = { ...body, model: call.upstreamModel };
   const exchange: Exchange = {
