@@ -201,6 +201,7 @@ describe("routing precedence", () => {
 describe("attemptsFor", () => {
   const chat = ROUTES.find((r) => r.path === "/v1/chat/completions") as (typeof ROUTES)[number];
   const messages = ROUTES.find((r) => r.path === "/v1/messages") as (typeof ROUTES)[number];
+  const anthropicOwn = ROUTES.find((r) => r.path === "/anthropic/v1/messages") as (typeof ROUTES)[number];
   const [named, chain] = Object.entries(FALLBACKS).find(([name]) => MODELS.includes(name)) as [string, string[]];
   const everyone = effectivePolicy(entry(), org());
 
@@ -229,7 +230,16 @@ describe("attemptsFor", () => {
     assert.deepEqual(attemptsFor(named, named, chat, narrow), [named]);
     const claude = MODELS.find((m) => m.startsWith("anthropic/")) as string;
     const mixed = effectivePolicy(entry(), org({ fallbacks: { [claude]: [DEFAULT_MODEL] } }));
-    assert.deepEqual(attemptsFor(claude, claude, messages, mixed), [claude], "/v1/messages serves Anthropic only");
+    assert.deepEqual(
+      attemptsFor(claude, claude, anthropicOwn, mixed),
+      [claude],
+      "Anthropic's own path serves Anthropic only",
+    );
+    assert.deepEqual(
+      attemptsFor(claude, claude, messages, mixed),
+      [claude, DEFAULT_MODEL],
+      "/v1/messages serves every chat model",
+    );
     assert.deepEqual(attemptsFor(claude, claude, chat, mixed), [claude, DEFAULT_MODEL]);
   });
 

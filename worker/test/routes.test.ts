@@ -4,11 +4,11 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { ROUTES } from "../src/generated/contract";
+import { BRIDGED_KINDS, ROUTES } from "../src/generated/contract";
 import { EMBEDDING_MODELS, MODELS } from "../src/generated/settings";
 import { errorResponse, HttpError } from "../src/lib/errors";
 import type { Policy } from "../src/protocol/policy";
-import { type Route, resolveRouteModel, routesOf, serves, shownPath } from "../src/request/models";
+import { type Route, resolveRouteModel, routesOf, serves, shownPath, speaks } from "../src/request/models";
 import { undeclaredRouting } from "../src/request/policy";
 
 const POLICY: Policy = {
@@ -90,11 +90,16 @@ test("each model is listed with exactly the routes that serve it", () => {
     const embedding = EMBEDDING_MODELS.includes(model);
     for (const path of routesOf(model)) {
       const route = routeAt(path);
-      assert.ok(route.provider === null || model.startsWith(`${route.provider}/`), `${model} on ${path}`);
+      // a provider's route serves its models and those speaking its wire (Azure's on OpenAI's,
+      // Claude on Bedrock on Anthropic's); /v1/messages every chat model (translated)
+      const bridged = !route.native && (BRIDGED_KINDS as readonly string[]).includes(route.kind);
+      assert.ok(route.provider === null || bridged || speaks(model, route.provider), `${model} on ${path}`);
       assert.equal(route.kind === "embeddings", embedding && route.kind !== "workers_ai_run", `${model} on ${path}`);
     }
   }
   assert.deepEqual(routesOf("openai/text-embedding-3-small"), ["/v1/embeddings", "/openai/embeddings"]);
+  const gpt = routesOf("openai/gpt-4o-mini");
+  assert.ok(gpt.includes("/v1/messages") && !gpt.includes("/anthropic/v1/messages"));
   assert.ok(routesOf("workers-ai/@cf/baai/bge-base-en-v1.5").includes("/workers-ai/@cf/*"));
 });
 
