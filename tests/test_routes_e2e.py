@@ -17,7 +17,7 @@ import pytest
 
 from provision.local.runtime import LocalGateway
 from provision.stack.config import StackConfig
-from provision.stack.contract import ROUTE_KINDS, ROUTES
+from provision.stack.contract import ROUTE_KINDS, ROUTES, route_serves
 from tests.charges import answer_usage, cost_of
 from tests.support import (
     ROOT,
@@ -382,18 +382,19 @@ def test_models_list_each_models_routes(gateway: LocalGateway, http: httpx.Clien
     assert set(listed) == set(config.routing.catalog)
     for model, entry in listed.items():
         kind = "embedding" if model in config.routing.embeddingModels else "chat"
-        provider = model.split("/", 1)[0]
         expected = [
             # a pattern as a client writes it (Gemini's `models/:call{…}`)
             re.sub(r":call\{.*\}$", "{model}:{method}", str(route["path"]))
             for route in ROUTES
-            if kind in ROUTE_KINDS[str(route["kind"])]["models"]  # type: ignore[operator]
-            and route["provider"] in (None, provider)
+            if route_serves(route, model, kind)
         ]
         assert entry["type"] == kind
         assert entry["routes"] == expected, model
     assert "/v1/responses" in listed["openai/gpt-4o-mini"]["routes"]
     assert "/v1/messages" in listed[CLAUDE]["routes"]
+    # Anthropic's clients reach every chat model on /v1/messages, not on Anthropic's own path
+    assert "/v1/messages" in listed["openai/gpt-4o-mini"]["routes"]
+    assert "/anthropic/v1/messages" not in listed["openai/gpt-4o-mini"]["routes"]
     assert listed["openai/text-embedding-3-small"]["routes"] == [
         "/v1/embeddings",
         "/openai/embeddings",

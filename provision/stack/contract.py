@@ -14,7 +14,8 @@ per `pulumi up`) never grows with the number of tenants.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal, get_args
+import re
+from typing import Any, Literal, get_args
 
 # ---------------------------------------------------------------- keys and ids
 
@@ -182,6 +183,31 @@ ROUTE_KINDS: dict[str, dict[str, object]] = {
 # provider's wire goes through the chat translation (Anthropic's clients reach any model on
 # /v1/messages; a bare name still means the route's provider's model, as Claude Code sends it).
 BRIDGED_KINDS = ("messages", "count_tokens")
+
+
+def speaks(model: str, provider: str) -> bool:
+    """Whether `model` (`<slug>/<name>`) is `provider`'s or speaks its wire (MODEL_WIRES); the
+    Worker's request/models.ts decides the same from the same table."""
+    slug, _, name = model.partition("/")
+    if slug == provider:
+        return True
+    return any(
+        w["provider"] == slug and w["wire"] == provider and re.search(w["match"], name)
+        for w in MODEL_WIRES
+    )
+
+
+def route_serves(route: dict[str, object], model: str, model_type: str) -> bool:
+    """Whether a route of ROUTES serves a model of `model_type` ("chat" or "embedding")."""
+    kinds: Any = ROUTE_KINDS[str(route["kind"])]["models"]
+    if model_type not in kinds:
+        return False
+    provider = route["provider"]
+    if provider is None or speaks(model, str(provider)):
+        return True
+    return not route["native"] and route["kind"] in BRIDGED_KINDS
+
+
 # Spend beyond tokens (docs/decisions/0026). Tools a provider runs itself and bills per call or
 # per container, by the name their `type` starts with (a dated suffix aside: web_search_20250305):
 # Anthropic's server tools and the Responses API's built-in ones. Each needs a price (the
