@@ -121,6 +121,15 @@ CASES = [
         "authorization",
         model_in_path=True,
     ),
+    # an AI Gateway custom provider (routing.customProviders): the team's own vLLM server
+    Case(
+        "custom-vllm",
+        "custom-vllm/meta-llama/Llama-3.1-8B-Instruct",
+        "pcu",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "custom-vllm/chat/completions",
+        "authorization",
+    ),
 ]
 IDS = [case.slug for case in CASES]
 BY_SLUG = {case.slug: case for case in CASES}
@@ -363,7 +372,15 @@ def test_a_streamed_tool_call_assembles_to_valid_arguments(
     jsonschema.validate(json.loads(calls[0]["arguments"]), WEATHER_TOOL["function"]["parameters"])
 
 
-STRUCTURED = ["openai", "anthropic", "groq", "mistral", "azure-openai", "aws-bedrock"]
+STRUCTURED = [
+    "openai",
+    "anthropic",
+    "groq",
+    "mistral",
+    "azure-openai",
+    "aws-bedrock",
+    "custom-vllm",
+]
 
 
 @pytest.mark.parametrize("slug", STRUCTURED)

@@ -656,3 +656,65 @@ def test_every_binding_is_one_the_provider_declares(stack: str):
             assert set(binding["simple"]) <= set(WorkersScriptBindingSimpleArgsDict.__annotations__)
             assert binding["namespace_id"].isdigit() and int(binding["namespace_id"]) > 0
             assert binding["simple"]["period"] in (10, 60)
+
+
+def _with_custom_and_bedrock(settings: dict[str, Any]) -> None:
+    routing = settings["routing"]
+    routing["models"] += [
+        "custom-vllm/meta-llama/Llama-3.1-8B-Instruct",
+        "aws-bedrock/amazon.nova-lite-v1:0",
+    ]
+    routing["customProviders"] = {"vllm": {"baseUrl": "https://vllm.internal.example/v1"}}
+    routing["awsBedrock"] = {"region": "eu-central-1"}
+    settings["pricing"]["models"] = {
+        "custom-vllm/meta-llama/Llama-3.1-8B-Instruct": {
+            "inputPerMTok": 0.05,
+            "outputPerMTok": 0.08,
+        }
+    }
+
+
+def test_a_custom_provider_is_created_on_the_account(mocks: RecordingMocks, tmp_path: Path):
+    """routing.customProviders: one custom provider resource each, on the stack's account, with
+    the server's base URL; the Worker may call custom-<slug>."""
+    path = edited_stack(tmp_path, "dev", _with_custom_and_bedrock)
+    config = config_of("dev", path)
+
+    @pulumi.runtime.test
+    def program():
+        gateway = run_program(mocks, "edited", path=path)
+
+        def check(_):
+            (provider,) = [r for r in mocks.created if r.typ == "pulumi-python:dynamic:Resource"]
+            assert provider.name == "gateway-custom-vllm"
+            inputs = provider.inputs
+            assert inputs["account_id"] == config.accountId
+            assert inputs["slug"] == "vllm"
+            assert inputs["base_url"] == "https://vllm.internal.example/v1"
+            assert "__provider" in inputs, "a dynamic resource carries its provider"
+
+        return settled(gateway).apply(check)
+
+    program()
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ['{"accessKeyId": "AKIA1"}', "{not json", '{"accessKeyId": 1, "secretAccessKey": "s"}'],
+    ids=["partial", "bad", "not-a-string"],
+)
+def test_a_bedrock_credential_that_is_not_aws_keys_stops_the_deploy(
+    mocks: RecordingMocks, tmp_path: Path, secret: str
+) -> None:
+    """JSON that is not AWS keys would fail every request: the deploy stops, naming the fix,
+    without showing the secret."""
+    path = edited_stack(tmp_path, "dev", _with_custom_and_bedrock)
+    secrets = {**DEFAULT_SECRETS, "providerApiKeys": {"aws-bedrock": secret}}
+
+    @pulumi.runtime.test
+    def program():
+        return settled(run_program(mocks, "edited", path=path, secrets=secrets))
+
+    with pytest.raises(ValueError, match="not AWS keys") as info:
+        program()
+    assert secret not in str(info.value)

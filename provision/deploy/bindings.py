@@ -5,12 +5,14 @@ Pure (no Pulumi import), so the local runtime and the CLI stay fast to start.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from provision.stack.config import StackConfig
 from provision.stack.contract import (
     AI_BINDING,
     ANALYTICS_BINDING,
+    AWS_BEDROCK,
     KV_BINDING,
     LEDGER_BINDING,
     LEDGER_CLASS,
@@ -30,6 +32,28 @@ RECONCILE_CRON = "*/5 * * * *"
 
 def catalog_providers(config: StackConfig) -> list[str]:
     return sorted({model.split("/", 1)[0] for model in config.routing.catalog})
+
+
+def _check_bedrock_credential(secret: str | None) -> None:
+    """Bedrock's credential is AWS keys as JSON (the Worker signs with them) or a Bedrock API key;
+    JSON that is not AWS keys would fail every request, so it stops the deploy (never shown)."""
+    if not secret or not secret.lstrip().startswith("{"):
+        return
+    fix = (
+        f"providerApiKeys.{AWS_BEDROCK} looks like JSON but is not AWS keys: set it to "
+        '{"accessKeyId": "...", "secretAccessKey": "..."[, "sessionToken": "..."]} or to a '
+        "Bedrock API key (pulumi config set --secret --path 'providerApiKeys."
+        f"{AWS_BEDROCK}' ...)"
+    )
+    try:
+        keys = json.loads(secret)
+    except json.JSONDecodeError:
+        raise ValueError(fix) from None
+    fields = ("accessKeyId", "secretAccessKey")
+    if not isinstance(keys, dict) or not all(
+        isinstance(keys.get(f), str) and keys[f] for f in fields
+    ):
+        raise ValueError(fix)
 
 
 def script_bindings(
@@ -54,6 +78,7 @@ def script_bindings(
             f"providerApiKeys has keys for {', '.join(unknown)}, which no model in "
             f"routing.models or routing.embeddingModels uses (providers in use: {', '.join(providers)})"
         )
+    _check_bedrock_credential(provider_api_keys.get(AWS_BEDROCK))
     bindings: list[dict[str, Any]] = [
         {"name": KV_BINDING, "type": "kv_namespace", "namespace_id": namespace_id},
         {"name": LEDGER_BINDING, "type": "durable_object_namespace", "class_name": LEDGER_CLASS},

@@ -43,6 +43,10 @@ OPERATIONS: dict[str, Operations] = {
     "WorkersCustomDomain": Operations(
         1, 0, 1, 1, frozenset({"account_id", "hostname", "service", "zone_id"})
     ),
+    # Our dynamic resource (custom_provider.py): one request per action; every change replaces.
+    "AiGatewayCustomProvider": Operations(
+        1, 0, 1, 1, frozenset({"account_id", "slug", "name", "base_url", "description"})
+    ),
 }
 
 # Reads the program itself makes on every run (`pulumi up` runs it once, as does `preview`):

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from provision.deploy.bindings import script_bindings
+from provision.deploy.custom_provider import AiGatewayCustomProvider
 from provision.deploy.migrations import (
     MIGRATIONS,
     MigrationError,
@@ -20,6 +21,7 @@ from provision.deploy.resources import (
     AI_GATEWAY,
     CRON,
     CUSTOM_DOMAIN,
+    CUSTOM_PROVIDER,
     KV_ENTRY,
     KV_NAMESPACE,
     SCRIPT,
@@ -136,6 +138,17 @@ class Gateway(pulumi.ComponentResource):
             for entry in by_kind.get(KV_ENTRY, [])
         ]
 
+        # The team's own OpenAI-compatible servers, as AI Gateway custom providers (custom-<slug>):
+        # they exist before the Worker that calls them.
+        self.custom_providers = [
+            AiGatewayCustomProvider(
+                declared.name,
+                **declared.inputs,
+                opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            )
+            for declared in by_kind.get(CUSTOM_PROVIDER, [])
+        ]
+
         # The Worker itself: ES modules rendered from worker/, bindings in a stable order. It
         # goes live after the records it reads are written.
         bindings = pulumi.Output.all(
@@ -151,7 +164,9 @@ class Gateway(pulumi.ComponentResource):
             # plain dicts in the WorkersScriptBindingArgs shape (bindings.py stays Pulumi-free)
             bindings=cast("pulumi.Input[list[cloudflare.WorkersScriptBindingArgsDict]]", bindings),
             migrations=script_migrations(self.migration_plan),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.entries),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*self.entries, *self.custom_providers]
+            ),
         )
         after_script = {"script_name": self.script.script_name}  # same value, plus the ordering
 
@@ -185,6 +200,7 @@ class Gateway(pulumi.ComponentResource):
             self.cron,
             self.subdomain,
             *([self.custom_domain] if self.custom_domain is not None else []),
+            *self.custom_providers,
         ]
 
         if config.customDomain is not None:

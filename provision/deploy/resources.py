@@ -27,6 +27,9 @@ SCRIPT = "WorkersScript"
 CRON = "WorkersCronTrigger"
 SUBDOMAIN = "WorkersScriptSubdomain"
 CUSTOM_DOMAIN = "WorkersCustomDomain"
+CUSTOM_PROVIDER = (
+    "AiGatewayCustomProvider"  # a dynamic resource: provision/deploy/custom_provider.py
+)
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,20 @@ def declared_resources(
                     "hostname": config.customDomain.hostname,
                     "service": config.workerName,
                     "zone_id": config.customDomain.zoneId,
+                },
+            )
+        )
+    for slug, provider in sorted(config.routing.customProviders.items()):
+        out.append(
+            Declared(
+                CUSTOM_PROVIDER,
+                f"{parent}-custom-{slug}",
+                {
+                    "account_id": account,
+                    "slug": slug,
+                    "name": provider.name or f"{config.workerName} {slug}",
+                    "base_url": provider.baseUrl,
+                    "description": f"routing.customProviders.{slug} of {config.workerName}",
                 },
             )
         )

@@ -26,7 +26,13 @@ from provision.deploy.bindings import COMPATIBILITY_FLAGS, catalog_providers, sc
 from provision.errors import ProvisionError
 from provision.stack.compiler import compile_records
 from provision.stack.config import StackConfig, load_stack_file
-from provision.stack.contract import AWS_BEDROCK, KV_BINDING, MANAGED_PREFIXES, WORKERS_AI
+from provision.stack.contract import (
+    AWS_BEDROCK,
+    CUSTOM_PREFIX,
+    KV_BINDING,
+    MANAGED_PREFIXES,
+    WORKERS_AI,
+)
 from provision.stack.keys import demo_key, hash_key
 from provision.stack.render import WORKER_DIR, render_worker
 
@@ -91,6 +97,8 @@ def emulator_config(config: StackConfig, local: LocalSecrets) -> dict[str, Any]:
             }
         },
         "providerKeys": dict(local.provider_api_keys),
+        # what `pulumi up` creates on the account from routing.customProviders
+        "customProviders": [f"{CUSTOM_PREFIX}{slug}" for slug in config.routing.customProviders],
     }
 
 

@@ -47,6 +47,7 @@ GOOGLE_AI_STUDIO = "google-ai-studio"  # Gemini's own API
 GOOGLE_VERTEX_AI = "google-vertex-ai"  # Gemini on Vertex AI: the same wire, a project's path
 AZURE_OPENAI = "azure-openai"  # OpenAI's wire at a resource's deployments
 AWS_BEDROCK = "aws-bedrock"  # Bedrock's Converse API (binary event streams, SigV4)
+CUSTOM_PREFIX = "custom-"  # AI Gateway's custom providers: custom-<slug> (routing.customProviders)
 # Providers with a module of their own in worker/src/providers/ (others speak OpenAI's chat API
 # and are declared in a stack's routing.openaiCompatible).
 NATIVE_PROVIDERS = (

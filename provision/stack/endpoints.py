@@ -1,5 +1,5 @@
 """Where the providers that need more than a key live: the stack's routing.vertexAi,
-routing.azureOpenai and routing.awsBedrock. AI Gateway's path for each names a project, a
+routing.azureOpenai, routing.awsBedrock and routing.customProviders. AI Gateway's path for each names a project, a
 resource and deployment, or a region (cf-contract-2 1.1); the Worker builds it from these.
 """
 
@@ -65,3 +65,17 @@ class AwsBedrock(Strict):
     region: str = Field(
         pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$", description="e.g. us-east-1, eu-central-1"
     )
+
+
+class CustomProvider(Strict):
+    """A team's own OpenAI-compatible server (vLLM, Ollama, TGI) as an AI Gateway custom provider
+    `custom-<slug>`: `pulumi up` creates it, AI Gateway forwards `custom-<slug>/chat/completions`
+    to `<baseUrl>/chat/completions`, and its models are `custom-<slug>/<model>`, priced in
+    pricing.models (the catalog does not know them)."""
+
+    baseUrl: str = Field(
+        pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$",
+        max_length=512,
+        description="the server's OpenAI API root over HTTPS, e.g. https://vllm.internal.example/v1",
+    )
+    name: str | None = Field(None, max_length=100, description="shown in AI Gateway's dashboard")

@@ -15,7 +15,7 @@ from pydantic import Field, WithJsonSchema, field_validator
 
 from provision.stack import contract
 from provision.stack.contract import FailureMode, KeyStatus, TenantStatus
-from provision.stack.endpoints import AwsBedrock, AzureOpenai, VertexAi
+from provision.stack.endpoints import AwsBedrock, AzureOpenai, CustomProvider, VertexAi
 from provision.stack.endpoints import Strict as _Strict
 from provision.stack.keys import HASH_PATTERN
 
@@ -155,6 +155,13 @@ class Routing(_Strict):
     )
     awsBedrock: AwsBedrock | None = Field(
         None, description="the region of the aws-bedrock models (required with one)"
+    )
+    customProviders: dict[
+        Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")], CustomProvider
+    ] = Field(
+        {},
+        description="AI Gateway custom providers this stack creates: slug → the server; its "
+        "models are custom-<slug>/<model>",
     )
     upstreamTimeoutMs: int = Field(120_000, ge=100, le=600_000, description="time to first byte")
     maxOutputTokens: int = Field(

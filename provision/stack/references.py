@@ -16,6 +16,7 @@ from provision.errors import Problem
 from provision.stack.contract import (
     AWS_BEDROCK,
     AZURE_OPENAI,
+    CUSTOM_PREFIX,
     EMBEDDING_PROVIDERS,
     GOOGLE_VERTEX_AI,
     NATIVE_PROVIDERS,
@@ -143,7 +144,8 @@ def check_references(view: View, source: str) -> list[Problem]:
                 add(f"routing.aliases.{alias}", f"'{target}' is not in {NOT_OFFERED}")
             if alias in catalog:
                 add(f"routing.aliases.{alias}", "an alias must not shadow a model id")
-        providers = sorted({*NATIVE_PROVIDERS, *routing.openaiCompatible})
+        custom = {f"{CUSTOM_PREFIX}{slug}" for slug in routing.customProviders}
+        providers = sorted({*NATIVE_PROVIDERS, *routing.openaiCompatible, *custom})
         for slug in routing.openaiCompatible:
             if slug in NATIVE_PROVIDERS:
                 add(

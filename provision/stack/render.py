@@ -27,7 +27,7 @@ import jinja2
 from provision.errors import ProvisionError
 from provision.stack.compiler import service_tiers, tool_prices
 from provision.stack.config import StackConfig
-from provision.stack.contract import rate_tier_binding
+from provision.stack.contract import CUSTOM_PREFIX, rate_tier_binding
 from provision.stack.contract import template_values as contract_values
 from provision.stack.prices import price_table
 
@@ -96,6 +96,7 @@ def template_context(config: StackConfig) -> dict[str, Any]:
         "tool_prices": tool_prices(config),
         "service_tiers": service_tiers(config),
         "rate_tiers": rate_tiers(config),
+        "custom_providers": [f"{CUSTOM_PREFIX}{slug}" for slug in config.routing.customProviders],
         # every org's browser origins: a preflight carries no key, so it is answered for these
         "cors_origins": sorted(
             {o for org in config.tenants.organizations for o in org.corsOrigins}

@@ -65,6 +65,8 @@ export function normalizeGateway(raw: unknown, id: string): GatewayConfig {
  * and for the OpenAI-compatible routes "groq", "mistral", "deepseek", "grok" (xAI) and
  * "google-ai-studio" (compat's model prefixes use the same slugs). A provider without a key
  * rejects every request that presents one; a gateway's byokProviders may omit it.
+ * `customProviders` lists the account's custom providers (`custom-<slug>`, what `pulumi up`
+ * creates from routing.customProviders); a path under another custom-* slug is AI Gateway's 400.
  * `streamChunkDelayMs` (emulator-only, default 0) pauses between streamed chunks.
  */
 export function normalizeConfig(input: unknown): EmulatorConfig {
@@ -78,11 +80,16 @@ export function normalizeConfig(input: unknown): EmulatorConfig {
     if (typeof key !== "string") fail(`providerKeys.${provider}`, "must be a string");
   }
   const streamChunkDelayMs = nonNegativeNumber(raw.streamChunkDelayMs ?? 0, "streamChunkDelayMs");
+  const custom = raw.customProviders ?? [];
+  if (!Array.isArray(custom) || !custom.every((slug) => typeof slug === "string" && slug.startsWith("custom-"))) {
+    fail("customProviders", "must be a list of custom-<slug> names");
+  }
   // providerKeys: every value was checked to be a string above.
   return {
     accountId: raw.accountId,
     gateways,
     providerKeys: providerKeys as Record<string, string>,
+    customProviders: custom as string[],
     streamChunkDelayMs,
   };
 }
@@ -116,6 +123,7 @@ export function mergeConfig(config: EmulatorConfig, patch: unknown): { config: E
     accountId: config.accountId,
     gateways,
     providerKeys: { ...config.providerKeys, ...spreadable(patch.providerKeys ?? {}) },
+    customProviders: patch.customProviders ?? config.customProviders,
     streamChunkDelayMs: patch.streamChunkDelayMs ?? config.streamChunkDelayMs,
   });
   return { config: next, changed };

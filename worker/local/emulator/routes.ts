@@ -55,6 +55,7 @@ const FAMILIES: Readonly<Record<Family, ProviderFamily>> = {
   vertex: { defaultErrorResult: gemini.defaultErrorResult, keyErrorResult: gemini.vertexKeyErrorResult },
   azure,
   bedrock,
+  custom: compatible.custom,
 };
 
 /**
@@ -136,6 +137,10 @@ export function resolveRoute(rest: readonly string[]): Route | null {
     const op =
       invoke[3] === "invoke" ? "invoke" : invoke[3] === "count-tokens" ? "invoke_count_tokens" : "invoke_stream";
     return route("bedrock", op, { pathModel: decodeURIComponent(invoke[2] ?? "") });
+  }
+  // an AI Gateway custom provider: the team's own server behind it speaks OpenAI's wire
+  if (head.startsWith("custom-") && (endpoint === "chat/completions" || endpoint === "embeddings")) {
+    return route("custom", endpoint === "embeddings" ? "embeddings" : "chat");
   }
   if (head === "compat") {
     if (endpoint === "chat/completions") return route("openai", "chat", { compat: true });
@@ -308,6 +313,9 @@ export function generate(call: Call, ctx: GenerateContext): Result {
     if (call.op === "invoke_stream") return bedrockInvoke.invoke(call, ctx, "invoke-with-response-stream");
     if (call.op === "invoke_count_tokens") return bedrockInvoke.invoke(call, ctx, "count-tokens");
     return bedrock.converse(call, ctx, call.op === "converse_stream");
+  }
+  if (call.family === "custom" && !ctx.config.customProviders.includes(call.provider)) {
+    return gatewayErrorResult(2994, 400, `Unsupported provider: ${call.provider}`);
   }
   if (!providerKeyAccepted(call, ctx)) return family.keyErrorResult(presentedKey(call).key);
   if (call.family === "azure") return azure.generate(call, ctx);

@@ -94,6 +94,8 @@ export interface EmulatorConfig {
   accountId: string;
   gateways: Record<string, GatewayConfig>;
   providerKeys: Record<string, string>;
+  /** The account's AI Gateway custom providers (`custom-<slug>`), each a server in OpenAI's wire. */
+  customProviders: string[];
   streamChunkDelayMs: number;
 }
 
@@ -120,7 +122,8 @@ export type Family =
   | "gemini"
   | "vertex"
   | "azure"
-  | "bedrock";
+  | "bedrock"
+  | "custom";
 
 export type Op =
   | "chat"

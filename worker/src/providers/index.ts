@@ -3,7 +3,7 @@
 // its own plus one line here (docs/adding-a-provider.md).
 
 import { WORKERS_AI } from "../generated/contract";
-import { OPENAI_COMPATIBLE } from "../generated/settings";
+import { CUSTOM_PROVIDERS, OPENAI_COMPATIBLE } from "../generated/settings";
 import { HttpError } from "../lib/errors";
 import { anthropic } from "./anthropic";
 import { awsBedrock } from "./aws-bedrock";
@@ -33,8 +33,10 @@ const NATIVE: Readonly<Record<string, ChatProvider>> = {
   "aws-bedrock": awsBedrock,
 };
 
-/** OpenAI-compatible providers the stack declares (routing.openaiCompatible): native path or compat. */
+/** OpenAI-compatible providers the stack declares (routing.openaiCompatible): native path or
+ * compat; and its AI Gateway custom providers (routing.customProviders), a team's own servers. */
 function compatible(slug: string): ChatProvider | undefined {
+  if (CUSTOM_PROVIDERS.includes(slug)) return openaiWire(`${slug}/chat/completions`, "max_tokens");
   if (!Object.hasOwn(OPENAI_COMPATIBLE, slug)) return undefined;
   const path = OPENAI_COMPATIBLE[slug] as string;
   return path === "compat" ? openaiWire(COMPAT_PATH, "max_tokens") : openaiWire(path, "max_tokens");

@@ -101,3 +101,18 @@ export const googleAiStudio: ErrorShapes = {
       },
     ]),
 };
+
+// A custom provider's server, as vLLM (the usual one behind custom-*) answers: its
+// `{"object": "error", …}` body, the HTTP status as `code`; a key it was started with
+// (`--api-key`) refused as {"error": "Unauthorized"}.
+export const custom: ErrorShapes = {
+  defaultErrorResult: (status) =>
+    jsonResult(status, {
+      object: "error",
+      message: generic(status),
+      type: status >= 500 ? "InternalServerError" : status === 429 ? "TooManyRequests" : "BadRequestError",
+      param: null,
+      code: status,
+    }),
+  keyErrorResult: () => jsonResult(401, { error: "Unauthorized" }),
+};
