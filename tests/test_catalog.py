@@ -334,3 +334,46 @@ def test_check_warns_when_the_default_prices_a_model(
     assert "openai/gpt-9-imaginary has no price of its own and the catalog" in out
     assert "gpt-4o-mini has no price" not in out
     assert main(["check", "--stack", str(path), "--strict"]) == 1
+
+
+# ---------------------------------------------------------------- model patterns
+
+
+def test_a_patterns_entries_are_the_catalogs_priced_models_under_it_in_order():
+    from provision.stack.catalog import pattern_entries
+
+    entries = pattern_entries("anthropic/claude-*")
+    ids = [e.id for e in entries]
+    snapshot = [m.id for p in get_snapshot().providers if p.id == "anthropic" for m in p.models]
+    assert ids == [i for i in snapshot if i in ids], "the catalog's order (first match wins)"
+    assert {"claude-sonnet-4-5", "claude-opus-4-8"} <= set(ids)
+    sonnet = next(e for e in entries if e.id == "claude-sonnet-4-5")
+    assert sonnet.match == {
+        "or": [{"starts_with": "claude-sonnet-4-5"}, {"starts_with": "claude-sonnet-4.5"}]
+    }
+    entry = catalog_entry("anthropic/claude-sonnet-4-5")
+    assert entry is not None and sonnet.price == entry.price
+    assert pattern_entries("anthropic/nothing-here-*") == []
+    assert pattern_entries("no-such-provider/x*") == []
+
+
+def _patterns_stack(tmp_path: Path, edit: Any) -> Path:
+    document = yaml.safe_load((ROOT / "tests/fixtures/Pulumi.patterns.yaml").read_text())
+    edit(document["config"])
+    path = tmp_path / "Pulumi.edited.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_a_pattern_must_name_a_provider_and_cover_a_priced_model(tmp_path: Path):
+    def edit(config: dict[str, Any]) -> None:
+        config["llm-gateway:routing"]["modelPatterns"] = ["nobody/x*", "anthropic/zzz-*"]
+        users = config["llm-gateway:tenants"]["users"]
+        users[1]["allowedModels"] = ["anthropic/claude-sonnet-4-5", "openai/gpt-6*"]
+
+    with pytest.raises(ConfigError) as raised:
+        load_stack_file(_patterns_stack(tmp_path, edit))
+    messages = {p.path: p.message for p in raised.value.problems}
+    assert "no provider 'nobody'" in messages["routing.modelPatterns[0]"]
+    assert "no model under it" in messages["routing.modelPatterns[1]"]
+    assert "openai/gpt-6*" in messages["tenants.users[1].allowedModels[1]"]

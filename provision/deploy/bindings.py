@@ -31,7 +31,9 @@ RECONCILE_CRON = "*/5 * * * *"
 
 
 def catalog_providers(config: StackConfig) -> list[str]:
-    return sorted({model.split("/", 1)[0] for model in config.routing.catalog})
+    """Every provider a model of the stack may be served by: its models' and its patterns'."""
+    models = [*config.routing.catalog, *config.routing.modelPatterns]
+    return sorted({model.split("/", 1)[0] for model in models})
 
 
 def _check_bedrock_credential(secret: str | None) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from functools import cache
 from importlib.metadata import version
+from typing import Any
 
 from genai_prices import types as genai
 from genai_prices.data_snapshot import get_snapshot
@@ -166,3 +167,50 @@ def catalog_entry(model: str, day: dt.date | None = None) -> CatalogEntry | None
     """The catalog's entry for a model id (`provider/model`), with the price active on `day`
     (today, UTC, by default); None when the catalog does not know the model."""
     return _entry(model, day or dt.datetime.now(dt.UTC).date())
+
+
+@dataclass(frozen=True)
+class PatternEntry:
+    """One catalog model under a stack's model pattern: its id, its match rules (genai-prices'
+    own, as JSON for the Worker) and its price."""
+
+    id: str
+    match: dict[str, Any]
+    price: Price
+
+
+def match_json(logic: Any) -> dict[str, Any]:
+    """genai-prices' match rules as plain JSON ({"starts_with": …}, {"or": […]}, …)."""
+    if isinstance(logic, genai.ClauseOr):
+        return {"or": [match_json(clause) for clause in logic.or_]}
+    if isinstance(logic, genai.ClauseAnd):
+        return {"and": [match_json(clause) for clause in logic.and_]}
+    for field in ("equals", "starts_with", "ends_with", "contains", "regex"):
+        if hasattr(logic, field):
+            return {field: getattr(logic, field)}
+    raise ValueError(f"unknown catalog match rule {logic!r}")
+
+
+def pattern_entries(pattern: str, day: dt.date | None = None) -> list[PatternEntry]:
+    """The catalog's models under `pattern` (`anthropic/claude-*`: the provider's models whose id
+    starts with `claude-`), in the catalog's order, each with a price the gateway can bill; the
+    rest (no price, a price it cannot meter) are left out, so ids that only they match are
+    refused."""
+    slug, _, name = pattern.partition("/")
+    provider_id = CATALOG_PROVIDERS.get(slug)
+    if provider_id is None:
+        return []
+    prefix = name.removesuffix("*").lower()
+    at = dt.datetime.combine(day or dt.datetime.now(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
+    out: list[PatternEntry] = []
+    for provider in get_snapshot().providers:
+        if provider.id != provider_id:
+            continue
+        for model in provider.models:
+            if not model.id.lower().startswith(prefix):
+                continue
+            active = _active_price(model, at)
+            price = None if active is None else _price_of(active)[0]
+            if price is not None:
+                out.append(PatternEntry(model.id, match_json(model.match), price))
+    return out

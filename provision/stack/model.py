@@ -41,6 +41,8 @@ Usd = Annotated[
 ]
 Slug = Annotated[str, Field(pattern=SLUG)]
 ModelId = Annotated[str, Field(pattern=MODEL_ID)]
+# A model family offered by pattern: `<provider>/<prefix>*` (routing.modelPatterns)
+ModelPatternId = Annotated[str, Field(pattern=r"^[a-z0-9-]+/[A-Za-z0-9@._:/-]*\*$")]
 
 
 def _thresholds(values: list[int] | None) -> list[int] | None:
@@ -125,6 +127,12 @@ class Routing(_Strict):
         [], description="embedding models (the embeddings routes); openai or workers-ai"
     )
     defaultModel: ModelId
+    modelPatterns: list[ModelPatternId] = Field(
+        [],
+        description="chat model families offered without a stack edit (anthropic/claude-*): an id "
+        "under one is served when the price catalog knows it (at the catalog's price), refused "
+        "when it does not",
+    )
     aliases: dict[AliasName, ModelId] = {}
     fallbacks: Fallbacks = Field(
         {},
@@ -353,7 +361,7 @@ class User(_Strict):
     org: Slug
     monthlyLimitUsd: Usd
     status: TenantStatus = "active"
-    allowedModels: list[ModelId] | None = None
+    allowedModels: list[ModelId | ModelPatternId] | None = None
     defaultModel: ModelId | None = Field(None, description="before the org's and the stack's")
     aliases: dict[AliasName, ModelId] = Field({}, description="before the org's and the stack's")
     rateTier: Slug | None = Field(None, description="a rateTiers name; unset = the org's")
@@ -372,7 +380,7 @@ class Organization(_Strict):
     failureMode: FailureMode = "fail-closed"
     fallbackDailyLimitUsd: Usd = Decimal("0")
     status: TenantStatus = "active"
-    allowedModels: list[ModelId] | None = None
+    allowedModels: list[ModelId | ModelPatternId] | None = None
     defaultModel: ModelId | None = None
     cacheTtl: int = Field(0, ge=0, le=2_592_000, description="AI Gateway cache TTL; 0 = off")
     clientCacheControl: bool = Field(

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from provision.errors import Problem
+from provision.stack.catalog import pattern_entries
 from provision.stack.contract import (
     AWS_BEDROCK,
     AZURE_OPENAI,
@@ -130,6 +131,7 @@ def check_references(view: View, source: str) -> list[Problem]:
             "set the account's workers.dev subdomain or a customDomain, so the Worker has a URL",
         )
     catalog: set[str] | None = None
+    offered: set[str] | None = None  # the catalog and the model patterns (what allow-lists name)
     if view.routing is not None:
         routing = view.routing
         catalog = set(routing.catalog)
@@ -165,6 +167,17 @@ def check_references(view: View, source: str) -> list[Problem]:
                     "OpenAI-compatible one in routing.openaiCompatible)",
                 )
         _check_endpoints(routing, named, add)
+        for i, pattern in enumerate(routing.modelPatterns):
+            where = f"routing.modelPatterns[{i}]"
+            slug = pattern.split("/", 1)[0]
+            if slug not in providers:
+                add(where, f"'{pattern}': no provider '{slug}' (known: {', '.join(providers)})")
+            elif not pattern_entries(pattern):
+                add(
+                    where,
+                    f"'{pattern}': the price catalog has no model under it that the gateway can bill",
+                )
+        offered = catalog | set(routing.modelPatterns)
         for i, model in enumerate(routing.embeddingModels):
             if model.split("/", 1)[0] not in EMBEDDING_PROVIDERS:
                 add(
@@ -205,7 +218,7 @@ def check_references(view: View, source: str) -> list[Problem]:
                 f"(first used at tenants.organizations[{org_ids[org.id]}])",
             )
         org_ids.setdefault(org.id, i)
-        _check_models(org.allowedModels, catalog, f"tenants.organizations[{i}].allowedModels", add)
+        _check_models(org.allowedModels, offered, f"tenants.organizations[{i}].allowedModels", add)
         for model in org.priceOverrides:
             if catalog is not None and model not in catalog:
                 add(
@@ -245,7 +258,7 @@ def check_references(view: View, source: str) -> list[Problem]:
         if user.org not in org_ids and user.org not in view.invalid_org_ids:
             known = ", ".join(sorted(org_ids)) or "none declared"
             add(f"{where}.org", f"unknown organization '{user.org}' (declared: {known})")
-        _check_models(user.allowedModels, catalog, f"{where}.allowedModels", add)
+        _check_models(user.allowedModels, offered, f"{where}.allowedModels", add)
         _check_aliases(user.aliases, catalog, f"{where}.aliases", add)
         _check_tier(user.rateTier, view.rate_tiers, f"{where}.rateTier", add)
         if user.defaultModel is not None:

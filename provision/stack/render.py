@@ -25,11 +25,12 @@ from typing import Any
 import jinja2
 
 from provision.errors import ProvisionError
+from provision.stack.catalog import pattern_entries
 from provision.stack.compiler import service_tiers, tool_prices
 from provision.stack.config import StackConfig
 from provision.stack.contract import CUSTOM_PREFIX, rate_tier_binding
 from provision.stack.contract import template_values as contract_values
-from provision.stack.prices import price_table
+from provision.stack.prices import compile_price, price_table
 
 WORKER_DIR = Path(__file__).resolve().parents[2] / "worker"
 SRC_DIR = WORKER_DIR / "src"
@@ -89,6 +90,21 @@ def worker_version() -> str:
     return digest.hexdigest()[:12]
 
 
+def model_patterns(config: StackConfig) -> list[dict[str, Any]]:
+    """The stack's model patterns with the catalog's entries under each (match rules, price)."""
+    return [
+        {
+            "pattern": pattern,
+            "prefix": pattern.removesuffix("*"),
+            "entries": [
+                {"id": entry.id, "match": entry.match, "price": compile_price(entry.price)}
+                for entry in pattern_entries(pattern)
+            ],
+        }
+        for pattern in config.routing.modelPatterns
+    ]
+
+
 def template_context(config: StackConfig) -> dict[str, Any]:
     return {
         "routing": config.routing.model_dump(mode="json"),
@@ -97,6 +113,7 @@ def template_context(config: StackConfig) -> dict[str, Any]:
         "service_tiers": service_tiers(config),
         "rate_tiers": rate_tiers(config),
         "custom_providers": [f"{CUSTOM_PREFIX}{slug}" for slug in config.routing.customProviders],
+        "model_patterns": model_patterns(config),
         # every org's browser origins: a preflight carries no key, so it is answered for these
         "cors_origins": sorted(
             {o for org in config.tenants.organizations for o in org.corsOrigins}

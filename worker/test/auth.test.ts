@@ -130,6 +130,7 @@ describe("authenticate", () => {
     const principal = await authenticate(headers(key), env, null);
     // wave 1's policy, with none of the later tenant routing declared
     const routing = {
+      allowedPatterns: [],
       aliases: {},
       fallbacks: {},
       rateTier: null,

@@ -3,6 +3,7 @@
 
 import { PRICES } from "../generated/settings";
 import type { Policy, Price, TokenPrices } from "../protocol/policy";
+import { catalogEntry, patternOf } from "./catalog-match";
 
 const PER_MILLION = 1_000_000;
 
@@ -17,9 +18,19 @@ export interface Tokens {
 }
 
 export function priceFor(model: string, policy: Policy): Price {
-  const price = Object.hasOwn(policy.priceOverrides, model) ? policy.priceOverrides[model] : PRICES[model];
+  const price = Object.hasOwn(policy.priceOverrides, model)
+    ? policy.priceOverrides[model]
+    : Object.hasOwn(PRICES, model)
+      ? PRICES[model]
+      : patternPrice(model);
   if (!price) throw new Error(`no price for ${model}: the catalog and its prices disagree`);
   return price;
+}
+
+/** The catalog's price of a model offered by pattern (routing.modelPatterns), or undefined. */
+function patternPrice(model: string): Price | undefined {
+  const pattern = patternOf(model);
+  return pattern ? catalogEntry(model, pattern)?.price : undefined;
 }
 
 /** µUSD for a request's tokens: cache reads at the cached-input price, cache writes at the

@@ -20,6 +20,28 @@ export interface Price extends TokenPrices {
   request?: number;
 }
 
+/**
+ * How the price catalog (genai-prices) matches a model id to its entry: its own match rules,
+ * evaluated on the lower-cased id (pricing/catalog-match.ts).
+ */
+export type MatchLogic =
+  | { equals: string }
+  | { starts_with: string }
+  | { ends_with: string }
+  | { contains: string }
+  | { regex: string }
+  | { or: MatchLogic[] }
+  | { and: MatchLogic[] };
+
+/** A model family the stack offers by pattern (`anthropic/claude-*`): the catalog's entries
+ * under it, in the catalog's order, each with its match rules and its price. */
+export interface ModelPattern {
+  pattern: string;
+  /** The part before `*`: a requested id must start with it. */
+  prefix: string;
+  entries: readonly { id: string; match: MatchLogic; price: Price }[];
+}
+
 /** What every request path reads about the key's principal (worker/src/policy.ts). */
 export interface Policy {
   userLimitMicros: number;
@@ -27,6 +49,8 @@ export interface Policy {
   failureMode: (typeof FAILURE_MODES)[number];
   fallbackDailyLimitMicros: number;
   allowedModels: string[];
+  /** The stack's model patterns this key may use (routing.modelPatterns within its allow-lists). */
+  allowedPatterns: string[];
   defaultModel: string | null;
   cacheTtl: number;
   priceOverrides: Record<string, Price>;

@@ -3,6 +3,7 @@
 import { BRIDGED_KINDS, MODEL_WIRES, ROUTE_KINDS, ROUTES } from "../generated/contract";
 import { ALIASES, EMBEDDING_MODELS, FALLBACKS, MODELS } from "../generated/settings";
 import { HttpError } from "../lib/errors";
+import { catalogEntry, patternOf } from "../pricing/catalog-match";
 import type { Policy } from "../protocol/policy";
 
 const CATALOG = new Set(MODELS);
@@ -70,7 +71,7 @@ export function resolveRouteModel(requested: unknown, route: Route, policy: Poli
     throw new HttpError(400, "'model' is required.", { param: "model", code: "missing_required_parameter" });
   }
   const providerNamed =
-    route.provider !== null && typeof requested === "string" && CATALOG.has(`${route.provider}/${requested}`);
+    route.provider !== null && typeof requested === "string" && offered(`${route.provider}/${requested}`);
   const model = resolveModel(providerNamed ? `${route.provider}/${requested}` : requested, policy);
   if (!serves(route, model)) {
     const types: readonly string[] = ROUTE_KINDS[route.kind].models;
@@ -79,6 +80,34 @@ export function resolveRouteModel(requested: unknown, route: Route, policy: Poli
       param: "model",
       code: "model_not_supported",
     });
+  }
+  return model;
+}
+
+/** Whether the gateway offers a model id: the stack's catalog, or under one of its patterns. */
+function offered(model: string): boolean {
+  return CATALOG.has(model) || patternOf(model) !== null;
+}
+
+/**
+ * A model under one of the stack's patterns: served when the key may use the pattern and the
+ * price catalog compiled into the Worker knows the id (pricing/catalog-match.ts).
+ */
+function patternModel(model: string, policy: Policy): string {
+  const pattern = patternOf(model);
+  if (pattern === null) throw new Error(`${model} is under no pattern`);
+  if (!policy.allowedPatterns.includes(pattern.pattern)) {
+    throw new HttpError(403, `This API key is not allowed to use the model '${model}'.`, {
+      param: "model",
+      code: "model_not_allowed",
+    });
+  }
+  if (catalogEntry(model, pattern) === null) {
+    throw new HttpError(
+      404,
+      `The model '${model}' does not exist here: it is under '${pattern.pattern}', but the price catalog this gateway was deployed with does not know it, so it cannot be priced.`,
+      { param: "model", code: "model_not_found" },
+    );
   }
   return model;
 }
@@ -95,6 +124,7 @@ export function resolveModel(requested: unknown, policy: Policy): string {
   }
   // the tenant's aliases (the user's over the org's) before the stack's
   const model = own(policy.aliases, requested) ?? own(ALIASES, requested) ?? requested;
+  if (!CATALOG.has(model) && patternOf(model) !== null) return patternModel(model, policy);
   if (!CATALOG.has(model)) {
     throw new HttpError(404, `The model '${requested}' does not exist.`, {
       param: "model",

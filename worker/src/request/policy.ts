@@ -3,7 +3,7 @@
 // default model, prices) live only in the script, so changing them rewrites no KV record.
 
 import type { COMPILED_KEY_STATUSES } from "../generated/contract";
-import { ALERTS, DEFAULT_MODEL, EMBEDDING_MODELS, MODELS } from "../generated/settings";
+import { ALERTS, DEFAULT_MODEL, EMBEDDING_MODELS, MODEL_PATTERNS, MODELS } from "../generated/settings";
 import type { Policy, Price } from "../protocol/policy";
 
 /** A key's own part of its shard record. */
@@ -46,6 +46,7 @@ export interface OrgPolicy {
 /** A policy's tenant routing when the tenant declared none (also wave 1's records, auth.ts). */
 export function undeclaredRouting(): Pick<
   Policy,
+  | "allowedPatterns"
   | "aliases"
   | "fallbacks"
   | "rateTier"
@@ -57,6 +58,7 @@ export function undeclaredRouting(): Pick<
   | "allowUnpriced"
 > {
   return {
+    allowedPatterns: [],
     aliases: {},
     fallbacks: {},
     rateTier: null,
@@ -84,6 +86,10 @@ function permits(list: readonly string[] | null, model: string): boolean {
 export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readonly string[] = MODELS): Policy {
   // Catalog ∩ org allow-list ∩ user allow-list, in catalog order.
   const allowedModels = catalog.filter((m) => permits(org.allowedModels, m) && permits(entry.allowedModels, m));
+  // the stack's model patterns, within the same allow-lists (which may name a pattern)
+  const allowedPatterns = MODEL_PATTERNS.map((p) => p.pattern).filter(
+    (p) => permits(org.allowedModels, p) && permits(entry.allowedModels, p),
+  );
   // Precedence: the user's default, the org's, the stack's (each only if this key may use it),
   // else the first chat model it may use.
   const chat = allowedModels.filter((m) => !EMBEDDING_MODELS.includes(m));
@@ -98,6 +104,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     failureMode: org.failureMode,
     fallbackDailyLimitMicros: org.fallbackDailyLimitMicros,
     allowedModels,
+    allowedPatterns,
     defaultModel: preferred ?? chat[0] ?? null,
     cacheTtl: org.cacheTtl,
     priceOverrides,
@@ -119,6 +126,6 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
   };
   // The version of what decides which model may answer: in the cache key, so an answer cached
   // under one allow-list or routing is never served under another (a limit change keeps the cache).
-  const routing = [policy.allowedModels, policy.defaultModel, policy.aliases, policy.fallbacks];
+  const routing = [policy.allowedModels, policy.allowedPatterns, policy.defaultModel, policy.aliases, policy.fallbacks];
   return { ...policy, version: fnv1a(JSON.stringify(routing)) };
 }
