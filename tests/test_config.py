@@ -749,3 +749,18 @@ def test_azure_and_bedrock_models_need_their_sections(tmp_path: Path) -> None:
     messages = [p.message for p in raised.value.problems]
     assert any("azure-openai models need routing.azureOpenai" in m for m in messages)
     assert any("aws-bedrock models need routing.awsBedrock" in m for m in messages)
+
+
+def test_a_byok_alias_names_a_provider_the_stack_uses(tmp_path: Path) -> None:
+    path = _providers_stack_edited(
+        tmp_path,
+        "    awsBedrock: {region: us-east-1}\n",
+        "    awsBedrock: {region: us-east-1}\n"
+        "    byokAliases: {anthropc: team, workers-ai: x, openai: prod}\n",
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_stack_file(path)
+    messages = {p.path: p.message for p in raised.value.problems}
+    assert "no provider 'anthropc'" in messages["routing.byokAliases.anthropc"]
+    assert "AI binding" in messages["routing.byokAliases.workers-ai"]
+    assert "routing.byokAliases.openai" not in messages

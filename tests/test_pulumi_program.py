@@ -718,3 +718,21 @@ def test_a_bedrock_credential_that_is_not_aws_keys_stops_the_deploy(
     with pytest.raises(ValueError, match="not AWS keys") as info:
         program()
     assert secret not in str(info.value)
+
+
+def test_a_byok_alias_beside_a_key_for_the_same_provider_stops_the_deploy(
+    mocks: RecordingMocks, tmp_path: Path
+) -> None:
+    def edit(settings: dict[str, Any]) -> None:
+        settings["routing"]["byokAliases"] = {"openai": "team-prod"}
+
+    path = edited_stack(tmp_path, "dev", edit)
+
+    @pulumi.runtime.test
+    def program():
+        return settled(run_program(mocks, "edited", path=path))
+
+    with pytest.raises(ValueError, match="byokAliases") as info:
+        program()
+    assert "openai" in str(info.value)
+    assert DEFAULT_SECRETS["providerApiKeys"]["openai"] not in str(info.value)

@@ -81,6 +81,14 @@ def script_bindings(
             f"routing.models or routing.embeddingModels uses (providers in use: {', '.join(providers)})"
         )
     _check_bedrock_credential(provider_api_keys.get(AWS_BEDROCK))
+    both = sorted(p for p in config.routing.byokAliases if provider_api_keys.get(p))
+    if both:
+        # AI Gateway refuses a stored key's request that also carries a provider key
+        raise ValueError(
+            f"routing.byokAliases names a stored key for {', '.join(both)}, which also has a key in "
+            "providerApiKeys: keep one (pulumi config rm --path 'providerApiKeys.<provider>', or "
+            "remove the alias)"
+        )
     bindings: list[dict[str, Any]] = [
         {"name": KV_BINDING, "type": "kv_namespace", "namespace_id": namespace_id},
         {"name": LEDGER_BINDING, "type": "durable_object_namespace", "class_name": LEDGER_CLASS},

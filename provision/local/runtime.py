@@ -57,13 +57,15 @@ class LocalSecrets:
     admin_api_key: str = field(default_factory=lambda: "adm_" + secrets.token_urlsafe(24))
     ai_gateway_token: str = field(default_factory=lambda: "aig_" + secrets.token_urlsafe(24))
     provider_api_keys: dict[str, str] = field(default_factory=dict)
+    # providers whose key is stored on the (emulated) gateway: no key in the Worker's secrets
+    byok_providers: frozenset[str] = frozenset()
     # signs budget alert webhooks (a test's receiver checks the signature with it)
     alert_webhook_secret: str = field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(24))
 
     def for_providers(self, providers: list[str]) -> LocalSecrets:
         for provider in providers:
-            if provider == WORKERS_AI:
-                continue  # called through the AI binding: no key
+            if provider == WORKERS_AI or provider in self.byok_providers:
+                continue  # the AI binding, or a key stored on the gateway: none in the Worker
             self.provider_api_keys.setdefault(provider, _local_key(provider))
         return self
 
@@ -93,7 +95,7 @@ def emulator_config(config: StackConfig, local: LocalSecrets) -> dict[str, Any]:
                 "cacheTtl": settings.cacheTtl,
                 "collectLogs": settings.collectLogs,
                 "rateLimit": settings.rateLimit.model_dump(),
-                "byokProviders": [],
+                "byokProviders": sorted(local.byok_providers),
             }
         },
         "providerKeys": dict(local.provider_api_keys),

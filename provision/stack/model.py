@@ -164,6 +164,15 @@ class Routing(_Strict):
     awsBedrock: AwsBedrock | None = Field(
         None, description="the region of the aws-bedrock models (required with one)"
     )
+    byokAliases: dict[
+        Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")],
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")],
+    ] = Field(
+        {},
+        description="provider → the name of the key stored on the gateway (BYOK) to use for it "
+        "(cf-aig-byok-alias); unset = the gateway's default key. Only for providers without a "
+        "key in providerApiKeys",
+    )
     customProviders: dict[
         Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$")], CustomProvider
     ] = Field(

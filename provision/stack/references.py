@@ -167,6 +167,17 @@ def check_references(view: View, source: str) -> list[Problem]:
                     "OpenAI-compatible one in routing.openaiCompatible)",
                 )
         _check_endpoints(routing, named, add)
+        for slug in routing.byokAliases:
+            if slug not in providers:
+                add(
+                    f"routing.byokAliases.{slug}",
+                    f"no provider '{slug}' (known: {', '.join(providers)})",
+                )
+            elif slug == WORKERS_AI:
+                add(
+                    f"routing.byokAliases.{slug}",
+                    "Workers AI runs through the AI binding: no stored key",
+                )
         for i, pattern in enumerate(routing.modelPatterns):
             where = f"routing.modelPatterns[{i}]"
             slug = pattern.split("/", 1)[0]

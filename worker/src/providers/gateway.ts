@@ -4,7 +4,7 @@
 // own key never goes upstream: headers are built here from the Worker's secrets only.
 
 import { PROVIDER_KEY_PREFIX } from "../generated/contract";
-import { RETRIES, UPSTREAM_TIMEOUT_MS } from "../generated/settings";
+import { BYOK_ALIASES, RETRIES, UPSTREAM_TIMEOUT_MS } from "../generated/settings";
 import { HttpError } from "../lib/errors";
 import { sha256Hex } from "../lib/hex";
 import { customCostHeader } from "../pricing/prices";
@@ -66,6 +66,9 @@ export async function gatewayHeaders(call: UpstreamCall, path: string, body: str
     ...auth,
   };
   if (call.env.AI_GATEWAY_TOKEN) headers["cf-aig-authorization"] = `Bearer ${call.env.AI_GATEWAY_TOKEN}`;
+  // a key stored on the gateway, by name, when the Worker holds none for the provider
+  const alias = Object.hasOwn(BYOK_ALIASES, call.provider) ? BYOK_ALIASES[call.provider] : undefined;
+  if (alias && !providerKey(call.env, call.provider)) headers["cf-aig-byok-alias"] = alias;
   const retries = retriesOf(call.model);
   if (retries) {
     headers["cf-aig-max-attempts"] = String(retries.maxAttempts);
