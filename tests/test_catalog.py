@@ -377,3 +377,13 @@ def test_a_pattern_must_name_a_provider_and_cover_a_priced_model(tmp_path: Path)
     assert "no provider 'nobody'" in messages["routing.modelPatterns[0]"]
     assert "no model under it" in messages["routing.modelPatterns[1]"]
     assert "openai/gpt-6*" in messages["tenants.users[1].allowedModels[1]"]
+
+
+def test_the_context_window_bounds_a_worst_case_only_where_it_is_safe():
+    from provision.stack.prices import context_window
+
+    pricing = Pricing()
+    assert context_window(pricing, "openai/gpt-4o-mini") == 128_000
+    # a long-context price: the catalog's window is the standard one, a beta goes past it
+    assert context_window(pricing, "anthropic/claude-sonnet-4-5") is None
+    assert context_window(pricing, "workers-ai/@cf/meta/llama-3.1-8b-instruct") is None

@@ -113,3 +113,33 @@ def test_a_pattern_outside_the_keys_allow_list_is_refused(gateway: LocalGateway)
     claude(gateway, "key_pat_narrow").messages.create(
         model="claude-sonnet-4-5", max_tokens=16, messages=[{"role": "user", "content": "x"}]
     )
+
+
+def test_a_large_prompts_worst_case_stops_at_the_models_context_window(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    """A ~400 KB prompt to gpt-4o-mini: the body alone bounds it at ~400,000 input tokens
+    ($0.06 at $0.15 per million, more than this user's $0.05), but the model takes at most
+    128,000 (the catalog's window), so the worst case admitted is that, and the request is served
+    and charged its real usage."""
+    text = "lorem ipsum dolor sit amet " * 15_000  # ~400 KB, ~100,000 tokens
+    body_bound_usd = Decimal(len(text)) * Decimal("0.15") / 1_000_000
+    assert body_bound_usd > Decimal("0.05"), "without the window the worst case would not fit"
+    before = ledger.user_row(ORG, "tight")
+    client = openai.OpenAI(
+        base_url=f"{gateway.worker_url}/v1", api_key=key("key_pat_tight"), max_retries=0
+    )
+    raw = client.chat.completions.with_raw_response.create(
+        model="openai/gpt-4o-mini",
+        messages=[{"role": "user", "content": text + " emulate:tokens=3"}],
+        max_tokens=16,
+    )
+    usage = raw.parse().usage
+    assert usage is not None and usage.prompt_tokens < 128_000
+    expected = cost_of(
+        gateway,
+        "openai/gpt-4o-mini",
+        {"prompt": usage.prompt_tokens, "completion": usage.completion_tokens},
+    )
+    assert micros(raw.headers["x-gateway-cost-usd"]) == expected
+    assert charged(ledger, "tight", before) == expected

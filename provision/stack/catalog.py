@@ -177,6 +177,8 @@ class PatternEntry:
     id: str
     match: dict[str, Any]
     price: Price
+    # the most input tokens it takes, when that bounds a worst case safely (no long-context price)
+    window: int | None = None
 
 
 def match_json(logic: Any) -> dict[str, Any]:
@@ -212,5 +214,6 @@ def pattern_entries(pattern: str, day: dt.date | None = None) -> list[PatternEnt
             active = _active_price(model, at)
             price = None if active is None else _price_of(active)[0]
             if price is not None:
-                out.append(PatternEntry(model.id, match_json(model.match), price))
+                window = None if price.longContext is not None else model.context_window
+                out.append(PatternEntry(model.id, match_json(model.match), price, window))
     return out

@@ -123,3 +123,24 @@ def price_table(config: StackConfig, day: dt.date | None = None) -> dict[str, di
         assert price is not None, "config validation guarantees a price"
         table[model] = compile_price(price)
     return table
+
+
+def context_window(pricing: Pricing, model: str) -> int | None:
+    """The most input tokens `model` takes, from the catalog, when it bounds a request's worst
+    case safely: not for a model with a long-context price (the catalog's window is then the
+    standard one, and a beta such as Anthropic's 1M context goes past it), nor one the catalog
+    does not know."""
+    entry = catalog_entry(model)
+    if entry is None or entry.context_window is None:
+        return None
+    price = model_price(pricing, model).price
+    long_priced = (price is not None and price.longContext is not None) or (
+        entry.price is not None and entry.price.longContext is not None
+    )
+    return None if long_priced else entry.context_window
+
+
+def context_windows(config: StackConfig) -> dict[str, int]:
+    """The chat models' context windows the Worker caps a request's worst-case input at."""
+    windows = {model: context_window(config.pricing, model) for model in config.routing.models}
+    return {model: window for model, window in windows.items() if window is not None}

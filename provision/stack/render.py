@@ -30,7 +30,7 @@ from provision.stack.compiler import service_tiers, tool_prices
 from provision.stack.config import StackConfig
 from provision.stack.contract import CUSTOM_PREFIX, rate_tier_binding
 from provision.stack.contract import template_values as contract_values
-from provision.stack.prices import compile_price, price_table
+from provision.stack.prices import compile_price, context_windows, price_table
 
 WORKER_DIR = Path(__file__).resolve().parents[2] / "worker"
 SRC_DIR = WORKER_DIR / "src"
@@ -97,7 +97,12 @@ def model_patterns(config: StackConfig) -> list[dict[str, Any]]:
             "pattern": pattern,
             "prefix": pattern.removesuffix("*"),
             "entries": [
-                {"id": entry.id, "match": entry.match, "price": compile_price(entry.price)}
+                {
+                    "id": entry.id,
+                    "match": entry.match,
+                    "price": compile_price(entry.price),
+                    "window": entry.window,
+                }
                 for entry in pattern_entries(pattern)
             ],
         }
@@ -109,6 +114,7 @@ def template_context(config: StackConfig) -> dict[str, Any]:
     return {
         "routing": config.routing.model_dump(mode="json"),
         "prices": price_table(config),
+        "context_windows": context_windows(config),
         "tool_prices": tool_prices(config),
         "service_tiers": service_tiers(config),
         "rate_tiers": rate_tiers(config),

@@ -15,13 +15,15 @@ const CLAUDE: ModelPattern = {
       id: "claude-opus-4-8",
       match: { or: [{ starts_with: "claude-opus-4-8" }, { starts_with: "claude-opus-4.8" }] },
       price: { ...PRICE, in: 5_000_000 },
+      window: 200_000,
     },
     {
       id: "claude-sonnet-5",
       match: { or: [{ equals: "claude-sonnet-5" }, { regex: "^claude-sonnet-5-\\d{8}$" }] },
       price: PRICE,
+      window: null,
     },
-    { id: "claude-v1", match: { and: [{ contains: "v1" }, { ends_with: "-v1" }] }, price: PRICE },
+    { id: "claude-v1", match: { and: [{ contains: "v1" }, { ends_with: "-v1" }] }, price: PRICE, window: null },
   ],
 };
 

@@ -36,7 +36,10 @@ export function patternOf(model: string, patterns: readonly ModelPattern[] = MOD
 }
 
 /** The catalog entry (id and price) a model id under `pattern` is, or null when it has none. */
-export function catalogEntry(model: string, pattern: ModelPattern): { id: string; price: Price } | null {
+export function catalogEntry(
+  model: string,
+  pattern: ModelPattern,
+): { id: string; price: Price; window: number | null } | null {
   const name = model.slice(model.indexOf("/") + 1).toLowerCase();
   return pattern.entries.find((entry) => matches(entry.match, name)) ?? null;
 }

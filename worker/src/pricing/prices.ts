@@ -1,7 +1,7 @@
 // Prices and cost. Prices are integer micro-dollars (µUSD) per million tokens, so
 // cost µUSD = tokens × price / 10^6, rounded up once per request: exact, and never under.
 
-import { PRICES } from "../generated/settings";
+import { CONTEXT_WINDOWS, PRICES } from "../generated/settings";
 import type { Policy, Price, TokenPrices } from "../protocol/policy";
 import { catalogEntry, patternOf } from "./catalog-match";
 
@@ -25,6 +25,14 @@ export function priceFor(model: string, policy: Policy): Price {
       : patternPrice(model);
   if (!price) throw new Error(`no price for ${model}: the catalog and its prices disagree`);
   return price;
+}
+
+/** The most input tokens a model takes, where the catalog says so safely (null: unbounded). */
+export function contextWindowOf(model: string): number | null {
+  if (Object.hasOwn(CONTEXT_WINDOWS, model)) return CONTEXT_WINDOWS[model] ?? null;
+  if (Object.hasOwn(PRICES, model)) return null;
+  const pattern = patternOf(model);
+  return (pattern && catalogEntry(model, pattern)?.window) ?? null;
 }
 
 /** The catalog's price of a model offered by pattern (routing.modelPatterns), or undefined. */

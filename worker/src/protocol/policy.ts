@@ -39,7 +39,7 @@ export interface ModelPattern {
   pattern: string;
   /** The part before `*`: a requested id must start with it. */
   prefix: string;
-  entries: readonly { id: string; match: MatchLogic; price: Price }[];
+  entries: readonly { id: string; match: MatchLogic; price: Price; window: number | null }[];
 }
 
 /** What every request path reads about the key's principal (worker/src/policy.ts). */

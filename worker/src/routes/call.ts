@@ -3,7 +3,7 @@
 import type { Context } from "hono";
 import type { Bound } from "../budget/outcome";
 import { NO_EXTRAS, type Requested, worstExtraMicros } from "../pricing/extras";
-import { priceFor, worstCaseMicros } from "../pricing/prices";
+import { contextWindowOf, priceFor, worstCaseMicros } from "../pricing/prices";
 import type { JsonBody } from "../protocol/bodies";
 import type { AppEnv } from "../protocol/env";
 import type { UpstreamCall } from "../providers";
@@ -61,7 +61,10 @@ export function boundOf(
   completionTokens: number,
   asked: Requested = NO_EXTRAS,
 ): Bound {
-  const prompt = promptTokens + asked.inputTokens;
+  // a provider refuses (unbilled) a prompt above its model's window: the prompt's bound stops
+  // there; what billed tools read in beyond the prompt comes on top
+  const window = contextWindowOf(call.model);
+  const prompt = (window === null ? promptTokens : Math.min(promptTokens, window)) + asked.inputTokens;
   const tokens = worstCaseMicros(prompt, completionTokens, call.price, asked.hourCache !== undefined);
   return { promptTokens: prompt, completionTokens, micros: tokens + worstExtraMicros(tokens, asked) };
 }
