@@ -28,3 +28,38 @@ export function chatChunks(envelope: () => { id: string; model: string }) {
     usage: (tokens: TokenUsage): string => event({ choices: [], usage: openaiUsage(tokens) }),
   };
 }
+
+/**
+ * A one-choice OpenAI chat completion, as a translating provider answers: `content` as given
+ * (null when only tool calls came), the tool calls when there are any, usage when reported.
+ */
+export function chatCompletion(answer: {
+  id: string;
+  model: string;
+  content: string | null;
+  toolCalls: readonly unknown[];
+  finish: string;
+  usage?: Record<string, unknown> | null;
+}): Record<string, unknown> {
+  const { id, model, content, toolCalls, finish, usage } = answer;
+  return {
+    id,
+    object: "chat.completion",
+    created: Math.floor(Date.now() / 1000),
+    model,
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: "assistant",
+          content,
+          refusal: null,
+          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
+        },
+        logprobs: null,
+        finish_reason: finish,
+      },
+    ],
+    ...(usage ? { usage } : {}),
+  };
+}

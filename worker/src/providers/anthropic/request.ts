@@ -4,7 +4,7 @@
 // Anthropic's, `response_format` becomes one forced tool whose input is the JSON answer.
 // What Anthropic cannot do (n > 1, logprobs) is a 400 naming the parameter, never dropped.
 
-import { HttpError } from "../../lib/errors";
+import { asObject, conversation, functionTools, invalid, type Json, type Speaker, toolCallOf } from "../chat-request";
 import type { ChatCall } from "../types";
 
 /** The tool a structured-output request is answered through (its input is the JSON answer). */
@@ -12,17 +12,7 @@ export const JSON_TOOL = "json_response";
 // Anthropic's thinking budgets for OpenAI's reasoning_effort (LiteLLM's constants).
 const THINKING_BUDGET: Record<string, number> = { low: 1024, medium: 2048, high: 4096 };
 
-type Block = Record<string, unknown>;
-type Turn = { role: "user" | "assistant"; content: Block[] };
-type Json = Record<string, unknown>;
-
-function invalid(param: string, message: string): HttpError {
-  return new HttpError(400, message, { param, code: "invalid_value" });
-}
-
-function asObject(value: unknown): Json | null {
-  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Json) : null;
-}
+type Block = Json;
 
 function withCache(block: Block, part: Json): Block {
   return part.cache_control ? { ...block, cache_control: part.cache_control } : block;
@@ -65,77 +55,31 @@ function text(content: unknown, where: string): Block[] {
 }
 
 function toolUse(raw: unknown, where: string): Block {
-  const call = asObject(raw) ?? {};
-  const fn = asObject(call.function) ?? {};
-  let input: unknown = {};
-  if (typeof fn.arguments === "string" && fn.arguments.trim() !== "") {
-    try {
-      input = JSON.parse(fn.arguments);
-    } catch {
-      throw invalid(`${where}.function.arguments`, `'${where}.function.arguments' is not valid JSON.`);
-    }
-  }
-  return { type: "tool_use", id: call.id, name: fn.name, input };
+  const { id, name, input } = toolCallOf(raw, where);
+  return { type: "tool_use", id, name, input };
 }
 
-/** Same-role turns in a row are one turn (Anthropic requires alternation; it merges them too). */
-function push(turns: Turn[], role: Turn["role"], content: Block[]): void {
-  if (content.length === 0) return;
-  const last = turns.at(-1);
-  if (last && last.role === role) last.content.push(...content);
-  else turns.push({ role, content });
-}
-
-function conversation(messages: readonly unknown[]): { system: Block[]; turns: Turn[] } {
-  const system: Block[] = [];
-  const turns: Turn[] = [];
-  messages.forEach((raw, i) => {
-    const where = `messages[${i}]`;
-    const message = asObject(raw);
-    if (!message) throw invalid(where, `'${where}' must be a message object.`);
-    switch (message.role) {
-      case "system":
-      case "developer":
-        system.push(...text(message.content, `${where}.content`));
-        break;
-      case "user":
-        push(turns, "user", blocks(message.content, `${where}.content`));
-        break;
-      case "assistant": {
-        const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
-        const content = [
-          ...text(message.content, `${where}.content`),
-          ...calls.map((c, j) => toolUse(c, `${where}.tool_calls[${j}]`)),
-        ];
-        push(turns, "assistant", content);
-        break;
-      }
-      case "tool": {
-        if (typeof message.tool_call_id !== "string") {
-          throw invalid(`${where}.tool_call_id`, `'${where}.tool_call_id' is required for a tool message.`);
-        }
-        const result = text(message.content, `${where}.content`);
-        push(turns, "user", [{ type: "tool_result", tool_use_id: message.tool_call_id, content: result }]);
-        break;
-      }
-      default:
-        throw invalid(`${where}.role`, `'${where}.role' must be system, developer, user, assistant or tool.`);
-    }
-  });
-  return { system, turns };
-}
+const SPEAKER: Speaker<Block> = {
+  system: text,
+  user: blocks,
+  assistant: (message, where) => {
+    const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+    return [
+      ...text(message.content, `${where}.content`),
+      ...calls.map((c, j) => toolUse(c, `${where}.tool_calls[${j}]`)),
+    ];
+  },
+  tool: (message, where) => [
+    { type: "tool_result", tool_use_id: message.tool_call_id, content: text(message.content, `${where}.content`) },
+  ],
+};
 
 function tools(body: Json): Block[] | undefined {
-  if (!Array.isArray(body.tools)) return undefined;
-  return body.tools.map((raw, i) => {
-    const tool = asObject(raw) ?? {};
-    const fn = asObject(tool.function);
-    if (tool.type !== "function" || !fn || typeof fn.name !== "string") {
-      throw invalid(`tools[${i}]`, `'tools[${i}]' must be {type: "function", function: {name, parameters}}.`);
-    }
-    const schema = asObject(fn.parameters) ?? { type: "object", properties: {} };
-    return { name: fn.name, ...(fn.description ? { description: fn.description } : {}), input_schema: schema };
-  });
+  return functionTools(body)?.map(({ name, description, parameters }) => ({
+    name,
+    ...(description ? { description } : {}),
+    input_schema: parameters ?? { type: "object", properties: {} },
+  }));
 }
 
 function toolChoice(choice: unknown, parallel: unknown): Block | undefined {
@@ -180,7 +124,7 @@ export function messagesRequest(call: ChatCall): Json {
   if (typeof body.n === "number" && body.n > 1)
     throw invalid("n", "'n' greater than 1 is not supported for Anthropic models.");
   if (body.logprobs === true) throw invalid("logprobs", "'logprobs' is not supported for Anthropic models.");
-  const { system, turns } = conversation(call.body.messages);
+  const { system, turns } = conversation(call.body.messages, SPEAKER);
   if (turns.length === 0) throw invalid("messages", "'messages' needs at least one user or assistant message.");
   const request: Json = {
     model: call.upstreamModel,

@@ -2,7 +2,7 @@
 // content, tool_use blocks the tool calls (or, for a structured-output request, the JSON
 // answer), stop_reason the finish_reason, and the usage every token kind.
 
-import { openaiUsage } from "../chat-shapes";
+import { chatCompletion, openaiUsage } from "../chat-shapes";
 import type { Answer } from "../types";
 import { messageOutput } from "./output";
 import { JSON_TOOL } from "./request";
@@ -58,20 +58,13 @@ export function completion(text: string, jsonAnswer: boolean): Answer {
         ? null
         : "";
   const usage = readUsage(message.usage);
-  const body = {
+  const body = chatCompletion({
     id: message.id ?? "",
-    object: "chat.completion",
-    created: Math.floor(Date.now() / 1000),
     model: message.model ?? "",
-    choices: [
-      {
-        index: 0,
-        message: { role: "assistant", content, refusal: null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) },
-        logprobs: null,
-        finish_reason: finishReason(message.stop_reason, jsonAnswer),
-      },
-    ],
-    ...(usage ? { usage: openaiUsage(usage) } : {}),
-  };
+    content,
+    toolCalls,
+    finish: finishReason(message.stop_reason, jsonAnswer),
+    usage: usage ? openaiUsage(usage) : null,
+  });
   return { text: JSON.stringify(body), said: messageOutput(message), usage, extras: readExtras(message.usage) };
 }

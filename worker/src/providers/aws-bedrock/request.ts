@@ -7,7 +7,7 @@
 // `cache_control` (as Anthropic's) is a `cachePoint` after it, its ttl kept. What Converse cannot
 // do (n > 1, logprobs, tool_choice none, an image URL) is a 400 naming the parameter.
 
-import { HttpError } from "../../lib/errors";
+import { asObject, conversation, functionTools, invalid, type Json, type Speaker, toolCallOf } from "../chat-request";
 import type { ChatCall } from "../types";
 
 /** The tool a structured-output request is answered through (its input is the JSON answer). */
@@ -19,17 +19,7 @@ const IMAGE_FORMATS: Record<string, string> = {
   "image/webp": "webp",
 };
 
-type Json = Record<string, unknown>;
 type Block = Json;
-type Turn = { role: "user" | "assistant"; content: Block[] };
-
-function invalid(param: string, message: string): HttpError {
-  return new HttpError(400, message, { param, code: "invalid_value" });
-}
-
-function asObject(value: unknown): Json | null {
-  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Json) : null;
-}
 
 /** A cachePoint after a part marked for caching (`cache_control: {type: "ephemeral"[, ttl]}`). */
 function cachePoint(part: Json): Block[] {
@@ -74,20 +64,11 @@ function texts(content: unknown, where: string): Block[] {
 }
 
 function toolUse(raw: unknown, where: string): Block {
-  const call = asObject(raw) ?? {};
-  const fn = asObject(call.function) ?? {};
-  if (typeof call.id !== "string" || typeof fn.name !== "string") {
+  const { id, name, input } = toolCallOf(raw, where);
+  if (typeof id !== "string" || typeof name !== "string") {
     throw invalid(where, `'${where}' needs an id and a function name.`);
   }
-  let input: unknown = {};
-  if (typeof fn.arguments === "string" && fn.arguments.trim() !== "") {
-    try {
-      input = JSON.parse(fn.arguments);
-    } catch {
-      throw invalid(`${where}.function.arguments`, `'${where}.function.arguments' is not valid JSON.`);
-    }
-  }
-  return { toolUse: { toolUseId: call.id, name: fn.name, input: asObject(input) ?? { value: input } } };
+  return { toolUse: { toolUseId: id, name, input: asObject(input) ?? { value: input } } };
 }
 
 /** A tool message's content → the result: a JSON object as json, else its text. */
@@ -105,65 +86,27 @@ function toolResult(id: string, content: unknown, where: string): Block {
   return { toolResult: { toolUseId: id, content: [result] } };
 }
 
-function push(turns: Turn[], role: Turn["role"], content: Block[]): void {
-  if (content.length === 0) return;
-  const last = turns.at(-1);
-  if (last && last.role === role) last.content.push(...content);
-  else turns.push({ role, content });
-}
-
-function conversation(messages: readonly unknown[]): { system: Block[]; turns: Turn[] } {
-  const system: Block[] = [];
-  const turns: Turn[] = [];
-  messages.forEach((raw, i) => {
-    const where = `messages[${i}]`;
-    const message = asObject(raw);
-    if (!message) throw invalid(where, `'${where}' must be a message object.`);
-    switch (message.role) {
-      case "system":
-      case "developer":
-        system.push(...texts(message.content, `${where}.content`));
-        break;
-      case "user":
-        push(turns, "user", blocks(message.content, `${where}.content`));
-        break;
-      case "assistant": {
-        const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
-        push(turns, "assistant", [
-          ...texts(message.content, `${where}.content`),
-          ...calls.map((c, j) => toolUse(c, `${where}.tool_calls[${j}]`)),
-        ]);
-        break;
-      }
-      case "tool":
-        if (typeof message.tool_call_id !== "string") {
-          throw invalid(`${where}.tool_call_id`, `'${where}.tool_call_id' is required for a tool message.`);
-        }
-        push(turns, "user", [toolResult(message.tool_call_id, message.content, `${where}.content`)]);
-        break;
-      default:
-        throw invalid(`${where}.role`, `'${where}.role' must be system, developer, user, assistant or tool.`);
-    }
-  });
-  return { system, turns };
-}
+const SPEAKER: Speaker<Block> = {
+  system: texts,
+  user: blocks,
+  assistant: (message, where) => {
+    const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+    return [
+      ...texts(message.content, `${where}.content`),
+      ...calls.map((c, j) => toolUse(c, `${where}.tool_calls[${j}]`)),
+    ];
+  },
+  tool: (message, where) => [toolResult(message.tool_call_id, message.content, `${where}.content`)],
+};
 
 function toolSpecs(body: Json): Block[] {
-  if (!Array.isArray(body.tools)) return [];
-  return body.tools.map((raw, i) => {
-    const fn = asObject(asObject(raw)?.function);
-    if (asObject(raw)?.type !== "function" || !fn || typeof fn.name !== "string") {
-      throw invalid(`tools[${i}]`, `'tools[${i}]' must be {type: "function", function: {name, parameters}}.`);
-    }
-    const schema = asObject(fn.parameters) ?? { type: "object", properties: {} };
-    return {
-      toolSpec: {
-        name: fn.name,
-        ...(typeof fn.description === "string" ? { description: fn.description } : {}),
-        inputSchema: { json: schema },
-      },
-    };
-  });
+  return (functionTools(body) ?? []).map(({ name, description, parameters }) => ({
+    toolSpec: {
+      name,
+      ...(description ? { description } : {}),
+      inputSchema: { json: parameters ?? { type: "object", properties: {} } },
+    },
+  }));
 }
 
 function toolChoice(choice: unknown): Block | undefined {
@@ -204,7 +147,7 @@ export function converseRequest(call: ChatCall): Json {
   if (typeof body.n === "number" && body.n > 1)
     throw invalid("n", "'n' greater than 1 is not supported for Bedrock models.");
   if (body.logprobs === true) throw invalid("logprobs", "'logprobs' is not supported for Bedrock models.");
-  const { system, turns } = conversation(call.body.messages);
+  const { system, turns } = conversation(call.body.messages, SPEAKER);
   if (turns.length === 0) throw invalid("messages", "'messages' needs at least one user or assistant message.");
   const inference: Json = { maxTokens: call.body.max_completion_tokens ?? call.body.max_tokens ?? call.maxTokens };
   if (typeof body.temperature === "number") inference.temperature = body.temperature;

@@ -3,7 +3,7 @@
 // finish_reason, and the usage every token kind. Reasoning blocks have no OpenAI field; they
 // are output all the same (counted in outputTokens).
 
-import { openaiUsage } from "../chat-shapes";
+import { chatCompletion, openaiUsage } from "../chat-shapes";
 import type { Answer } from "../types";
 import { JSON_TOOL } from "./request";
 import { type BedrockUsage, readUsage } from "./usage";
@@ -67,25 +67,13 @@ export function completion(text: string, model: string, jsonAnswer: boolean): An
         ? null
         : "";
   const usage = readUsage(answer.usage);
-  const body = {
+  const body = chatCompletion({
     id: `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`,
-    object: "chat.completion",
-    created: Math.floor(Date.now() / 1000),
     model,
-    choices: [
-      {
-        index: 0,
-        message: {
-          role: "assistant",
-          content,
-          refusal: null,
-          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
-        },
-        logprobs: null,
-        finish_reason: finishReason(answer.stopReason, jsonAnswer),
-      },
-    ],
-    ...(usage ? { usage: openaiUsage(usage) } : {}),
-  };
+    content,
+    toolCalls,
+    finish: finishReason(answer.stopReason, jsonAnswer),
+    usage: usage ? openaiUsage(usage) : null,
+  });
   return { text: JSON.stringify(body), said: blocks.map(blockOutput).join(""), usage };
 }

@@ -10,7 +10,7 @@
 // whose calls come back without it. OpenAI's format has no place for it, so the call's id
 // carries it (`<id>__thought__<signature>`, as LiteLLM does) and this turns it back.
 
-import { HttpError } from "../../lib/errors";
+import { asObject, conversation, functionTools, invalid, type Json, type Speaker, toolCallOf } from "../chat-request";
 import type { ChatCall } from "../types";
 
 export const THOUGHT_SEPARATOR = "__thought__";
@@ -18,17 +18,7 @@ export const THOUGHT_SEPARATOR = "__thought__";
 const THINKING_BUDGET: Record<string, number> = { none: 0, minimal: 512, low: 1024, medium: 8192, high: 24576 };
 const THINKING_LEVEL: Record<string, string> = { minimal: "MINIMAL", low: "LOW", medium: "MEDIUM", high: "HIGH" };
 
-type Json = Record<string, unknown>;
 type Part = Json;
-type Content = { role: "user" | "model"; parts: Part[] };
-
-function invalid(param: string, message: string): HttpError {
-  return new HttpError(400, message, { param, code: "invalid_value" });
-}
-
-function asObject(value: unknown): Json | null {
-  return value !== null && typeof value === "object" && !Array.isArray(value) ? (value as Json) : null;
-}
 
 /** A tool call id as the client got it → the call's own id and its thought signature. */
 export function splitCallId(id: string): { id: string; signature: string | null } {
@@ -76,21 +66,12 @@ function texts(content: unknown, where: string): Part[] {
 }
 
 function functionCall(raw: unknown, where: string, names: Map<string, string>): Part {
-  const call = asObject(raw) ?? {};
-  const fn = asObject(call.function) ?? {};
-  if (typeof fn.name !== "string") throw invalid(`${where}.function.name`, `'${where}.function.name' is required.`);
-  let args: unknown = {};
-  if (typeof fn.arguments === "string" && fn.arguments.trim() !== "") {
-    try {
-      args = JSON.parse(fn.arguments);
-    } catch {
-      throw invalid(`${where}.function.arguments`, `'${where}.function.arguments' is not valid JSON.`);
-    }
-  }
+  const call = toolCallOf(raw, where);
+  if (typeof call.name !== "string") throw invalid(`${where}.function.name`, `'${where}.function.name' is required.`);
   const { id, signature } = splitCallId(typeof call.id === "string" ? call.id : "");
-  if (typeof call.id === "string") names.set(call.id, fn.name);
+  if (typeof call.id === "string") names.set(call.id, call.name);
   const part: Part = {
-    functionCall: { name: fn.name, args: asObject(args) ?? { value: args }, ...(id ? { id } : {}) },
+    functionCall: { name: call.name, args: asObject(call.input) ?? { value: call.input }, ...(id ? { id } : {}) },
   };
   return signature ? { ...part, thoughtSignature: signature } : part;
 }
@@ -110,75 +91,42 @@ function functionResponse(content: unknown, where: string): Json {
   return { content: text };
 }
 
-/** Same-role turns in a row are one turn. */
-function push(turns: Content[], role: Content["role"], content: Part[]): void {
-  if (content.length === 0) return;
-  const last = turns.at(-1);
-  if (last && last.role === role) last.parts.push(...content);
-  else turns.push({ role, parts: content });
-}
-
-function conversation(messages: readonly unknown[]): { system: Part[]; turns: Content[] } {
-  const system: Part[] = [];
-  const turns: Content[] = [];
-  const names = new Map<string, string>(); // tool call id → function name (functionResponse needs it)
-  messages.forEach((raw, i) => {
-    const where = `messages[${i}]`;
-    const message = asObject(raw);
-    if (!message) throw invalid(where, `'${where}' must be a message object.`);
-    switch (message.role) {
-      case "system":
-      case "developer":
-        system.push(...texts(message.content, `${where}.content`));
-        break;
-      case "user":
-        push(turns, "user", parts(message.content, `${where}.content`));
-        break;
-      case "assistant": {
-        const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
-        push(turns, "model", [
-          ...texts(message.content, `${where}.content`),
-          ...calls.map((c, j) => functionCall(c, `${where}.tool_calls[${j}]`, names)),
-        ]);
-        break;
+/** How Gemini writes a conversation; a tool's response needs its call's function name. */
+function geminiSpeaker(): Speaker<Part> {
+  const names = new Map<string, string>(); // tool call id → function name
+  return {
+    system: texts,
+    user: parts,
+    assistant: (message, where) => {
+      const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+      return [
+        ...texts(message.content, `${where}.content`),
+        ...calls.map((c, j) => functionCall(c, `${where}.tool_calls[${j}]`, names)),
+      ];
+    },
+    tool: (message, where) => {
+      const name = names.get(message.tool_call_id);
+      if (name === undefined) {
+        throw invalid(
+          `${where}.tool_call_id`,
+          `'${where}.tool_call_id' names no tool call of an earlier assistant message.`,
+        );
       }
-      case "tool": {
-        if (typeof message.tool_call_id !== "string") {
-          throw invalid(`${where}.tool_call_id`, `'${where}.tool_call_id' is required for a tool message.`);
-        }
-        const name = names.get(message.tool_call_id);
-        if (name === undefined) {
-          throw invalid(
-            `${where}.tool_call_id`,
-            `'${where}.tool_call_id' names no tool call of an earlier assistant message.`,
-          );
-        }
-        const { id } = splitCallId(message.tool_call_id);
-        const response = functionResponse(message.content, `${where}.content`);
-        push(turns, "user", [{ functionResponse: { name, response, ...(id ? { id } : {}) } }]);
-        break;
-      }
-      default:
-        throw invalid(`${where}.role`, `'${where}.role' must be system, developer, user, assistant or tool.`);
-    }
-  });
-  return { system, turns };
+      const { id } = splitCallId(message.tool_call_id);
+      const response = functionResponse(message.content, `${where}.content`);
+      return [{ functionResponse: { name, response, ...(id ? { id } : {}) } }];
+    },
+  };
 }
 
 function tools(body: Json): Json[] | undefined {
-  if (!Array.isArray(body.tools)) return undefined;
-  const declarations = body.tools.map((raw, i) => {
-    const tool = asObject(raw) ?? {};
-    const fn = asObject(tool.function);
-    if (tool.type !== "function" || !fn || typeof fn.name !== "string") {
-      throw invalid(`tools[${i}]`, `'tools[${i}]' must be {type: "function", function: {name, parameters}}.`);
-    }
-    return {
-      name: fn.name,
-      ...(typeof fn.description === "string" ? { description: fn.description } : {}),
-      ...(asObject(fn.parameters) ? { parametersJsonSchema: fn.parameters } : {}),
-    };
-  });
+  const declared = functionTools(body);
+  if (declared === undefined) return undefined;
+  const declarations = declared.map(({ name, description, parameters }) => ({
+    name,
+    ...(description ? { description } : {}),
+    ...(parameters ? { parametersJsonSchema: parameters } : {}),
+  }));
   return declarations.length > 0 ? [{ functionDeclarations: declarations }] : undefined;
 }
 
@@ -228,7 +176,9 @@ export function generateContentRequest(call: ChatCall): Json {
   if (typeof body.n === "number" && body.n > 1)
     throw invalid("n", "'n' greater than 1 is not supported for Gemini models.");
   if (body.logprobs === true) throw invalid("logprobs", "'logprobs' is not supported for Gemini models.");
-  const { system, turns } = conversation(call.body.messages);
+  const walked = conversation(call.body.messages, geminiSpeaker());
+  const system = walked.system;
+  const turns = walked.turns.map((t) => ({ role: t.role === "assistant" ? "model" : "user", parts: t.content }));
   if (turns.length === 0) throw invalid("messages", "'messages' needs at least one user or assistant message.");
   const generation: Json = {
     maxOutputTokens: call.body.max_completion_tokens ?? call.body.max_tokens ?? call.maxTokens,

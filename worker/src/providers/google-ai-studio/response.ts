@@ -4,6 +4,7 @@
 // token kind. A prompt Gemini blocked (no candidate, promptFeedback.blockReason) is a
 // content_filter answer with no content, as OpenAI reports a filtered one.
 
+import { chatCompletion } from "../chat-shapes";
 import type { Answer } from "../types";
 import { type Candidate, type Part, partsOf, partsOutput } from "./output";
 import { joinCallId } from "./request";
@@ -68,27 +69,13 @@ export function completion(text: string): Answer {
   const blocked = response.promptFeedback?.blockReason !== undefined && !response.candidates?.length;
   const content = visibleText(parts);
   const usage = readUsage(response.usageMetadata);
-  const body = {
+  const body = chatCompletion({
     id: `chatcmpl-${responseId}`,
-    object: "chat.completion",
-    created: Math.floor(Date.now() / 1000),
     model: response.modelVersion ?? "",
-    choices: [
-      {
-        index: 0,
-        message: {
-          role: "assistant",
-          content: content === "" && calls.length > 0 ? null : content,
-          refusal: null,
-          ...(calls.length ? { tool_calls: calls } : {}),
-        },
-        logprobs: null,
-        finish_reason: blocked
-          ? "content_filter"
-          : finishReason(response.candidates?.[0]?.finishReason, calls.length > 0),
-      },
-    ],
-    ...(usage ? { usage: openaiUsage(usage, response.usageMetadata) } : {}),
-  };
+    content: content === "" && calls.length > 0 ? null : content,
+    toolCalls: calls,
+    finish: blocked ? "content_filter" : finishReason(response.candidates?.[0]?.finishReason, calls.length > 0),
+    usage: usage ? openaiUsage(usage, response.usageMetadata) : null,
+  });
   return { text: JSON.stringify(body), said: partsOutput(parts), usage };
 }

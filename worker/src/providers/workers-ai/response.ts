@@ -3,6 +3,7 @@
 // ids) the tool calls, `usage` the usage. Models that already answer in OpenAI's shape
 // (`choices`) pass through as they came.
 
+import { chatCompletion } from "../chat-shapes";
 import { chatOutput } from "../openai/output";
 import type { Answer } from "../types";
 import { openaiUsage, readUsage } from "./usage";
@@ -60,25 +61,13 @@ export function completion(raw: string, { requestId, model }: { requestId: strin
     openaiToolCall(call, i, requestId),
   );
   const content = contentOf(output.response);
-  const body = {
+  const body = chatCompletion({
     id: `chatcmpl-${requestId}`,
-    object: "chat.completion",
-    created: Math.floor(Date.now() / 1000),
     model,
-    choices: [
-      {
-        index: 0,
-        message: {
-          role: "assistant",
-          content: content === "" && toolCalls.length > 0 ? null : content,
-          refusal: null,
-          ...(toolCalls.length > 0 ? { tool_calls: toolCalls } : {}),
-        },
-        logprobs: null,
-        finish_reason: toolCalls.length > 0 ? "tool_calls" : "stop",
-      },
-    ],
-    ...(usage ? { usage: openaiUsage(usage) } : {}),
-  };
+    content: content === "" && toolCalls.length > 0 ? null : content,
+    toolCalls,
+    finish: toolCalls.length > 0 ? "tool_calls" : "stop",
+    usage: usage ? openaiUsage(usage) : null,
+  });
   return { text: JSON.stringify(body), said: outputOf(output), usage };
 }
