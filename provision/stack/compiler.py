@@ -105,6 +105,7 @@ def org_policy(org: Organization) -> dict[str, Any]:
             logPrompts=org.logPrompts or None,
             allowUnpriced=org.allowUnpriced or None,
             shareStoredResponses=org.shareStoredResponses or None,
+            shareOrgUsage=org.shareOrgUsage or None,
         ),
     }
 

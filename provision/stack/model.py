@@ -420,6 +420,11 @@ class Organization(_Strict):
         description="let this org's users continue each other's stored Responses "
         "(previous_response_id); off: only the user who created one",
     )
+    shareOrgUsage: bool = Field(
+        False,
+        description="let this org's keys read the org's month (spent, budget, remaining) on "
+        "GET /v1/usage; off: each key reads its own user's only",
+    )
 
 
 class Tenants(_Strict):

@@ -17,6 +17,7 @@ import { getModel, listModels } from "./request/models";
 import { route } from "./request/routing";
 import { registerModelRoutes } from "./routes";
 import { retrieveResponse } from "./routes/responses";
+import { usage } from "./routes/usage";
 import { faultOf, isolateOf, registerTestRoutes } from "./testhooks";
 
 // the ledger's alarm looks at background runs through the provider (the ledger imports no provider)
@@ -66,6 +67,7 @@ registerModelRoutes(app, withPrincipal);
 for (const path of ["/v1/responses/:id", "/openai/responses/:id"]) {
   route(app, path, { GET: [withPrincipal, retrieveResponse] });
 }
+route(app, "/v1/usage", { GET: [withPrincipal, usage] });
 route(app, "/v1/models", { GET: [withPrincipal, (c) => jsonResponse(listModels(c.get("principal").policy))] });
 route(app, "/v1/models/:id{.+}", {
   GET: [withPrincipal, (c) => jsonResponse(getModel(c.req.param("id") ?? "", c.get("principal").policy))],

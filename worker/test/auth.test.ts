@@ -140,6 +140,7 @@ describe("authenticate", () => {
       logPrompts: false,
       shareStoredResponses: false,
       allowUnpriced: false,
+      shareOrgUsage: false,
       version: "legacy",
     };
     assert.deepEqual([principal.keyId, principal.policy], ["old", { ...LEGACY_POLICY, ...routing }]);

@@ -91,7 +91,7 @@ function refusal(principal: Principal, result: AdmitResult, amount: number, mont
     429,
     `You exceeded the ${noun} of ${who}: ${usd(used)} of ${usd(limit)} used` +
       (reserved ? ` (${usd(reserved)} held by requests in progress)` : "") +
-      `, and this request may cost up to ${usd(amount)}. It resets at ${resetsAt}.`,
+      `, and this request may cost up to ${usd(amount)}. It resets at ${resetsAt}; GET /v1/usage shows this key's figures.`,
     {
       type: "insufficient_quota",
       code: "insufficient_quota",

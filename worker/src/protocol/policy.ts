@@ -51,6 +51,8 @@ export interface Policy {
   allowedModels: string[];
   /** The stack's model patterns this key may use (routing.modelPatterns within its allow-lists). */
   allowedPatterns: string[];
+  /** Whether this org's keys may read the org's month on GET /v1/usage. */
+  shareOrgUsage: boolean;
   defaultModel: string | null;
   cacheTtl: number;
   priceOverrides: Record<string, Price>;

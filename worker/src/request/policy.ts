@@ -41,6 +41,7 @@ export interface OrgPolicy {
   logPrompts?: boolean;
   shareStoredResponses?: boolean;
   allowUnpriced?: boolean;
+  shareOrgUsage?: boolean;
 }
 
 /** A policy's tenant routing when the tenant declared none (also wave 1's records, auth.ts). */
@@ -56,6 +57,7 @@ export function undeclaredRouting(): Pick<
   | "logPrompts"
   | "shareStoredResponses"
   | "allowUnpriced"
+  | "shareOrgUsage"
 > {
   return {
     allowedPatterns: [],
@@ -68,6 +70,7 @@ export function undeclaredRouting(): Pick<
     logPrompts: false,
     shareStoredResponses: false,
     allowUnpriced: false,
+    shareOrgUsage: false,
   };
 }
 
@@ -116,6 +119,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     logPrompts: org.logPrompts === true,
     shareStoredResponses: org.shareStoredResponses === true,
     allowUnpriced: org.allowUnpriced === true,
+    shareOrgUsage: org.shareOrgUsage === true,
     // budget alert thresholds (% of the month): the user's, the org's, the stack's; none without a webhook
     alerts: ALERTS
       ? {
