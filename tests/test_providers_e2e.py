@@ -539,3 +539,42 @@ def test_an_upstream_rate_limit_is_a_429_in_openais_shape_and_costs_nothing(
     assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
     assert response.headers["x-request-id"]
     assert ledger.user_row(ORG, case.user)["usedMicros"] == before["usedMicros"]
+
+
+def test_google_genai_reaches_a_vertex_model_through_geminis_own_route(
+    providers: LocalGateway, upstream: Emulator, ledger: WorkerTestHooks
+):
+    """The google-genai SDK unchanged, naming a Vertex model by its alias: Vertex AI's path and
+    credential upstream, Gemini's answer back, priced as the Vertex model; countTokens too."""
+    from google import genai
+    from google.genai import types as genai_types
+
+    client = genai.Client(
+        api_key=key("key_pvx_main"),
+        http_options=genai_types.HttpOptions(base_url=providers.worker_url, api_version="v1beta"),
+    )
+    before = ledger.user_row(ORG, "pvx")
+    answer = client.models.generate_content(
+        model="gemini-2.5-pro-vertex", contents="Hello from Vertex emulate:tokens=5"
+    )
+    assert answer.text is not None and len(answer.text.split()) == 5
+    usage = answer.usage_metadata
+    assert usage is not None
+    expected = cost_of(
+        providers,
+        "google-vertex-ai/gemini-2.5-pro",
+        {
+            "prompt": usage.prompt_token_count or 0,
+            "completion": (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0),
+        },
+    )
+    row = settled_row(ledger, "pvx", before["requests"] + 1)
+    assert row["usedMicros"] - before["usedMicros"] == expected
+    logged = [e for e in upstream.requests(userId="pvx") if e["path"].endswith(":generateContent")][
+        -1
+    ]
+    assert "/google-vertex-ai/v1/projects/gateway-tests-1/locations/us-central1/" in logged["path"]
+    secret = providers.secrets.provider_api_keys["google-vertex-ai"]
+    assert logged["headers"]["authorization"] == f"Bearer {secret}"
+    counted = client.models.count_tokens(model="gemini-2.5-pro-vertex", contents="How long?")
+    assert (counted.total_tokens or 0) > 0

@@ -1,6 +1,6 @@
 // Gemini's own API (`/v1beta/models/{model}:{method}`, `/v1/…`, `/google-ai-studio/…`) for Gemini
 // clients (google-genai, the Gemini CLI), passed through to AI Gateway's google-ai-studio
-// endpoint on the one policy path: generateContent, streamGenerateContent (as SSE), and
+// endpoint (or Vertex AI's, for a google-vertex-ai model an alias names) on the one policy path: generateContent, streamGenerateContent (as SSE), and
 // countTokens, which Google does not charge (authorised and logged, never metered).
 //
 // What the gateway reads: the model (the path), the output cap (generationConfig.maxOutputTokens,
@@ -13,7 +13,7 @@ import { MAX_OUTPUT_TOKENS } from "../generated/settings";
 import { HttpError } from "../lib/errors";
 import { estimateInputTokens, inputTokensBound } from "../pricing/estimate";
 import type { AppEnv } from "../protocol/env";
-import { postToGateway } from "../providers";
+import { postToGateway, type UpstreamCall } from "../providers";
 import {
   authHeaders,
   GEMINI_METHODS,
@@ -23,6 +23,7 @@ import {
   meterGeminiStream,
   nativePath,
 } from "../providers/google-ai-studio";
+import { PROVIDER as VERTEX, vertexAuthHeaders, vertexNativePath } from "../providers/google-vertex-ai";
 import { attemptsFor, type Route, resolveRouteModel } from "../request/models";
 import { type Exchange, serve } from "../request/serve";
 import { boundOf, requestBody, upstreamCall } from "./call";
@@ -114,6 +115,15 @@ function capped(body: Json): { payload: Json; maxOutput: number } {
   };
 }
 
+/** Where a Gemini model's method is: Google AI Studio's path, or Vertex AI's for its models. */
+function pathOf(provider: string, model: string, method: GeminiMethod): string {
+  return provider === VERTEX ? vertexNativePath(model, method) : nativePath(model, method);
+}
+
+function authOf(call: UpstreamCall): Record<string, string> {
+  return call.provider === VERTEX ? vertexAuthHeaders(call) : authHeaders(call);
+}
+
 export async function gemini(c: Context<AppEnv>, route: Route): Promise<Response> {
   const { model: asked, method } = target(c.req.param("call") ?? "");
   if (method === "streamGenerateContent" && c.req.query("alt") !== "sse") {
@@ -141,7 +151,7 @@ export async function gemini(c: Context<AppEnv>, route: Route): Promise<Response
       bound: boundOf(call, promptTokens, maxOutput),
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
-      send: () => postToGateway(call, nativePath(call.upstreamModel, method), payload, authHeaders(call)),
+      send: () => postToGateway(call, pathOf(call.provider, call.upstreamModel, method), payload, authOf(call)),
       error: geminiPassthroughError,
       answer: geminiAnswer,
       stream: (upstream) => meterGeminiStream(upstream, call.signal),
@@ -157,7 +167,7 @@ async function countTokens(c: Context<AppEnv>, model: string, body: Json): Promi
     bound: boundOf(call, 0, 0),
     estimatedPromptTokens: 0,
     metered: false,
-    send: () => postToGateway(call, nativePath(call.upstreamModel, "countTokens"), body, authHeaders(call)),
+    send: () => postToGateway(call, pathOf(call.provider, call.upstreamModel, "countTokens"), body, authOf(call)),
     error: geminiPassthroughError,
     answer: (raw) => ({ text: raw, said: "", usage: null }),
     stream: meterGeminiStream,

@@ -21,7 +21,14 @@ export function generatePath(model: string, stream: boolean): string {
   return `${PROVIDER}/v1/projects/${project}/locations/${region}/publishers/google/models/${encodeURIComponent(model)}:${method}`;
 }
 
-export function authHeaders(call: UpstreamCall): Record<string, string> {
+/** The path of a model's method of Gemini's own API (generateContent, its SSE stream,
+ * countTokens) under the gateway, for Gemini's own route. */
+export function nativePath(model: string, method: "generateContent" | "streamGenerateContent" | "countTokens"): string {
+  if (method === "countTokens") return generatePath(model, false).replace(/:generateContent$/, ":countTokens");
+  return generatePath(model, method === "streamGenerateContent");
+}
+
+export function authHeaders(call: Pick<UpstreamCall, "env" | "provider">): Record<string, string> {
   const key = providerKey(call.env, call.provider);
   return key ? { authorization: `Bearer ${key}` } : {};
 }

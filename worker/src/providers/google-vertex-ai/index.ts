@@ -6,3 +6,6 @@ import type { ChatProvider } from "../types";
 import { authHeaders, generatePath } from "./endpoint";
 
 export const googleVertexAi: ChatProvider = geminiWire(generatePath, authHeaders);
+
+// What Gemini's own route uses for a Vertex model: its path and its credential.
+export { authHeaders as vertexAuthHeaders, nativePath as vertexNativePath, PROVIDER } from "./endpoint";
