@@ -62,7 +62,8 @@ NATIVE_PROVIDERS = (
 EMBEDDING_PROVIDERS = ("openai", WORKERS_AI, AZURE_OPENAI)
 # Models that speak another provider's wire, so that provider's routes serve them too: Azure's
 # (OpenAI's Responses API and embeddings), Claude on Bedrock (Anthropic's Messages API, through
-# InvokeModel), Gemini on Vertex AI (Gemini's own API, for the Gemini CLI and google-genai). Each: the provider, a pattern its model names match, and the wire.
+# InvokeModel), Gemini on Vertex AI (Gemini's own API, for the Gemini CLI and google-genai).
+# Each: the provider, a pattern its model names match, and the wire.
 MODEL_WIRES: tuple[dict[str, str], ...] = (
     {"provider": AZURE_OPENAI, "match": "", "wire": "openai"},
     {"provider": AWS_BEDROCK, "match": r"(^|\.)anthropic\.claude-", "wire": "anthropic"},
