@@ -387,3 +387,20 @@ def test_the_context_window_bounds_a_worst_case_only_where_it_is_safe():
     # a long-context price: the catalog's window is the standard one, a beta goes past it
     assert context_window(pricing, "anthropic/claude-sonnet-4-5") is None
     assert context_window(pricing, "workers-ai/@cf/meta/llama-3.1-8b-instruct") is None
+
+
+def test_provision_models_lists_each_pattern_with_the_catalogs_models_under_it(
+    capsys: pytest.CaptureFixture[str],
+):
+    stack = str(ROOT / "tests/fixtures/Pulumi.patterns.yaml")
+    assert main(["models", "--stack", stack, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    patterns = {p["pattern"]: p["models"] for p in shown["patterns"]}
+    assert set(patterns) == {"anthropic/claude-*", "openai/gpt-5*"}
+    claude = {m["id"]: m for m in patterns["anthropic/claude-*"]}
+    assert claude["claude-haiku-4-5"]["contextWindow"] == 200_000
+    assert claude["claude-haiku-4-5"]["price"]["inputPerMTok"] == "1.000000"
+    assert claude["claude-sonnet-4-5"]["contextWindow"] is None, "a long-context price: no cap"
+    assert main(["models", "--stack", stack]) == 0
+    table = capsys.readouterr().out
+    assert f"anthropic/claude-*: {len(claude)} catalog models" in table

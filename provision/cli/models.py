@@ -2,6 +2,7 @@
 price comes from (the stack's pricing.models, the catalog, or pricing.default), with the
 catalog's own price beside a stack price that differs from it, and the context window.
 
+Model patterns (routing.modelPatterns) are listed with the catalog's models under each.
 USD per million tokens; `long` is the price of every token of a request whose input is above
 the size it names. `--json` prints the same as one object, prices as decimal strings.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from provision.cli.admin_views import table
 from provision.errors import ProvisionError
-from provision.stack.catalog import catalog_version
+from provision.stack.catalog import catalog_version, pattern_entries
 from provision.stack.config import StackConfig, display_path, load_stack_file, resolve_stack
 from provision.stack.model import Price, TokenPrices
 from provision.stack.prices import ModelPrice, model_price
@@ -107,7 +108,24 @@ def describe(config: StackConfig) -> dict[str, Any]:
                 **({"missing": priced.missing} if priced.price is None else {}),
             }
         )
-    return {"catalog": f"genai-prices {catalog_version()}", "models": models}
+    patterns = [
+        {
+            "pattern": pattern,
+            "models": [
+                {"id": e.id, "price": _json_price(e.price), "contextWindow": e.window}
+                for e in pattern_entries(pattern)
+            ],
+        }
+        for pattern in config.routing.modelPatterns
+    ]
+    return {"catalog": f"genai-prices {catalog_version()}", "models": models, "patterns": patterns}
+
+
+def _pattern_line(pattern: str) -> str:
+    """One line per model pattern: how many of the catalog's models it serves, from which."""
+    ids = [e.id for e in pattern_entries(pattern)]
+    span = f" ({ids[0]} … {ids[-1]})" if len(ids) > 1 else (f" ({ids[0]})" if ids else "")
+    return f"  {pattern}: {len(ids)} catalog models{span}, each at the catalog's price"
 
 
 def render(config: StackConfig, source: str) -> str:
@@ -135,7 +153,14 @@ def render(config: StackConfig, source: str) -> str:
         f"{source}: {len(rows)} models, USD per million tokens "
         f"(catalog: genai-prices {catalog_version()})"
     )
-    return head + "\n" + table(headers, rows, numeric={3, 4, 5, 6, 7, 9, 10})
+    out = head + "\n" + table(headers, rows, numeric={3, 4, 5, 6, 7, 9, 10})
+    if config.routing.modelPatterns:
+        lines = [_pattern_line(p) for p in config.routing.modelPatterns]
+        out += (
+            "\nModel patterns (ids under them served when the catalog knows them):\n"
+            + "\n".join(lines)
+        )
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
