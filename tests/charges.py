@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 from typing import Any
 
 from provision.local.runtime import LocalGateway
@@ -105,6 +106,11 @@ def cost_of(gateway: LocalGateway, model: str, usage: dict[str, int]) -> int:
     resolved = model_price(gateway.config.pricing, model).price
     assert resolved is not None, f"{model} has no price"
     return micros_at(compile_price(resolved), usage)
+
+
+def usd_micros(usd: str) -> int:
+    """A cost header (`x-gateway-cost-usd`, USD with up to 6 decimals) in µUSD."""
+    return int(Decimal(usd) * 1_000_000)
 
 
 def micros_at(price: dict[str, Any], usage: dict[str, int]) -> int:

@@ -10,7 +10,6 @@ with its innererror, charged nothing."""
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ import pytest
 
 from provision.local.runtime import LocalGateway
 from tests.charges import cost_of
+from tests.charges import usd_micros as micros
 from tests.support import ROOT, Emulator, WorkerTestHooks, eventually, key, stack_gateway
 
 gateway = stack_gateway(ROOT / "tests" / "fixtures" / "Pulumi.providers.yaml")
@@ -26,10 +26,6 @@ gateway = stack_gateway(ROOT / "tests" / "fixtures" / "Pulumi.providers.yaml")
 CHAT = "azure-openai/gpt-4o-mini"
 EMBED = "azure-openai/text-embedding-3-small"
 ORG, USER = "prov", "paz"
-
-
-def micros(usd: str) -> int:
-    return int(Decimal(usd) * 1_000_000)
 
 
 def client(gateway: LocalGateway) -> openai.OpenAI:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from decimal import Decimal
 from typing import Any
 
 import anthropic
@@ -23,16 +22,13 @@ import pytest
 
 from provision.local.runtime import LocalGateway
 from tests.charges import cost_of
+from tests.charges import usd_micros as micros
 from tests.support import ROOT, Emulator, WorkerTestHooks, eventually, key, stack_gateway
 
 gateway = stack_gateway(ROOT / "tests" / "fixtures" / "Pulumi.providers.yaml")
 
 MODEL = "aws-bedrock/us.anthropic.claude-haiku-4-5-20251001-v1:0"
 ORG, USER = "prov", "pbr"
-
-
-def micros(usd: str) -> int:
-    return int(Decimal(usd) * 1_000_000)
 
 
 def client(gateway: LocalGateway) -> openai.OpenAI:

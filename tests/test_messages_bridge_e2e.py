@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import anthropic
@@ -18,6 +17,7 @@ import pytest
 
 from provision.local.runtime import LocalGateway
 from tests.charges import cost_of
+from tests.charges import usd_micros as micros
 from tests.support import ROOT, Emulator, WorkerTestHooks, eventually, key, stack_gateway
 
 gateway = stack_gateway(ROOT / "tests" / "fixtures" / "Pulumi.providers.yaml")
@@ -55,10 +55,6 @@ def client(gateway: LocalGateway, target: Target) -> anthropic.Anthropic:
         max_retries=0,
         timeout=30,
     )
-
-
-def micros(usd: str) -> int:
-    return int(Decimal(usd) * 1_000_000)
 
 
 def cost(gateway: LocalGateway, target: Target, usage: Any) -> int:

@@ -18,14 +18,11 @@ import pytest
 from provision.local.runtime import LocalGateway
 from provision.stack.catalog import catalog_entry
 from tests.charges import cost_of
+from tests.charges import usd_micros as micros
 from tests.support import ROOT, WorkerTestHooks, eventually, key, stack_gateway
 
 gateway = stack_gateway(ROOT / "tests" / "fixtures" / "Pulumi.patterns.yaml")
 ORG = "pat"
-
-
-def micros(usd: str) -> int:
-    return int(Decimal(usd) * 1_000_000)
 
 
 def charged(ledger: WorkerTestHooks, user: str, before: dict[str, Any]) -> int:

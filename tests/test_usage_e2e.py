@@ -5,7 +5,6 @@ exactly its cost header."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -13,6 +12,7 @@ import pytest
 from openai import OpenAI
 
 from provision.local.runtime import LocalGateway
+from tests.charges import usd_micros as micros
 from tests.support import ROOT, WorkerTestHooks, eventually, key, stack_gateway
 
 gateway = stack_gateway(ROOT / "tests" / "fixtures" / "Pulumi.usage.yaml")
@@ -24,10 +24,6 @@ def read(gateway: LocalGateway, key_id: str) -> httpx.Response:
         headers={"authorization": f"Bearer {key(key_id)}"},
         timeout=30,
     )
-
-
-def micros(usd: str) -> int:
-    return int(Decimal(usd) * 1_000_000)
 
 
 @pytest.mark.parametrize(

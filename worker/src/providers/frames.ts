@@ -103,6 +103,17 @@ export function meterOutcome(result: () => Metered): { done: Promise<Metered>; f
   return { done, finish };
 }
 
+/** When (Date.now()) a stream's first bytes went to the client: `mark` it then, read it with `at`. */
+export function firstChunkClock(): { mark: () => void; at: () => number | null } {
+  let at: number | null = null;
+  return {
+    mark: () => {
+      at ??= Date.now();
+    },
+    at: () => at,
+  };
+}
+
 /**
  * `upstream` rewritten through `framing` while a meter watches it: `done` resolves with the
  * meter's `result()` once, when the stream ends, breaks, or the client goes away.
@@ -114,13 +125,7 @@ export function meteredFrames(
   result: () => Metered,
 ): MeteredStream {
   const { done, finish } = meterOutcome(result);
-  let firstChunkAt: number | null = null;
-  const stream = rewriteStream(upstream, framing, {
-    signal,
-    finished: finish,
-    firstChunk: () => {
-      firstChunkAt = Date.now();
-    },
-  });
-  return { stream, done, firstChunkAt: () => firstChunkAt };
+  const first = firstChunkClock();
+  const stream = rewriteStream(upstream, framing, { signal, finished: finish, firstChunk: first.mark });
+  return { stream, done, firstChunkAt: first.at };
 }

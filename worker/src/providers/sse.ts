@@ -3,7 +3,7 @@
 // provider's rewrite, and send what it returns on at once. Shared by every provider's stream.
 
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import { type Framing, meteredFrames, meterOutcome, rewriteStream } from "./frames";
+import { type Framing, firstChunkClock, meteredFrames, meterOutcome, rewriteStream } from "./frames";
 import type { Metered, MeteredStream } from "./types";
 
 const encoder = new TextEncoder();
@@ -188,7 +188,7 @@ export function watchedEvents(
   result: () => Metered,
 ): MeteredStream {
   const { done, finish } = meterOutcome(result);
-  let firstChunkAt: number | null = null;
+  const first = firstChunkClock();
   let broken: string | null = null;
   const parser = createParser({
     maxBufferSize: MAX_EVENT_CHARS,
@@ -246,7 +246,7 @@ export function watchedEvents(
       }
       if (stopped) return;
       if (chunk.value && chunk.value.byteLength > 0) {
-        firstChunkAt ??= Date.now();
+        first.mark();
         parser.feed(decoder.decode(chunk.value, { stream: true }));
         if (pipeFailed) return stop(); // upstream still sends: nobody is reading
       }
@@ -282,5 +282,5 @@ export function watchedEvents(
     }
   };
   meter().catch(() => finish());
-  return { stream: client.readable, done, firstChunkAt: () => firstChunkAt };
+  return { stream: client.readable, done, firstChunkAt: first.at };
 }

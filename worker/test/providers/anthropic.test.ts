@@ -12,16 +12,7 @@ import { JSON_TOOL, messagesRequest } from "../../src/providers/anthropic/reques
 import { completion } from "../../src/providers/anthropic/response";
 import { translateStream } from "../../src/providers/anthropic/stream";
 import { readUsage } from "../../src/providers/anthropic/usage";
-import { call, dataOf, encoder, readAll, splitAt, streamOf } from "./support";
-
-const WEATHER = {
-  type: "function" as const,
-  function: {
-    name: "get_weather",
-    description: "Weather of a city",
-    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
-  },
-};
+import { call, dataOf, encoder, readAll, splitAt, streamOf, WEATHER } from "./support";
 
 describe("request", () => {
   test("system and developer messages become system blocks, the rest alternating turns", () => {

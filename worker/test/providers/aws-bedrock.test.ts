@@ -20,7 +20,7 @@ import { completion } from "../../src/providers/aws-bedrock/response";
 import { translateStream } from "../../src/providers/aws-bedrock/stream";
 import { readUsage } from "../../src/providers/aws-bedrock/usage";
 import type { ChatCall } from "../../src/providers/types";
-import { call as baseCall, dataOf, readAll, splitAt, streamOf } from "./support";
+import { call as baseCall, dataOf, readAll, splitAt, streamOf, WEATHER } from "./support";
 
 const SONNET = { in: 3_000_000, out: 15_000_000, cachedIn: 300_000, cacheWrite: 3_750_000, cacheWrite1h: 6_000_000 };
 const MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
@@ -34,15 +34,6 @@ function call(body: Record<string, unknown>, overrides: Partial<ChatCall> = {}):
     ...overrides,
   });
 }
-
-const WEATHER = {
-  type: "function" as const,
-  function: {
-    name: "get_weather",
-    description: "Weather of a city",
-    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
-  },
-};
 
 /** A copy of `bytes` with the byte at `at` xored with `mask`. */
 function flipped(bytes: Uint8Array, at: number, mask: number): Uint8Array {

@@ -13,7 +13,7 @@ import { completion } from "../../src/providers/google-ai-studio/response";
 import { translateStream } from "../../src/providers/google-ai-studio/stream";
 import { readUsage } from "../../src/providers/google-ai-studio/usage";
 import type { ChatCall } from "../../src/providers/types";
-import { call as baseCall, dataOf, encoder, readAll, splitAt, streamOf } from "./support";
+import { call as baseCall, dataOf, encoder, readAll, splitAt, streamOf, WEATHER } from "./support";
 
 const FLASH = { in: 300_000, out: 2_500_000, cachedIn: 30_000, cacheWrite: 300_000 };
 
@@ -27,15 +27,6 @@ function call(body: Record<string, unknown>, overrides: Partial<ChatCall> = {}):
     ...overrides,
   });
 }
-
-const WEATHER = {
-  type: "function" as const,
-  function: {
-    name: "get_weather",
-    description: "Weather of a city",
-    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
-  },
-};
 
 describe("request", () => {
   test("system and developer messages become systemInstruction, turns user and model, merged", () => {

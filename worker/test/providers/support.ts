@@ -72,3 +72,13 @@ export function dataOf(sse: string): unknown[] {
     .map((e) => e.slice(6))
     .map((d) => (d === "[DONE]" ? d : JSON.parse(d)));
 }
+
+/** A function tool as an OpenAI chat request declares it (the translation tests' one tool). */
+export const WEATHER = {
+  type: "function" as const,
+  function: {
+    name: "get_weather",
+    description: "Weather of a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+  },
+};
