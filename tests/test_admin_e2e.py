@@ -240,6 +240,20 @@ def test_user_usage_matches_what_was_sent(admin: Admin, workload: dict[str, Sent
     leased = body.pop("leasedMicros")
     assert 0 <= leased <= (100_000_000 - sent.cost) // 4
     assert body.pop("leasedUsd") == f"{Decimal(leased) / 1_000_000:.6f}"
+    # her keys: what each spent; the CI key against its own $10
+    ci, main = body.pop("keys")  # by key id
+    assert (main["id"], main["usage"]["usedMicros"], main["usage"]["requests"]) == (
+        "key_nina_main",
+        sent.cost,
+        2,
+    )
+    assert "monthlyLimitMicros" not in main, "no limit of its own: its user's applies"
+    assert (ci["id"], ci["monthlyLimitMicros"], ci["remainingMicros"], ci["usage"]["requests"]) == (
+        "key_nina_ci",
+        10_000_000,
+        10_000_000,
+        0,
+    )
     assert body == {
         "userId": "nina",
         "orgId": "northwind",

@@ -235,6 +235,26 @@ def test_nothing_is_sent_twice_across_isolates(gateway: LocalGateway, receiver: 
     assert alert["event"]["thresholdPercent"] == 80
 
 
+def test_a_key_with_a_limit_of_its_own_alerts_at_the_users_thresholds_of_it(
+    gateway: LocalGateway, receiver: Receiver, admin: Admin
+):
+    """kim's CI key ($0.01 of kim's $1): crossing 80 % of the key's limit sends one alert naming
+    the key; kim's own limit is far away and sends nothing."""
+    spent = spend(gateway, "key_kim_ci", 850)
+    assert 10_000 * 80 <= spent * 100 < 10_000 * 100
+    [alert] = eventually(lambda: receiver.events(keyId="key_kim_ci"))
+    event = alert["event"]
+    assert event["id"] == f"alert:gamma:{event['month']}:key:kim:key_kim_ci:80"
+    assert (event["scope"], event["userId"], event["thresholdPercent"]) == ("key", "kim", 80)
+    assert (event["usedMicros"], event["limitMicros"]) == (spent, 10_000)
+    check_signature(alert, gateway.secrets.alert_webhook_secret)
+    time.sleep(1.5)
+    assert [e["event"]["scope"] for e in receiver.events(userId="kim")] == ["key"]
+    listed = admin.get("/admin/alerts", params={"org": "gamma"})["alerts"]
+    [shown] = [a for a in listed if a.get("keyId") == "key_kim_ci"]
+    assert (shown["scope"], shown["userId"], shown["thresholdPercent"]) == ("key", "kim", 80)
+
+
 def test_a_limit_lowered_under_the_spend_raises_its_alerts_at_the_next_request(
     gateway: LocalGateway, receiver: Receiver
 ):

@@ -71,16 +71,16 @@ def traffic(gateway: LocalGateway, ledger: WorkerTestHooks) -> dict[str, int]:
     bars), and one 400 (a body that is not a chat)."""
     sent = {"ana": 0, "ben": 0, "cy": 0}
     mix = [
-        ("ana", MINI, 12),
-        ("ana", MINI, 40),
-        ("ana", GPT4O, 50_000),  # ≈ $0.50 of ana's $100
-        ("ben", MINI, 30),
-        ("cy", CLAUDE, 60_000),  # ≈ $0.90 of cy's $20
-        ("cy", CLAUDE, 40_000),
-        ("cy", MINI, 8),
+        ("ana", "main", MINI, 12),
+        ("ana", "ci", MINI, 40),  # ana's CI key, with a limit of its own
+        ("ana", "main", GPT4O, 50_000),  # ≈ $0.50 of ana's $100
+        ("ben", "main", MINI, 30),
+        ("cy", "main", CLAUDE, 60_000),  # ≈ $0.90 of cy's $20
+        ("cy", "main", CLAUDE, 40_000),
+        ("cy", "main", MINI, 8),
     ]
-    for user, model, tokens in mix:
-        answer = chat(gateway, f"key_{user}_main", model, tokens)
+    for user, which, model, tokens in mix:
+        answer = chat(gateway, f"key_{user}_{which}", model, tokens)
         assert answer.status_code == 200, answer.text
         sent[user] += 1
     bad = httpx.post(
@@ -206,6 +206,14 @@ def test_the_dashboard_in_chromium_shows_what_the_metrics_say(
         assert shown["used"] == used(user["spentMicros"], user["monthlyLimitMicros"])
         assert int(shown["requests"]) == user["requests"] == traffic[user["userId"]]
         assert shown["org"] == by_org[user["orgId"]]["name"]
+
+    # the key with a limit of its own, against it
+    [ci] = body["byKey"]
+    assert (ci["keyId"], ci["userId"], Decimal(ci["monthlyLimitUsd"])) == ("key_ana_ci", "ana", 5)
+    shown = cells(page, '#key-limits tr[data-key="key_ana_ci"]')
+    assert usd(shown["spent"]) == Decimal(ci["spentUsd"]) > 0
+    assert usd(shown["limit"]) == Decimal("5")
+    assert shown["used"] == used(ci["spentMicros"], ci["monthlyLimitMicros"])
 
     cards = {
         label: page.locator(f'[data-card="{label}"]').inner_text().splitlines()[0]

@@ -260,15 +260,18 @@ def test_ai_gateway_retries_are_set_per_model(gateway: LocalGateway, upstream: E
 def test_a_fallback_the_budget_refuses_is_the_refusal_not_a_502(
     gateway: LocalGateway, ledger: WorkerTestHooks, upstream: Emulator
 ):
-    """thin ($0.01): gpt-4o-mini's worst case fits, it fails upstream; gpt-4o's worst case does
-    not fit: the client gets 429 insufficient_quota (it may retry once the month resets), not
-    a 502 it would retry at once, and nothing is charged."""
+    """thin ($0.01): gpt-4o-mini's worst case fits, it fails upstream; gpt-4o's does not fit
+    even with its output cap lowered to the floor (a 16 KB prompt's own worst case is $0.04 at
+    gpt-4o's input price): the client gets 429 insufficient_quota (it may retry once the month
+    resets), not a 502 it would retry at once, and nothing is charged."""
     upstream.fault(match={"model": MINI, "metadata": {"userId": "thin"}}, status=500)
     before = ledger.user_row("beta", "thin")
+    [message] = prompt()
+    long = [{"role": "user", "content": message["content"] + " pad" * 4_000}]
     response = httpx.post(
         f"{gateway.openai_base_url}/chat/completions",
         headers={"authorization": f"Bearer {key('key_thin_main')}"},
-        json={"model": MINI, "messages": prompt(), "max_tokens": 1200},
+        json={"model": MINI, "messages": long, "max_tokens": 1200},
     )
     assert response.status_code == 429, response.text
     error = error_of(response)

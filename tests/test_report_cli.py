@@ -212,7 +212,15 @@ def test_table_shows_each_orgs_day_with_the_requests_and_cost_sent(
         assert cells(text, today())[1:4] == expected, text
         assert cells(text, "TOTAL")[1:4] == expected, text
         assert re.fullmatch(r"[\d,]+\.\d", cells(text, today())[5]), "p95 in ms"
-        assert len(text.splitlines()) == 3 + 1  # title, header, the one day, TOTAL
+        # north's ana has a CI key with a limit of its own: one line for it, against it
+        keys = [line for line in text.splitlines() if line.startswith("  key ")]
+        if org == "north":
+            [line] = keys
+            assert line.startswith("  key key_ana_ci of user ana: spent $"), line
+            assert " of its own $5" in line, line
+        else:
+            assert keys == []
+        assert len(text.splitlines()) == 3 + 1 + len(keys)  # title, header, the day, TOTAL, keys
     requests = sum(d.requests for d in sent.values())
     assert f"All organizations: {requests} requests, 1 error, " in out
 

@@ -46,7 +46,8 @@ def test_each_key_reads_its_own_figures(
     response = read(gateway, key_id)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["object"] == "usage" and body["key"] == {"id": key_id}
+    assert body["object"] == "usage" and body["key"]["id"] == key_id
+    assert body["key"]["limitMicros"] is None, "no key of this stack has a limit of its own"
     assert body["user"]["id"] == user
     assert body["user"]["limitMicros"] == limit * 1_000_000
     assert body["resetsAt"].endswith("-01T00:00:00.000Z")

@@ -157,6 +157,21 @@ def render_metrics(body: dict[str, Any]) -> str:
         ],
         numeric={2, 3, 4, 5, 6},
     )
+    keys = table(
+        ("KEY", "USER", "ORG", "SPENT", "KEY LIMIT", "USED"),
+        [
+            (
+                k["keyId"],
+                k["userId"],
+                k["orgId"],
+                dollars(k["spentUsd"]),
+                dollars(k["monthlyLimitUsd"]),
+                share(k["spentMicros"], k["monthlyLimitMicros"]),
+            )
+            for k in body.get("byKey", [])
+        ],
+        numeric={3, 4, 5},
+    )
     models = table(
         ("MODEL", "REQUESTS", "ERRORS", "COST", "P50 MS", "P95 MS"),
         [
@@ -185,6 +200,11 @@ def render_metrics(body: dict[str, Any]) -> str:
             head,
             f"Per organization (spent this month against the budget)\n{orgs}",
             f"Per user (spent this month against the limit)\n{users}",
+            *(
+                [f"Per API key with a limit of its own (spent this month against it)\n{keys}"]
+                if body.get("byKey")
+                else []
+            ),
             f"Per model\n{models}",
             f"Top users by cost this month\n{top}",
         ]

@@ -59,7 +59,15 @@ def render_table(body: dict[str, Any]) -> str:
             f"{dollars(org['monthlyBudgetUsd'])} "
             f"({share(org['spentMicros'], org['monthlyBudgetMicros'])} of the monthly budget)"
         )
-        blocks.append(f"{title}\n{table(headers, rows, numeric={1, 2, 3, 4, 5})}")
+        block = f"{title}\n{table(headers, rows, numeric={1, 2, 3, 4, 5})}"
+        # keys with a monthly limit of their own, against it (a CI key's share of its user's)
+        for key in (k for k in body.get("byKey", []) if k["orgId"] == org["orgId"]):
+            block += (
+                f"\n  key {key['keyId']} of user {key['userId']}: spent {dollars(key['spentUsd'])} of "
+                f"its own {dollars(key['monthlyLimitUsd'])} "
+                f"({share(key['spentMicros'], key['monthlyLimitMicros'])})"
+            )
+        blocks.append(block)
     totals = body["totals"]
     blocks.append(
         f"All organizations: {counted(totals['requests'], 'request')}, "

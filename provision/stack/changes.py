@@ -76,6 +76,10 @@ def _field_changes(kind: str, ident: str, old: Any, new: Any, fields: FieldLabel
     return out
 
 
+def _key_limit(usd: Any) -> str:
+    return "the user's" if usd is None else _usd(usd)
+
+
 def _expiry(key: Any) -> str:
     return key.expires.isoformat() if key.expires else "never"
 
@@ -117,8 +121,13 @@ def describe_changes(before: StackConfig | None, after: StackConfig) -> Changes:
     for key_id, (user_id, key) in new_keys.items():
         if key_id not in old_keys:
             expiry = f", expires {_expiry(key)}" if key.expires else ""
+            limit = (
+                f", monthly limit {_usd(key.monthlyLimitUsd)}"
+                if key.monthlyLimitUsd is not None
+                else ""
+            )
             changes.keys.append(
-                f"+ key {key_id} for user {user_id} ({key.name or 'unnamed'}){expiry}"
+                f"+ key {key_id} for user {user_id} ({key.name or 'unnamed'}){expiry}{limit}"
             )
             continue
         _, old = old_keys[key_id]
@@ -130,6 +139,11 @@ def describe_changes(before: StackConfig | None, after: StackConfig) -> Changes:
             )
         if old.sha256 != key.sha256:
             changes.keys.append(f"key {key_id} of user {user_id}: hash replaced")
+        if old.monthlyLimitUsd != key.monthlyLimitUsd:
+            changes.keys.append(
+                f"key {key_id} of user {user_id}: monthly limit "
+                f"{_key_limit(old.monthlyLimitUsd)} → {_key_limit(key.monthlyLimitUsd)}"
+            )
     for key_id, (user_id, _) in old_keys.items():
         if key_id not in new_keys:
             changes.keys.append(f"- key {key_id} of user {user_id} removed")

@@ -27,6 +27,7 @@ from typing import Any
 from provision.money import usd_to_micros
 from provision.stack.config import Organization, StackConfig, User
 from provision.stack.contract import (
+    CLAMP_FLOOR_TOKENS,
     DIRECTORY_SHARD_CHARS,
     DIRECTORY_SHARD_PREFIX,
     INDEX_KEY,
@@ -74,6 +75,8 @@ def compile_records(config: StackConfig) -> dict[str, str]:
                 "monthlyLimitMicros": usd_to_micros(user.monthlyLimitUsd),
                 "allowedModels": _model_set(user.allowedModels),
                 **user_routing(user),
+                # set only when declared, so a stack that uses none rewrites no record
+                **_present(keyLimitMicros=_micros_or_none(key.monthlyLimitUsd)),
             }
     records = {name: dumps({"v": SCHEMA_VERSION, **shard}) for name, shard in key_shards.items()}
     for name, entries in directory.items():
@@ -106,6 +109,10 @@ def org_policy(org: Organization) -> dict[str, Any]:
             allowUnpriced=org.allowUnpriced or None,
             shareStoredResponses=org.shareStoredResponses or None,
             shareOrgUsage=org.shareOrgUsage or None,
+            clampOutput=None if org.clampOutput else False,
+            clampFloorTokens=None
+            if org.clampFloorTokens == CLAMP_FLOOR_TOKENS
+            else org.clampFloorTokens,
         ),
     }
 
@@ -118,6 +125,10 @@ def user_routing(user: User) -> dict[str, Any]:
         rateTier=user.rateTier,
         alertThresholds=user.alertThresholds,
     )
+
+
+def _micros_or_none(usd: Decimal | None) -> int | None:
+    return None if usd is None else usd_to_micros(usd)
 
 
 def _present(**fields: Any) -> dict[str, Any]:
@@ -208,7 +219,12 @@ def _user_entry(user: User) -> dict[str, Any]:
         **user_routing(user),
         # key id → what the admin API needs to revoke it at once and to count it
         "keys": {
-            k.id: {"sha256": k.sha256, "status": k.status, "expiresAt": k.expires_at()}
+            k.id: {
+                "sha256": k.sha256,
+                "status": k.status,
+                "expiresAt": k.expires_at(),
+                **_present(monthlyLimitMicros=_micros_or_none(k.monthlyLimitUsd)),
+            }
             for k in user.keys
         },
     }

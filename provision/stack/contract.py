@@ -247,6 +247,9 @@ TOKEN_TOOLS = (
 # them a body is a 400 before anything is admitted (docs/decisions/0025).
 MAX_JSON_DEPTH = 128
 MAX_JSON_ITEMS = 10_000
+# Budget-clamped output (decision 0035): below this many output tokens (an org may set its own
+# floor) a request that does not fit its headroom is refused rather than sent with a lower cap.
+CLAMP_FLOOR_TOKENS = 256
 # The provider namespaces of native routes: any other path under them is a 404, never a proxy.
 NATIVE_PREFIXES = ("/openai/", "/anthropic/", f"/{WORKERS_AI}/", f"/{GOOGLE_AI_STUDIO}/")
 
@@ -325,6 +328,7 @@ def template_values() -> dict[str, object]:
         "TOKEN_TOOLS": TOKEN_TOOLS,
         "MAX_JSON_DEPTH": MAX_JSON_DEPTH,
         "MAX_JSON_ITEMS": MAX_JSON_ITEMS,
+        "CLAMP_FLOOR_TOKENS": CLAMP_FLOOR_TOKENS,
         "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,
         "RATE_TIER_PREFIX": RATE_TIER_PREFIX,
         "SCHEMA_VERSION": SCHEMA_VERSION,

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, WithJsonSchema, field_validator
 
 from provision.stack import contract
-from provision.stack.contract import FailureMode, KeyStatus, TenantStatus
+from provision.stack.contract import CLAMP_FLOOR_TOKENS, FailureMode, KeyStatus, TenantStatus
 from provision.stack.endpoints import AwsBedrock, AzureOpenai, CustomProvider, VertexAi
 from provision.stack.endpoints import Strict as _Strict
 from provision.stack.keys import HASH_PATTERN
@@ -313,6 +313,11 @@ class ApiKey(_Strict):
     created: dt.date
     expires: dt.datetime | dt.date | None = None
     status: KeyStatus = "active"
+    monthlyLimitUsd: Usd | None = Field(
+        None,
+        description="this key's own monthly limit, a share of its user's (at most the user's); "
+        "unset: the user's limit alone",
+    )
 
     @field_validator("sha256")
     @classmethod
@@ -424,6 +429,17 @@ class Organization(_Strict):
         False,
         description="let this org's keys read the org's month (spent, budget, remaining) on "
         "GET /v1/usage; off: each key reads its own user's only",
+    )
+    clampOutput: bool = Field(
+        True,
+        description="send a request whose worst case does not fit the budget's headroom with a "
+        "lower output cap (max_tokens) that fits, rather than refuse it; off: refused (429)",
+    )
+    clampFloorTokens: int = Field(
+        CLAMP_FLOOR_TOKENS,
+        ge=1,
+        le=1_000_000,
+        description="the lowest output cap a request is lowered to; below it the request is refused",
     )
 
 

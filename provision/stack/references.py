@@ -304,6 +304,12 @@ def check_references(view: View, source: str) -> list[Problem]:
                     f"the same key hash is already used at {hashes[key.sha256]}",
                 )
             hashes.setdefault(key.sha256, key_where)
+            if key.monthlyLimitUsd is not None and key.monthlyLimitUsd > user.monthlyLimitUsd:
+                add(
+                    f"{key_where}.monthlyLimitUsd",
+                    f"${key.monthlyLimitUsd} is above user '{user.id}''s monthly limit "
+                    f"(${user.monthlyLimitUsd}); a key's limit is a share of its user's",
+                )
             if not view.allow_demo_keys and is_demo_hash(key.id, key.sha256):
                 add(
                     f"{key_where}.sha256",

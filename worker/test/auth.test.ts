@@ -21,6 +21,7 @@ const ORG = {
 };
 const LEGACY_POLICY = {
   userLimitMicros: 1,
+  keyLimitMicros: null,
   orgBudgetMicros: 2,
   failureMode: "fail-open",
   fallbackDailyLimitMicros: 3,
@@ -141,6 +142,7 @@ describe("authenticate", () => {
       shareStoredResponses: false,
       allowUnpriced: false,
       shareOrgUsage: false,
+      clampFloorTokens: 256,
       version: "legacy",
     };
     assert.deepEqual([principal.keyId, principal.policy], ["old", { ...LEGACY_POLICY, ...routing }]);

@@ -39,6 +39,8 @@ function fakeLedger(pool: number, { failFirst = 0 } = {}) {
             orgUsed: 0,
             userReserved: 0,
             orgReserved: 0,
+            keyUsed: 0,
+            keyReserved: 0,
           };
         }),
       };
@@ -54,7 +56,7 @@ function record(requestId: string, cost: number): Settlement {
 
 let books = 0;
 const freshOrg = () => orgLeases(`unit-${++books}`, "o");
-const limits = { user: 1_000, org: 10_000 };
+const limits = { user: 1_000, org: 10_000, key: null };
 
 describe("lease admission", () => {
   test("admits locally up to what the ledger holds, never past it", async () => {
@@ -123,7 +125,7 @@ describe("lease admission", () => {
     const org = freshOrg();
     const old = org.lease("u", "2026-12", limits, Date.now());
     await org.exchange(env, old, 10);
-    const fresh = org.lease("u", "2026-12", { user: 500, org: 10_000 }, Date.now());
+    const fresh = org.lease("u", "2026-12", { user: 500, org: 10_000, key: null }, Date.now());
     assert.notEqual(fresh.id, old.id);
     assert.equal(old.available, 0, "the retired lease admits nothing more");
     await org.exchange(env, fresh, 10);

@@ -59,6 +59,17 @@ interface Metrics {
     monthlyLimitUsd: string;
     monthlyLimitMicros: number;
   }[];
+  /** Keys with a monthly limit of their own, against it. */
+  byKey: {
+    keyId: string;
+    userId: string;
+    orgId: string;
+    status: string;
+    spentUsd: string;
+    spentMicros: number;
+    monthlyLimitUsd: string;
+    monthlyLimitMicros: number;
+  }[];
   byDay: { day: string; requests: number; errors: number; errorRate: number; costUsd: string }[];
   byModel: {
     model: string;
@@ -208,6 +219,23 @@ function renderUsers(body: Metrics): void {
     ),
   );
   fill("users", rows, 7, "No users.");
+}
+
+function renderKeyLimits(body: Metrics): void {
+  const keys = [...body.byKey].sort((a, b) => b.spentMicros - a.spentMicros || a.keyId.localeCompare(b.keyId));
+  const rows = keys.map((k) =>
+    el(
+      "tr",
+      { "data-key": k.keyId },
+      el("th", { scope: "row", "data-col": "key" }, k.keyId),
+      cell("user", k.userId),
+      cell("status", k.status),
+      cell("spent", usd(k.spentUsd), true),
+      cell("limit", usd(k.monthlyLimitUsd), true),
+      used(k.spentMicros, k.monthlyLimitMicros),
+    ),
+  );
+  fill("key-limits", rows, 6, "No key has a monthly limit of its own.");
 }
 
 /** A step of 1, 2 or 5 × 10^k giving at most five whole-number gridlines up to value. */
@@ -380,6 +408,7 @@ function render(body: Metrics): void {
   renderCards(body);
   renderOrgs(body);
   renderUsers(body);
+  renderKeyLimits(body);
   renderChart(body);
   renderLatency(body);
   renderRates(body);

@@ -116,6 +116,15 @@ export const DASHBOARD_BODY = `
       <tbody></tbody>
     </table>
   </section>
+  <section aria-labelledby="h-key-limits">
+    <h2 id="h-key-limits">Spend against limit: API keys with a limit of their own</h2>
+    <table id="key-limits">
+      <thead><tr><th scope="col">API key</th><th scope="col">User</th><th scope="col">Status</th>
+        <th scope="col" class="num">Spent</th><th scope="col" class="num">Monthly limit</th>
+        <th scope="col">Used</th></tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
   <section aria-labelledby="h-daily">
     <h2 id="h-daily">Requests and errors per day</h2>
     <figure>

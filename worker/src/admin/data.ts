@@ -24,6 +24,8 @@ export interface DirectoryKey {
   sha256: string;
   status: string;
   expiresAt: number | null;
+  /** The key's own monthly limit, when it has one. */
+  monthlyLimitMicros?: number;
 }
 
 export interface DirectoryUser {
@@ -197,6 +199,26 @@ export function usageFigures(row: UsageRowLike | undefined) {
 
 export function allowance(name: string, limitMicros: number, usedMicros: number) {
   return { ...money(name, limitMicros), ...money("remaining", Math.max(0, limitMicros - usedMicros)) };
+}
+
+/** A user's keys: each one's status and month's figures (`rows`: the ledger's key rows, by key
+ * id), and its own monthly limit with what remains of it, where it has one. */
+export function keysView(user: DirectoryUser, rows: Record<string, UsageRowLike> = {}) {
+  return Object.entries(user.keys)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([id, key]) => {
+      const figures = usageFigures(Object.hasOwn(rows, id) ? rows[id] : undefined);
+      const limit = key.monthlyLimitMicros;
+      return {
+        id,
+        status: key.status,
+        // a key without a limit of its own has no limit fields (its user's applies)
+        ...(limit === undefined
+          ? {}
+          : { ...money("monthlyLimit", limit), ...money("remaining", Math.max(0, limit - figures.usedMicros)) }),
+        usage: figures,
+      };
+    });
 }
 
 export function userView(user: DirectoryUser) {

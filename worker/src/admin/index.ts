@@ -7,7 +7,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { Hono } from "hono";
 import { forgetRefusals } from "../budget/quota";
 import { ALERTS, WORKER_NAME, WORKER_VERSION } from "../generated/settings";
-import { alertId, currentMonth, ledgerFor, monthResetsAt } from "../ledger";
+import { alertId, alertScope, currentMonth, ledgerFor, monthResetsAt } from "../ledger";
 import { HttpError, jsonResponse } from "../lib/errors";
 import type { AppEnv } from "../protocol/env";
 import { route } from "../request/routing";
@@ -15,6 +15,7 @@ import { closeSession, dashboard, openSession } from "./dashboard";
 import {
   type AdminCall,
   allowance,
+  keysView,
   ledgerCall,
   membersOf,
   money,
@@ -101,8 +102,7 @@ async function listAlerts(call: AdminCall): Promise<Response> {
     list.map((row) => ({
       id: alertId(orgIds[i] as string, row),
       orgId: orgIds[i] as string,
-      scope: row.subject === "org" ? "org" : "user",
-      userId: row.subject.startsWith("user:") ? row.subject.slice(5) : null,
+      ...alertScope(row.subject),
       month: row.month,
       thresholdPercent: row.threshold,
       ...money("used", row.usedMicros),
@@ -128,7 +128,13 @@ async function getUser(call: AdminCall, userId: string): Promise<Response> {
 async function getUserUsage(call: AdminCall, userId: string): Promise<Response> {
   const user = userRecord(await tenantDirectory(call.env), userId);
   const month = monthParam(call.query);
-  const row = await ledgerCall(call, user.orgId, "userUsage", (ledger) => ledger.userUsage({ month, userId }));
+  const [row, org] = await Promise.all([
+    ledgerCall(call, user.orgId, "userUsage", (ledger) => ledger.userUsage({ month, userId })),
+    // its keys' rows (a key with a limit of its own is shown against it)
+    Object.keys(user.keys).length > 0
+      ? ledgerCall(call, user.orgId, "usage", (ledger) => ledger.usage({ month }))
+      : Promise.resolve(null),
+  ]);
   const figures = usageFigures(row);
   return jsonResponse({
     userId,
@@ -139,6 +145,7 @@ async function getUserUsage(call: AdminCall, userId: string): Promise<Response> 
     ...money("leased", row.leasedMicros ?? 0),
     ...allowance("limit", user.monthlyLimitMicros, figures.usedMicros),
     resetsAt: monthResetsAt(month),
+    keys: keysView(user, org?.keys),
   });
 }
 
@@ -174,6 +181,7 @@ async function getOrgUsers(call: AdminCall, orgId: string): Promise<Response> {
     return {
       ...userView(user),
       usage: { ...figures, ...money("remaining", Math.max(0, user.monthlyLimitMicros - figures.usedMicros)) },
+      keys: keysView(user, usage.keys),
     };
   });
   return jsonResponse({ orgId: org.id, month, resetsAt: monthResetsAt(month), users });

@@ -185,6 +185,7 @@ export async function metrics(call: AdminCall): Promise<Response> {
   const totals = emptyRow("all");
   const byOrg = [];
   const byUser = [];
+  const byKey = [];
   const byOrgDay = [];
   const days = new Map<string, MetricsRow>();
   const models = new Map<string, MetricsRow>();
@@ -218,6 +219,19 @@ export async function metrics(call: AdminCall): Promise<Response> {
         spentUsd: formatUsd(spentMicros),
         ...stats(groups.users.get(userId) ?? emptyMetrics()),
       });
+      // the user's keys with a monthly limit of their own, against it
+      for (const [keyId, key] of Object.entries(user?.keys ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+        if (key.monthlyLimitMicros === undefined) continue;
+        const keySpent = Object.hasOwn(usage.keys, keyId) ? (usage.keys[keyId]?.usedMicros ?? 0) : 0;
+        byKey.push({
+          keyId,
+          userId,
+          orgId: org.id,
+          status: key.status,
+          ...money("monthlyLimit", key.monthlyLimitMicros),
+          ...money("spent", keySpent),
+        });
+      }
     }
     for (const day of range.days) {
       byOrgDay.push({ orgId: org.id, day, ...stats(groups.days.get(day) ?? emptyMetrics()) });
@@ -265,6 +279,7 @@ export async function metrics(call: AdminCall): Promise<Response> {
     totals: stats(sum([...days.values()])),
     byOrg,
     byUser,
+    byKey,
     byModel: ranked(models, "model"),
     byRoute: ranked(routes, "route"),
     byDay: range.days.map((day) => ({ day, ...stats(days.get(day) ?? emptyMetrics()) })),

@@ -19,7 +19,7 @@ const POLL_TIMEOUT_MS = 30_000;
 
 /** A run nobody could see to its end: charged its worst case (never less than it may cost). */
 function unobserved(run: WatchedRun, reason: string): RunPoll {
-  const record = settlementOf(run.requestId, run.userId, run.month, worstCaseOutcome(run.bound));
+  const record = settlementOf(run.requestId, run.userId, run.keyId, run.month, worstCaseOutcome(run.bound));
   return { state: "unobserved", record, reason };
 }
 
@@ -68,6 +68,6 @@ export async function pollRun(env: Env, run: WatchedRun, deadline: number, now: 
   };
   const metered = { usage: answer.usage, text: answer.said, complete: true, extras: answer.extras };
   const outcome = { ...outcomeOf(metered, subject, false, run.bound), fallback: run.fallback, standIn: run.standIn };
-  const record = settlementOf(run.requestId, run.userId, run.month, outcome);
+  const record = settlementOf(run.requestId, run.userId, run.keyId, run.month, outcome);
   return { state: "done", record, ids: [...storedIds(body), ...containerIds(body)] };
 }

@@ -44,6 +44,14 @@ const UNDELIVERED_MS = 10_000; // settlements the ledger has not taken this long
 
 const NO_ALERTS: AlertThresholds = { user: [], org: [] };
 
+/** What a lease is within: its user's limit, its org's budget, and its key's own limit when the
+ * key has one (then the lease is that key's: its holds count against the key too). */
+export interface LeaseLimits {
+  user: number;
+  org: number;
+  key: { id: string; limit: number } | null;
+}
+
 interface Pending {
   record: Settlement;
 }
@@ -74,7 +82,7 @@ export class Lease {
     readonly orgId: string,
     readonly userId: string,
     readonly month: string,
-    readonly limits: { user: number; org: number },
+    readonly limits: LeaseLimits,
   ) {
     this.id = `lease:${crypto.randomUUID()}`;
   }
@@ -112,10 +120,14 @@ class OrgLeases {
     readonly isolateId: string,
   ) {}
 
-  lease(userId: string, month: string, limits: { user: number; org: number }, now: number): Lease {
-    const key = `${userId}|${month}`;
+  lease(userId: string, month: string, limits: LeaseLimits, now: number): Lease {
+    const key = limits.key ? `${userId}|${limits.key.id}|${month}` : `${userId}|${month}`;
     let lease = this.leases.get(key);
-    const changed = lease !== undefined && (lease.limits.user !== limits.user || lease.limits.org !== limits.org);
+    const changed =
+      lease !== undefined &&
+      (lease.limits.user !== limits.user ||
+        lease.limits.org !== limits.org ||
+        lease.limits.key?.limit !== limits.key?.limit);
     if (lease && (changed || (lease.exhausted && now >= lease.exhaustedUntil))) {
       // A limit changed in the stack (the key's policy says so), or it is time to ask for a
       // grant again: the old lease gives back what it has free and finishes what it has in
@@ -298,6 +310,7 @@ class OrgLeases {
         minGrant: MIN_GRANT_REQUESTS * worst,
         userLimit: lease.limits.user,
         orgBudget: lease.limits.org,
+        ...(lease.limits.key ? { keyId: lease.limits.key.id, keyLimit: lease.limits.key.limit } : {}),
         alerts: lease.alerts,
       };
       lease.toReturn = 0;

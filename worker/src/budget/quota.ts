@@ -12,6 +12,7 @@ import type { AdmitResult, Figures, Settlement } from "../protocol/ledger";
 import type { Outcome } from "../protocol/outcome";
 import type { Principal } from "../protocol/policy";
 import { offer, release, take } from "./carry";
+import type { Ask } from "./clamp";
 import { type Lease, type OrgLeases, orgLeases } from "./lease";
 
 const LEDGER_TIMEOUT_MS = 3_000; // a ledger this slow counts as unreachable (failure mode decides)
@@ -23,6 +24,14 @@ const refusals = new Map<string, { result: AdmitResult; until: number }>();
 // orgId → {day, micros}: fail-open spend while the ledger is down. Per isolate: the cap bounds
 // what each isolate serves unmetered, not the org's total across isolates.
 const fallbackSpend = new Map<string, { day: string; micros: number }>();
+
+const NO_FIGURES: Figures = { userUsed: 0, orgUsed: 0, userReserved: 0, orgReserved: 0, keyUsed: 0, keyReserved: 0 };
+
+/** The key's own monthly limit, when it has one (then its lease and holds are the key's). */
+function keyLimitOf(principal: Principal): { id: string; limit: number } | null {
+  const limit = principal.policy.keyLimitMicros;
+  return limit === null ? null : { id: principal.keyId, limit };
+}
 
 /** A request admitted against the ledger (or, degraded, against the fallback allowance). */
 export interface Granted {
@@ -71,7 +80,7 @@ function ledgerUnavailable(err: unknown): HttpError {
   });
 }
 
-function refusal(principal: Principal, result: AdmitResult, amount: number, month: string): HttpError {
+function refusal(principal: Principal, result: AdmitResult, ask: Ask, month: string): HttpError {
   const { policy, userId, orgId } = principal;
   if (result.limit === "concurrency") {
     return new HttpError(
@@ -83,15 +92,22 @@ function refusal(principal: Principal, result: AdmitResult, amount: number, mont
   }
   const resetsAt = monthResetsAt(month);
   const [who, used, reserved, limit] =
-    result.limit === "user"
-      ? [`user '${userId}'`, result.userUsed, result.userReserved, policy.userLimitMicros]
-      : [`organization '${orgId}'`, result.orgUsed, result.orgReserved, policy.orgBudgetMicros];
-  const noun = result.limit === "user" ? "monthly limit" : "monthly budget";
+    result.limit === "key"
+      ? [`API key '${principal.keyId}'`, result.keyUsed, result.keyReserved, policy.keyLimitMicros ?? 0]
+      : result.limit === "user"
+        ? [`user '${userId}'`, result.userUsed, result.userReserved, policy.userLimitMicros]
+        : [`organization '${orgId}'`, result.orgUsed, result.orgReserved, policy.orgBudgetMicros];
+  const noun = result.limit === "org" ? "monthly budget" : "monthly limit";
+  const cost =
+    ask.leastTokens === null
+      ? `this request may cost up to ${usd(ask.amount)}`
+      : `this request may cost up to ${usd(ask.least)} even with its output cap lowered to ` +
+        `${ask.leastTokens} tokens (its organization's floor)`;
   return new HttpError(
     429,
     `You exceeded the ${noun} of ${who}: ${usd(used)} of ${usd(limit)} used` +
       (reserved ? ` (${usd(reserved)} held by requests in progress)` : "") +
-      `, and this request may cost up to ${usd(amount)}. It resets at ${resetsAt}; GET /v1/usage shows this key's figures.`,
+      `, and ${cost}. It resets at ${resetsAt}; GET /v1/usage shows this key's figures.`,
     {
       type: "insufficient_quota",
       code: "insufficient_quota",
@@ -119,18 +135,19 @@ async function admitLeased(
 ): Promise<Granted | null> {
   const { policy, orgId, userId } = principal;
   const org = orgLeases(context.book, orgId);
-  const limits = { user: policy.userLimitMicros, org: policy.orgBudgetMicros };
+  const limits = { user: policy.userLimitMicros, org: policy.orgBudgetMicros, key: keyLimitOf(principal) };
   let calledLedger = false;
   for (let tries = 0; tries < 3; tries++) {
     const lease = org.lease(userId, month, limits, Date.now());
     lease.alerts = policy.alerts;
     if (org.tryAdmit(lease, amount, Date.now())) {
       if (org.needsRenewal(lease) && !org.busy) context.waitUntil(org.exchange(env));
-      const figures = lease.figures ?? { userUsed: 0, orgUsed: 0, userReserved: 0, orgReserved: 0 };
+      const figures = lease.figures ?? NO_FIGURES;
       const state = {
         ...figures,
         userUsed: figures.userUsed + lease.unconfirmed,
         orgUsed: figures.orgUsed + org.unconfirmed,
+        keyUsed: figures.keyUsed + (limits.key ? lease.unconfirmed : 0),
       };
       return { month, amount, state, degraded: false, lease: { org, lease }, calledLedger };
     }
@@ -152,26 +169,32 @@ async function admitLeased(
   return null;
 }
 
-/** Reserve `amount` µUSD for this request, or throw 429 (over a limit) / 503 (fail-closed). */
+/**
+ * Reserve the request's worst case (`ask.amount` µUSD), or, when only less fits and the request's
+ * output cap may be lowered, the headroom down to `ask.least`; or throw 429 (over a limit) / 503
+ * (fail-closed). `Granted.amount` is what was reserved.
+ */
 export async function admit(
   env: Env,
   principal: Principal,
   requestId: string,
-  amount: number,
+  ask: Ask,
   fault: Fault,
   maxConcurrent: number | null = null,
   context: AdmitContext | null = null,
 ): Promise<Granted> {
   const month = currentMonth();
   const { policy } = principal;
+  const { amount, least } = ask;
   // Leases need no exact count of open requests: a tier with maxConcurrent admits per request.
+  // A lease admits only whole worst cases: a lowered cap is the ledger's to grant (admission.ts).
   if (context && !fault && maxConcurrent === null) {
     const leased = await admitLeased(env, principal, month, amount, context);
     if (leased) return leased;
   }
   if (!fault) {
-    const remembered = rememberedRefusal(principal, month, amount);
-    if (remembered) throw refusal(principal, remembered, amount, month);
+    const remembered = rememberedRefusal(principal, month, least);
+    if (remembered) throw refusal(principal, remembered, ask, month);
   }
   const carried = fault ? [] : take(principal.orgId);
   try {
@@ -182,8 +205,11 @@ export async function admit(
         userId: principal.userId,
         month,
         amount,
+        least,
         userLimit: policy.userLimitMicros,
         orgBudget: policy.orgBudgetMicros,
+        keyId: principal.keyId,
+        keyLimit: policy.keyLimitMicros,
         alerts: policy.alerts,
         orgId: principal.orgId,
         maxConcurrent,
@@ -193,9 +219,10 @@ export async function admit(
     release(principal.orgId, carried, true);
     if (!result.admitted) {
       if (!fault) remember(principal, month, result);
-      throw refusal(principal, result, amount, month);
+      throw refusal(principal, result, ask, month);
     }
-    return { month, amount, state: result, degraded: false, calledLedger: true };
+    // an older ledger (a deploy in progress) answers without `amount`: it reserved the worst case
+    return { month, amount: result.amount ?? amount, state: result, degraded: false, calledLedger: true };
   } catch (err) {
     if (err instanceof HttpError) throw err;
     release(principal.orgId, carried, false);
@@ -209,18 +236,20 @@ export function forgetRefusals(orgId: string): void {
   for (const key of refusals.keys()) if (key.startsWith(`${orgId}|`)) refusals.delete(key);
 }
 
-function refusalKeys(principal: Principal, month: string): { org: string; user: string } {
+function refusalKeys(principal: Principal, month: string): { org: string; user: string; key: string } {
   const org = `${principal.orgId}|${month}`;
-  return { org, user: `${org}|${principal.userId}` };
+  const user = `${org}|${principal.userId}`;
+  return { org, user, key: `${user}|${principal.keyId}` };
 }
 
 function remember(principal: Principal, month: string, result: AdmitResult): void {
-  if (result.limit !== "user" && result.limit !== "org") return; // concurrency frees up at once
+  if (result.limit === "concurrency" || result.limit === null) return; // concurrency frees up at once
   const keys = refusalKeys(principal, month);
-  refusals.set(result.limit === "org" ? keys.org : keys.user, { result, until: Date.now() + REFUSAL_MEMORY_MS });
+  refusals.set(keys[result.limit], { result, until: Date.now() + REFUSAL_MEMORY_MS });
 }
 
-/** A refusal the ledger gave moments ago that this request would get again (no larger room). */
+/** A refusal the ledger gave moments ago that this request would get again (no larger room):
+ * `amount` is the least the request can be admitted for. */
 function rememberedRefusal(principal: Principal, month: string, amount: number): AdmitResult | null {
   const { policy } = principal;
   const now = Date.now();
@@ -228,6 +257,7 @@ function rememberedRefusal(principal: Principal, month: string, amount: number):
   for (const [key, limit] of [
     [keys.org, policy.orgBudgetMicros],
     [keys.user, policy.userLimitMicros],
+    [keys.key, policy.keyLimitMicros ?? Number.POSITIVE_INFINITY],
   ] as const) {
     const hit = refusals.get(key);
     if (!hit) continue;
@@ -237,7 +267,11 @@ function rememberedRefusal(principal: Principal, month: string, amount: number):
     }
     const { result } = hit;
     const [used, reserved] =
-      result.limit === "org" ? [result.orgUsed, result.orgReserved] : [result.userUsed, result.userReserved];
+      result.limit === "org"
+        ? [result.orgUsed, result.orgReserved]
+        : result.limit === "key"
+          ? [result.keyUsed, result.keyReserved]
+          : [result.userUsed, result.userReserved];
     if (used + reserved + amount > limit) return result;
   }
   return null;
@@ -263,10 +297,17 @@ function admitDegraded(principal: Principal, amount: number, month: string, err:
 }
 
 /** A served (or released) request's outcome as the ledger records it. */
-export function settlementOf(requestId: string, userId: string, month: string, outcome: Outcome): Settlement {
+export function settlementOf(
+  requestId: string,
+  userId: string,
+  keyId: string,
+  month: string,
+  outcome: Outcome,
+): Settlement {
   return {
     requestId,
     userId,
+    keyId,
     month,
     cost: outcome.cost,
     tokensIn: outcome.tokensIn,
@@ -294,7 +335,7 @@ export async function settle(
   outcome: Outcome,
   fault: Fault,
 ): Promise<Figures | null> {
-  const record = settlementOf(requestId, principal.userId, admission.month, outcome);
+  const record = settlementOf(requestId, principal.userId, principal.keyId, admission.month, outcome);
   if (admission.degraded) {
     const spent = fallbackSpend.get(principal.orgId);
     if (spent) spent.micros += outcome.cost - admission.amount; // reservation → real cost
@@ -342,8 +383,8 @@ async function settleDirect(env: Env, orgId: string, record: Settlement, fault: 
 }
 
 /**
- * x-gateway-* headers for the tighter of user limit and org budget (named by
- * x-gateway-limit-scope), so usage + remaining = limit. `cost` is this request's, when known
+ * x-gateway-* headers for the tightest of the key's limit (when it has one), the user's limit and
+ * the org's budget (named by x-gateway-limit-scope), so usage + remaining = limit. `cost` is this request's, when known
  * (non-streaming); a stream's headers show the state at admission.
  */
 export function quotaHeaders(principal: Principal, admission: Granted, cost = 0): Record<string, string> {
@@ -353,9 +394,15 @@ export function quotaHeaders(principal: Principal, admission: Granted, cost = 0)
     return { "x-gateway-limit-usd": formatUsd(policy.userLimitMicros), "x-gateway-degraded": "ledger-unavailable" };
   }
   const state = admission.state as Figures;
-  const user = { scope: "user", limit: policy.userLimitMicros, used: state.userUsed + cost };
-  const org = { scope: "org", limit: policy.orgBudgetMicros, used: state.orgUsed + cost };
-  const tighter = user.limit - user.used <= org.limit - org.used ? user : org;
+  const scopes = [
+    { scope: "user", limit: policy.userLimitMicros, used: state.userUsed + cost },
+    { scope: "org", limit: policy.orgBudgetMicros, used: state.orgUsed + cost },
+  ];
+  // a key with a limit of its own: its figures first (the tightest wins; a tie names the narrowest)
+  if (policy.keyLimitMicros !== null) {
+    scopes.unshift({ scope: "key", limit: policy.keyLimitMicros, used: state.keyUsed + cost });
+  }
+  const tighter = scopes.reduce((best, next) => (next.limit - next.used < best.limit - best.used ? next : best));
   return {
     "x-gateway-limit-scope": tighter.scope,
     "x-gateway-usage-usd": formatUsd(tighter.used),

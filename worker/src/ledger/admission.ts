@@ -1,6 +1,8 @@
 // Admission: one request's worst case reserved against its user's limit and its org's budget
 // (and its rate tier's cap on open requests), or refused naming the limit it would exceed; one
 // atomic step, after the settlements of earlier requests that came along with it (carry.ts).
+// A request whose output cap may be lowered (budget/clamp.ts) brings the least it can be served
+// for: when its worst case does not fit, the headroom left is reserved if it is at least that.
 
 import type { Admission, AdmitResult } from "../protocol/ledger";
 import type { Alerts } from "./alerts";
@@ -25,35 +27,52 @@ export class Admissions {
     userId,
     month,
     amount,
+    least = amount,
     userLimit,
     orgBudget,
+    keyId,
+    keyLimit = null,
     maxConcurrent = null,
     settlements = [],
     now = Date.now(),
     orgId,
     alerts,
   }: Admission): AdmitResult {
-    this.#alerts.learn(orgId, userId, userLimit, orgBudget, alerts);
+    // a key with no limit of its own counts against its user's alone (its row is still kept)
+    const limitedKey = keyLimit !== null && keyId !== undefined ? keyId : null;
+    const key = limitedKey ? { keyId: limitedKey, keyLimit: keyLimit as number } : null;
+    this.#alerts.learn(orgId, userId, userLimit, orgBudget, alerts, key);
     for (const record of settlements) this.#settlements.settle(record); // carried along: see carry.ts
     // a lowered limit the spend already passes is told now, even if this request is refused
-    this.#alerts.check(month, [userId], now);
+    this.#alerts.check(month, [{ userId, keyId: limitedKey }], now);
     const state = this.#months.get(month);
     this.#months.sweep(now);
-    const figures = state.figures(userId);
+    const figures = state.figures(userId, limitedKey);
     const open = state.openByUser.get(userId) ?? 0;
+    const keyRoom = limitedKey
+      ? (keyLimit as number) - figures.keyUsed - figures.keyReserved
+      : Number.POSITIVE_INFINITY;
+    const userRoom = userLimit - figures.userUsed - figures.userReserved;
+    const orgRoom = orgBudget - figures.orgUsed - figures.orgReserved;
+    const needs = Math.min(amount, Math.max(0, least));
     let refused: AdmitResult["limit"] = null;
     if (maxConcurrent !== null && open >= maxConcurrent) refused = "concurrency";
-    else if (figures.userUsed + figures.userReserved + amount > userLimit) refused = "user";
-    else if (figures.orgUsed + figures.orgReserved + amount > orgBudget) refused = "org";
-    if (refused) return { admitted: false, limit: refused, open, ...figures };
-    this.#months.reserve(state, month, requestId, userId, amount, now + RESERVATION_TTL_MS);
-    return { admitted: true, limit: null, open, ...figures };
+    else if (needs > keyRoom) refused = "key";
+    else if (needs > userRoom) refused = "user";
+    else if (needs > orgRoom) refused = "org";
+    if (refused) return { admitted: false, amount: 0, limit: refused, open, ...figures };
+    const reserved = Math.min(amount, keyRoom, userRoom, orgRoom);
+    this.#months.reserve(state, month, requestId, userId, reserved, now + RESERVATION_TTL_MS, limitedKey);
+    return { admitted: true, amount: reserved, limit: null, open, ...figures };
   }
 
   /** A request's reservation, if still open, is held until `until` plus the usual TTL. */
   holdUntil(month: string, requestId: string, until: number): void {
     const state = this.#months.get(month);
     const held = state.reservations.get(requestId);
-    if (held) this.#months.reserve(state, month, requestId, held.userId, held.amount, until + RESERVATION_TTL_MS);
+    if (held) {
+      const expiresAt = until + RESERVATION_TTL_MS;
+      this.#months.reserve(state, month, requestId, held.userId, held.amount, expiresAt, held.keyId ?? null);
+    }
   }
 }

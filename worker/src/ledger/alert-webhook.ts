@@ -1,4 +1,4 @@
-// Budget alerts: when an org's recorded usage, or one of its users', reaches a threshold of its
+// Budget alerts: when an org's recorded usage, or one of its users' (or keys'), reaches a threshold of its
 // month (50 %, 80 %, 100 % …, from the stack), the org's UsageLedger records the alert once
 // (primary key: month, subject, threshold) and delivers it from its alarm to the stack's
 // webhook, signed, retried with backoff until it is taken or MAX_ATTEMPTS is reached. One
@@ -24,15 +24,25 @@ export function alertId(orgId: string, row: Pick<AlertRow, "month" | "subject" |
   return `alert:${orgId}:${row.month}:${row.subject}:${row.threshold}`;
 }
 
+/** Whose an alert is: its subject, "org", "user:<id>" or "key:<user id>:<key id>" (a key with
+ * a monthly limit of its own). */
+export function alertScope(subject: string): {
+  scope: "org" | "user" | "key";
+  userId: string | null;
+  keyId?: string | null;
+} {
+  const [kind, userId = null, keyId = null] = subject.split(":");
+  if (kind === "key") return { scope: "key", userId, keyId };
+  return kind === "user" ? { scope: "user", userId } : { scope: "org", userId: null };
+}
+
 /** What the webhook receives (every amount twice: integer µUSD and an exact USD string). */
 export function payload(orgId: string, row: AlertRow) {
-  const user = row.subject.startsWith("user:") ? row.subject.slice(5) : null;
   return {
     id: alertId(orgId, row),
     type: "budget.threshold_reached",
     orgId,
-    scope: user === null ? "org" : "user",
-    userId: user,
+    ...alertScope(row.subject),
     month: row.month,
     thresholdPercent: row.threshold,
     usedMicros: row.usedMicros,

@@ -8,7 +8,7 @@ import type { AlertRow } from "../protocol/ledger";
 import type { AlertThresholds } from "../protocol/policy";
 import { deliver, MAX_ATTEMPTS, reached, retryDelayMs } from "./alert-webhook";
 import type { Months } from "./holds";
-import { ORG, userSubject } from "./usage-rows";
+import { keySubject, ORG, userSubject } from "./usage-rows";
 
 export const ALERTS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS alerts (
@@ -63,13 +63,29 @@ export class Alerts {
       sql.exec<{ value: string }>("SELECT value FROM meta WHERE name = 'orgId'").toArray()[0]?.value ?? null;
   }
 
-  /** What a call says of the org and of a user's limits and thresholds, kept when it changed. */
-  learn(orgId: string | undefined, userId: string, userLimit: number, orgBudget: number, alerts?: AlertThresholds) {
+  /**
+   * What a call says of the org and of a user's limits and thresholds, kept when it changed; and
+   * of its key's limit, when the key has one (its alerts use the user's thresholds).
+   */
+  learn(
+    orgId: string | undefined,
+    userId: string,
+    userLimit: number,
+    orgBudget: number,
+    alerts?: AlertThresholds,
+    key: { keyId: string; keyLimit: number } | null = null,
+  ) {
     if (orgId !== undefined && orgId !== this.#orgId) {
       this.#orgId = orgId;
       this.#sql.exec("INSERT OR REPLACE INTO meta (name, value) VALUES ('orgId', ?)", orgId);
     }
     if (!alerts) return;
+    this.#keep(userId, userLimit, orgBudget, alerts);
+    // a key's limits are kept beside the users', under the key's subject
+    if (key) this.#keep(keySubject(userId, key.keyId), key.keyLimit, orgBudget, alerts);
+  }
+
+  #keep(userId: string, userLimit: number, orgBudget: number, alerts: AlertThresholds): void {
     const known = this.#seen(userId);
     const same =
       known?.userLimit === userLimit &&
@@ -111,7 +127,7 @@ export class Alerts {
    * Raise the alerts the month's recorded usage has reached for these users and the org, each
    * once (thresholds as the users' keys last said), and wake the alarm to deliver them.
    */
-  check(month: string, userIds: Iterable<string>, now: number): void {
+  check(month: string, subjects: Iterable<{ userId: string; keyId?: string | null }>, now: number): void {
     const state = this.#months.get(month);
     let raised = this.#raised.get(month);
     if (!raised) {
@@ -143,11 +159,14 @@ export class Alerts {
         fresh ||= written > 0;
       }
     };
-    for (const userId of userIds) {
+    for (const { userId, keyId } of subjects) {
       const seen = this.#seen(userId);
       if (!seen) continue; // checked at the user's next call that says its limits
       raise(userSubject(userId), state.row(userSubject(userId)).usedMicros, seen.userLimit, seen.alerts.user);
       raise(ORG, state.row(ORG).usedMicros, seen.orgBudget, seen.alerts.org);
+      const key = keyId ? keySubject(userId, keyId) : null;
+      const seenKey = key ? this.#seen(key) : undefined; // only keys with a limit of their own
+      if (key && seenKey) raise(key, state.row(key).usedMicros, seenKey.userLimit, seenKey.alerts.user);
     }
     if (fresh) this.#wake(now);
   }

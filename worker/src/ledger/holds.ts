@@ -5,7 +5,16 @@
 // the mirror cannot drift.
 
 import type { Figures, UsageRow } from "../protocol/ledger";
-import { COUNTERS, emptyRow, ORG, readUsage, type UsageTotals, userSubject, writeUsage } from "./usage-rows";
+import {
+  COUNTERS,
+  emptyRow,
+  keySubject,
+  ORG,
+  readUsage,
+  type UsageTotals,
+  userSubject,
+  writeUsage,
+} from "./usage-rows";
 
 export const HOLDS_SCHEMA = `
 CREATE TABLE IF NOT EXISTS reservations (
@@ -13,7 +22,8 @@ CREATE TABLE IF NOT EXISTS reservations (
   month TEXT NOT NULL,
   user_id TEXT NOT NULL,
   amount_micros INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL
+  expires_at INTEGER NOT NULL,
+  key_id TEXT
 );
 CREATE INDEX IF NOT EXISTS reservations_by_expiry ON reservations (expires_at);
 CREATE TABLE IF NOT EXISTS leases (
@@ -22,14 +32,22 @@ CREATE TABLE IF NOT EXISTS leases (
   user_id TEXT NOT NULL,
   held_micros INTEGER NOT NULL,
   seq INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL
+  expires_at INTEGER NOT NULL,
+  key_id TEXT
 );
 `;
+// Added after the first ledgers were created (the key a hold counts against): added in place.
+const ADDED_COLUMNS: readonly [string, string][] = [
+  ["reservations", "key_id"],
+  ["leases", "key_id"],
+];
 
 const MONTHS_IN_MEMORY = 2;
 
 interface Held {
   userId: string;
+  /** The key whose limit it counts against too (a key with a limit of its own). */
+  keyId?: string | null;
   amount: number;
   expiresAt: number;
 }
@@ -40,6 +58,7 @@ interface StoredReservation extends Held {
 
 export interface HeldLease {
   userId: string;
+  keyId?: string | null;
   held: number;
   seq: number;
   expiresAt: number;
@@ -59,10 +78,12 @@ export class MonthState {
   reservedTotal = 0;
   leasedByUser = new Map<string, number>();
   leasedTotal = 0;
+  /** Holds by key subject (keys with a limit of their own): reservations and leases together. */
+  heldByKey = new Map<string, number>();
 
   constructor(rows: UsageRow[], reservations: StoredReservation[], leases: StoredLease[]) {
     this.rows = new Map(rows.map((row) => [row.subject, row]));
-    for (const r of reservations) this.hold(r.id, r.userId, r.amount, r.expiresAt);
+    for (const r of reservations) this.hold(r.id, r.userId, r.amount, r.expiresAt, r.keyId);
     for (const l of leases) this.holdLease(l.id, l);
   }
 
@@ -76,10 +97,17 @@ export class MonthState {
     this.leasedTotal += amount;
   }
 
+  #keyHold(userId: string, keyId: string | null | undefined, amount: number): void {
+    if (!keyId) return;
+    const subject = keySubject(userId, keyId);
+    this.heldByKey.set(subject, (this.heldByKey.get(subject) ?? 0) + amount);
+  }
+
   holdLease(id: string, lease: HeldLease): void {
     this.releaseLease(id);
     this.leases.set(id, lease);
     this.#lease(lease.userId, lease.held);
+    this.#keyHold(lease.userId, lease.keyId, lease.held);
   }
 
   releaseLease(id: string): void {
@@ -87,16 +115,18 @@ export class MonthState {
     if (!lease) return;
     this.leases.delete(id);
     this.#lease(lease.userId, -lease.held);
+    this.#keyHold(lease.userId, lease.keyId, -lease.held);
   }
 
   row(subject: string): UsageRow {
     return this.rows.get(subject) ?? emptyRow(subject);
   }
 
-  hold(id: string, userId: string, amount: number, expiresAt: number): void {
+  hold(id: string, userId: string, amount: number, expiresAt: number, keyId?: string | null): void {
     this.release(id);
-    this.reservations.set(id, { userId, amount, expiresAt });
+    this.reservations.set(id, { userId, keyId: keyId ?? null, amount, expiresAt });
     this.#reserve(userId, amount);
+    this.#keyHold(userId, keyId, amount);
     this.openByUser.set(userId, (this.openByUser.get(userId) ?? 0) + 1);
   }
 
@@ -105,6 +135,7 @@ export class MonthState {
     if (!held) return;
     this.reservations.delete(id);
     this.#reserve(held.userId, -held.amount);
+    this.#keyHold(held.userId, held.keyId, -held.amount);
     this.openByUser.set(held.userId, (this.openByUser.get(held.userId) ?? 1) - 1);
   }
 
@@ -115,13 +146,17 @@ export class MonthState {
     this.rows.set(sums.subject, row);
   }
 
-  /** Recorded usage and what admission must leave room for: reservations and lease slices. */
-  figures(userId: string): Figures {
+  /** Recorded usage and what admission must leave room for: reservations and lease slices
+   * (the key's too, when it has a limit of its own). */
+  figures(userId: string, keyId?: string | null): Figures {
+    const key = keyId ? keySubject(userId, keyId) : null;
     return {
       userUsed: this.row(userSubject(userId)).usedMicros,
       orgUsed: this.row(ORG).usedMicros,
       userReserved: (this.reservedByUser.get(userId) ?? 0) + (this.leasedByUser.get(userId) ?? 0),
       orgReserved: this.reservedTotal + this.leasedTotal,
+      keyUsed: key ? this.row(key).usedMicros : 0,
+      keyReserved: key ? (this.heldByKey.get(key) ?? 0) : 0,
     };
   }
 }
@@ -135,6 +170,10 @@ export class Months {
   constructor(sql: SqlStorage) {
     this.#sql = sql;
     sql.exec(HOLDS_SCHEMA);
+    for (const [table, column] of ADDED_COLUMNS) {
+      const columns = sql.exec<{ name: string }>(`PRAGMA table_info(${table})`).toArray();
+      if (!columns.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} TEXT`);
+    }
   }
 
   get(month: string): MonthState {
@@ -142,14 +181,14 @@ export class Months {
     if (!state) {
       const reservations = this.#sql
         .exec<StoredReservation & Record<string, SqlStorageValue>>(
-          `SELECT id, user_id AS userId, amount_micros AS amount, expires_at AS expiresAt
+          `SELECT id, user_id AS userId, key_id AS keyId, amount_micros AS amount, expires_at AS expiresAt
              FROM reservations WHERE month = ?`,
           month,
         )
         .toArray();
       const leases = this.#sql
         .exec<StoredLease & Record<string, SqlStorageValue>>(
-          `SELECT id, user_id AS userId, held_micros AS held, seq, expires_at AS expiresAt
+          `SELECT id, user_id AS userId, key_id AS keyId, held_micros AS held, seq, expires_at AS expiresAt
              FROM leases WHERE month = ?`,
           month,
         )
@@ -186,17 +225,27 @@ export class Months {
     this.#nextExpiry = earliest;
   }
 
-  /** Hold `amount` for one request until `expiresAt` (a new reservation, or one extended). */
-  reserve(state: MonthState, month: string, id: string, userId: string, amount: number, expiresAt: number): void {
+  /** Hold `amount` for one request until `expiresAt` (a new reservation, or one extended);
+   * `keyId`: a key with a limit of its own, which the hold counts against too. */
+  reserve(
+    state: MonthState,
+    month: string,
+    id: string,
+    userId: string,
+    amount: number,
+    expiresAt: number,
+    keyId: string | null = null,
+  ): void {
     this.#sql.exec(
-      "INSERT OR REPLACE INTO reservations (id, month, user_id, amount_micros, expires_at) VALUES (?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO reservations (id, month, user_id, amount_micros, expires_at, key_id) VALUES (?, ?, ?, ?, ?, ?)",
       id,
       month,
       userId,
       amount,
       expiresAt,
+      keyId,
     );
-    state.hold(id, userId, amount, expiresAt);
+    state.hold(id, userId, amount, expiresAt, keyId);
     this.#expiresAt(expiresAt);
   }
 
@@ -211,13 +260,14 @@ export class Months {
     if (lease.held > 0) {
       state.holdLease(id, lease);
       this.#sql.exec(
-        "INSERT OR REPLACE INTO leases (id, month, user_id, held_micros, seq, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO leases (id, month, user_id, held_micros, seq, expires_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
         id,
         month,
         lease.userId,
         lease.held,
         lease.seq,
         lease.expiresAt,
+        lease.keyId ?? null,
       );
       this.#expiresAt(lease.expiresAt);
     } else {

@@ -6,7 +6,7 @@ import { utcMonth } from "../lib/clock";
 import type { Env } from "../protocol/env";
 import type { LedgerRpc } from "../protocol/ledger";
 
-export { alertId } from "./alert-webhook";
+export { alertId, alertScope } from "./alert-webhook";
 export type { RunPoll, RunPoller } from "./runs";
 export { UsageLedger } from "./usage-ledger";
 export { COUNTERS, emptyRow, userSubject } from "./usage-rows";

@@ -32,12 +32,14 @@ export class Leases {
   /** One lease's exchange, in one atomic step. */
   exchange(state: MonthState, month: string, op: LeaseOp, now: number): LeaseResult {
     const current = state.leases.get(op.leaseId);
+    // a lease for a key with a limit of its own: its holds count against the key too
+    const keyId = op.keyLimit !== null && op.keyLimit !== undefined && op.keyId !== undefined ? op.keyId : null;
     const result = (held: number, granted: number): LeaseResult => ({
       leaseId: op.leaseId,
       held,
       granted,
       ttlMs: LEASE_TTL_MS,
-      ...state.figures(op.userId),
+      ...state.figures(op.userId, keyId),
     });
     let held = current?.held ?? 0;
     const repeated = current !== undefined && op.seq <= current.seq;
@@ -51,8 +53,9 @@ export class Leases {
     if (repeated) return result(current.held, 0); // a retry of an exchange already applied
     held = Math.max(0, held - Math.max(0, op.returned));
     state.releaseLease(op.leaseId); // the headroom below excludes this lease's own hold
-    const figures = state.figures(op.userId);
+    const figures = state.figures(op.userId, keyId);
     const headroom = Math.min(
+      keyId ? (op.keyLimit as number) - figures.keyUsed - figures.keyReserved : Number.POSITIVE_INFINITY,
       op.userLimit - figures.userUsed - figures.userReserved,
       op.orgBudget - figures.orgUsed - figures.orgReserved,
     );
@@ -62,6 +65,7 @@ export class Leases {
     held += granted;
     this.#months.putLease(state, month, op.leaseId, {
       userId: op.userId,
+      keyId,
       held,
       seq: op.seq,
       expiresAt: now + LEASE_TTL_MS,

@@ -36,8 +36,10 @@ export class Settlements {
    */
   settle(record: Settlement): Figures {
     const state = this.#months.get(record.month);
-    if (this.record(state, record)) this.#alerts.check(record.month, [record.userId], record.now ?? Date.now());
-    return state.figures(record.userId);
+    if (this.record(state, record)) {
+      this.#alerts.check(record.month, [{ userId: record.userId, keyId: record.keyId }], record.now ?? Date.now());
+    }
+    return state.figures(record.userId, record.keyId);
   }
 
   /** Record one settlement and its usage; true when it was new (a settlement is applied once). */

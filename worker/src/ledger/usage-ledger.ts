@@ -36,7 +36,7 @@ import { Pruning } from "./pruning";
 import { type RunPoller, WatchedRuns } from "./runs";
 import { Settlements } from "./settlement";
 import { keepStored, STORED_SCHEMA, storedOwners } from "./stored-objects";
-import { createUsage, ORG, resetUserUsage, userSubject } from "./usage-rows";
+import { createUsage, keySubject, ORG, resetUserUsage, userSubject } from "./usage-rows";
 
 let pollRun: RunPoller | null = null;
 
@@ -108,12 +108,14 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     const state = this.months.get(month);
     this.months.sweep(now);
     const results = leases.map((op) => {
-      this.alertBook.learn(orgId, op.userId, op.userLimit, op.orgBudget, op.alerts);
+      const key =
+        op.keyId !== undefined && typeof op.keyLimit === "number" ? { keyId: op.keyId, keyLimit: op.keyLimit } : null;
+      this.alertBook.learn(orgId, op.userId, op.userLimit, op.orgBudget, op.alerts, key);
       return this.leases.exchange(state, month, op, now);
     });
     this.alertBook.check(
       month,
-      leases.map((op) => op.userId),
+      leases.map((op) => ({ userId: op.userId, keyId: op.keyId })),
       now,
     );
     return {
@@ -154,13 +156,17 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     const state = this.months.get(month);
     this.months.sweep(now);
     const users: Record<string, UsageRow> = {};
+    const keys: MonthUsage["keys"] = {};
     for (const [subject, row] of [...state.rows].sort(([a], [b]) => a.localeCompare(b))) {
       if (subject.startsWith("user:")) users[subject.slice(5)] = row;
+      const [kind, userId, keyId] = subject.split(":");
+      if (kind === "key" && userId && keyId) keys[keyId] = { ...row, userId };
     }
     return {
       month,
       org: state.row(ORG),
       users,
+      keys,
       openReservations: state.reservations.size,
       reservedMicros: state.reservedTotal,
       leases: state.leases.size,
@@ -168,15 +174,27 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     };
   }
 
-  /** One user's row of a month. */
-  userUsage({ month, userId, now = Date.now() }: { month: string; userId: string; now?: number }): UserUsage {
+  /** One user's row of a month, and one of its keys' when named. */
+  userUsage({
+    month,
+    userId,
+    keyId,
+    now = Date.now(),
+  }: {
+    month: string;
+    userId: string;
+    keyId?: string;
+    now?: number;
+  }): UserUsage {
     const state = this.months.get(month);
     this.months.sweep(now);
+    const key = keyId === undefined ? null : keySubject(userId, keyId);
     return {
       month,
       ...state.row(userSubject(userId)),
       reservedMicros: state.reservedByUser.get(userId) ?? 0,
       leasedMicros: state.leasedByUser.get(userId) ?? 0,
+      ...(key ? { key: { ...state.row(key), reservedMicros: state.heldByKey.get(key) ?? 0 } } : {}),
     };
   }
 
@@ -190,6 +208,8 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     const previous = state.row(subject);
     resetUserUsage(this.sql, month, userId, previous.usedMicros, now);
     if (state.rows.has(subject)) state.rows.set(subject, { ...previous, usedMicros: 0 });
+    const keys = keySubject(userId, ""); // its keys restart with it (usage-rows.ts)
+    for (const [name, row] of state.rows) if (name.startsWith(keys)) state.rows.set(name, { ...row, usedMicros: 0 });
     return { month, userId, previousMicros: previous.usedMicros };
   }
 

@@ -1,5 +1,5 @@
 // The ledger's counters: one row per month and subject ("org" for the organization's total,
-// "user:<id>" for each user), keyed by UTC month so a new month starts at zero by
+// "user:<id>" for each user, "key:<user id>:<key id>" for each API key), keyed by UTC month so a new month starts at zero by
 // construction; and the audit trail of users' allowances given back (quota_resets).
 
 import type { Settlement, UsageRow } from "../protocol/ledger";
@@ -53,6 +53,11 @@ export function userSubject(userId: string): string {
   return `user:${userId}`;
 }
 
+/** A key's row (ids are slugs without ':', so the parts stay apart). */
+export function keySubject(userId: string, keyId: string): string {
+  return `key:${userId}:${keyId}`;
+}
+
 export function emptyRow(subject: string): UsageRow {
   const row = { subject } as UsageRow;
   for (const counter of COUNTERS) row[counter] = 0;
@@ -86,12 +91,14 @@ export function readUsage(sql: SqlStorage, month: string): UsageRow[] {
     .toArray();
 }
 
-/** New settlements' counts summed per subject (the user's and the org's), for one write each. */
+/** New settlements' counts summed per subject (the key's, the user's and the org's), for one
+ * write each. */
 export class UsageTotals {
   readonly #rows = new Map<string, UsageRow>();
 
   add({
     userId,
+    keyId,
     cost,
     tokensIn = 0,
     tokensOut = 0,
@@ -103,7 +110,9 @@ export class UsageTotals {
     toolMicros = 0,
     tierMicros = 0,
   }: Settlement): void {
-    for (const subject of [userSubject(userId), ORG]) {
+    const subjects = [userSubject(userId), ORG];
+    if (keyId !== undefined) subjects.push(keySubject(userId, keyId));
+    for (const subject of subjects) {
       let row = this.#rows.get(subject);
       if (!row) {
         row = emptyRow(subject);
@@ -162,4 +171,6 @@ export function resetUserUsage(sql: SqlStorage, month: string, userId: string, p
     previous,
   );
   sql.exec("UPDATE usage SET used_micros = 0 WHERE month = ? AND subject = ?", month, userSubject(userId));
+  // its keys' months restart with it: a key's limit is a share of its user's
+  sql.exec("UPDATE usage SET used_micros = 0 WHERE month = ? AND subject LIKE ?", month, `${keySubject(userId, "")}%`);
 }

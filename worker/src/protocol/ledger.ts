@@ -48,6 +48,9 @@ export interface LeaseOp {
   minGrant: number;
   userLimit: number;
   orgBudget: number;
+  /** A key with a monthly limit of its own: the lease is that key's, within its limit too. */
+  keyId?: string;
+  keyLimit?: number | null;
   /** The key's budget alert thresholds (% of the month's limit and budget). */
   alerts?: AlertThresholds;
 }
@@ -78,6 +81,8 @@ export interface Exchange {
 export interface Settlement {
   requestId: string;
   userId: string;
+  /** The API key that made the request: its usage row (and its limit, if it has one). */
+  keyId?: string;
   month: string;
   cost: number;
   tokensIn?: number;
@@ -98,9 +103,16 @@ export interface Admission {
   requestId: string;
   userId: string;
   month: string;
+  /** The request's worst case. */
   amount: number;
+  /** The least it may be admitted for (its output cap lowered to its org's floor, budget/clamp.ts):
+   * when `amount` does not fit, the headroom is reserved if it is at least this. Unset: `amount`. */
+  least?: number;
   userLimit: number;
   orgBudget: number;
+  /** The API key, and its own monthly limit when it has one (null: the user's alone). */
+  keyId?: string;
+  keyLimit?: number | null;
   /** Requests the user may have open at once (its rate tier's); unset = no cap. */
   maxConcurrent?: number | null;
   orgId?: string;
@@ -114,11 +126,16 @@ export interface Figures {
   orgUsed: number;
   userReserved: number;
   orgReserved: number;
+  /** The key's, when it was asked about (0 otherwise). */
+  keyUsed: number;
+  keyReserved: number;
 }
 
 export interface AdmitResult extends Figures {
   admitted: boolean;
-  limit: "user" | "org" | "concurrency" | null;
+  /** What was reserved: the worst case, or less (never below `least`) when only that fits. */
+  amount: number;
+  limit: "key" | "user" | "org" | "concurrency" | null;
   /** The user's open requests (reservations) before this one. */
   open: number;
 }
@@ -152,7 +169,7 @@ export interface WatchedRun {
 /** One alert as the ledger stores it. */
 export interface AlertRow {
   month: string;
-  /** "org" or "user:<id>" */
+  /** "org", "user:<id>" or "key:<user id>:<key id>" */
   subject: string;
   threshold: number;
   crossedAt: number;
@@ -171,6 +188,8 @@ export interface MonthUsage {
   month: string;
   org: UsageRow;
   users: Record<string, UsageRow>;
+  /** Each key's row, by key id (key ids are unique in a stack); its user in `userId`. */
+  keys: Record<string, UsageRow & { userId: string }>;
   openReservations: number;
   reservedMicros: number;
   /** Slices of the budget isolates hold as leases (budget/lease.ts). */
@@ -182,6 +201,8 @@ export interface UserUsage extends UsageRow {
   month: string;
   reservedMicros: number;
   leasedMicros: number;
+  /** The key's row and holds, when a key was named. */
+  key?: UsageRow & { reservedMicros: number };
 }
 
 export interface ExchangeResult {
@@ -204,7 +225,7 @@ export interface LedgerRpc extends Rpc.DurableObjectBranded {
   alerts(args: { month: string }): AlertRow[];
   metrics(args: { from: string; to: string; userId?: string | null }): MetricsGroups;
   usage(args: { month: string; now?: number }): MonthUsage;
-  userUsage(args: { month: string; userId: string; now?: number }): UserUsage;
+  userUsage(args: { month: string; userId: string; keyId?: string; now?: number }): UserUsage;
   resetUser(args: { month: string; userId: string; now?: number }): {
     month: string;
     userId: string;

@@ -46,6 +46,8 @@ export interface ModelPattern {
 export interface Policy {
   userLimitMicros: number;
   orgBudgetMicros: number;
+  /** The key's own monthly limit, a share of its user's (null: the user's alone). */
+  keyLimitMicros: number | null;
   failureMode: (typeof FAILURE_MODES)[number];
   fallbackDailyLimitMicros: number;
   allowedModels: string[];
@@ -53,6 +55,9 @@ export interface Policy {
   allowedPatterns: string[];
   /** Whether this org's keys may read the org's month on GET /v1/usage. */
   shareOrgUsage: boolean;
+  /** The lowest output cap a request is lowered to when its worst case does not fit the headroom
+   * (budget/clamp.ts); null: the org switched clamping off (such a request is refused). */
+  clampFloorTokens: number | null;
   defaultModel: string | null;
   cacheTtl: number;
   priceOverrides: Record<string, Price>;

@@ -2,7 +2,7 @@
 // against the catalog this script was rendered with. Catalog-wide facts (models, the stack's
 // default model, prices) live only in the script, so changing them rewrites no KV record.
 
-import type { COMPILED_KEY_STATUSES } from "../generated/contract";
+import { CLAMP_FLOOR_TOKENS, type COMPILED_KEY_STATUSES } from "../generated/contract";
 import { ALERTS, DEFAULT_MODEL, EMBEDDING_MODELS, MODEL_PATTERNS, MODELS } from "../generated/settings";
 import type { Policy, Price } from "../protocol/policy";
 
@@ -14,6 +14,8 @@ export interface KeyEntry {
   status: (typeof COMPILED_KEY_STATUSES)[number];
   expiresAt: number | null;
   monthlyLimitMicros: number;
+  /** The key's own monthly limit, present only when declared. */
+  keyLimitMicros?: number;
   allowedModels: string[] | null;
   // the user's own routing, present only when declared
   defaultModel?: string;
@@ -42,6 +44,8 @@ export interface OrgPolicy {
   shareStoredResponses?: boolean;
   allowUnpriced?: boolean;
   shareOrgUsage?: boolean;
+  clampOutput?: boolean;
+  clampFloorTokens?: number;
 }
 
 /** A policy's tenant routing when the tenant declared none (also wave 1's records, auth.ts). */
@@ -58,6 +62,7 @@ export function undeclaredRouting(): Pick<
   | "shareStoredResponses"
   | "allowUnpriced"
   | "shareOrgUsage"
+  | "clampFloorTokens"
 > {
   return {
     allowedPatterns: [],
@@ -71,6 +76,7 @@ export function undeclaredRouting(): Pick<
     shareStoredResponses: false,
     allowUnpriced: false,
     shareOrgUsage: false,
+    clampFloorTokens: CLAMP_FLOOR_TOKENS,
   };
 }
 
@@ -104,6 +110,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
   const policy: Omit<Policy, "version"> = {
     userLimitMicros: entry.monthlyLimitMicros,
     orgBudgetMicros: org.monthlyBudgetMicros,
+    keyLimitMicros: entry.keyLimitMicros ?? null,
     failureMode: org.failureMode,
     fallbackDailyLimitMicros: org.fallbackDailyLimitMicros,
     allowedModels,
@@ -120,6 +127,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     shareStoredResponses: org.shareStoredResponses === true,
     allowUnpriced: org.allowUnpriced === true,
     shareOrgUsage: org.shareOrgUsage === true,
+    clampFloorTokens: org.clampOutput === false ? null : (org.clampFloorTokens ?? CLAMP_FLOOR_TOKENS),
     // budget alert thresholds (% of the month): the user's, the org's, the stack's; none without a webhook
     alerts: ALERTS
       ? {

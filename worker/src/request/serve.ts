@@ -9,6 +9,7 @@
 // Routes differ only in how they read the model, build the upstream request, and read usage.
 
 import type { Context } from "hono";
+import { askFor, capWithin, type OutputCap } from "../budget/clamp";
 import { type Bound, outcomeOf, type Subject, worstCaseOutcome } from "../budget/outcome";
 import { admit, type Granted, quotaHeaders, settle } from "../budget/quota";
 import { newTrace } from "../facts/facts";
@@ -28,6 +29,8 @@ export interface Exchange {
   call: UpstreamCall;
   /** The most it can use and cost (reserved before sending). */
   bound: Bound;
+  /** Its output cap, when the gateway may lower it to fit a budget (budget/clamp.ts). */
+  outputCap?: OutputCap<Exchange>;
   /** The prompt's tokens as estimated here, used when no usage comes back. */
   estimatedPromptTokens: number;
   /** false: authorised and logged, never charged (Anthropic's free count_tokens). */
@@ -158,13 +161,12 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
 
     let admission: Granted;
     const ledgerStart = performance.now(); // advances across I/O only: this times the ledger call
+    const ask = askFor(exchange.bound, exchange.outputCap, principal.policy.clampFloorTokens);
     try {
       const leases = exchange.heldByLedger
         ? null
         : { book: c.get("isolate"), waitUntil: (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise) };
-      admission = exchange.metered
-        ? await admit(c.env, principal, attemptId, exchange.bound.micros, fault, maxConcurrent, leases)
-        : FREE;
+      admission = exchange.metered ? await admit(c.env, principal, attemptId, ask, fault, maxConcurrent, leases) : FREE;
     } catch (err) {
       if (k === 0 || !(err instanceof HttpError)) throw err;
       // A refusal ends the chain (later models would be refused alike), and the client gets the
@@ -177,6 +179,14 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
     }
     const ledgerMs = performance.now() - ledgerStart;
     trace.degraded = admission.degraded;
+    // only part of the worst case fitted: the output cap lowered to what was reserved
+    let lowered: { tokens: number; asked: number } | null = null;
+    const cap = exchange.outputCap;
+    if (exchange.metered && cap && admission.amount < exchange.bound.micros) {
+      const tokens = capWithin(cap, ask.leastTokens ?? cap.least, admission.amount);
+      exchange = cap.lowered(tokens);
+      lowered = { tokens, asked: cap.tokens };
+    }
     const sent = Date.now();
     let upstream: Response;
     try {
@@ -203,6 +213,7 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
       continue;
     }
     return answer(c, exchange, upstream, admission, settleWith, {
+      lowered,
       attemptId,
       attempts: k + 1,
       standIn,
@@ -229,13 +240,22 @@ async function answer(
   admission: Granted,
   settleWith: (admission: Granted, outcome: Outcome) => Promise<unknown>,
   {
+    lowered,
     attemptId,
     attempts,
     standIn,
     ledgerMs,
     trace,
     sent,
-  }: { attemptId: string; attempts: number; standIn: boolean; ledgerMs: number; trace: Trace; sent: number },
+  }: {
+    lowered: { tokens: number; asked: number } | null;
+    attemptId: string;
+    attempts: number;
+    standIn: boolean;
+    ledgerMs: number;
+    trace: Trace;
+    sent: number;
+  },
 ): Promise<Response> {
   const { call, bound } = exchange;
   const { principal } = call;
@@ -270,6 +290,11 @@ async function answer(
   out.set("x-gateway-model", call.model);
   out.set("x-gateway-attempts", String(attempts));
   if (standIn) out.set("x-gateway-fallback", "workers-ai-direct");
+  if (lowered) {
+    // sent with a lower output cap than asked, to fit the budget's headroom (budget/clamp.ts)
+    out.set("x-gateway-output-cap", String(lowered.tokens));
+    out.set("x-gateway-output-cap-asked", String(lowered.asked));
+  }
   // admission's time, named by whether it awaited the ledger or only this isolate's lease
   out.set("server-timing", `${admission.calledLedger === false ? "lease" : "ledger"};dur=${ledgerMs.toFixed(2)}`);
 

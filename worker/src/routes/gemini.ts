@@ -115,6 +115,16 @@ function capped(body: Json): { payload: Json; maxOutput: number } {
   };
 }
 
+/** The body with its output cap lowered to fit a budget (budget/clamp.ts), in the config it has. */
+function withCap(body: Json, tokens: number): Json {
+  const key =
+    body.generationConfig === undefined && body.generation_config !== undefined
+      ? "generation_config"
+      : "generationConfig";
+  const { max_output_tokens: _, ...config } = asObject(body[key]) ?? {};
+  return { ...body, [key]: { ...config, maxOutputTokens: tokens } };
+}
+
 /** Where a Gemini model's method is: Google AI Studio's path, or Vertex AI's for its models. */
 function pathOf(provider: string, model: string, method: GeminiMethod): string {
   return provider === VERTEX ? vertexNativePath(model, method) : nativePath(model, method);
@@ -144,20 +154,23 @@ export async function gemini(c: Context<AppEnv>, route: Route): Promise<Response
     contents: request.body.contents,
     system: field(request.body, "systemInstruction", "system_instruction"),
   };
-  const exchange = (model: string): Exchange => {
+  const exchange = (model: string, cap = maxOutput): Exchange => {
     const call = upstreamCall(c, model);
+    const sent = cap === maxOutput ? payload : withCap(payload, cap);
+    const boundAt = (tokens: number) => boundOf(call, promptTokens, tokens);
     return {
       call,
-      bound: boundOf(call, promptTokens, maxOutput),
+      bound: boundAt(cap),
+      outputCap: { tokens: cap, least: 1, boundAt, lowered: (tokens) => exchange(model, tokens) },
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
-      send: () => postToGateway(call, pathOf(call.provider, call.upstreamModel, method), payload, authOf(call)),
+      send: () => postToGateway(call, pathOf(call.provider, call.upstreamModel, method), sent, authOf(call)),
       error: geminiPassthroughError,
       answer: geminiAnswer,
       stream: (upstream) => meterGeminiStream(upstream, call.signal),
     };
   };
-  return serve(c, { models: attemptsFor(asked, model, route, policy), build: exchange });
+  return serve(c, { models: attemptsFor(asked, model, route, policy), build: (model) => exchange(model) });
 }
 
 async function countTokens(c: Context<AppEnv>, model: string, body: Json): Promise<Response> {

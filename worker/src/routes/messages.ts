@@ -9,12 +9,13 @@ import { HttpError } from "../lib/errors";
 import { estimateInputTokens, inputTokensBound } from "../pricing/estimate";
 import { hourCacheModels, requested } from "../pricing/extras";
 import { priceFor } from "../pricing/prices";
-import type { ChatBody } from "../protocol/bodies";
+import type { ChatBody, MessagesBody } from "../protocol/bodies";
 import type { AppEnv } from "../protocol/env";
 import { type ChatCall, postToGateway, providerOf } from "../providers";
 import {
   COUNT_TOKENS_PATH,
   MESSAGES_PATH,
+  MIN_THINKING_BUDGET,
   messageAnswer,
   meterMessagesStream,
   passthroughAuth,
@@ -51,12 +52,14 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
   });
   // a model that does not speak Anthropic's wire is asked in OpenAI's (its provider module's)
   const chatBody = chain.every((m) => speaks(m, "anthropic")) ? null : chatBodyOf(body);
-  const bridged = (model: string, chatRequest: ChatBody): Exchange => {
+  const bridged = (model: string, chatRequest: ChatBody, cap: number): Exchange => {
     const { upstreamModel, provider } = providerOf(model);
-    const call: ChatCall = { ...upstreamCall(c, model, upstreamModel), body: chatRequest, maxTokens: body.max_tokens };
+    const call: ChatCall = { ...upstreamCall(c, model, upstreamModel), body: chatRequest, maxTokens: cap };
+    const boundAt = (tokens: number) => boundOf(call, promptTokens, tokens, asked);
     return {
       call,
-      bound: boundOf(call, promptTokens, body.max_tokens, asked),
+      bound: boundAt(cap),
+      outputCap: { tokens: cap, least: 1, boundAt, lowered: (tokens) => bridged(model, chatRequest, tokens) },
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
       send: () => provider.send(call),
@@ -68,25 +71,50 @@ export async function messages(c: Context<AppEnv>, route: Route): Promise<Respon
       },
     };
   };
-  const exchange = (model: string): Exchange => {
-    if (chatBody !== null && !speaks(model, "anthropic")) return bridged(model, chatBody);
+  const exchange = (model: string, cap = body.max_tokens): Exchange => {
+    if (chatBody !== null && !speaks(model, "anthropic")) return bridged(model, chatBody, cap);
     const call = upstreamCall(c, model);
-    const payload = { ...body, model: call.upstreamModel };
+    const sent = cap === body.max_tokens ? body : withCap(body, cap);
+    const payload = { ...sent, model: call.upstreamModel };
     const bedrock = call.provider === AWS_BEDROCK;
+    const boundAt = (tokens: number) => boundOf(call, promptTokens, tokens, asked);
     return {
       call,
-      bound: boundOf(call, promptTokens, body.max_tokens, asked),
+      bound: boundAt(cap),
+      outputCap: {
+        tokens: cap,
+        least: thinks(body) ? MIN_THINKING_BUDGET + 1 : 1,
+        boundAt,
+        lowered: (tokens) => exchange(model, tokens),
+      },
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
       send: bedrock
-        ? () => invokeMessages(call, body, c.req.raw.headers)
+        ? () => invokeMessages(call, sent, c.req.raw.headers)
         : () => postToGateway(call, MESSAGES_PATH, payload, passthroughAuth(call, c.req.raw.headers)),
       error: bedrock ? bedrockError : passthroughError,
       answer: messageAnswer,
       stream: (upstream) => meterMessagesStream(bedrock ? anthropicEvents(upstream) : upstream, call.signal),
     };
   };
-  return serve(c, { models, build: exchange });
+  return serve(c, { models, build: (model) => exchange(model) });
+}
+
+function thinks(body: MessagesBody): boolean {
+  return (body.thinking as { type?: unknown } | null | undefined)?.type === "enabled";
+}
+
+/** The body with its max_tokens lowered (budget/clamp.ts), and a thinking budget that no
+ * longer fits below it lowered too (Anthropic wants it below max_tokens). */
+function withCap(body: MessagesBody, tokens: number): MessagesBody {
+  const thinking = body.thinking as { type?: unknown; budget_tokens?: unknown } | null | undefined;
+  const budget = thinking?.budget_tokens;
+  const fits = !thinks(body) || typeof budget !== "number" || budget < tokens;
+  return {
+    ...body,
+    max_tokens: tokens,
+    ...(fits ? {} : { thinking: { ...thinking, budget_tokens: Math.max(MIN_THINKING_BUDGET, tokens - 1) } }),
+  };
 }
 
 /**

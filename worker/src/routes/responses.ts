@@ -164,14 +164,16 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
     const ids = [...(stores ? stored : []), ...containers];
     return ids.length > 0 ? ledgerFor(c.env, orgId).keepStored({ ids, userId }) : undefined;
   };
-  const exchange = (model: string): Exchange => {
+  const exchange = (model: string, cap = maxOutput): Exchange => {
     const call = { ...upstreamCall(c, model), uncacheable: stores };
     // Azure: the deployment's Responses endpoint, which takes the deployment as its model
     const azure = call.provider === AZURE_OPENAI ? azureEndpoint(call, "responses") : null;
-    const payload = { ...body, model: azure?.deployment ?? call.upstreamModel, max_output_tokens: maxOutput };
+    const payload = { ...body, model: azure?.deployment ?? call.upstreamModel, max_output_tokens: cap };
+    const boundAt = (tokens: number) => boundOf(call, promptTokens, tokens, asked);
     return {
       call,
-      bound: boundOf(call, promptTokens, maxOutput, asked),
+      bound: boundAt(cap),
+      outputCap: { tokens: cap, least: MIN_OUTPUT_TOKENS, boundAt, lowered: (tokens) => exchange(model, tokens) },
       estimatedPromptTokens: estimateInputTokens(seen),
       metered: true,
       send: () => postToGateway(call, azure?.path ?? RESPONSES_PATH, payload, azure?.auth ?? authHeaders(call)),
@@ -193,10 +195,12 @@ export async function responses(c: Context<AppEnv>, route: Route): Promise<Respo
         ),
     };
   };
-  return serve(c, { models: attempts, build: exchange });
+  return serve(c, { models: attempts, build: (model) => exchange(model) });
 }
 
 const RUNNING = new Set(["queued", "in_progress"]);
+// OpenAI's least max_output_tokens: a cap lowered to fit a budget stays at or above it
+const MIN_OUTPUT_TOKENS = 16;
 
 /** The id of a response that is still running (a background run just queued), else null. */
 function runningId(text: string): string | null {

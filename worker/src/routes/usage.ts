@@ -1,5 +1,5 @@
-// GET /v1/usage: what the calling key may spend, read by the key itself (no admin): its user's
-// month so far and what is held for requests in flight, the user's limit and what remains of it,
+// GET /v1/usage: what the calling key may spend, read by the key itself (no admin): the key's own
+// month (and its limit, when it has one of its own), its user's month so far and what is held for requests in flight, the user's limit and what remains of it,
 // and the org's the same when the org shares them (organizations[].shareOrgUsage); no other
 // tenant's figures, ever. Remaining is what a new request could still be admitted against:
 // the limit less what is spent and what is held.
@@ -45,7 +45,7 @@ export async function usage(c: Context<AppEnv>): Promise<Response> {
   let org: Awaited<ReturnType<typeof ledger.usage>> | null = null;
   try {
     [user, org] = await Promise.all([
-      ledger.userUsage({ month, userId }),
+      ledger.userUsage({ month, userId, keyId }),
       policy.shareOrgUsage ? ledger.usage({ month }) : Promise.resolve(null),
     ]);
   } catch (err) {
@@ -61,13 +61,30 @@ export async function usage(c: Context<AppEnv>): Promise<Response> {
   const orgFigures = org
     ? figures(org.org.usedMicros, org.reservedMicros + org.leasedMicros, policy.orgBudgetMicros, org.org.requests)
     : null;
-  // of the limits shown, the one that binds first (the least left)
-  const tightest = orgFigures !== null && orgFigures.remaining < userFigures.remaining ? "org" : "user";
+  const own = user.key ?? { usedMicros: 0, requests: 0, reservedMicros: 0 };
+  const keyLimit = policy.keyLimitMicros;
+  const keyFigures = keyLimit === null ? null : figures(own.usedMicros, own.reservedMicros, keyLimit, own.requests);
+  // of the limits shown, the one that binds first (the least left; a tie names the narrowest)
+  const bound: [string, Figures | null][] = [
+    ["key", keyFigures],
+    ["user", userFigures],
+    ["org", orgFigures],
+  ];
+  let tightest = "user";
+  let least = userFigures.remaining;
+  for (const [scope, shownFigures] of bound) {
+    if (shownFigures !== null && shownFigures.remaining < least) [tightest, least] = [scope, shownFigures.remaining];
+  }
+  if (keyFigures !== null && keyFigures.remaining <= least) tightest = "key";
   return jsonResponse({
     object: "usage",
     month,
     resetsAt: monthResetsAt(month),
-    key: { id: keyId },
+    // a key without a limit of its own: what it spent, within its user's limit
+    key:
+      keyFigures === null
+        ? { id: keyId, requests: own.requests, ...usd("used", own.usedMicros), limitMicros: null, limitUsd: null }
+        : { id: keyId, ...shown(keyFigures) },
     user: { id: userId, ...shown(userFigures) },
     org: orgFigures === null ? null : { id: orgId, ...shown(orgFigures) },
     tightest,

@@ -32,17 +32,20 @@ export async function workersAiRun(c: Context<AppEnv>, route: Route): Promise<Re
   const call = upstreamCall(c, model);
   const embedding = modelType(model) === "embedding";
   const maxTokens = embedding ? 0 : (inputs.max_tokens ?? MAX_OUTPUT_TOKENS);
-  const payload = embedding ? inputs : { ...inputs, max_tokens: maxTokens };
   const seen = embedding ? inputs.text : { prompt: inputs.prompt, messages: inputs.messages, tools: inputs.tools };
-  const exchange: Exchange = {
+  const promptTokens = inputTokensBound(request, { tools: !embedding && inputs.tools !== undefined });
+  const boundAt = (tokens: number) => boundOf(call, promptTokens, tokens);
+  const exchange = (cap: number): Exchange => ({
     call,
-    bound: boundOf(call, inputTokensBound(request, { tools: !embedding && inputs.tools !== undefined }), maxTokens),
+    bound: boundAt(cap),
+    // an embedding has no output to lower
+    ...(embedding ? {} : { outputCap: { tokens: cap, least: 1, boundAt, lowered: exchange } }),
     estimatedPromptTokens: estimateInputTokens(seen),
     metered: true,
-    send: () => runOnBinding(call, payload),
+    send: () => runOnBinding(call, embedding ? inputs : { ...inputs, max_tokens: cap }),
     error: runError,
     answer: runAnswer,
     stream: (upstream) => meterRunStream(upstream, call.signal),
-  };
-  return serve(c, { models: [model], build: () => exchange });
+  });
+  return serve(c, { models: [model], build: () => exchange(maxTokens) });
 }

@@ -16,6 +16,7 @@ export const PRINCIPAL: Principal = {
   orgId: "acme",
   policy: {
     userLimitMicros: 1,
+    keyLimitMicros: null,
     orgBudgetMicros: 1,
     failureMode: "fail-closed",
     fallbackDailyLimitMicros: 0,

@@ -25,3 +25,4 @@ export {
   passthroughAuth,
   passthroughError,
 } from "./messages";
+export { MIN_THINKING_BUDGET } from "./request";

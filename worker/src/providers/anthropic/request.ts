@@ -11,6 +11,8 @@ import type { ChatCall } from "../types";
 export const JSON_TOOL = "json_response";
 // Anthropic's thinking budgets for OpenAI's reasoning_effort (LiteLLM's constants).
 const THINKING_BUDGET: Record<string, number> = { low: 1024, medium: 2048, high: 4096 };
+/** Anthropic's least thinking budget: a max_tokens with room for thinking is above it. */
+export const MIN_THINKING_BUDGET = 1024;
 
 type Block = Json;
 
@@ -151,7 +153,13 @@ export function messagesRequest(call: ChatCall): Json {
   if (typeof body.top_p === "number") request.top_p = body.top_p;
   if (typeof body.user === "string") request.metadata = { user_id: body.user };
   const budget = typeof body.reasoning_effort === "string" ? THINKING_BUDGET[body.reasoning_effort] : undefined;
-  if (budget !== undefined) request.thinking = { type: "enabled", budget_tokens: budget };
+  // Anthropic wants the budget below max_tokens: a cap lowered to fit a budget (budget/clamp.ts)
+  // lowers it too, never below Anthropic's least (chat.ts keeps such a cap above it)
+  const maxTokens = request.max_tokens as number;
+  if (budget !== undefined) {
+    const fitted = budget < maxTokens || maxTokens <= MIN_THINKING_BUDGET ? budget : maxTokens - 1;
+    request.thinking = { type: "enabled", budget_tokens: fitted };
+  }
   if (call.body.stream) request.stream = true;
   return request;
 }
