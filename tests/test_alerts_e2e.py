@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import math
 import secrets
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +23,7 @@ import pytest
 from provision.local.runtime import LocalGateway
 from tests.admin_support import Admin
 from tests.support import ROOT, eventually, openai_client, run_cli
+from tests.webhooks import Receiver
 
 FIXTURE = ROOT / "tests" / "fixtures" / "Pulumi.alerts.yaml"
 GPT4O = "openai/gpt-4o"
@@ -34,47 +32,6 @@ PRICE_IN, PRICE_OUT = 2_500_000, 10_000_000  # µUSD per million tokens, as the 
 
 def cost(prompt: int, completion: int) -> int:
     return math.ceil((prompt * PRICE_IN + completion * PRICE_OUT) / 1_000_000)
-
-
-class Receiver:
-    """A webhook receiver: every POST kept; answers 500 to the first `fail_first[user]` posts."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.fail_first: dict[str, int] = {}
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"])).decode()
-                event = json.loads(body)
-                with receiver.lock:
-                    receiver.received.append(
-                        {"headers": dict(self.headers), "body": body, "event": event}
-                    )
-                    who = event.get("userId") or event["orgId"]
-                    failing = receiver.fail_first.get(who, 0) > 0
-                    if failing:
-                        receiver.fail_first[who] -= 1
-                self.send_response(500 if failing else 204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self, **match: Any) -> list[dict[str, Any]]:
-        with self.lock:
-            return [
-                r for r in self.received if all(r["event"].get(k) == v for k, v in match.items())
-            ]
-
-    def close(self) -> None:
-        self.server.shutdown()
 
 
 @pytest.fixture(scope="module")

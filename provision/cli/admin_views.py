@@ -332,6 +332,20 @@ def render_reconcile(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _alert_whose(alert: dict[str, Any]) -> str:
+    if alert["scope"] == "key":
+        return f"{alert['userId']} (key {alert['keyId']})"
+    return str(alert["userId"] or "(org)")
+
+
+def _alert_what(alert: dict[str, Any]) -> str:
+    """A threshold of the month, or a spend-rate breaker that tripped in a window."""
+    window = alert.get("window")
+    if window:
+        return f"spend rate per {window['name']} from {window['start'][11:16]} UTC"
+    return f"{alert['thresholdPercent']} %"
+
+
 def render_alerts(body: dict[str, Any]) -> str:
     if not body["webhookConfigured"]:
         return f"{body['month']}: this stack declares no alerts (alerts.webhookUrl)."
@@ -340,8 +354,8 @@ def render_alerts(body: dict[str, Any]) -> str:
     rows: list[Row] = [
         (
             alert["orgId"],
-            alert["userId"] or "(org)",
-            f"{alert['thresholdPercent']} %",
+            _alert_whose(alert),
+            _alert_what(alert),
             f"{usd(alert['usedMicros'])} of {usd(alert['limitMicros'])}",
             alert["reachedAt"],
             alert["status"],
@@ -350,7 +364,7 @@ def render_alerts(body: dict[str, Any]) -> str:
         )
         for alert in body["alerts"]
     ]
-    headers = ("org", "user", "threshold", "used", "reached at", "status", "tries", "last")
+    headers = ("org", "whose", "alert", "used", "reached at", "status", "tries", "last")
     return f"Budget alerts, {body['month']}\n" + table(headers, rows, numeric=(6,))
 
 

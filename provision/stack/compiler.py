@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from provision.money import usd_to_micros
-from provision.stack.config import Organization, StackConfig, User
+from provision.stack.config import Organization, SpendRate, StackConfig, User
 from provision.stack.contract import (
     CLAMP_FLOOR_TOKENS,
     DIRECTORY_SHARD_CHARS,
@@ -34,6 +34,7 @@ from provision.stack.contract import (
     KEY_SHARD_CHARS,
     KEY_SHARD_PREFIX,
     SCHEMA_VERSION,
+    SPEND_RATE_WINDOWS,
     directory_shard,
     key_shard,
 )
@@ -76,7 +77,10 @@ def compile_records(config: StackConfig) -> dict[str, str]:
                 "allowedModels": _model_set(user.allowedModels),
                 **user_routing(user),
                 # set only when declared, so a stack that uses none rewrites no record
-                **_present(keyLimitMicros=_micros_or_none(key.monthlyLimitUsd)),
+                **_present(
+                    keyLimitMicros=_micros_or_none(key.monthlyLimitUsd),
+                    spendRates=spend_rates(user, "user") + spend_rates(key, "key"),
+                ),
             }
     records = {name: dumps({"v": SCHEMA_VERSION, **shard}) for name, shard in key_shards.items()}
     for name, entries in directory.items():
@@ -125,6 +129,16 @@ def user_routing(user: User) -> dict[str, Any]:
         rateTier=user.rateTier,
         alertThresholds=user.alertThresholds,
     )
+
+
+def spend_rates(declared: SpendRate, scope: str) -> list[dict[str, Any]]:
+    """The spend-rate breakers declared on a user, a key or a rate tier, for `scope`'s windows."""
+    amounts = {"minute": declared.spendPerMinuteUsd, "hour": declared.spendPerHourUsd}
+    return [
+        {"scope": scope, "spanMs": SPEND_RATE_WINDOWS[window], "limitMicros": usd_to_micros(usd)}
+        for window, usd in amounts.items()
+        if usd is not None
+    ]
 
 
 def _micros_or_none(usd: Decimal | None) -> int | None:

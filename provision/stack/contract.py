@@ -250,6 +250,9 @@ MAX_JSON_ITEMS = 10_000
 # Budget-clamped output (decision 0035): below this many output tokens (an org may set its own
 # floor) a request that does not fit its headroom is refused rather than sent with a lower cap.
 CLAMP_FLOOR_TOKENS = 256
+# Spend-rate breakers count in fixed UTC windows of these lengths (ms), named as the stack names
+# them (spendPerMinuteUsd, spendPerHourUsd) and as GET /v1/usage and the 429 show them.
+SPEND_RATE_WINDOWS = {"minute": 60_000, "hour": 3_600_000}
 # The provider namespaces of native routes: any other path under them is a 404, never a proxy.
 NATIVE_PREFIXES = ("/openai/", "/anthropic/", f"/{WORKERS_AI}/", f"/{GOOGLE_AI_STUDIO}/")
 
@@ -329,6 +332,7 @@ def template_values() -> dict[str, object]:
         "MAX_JSON_DEPTH": MAX_JSON_DEPTH,
         "MAX_JSON_ITEMS": MAX_JSON_ITEMS,
         "CLAMP_FLOOR_TOKENS": CLAMP_FLOOR_TOKENS,
+        "SPEND_RATE_WINDOWS": SPEND_RATE_WINDOWS,
         "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,
         "RATE_TIER_PREFIX": RATE_TIER_PREFIX,
         "SCHEMA_VERSION": SCHEMA_VERSION,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, WithJsonSchema, field_validator
 
@@ -37,6 +37,18 @@ Usd = Annotated[
     Field(ge=0, max_digits=18, decimal_places=6),
     WithJsonSchema(
         {"type": "number", "minimum": 0, "description": "US dollars, at most 6 decimals"}
+    ),
+]
+# A spend-rate breaker's amount: more than zero (a breaker at $0 would refuse everything).
+RateUsd = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=18, decimal_places=6),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "description": "US dollars per window, at most 6 decimals",
+        }
     ),
 ]
 Slug = Annotated[str, Field(pattern=SLUG)]
@@ -92,8 +104,29 @@ class Retries(_Strict):
     )
 
 
+class SpendRate(Protocol):
+    """Spend-rate breakers, declared on rate tiers, users and keys: USD a subject may spend per
+    UTC minute and per UTC hour (worst cases held, real costs counted, as with monthly limits);
+    over it, 429 spend_rate_exceeded until the window ends."""
+
+    @property
+    def spendPerMinuteUsd(self) -> Decimal | None: ...
+
+    @property
+    def spendPerHourUsd(self) -> Decimal | None: ...
+
+
+def _per_minute() -> Any:
+    return Field(None, description="spend-rate breaker: USD per UTC minute")
+
+
+def _per_hour() -> Any:
+    return Field(None, description="spend-rate breaker: USD per UTC hour")
+
+
 class RateTier(_Strict):
-    """Requests per window per user (the Workers Rate Limiting binding), and open requests."""
+    """Requests per window per user (the Workers Rate Limiting binding), open requests, and
+    spend-rate breakers (per user, or per key with keyedBy: key)."""
 
     requests: int = Field(
         ge=1, le=1_000_000, description="requests per window, per user (or per key: keyedBy)"
@@ -115,6 +148,8 @@ class RateTier(_Strict):
         description="the binding's namespace_id (unique per account; bindings sharing it share "
         "counters); unset = derived from the Worker name and the tier name",
     )
+    spendPerMinuteUsd: RateUsd | None = _per_minute()
+    spendPerHourUsd: RateUsd | None = _per_hour()
 
 
 class Routing(_Strict):
@@ -318,6 +353,8 @@ class ApiKey(_Strict):
         description="this key's own monthly limit, a share of its user's (at most the user's); "
         "unset: the user's limit alone",
     )
+    spendPerMinuteUsd: RateUsd | None = _per_minute()
+    spendPerHourUsd: RateUsd | None = _per_hour()
 
     @field_validator("sha256")
     @classmethod
@@ -383,6 +420,8 @@ class User(_Strict):
         None, max_length=10, description="% of the monthly limit; unset = the org's, the stack's"
     )
     keys: list[ApiKey] = []
+    spendPerMinuteUsd: RateUsd | None = _per_minute()
+    spendPerHourUsd: RateUsd | None = _per_hour()
 
     _unique = field_validator("alertThresholds")(_thresholds)
 

@@ -26,7 +26,7 @@ import jinja2
 
 from provision.errors import ProvisionError
 from provision.stack.catalog import pattern_entries
-from provision.stack.compiler import service_tiers, tool_prices
+from provision.stack.compiler import service_tiers, spend_rates, tool_prices
 from provision.stack.config import StackConfig
 from provision.stack.contract import CUSTOM_PREFIX, rate_tier_binding
 from provision.stack.contract import template_values as contract_values
@@ -141,6 +141,8 @@ def rate_tiers(config: StackConfig) -> dict[str, dict[str, Any]]:
             "period": tier.periodSeconds,
             "keyedBy": tier.keyedBy,
             "maxConcurrent": tier.maxConcurrent,
+            # its spend-rate breakers, counted per user or per key as its requests are
+            "spendRates": spend_rates(tier, tier.keyedBy),
         }
         for name, tier in sorted(config.rateTiers.items())
     }

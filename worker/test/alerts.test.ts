@@ -55,3 +55,22 @@ describe("alerts", () => {
     assert.equal(retryDelayMs(30), 3_600_000);
   });
 });
+
+describe("whose an alert is", () => {
+  test("keys and spend-rate windows are named apart from users and the org", async () => {
+    const { alertScope, rateAlertSubject } = await import("../src/ledger/alert-webhook");
+    assert.deepEqual(alertScope("org"), { scope: "org", userId: null });
+    assert.deepEqual(alertScope("user:ana"), { scope: "user", userId: "ana" });
+    assert.deepEqual(alertScope("key:ana:key_ci"), { scope: "key", userId: "ana", keyId: "key_ci" });
+    const start = Date.UTC(2026, 11, 5, 14, 3);
+    const window = { subject: "key:ana:key_ci", spanMs: 60_000, limit: 1, used: 1, held: 0, resetsAt: start + 60_000 };
+    const subject = rateAlertSubject(window);
+    assert.equal(subject, `rate:60000:${start}:key:ana:key_ci`);
+    assert.deepEqual(alertScope(subject), {
+      scope: "key",
+      userId: "ana",
+      keyId: "key_ci",
+      window: { name: "minute", start: "2026-12-05T14:03:00.000Z", end: "2026-12-05T14:04:00.000Z" },
+    });
+  });
+});

@@ -22,6 +22,7 @@ const ORG = {
 const LEGACY_POLICY = {
   userLimitMicros: 1,
   keyLimitMicros: null,
+  spendRates: [],
   orgBudgetMicros: 2,
   failureMode: "fail-open",
   fallbackDailyLimitMicros: 3,

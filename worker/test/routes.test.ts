@@ -14,6 +14,7 @@ import { undeclaredRouting } from "../src/request/policy";
 const POLICY: Policy = {
   userLimitMicros: 1,
   keyLimitMicros: null,
+  spendRates: [],
   orgBudgetMicros: 1,
   failureMode: "fail-closed",
   fallbackDailyLimitMicros: 0,

@@ -2,13 +2,13 @@
 // ONE ledger call (reserving its worst-case cost), settle it to the real cost after the
 // response, and decide by the org's failure mode when the ledger cannot be reached.
 
-import { UNSETTLED_PREFIX } from "../generated/contract";
+import { SPEND_RATE_WINDOWS, UNSETTLED_PREFIX } from "../generated/contract";
 import { currentMonth, ledgerFor, monthResetsAt } from "../ledger";
 import { utcDay } from "../lib/clock";
 import { HttpError } from "../lib/errors";
 import { formatUsd } from "../lib/money";
 import type { Env, Fault } from "../protocol/env";
-import type { AdmitResult, Figures, Settlement } from "../protocol/ledger";
+import type { AdmitResult, Figures, Settlement, SpendWindow } from "../protocol/ledger";
 import type { Outcome } from "../protocol/outcome";
 import type { Principal } from "../protocol/policy";
 import { offer, release, take } from "./carry";
@@ -90,6 +90,7 @@ function refusal(principal: Principal, result: AdmitResult, ask: Ask, month: str
       { type: "rate_limit_error", code: "concurrency_limit_exceeded", headers: { "retry-after": "1" } },
     );
   }
+  if (result.limit === "rate" && result.window) return rateRefusal(principal, result.window, ask);
   const resetsAt = monthResetsAt(month);
   const [who, used, reserved, limit] =
     result.limit === "key"
@@ -119,6 +120,40 @@ function refusal(principal: Principal, result: AdmitResult, ask: Ask, month: str
       },
     },
   );
+}
+
+/** A spend-rate breaker's 429: which window, what it holds, when it ends (retry-after). */
+function rateRefusal(principal: Principal, window: SpendWindow, ask: Ask): HttpError {
+  const scope = window.subject.startsWith("key:") ? "key" : "user";
+  const who = scope === "key" ? `API key '${principal.keyId}'` : `user '${principal.userId}'`;
+  const name = windowName(window.spanMs);
+  const endsAt = new Date(window.resetsAt).toISOString();
+  const retry = Math.max(1, Math.ceil((window.resetsAt - Date.now()) / 1000));
+  return new HttpError(
+    429,
+    `${who[0]?.toUpperCase()}${who.slice(1)} reached its spend rate of ${usd(window.limit)} per ${name}: ` +
+      `${usd(window.used)} spent in this ${name}` +
+      (window.held ? ` (${usd(window.held)} held by requests in progress)` : "") +
+      `, and this request may cost up to ${usd(ask.least)}. Retry after ${retry} s, when the ${name} ends ` +
+      `(${endsAt}); GET /v1/usage shows this key's windows.`,
+    {
+      type: "rate_limit_error",
+      code: "spend_rate_exceeded",
+      headers: {
+        "retry-after": String(retry),
+        "x-gateway-limit-scope": scope,
+        "x-gateway-limit-window": name,
+        "x-gateway-limit-usd": formatUsd(window.limit),
+        "x-gateway-remaining-usd": formatUsd(Math.max(0, window.limit - window.used - window.held)),
+        "x-gateway-quota-resets-at": endsAt,
+      },
+    },
+  );
+}
+
+/** "minute" or "hour": SPEND_RATE_WINDOWS's name of a window length. */
+export function windowName(spanMs: number): string {
+  return Object.entries(SPEND_RATE_WINDOWS).find(([, ms]) => ms === spanMs)?.[0] ?? `${spanMs / 1000} s`;
 }
 
 /**
@@ -186,9 +221,10 @@ export async function admit(
   const month = currentMonth();
   const { policy } = principal;
   const { amount, least } = ask;
-  // Leases need no exact count of open requests: a tier with maxConcurrent admits per request.
-  // A lease admits only whole worst cases: a lowered cap is the ledger's to grant (admission.ts).
-  if (context && !fault && maxConcurrent === null) {
+  // Leases need no exact count of open requests: a tier with maxConcurrent admits per request, as
+  // do spend-rate breakers (their windows are the ledger's). A lease admits only whole worst
+  // cases: a lowered cap is the ledger's to grant (admission.ts).
+  if (context && !fault && maxConcurrent === null && policy.spendRates.length === 0) {
     const leased = await admitLeased(env, principal, month, amount, context);
     if (leased) return leased;
   }
@@ -210,6 +246,7 @@ export async function admit(
         orgBudget: policy.orgBudgetMicros,
         keyId: principal.keyId,
         keyLimit: policy.keyLimitMicros,
+        rates: policy.spendRates,
         alerts: policy.alerts,
         orgId: principal.orgId,
         maxConcurrent,
@@ -236,16 +273,19 @@ export function forgetRefusals(orgId: string): void {
   for (const key of refusals.keys()) if (key.startsWith(`${orgId}|`)) refusals.delete(key);
 }
 
-function refusalKeys(principal: Principal, month: string): { org: string; user: string; key: string } {
+function refusalKeys(principal: Principal, month: string): { org: string; user: string; key: string; rate: string } {
   const org = `${principal.orgId}|${month}`;
   const user = `${org}|${principal.userId}`;
-  return { org, user, key: `${user}|${principal.keyId}` };
+  const key = `${user}|${principal.keyId}`;
+  return { org, user, key, rate: `${key}|rate` };
 }
 
 function remember(principal: Principal, month: string, result: AdmitResult): void {
   if (result.limit === "concurrency" || result.limit === null) return; // concurrency frees up at once
   const keys = refusalKeys(principal, month);
-  refusals.set(keys[result.limit], { result, until: Date.now() + REFUSAL_MEMORY_MS });
+  // a spend-rate refusal holds until its window ends at the latest
+  const until = Math.min(Date.now() + REFUSAL_MEMORY_MS, result.window?.resetsAt ?? Number.POSITIVE_INFINITY);
+  refusals.set(keys[result.limit], { result, until });
 }
 
 /** A refusal the ledger gave moments ago that this request would get again (no larger room):
@@ -254,11 +294,7 @@ function rememberedRefusal(principal: Principal, month: string, amount: number):
   const { policy } = principal;
   const now = Date.now();
   const keys = refusalKeys(principal, month);
-  for (const [key, limit] of [
-    [keys.org, policy.orgBudgetMicros],
-    [keys.user, policy.userLimitMicros],
-    [keys.key, policy.keyLimitMicros ?? Number.POSITIVE_INFINITY],
-  ] as const) {
+  for (const key of [keys.org, keys.user, keys.key, keys.rate]) {
     const hit = refusals.get(key);
     if (!hit) continue;
     if (hit.until <= now) {
@@ -266,13 +302,16 @@ function rememberedRefusal(principal: Principal, month: string, amount: number):
       continue;
     }
     const { result } = hit;
-    const [used, reserved] =
+    const { window } = result;
+    const [taken, limit] =
       result.limit === "org"
-        ? [result.orgUsed, result.orgReserved]
+        ? [result.orgUsed + result.orgReserved, policy.orgBudgetMicros]
         : result.limit === "key"
-          ? [result.keyUsed, result.keyReserved]
-          : [result.userUsed, result.userReserved];
-    if (used + reserved + amount > limit) return result;
+          ? [result.keyUsed + result.keyReserved, policy.keyLimitMicros ?? Number.POSITIVE_INFINITY]
+          : result.limit === "rate" && window
+            ? [window.used + window.held, window.limit]
+            : [result.userUsed + result.userReserved, policy.userLimitMicros];
+    if (taken + amount > limit) return result;
   }
   return null;
 }

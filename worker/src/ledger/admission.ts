@@ -4,10 +4,11 @@
 // A request whose output cap may be lowered (budget/clamp.ts) brings the least it can be served
 // for: when its worst case does not fit, the headroom left is reserved if it is at least that.
 
-import type { Admission, AdmitResult } from "../protocol/ledger";
+import type { Admission, AdmitResult, SpendWindow } from "../protocol/ledger";
 import type { Alerts } from "./alerts";
 import type { Months } from "./holds";
 import type { Settlements } from "./settlement";
+import type { SpendRates } from "./spend-rates";
 
 export const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
 
@@ -15,11 +16,13 @@ export class Admissions {
   readonly #months: Months;
   readonly #settlements: Settlements;
   readonly #alerts: Alerts;
+  readonly #rates: SpendRates;
 
-  constructor(months: Months, settlements: Settlements, alerts: Alerts) {
+  constructor(months: Months, settlements: Settlements, alerts: Alerts, rates: SpendRates) {
     this.#months = months;
     this.#settlements = settlements;
     this.#alerts = alerts;
+    this.#rates = rates;
   }
 
   admit({
@@ -32,6 +35,7 @@ export class Admissions {
     orgBudget,
     keyId,
     keyLimit = null,
+    rates = [],
     maxConcurrent = null,
     settlements = [],
     now = Date.now(),
@@ -55,14 +59,25 @@ export class Admissions {
     const userRoom = userLimit - figures.userUsed - figures.userReserved;
     const orgRoom = orgBudget - figures.orgUsed - figures.orgReserved;
     const needs = Math.min(amount, Math.max(0, least));
+    // spend-rate breakers: this minute's and this hour's windows, held and counted like a month
+    const windows = this.#rates.figures(rates, userId, keyId, now);
+    const rateRoom = (w: SpendWindow) => w.limit - w.used - w.held;
+    const tripped = windows.find((w) => needs > rateRoom(w));
     let refused: AdmitResult["limit"] = null;
     if (maxConcurrent !== null && open >= maxConcurrent) refused = "concurrency";
     else if (needs > keyRoom) refused = "key";
     else if (needs > userRoom) refused = "user";
     else if (needs > orgRoom) refused = "org";
+    else if (tripped) refused = "rate";
+    if (refused === "rate" && tripped) {
+      this.#alerts.tripped(month, tripped, now); // once per window
+      return { admitted: false, amount: 0, limit: refused, open, window: tripped, ...figures };
+    }
     if (refused) return { admitted: false, amount: 0, limit: refused, open, ...figures };
-    const reserved = Math.min(amount, keyRoom, userRoom, orgRoom);
-    this.#months.reserve(state, month, requestId, userId, reserved, now + RESERVATION_TTL_MS, limitedKey);
+    const reserved = Math.min(amount, keyRoom, userRoom, orgRoom, ...windows.map(rateRoom));
+    const holds = this.#rates.hold(windows, reserved, now);
+    const expiresAt = now + RESERVATION_TTL_MS;
+    this.#months.reserve(state, month, requestId, userId, reserved, expiresAt, limitedKey, holds);
     return { admitted: true, amount: reserved, limit: null, open, ...figures };
   }
 
@@ -72,7 +87,16 @@ export class Admissions {
     const held = state.reservations.get(requestId);
     if (held) {
       const expiresAt = until + RESERVATION_TTL_MS;
-      this.#months.reserve(state, month, requestId, held.userId, held.amount, expiresAt, held.keyId ?? null);
+      this.#months.reserve(
+        state,
+        month,
+        requestId,
+        held.userId,
+        held.amount,
+        expiresAt,
+        held.keyId ?? null,
+        held.rates,
+      );
     }
   }
 }

@@ -4,10 +4,11 @@
 // webhook, signed, retried with backoff until it is taken or MAX_ATTEMPTS is reached. One
 // ledger per org is the only writer, so no two isolates can raise the same alert.
 
+import { SPEND_RATE_WINDOWS } from "../generated/contract";
 import { ALERTS } from "../generated/settings";
 import { hex } from "../lib/hex";
 import { formatUsd } from "../lib/money";
-import type { AlertRow } from "../protocol/ledger";
+import type { AlertRow, SpendWindow } from "../protocol/ledger";
 
 export const MAX_ATTEMPTS = 12;
 const RETRY_BASE_MS = 1_000; // 1 s, 2 s, 4 s … between attempts
@@ -24,25 +25,41 @@ export function alertId(orgId: string, row: Pick<AlertRow, "month" | "subject" |
   return `alert:${orgId}:${row.month}:${row.subject}:${row.threshold}`;
 }
 
-/** Whose an alert is: its subject, "org", "user:<id>" or "key:<user id>:<key id>" (a key with
- * a monthly limit of its own). */
+/** A tripped spend-rate breaker's alert subject: `rate:<window ms>:<window start>:<subject>`. */
+export function rateAlertSubject(window: SpendWindow): string {
+  return `rate:${window.spanMs}:${window.resetsAt - window.spanMs}:${window.subject}`;
+}
+
+/** Whose an alert is: its subject, "org", "user:<id>", "key:<user id>:<key id>" (a key with a
+ * monthly limit of its own), or a spend-rate window of a user's or a key's (rateAlertSubject). */
 export function alertScope(subject: string): {
   scope: "org" | "user" | "key";
   userId: string | null;
   keyId?: string | null;
+  window?: { name: string; start: string; end: string };
 } {
-  const [kind, userId = null, keyId = null] = subject.split(":");
+  const parts = subject.split(":");
+  if (parts[0] === "rate") {
+    const [, span = "0", start = "0", ...rest] = parts;
+    const name = Object.entries(SPEND_RATE_WINDOWS).find(([, ms]) => String(ms) === span)?.[0] ?? `${span} ms`;
+    const at = (ms: number) => new Date(ms).toISOString();
+    const window = { name, start: at(Number(start)), end: at(Number(start) + Number(span)) };
+    return { ...alertScope(rest.join(":")), window };
+  }
+  const [kind, userId = null, keyId = null] = parts;
   if (kind === "key") return { scope: "key", userId, keyId };
   return kind === "user" ? { scope: "user", userId } : { scope: "org", userId: null };
 }
 
 /** What the webhook receives (every amount twice: integer µUSD and an exact USD string). */
 export function payload(orgId: string, row: AlertRow) {
+  const whose = alertScope(row.subject);
   return {
     id: alertId(orgId, row),
-    type: "budget.threshold_reached",
+    // a spend-rate breaker that tripped, or a threshold of a month's limit reached
+    type: whose.window ? "spend_rate.exceeded" : "budget.threshold_reached",
     orgId,
-    ...alertScope(row.subject),
+    ...whose,
     month: row.month,
     thresholdPercent: row.threshold,
     usedMicros: row.usedMicros,

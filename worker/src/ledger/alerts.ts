@@ -3,10 +3,11 @@
 // settlement that comes alone after a restart is still checked), and delivered from the alarm
 // (alert-webhook.ts signs and sends). The org's id, for the payloads, is kept in meta.
 
+import { ALERTS } from "../generated/settings";
 import type { Env } from "../protocol/env";
-import type { AlertRow } from "../protocol/ledger";
+import type { AlertRow, SpendWindow } from "../protocol/ledger";
 import type { AlertThresholds } from "../protocol/policy";
-import { deliver, MAX_ATTEMPTS, reached, retryDelayMs } from "./alert-webhook";
+import { deliver, MAX_ATTEMPTS, rateAlertSubject, reached, retryDelayMs } from "./alert-webhook";
 import type { Months } from "./holds";
 import { keySubject, ORG, userSubject } from "./usage-rows";
 
@@ -123,12 +124,8 @@ export class Alerts {
     return seen;
   }
 
-  /**
-   * Raise the alerts the month's recorded usage has reached for these users and the org, each
-   * once (thresholds as the users' keys last said), and wake the alarm to deliver them.
-   */
-  check(month: string, subjects: Iterable<{ userId: string; keyId?: string | null }>, now: number): void {
-    const state = this.#months.get(month);
+  /** The month's alerts raised so far ("subject|threshold"), read from SQL once. */
+  #raisedIn(month: string): Set<string> {
     let raised = this.#raised.get(month);
     if (!raised) {
       raised = new Set(
@@ -139,6 +136,16 @@ export class Alerts {
       );
       this.#raised.set(month, raised);
     }
+    return raised;
+  }
+
+  /**
+   * Raise the alerts the month's recorded usage has reached for these users and the org, each
+   * once (thresholds as the users' keys last said), and wake the alarm to deliver them.
+   */
+  check(month: string, subjects: Iterable<{ userId: string; keyId?: string | null }>, now: number): void {
+    const state = this.#months.get(month);
+    const raised = this.#raisedIn(month);
     let fresh = false;
     const raise = (subject: string, used: number, limit: number, thresholds: readonly number[]) => {
       for (const threshold of thresholds) {
@@ -169,6 +176,31 @@ export class Alerts {
       if (key && seenKey) raise(key, state.row(key).usedMicros, seenKey.userLimit, seenKey.alerts.user);
     }
     if (fresh) this.#wake(now);
+  }
+
+  /**
+   * A spend-rate breaker refused a request: one alert for its window (the first refusal in it),
+   * with what the window had spent and held against its limit then. Only where the stack sends
+   * alerts (a webhook).
+   */
+  tripped(month: string, window: SpendWindow, now: number): void {
+    if (!ALERTS) return;
+    const subject = rateAlertSubject(window);
+    const raised = this.#raisedIn(month);
+    const key = `${subject}|100`;
+    if (raised.has(key)) return;
+    raised.add(key);
+    const written = this.#sql.exec(
+      `INSERT INTO alerts (month, subject, threshold, crossed_at, used_micros, limit_micros, status, next_attempt_at)
+            VALUES (?, ?, 100, ?, ?, ?, 'pending', ?) ON CONFLICT DO NOTHING`,
+      month,
+      subject,
+      now,
+      window.used + window.held,
+      window.limit,
+      now,
+    ).rowsWritten;
+    if (written > 0) this.#wake(now);
   }
 
   /** Deliver the alerts that are due (from the alarm); when the next one is, if any. */

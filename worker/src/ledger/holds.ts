@@ -4,7 +4,7 @@
 // storage. SQLite is the record; the object is its only writer and runs one call at a time, so
 // the mirror cannot drift.
 
-import type { Figures, UsageRow } from "../protocol/ledger";
+import type { Figures, RateHold, UsageRow } from "../protocol/ledger";
 import {
   COUNTERS,
   emptyRow,
@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS reservations (
   user_id TEXT NOT NULL,
   amount_micros INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
-  key_id TEXT
+  key_id TEXT,
+  rates TEXT
 );
 CREATE INDEX IF NOT EXISTS reservations_by_expiry ON reservations (expires_at);
 CREATE TABLE IF NOT EXISTS leases (
@@ -39,21 +40,25 @@ CREATE TABLE IF NOT EXISTS leases (
 // Added after the first ledgers were created (the key a hold counts against): added in place.
 const ADDED_COLUMNS: readonly [string, string][] = [
   ["reservations", "key_id"],
+  ["reservations", "rates"], // JSON: the spend-rate windows it holds (spend-rates.ts)
   ["leases", "key_id"],
 ];
 
 const MONTHS_IN_MEMORY = 2;
 
-interface Held {
+export interface Held {
   userId: string;
   /** The key whose limit it counts against too (a key with a limit of its own). */
   keyId?: string | null;
   amount: number;
   expiresAt: number;
+  /** The spend-rate windows it holds `amount` in (spend-rates.ts). */
+  rates?: readonly RateHold[] | null;
 }
 
-interface StoredReservation extends Held {
+interface StoredReservation extends Omit<Held, "rates"> {
   id: string;
+  rates: string | null;
 }
 
 export interface HeldLease {
@@ -83,7 +88,10 @@ export class MonthState {
 
   constructor(rows: UsageRow[], reservations: StoredReservation[], leases: StoredLease[]) {
     this.rows = new Map(rows.map((row) => [row.subject, row]));
-    for (const r of reservations) this.hold(r.id, r.userId, r.amount, r.expiresAt, r.keyId);
+    for (const r of reservations) {
+      const rates = r.rates === null ? null : (JSON.parse(r.rates) as RateHold[]);
+      this.hold(r.id, r.userId, r.amount, r.expiresAt, r.keyId, rates);
+    }
     for (const l of leases) this.holdLease(l.id, l);
   }
 
@@ -122,21 +130,30 @@ export class MonthState {
     return this.rows.get(subject) ?? emptyRow(subject);
   }
 
-  hold(id: string, userId: string, amount: number, expiresAt: number, keyId?: string | null): void {
+  hold(
+    id: string,
+    userId: string,
+    amount: number,
+    expiresAt: number,
+    keyId?: string | null,
+    rates: readonly RateHold[] | null = null,
+  ): void {
     this.release(id);
-    this.reservations.set(id, { userId, keyId: keyId ?? null, amount, expiresAt });
+    this.reservations.set(id, { userId, keyId: keyId ?? null, amount, expiresAt, rates });
     this.#reserve(userId, amount);
     this.#keyHold(userId, keyId, amount);
     this.openByUser.set(userId, (this.openByUser.get(userId) ?? 0) + 1);
   }
 
-  release(id: string): void {
+  /** A reservation ends: what it held (null: none open). */
+  release(id: string): Held | null {
     const held = this.reservations.get(id);
-    if (!held) return;
+    if (!held) return null;
     this.reservations.delete(id);
     this.#reserve(held.userId, -held.amount);
     this.#keyHold(held.userId, held.keyId, -held.amount);
     this.openByUser.set(held.userId, (this.openByUser.get(held.userId) ?? 1) - 1);
+    return held;
   }
 
   /** Add a row of summed counts (UsageTotals) to its subject's. */
@@ -166,6 +183,8 @@ export class Months {
   readonly #sql: SqlStorage;
   readonly #months = new Map<string, MonthState>();
   #nextExpiry = Number.POSITIVE_INFINITY; // earliest open hold's expiry: no sweep before it
+  /** Told of each reservation that expires unsettled (its spend-rate holds end with it). */
+  expired: (held: Held, now: number) => void = () => {};
 
   constructor(sql: SqlStorage) {
     this.#sql = sql;
@@ -181,7 +200,7 @@ export class Months {
     if (!state) {
       const reservations = this.#sql
         .exec<StoredReservation & Record<string, SqlStorageValue>>(
-          `SELECT id, user_id AS userId, key_id AS keyId, amount_micros AS amount, expires_at AS expiresAt
+          `SELECT id, user_id AS userId, key_id AS keyId, amount_micros AS amount, expires_at AS expiresAt, rates
              FROM reservations WHERE month = ?`,
           month,
         )
@@ -211,8 +230,10 @@ export class Months {
     let earliest = Number.POSITIVE_INFINITY;
     for (const state of this.#months.values()) {
       for (const [id, held] of state.reservations) {
-        if (held.expiresAt <= now) state.release(id);
-        else earliest = Math.min(earliest, held.expiresAt);
+        if (held.expiresAt <= now) {
+          state.release(id);
+          this.expired(held, now);
+        } else earliest = Math.min(earliest, held.expiresAt);
       }
       for (const [id, lease] of state.leases) {
         if (lease.expiresAt <= now)
@@ -235,24 +256,27 @@ export class Months {
     amount: number,
     expiresAt: number,
     keyId: string | null = null,
+    rates: readonly RateHold[] | null = null,
   ): void {
     this.#sql.exec(
-      "INSERT OR REPLACE INTO reservations (id, month, user_id, amount_micros, expires_at, key_id) VALUES (?, ?, ?, ?, ?, ?)",
+      `INSERT OR REPLACE INTO reservations (id, month, user_id, amount_micros, expires_at, key_id, rates)
+            VALUES (?, ?, ?, ?, ?, ?, ?)`,
       id,
       month,
       userId,
       amount,
       expiresAt,
       keyId,
+      rates && rates.length > 0 ? JSON.stringify(rates) : null,
     );
-    state.hold(id, userId, amount, expiresAt, keyId);
+    state.hold(id, userId, amount, expiresAt, keyId, rates);
     this.#expiresAt(expiresAt);
   }
 
   /** A request's reservation ends (its settlement came); a leased request had none. */
-  unreserve(state: MonthState, id: string): void {
+  unreserve(state: MonthState, id: string): Held | null {
     if (state.reservations.has(id)) this.#sql.exec("DELETE FROM reservations WHERE id = ?", id);
-    state.release(id);
+    return state.release(id);
   }
 
   /** An isolate's lease now holds `lease.held` (0 or less: the lease ends). */

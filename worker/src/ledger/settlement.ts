@@ -7,6 +7,7 @@ import type { Figures, Settlement } from "../protocol/ledger";
 import type { Alerts } from "./alerts";
 import type { MonthState, Months } from "./holds";
 import type { Pruning } from "./pruning";
+import type { SpendRates } from "./spend-rates";
 import { UsageTotals } from "./usage-rows";
 
 export const SETTLED_SCHEMA = `
@@ -21,12 +22,14 @@ export class Settlements {
   readonly #months: Months;
   readonly #pruning: Pruning;
   readonly #alerts: Alerts;
+  readonly #rates: SpendRates;
 
-  constructor(sql: SqlStorage, months: Months, pruning: Pruning, alerts: Alerts) {
+  constructor(sql: SqlStorage, months: Months, pruning: Pruning, alerts: Alerts, rates: SpendRates) {
     this.#sql = sql;
     this.#months = months;
     this.#pruning = pruning;
     this.#alerts = alerts;
+    this.#rates = rates;
     sql.exec(SETTLED_SCHEMA);
   }
 
@@ -57,7 +60,11 @@ export class Settlements {
    * object's work per exchange is a few statements, not one per request.
    */
   claim(state: MonthState, records: readonly Settlement[], usage: UsageTotals, now: number): Settlement[] {
-    for (const { requestId } of records) this.#months.unreserve(state, requestId);
+    for (const record of records) {
+      const held = this.#months.unreserve(state, record.requestId);
+      // its real cost replaces its worst case in the spend-rate windows it was admitted in
+      if (held?.rates) this.#rates.release(held.rates, held.amount, record.count === false ? null : record.cost, now);
+    }
     const fresh = new Set<string>();
     for (let i = 0; i < records.length; i += CLAIMS_PER_STATEMENT) {
       const chunk = records.slice(i, i + CLAIMS_PER_STATEMENT);

@@ -27,6 +27,7 @@ import type {
   WatchedRun,
 } from "../protocol/ledger";
 import type { MetricsBatch } from "../protocol/metrics";
+import type { SpendRateLimit } from "../protocol/policy";
 import { Admissions } from "./admission";
 import { Alerts } from "./alerts";
 import { DailyMetrics } from "./daily-metrics";
@@ -35,6 +36,7 @@ import { Leases } from "./leases";
 import { Pruning } from "./pruning";
 import { type RunPoller, WatchedRuns } from "./runs";
 import { Settlements } from "./settlement";
+import { SpendRates } from "./spend-rates";
 import { keepStored, STORED_SCHEMA, storedOwners } from "./stored-objects";
 import { createUsage, keySubject, ORG, resetUserUsage, userSubject } from "./usage-rows";
 
@@ -49,6 +51,7 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
   private readonly leases: Leases;
   private readonly daily: DailyMetrics;
   private readonly runs: WatchedRuns;
+  private readonly rates: SpendRates;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -56,9 +59,14 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     createUsage(this.sql);
     this.sql.exec(STORED_SCHEMA);
     this.months = new Months(this.sql);
+    this.rates = new SpendRates(this.sql);
+    // a reservation that expires unsettled frees what it held in its spend-rate windows
+    this.months.expired = (held, now) => {
+      if (held.rates) this.rates.release(held.rates, held.amount, null, now);
+    };
     this.alertBook = new Alerts(this.sql, this.months, (at) => void ctx.storage.setAlarm(at));
-    this.settlements = new Settlements(this.sql, this.months, new Pruning(this.sql), this.alertBook);
-    this.admissions = new Admissions(this.months, this.settlements, this.alertBook);
+    this.settlements = new Settlements(this.sql, this.months, new Pruning(this.sql), this.alertBook, this.rates);
+    this.admissions = new Admissions(this.months, this.settlements, this.alertBook, this.rates);
     this.leases = new Leases(this.months, this.settlements);
     this.daily = new DailyMetrics(this.sql, this.settlements);
     this.runs = new WatchedRuns(this.sql, this.settlements, this.admissions);
@@ -179,11 +187,13 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     month,
     userId,
     keyId,
+    rates = [],
     now = Date.now(),
   }: {
     month: string;
     userId: string;
     keyId?: string;
+    rates?: readonly SpendRateLimit[];
     now?: number;
   }): UserUsage {
     const state = this.months.get(month);
@@ -195,6 +205,7 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
       reservedMicros: state.reservedByUser.get(userId) ?? 0,
       leasedMicros: state.leasedByUser.get(userId) ?? 0,
       ...(key ? { key: { ...state.row(key), reservedMicros: state.heldByKey.get(key) ?? 0 } } : {}),
+      ...(rates.length > 0 ? { rates: this.rates.figures(rates, userId, keyId, now) } : {}),
     };
   }
 

@@ -10,7 +10,7 @@ import type { MetricsBatch, MetricsRow } from "./metrics";
 // exchange (the ledger drops it); a live isolate renews while it has requests in flight.
 export const LEASE_TTL_MS = 30_000;
 
-import type { AlertThresholds, Price } from "./policy";
+import type { AlertThresholds, Price, SpendRateLimit } from "./policy";
 
 export interface UsageRow {
   subject: string;
@@ -113,6 +113,8 @@ export interface Admission {
   /** The API key, and its own monthly limit when it has one (null: the user's alone). */
   keyId?: string;
   keyLimit?: number | null;
+  /** Its spend-rate breakers (admitted per request, never from a lease). */
+  rates?: readonly SpendRateLimit[];
   /** Requests the user may have open at once (its rate tier's); unset = no cap. */
   maxConcurrent?: number | null;
   orgId?: string;
@@ -131,11 +133,32 @@ export interface Figures {
   keyReserved: number;
 }
 
+/** A spend-rate window as it stands: what it has recorded and holds against its limit. */
+export interface SpendWindow {
+  /** "user:<id>" or "key:<user id>:<key id>" */
+  subject: string;
+  spanMs: number;
+  limit: number;
+  used: number;
+  held: number;
+  /** When it ends (epoch ms): the next window starts at zero. */
+  resetsAt: number;
+}
+
+/** What one reservation holds in a spend-rate window (kept with it, released with it). */
+export interface RateHold {
+  subject: string;
+  spanMs: number;
+  start: number;
+}
+
 export interface AdmitResult extends Figures {
   admitted: boolean;
   /** What was reserved: the worst case, or less (never below `least`) when only that fits. */
   amount: number;
-  limit: "key" | "user" | "org" | "concurrency" | null;
+  limit: "key" | "user" | "org" | "rate" | "concurrency" | null;
+  /** The spend-rate window that refused it (limit "rate"). */
+  window?: SpendWindow;
   /** The user's open requests (reservations) before this one. */
   open: number;
 }
@@ -203,6 +226,8 @@ export interface UserUsage extends UsageRow {
   leasedMicros: number;
   /** The key's row and holds, when a key was named. */
   key?: UsageRow & { reservedMicros: number };
+  /** The windows of the spend-rate breakers asked about. */
+  rates?: SpendWindow[];
 }
 
 export interface ExchangeResult {
@@ -225,7 +250,13 @@ export interface LedgerRpc extends Rpc.DurableObjectBranded {
   alerts(args: { month: string }): AlertRow[];
   metrics(args: { from: string; to: string; userId?: string | null }): MetricsGroups;
   usage(args: { month: string; now?: number }): MonthUsage;
-  userUsage(args: { month: string; userId: string; keyId?: string; now?: number }): UserUsage;
+  userUsage(args: {
+    month: string;
+    userId: string;
+    keyId?: string;
+    rates?: readonly SpendRateLimit[];
+    now?: number;
+  }): UserUsage;
   resetUser(args: { month: string; userId: string; now?: number }): {
     month: string;
     userId: string;

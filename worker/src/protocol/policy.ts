@@ -42,12 +42,22 @@ export interface ModelPattern {
   entries: readonly { id: string; match: MatchLogic; price: Price; window: number | null }[];
 }
 
+/** A spend-rate breaker: µUSD the user (or the key) may spend per window of `spanMs` (a UTC
+ * minute or hour: SPEND_RATE_WINDOWS), worst cases held, real costs counted (ledger/spend-rates.ts). */
+export interface SpendRateLimit {
+  scope: "user" | "key";
+  spanMs: number;
+  limitMicros: number;
+}
+
 /** What every request path reads about the key's principal (worker/src/policy.ts). */
 export interface Policy {
   userLimitMicros: number;
   orgBudgetMicros: number;
   /** The key's own monthly limit, a share of its user's (null: the user's alone). */
   keyLimitMicros: number | null;
+  /** Its spend-rate breakers: the user's and the key's own, else its rate tier's (none: []). */
+  spendRates: readonly SpendRateLimit[];
   failureMode: (typeof FAILURE_MODES)[number];
   fallbackDailyLimitMicros: number;
   allowedModels: string[];

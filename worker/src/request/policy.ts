@@ -3,8 +3,8 @@
 // default model, prices) live only in the script, so changing them rewrites no KV record.
 
 import { CLAMP_FLOOR_TOKENS, type COMPILED_KEY_STATUSES } from "../generated/contract";
-import { ALERTS, DEFAULT_MODEL, EMBEDDING_MODELS, MODEL_PATTERNS, MODELS } from "../generated/settings";
-import type { Policy, Price } from "../protocol/policy";
+import { ALERTS, DEFAULT_MODEL, EMBEDDING_MODELS, MODEL_PATTERNS, MODELS, RATE_TIERS } from "../generated/settings";
+import type { Policy, Price, SpendRateLimit } from "../protocol/policy";
 
 /** A key's own part of its shard record. */
 export interface KeyEntry {
@@ -16,6 +16,8 @@ export interface KeyEntry {
   monthlyLimitMicros: number;
   /** The key's own monthly limit, present only when declared. */
   keyLimitMicros?: number;
+  /** The user's and the key's own spend-rate breakers, present only when declared. */
+  spendRates?: SpendRateLimit[];
   allowedModels: string[] | null;
   // the user's own routing, present only when declared
   defaultModel?: string;
@@ -91,6 +93,17 @@ function permits(list: readonly string[] | null, model: string): boolean {
   return list === null || list.includes(model);
 }
 
+/** The breakers declared on the user and the key, and the rate tier's where they declare none for
+ * the same scope and window. */
+function spendRatesOf(entry: KeyEntry, tierName: string | null): SpendRateLimit[] {
+  const declared = entry.spendRates ?? [];
+  const tier = tierName !== null && Object.hasOwn(RATE_TIERS, tierName) ? RATE_TIERS[tierName] : undefined;
+  const inherited = (tier?.spendRates ?? []).filter(
+    (t) => !declared.some((d) => d.scope === t.scope && d.spanMs === t.spanMs),
+  );
+  return [...declared, ...inherited];
+}
+
 /** {key entry, org policy} → the policy every request path reads. */
 export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readonly string[] = MODELS): Policy {
   // Catalog ∩ org allow-list ∩ user allow-list, in catalog order.
@@ -111,6 +124,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     userLimitMicros: entry.monthlyLimitMicros,
     orgBudgetMicros: org.monthlyBudgetMicros,
     keyLimitMicros: entry.keyLimitMicros ?? null,
+    spendRates: spendRatesOf(entry, entry.rateTier ?? org.rateTier ?? null),
     failureMode: org.failureMode,
     fallbackDailyLimitMicros: org.fallbackDailyLimitMicros,
     allowedModels,

@@ -5,6 +5,7 @@
 // the limit less what is spent and what is held.
 
 import type { Context } from "hono";
+import { windowName } from "../budget/quota";
 import { currentMonth, ledgerFor, monthResetsAt } from "../ledger";
 import { HttpError, jsonResponse } from "../lib/errors";
 import { formatUsd } from "../lib/money";
@@ -45,7 +46,7 @@ export async function usage(c: Context<AppEnv>): Promise<Response> {
   let org: Awaited<ReturnType<typeof ledger.usage>> | null = null;
   try {
     [user, org] = await Promise.all([
-      ledger.userUsage({ month, userId, keyId }),
+      ledger.userUsage({ month, userId, keyId, rates: policy.spendRates }),
       policy.shareOrgUsage ? ledger.usage({ month }) : Promise.resolve(null),
     ]);
   } catch (err) {
@@ -88,5 +89,15 @@ export async function usage(c: Context<AppEnv>): Promise<Response> {
     user: { id: userId, ...shown(userFigures) },
     org: orgFigures === null ? null : { id: orgId, ...shown(orgFigures) },
     tightest,
+    // the spend-rate breakers on this key and its user: each window as it stands, when it ends
+    spendRates: (user.rates ?? []).map((w) => ({
+      scope: w.subject.startsWith("key:") ? "key" : "user",
+      window: windowName(w.spanMs),
+      ...usd("used", w.used),
+      ...usd("held", w.held),
+      ...usd("limit", w.limit),
+      ...usd("remaining", Math.max(0, w.limit - w.used - w.held)),
+      resetsAt: new Date(w.resetsAt).toISOString(),
+    })),
   });
 }

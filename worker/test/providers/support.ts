@@ -17,6 +17,7 @@ export const PRINCIPAL: Principal = {
   policy: {
     userLimitMicros: 1,
     keyLimitMicros: null,
+    spendRates: [],
     orgBudgetMicros: 1,
     failureMode: "fail-closed",
     fallbackDailyLimitMicros: 0,
