@@ -1135,6 +1135,31 @@ def test_diff_describes_tenant_changes_and_kv_records(repo_stack: Path):
     assert not [k.sha256 for u in config.tenants.users for k in u.keys if k.sha256 in out]
 
 
+def test_diff_names_the_budget_controls_for_agents(repo_stack: Path):
+    """A key's own limit and breaker, a user's breaker, an org's clamp floor: each a line."""
+    text = repo_stack.read_text()
+    for before, after in [
+        ("            monthlyLimitUsd: 5\n", "            monthlyLimitUsd: 2\n"),
+        ("            spendPerMinuteUsd: 0.25\n", ""),
+        ("        spendPerHourUsd: 20\n", "        spendPerHourUsd: 10\n"),
+        ("        clampFloorTokens: 256\n", "        clampFloorTokens: 512\n"),
+    ]:
+        assert text.count(before) == 1, before
+        text = text.replace(before, after)
+    repo_stack.write_text(text)
+    out = ok(
+        provision("diff", "--stack", repo_stack, "--base", "HEAD", cwd=repo_stack.parent.parent)
+    )
+    lines = out.splitlines()
+    for expected in [
+        "  org globex: clamp floor 256 output tokens → 512 output tokens",
+        "  user ana: spend per hour $20.00 → $10.00",
+        "  key key_ben_ci of user ben: monthly limit $5.00 → $2.00",
+        "  key key_ben_ci of user ben: spend per minute $0.25 → none",
+    ]:
+        assert expected in lines, (expected, out)
+
+
 def test_diff_markdown_has_headings_bullets_and_a_table(repo_stack: Path):
     """`--format markdown` is a PR comment: a heading, bulleted sections and a KV table."""
     ok(provision("orgs", "set", "--stack", repo_stack, "--org", "acme", "--budget", "2500"))

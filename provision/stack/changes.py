@@ -57,6 +57,19 @@ ORG_FIELDS: FieldLabels = {
     "defaultModel": ("default model", lambda v: v or "the gateway default"),
     "cacheTtl": ("cache TTL", lambda v: f"{v} s" if v else "off"),
     "priceOverrides": ("price overrides", lambda v: ", ".join(sorted(v)) or "none"),
+    "clampOutput": ("clamped output", lambda v: "on" if v else "off"),
+    "clampFloorTokens": ("clamp floor", lambda v: f"{v} output tokens"),
+}
+
+
+def _rate(value: Any) -> str:
+    return "none" if value is None else _usd(value)
+
+
+# a spend-rate breaker, on a user or a key
+RATE_FIELDS: FieldLabels = {
+    "spendPerMinuteUsd": ("spend per minute", _rate),
+    "spendPerHourUsd": ("spend per hour", _rate),
 }
 USER_FIELDS: FieldLabels = {
     "email": ("email", str),
@@ -64,6 +77,7 @@ USER_FIELDS: FieldLabels = {
     "monthlyLimitUsd": ("monthly limit", _usd),
     "status": ("status", str),
     "allowedModels": ("allowed models", _models),
+    **RATE_FIELDS,
 }
 
 
@@ -144,6 +158,7 @@ def describe_changes(before: StackConfig | None, after: StackConfig) -> Changes:
                 f"key {key_id} of user {user_id}: monthly limit "
                 f"{_key_limit(old.monthlyLimitUsd)} → {_key_limit(key.monthlyLimitUsd)}"
             )
+        changes.keys += _field_changes("key", f"{key_id} of user {user_id}", old, key, RATE_FIELDS)
     for key_id, (user_id, _) in old_keys.items():
         if key_id not in new_keys:
             changes.keys.append(f"- key {key_id} of user {user_id} removed")
