@@ -22,8 +22,8 @@ import pytest
 
 from provision.local.runtime import LocalGateway
 from tests.admin_support import Admin
-from tests.support import ROOT, eventually, openai_client, run_cli
-from tests.webhooks import Receiver
+from tests.support import ROOT, eventually, openai_client
+from tests.webhooks import Receiver, alerts_from_a_shell, webhook_stack
 
 FIXTURE = ROOT / "tests" / "fixtures" / "Pulumi.alerts.yaml"
 GPT4O = "openai/gpt-4o"
@@ -34,22 +34,7 @@ def cost(prompt: int, completion: int) -> int:
     return math.ceil((prompt * PRICE_IN + completion * PRICE_OUT) / 1_000_000)
 
 
-@pytest.fixture(scope="module")
-def receiver():
-    running = Receiver()
-    yield running
-    running.close()
-
-
-@pytest.fixture(scope="module")
-def gateway(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory):
-    """The alerts stack, its webhook pointed at this module's receiver."""
-    stack = tmp_path_factory.mktemp("alerts") / "Pulumi.alerts.yaml"
-    stack.write_text(
-        FIXTURE.read_text().replace("http://127.0.0.1:9/", f"http://127.0.0.1:{receiver.port}/")
-    )
-    with LocalGateway(stack, test_hooks=True) as running:
-        yield running
+receiver, gateway = webhook_stack(FIXTURE)
 
 
 @pytest.fixture(scope="module")
@@ -134,18 +119,8 @@ def test_crossing_80_percent_sends_exactly_one_signed_webhook(
     assert mine[("user", 80)]["lastStatus"] == 204
 
     # and from a shell
-    shown = run_cli(
-        "admin",
-        "alerts",
-        "--org",
-        "acme",
-        "--base-url",
-        gateway.worker_url,
-        "--admin-key",
-        gateway.secrets.admin_api_key,
-    )
-    assert shown.returncode == 0, shown.stderr
-    [dee_line] = [line for line in shown.stdout.splitlines() if " dee " in f" {line} "]
+    lines = alerts_from_a_shell(gateway, "acme")
+    [dee_line] = [line for line in lines if " dee " in f" {line} "]
     assert "80 %" in dee_line and "delivered" in dee_line and "$0.0" in dee_line
 
 

@@ -15,6 +15,8 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from google import genai
+from google.genai import types as genai_types
 from openai import OpenAI
 
 from provision.local.runtime import LocalGateway
@@ -135,6 +137,38 @@ def test_a_thinking_budget_that_no_longer_fits_is_lowered_with_the_cap(
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": cap - 1}
     assert raw.parse().usage.output_tokens <= cap
     assert used(ledger, "agents", "thinker") == micros(raw.headers["x-gateway-cost-usd"]) <= LIMIT
+
+
+def test_geminis_own_route_lowers_max_output_tokens(
+    gateway: LocalGateway, upstream: Emulator, ledger: WorkerTestHooks
+):
+    """google-genai on Gemini's own API: maxOutputTokens lowered (thinking counts in it, so the
+    answer stops at it with Gemini's MAX_TOKENS)."""
+    client = genai.Client(
+        api_key=key("key_gemini_main"),
+        http_options=genai_types.HttpOptions(base_url=gateway.worker_url, api_version="v1beta"),
+    )
+    answer = client.models.generate_content(
+        model="gemini-2.5-flash",
+        contents=LONG,
+        config=genai_types.GenerateContentConfig(max_output_tokens=ASKED),
+    )
+    [logged] = [e for e in upstream.requests() if e["path"].endswith(":generateContent")]
+    cap = logged["body"]["generationConfig"]["maxOutputTokens"]
+    assert 3_800 < cap < LIMIT // OUT
+    assert (
+        answer.candidates
+        and answer.candidates[0].finish_reason == genai_types.FinishReason.MAX_TOKENS
+    )
+    usage = answer.usage_metadata
+    assert usage is not None
+    output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
+    assert output == cap
+    assert (
+        used(ledger, "agents", "gemini")
+        == (usage.prompt_token_count or 0) * IN + cap * OUT
+        <= LIMIT
+    )
 
 
 def test_below_the_orgs_floor_it_is_refused_naming_the_floor(gateway: LocalGateway):

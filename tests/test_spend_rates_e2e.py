@@ -14,33 +14,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import pytest
 
 from provision.local.runtime import LocalGateway
 from tests.charges import usd_micros as micros
-from tests.support import ROOT, WorkerTestHooks, eventually, key, run_cli
-from tests.webhooks import Receiver
+from tests.support import ROOT, WorkerTestHooks, eventually, key
+from tests.webhooks import Receiver, alerts_from_a_shell, webhook_stack
 
 FIXTURE = ROOT / "tests" / "fixtures" / "Pulumi.breakers.yaml"
 GPT4O = "openai/gpt-4o"
 OUT = 10  # µUSD per output token (the stack's $10 per million)
 
 
-@pytest.fixture(scope="module")
-def receiver():
-    running = Receiver()
-    yield running
-    running.close()
-
-
-@pytest.fixture(scope="module")
-def gateway(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory):
-    stack = tmp_path_factory.mktemp("breakers") / "Pulumi.breakers.yaml"
-    stack.write_text(
-        FIXTURE.read_text().replace("http://127.0.0.1:9/", f"http://127.0.0.1:{receiver.port}/")
-    )
-    with LocalGateway(stack, test_hooks=True) as running:
-        yield running
+receiver, gateway = webhook_stack(FIXTURE)
 
 
 def send(gateway: LocalGateway, key_id: str, tokens: int = 150) -> httpx.Response:
@@ -129,18 +114,8 @@ def test_a_loop_trips_its_per_minute_breaker_and_resumes_after_the_minute(
     ).json()["alerts"]
     [shown] = [a for a in listed if a["userId"] == "lou"]
     assert (shown["scope"], shown["window"]["name"]) == ("user", "minute")
-    shell = run_cli(
-        "admin",
-        "alerts",
-        "--org",
-        "acme",
-        "--base-url",
-        gateway.worker_url,
-        "--admin-key",
-        gateway.secrets.admin_api_key,
-    )
-    assert shell.returncode == 0, shell.stderr
-    [line] = [row for row in shell.stdout.splitlines() if " lou " in f" {row} "]
+    lines = alerts_from_a_shell(gateway, "acme")
+    [line] = [row for row in lines if " lou " in f" {row} "]
     assert "spend rate per minute" in line
 
     # the next minute: served again

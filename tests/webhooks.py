@@ -6,7 +6,13 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import pytest
+
+from provision.local.runtime import LocalGateway
+from tests.support import run_cli
 
 
 class Receiver:
@@ -48,3 +54,40 @@ class Receiver:
 
     def close(self) -> None:
         self.server.shutdown()
+
+
+def webhook_stack(fixture: Path) -> tuple[Any, Any]:
+    """A module's `receiver` and `gateway` fixtures: `fixture` (a stack whose alerts.webhookUrl
+    is http://127.0.0.1:9/...) run with its webhook pointed at the module's receiver."""
+
+    @pytest.fixture(scope="module")
+    def receiver() -> Any:
+        running = Receiver()
+        yield running
+        running.close()
+
+    @pytest.fixture(scope="module")
+    def gateway(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Any:
+        stack = tmp_path_factory.mktemp("webhook") / fixture.name
+        port = f"http://127.0.0.1:{receiver.port}/"
+        stack.write_text(fixture.read_text().replace("http://127.0.0.1:9/", port))
+        with LocalGateway(stack, test_hooks=True) as running:
+            yield running
+
+    return receiver, gateway
+
+
+def alerts_from_a_shell(gateway: LocalGateway, org: str) -> list[str]:
+    """`provision admin alerts --org ORG` against the gateway, as an admin runs it: its lines."""
+    shown = run_cli(
+        "admin",
+        "alerts",
+        "--org",
+        org,
+        "--base-url",
+        gateway.worker_url,
+        "--admin-key",
+        gateway.secrets.admin_api_key,
+    )
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.splitlines()
