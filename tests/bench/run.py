@@ -20,8 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 from provision.local.runtime import LocalGateway
 from provision.stack.config import resolve_stack
+from provision.stack.keys import demo_key, hash_key
 from tests.delivery import delivery, sse_deltas
 from tests.support import E2E_STACK, Emulator, WorkerTestHooks, burst
 
@@ -215,10 +218,44 @@ def floor_worker(upstream: str, mode: str = "pass") -> Iterator[str]:
         process.wait(timeout=30)
 
 
+CAPPED_KEY = "key_bench_capped"
+
+
+def bench_stack(directory: Path) -> Path:
+    """The dev stack, and a user on a rate tier that caps open requests at 64 (its request rate
+    too high to bind): the capped rows' tenant."""
+    stack = yaml.safe_load(resolve_stack("dev").read_text())
+    config = stack["config"]
+    config["llm-gateway:rateTiers"]["bench-capped"] = {
+        "requests": 1_000_000,
+        "periodSeconds": 60,
+        "maxConcurrent": 64,
+    }
+    config["llm-gateway:tenants"]["users"].append(
+        {
+            "id": "bench-capped",
+            "email": "bench-capped@demo.example",
+            "org": "demo-corp",
+            "monthlyLimitUsd": 1000,
+            "rateTier": "bench-capped",
+            "keys": [
+                {
+                    "id": CAPPED_KEY,
+                    "sha256": hash_key(demo_key(CAPPED_KEY)),
+                    "created": "2026-01-01",
+                }
+            ],
+        }
+    )
+    path = directory / "Pulumi.bench.yaml"
+    path.write_text(yaml.safe_dump(stack, sort_keys=False))
+    return path
+
+
 def latency(sections: set[str]) -> int:
     # the Worker's request log lines (one per request) go to a file, not between the figures
     log = Path(tempfile.mkdtemp(prefix="llm-gateway-bench-")) / "worker.log"
-    with LocalGateway(resolve_stack("dev"), log_path=log) as gateway:
+    with LocalGateway(bench_stack(log.parent), log_path=log) as gateway:
         assert gateway.config is not None and gateway.emulator_url
         user_key = gateway.demo_keys()["alice"]
         worker_url = gateway.worker_url
@@ -233,13 +270,17 @@ def latency(sections: set[str]) -> int:
                 measure_delivery(gateway, worker_url, worker_headers, base, floor_url)
             if "throughput" not in sections:
                 return 0
-            return measure(gateway, worker_url, worker_headers, base, floor_url, read_url)
+            capped_headers = {**worker_headers, "authorization": f"Bearer {demo_key(CAPPED_KEY)}"}
+            return measure(
+                gateway, worker_url, worker_headers, capped_headers, base, floor_url, read_url
+            )
 
 
 def measure(
     gateway: LocalGateway,
     worker_url: str,
     worker_headers: dict,
+    capped_headers: dict,
     base: str,
     floor_url: str,
     read_url: str,
@@ -258,6 +299,22 @@ def measure(
     )
     print(header)
     print("-" * len(header))
+    seen: dict[tuple[str, bool, int], dict[str, dict]] = {}
+
+    def report(name: str, stream: bool, concurrency: int, got: dict[str, dict]) -> None:
+        d, f, r, g = got["direct"], got["floor"], got["read"], got["gateway"]
+        mode = "streaming" if stream else "non-stream"
+        share = g["ledgerShare"]
+        print(
+            f"{name:<10}{mode:<11}{concurrency:>5}  "
+            f"{d['p50']:>8.2f} /{f['p50']:>7.2f} /{g['p50']:>7.2f}  "
+            f"{g['p50'] - f['p50']:>9.2f}  {g['ttfbP50'] - f['ttfbP50']:>7.2f}  "
+            f"{f['rps']:>7.0f} /{r['rps']:>6.0f} /{g['rps']:>7.0f}  "
+            f"{g['rps'] / f['rps']:>7.2f}  {g['rps'] / r['rps']:>6.2f}  "
+            f"{g['rps'] / d['rps']:>8.2f}  "
+            f"{'-' if share is None else f'{share:.1%}':>6}"
+        )
+
     for stream in (False, True):
         for name, direct_url, direct_headers, direct_body, path, worker_body, streams_only in paths(
             gateway
@@ -280,22 +337,34 @@ def measure(
                     errors = {label: r["errors"] for label, r in got.items()}
                     print(f"errors ({name}): {errors}", file=sys.stderr)
                     return 1
-                d, f, r, g = got["direct"], got["floor"], got["read"], got["gateway"]
-                mode = "streaming" if stream else "non-stream"
-                share = g["ledgerShare"]
-                print(
-                    f"{name:<10}{mode:<11}{concurrency:>5}  "
-                    f"{d['p50']:>8.2f} /{f['p50']:>7.2f} /{g['p50']:>7.2f}  "
-                    f"{g['p50'] - f['p50']:>9.2f}  {g['ttfbP50'] - f['ttfbP50']:>7.2f}  "
-                    f"{f['rps']:>7.0f} /{r['rps']:>6.0f} /{g['rps']:>7.0f}  "
-                    f"{g['rps'] / f['rps']:>7.2f}  {g['rps'] / r['rps']:>6.2f}  "
-                    f"{g['rps'] / d['rps']:>8.2f}  "
-                    f"{'-' if share is None else f'{share:.1%}':>6}"
-                )
+                seen[name, stream, concurrency] = got
+                report(name, stream, concurrency, got)
+    # a user on a rate tier with an open-request cap (64): the same openai requests, on leases
+    # that hold slots of the cap (decision 0038); its floor figures are the openai row's
+    [(_, _, _, _, path, worker_body, _)] = [p for p in paths(gateway) if p[0] == "openai"]
+    for stream in (False, True):
+        for concurrency in CONCURRENCY:
+            capped = load(
+                f"{worker_url}{path}",
+                capped_headers,
+                {**worker_body, "stream": stream},
+                concurrency,
+            )
+            if capped["errors"]:
+                print(f"errors (capped): {capped['errors']}", file=sys.stderr)
+                return 1
+            report(
+                "capped",
+                stream,
+                concurrency,
+                {**seen["openai", stream, concurrency], "gateway": capped},
+            )
     print(
         "added p50 and ttfb + are the gateway's over the floor's; x floor / x read / x direct "
         "are throughput ratios; ledger = the share of requests whose admission awaited a ledger "
-        "call (the rest were admitted on this isolate's budget lease)."
+        "call (the rest were admitted on this isolate's budget lease); capped = the openai row's "
+        "requests from a user whose rate tier caps its open requests (64), against the openai row's "
+        "floor."
     )
     print(
         "At c=32 every path runs at its throughput limit (2 cores shared by client, emulator and "

@@ -8,8 +8,9 @@ import { orgLeases } from "../src/budget/lease";
 import type { Env } from "../src/protocol/env";
 import type { Exchange, LeaseOp, LeaseResult, Settlement } from "../src/protocol/ledger";
 
-/** A ledger that grants what is asked up to `pool`, and records every exchange it gets. */
-function fakeLedger(pool: number, { failFirst = 0 } = {}) {
+/** A ledger that grants what is asked up to `pool` (and open-request slots up to `slotPool`),
+ * and records every exchange it gets. */
+function fakeLedger(pool: number, { failFirst = 0, slotPool = 0 } = {}) {
   const held = new Map<string, number>();
   const calls: LeaseOp[][] = [];
   let failures = failFirst;
@@ -30,10 +31,12 @@ function fakeLedger(pool: number, { failFirst = 0 } = {}) {
           const granted = op.want > 0 && Math.min(op.want, free) >= op.minGrant ? Math.min(op.want, free) : 0;
           h += granted;
           held.set(op.leaseId, h);
+          const slots = Math.max(Math.min(op.wantSlots ?? 0, slotPool), Math.min(op.open ?? 0, slotPool));
           return {
             leaseId: op.leaseId,
             held: h,
             granted,
+            slots,
             ttlMs: 30_000,
             userUsed: 0,
             orgUsed: 0,
@@ -56,9 +59,40 @@ function record(requestId: string, cost: number): Settlement {
 
 let books = 0;
 const freshOrg = () => orgLeases(`unit-${++books}`, "o");
-const limits = { user: 1_000, org: 10_000, key: null };
+const limits = { user: 1_000, org: 10_000, key: null, maxConcurrent: null };
 
 describe("lease admission", () => {
+  test("a capped user's requests are admitted locally only while the lease has a free slot", async () => {
+    const { env, calls } = fakeLedger(1_000, { slotPool: 3 });
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", { ...limits, maxConcurrent: 10 }, Date.now());
+    lease.waiting = 5; // five requests wait for the lease: it asks for their slots
+    await org.exchange(env, lease, 10);
+    lease.waiting = 0;
+    assert.equal(lease.slots, 3, "the ledger spared three");
+    assert.equal(calls[0]?.[0]?.wantSlots, 5);
+    let admitted = 0;
+    while (org.tryAdmit(lease, 10, Date.now())) admitted += 1;
+    assert.equal(admitted, 3, "budget for more, slots for three");
+    assert.ok(lease.available >= 10, "refused for a slot, not for budget");
+    // a request ends: its slot is free at once for the next one, no ledger call
+    await org.settle(lease, 10, null, env, async () => {});
+    assert.ok(org.tryAdmit(lease, 10, Date.now()));
+    assert.equal(calls.length, 1);
+    // the next exchange says what is open and asks for that and one spare (requests came)
+    await org.exchange(env, lease, 10);
+    const op = calls.at(-1)?.[0];
+    assert.deepEqual([op?.maxConcurrent, op?.open, op?.wantSlots], [10, 3, 4]);
+    // once they have all ended: the exchange after keeps what was busiest since the one before
+    // (the traffic may come back), the next one, with nothing since, gives them all back
+    for (let i = 0; i < 3; i++) await org.settle(lease, 10, null, env, async () => {});
+    await org.exchange(env, lease, 10);
+    assert.deepEqual([calls.at(-1)?.[0]?.open, calls.at(-1)?.[0]?.wantSlots], [0, 3]);
+    await org.exchange(env, lease, 10);
+    assert.deepEqual([calls.at(-1)?.[0]?.open, calls.at(-1)?.[0]?.wantSlots], [0, 0]);
+    assert.equal(lease.slots, 0);
+  });
+
   test("admits locally up to what the ledger holds, never past it", async () => {
     const { env, calls } = fakeLedger(100);
     const org = freshOrg();
@@ -125,7 +159,7 @@ describe("lease admission", () => {
     const org = freshOrg();
     const old = org.lease("u", "2026-12", limits, Date.now());
     await org.exchange(env, old, 10);
-    const fresh = org.lease("u", "2026-12", { user: 500, org: 10_000, key: null }, Date.now());
+    const fresh = org.lease("u", "2026-12", { user: 500, org: 10_000, key: null, maxConcurrent: null }, Date.now());
     assert.notEqual(fresh.id, old.id);
     assert.equal(old.available, 0, "the retired lease admits nothing more");
     await org.exchange(env, fresh, 10);

@@ -50,6 +50,8 @@ export interface LeaseLimits {
   user: number;
   org: number;
   key: { id: string; limit: number } | null;
+  /** The user's cap on open requests (its rate tier's): the lease also holds slots of it. */
+  maxConcurrent: number | null;
 }
 
 interface Pending {
@@ -75,6 +77,12 @@ export class Lease {
   waiting = 0; // requests waiting for this lease to be taken or grown
   exhaustedUntil = 0; // the ledger granted nothing: admit per request until then
   toReturn = 0;
+  /** Open-request slots the ledger holds for this lease (a capped user), and requests open on
+   * it; since the last exchange, the most open at once and how many were admitted (0038). */
+  slots = 0;
+  open = 0;
+  peakOpen = 0;
+  admitted = 0;
   /** The key's budget alert thresholds, sent with each exchange (the ledger raises alerts). */
   alerts: AlertThresholds = NO_ALERTS;
 
@@ -97,6 +105,19 @@ export class Lease {
 
   get exhausted(): boolean {
     return this.exhaustedUntil > 0;
+  }
+
+  /** Whether its user's cap leaves this lease no free slot for another request. */
+  get full(): boolean {
+    return this.limits.maxConcurrent !== null && this.open >= this.slots;
+  }
+
+  /** The slots it asks for: the most it had open since the last exchange (or what is open and
+   * waiting now, if more), and one spare while requests come. */
+  get wantSlots(): number {
+    const cap = this.limits.maxConcurrent ?? 0;
+    const busiest = Math.max(this.peakOpen, this.open + this.waiting);
+    return Math.min(cap, busiest + (this.admitted > 0 ? 1 : 0));
   }
 
   /** Costs this isolate settled that the ledger's figures do not show yet. */
@@ -127,7 +148,8 @@ class OrgLeases {
       lease !== undefined &&
       (lease.limits.user !== limits.user ||
         lease.limits.org !== limits.org ||
-        lease.limits.key?.limit !== limits.key?.limit);
+        lease.limits.key?.limit !== limits.key?.limit ||
+        lease.limits.maxConcurrent !== limits.maxConcurrent);
     if (lease && (changed || (lease.exhausted && now >= lease.exhaustedUntil))) {
       // A limit changed in the stack (the key's policy says so), or it is time to ask for a
       // grant again: the old lease gives back what it has free and finishes what it has in
@@ -146,7 +168,10 @@ class OrgLeases {
 
   /** Admit `amount` against the lease, locally; false when it has not enough free. */
   tryAdmit(lease: Lease, amount: number, now: number): boolean {
-    if (lease.exhausted || !lease.usable(now) || amount > lease.available) return false;
+    if (lease.exhausted || !lease.usable(now) || amount > lease.available || lease.full) return false;
+    lease.open += 1;
+    lease.peakOpen = Math.max(lease.peakOpen, lease.open);
+    lease.admitted += 1;
     lease.inflight += amount;
     lease.demand += amount;
     lease.lastWorst = amount;
@@ -200,6 +225,7 @@ class OrgLeases {
     fallback: (records: Settlement[]) => Promise<void>,
   ): Promise<void> {
     lease.inflight -= amount;
+    lease.open -= 1; // its slot is free for the next request on this lease
     // released: nothing to record (a winding-down lease returns what it frees at the next exchange)
     if (record === null) return;
     lease.pending.push({ record });
@@ -208,7 +234,8 @@ class OrgLeases {
     this.flushing = true;
     try {
       const started = Date.now();
-      while (this.queued() > 0) {
+      // and once the requests have ended, one more round gives back the slots they no longer use
+      while (this.queued() > 0 || this.spareSlots()) {
         const full = this.queued() >= MAX_BATCH;
         // the last round (near waitUntil's limit) sends at once, then hands over
         const last = Date.now() - started > FLUSHER_MAX_MS;
@@ -221,6 +248,11 @@ class OrgLeases {
     } finally {
       this.flushing = false;
     }
+  }
+
+  /** Whether a lease holds more open-request slots than it would ask for (they go back). */
+  private spareSlots(): boolean {
+    return [...this.leases.values()].some((l) => l.usableUntil > Date.now() && l.slots > l.wantSlots);
   }
 
   /** Every queued settlement, out of the batches (the ledger is not taking them). */
@@ -285,7 +317,10 @@ class OrgLeases {
       if (lease.month !== (month ?? lease.month)) continue; // one month per call; others next time
       if (lease.exhausted) lease.toReturn += Math.max(0, lease.available); // winding down
       const renew =
-        lease === want || lease.waiting > 0 || (lease.inflight > 0 && lease.usableUntil - now < HEARTBEAT_MS * 2);
+        lease === want ||
+        lease.waiting > 0 ||
+        (lease.inflight > 0 && lease.usableUntil - now < HEARTBEAT_MS * 2) ||
+        lease.slots > lease.wantSlots; // spare slots go back once its requests have ended
       const early = this.needsRenewal(lease) && lease.demand > 0;
       const worst = Math.max(lease.lastWorst, lease === want ? wantAmount : 0);
       // room for what is in flight and three times what came in since the last exchange
@@ -310,12 +345,17 @@ class OrgLeases {
         minGrant: MIN_GRANT_REQUESTS * worst,
         userLimit: lease.limits.user,
         orgBudget: lease.limits.org,
+        ...(lease.limits.maxConcurrent === null
+          ? {}
+          : { maxConcurrent: lease.limits.maxConcurrent, open: lease.open, wantSlots: lease.wantSlots }),
         ...(lease.limits.key ? { keyId: lease.limits.key.id, keyLimit: lease.limits.key.limit } : {}),
         alerts: lease.alerts,
       };
       lease.toReturn = 0;
       lease.lastWant = wanted;
       lease.demand = 0;
+      lease.admitted = 0;
+      lease.peakOpen = lease.open;
       ops.push({ lease, op });
     }
     if (ops.length === 0 || month === undefined) return;
@@ -334,6 +374,7 @@ class OrgLeases {
       const result = byId.get(op.leaseId);
       if (result) {
         lease.held = result.held;
+        lease.slots = result.slots ?? 0; // an older ledger (a deploy in progress) holds none
         lease.usableUntil = now + result.ttlMs - EXPIRY_MARGIN_MS;
         lease.figures = result;
         if (op.want > 0 && result.granted === 0 && lease.available < op.minGrant) this.exhaust(lease, now);
@@ -341,6 +382,7 @@ class OrgLeases {
         // Undelivered: the ledger may or may not have applied it. Stop counting on this lease
         // (its hold expires by itself) and send its settlements again with the next batch.
         lease.held = 0;
+        lease.slots = 0;
         lease.usableUntil = 0;
         lease.toReturn = 0;
         lease.exhaustedUntil = now + RETRY_GRANT_MS;
@@ -352,7 +394,7 @@ class OrgLeases {
     }
     this.retired = this.retired.filter((l) => l.inflight > 0 || l.pending.length > 0 || l.toReturn > 0);
     for (const [key, lease] of this.leases) {
-      const idle = lease.inflight === 0 && lease.pending.length === 0 && !lease.exhausted;
+      const idle = lease.inflight === 0 && lease.open === 0 && lease.pending.length === 0 && !lease.exhausted;
       if (idle && (lease.held <= 0 || !lease.usable(Date.now()))) this.leases.delete(key);
     }
   }

@@ -167,10 +167,16 @@ async function admitLeased(
   month: string,
   amount: number,
   context: AdmitContext,
+  maxConcurrent: number | null,
 ): Promise<Granted | null> {
   const { policy, orgId, userId } = principal;
   const org = orgLeases(context.book, orgId);
-  const limits = { user: policy.userLimitMicros, org: policy.orgBudgetMicros, key: keyLimitOf(principal) };
+  const limits = {
+    user: policy.userLimitMicros,
+    org: policy.orgBudgetMicros,
+    key: keyLimitOf(principal),
+    maxConcurrent,
+  };
   let calledLedger = false;
   for (let tries = 0; tries < 3; tries++) {
     const lease = org.lease(userId, month, limits, Date.now());
@@ -191,12 +197,15 @@ async function admitLeased(
     calledLedger = true;
     lease.waiting += 1; // the next exchange takes or grows it, whoever runs it
     lease.lastWorst = Math.max(lease.lastWorst, amount);
+    const ranIt = !org.busy;
     try {
-      if (org.busy) await org.settled();
-      else await org.exchange(env, lease, amount);
+      if (ranIt) await org.exchange(env, lease, amount);
+      else await org.settled();
     } finally {
       lease.waiting -= 1;
     }
+    // near its cap the ledger spares no slot: ask it per request rather than exchange again
+    if (ranIt && lease.full) break;
   }
   if (org.returning)
     await org.exchange(env); // give back what leases hold free, then ask
@@ -221,11 +230,11 @@ export async function admit(
   const month = currentMonth();
   const { policy } = principal;
   const { amount, least } = ask;
-  // Leases need no exact count of open requests: a tier with maxConcurrent admits per request, as
-  // do spend-rate breakers (their windows are the ledger's). A lease admits only whole worst
-  // cases: a lowered cap is the ledger's to grant (admission.ts).
-  if (context && !fault && maxConcurrent === null && policy.spendRates.length === 0) {
-    const leased = await admitLeased(env, principal, month, amount, context);
+  // A lease holds slots of a capped user's open requests beside its budget (decision 0038); a
+  // spend-rate breaker admits per request (its windows are the ledger's). A lease admits only
+  // whole worst cases: a lowered cap is the ledger's to grant (admission.ts).
+  if (context && !fault && policy.spendRates.length === 0) {
+    const leased = await admitLeased(env, principal, month, amount, context, maxConcurrent);
     if (leased) return leased;
   }
   if (!fault) {

@@ -52,7 +52,7 @@ export class Admissions {
     const state = this.#months.get(month);
     this.#months.sweep(now);
     const figures = state.figures(userId, limitedKey);
-    const open = state.openByUser.get(userId) ?? 0;
+    const open = state.openOf(userId); // its open reservations and the slots its leases hold
     const keyRoom = limitedKey
       ? (keyLimit as number) - figures.keyUsed - figures.keyReserved
       : Number.POSITIVE_INFINITY;

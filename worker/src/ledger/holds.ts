@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS leases (
   held_micros INTEGER NOT NULL,
   seq INTEGER NOT NULL,
   expires_at INTEGER NOT NULL,
-  key_id TEXT
+  key_id TEXT,
+  slots INTEGER NOT NULL DEFAULT 0
 );
 `;
 // Added after the first ledgers were created (the key a hold counts against): added in place.
@@ -42,6 +43,7 @@ const ADDED_COLUMNS: readonly [string, string][] = [
   ["reservations", "key_id"],
   ["reservations", "rates"], // JSON: the spend-rate windows it holds (spend-rates.ts)
   ["leases", "key_id"],
+  ["leases", "slots"], // open-request slots of a capped user (leases.ts)
 ];
 
 const MONTHS_IN_MEMORY = 2;
@@ -65,6 +67,8 @@ export interface HeldLease {
   userId: string;
   keyId?: string | null;
   held: number;
+  /** Open-request slots of its user's cap (decision 0038). */
+  slots?: number;
   seq: number;
   expiresAt: number;
 }
@@ -85,6 +89,8 @@ export class MonthState {
   leasedTotal = 0;
   /** Holds by key subject (keys with a limit of their own): reservations and leases together. */
   heldByKey = new Map<string, number>();
+  /** Open-request slots leases hold, by user: they count against its cap like open requests. */
+  slotsByUser = new Map<string, number>();
 
   constructor(rows: UsageRow[], reservations: StoredReservation[], leases: StoredLease[]) {
     this.rows = new Map(rows.map((row) => [row.subject, row]));
@@ -100,9 +106,15 @@ export class MonthState {
     this.reservedTotal += amount;
   }
 
-  #lease(userId: string, amount: number): void {
+  #lease(userId: string, amount: number, slots: number): void {
     this.leasedByUser.set(userId, (this.leasedByUser.get(userId) ?? 0) + amount);
     this.leasedTotal += amount;
+    if (slots !== 0) this.slotsByUser.set(userId, (this.slotsByUser.get(userId) ?? 0) + slots);
+  }
+
+  /** A user's requests open against its cap: per-request reservations and leases' slots. */
+  openOf(userId: string): number {
+    return (this.openByUser.get(userId) ?? 0) + (this.slotsByUser.get(userId) ?? 0);
   }
 
   #keyHold(userId: string, keyId: string | null | undefined, amount: number): void {
@@ -114,7 +126,7 @@ export class MonthState {
   holdLease(id: string, lease: HeldLease): void {
     this.releaseLease(id);
     this.leases.set(id, lease);
-    this.#lease(lease.userId, lease.held);
+    this.#lease(lease.userId, lease.held, lease.slots ?? 0);
     this.#keyHold(lease.userId, lease.keyId, lease.held);
   }
 
@@ -122,7 +134,7 @@ export class MonthState {
     const lease = this.leases.get(id);
     if (!lease) return;
     this.leases.delete(id);
-    this.#lease(lease.userId, -lease.held);
+    this.#lease(lease.userId, -lease.held, -(lease.slots ?? 0));
     this.#keyHold(lease.userId, lease.keyId, -lease.held);
   }
 
@@ -191,7 +203,8 @@ export class Months {
     sql.exec(HOLDS_SCHEMA);
     for (const [table, column] of ADDED_COLUMNS) {
       const columns = sql.exec<{ name: string }>(`PRAGMA table_info(${table})`).toArray();
-      if (!columns.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} TEXT`);
+      const type = column === "slots" ? "INTEGER NOT NULL DEFAULT 0" : "TEXT";
+      if (!columns.some((c) => c.name === column)) sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
     }
   }
 
@@ -207,7 +220,7 @@ export class Months {
         .toArray();
       const leases = this.#sql
         .exec<StoredLease & Record<string, SqlStorageValue>>(
-          `SELECT id, user_id AS userId, key_id AS keyId, held_micros AS held, seq, expires_at AS expiresAt
+          `SELECT id, user_id AS userId, key_id AS keyId, held_micros AS held, seq, expires_at AS expiresAt, slots
              FROM leases WHERE month = ?`,
           month,
         )
@@ -281,10 +294,11 @@ export class Months {
 
   /** An isolate's lease now holds `lease.held` (0 or less: the lease ends). */
   putLease(state: MonthState, month: string, id: string, lease: HeldLease): void {
-    if (lease.held > 0) {
+    if (lease.held > 0 || (lease.slots ?? 0) > 0) {
       state.holdLease(id, lease);
       this.#sql.exec(
-        "INSERT OR REPLACE INTO leases (id, month, user_id, held_micros, seq, expires_at, key_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        `INSERT OR REPLACE INTO leases (id, month, user_id, held_micros, seq, expires_at, key_id, slots)
+              VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
         id,
         month,
         lease.userId,
@@ -292,6 +306,7 @@ export class Months {
         lease.seq,
         lease.expiresAt,
         lease.keyId ?? null,
+        lease.slots ?? 0,
       );
       this.#expiresAt(lease.expiresAt);
     } else {

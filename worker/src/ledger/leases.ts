@@ -18,6 +18,22 @@ const MIN_EXCHANGE_INTERVAL_MS = 1_000;
 const MAX_EXCHANGE_INTERVAL_MS = 10_000; // well inside waitUntil's 30 s and the lease TTL
 const PACE_WINDOW_MS = 10_000;
 
+/**
+ * A lease's open-request slots of its user's cap (decision 0038): what the isolate asks, growing
+ * by at most 1/LEASE_SHARE of the slots free beside every other hold (so none near the cap), never
+ * below what it has open within what it held, never beyond what is free: open reservations plus
+ * every lease's slots stay within the cap. Called with this lease's hold released.
+ */
+function slotsFor(state: MonthState, op: LeaseOp, current: number): number {
+  const cap = op.maxConcurrent ?? null;
+  if (cap === null) return 0;
+  const free = Math.max(0, cap - state.openOf(op.userId)); // this lease's own slots included
+  const growth = Math.floor(Math.max(0, free - current) / LEASE_SHARE);
+  const asked = Math.min(Math.max(0, op.wantSlots ?? 0), current + growth);
+  const open = Math.min(Math.max(0, op.open ?? 0), current);
+  return Math.min(free, Math.max(asked, open));
+}
+
 export class Leases {
   readonly #months: Months;
   readonly #settlements: Settlements;
@@ -34,10 +50,11 @@ export class Leases {
     const current = state.leases.get(op.leaseId);
     // a lease for a key with a limit of its own: its holds count against the key too
     const keyId = op.keyLimit !== null && op.keyLimit !== undefined && op.keyId !== undefined ? op.keyId : null;
-    const result = (held: number, granted: number): LeaseResult => ({
+    const result = (held: number, granted: number, slots: number): LeaseResult => ({
       leaseId: op.leaseId,
       held,
       granted,
+      slots,
       ttlMs: LEASE_TTL_MS,
       ...state.figures(op.userId, keyId),
     });
@@ -50,7 +67,7 @@ export class Leases {
       if (!repeated) held = Math.max(0, held - record.cost);
     }
     this.#months.addUsage(state, month, usage); // before the headroom below is read
-    if (repeated) return result(current.held, 0); // a retry of an exchange already applied
+    if (repeated) return result(current.held, 0, current.slots ?? 0); // a retry already applied
     held = Math.max(0, held - Math.max(0, op.returned));
     state.releaseLease(op.leaseId); // the headroom below excludes this lease's own hold
     const figures = state.figures(op.userId, keyId);
@@ -63,14 +80,16 @@ export class Leases {
     const offer = Math.min(Math.max(0, op.want), cap);
     const granted = offer > 0 && offer >= op.minGrant ? offer : 0;
     held += granted;
+    const slots = slotsFor(state, op, current?.slots ?? 0);
     this.#months.putLease(state, month, op.leaseId, {
       userId: op.userId,
       keyId,
+      slots,
       held,
       seq: op.seq,
       expiresAt: now + LEASE_TTL_MS,
     });
-    return result(held, granted);
+    return result(held, granted, slots);
   }
 
   /**

@@ -51,6 +51,11 @@ export interface LeaseOp {
   /** A key with a monthly limit of its own: the lease is that key's, within its limit too. */
   keyId?: string;
   keyLimit?: number | null;
+  /** The user's cap on open requests (its rate tier's): the lease also holds slots of it. */
+  maxConcurrent?: number | null;
+  /** Requests open on this lease now, and the slots it would like to hold. */
+  open?: number;
+  wantSlots?: number;
   /** The key's budget alert thresholds (% of the month's limit and budget). */
   alerts?: AlertThresholds;
 }
@@ -60,6 +65,8 @@ export interface LeaseResult extends Figures {
   /** What the ledger now holds for this lease: all the isolate may count on. */
   held: number;
   granted: number;
+  /** Open-request slots the lease holds (0 when its user has no cap, or none could be spared). */
+  slots: number;
   ttlMs: number;
 }
 
