@@ -218,35 +218,32 @@ def floor_worker(upstream: str, mode: str = "pass") -> Iterator[str]:
         process.wait(timeout=30)
 
 
-CAPPED_KEY = "key_bench_capped"
+# The tiered rows' tenants: a user on a rate tier (its request rate too high to bind), and one on
+# a tier that also caps open requests at 64; key id → the tier's open-request cap
+TIERED_KEYS = {"key_bench_tiered": None, "key_bench_capped": 64}
 
 
 def bench_stack(directory: Path) -> Path:
-    """The dev stack, and a user on a rate tier that caps open requests at 64 (its request rate
-    too high to bind): the capped rows' tenant."""
+    """The dev stack, and the tiered rows' users (TIERED_KEYS), each on a tier of its own."""
     stack = yaml.safe_load(resolve_stack("dev").read_text())
     config = stack["config"]
-    config["llm-gateway:rateTiers"]["bench-capped"] = {
-        "requests": 1_000_000,
-        "periodSeconds": 60,
-        "maxConcurrent": 64,
-    }
-    config["llm-gateway:tenants"]["users"].append(
-        {
-            "id": "bench-capped",
-            "email": "bench-capped@demo.example",
-            "org": "demo-corp",
-            "monthlyLimitUsd": 1000,
-            "rateTier": "bench-capped",
-            "keys": [
-                {
-                    "id": CAPPED_KEY,
-                    "sha256": hash_key(demo_key(CAPPED_KEY)),
-                    "created": "2026-01-01",
-                }
-            ],
-        }
-    )
+    for key_id, cap in TIERED_KEYS.items():
+        name = key_id.removeprefix("key_").replace("_", "-")
+        tier: dict[str, int] = {"requests": 1_000_000, "periodSeconds": 60}
+        if cap is not None:
+            tier["maxConcurrent"] = cap
+        config["llm-gateway:rateTiers"][name] = tier
+        key = {"id": key_id, "sha256": hash_key(demo_key(key_id)), "created": "2026-01-01"}
+        config["llm-gateway:tenants"]["users"].append(
+            {
+                "id": name,
+                "email": f"{name}@demo.example",
+                "org": "demo-corp",
+                "monthlyLimitUsd": 1000,
+                "rateTier": name,
+                "keys": [key],
+            }
+        )
     path = directory / "Pulumi.bench.yaml"
     path.write_text(yaml.safe_dump(stack, sort_keys=False))
     return path
@@ -270,17 +267,21 @@ def latency(sections: set[str]) -> int:
                 measure_delivery(gateway, worker_url, worker_headers, base, floor_url)
             if "throughput" not in sections:
                 return 0
-            capped_headers = {**worker_headers, "authorization": f"Bearer {demo_key(CAPPED_KEY)}"}
-            return measure(
-                gateway, worker_url, worker_headers, capped_headers, base, floor_url, read_url
-            )
+            tiered = {
+                key_id.removeprefix("key_bench_"): {
+                    **worker_headers,
+                    "authorization": f"Bearer {demo_key(key_id)}",
+                }
+                for key_id in TIERED_KEYS
+            }
+            return measure(gateway, worker_url, worker_headers, tiered, base, floor_url, read_url)
 
 
 def measure(
     gateway: LocalGateway,
     worker_url: str,
     worker_headers: dict,
-    capped_headers: dict,
+    tiered: dict[str, dict],
     base: str,
     floor_url: str,
     read_url: str,
@@ -339,32 +340,30 @@ def measure(
                     return 1
                 seen[name, stream, concurrency] = got
                 report(name, stream, concurrency, got)
-    # a user on a rate tier with an open-request cap (64): the same openai requests, on leases
-    # that hold slots of the cap (decision 0038); its floor figures are the openai row's
+    # users on rate tiers, the openai row's requests against its floor: tiered (the tier's request
+    # counter, a Rate Limiting binding call) and capped (and an open-request cap of 64, held as
+    # slots on leases: decision 0038)
     [(_, _, _, _, path, worker_body, _)] = [p for p in paths(gateway) if p[0] == "openai"]
     for stream in (False, True):
         for concurrency in CONCURRENCY:
-            capped = load(
-                f"{worker_url}{path}",
-                capped_headers,
-                {**worker_body, "stream": stream},
-                concurrency,
-            )
-            if capped["errors"]:
-                print(f"errors (capped): {capped['errors']}", file=sys.stderr)
-                return 1
-            report(
-                "capped",
-                stream,
-                concurrency,
-                {**seen["openai", stream, concurrency], "gateway": capped},
-            )
+            for name, headers in tiered.items():
+                body = {**worker_body, "stream": stream}
+                got = load(f"{worker_url}{path}", headers, body, concurrency)
+                if got["errors"]:
+                    print(f"errors ({name}): {got['errors']}", file=sys.stderr)
+                    return 1
+                report(
+                    name,
+                    stream,
+                    concurrency,
+                    {**seen["openai", stream, concurrency], "gateway": got},
+                )
     print(
         "added p50 and ttfb + are the gateway's over the floor's; x floor / x read / x direct "
         "are throughput ratios; ledger = the share of requests whose admission awaited a ledger "
-        "call (the rest were admitted on this isolate's budget lease); capped = the openai row's "
-        "requests from a user whose rate tier caps its open requests (64), against the openai row's "
-        "floor."
+        "call (the rest were admitted on this isolate's budget lease); tiered = the openai row's "
+        "requests from a user on a rate tier (its request counter, the Rate Limiting binding), capped "
+        "= the same with an open-request cap of 64; both against the openai row's floor."
     )
     print(
         "At c=32 every path runs at its throughput limit (2 cores shared by client, emulator and "
