@@ -5,7 +5,7 @@
 
 import type { Context, MiddlewareHandler } from "hono";
 import { Hono } from "hono";
-import { forgetRefusals } from "../budget/quota";
+import { forgetRefusals } from "../budget/refusals";
 import { ALERTS, WORKER_NAME, WORKER_VERSION } from "../generated/settings";
 import { alertId, alertScope, currentMonth, ledgerFor, monthResetsAt } from "../ledger";
 import { HttpError, jsonResponse } from "../lib/errors";

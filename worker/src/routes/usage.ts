@@ -5,7 +5,7 @@
 // the limit less what is spent and what is held.
 
 import type { Context } from "hono";
-import { windowName } from "../budget/quota";
+import { windowName } from "../budget/refusals";
 import { currentMonth, ledgerFor, monthResetsAt } from "../ledger";
 import { HttpError, jsonResponse } from "../lib/errors";
 import { formatUsd } from "../lib/money";

@@ -69,7 +69,7 @@ function asBedrockError(result: Result): Result {
   const message = String(prop(prop(JSON.parse(result.body ?? "{}"), "error"), "message") ?? "The request failed.");
   if (result.status === 400) return errorResult(400, "ValidationException", message);
   if (result.status === 429) return errorResult(429, "ThrottlingException", message);
-  return errorResult(result.status >= 500 ? 500 : result.status, "InternalServerException", message);
+  return errorResult(Math.min(result.status, 500), "InternalServerException", message);
 }
 
 const padding = () =>

@@ -11,7 +11,7 @@ import { chatChunks } from "../chat-shapes";
 import { meteredFrames } from "../frames";
 import { chatStreamError } from "../sse";
 import type { MeteredStream } from "../types";
-import { type EventMessage, EventStreamDecoder, EventStreamError } from "./eventstream";
+import { type EventMessage, EventStreamDecoder } from "./eventstream";
 import { blockOutput, finishReason } from "./response";
 import { type BedrockUsage, readUsage } from "./usage";
 
