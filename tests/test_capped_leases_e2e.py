@@ -97,3 +97,15 @@ def test_a_cap_too_small_to_share_is_counted_per_request(gateway: LocalGateway, 
     assert sum(r.status_code == 200 for r in responses) >= 2
     assert most_at_once(upstream, "pair") <= 2
     assert {admitted_by(r) for r in responses if r.status_code == 200} == {"ledger"}
+
+
+def test_a_capped_user_sending_every_few_seconds_keeps_its_slots(gateway: LocalGateway):
+    """Nobody presses for its slots: the lease keeps them as long as its budget slice, so a
+    request every 2.5 s (each settled and flushed before the next) awaits no ledger call."""
+    ways = []
+    for _ in range(4):
+        [response] = asyncio.run(at_once(gateway, "sparse", 1))
+        assert response.status_code == 200, response.text
+        ways.append(admitted_by(response))
+        time.sleep(2.5)
+    assert ways == ["ledger", "lease", "lease", "lease"], ways

@@ -10,7 +10,7 @@ import type { Exchange, LeaseOp, LeaseResult, Settlement } from "../src/protocol
 
 /** A ledger that grants what is asked up to `pool` (and open-request slots up to `slotPool`),
  * and records every exchange it gets. */
-function fakeLedger(pool: number, { failFirst = 0, slotPool = 0 } = {}) {
+function fakeLedger(pool: number, { failFirst = 0, slotPool = 0, pressure = false } = {}) {
   const held = new Map<string, number>();
   const calls: LeaseOp[][] = [];
   let failures = failFirst;
@@ -37,6 +37,7 @@ function fakeLedger(pool: number, { failFirst = 0, slotPool = 0 } = {}) {
             held: h,
             granted,
             slots,
+            ...(pressure ? { slotPressure: true } : {}),
             ttlMs: 30_000,
             userUsed: 0,
             orgUsed: 0,
@@ -62,6 +63,21 @@ const freshOrg = () => orgLeases(`unit-${++books}`, "o");
 const limits = { user: 1_000, org: 10_000, key: null, maxConcurrent: null };
 
 describe("lease admission", () => {
+  test("pressed by the ledger, a lease gives its spare slots back once its requests end", async () => {
+    const { env, calls } = fakeLedger(1_000, { slotPool: 4, pressure: true });
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", { ...limits, maxConcurrent: 10 }, Date.now());
+    lease.waiting = 3;
+    await org.exchange(env, lease, 10);
+    lease.waiting = 0;
+    assert.ok(lease.pressed && lease.slots === 3);
+    assert.ok(org.tryAdmit(lease, 10, Date.now()));
+    // its one request settles: the flusher sends it, then (pressed) one more round gives back
+    await org.settle(lease, 10, record("r", 1), env, async () => {});
+    assert.equal(lease.slots, 0);
+    assert.equal(calls.at(-1)?.[0]?.wantSlots, 0);
+  });
+
   test("a capped user's requests are admitted locally only while the lease has a free slot", async () => {
     const { env, calls } = fakeLedger(1_000, { slotPool: 3 });
     const org = freshOrg();

@@ -83,6 +83,8 @@ export class Lease {
   open = 0;
   peakOpen = 0;
   admitted = 0;
+  /** The ledger asked for spare slots back (a request of this user was refused for its cap). */
+  pressed = false;
   /** The key's budget alert thresholds, sent with each exchange (the ledger raises alerts). */
   alerts: AlertThresholds = NO_ALERTS;
 
@@ -116,6 +118,8 @@ export class Lease {
    * waiting now, if more), and one spare while requests come. */
   get wantSlots(): number {
     const cap = this.limits.maxConcurrent ?? 0;
+    // asked to give spares back: what is open and waiting, nothing more
+    if (this.pressed) return Math.min(cap, this.open + this.waiting);
     const busiest = Math.max(this.peakOpen, this.open + this.waiting);
     return Math.min(cap, busiest + (this.admitted > 0 ? 1 : 0));
   }
@@ -234,7 +238,7 @@ class OrgLeases {
     this.flushing = true;
     try {
       const started = Date.now();
-      // and once the requests have ended, one more round gives back the slots they no longer use
+      // and, when the ledger pressed for them, one more round gives back the slots no longer used
       while (this.queued() > 0 || this.spareSlots()) {
         const full = this.queued() >= MAX_BATCH;
         // the last round (near waitUntil's limit) sends at once, then hands over
@@ -250,9 +254,9 @@ class OrgLeases {
     }
   }
 
-  /** Whether a lease holds more open-request slots than it would ask for (they go back). */
+  /** Whether a lease the ledger pressed holds more open-request slots than it would ask for. */
   private spareSlots(): boolean {
-    return [...this.leases.values()].some((l) => l.usableUntil > Date.now() && l.slots > l.wantSlots);
+    return [...this.leases.values()].some((l) => l.pressed && l.usableUntil > Date.now() && l.slots > l.wantSlots);
   }
 
   /** Every queued settlement, out of the batches (the ledger is not taking them). */
@@ -375,6 +379,7 @@ class OrgLeases {
       if (result) {
         lease.held = result.held;
         lease.slots = result.slots ?? 0; // an older ledger (a deploy in progress) holds none
+        lease.pressed = result.slotPressure === true;
         lease.usableUntil = now + result.ttlMs - EXPIRY_MARGIN_MS;
         lease.figures = result;
         if (op.want > 0 && result.granted === 0 && lease.available < op.minGrant) this.exhaust(lease, now);

@@ -11,6 +11,9 @@ import type { Settlements } from "./settlement";
 import type { SpendRates } from "./spend-rates";
 
 export const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
+// After a request is refused for its user's cap while leases hold slots of it, their exchanges
+// ask them to give spare slots back for this long (decision 0038).
+const SLOT_PRESSURE_MS = 10_000;
 
 export class Admissions {
   readonly #months: Months;
@@ -64,8 +67,11 @@ export class Admissions {
     const rateRoom = (w: SpendWindow) => w.limit - w.used - w.held;
     const tripped = windows.find((w) => needs > rateRoom(w));
     let refused: AdmitResult["limit"] = null;
-    if (maxConcurrent !== null && open >= maxConcurrent) refused = "concurrency";
-    else if (needs > keyRoom) refused = "key";
+    if (maxConcurrent !== null && open >= maxConcurrent) {
+      refused = "concurrency";
+      // slots some isolate may not be using stand in the way: its lease gives spares back
+      if (state.slotsByUser.get(userId)) state.slotPressure.set(userId, now + SLOT_PRESSURE_MS);
+    } else if (needs > keyRoom) refused = "key";
     else if (needs > userRoom) refused = "user";
     else if (needs > orgRoom) refused = "org";
     else if (tripped) refused = "rate";

@@ -91,6 +91,8 @@ export class MonthState {
   heldByKey = new Map<string, number>();
   /** Open-request slots leases hold, by user: they count against its cap like open requests. */
   slotsByUser = new Map<string, number>();
+  /** Users refused for their cap while leases held slots, until when (leases give spares back). */
+  slotPressure = new Map<string, number>();
 
   constructor(rows: UsageRow[], reservations: StoredReservation[], leases: StoredLease[]) {
     this.rows = new Map(rows.map((row) => [row.subject, row]));

@@ -55,6 +55,7 @@ export class Leases {
       held,
       granted,
       slots,
+      ...((state.slotPressure.get(op.userId) ?? 0) > now ? { slotPressure: true } : {}),
       ttlMs: LEASE_TTL_MS,
       ...state.figures(op.userId, keyId),
     });

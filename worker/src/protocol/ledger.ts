@@ -67,6 +67,8 @@ export interface LeaseResult extends Figures {
   granted: number;
   /** Open-request slots the lease holds (0 when its user has no cap, or none could be spared). */
   slots: number;
+  /** Another request of its user was refused for the cap lately: give spare slots back. */
+  slotPressure?: boolean;
   ttlMs: number;
 }
 
