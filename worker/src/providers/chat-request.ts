@@ -66,6 +66,17 @@ export interface Speaker<P> {
   tool(message: Json & { tool_call_id: string }, where: string): P[];
 }
 
+/** An assistant message as a provider's parts: its text, then each of its tool calls. */
+export function assistantParts<P>(
+  message: Json,
+  where: string,
+  text: (content: unknown, where: string) => P[],
+  call: (raw: unknown, where: string) => P,
+): P[] {
+  const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
+  return [...text(message.content, `${where}.content`), ...calls.map((c, j) => call(c, `${where}.tool_calls[${j}]`))];
+}
+
 /** Same-role turns in a row are one turn (providers that require alternation merge them too). */
 function push<P>(turns: Turn<P>[], role: Turn<P>["role"], content: P[]): void {
   if (content.length === 0) return;

@@ -4,7 +4,16 @@
 // Anthropic's, `response_format` becomes one forced tool whose input is the JSON answer.
 // What Anthropic cannot do (n > 1, logprobs) is a 400 naming the parameter, never dropped.
 
-import { asObject, conversation, functionTools, invalid, type Json, type Speaker, toolCallOf } from "../chat-request";
+import {
+  asObject,
+  assistantParts,
+  conversation,
+  functionTools,
+  invalid,
+  type Json,
+  type Speaker,
+  toolCallOf,
+} from "../chat-request";
 import type { ChatCall } from "../types";
 
 /** The tool a structured-output request is answered through (its input is the JSON answer). */
@@ -64,13 +73,7 @@ function toolUse(raw: unknown, where: string): Block {
 const SPEAKER: Speaker<Block> = {
   system: text,
   user: blocks,
-  assistant: (message, where) => {
-    const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
-    return [
-      ...text(message.content, `${where}.content`),
-      ...calls.map((c, j) => toolUse(c, `${where}.tool_calls[${j}]`)),
-    ];
-  },
+  assistant: (message, where) => assistantParts(message, where, text, toolUse),
   tool: (message, where) => [
     { type: "tool_result", tool_use_id: message.tool_call_id, content: text(message.content, `${where}.content`) },
   ],

@@ -7,7 +7,16 @@
 // `cache_control` (as Anthropic's) is a `cachePoint` after it, its ttl kept. What Converse cannot
 // do (n > 1, logprobs, tool_choice none, an image URL) is a 400 naming the parameter.
 
-import { asObject, conversation, functionTools, invalid, type Json, type Speaker, toolCallOf } from "../chat-request";
+import {
+  asObject,
+  assistantParts,
+  conversation,
+  functionTools,
+  invalid,
+  type Json,
+  type Speaker,
+  toolCallOf,
+} from "../chat-request";
 import type { ChatCall } from "../types";
 
 /** The tool a structured-output request is answered through (its input is the JSON answer). */
@@ -89,13 +98,7 @@ function toolResult(id: string, content: unknown, where: string): Block {
 const SPEAKER: Speaker<Block> = {
   system: texts,
   user: blocks,
-  assistant: (message, where) => {
-    const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
-    return [
-      ...texts(message.content, `${where}.content`),
-      ...calls.map((c, j) => toolUse(c, `${where}.tool_calls[${j}]`)),
-    ];
-  },
+  assistant: (message, where) => assistantParts(message, where, texts, toolUse),
   tool: (message, where) => [toolResult(message.tool_call_id, message.content, `${where}.content`)],
 };
 

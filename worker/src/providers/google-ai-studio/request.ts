@@ -10,7 +10,16 @@
 // whose calls come back without it. OpenAI's format has no place for it, so the call's id
 // carries it (`<id>__thought__<signature>`, as LiteLLM does) and this turns it back.
 
-import { asObject, conversation, functionTools, invalid, type Json, type Speaker, toolCallOf } from "../chat-request";
+import {
+  asObject,
+  assistantParts,
+  conversation,
+  functionTools,
+  invalid,
+  type Json,
+  type Speaker,
+  toolCallOf,
+} from "../chat-request";
 import type { ChatCall } from "../types";
 
 export const THOUGHT_SEPARATOR = "__thought__";
@@ -97,13 +106,7 @@ function geminiSpeaker(): Speaker<Part> {
   return {
     system: texts,
     user: parts,
-    assistant: (message, where) => {
-      const calls = Array.isArray(message.tool_calls) ? message.tool_calls : [];
-      return [
-        ...texts(message.content, `${where}.content`),
-        ...calls.map((c, j) => functionCall(c, `${where}.tool_calls[${j}]`, names)),
-      ];
-    },
+    assistant: (message, where) => assistantParts(message, where, texts, (call, at) => functionCall(call, at, names)),
     tool: (message, where) => {
       const name = names.get(message.tool_call_id);
       if (name === undefined) {
