@@ -9,8 +9,13 @@ PYTEST_WORKERS ?= 2
 # The browser tests/test_dashboard_e2e.py drives: Debian's Chromium, never one Playwright downloads
 CHROMIUM ?= /usr/bin/chromium
 export UV_PYTHON_DOWNLOADS := never
+# The peers `make bench-peers` measures the gateway against (in .tools/peers)
+PEERS := .tools/peers
+PORTKEY_VERSION := 1.15.2
+PORTKEY_HONO_NODE_SERVER := 1.14.1
+LITELLM_VERSION := 1.106.2
 
-.PHONY: install browser clients dev test check lint types generated unit bench bench-deploy soak clean
+.PHONY: install browser clients dev test check lint types generated unit bench bench-peers bench-deploy soak clean
 
 install: $(VENV)/.installed worker/node_modules/.installed
 
@@ -100,6 +105,27 @@ test: check
 bench: install generated
 	$(VENV)/bin/python -m tests.bench.run
 	cd worker && node --import tsx bench/hot-path.ts
+
+# The gateway against Portkey and LiteLLM (and direct, the floor), same emulator and load generator.
+bench-peers: install $(PEERS)/portkey/.installed-$(PORTKEY_VERSION)-$(PORTKEY_HONO_NODE_SERVER) $(PEERS)/litellm/.installed-$(LITELLM_VERSION)
+	$(VENV)/bin/python -m tests.bench.peers
+
+# bench-peers' peers, pinned, installed outside the source tree. Portkey's node server answers every
+# stream 500 (TypeError: immutable) with @hono/node-server >= 1.14.2 (Portkey-AI/gateway#1389):
+# the release before it, as an npm override.
+$(PEERS)/portkey/.installed-$(PORTKEY_VERSION)-$(PORTKEY_HONO_NODE_SERVER):
+	rm -rf $(PEERS)/portkey && mkdir -p $(PEERS)/portkey
+	echo '{"private": true, "overrides": {"@hono/node-server": "$(PORTKEY_HONO_NODE_SERVER)"}}' \
+		> $(PEERS)/portkey/package.json
+	npm install --prefix $(PEERS)/portkey --no-audit --no-fund --loglevel=error --save-exact \
+		@portkey-ai/gateway@$(PORTKEY_VERSION)
+	@touch $@
+
+$(PEERS)/litellm/.installed-$(LITELLM_VERSION): | $(UV)
+	rm -rf $(PEERS)/litellm
+	$(UV) venv --python $(PYTHON) $(PEERS)/litellm
+	$(UV) pip install --python $(PEERS)/litellm/bin/python 'litellm[proxy]==$(LITELLM_VERSION)'
+	@touch $@
 
 # Ten minutes of mixed traffic (SOAK_SECONDS to change it): memory, reservations and queued
 # settlements over time, and the ledger against what was charged. Not part of `make test`.

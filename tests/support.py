@@ -161,7 +161,7 @@ class WorkerTestHooks:
         )
 
     def quiesce(self, timeout: float = 10.0) -> None:
-        """Wait until no settlement is queued in a lease batch."""
+        """Wait until no settlement (or pool report) is queued in a lease batch."""
         deadline = time.monotonic() + timeout
         while self._post("/__test/leases", {})["unacknowledged"] and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -28,6 +28,8 @@ from provision.money import usd_to_micros
 from provision.stack.config import Organization, SpendRate, StackConfig, User
 from provision.stack.contract import (
     CLAMP_FLOOR_TOKENS,
+    COLD_START_ALLOWANCE_MICROS,
+    COLD_START_ISOLATES,
     DIRECTORY_SHARD_CHARS,
     DIRECTORY_SHARD_PREFIX,
     INDEX_KEY,
@@ -117,8 +119,21 @@ def org_policy(org: Organization) -> dict[str, Any]:
             clampFloorTokens=None
             if org.clampFloorTokens == CLAMP_FLOOR_TOKENS
             else org.clampFloorTokens,
+            coldStart=cold_start(org),
         ),
     }
+
+
+def cold_start(org: Organization) -> dict[str, int] | bool | None:
+    """An org's cold-start pools where they differ from the contract's defaults (False: off)."""
+    if org.coldStart is False:
+        return False
+    declared = {
+        "isolates": org.coldStart.isolates,
+        "allowanceMicros": usd_to_micros(org.coldStart.allowanceUsd),
+    }
+    defaults = {"isolates": COLD_START_ISOLATES, "allowanceMicros": COLD_START_ALLOWANCE_MICROS}
+    return {k: v for k, v in declared.items() if v != defaults[k]} or None
 
 
 def user_routing(user: User) -> dict[str, Any]:

@@ -250,6 +250,11 @@ MAX_JSON_ITEMS = 10_000
 # Budget-clamped output (decision 0035): below this many output tokens (an org may set its own
 # floor) a request that does not fit its headroom is refused rather than sent with a lower cap.
 CLAMP_FLOOR_TOKENS = 256
+# Cold-start pools (decision 0039), an org's defaults: at most this many isolates hold a slice of
+# the org's budget to admit a user's first request there without awaiting the ledger, each at
+# most this worst case (µUSD) per user between two of its reports.
+COLD_START_ISOLATES = 16
+COLD_START_ALLOWANCE_MICROS = 10_000
 # Spend-rate breakers count in fixed UTC windows of these lengths (ms), named as the stack names
 # them (spendPerMinuteUsd, spendPerHourUsd) and as GET /v1/usage and the 429 show them.
 SPEND_RATE_WINDOWS = {"minute": 60_000, "hour": 3_600_000}
@@ -332,6 +337,8 @@ def template_values() -> dict[str, object]:
         "MAX_JSON_DEPTH": MAX_JSON_DEPTH,
         "MAX_JSON_ITEMS": MAX_JSON_ITEMS,
         "CLAMP_FLOOR_TOKENS": CLAMP_FLOOR_TOKENS,
+        "COLD_START_ISOLATES": COLD_START_ISOLATES,
+        "COLD_START_ALLOWANCE_MICROS": COLD_START_ALLOWANCE_MICROS,
         "SPEND_RATE_WINDOWS": SPEND_RATE_WINDOWS,
         "PROVIDER_KEY_PREFIX": PROVIDER_KEY_PREFIX,
         "RATE_TIER_PREFIX": RATE_TIER_PREFIX,

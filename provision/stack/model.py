@@ -14,7 +14,14 @@ from typing import Annotated, Any, Literal, Protocol
 from pydantic import Field, WithJsonSchema, field_validator
 
 from provision.stack import contract
-from provision.stack.contract import CLAMP_FLOOR_TOKENS, FailureMode, KeyStatus, TenantStatus
+from provision.stack.contract import (
+    CLAMP_FLOOR_TOKENS,
+    COLD_START_ALLOWANCE_MICROS,
+    COLD_START_ISOLATES,
+    FailureMode,
+    KeyStatus,
+    TenantStatus,
+)
 from provision.stack.endpoints import AwsBedrock, AzureOpenai, CustomProvider, VertexAi
 from provision.stack.endpoints import Strict as _Strict
 from provision.stack.keys import HASH_PATTERN
@@ -426,6 +433,24 @@ class User(_Strict):
     _unique = field_validator("alertThresholds")(_thresholds)
 
 
+class ColdStart(_Strict):
+    """Cold-start pools (docs/decisions/0039): an isolate admits the first request of a user who
+    has no budget lease there from a slice of the org's budget, without awaiting the ledger."""
+
+    isolates: int = Field(
+        COLD_START_ISOLATES,
+        ge=1,
+        le=10_000,
+        description="at most this many isolates hold a pool at once (about as many as serve the "
+        "org); each user's last isolates x allowanceUsd x 2 of headroom is admitted by the ledger",
+    )
+    allowanceUsd: RateUsd = Field(
+        Decimal(COLD_START_ALLOWANCE_MICROS) / 1_000_000,
+        description="the largest worst case a pool admits, and what one pool admits per user "
+        "between two of its reports",
+    )
+
+
 class Organization(_Strict):
     id: Slug
     name: str = Field(min_length=1, max_length=200)
@@ -479,6 +504,11 @@ class Organization(_Strict):
         ge=1,
         le=1_000_000,
         description="the lowest output cap a request is lowered to; below it the request is refused",
+    )
+    coldStart: ColdStart | Literal[False] = Field(
+        ColdStart(),
+        description="admit a user's first request in an isolate from a pool of the org's budget, "
+        "without awaiting the ledger; false: every such request awaits it",
     )
 
 

@@ -3,7 +3,7 @@
 // more per request), so the client stays cheap next to what it measures.
 //
 //   node loadgen.mjs '{"url": ..., "headers": {...}, "body": {...}, "requests": 500,
-//                      "concurrency": 32, "warmup": 50, "record": false}'
+//                      "concurrency": 32, "warmup": 50, "record": false, "rotate": [{...}, ...]}'
 //
 // With "record": true the summary also lists each measured request's start and every piece of
 // its answer with the wall-clock time it arrived (epoch ms), and its x-request-id and
@@ -19,20 +19,28 @@ const headers = { ...spec.headers, "content-length": payload.length };
 
 const wallClock = () => performance.timeOrigin + performance.now();
 
+// "rotate": a list of header sets, request i (warm-up included) sending the i-th (modulo) on top
+// of "headers": many users and isolates, each pair seen once while the list lasts
+const rotate = spec.rotate ?? [];
+let sent = 0;
+
 function one() {
+  const extra = rotate.length ? rotate[sent % rotate.length] : {};
+  sent += 1;
   return new Promise((resolve, reject) => {
     const start = performance.now();
     const startedAt = wallClock();
     let firstByte = null;
     const pieces = spec.record ? [] : null;
-    const req = http.request(url, { method: "POST", headers, agent }, (res) => {
+    const req = http.request(url, { method: "POST", headers: { ...headers, ...extra }, agent }, (res) => {
       if (pieces) res.setEncoding("utf8");
       res.on("data", (piece) => {
         if (firstByte === null) firstByte = performance.now() - start;
         pieces?.push([wallClock(), piece]);
       });
-      // the gateway's admission: "ledger;dur=" when it awaited the ledger, "lease;dur=" when not
-      const timing = /(ledger|lease);dur=([\d.]+)/.exec(res.headers["server-timing"] ?? "");
+      // the gateway's admission: "ledger;dur=" when it awaited the ledger, "lease;dur=" or
+      // "pool;dur=" (this isolate's cold-start pool) when not
+      const timing = /(ledger|lease|pool);dur=([\d.]+)/.exec(res.headers["server-timing"] ?? "");
       const ledger = timing ? Number(timing[2]) : null;
       const calledLedger = timing ? timing[1] === "ledger" : null;
       const recorded = pieces && {

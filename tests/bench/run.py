@@ -277,6 +277,32 @@ def latency(sections: set[str]) -> int:
             return measure(gateway, worker_url, worker_headers, tiered, base, floor_url, read_url)
 
 
+def table_header() -> None:
+    header = (
+        f"{'path':<10}{'mode':<11}{'conc':>5}  {'p50 direct/floor/gateway ms':>28}  "
+        f"{'added p50/p99':>13}  {'ttfb +':>7}  {'rps floor/read/gateway':>23}  {'x floor':>7}  "
+        f"{'x read':>6}  {'x direct':>8}  {'ledger':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+
+
+def report(name: str, stream: bool, concurrency: int, got: dict[str, dict]) -> None:
+    """One row: the gateway's run against the direct, floor and read runs of the same path."""
+    d, f, r, g = got["direct"], got["floor"], got["read"], got["gateway"]
+    mode = "streaming" if stream else "non-stream"
+    share = g["ledgerShare"]
+    print(
+        f"{name:<10}{mode:<11}{concurrency:>5}  "
+        f"{d['p50']:>8.2f} /{f['p50']:>7.2f} /{g['p50']:>7.2f}  "
+        f"{g['p50'] - f['p50']:>6.2f} /{g['p99'] - f['p99']:>6.2f}  {g['ttfbP50'] - f['ttfbP50']:>7.2f}  "
+        f"{f['rps']:>7.0f} /{r['rps']:>6.0f} /{g['rps']:>7.0f}  "
+        f"{g['rps'] / f['rps']:>7.2f}  {g['rps'] / r['rps']:>6.2f}  "
+        f"{g['rps'] / d['rps']:>8.2f}  "
+        f"{'-' if share is None else f'{share:.1%}':>6}"
+    )
+
+
 def measure(
     gateway: LocalGateway,
     worker_url: str,
@@ -293,28 +319,8 @@ def measure(
         "read = the same Worker reading both bodies as a meter must (JSON parsed, every stream "
         "chunk seen in JavaScript); gateway = the full path"
     )
-    header = (
-        f"{'path':<10}{'mode':<11}{'conc':>5}  {'p50 direct/floor/gateway ms':>28}  "
-        f"{'added p50':>9}  {'ttfb +':>7}  {'rps floor/read/gateway':>23}  {'x floor':>7}  "
-        f"{'x read':>6}  {'x direct':>8}  {'ledger':>6}"
-    )
-    print(header)
-    print("-" * len(header))
+    table_header()
     seen: dict[tuple[str, bool, int], dict[str, dict]] = {}
-
-    def report(name: str, stream: bool, concurrency: int, got: dict[str, dict]) -> None:
-        d, f, r, g = got["direct"], got["floor"], got["read"], got["gateway"]
-        mode = "streaming" if stream else "non-stream"
-        share = g["ledgerShare"]
-        print(
-            f"{name:<10}{mode:<11}{concurrency:>5}  "
-            f"{d['p50']:>8.2f} /{f['p50']:>7.2f} /{g['p50']:>7.2f}  "
-            f"{g['p50'] - f['p50']:>9.2f}  {g['ttfbP50'] - f['ttfbP50']:>7.2f}  "
-            f"{f['rps']:>7.0f} /{r['rps']:>6.0f} /{g['rps']:>7.0f}  "
-            f"{g['rps'] / f['rps']:>7.2f}  {g['rps'] / r['rps']:>6.2f}  "
-            f"{g['rps'] / d['rps']:>8.2f}  "
-            f"{'-' if share is None else f'{share:.1%}':>6}"
-        )
 
     for stream in (False, True):
         for name, direct_url, direct_headers, direct_body, path, worker_body, streams_only in paths(
@@ -359,7 +365,7 @@ def measure(
                     {**seen["openai", stream, concurrency], "gateway": got},
                 )
     print(
-        "added p50 and ttfb + are the gateway's over the floor's; x floor / x read / x direct "
+        "added p50/p99 and ttfb + are the gateway's over the floor's; x floor / x read / x direct "
         "are throughput ratios; ledger = the share of requests whose admission awaited a ledger "
         "call (the rest were admitted on this isolate's budget lease); tiered = the openai row's "
         "requests from a user on a rate tier (its request counter, the Rate Limiting binding), capped "
@@ -489,7 +495,128 @@ def exactness() -> int:
     return 0 if ok else 1
 
 
-SECTIONS = ("delivery", "throughput", "exactness")
+# The production-shaped rows (issue 26): an org's quiet users, every request from a user with no
+# lease in the (simulated) isolate it reaches: QUIET_USERS users x QUIET_ISOLATES, each pair once.
+# quiet = the org with cold-start pools (decision 0039), quiet-off = the same without them.
+QUIET_ISOLATES = ("i0", "i1", "i2", "i3")
+QUIET_REQUESTS = {32: min(REQUESTS, 1000), 1: 200}  # measured, per run; warm-up a tenth more
+QUIET_ORGS = {"quiet": True, "quiet-off": False}
+
+
+def quiet_pairs(org: str) -> int:
+    """(user, isolate) pairs an org's runs use: every run's warm-up and requests, each new."""
+    runs = [(False, 32), (False, 1)] + ([(True, 32), (True, 1)] if QUIET_ORGS[org] else [])
+    return sum(QUIET_REQUESTS[c] + QUIET_REQUESTS[c] // 10 for _, c in runs)
+
+
+def quiet_key_id(org: str, i: int) -> str:
+    return f"key_{org.replace('-', '_')}_{i:04d}"
+
+
+def quiet_stack(directory: Path) -> Path:
+    """The dev stack and the quiet orgs: enough users that no (user, isolate) pair repeats."""
+    stack = yaml.safe_load(resolve_stack("dev").read_text())
+    tenants = stack["config"]["llm-gateway:tenants"]
+    for org, pools in QUIET_ORGS.items():
+        cold = {"isolates": len(QUIET_ISOLATES), "allowanceUsd": 0.01} if pools else False
+        tenants["organizations"].append(
+            {"id": org, "name": org, "monthlyBudgetUsd": 1_000_000, "coldStart": cold}
+        )
+        for i in range(math.ceil(quiet_pairs(org) / len(QUIET_ISOLATES))):
+            key_id = quiet_key_id(org, i)
+            tenants["users"].append(
+                {
+                    "id": f"{org}-{i:04d}",
+                    "email": f"{org}-{i:04d}@demo.example",
+                    "org": org,
+                    "monthlyLimitUsd": 100,
+                    "keys": [
+                        {
+                            "id": key_id,
+                            "sha256": hash_key(demo_key(key_id)),
+                            "created": "2026-01-01",
+                        }
+                    ],
+                }
+            )
+    path = directory / "Pulumi.quiet.yaml"
+    path.write_text(yaml.safe_dump(stack, sort_keys=False))
+    return path
+
+
+def production() -> int:
+    """Quiet users over several isolates, with and without cold-start pools, against the floors
+    of the same path measured in the same run (a test render: x-test-isolate picks the isolate)."""
+    log = Path(tempfile.mkdtemp(prefix="llm-gateway-bench-")) / "worker.log"
+    with LocalGateway(quiet_stack(log.parent), test_hooks=True, log_path=log) as gateway:
+        assert gateway.config is not None and gateway.emulator_url
+        base = f"{gateway.emulator_url}/v1/{gateway.config.accountId}/{gateway.config.gatewayId}"
+        [(_, direct_url, direct_headers, direct_body, path, worker_body, _)] = [
+            p for p in paths(gateway) if p[0] == "openai"
+        ]
+        with floor_worker(base) as floor_url, floor_worker(base, "read") as read_url:
+            print(
+                f"\nProduction-shaped rows — quiet users: every request from a user with no lease in "
+                f"the isolate it reaches ({len(QUIET_ISOLATES)} simulated isolates, each (user, "
+                f"isolate) once; {QUIET_REQUESTS[32]} requests at c=32, {QUIET_REQUESTS[1]} at c=1); "
+                "quiet = an org with cold-start pools (decision 0039), quiet-off = without"
+            )
+            table_header()
+            used = dict.fromkeys(QUIET_ORGS, 0)
+            for stream in (False, True):
+                for concurrency in CONCURRENCY:
+                    extra = {
+                        "requests": QUIET_REQUESTS[concurrency],
+                        "warmup": QUIET_REQUESTS[concurrency] // 10,
+                    }
+                    floor_path = direct_url.removeprefix(base)
+                    runs = {
+                        "direct": direct_url,
+                        "floor": f"{floor_url}{floor_path}",
+                        "read": f"{read_url}{floor_path}",
+                    }
+                    body = {**direct_body, "stream": stream}
+                    got = {
+                        label: load(url, direct_headers, body, concurrency, **extra)
+                        for label, url in runs.items()
+                    }
+                    for org, pools in QUIET_ORGS.items():
+                        if stream and not pools:
+                            continue  # quiet-off is the before: non-streaming shows it
+                        pairs = [
+                            {
+                                "authorization": f"Bearer {demo_key(quiet_key_id(org, i // len(QUIET_ISOLATES)))}",
+                                "x-test-isolate": QUIET_ISOLATES[i % len(QUIET_ISOLATES)],
+                            }
+                            for i in range(
+                                used[org], used[org] + extra["requests"] + extra["warmup"]
+                            )
+                        ]
+                        used[org] += len(pairs)
+                        worker_headers = {
+                            "content-type": "application/json",
+                            "anthropic-version": "2023-06-01",
+                        }
+                        g = load(
+                            f"{gateway.worker_url}{path}",
+                            worker_headers,
+                            {**worker_body, "stream": stream},
+                            concurrency,
+                            rotate=pairs,
+                            **extra,
+                        )
+                        if any(r["errors"] for r in [*got.values(), g]):
+                            print(f"errors ({org}): {g['errors']}", file=sys.stderr)
+                            return 1
+                        report(org, stream, concurrency, {**got, "gateway": g})
+    print(
+        "ledger = the share of requests whose admission awaited a ledger call; quiet-off's requests "
+        "all do (a cold lease), quiet's are admitted from the isolate's pool."
+    )
+    return 0
+
+
+SECTIONS = ("delivery", "throughput", "production", "exactness")
 
 
 def main(argv: list[str]) -> int:
@@ -499,6 +626,7 @@ def main(argv: list[str]) -> int:
         print(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
     status = latency(sections) if sections & {"delivery", "throughput"} else 0
+    status = status or (production() if "production" in sections else 0)
     return status or (exactness() if "exactness" in sections else 0)
 
 

@@ -3,7 +3,14 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { INDEX_KEY, LEGACY_KEY_PREFIX, REVOKED_PREFIX, SCHEMA_VERSION } from "../src/generated/contract";
+import {
+  COLD_START_ALLOWANCE_MICROS,
+  COLD_START_ISOLATES,
+  INDEX_KEY,
+  LEGACY_KEY_PREFIX,
+  REVOKED_PREFIX,
+  SCHEMA_VERSION,
+} from "../src/generated/contract";
 import { sha256Hex } from "../src/lib/hex";
 import type { Env } from "../src/protocol/env";
 import { ageKeyCache, authenticate } from "../src/request/auth";
@@ -144,6 +151,7 @@ describe("authenticate", () => {
       allowUnpriced: false,
       shareOrgUsage: false,
       clampFloorTokens: 256,
+      coldStart: { isolates: COLD_START_ISOLATES, allowance: COLD_START_ALLOWANCE_MICROS },
       version: "legacy",
     };
     assert.deepEqual([principal.keyId, principal.policy], ["old", { ...LEGACY_POLICY, ...routing }]);

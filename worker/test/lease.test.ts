@@ -60,13 +60,13 @@ function record(requestId: string, cost: number): Settlement {
 
 let books = 0;
 const freshOrg = () => orgLeases(`unit-${++books}`, "o");
-const limits = { user: 1_000, org: 10_000, key: null, maxConcurrent: null };
+const limits = { user: 1_000, org: 10_000, key: null, maxConcurrent: null, poolBand: 0 };
 
 describe("lease admission", () => {
   test("pressed by the ledger, a lease gives its spare slots back once its requests end", async () => {
     const { env, calls } = fakeLedger(1_000, { slotPool: 4, pressure: true });
     const org = freshOrg();
-    const lease = org.lease("u", "2026-12", { ...limits, maxConcurrent: 10 }, Date.now());
+    const lease = org.lease("u", "2026-12", { ...limits, maxConcurrent: 10, poolBand: 0 }, Date.now());
     lease.waiting = 3;
     await org.exchange(env, lease, 10);
     lease.waiting = 0;
@@ -81,7 +81,7 @@ describe("lease admission", () => {
   test("a capped user's requests are admitted locally only while the lease has a free slot", async () => {
     const { env, calls } = fakeLedger(1_000, { slotPool: 3 });
     const org = freshOrg();
-    const lease = org.lease("u", "2026-12", { ...limits, maxConcurrent: 10 }, Date.now());
+    const lease = org.lease("u", "2026-12", { ...limits, maxConcurrent: 10, poolBand: 0 }, Date.now());
     lease.waiting = 5; // five requests wait for the lease: it asks for their slots
     await org.exchange(env, lease, 10);
     lease.waiting = 0;
@@ -175,7 +175,12 @@ describe("lease admission", () => {
     const org = freshOrg();
     const old = org.lease("u", "2026-12", limits, Date.now());
     await org.exchange(env, old, 10);
-    const fresh = org.lease("u", "2026-12", { user: 500, org: 10_000, key: null, maxConcurrent: null }, Date.now());
+    const fresh = org.lease(
+      "u",
+      "2026-12",
+      { user: 500, org: 10_000, key: null, maxConcurrent: null, poolBand: 0 },
+      Date.now(),
+    );
     assert.notEqual(fresh.id, old.id);
     assert.equal(old.available, 0, "the retired lease admits nothing more");
     await org.exchange(env, fresh, 10);

@@ -22,10 +22,13 @@ import {
   type LeaseOp,
   type LeaseResult,
   type LedgerRpc,
+  type PoolOp,
+  type PoolResult,
   type Settlement,
 } from "../protocol/ledger";
 import type { MetricsBatch } from "../protocol/metrics";
 import type { AlertThresholds } from "../protocol/policy";
+import { ColdPool } from "./pool";
 
 const FLUSH_MS = 1_000; // settlements wait this long for their batch, or what the ledger asks
 const POLL_MS = 10;
@@ -52,6 +55,8 @@ export interface LeaseLimits {
   key: { id: string; limit: number } | null;
   /** The user's cap on open requests (its rate tier's): the lease also holds slots of it. */
   maxConcurrent: number | null;
+  /** What cold-start pools may admit for the user unreported (pool.ts): the ledger keeps it free. */
+  poolBand: number;
 }
 
 interface Pending {
@@ -130,11 +135,20 @@ export class Lease {
   }
 }
 
+/** What the ledger answered an exchange. */
+interface Answer {
+  leases: LeaseResult[];
+  pool: PoolResult | null;
+  nextExchangeMs: number;
+}
+
 /** One isolate's leases for one org, and the single exchange in flight for them. */
 class OrgLeases {
   readonly leases = new Map<string, Lease>(); // `${userId}|${month}` → lease
   /** The ledger's pacing: wait this long between exchanges (it grows with the fleet). */
   interval = FLUSH_MS;
+  /** This isolate's cold-start pool for the org (pool.ts, decision 0039). */
+  readonly pool = new ColdPool();
   private retired: Lease[] = []; // replaced leases still settling or returning
   private exchanging = false;
   private flushing = false; // a request is running this org's batches
@@ -153,7 +167,8 @@ class OrgLeases {
       (lease.limits.user !== limits.user ||
         lease.limits.org !== limits.org ||
         lease.limits.key?.limit !== limits.key?.limit ||
-        lease.limits.maxConcurrent !== limits.maxConcurrent);
+        lease.limits.maxConcurrent !== limits.maxConcurrent ||
+        lease.limits.poolBand !== limits.poolBand);
     if (lease && (changed || (lease.exhausted && now >= lease.exhaustedUntil))) {
       // A limit changed in the stack (the key's policy says so), or it is time to ask for a
       // grant again: the old lease gives back what it has free and finishes what it has in
@@ -234,6 +249,20 @@ class OrgLeases {
     if (record === null) return;
     lease.pending.push({ record });
     lease.pendingCost += record.cost;
+    await this.flush(env, fallback);
+  }
+
+  /** A request admitted from the pool ended: its record into the pool's next batch. */
+  async settlePooled(record: Settlement | null, env: Env, fallback: (records: Settlement[]) => Promise<void>) {
+    this.pool.settle(record);
+    await this.flush(env, fallback);
+  }
+
+  /**
+   * Run this org's batches until none is left, unless another request is running them (it
+   * carries what was just queued).
+   */
+  async flush(env: Env, fallback: (records: Settlement[]) => Promise<void>): Promise<void> {
     if (this.flushing) return; // this batch's flusher carries it
     this.flushing = true;
     try {
@@ -267,12 +296,20 @@ class OrgLeases {
       lease.pending = [];
       lease.pendingCost = 0;
     }
+    // the pool's reports stay (the ledger needs them for its bands); its settlements go
+    records.push(...this.pool.pending);
+    this.pool.pending = [];
     this.undeliveredSince = null;
     return records;
   }
 
+  /** Whether a request is running this org's batches. */
+  get isFlushing(): boolean {
+    return this.flushing;
+  }
+
   private queued(): number {
-    let n = 0;
+    let n = this.pool.queued;
     for (const lease of this.all()) n += lease.pending.length;
     return n;
   }
@@ -316,7 +353,7 @@ class OrgLeases {
   async #exchangeOnce(env: Env, want: Lease | null, wantAmount: number): Promise<void> {
     const now = Date.now();
     const ops: { lease: Lease; op: LeaseOp }[] = [];
-    const month = want?.month ?? this.leases.values().next().value?.month;
+    const month = want?.month ?? this.leases.values().next().value?.month ?? this.pool.month ?? undefined;
     for (const lease of [...this.retired, ...this.leases.values()]) {
       if (lease.month !== (month ?? lease.month)) continue; // one month per call; others next time
       if (lease.exhausted) lease.toReturn += Math.max(0, lease.available); // winding down
@@ -353,6 +390,7 @@ class OrgLeases {
           ? {}
           : { maxConcurrent: lease.limits.maxConcurrent, open: lease.open, wantSlots: lease.wantSlots }),
         ...(lease.limits.key ? { keyId: lease.limits.key.id, keyLimit: lease.limits.key.limit } : {}),
+        ...(lease.limits.poolBand > 0 ? { poolBand: lease.limits.poolBand } : {}),
         alerts: lease.alerts,
       };
       lease.toReturn = 0;
@@ -362,12 +400,16 @@ class OrgLeases {
       lease.peakOpen = lease.open;
       ops.push({ lease, op });
     }
-    if (ops.length === 0 || month === undefined) return;
+    const poolOp = month !== undefined && month === this.pool.month ? this.pool.op(now) : null;
+    if ((ops.length === 0 && poolOp === null) || month === undefined) return;
     const answer = await this.#call(
       env,
       month,
       ops.map((o) => o.op),
+      poolOp,
     );
+    // an older ledger (a deploy in progress) answers no pool: as if undelivered
+    if (poolOp) this.pool.answered(poolOp, answer?.pool ?? null, now);
     const results = answer?.leases ?? null;
     if (answer) this.undeliveredSince = null;
     else this.undeliveredSince ??= now;
@@ -404,15 +446,11 @@ class OrgLeases {
     }
   }
 
-  async #call(
-    env: Env,
-    month: string,
-    leases: LeaseOp[],
-  ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
+  async #call(env: Env, month: string, leases: LeaseOp[], pool: PoolOp | null): Promise<Answer | null> {
     // requests' facts for the metrics ride along (facts.ts); undelivered ones go back
     const outbox = outboxFor(this.isolateId, this.orgId);
     const metrics = outbox.carry();
-    const answer = await this.#send(env, month, leases, metrics);
+    const answer = await this.#send(env, month, leases, pool, metrics);
     if (answer === null) outbox.giveBack(metrics);
     else outbox.delivered(metrics);
     return answer;
@@ -422,8 +460,9 @@ class OrgLeases {
     env: Env,
     month: string,
     leases: LeaseOp[],
+    pool: PoolOp | null,
     metrics: MetricsBatch[],
-  ): Promise<{ leases: LeaseResult[]; nextExchangeMs: number } | null> {
+  ): Promise<Answer | null> {
     for (let attempt = 0; attempt < 2; attempt++) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
@@ -432,10 +471,10 @@ class OrgLeases {
         });
         const ledger = env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(this.orgId)) as DurableObjectStub<LedgerRpc>;
         const answer = await Promise.race([
-          ledger.exchange({ month, orgId: this.orgId, isolateId: this.isolateId, leases, metrics }),
+          ledger.exchange({ month, orgId: this.orgId, isolateId: this.isolateId, leases, pool, metrics }),
           timeout,
         ]);
-        return { leases: answer.leases, nextExchangeMs: answer.nextExchangeMs };
+        return { leases: answer.leases, pool: answer.pool ?? null, nextExchangeMs: answer.nextExchangeMs };
       } catch (err) {
         if (attempt === 1) {
           console.error(JSON.stringify({ event: "lease_exchange_failed", orgId: this.orgId, error: String(err) }));
@@ -470,11 +509,14 @@ export function orgLeases(book: string, orgId: string): OrgLeases {
   return org;
 }
 
-/** Test renders only: settlements not yet acknowledged, and requests in flight, on leases. */
+/** Test renders only: settlements (and pools' reports) not yet acknowledged, and requests in
+ * flight, on leases. */
 export function leaseActivity(): { unacknowledged: number; inflight: number; leases: number } {
   const out = { unacknowledged: 0, inflight: 0, leases: 0 };
   for (const orgs of books.values()) {
     for (const org of orgs.values()) {
+      // a pool's reports and settlements not yet answered
+      out.unacknowledged += org.pool.queued + org.pool.sendingAdmitted.length + org.pool.sending.length;
       for (const lease of org.all()) {
         out.unacknowledged += lease.pending.length + lease.sending.length;
         out.inflight += lease.inflight > 0 ? 1 : 0;

@@ -15,6 +15,7 @@ import type { Principal } from "../protocol/policy";
 import { offer, release, take } from "./carry";
 import type { Ask } from "./clamp";
 import { type Lease, type OrgLeases, orgLeases } from "./lease";
+import { poolBandOf } from "./pool";
 import { errorMessage, ledgerUnavailable, refusal, remember, rememberedRefusal, usd } from "./refusals";
 
 const LEDGER_TIMEOUT_MS = 3_000; // a ledger this slow counts as unreachable (failure mode decides)
@@ -38,6 +39,8 @@ export interface Granted {
   degraded: boolean;
   /** Admitted against this isolate's lease (lease.ts). */
   lease?: { org: OrgLeases; lease: Lease };
+  /** Admitted from this isolate's cold-start pool (pool.ts): `state` has the org's figures only. */
+  pooled?: OrgLeases;
   /** Whether admission awaited a ledger call (a lease exchange, or a per-request admission). */
   calledLedger?: boolean;
 }
@@ -70,6 +73,7 @@ async function withinTimeout<T>(call: Promise<T>): Promise<T> {
 async function admitLeased(
   env: Env,
   principal: Principal,
+  requestId: string,
   month: string,
   amount: number,
   context: AdmitContext,
@@ -82,6 +86,7 @@ async function admitLeased(
     org: policy.orgBudgetMicros,
     key: keyLimitOf(principal),
     maxConcurrent,
+    poolBand: poolBandOf(principal, maxConcurrent),
   };
   let calledLedger = false;
   for (let tries = 0; tries < 3; tries++) {
@@ -97,6 +102,14 @@ async function admitLeased(
         keyUsed: figures.keyUsed + (limits.key ? lease.unconfirmed : 0),
       };
       return { month, amount, state, degraded: false, lease: { org, lease }, calledLedger };
+    }
+    // no room on a lease here (a user new to this isolate): the org's cold-start pool, if it may
+    if (tries === 0 && org.pool.tryAdmit(principal, maxConcurrent, month, requestId, amount, Date.now())) {
+      if (!org.isFlushing)
+        context.waitUntil(org.flush(env, settleEach(env, orgId))); // reported soon
+      else if (org.pool.needsRenewal(Date.now()) && !org.busy) context.waitUntil(org.exchange(env)); // topped up
+      const state = { ...NO_FIGURES, orgUsed: org.pool.orgUsed + org.unconfirmed };
+      return { month, amount, state, degraded: false, pooled: org, calledLedger: false };
     }
     if (lease.exhausted) break;
     // Another request's exchange may bring room; else take or grow the lease ourselves.
@@ -140,7 +153,7 @@ export async function admit(
   // spend-rate breaker admits per request (its windows are the ledger's). A lease admits only
   // whole worst cases: a lowered cap is the ledger's to grant (admission.ts).
   if (context && !fault && policy.spendRates.length === 0) {
-    const leased = await admitLeased(env, principal, month, amount, context, maxConcurrent);
+    const leased = await admitLeased(env, principal, requestId, month, amount, context, maxConcurrent);
     if (leased) return leased;
   }
   if (!fault) {
@@ -165,6 +178,7 @@ export async function admit(
         alerts: policy.alerts,
         orgId: principal.orgId,
         maxConcurrent,
+        poolBand: poolBandOf(principal, maxConcurrent),
         settlements: carried.map((entry) => entry.record),
       }),
     );
@@ -249,14 +263,23 @@ export async function settle(
   if (admission.lease) {
     const { org, lease } = admission.lease;
     // into the lease's next batch; what a batch cannot deliver goes the per-request way
-    await org.settle(lease, admission.amount, outcome.count ? record : null, env, (records) =>
-      Promise.all(records.map((r) => settleDirect(env, principal.orgId, r, null))).then(() => undefined),
-    );
+    await org.settle(lease, admission.amount, outcome.count ? record : null, env, settleEach(env, principal.orgId));
+    return null;
+  }
+  if (admission.pooled) {
+    // into the pool's next batch, after the report that made it a reservation (released: the
+    // reservation expires by itself, as a per-request one does)
+    await admission.pooled.settlePooled(record, env, settleEach(env, principal.orgId));
     return null;
   }
   // Usually the next admission to this org carries it (fault-injected requests settle alone).
   if (!fault && !admission.degraded && (await offer(principal.orgId, record))) return null;
   return settleDirect(env, principal.orgId, record, fault);
+}
+
+/** Settlements a batch could not deliver, each the per-request way. */
+function settleEach(env: Env, orgId: string): (records: Settlement[]) => Promise<void> {
+  return (records) => Promise.all(records.map((r) => settleDirect(env, orgId, r, null))).then(() => undefined);
 }
 
 /**
@@ -298,6 +321,10 @@ export function quotaHeaders(principal: Principal, admission: Granted, cost = 0)
   if (admission.degraded) {
     // No ledger, no usage figures: say so rather than guess.
     return { "x-gateway-limit-usd": formatUsd(policy.userLimitMicros), "x-gateway-degraded": "ledger-unavailable" };
+  }
+  if (admission.pooled) {
+    // admitted before the ledger was asked: the user's month is not known here yet (GET /v1/usage)
+    return { "x-gateway-limit-scope": "user", "x-gateway-limit-usd": formatUsd(policy.userLimitMicros) };
   }
   const state = admission.state as Figures;
   const scopes = [

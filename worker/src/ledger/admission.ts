@@ -6,11 +6,11 @@
 
 import type { Admission, AdmitResult, SpendWindow } from "../protocol/ledger";
 import type { Alerts } from "./alerts";
-import type { Months } from "./holds";
+import { type Months, RESERVATION_TTL_MS } from "./holds";
+import type { Pools } from "./pools";
 import type { Settlements } from "./settlement";
 import type { SpendRates } from "./spend-rates";
 
-export const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
 // After a request is refused for its user's cap while leases hold slots of it, their exchanges
 // ask them to give spare slots back for this long (decision 0038).
 const SLOT_PRESSURE_MS = 10_000;
@@ -20,12 +20,14 @@ export class Admissions {
   readonly #settlements: Settlements;
   readonly #alerts: Alerts;
   readonly #rates: SpendRates;
+  readonly #pools: Pools;
 
-  constructor(months: Months, settlements: Settlements, alerts: Alerts, rates: SpendRates) {
+  constructor(months: Months, settlements: Settlements, alerts: Alerts, rates: SpendRates, pools: Pools) {
     this.#months = months;
     this.#settlements = settlements;
     this.#alerts = alerts;
     this.#rates = rates;
+    this.#pools = pools;
   }
 
   admit({
@@ -44,6 +46,7 @@ export class Admissions {
     now = Date.now(),
     orgId,
     alerts,
+    poolBand = 0,
   }: Admission): AdmitResult {
     // a key with no limit of its own counts against its user's alone (its row is still kept)
     const limitedKey = keyLimit !== null && keyId !== undefined ? keyId : null;
@@ -59,7 +62,9 @@ export class Admissions {
     const keyRoom = limitedKey
       ? (keyLimit as number) - figures.keyUsed - figures.keyReserved
       : Number.POSITIVE_INFINITY;
-    const userRoom = userLimit - figures.userUsed - figures.userReserved;
+    // what isolates' cold-start pools may have admitted for this user unreported stays free (0039)
+    const band = this.#pools.exposure(month, userId, userLimit, poolBand, now);
+    const userRoom = userLimit - figures.userUsed - figures.userReserved - band;
     const orgRoom = orgBudget - figures.orgUsed - figures.orgReserved;
     const needs = Math.min(amount, Math.max(0, least));
     // spend-rate breakers: this minute's and this hour's windows, held and counted like a month
@@ -84,6 +89,7 @@ export class Admissions {
     const holds = this.#rates.hold(windows, reserved, now);
     const expiresAt = now + RESERVATION_TTL_MS;
     this.#months.reserve(state, month, requestId, userId, reserved, expiresAt, limitedKey, holds);
+    this.#pools.check(state, month, userId, userLimit, poolBand, now);
     return { admitted: true, amount: reserved, limit: null, open, ...figures };
   }
 

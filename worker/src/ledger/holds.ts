@@ -47,6 +47,7 @@ const ADDED_COLUMNS: readonly [string, string][] = [
 ];
 
 const MONTHS_IN_MEMORY = 2;
+export const RESERVATION_TTL_MS = 15 * 60 * 1000; // an unsettled reservation holds budget this long
 
 export interface Held {
   userId: string;

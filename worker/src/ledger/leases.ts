@@ -6,6 +6,7 @@
 
 import { LEASE_TTL_MS, type LeaseOp, type LeaseResult } from "../protocol/ledger";
 import type { MonthState, Months } from "./holds";
+import type { Pools } from "./pools";
 import type { Settlements } from "./settlement";
 import { UsageTotals } from "./usage-rows";
 
@@ -37,12 +38,14 @@ function slotsFor(state: MonthState, op: LeaseOp, current: number): number {
 export class Leases {
   readonly #months: Months;
   readonly #settlements: Settlements;
+  readonly #pools: Pools;
   readonly #isolatesSeen = new Map<string, number>(); // isolate id → its last exchange
   #nextPaceSweep = 0;
 
-  constructor(months: Months, settlements: Settlements) {
+  constructor(months: Months, settlements: Settlements, pools: Pools) {
     this.#months = months;
     this.#settlements = settlements;
+    this.#pools = pools;
   }
 
   /** One lease's exchange, in one atomic step. */
@@ -74,7 +77,11 @@ export class Leases {
     const figures = state.figures(op.userId, keyId);
     const headroom = Math.min(
       keyId ? (op.keyLimit as number) - figures.keyUsed - figures.keyReserved : Number.POSITIVE_INFINITY,
-      op.userLimit - figures.userUsed - figures.userReserved,
+      // what cold-start pools may have admitted for the user unreported stays free (0039)
+      op.userLimit -
+        figures.userUsed -
+        figures.userReserved -
+        this.#pools.exposure(month, op.userId, op.userLimit, op.poolBand ?? 0, now),
       op.orgBudget - figures.orgUsed - figures.orgReserved,
     );
     const cap = Math.floor(Math.max(0, headroom - held) / LEASE_SHARE);
@@ -90,6 +97,7 @@ export class Leases {
       seq: op.seq,
       expiresAt: now + LEASE_TTL_MS,
     });
+    if (granted > 0) this.#pools.check(state, month, op.userId, op.userLimit, op.poolBand ?? 0, now);
     return result(held, granted, slots);
   }
 

@@ -85,6 +85,20 @@ export class Settlements {
     return applied;
   }
 
+  /** Which of these request ids have been settled (within the settled table's memory). */
+  settledOf(ids: readonly string[]): Set<string> {
+    const found = new Set<string>();
+    for (let i = 0; i < ids.length; i += CLAIMS_PER_STATEMENT * 2) {
+      const chunk = ids.slice(i, i + CLAIMS_PER_STATEMENT * 2);
+      const rows = this.#sql.exec<{ id: string }>(
+        `SELECT id FROM settled WHERE id IN (${chunk.map(() => "?").join(", ")})`,
+        ...chunk,
+      );
+      for (const { id } of rows) found.add(id);
+    }
+    return found;
+  }
+
   /** Claim any other id once (a metrics batch): true the first time. */
   claimOnce(id: string, now: number): boolean {
     return this.#sql.exec("INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING", id, now).rowsWritten > 0;

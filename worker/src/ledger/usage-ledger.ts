@@ -26,6 +26,7 @@ import type {
   UserUsage,
   WatchedRun,
 } from "../protocol/ledger";
+import { POOL_HOLDER } from "../protocol/ledger";
 import type { MetricsBatch } from "../protocol/metrics";
 import type { SpendRateLimit } from "../protocol/policy";
 import { Admissions } from "./admission";
@@ -33,6 +34,7 @@ import { Alerts } from "./alerts";
 import { DailyMetrics } from "./daily-metrics";
 import { Months } from "./holds";
 import { Leases } from "./leases";
+import { Pools } from "./pools";
 import { Pruning } from "./pruning";
 import { type RunPoller, WatchedRuns } from "./runs";
 import { Settlements } from "./settlement";
@@ -49,6 +51,7 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
   private readonly settlements: Settlements;
   private readonly admissions: Admissions;
   private readonly leases: Leases;
+  private readonly pools: Pools;
   private readonly daily: DailyMetrics;
   private readonly runs: WatchedRuns;
   private readonly rates: SpendRates;
@@ -66,8 +69,9 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     };
     this.alertBook = new Alerts(this.sql, this.months, (at) => void ctx.storage.setAlarm(at));
     this.settlements = new Settlements(this.sql, this.months, new Pruning(this.sql), this.alertBook, this.rates);
-    this.admissions = new Admissions(this.months, this.settlements, this.alertBook, this.rates);
-    this.leases = new Leases(this.months, this.settlements);
+    this.pools = new Pools(this.sql, this.months, this.settlements);
+    this.admissions = new Admissions(this.months, this.settlements, this.alertBook, this.rates, this.pools);
+    this.leases = new Leases(this.months, this.settlements, this.pools);
     this.daily = new DailyMetrics(this.sql, this.settlements);
     this.runs = new WatchedRuns(this.sql, this.settlements, this.admissions);
   }
@@ -108,6 +112,7 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     orgId,
     isolateId,
     leases,
+    pool = null,
     admission = null,
     metrics = [],
     now = Date.now(),
@@ -121,13 +126,21 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
       this.alertBook.learn(orgId, op.userId, op.userLimit, op.orgBudget, op.alerts, key);
       return this.leases.exchange(state, month, op, now);
     });
+    for (const a of pool?.admitted ?? []) {
+      this.alertBook.learn(orgId, a.userId, a.userLimit, pool?.orgBudget ?? 0, a.alerts, null);
+    }
+    const pooled = pool ? this.pools.exchange(state, month, pool, now) : null;
     this.alertBook.check(
       month,
-      leases.map((op) => ({ userId: op.userId, keyId: op.keyId })),
+      [
+        ...leases.map((op) => ({ userId: op.userId, keyId: op.keyId })),
+        ...(pool?.settlements ?? []).map((s) => ({ userId: s.userId, keyId: s.keyId })),
+      ],
       now,
     );
     return {
       leases: results,
+      pool: pooled,
       admission: admission ? this.admit({ ...admission, now }) : null,
       nextExchangeMs: this.leases.pace(isolateId, now),
     };
@@ -177,8 +190,10 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
       keys,
       openReservations: state.reservations.size,
       reservedMicros: state.reservedTotal,
-      leases: state.leases.size,
+      leases: [...state.leases.values()].filter((l) => l.userId !== POOL_HOLDER).length,
       leasedMicros: state.leasedTotal,
+      pools: [...state.leases.values()].filter((l) => l.userId === POOL_HOLDER).length,
+      pooledMicros: state.leasedByUser.get(POOL_HOLDER) ?? 0,
     };
   }
 

@@ -9,8 +9,21 @@ import type { MetricsBatch, MetricsRow } from "./metrics";
 // A lease an isolate stops renewing (it died) gives its slice back this long after its last
 // exchange (the ledger drops it); a live isolate renews while it has requests in flight.
 export const LEASE_TTL_MS = 30_000;
+// An isolate's cold-start pool (decision 0039) admits nothing later than this after the start of
+// its last exchange; the ledger counts on that when it takes a user off every pool's list.
+export const POOL_TTL_MS = 15_000;
+// The user id a pool's hold is stored under (in the leases table): no user can have it.
+export const POOL_HOLDER = "*pool";
+// Pools serve a user whose limit is at least this many bands (isolates x allowance): the band a
+// pooled user's own admissions leave free is then at most a twentieth of its limit.
+const POOLED_FROM_BANDS = 20;
 
-import type { AlertThresholds, Price, SpendRateLimit } from "./policy";
+/** Whether pools may admit for a user with this limit, given its org's band (0: no pools). */
+export function pooledLimit(userLimit: number, band: number): boolean {
+  return band > 0 && userLimit >= POOLED_FROM_BANDS * band;
+}
+
+import type { AlertThresholds, PoolSettings, Price, SpendRateLimit } from "./policy";
 
 export interface UsageRow {
   subject: string;
@@ -58,6 +71,8 @@ export interface LeaseOp {
   wantSlots?: number;
   /** The key's budget alert thresholds (% of the month's limit and budget). */
   alerts?: AlertThresholds;
+  /** Its user's cold-start band (decision 0039): what pools may admit for it unreported. */
+  poolBand?: number;
 }
 
 export interface LeaseResult extends Figures {
@@ -79,6 +94,8 @@ export interface Exchange {
   /** Which isolate exchanges (random per isolate): the ledger paces them by how many there are. */
   isolateId?: string;
   leases: LeaseOp[];
+  /** The isolate's cold-start pool for the org (decision 0039), when it has one or wants one. */
+  pool?: PoolOp | null;
   /** A per-request admission to run after the lease operations (near a limit). */
   admission?: Admission | null;
   /** Requests' metrics, carried along (facts.ts). */
@@ -128,8 +145,52 @@ export interface Admission {
   maxConcurrent?: number | null;
   orgId?: string;
   alerts?: AlertThresholds;
+  /** Its user's cold-start band (decision 0039): what pools may admit for it unreported. */
+  poolBand?: number;
   settlements?: Settlement[];
   now?: number;
+}
+
+/** A request an isolate admitted from its pool: at the next exchange, a reservation of its user. */
+export interface PoolAdmission {
+  requestId: string;
+  userId: string;
+  keyId?: string;
+  amount: number;
+  userLimit: number;
+  alerts?: AlertThresholds;
+}
+
+/**
+ * One isolate's cold-start pool for an org (decision 0039): a slice of the org's budget that
+ * admits the first request of a user who has no lease there, up to `allowance` per user between
+ * reports, for every user not on the ledger's list of those too near their limit.
+ */
+export interface PoolOp extends PoolSettings {
+  poolId: string;
+  /** Increases with each exchange of this pool: a retried exchange is applied once. */
+  seq: number;
+  /** Requests admitted since the last report; they become reservations before `settlements`. */
+  admitted: PoolAdmission[];
+  settlements: Settlement[];
+  returned: number;
+  want: number;
+  orgBudget: number;
+  /** The version of the list of users it must not admit that the isolate has. */
+  deniedVersion: number;
+}
+
+export interface PoolResult {
+  poolId: string;
+  /** What the ledger now holds for this pool: all the isolate may admit from. */
+  held: number;
+  granted: number;
+  ttlMs: number;
+  /** The users it must not admit, when the list changed since `deniedVersion` (else absent). */
+  denied?: string[];
+  deniedVersion: number;
+  orgUsed: number;
+  orgReserved: number;
 }
 
 export interface Figures {
@@ -224,9 +285,12 @@ export interface MonthUsage {
   keys: Record<string, UsageRow & { userId: string }>;
   openReservations: number;
   reservedMicros: number;
-  /** Slices of the budget isolates hold as leases (budget/lease.ts). */
+  /** Slices of the budget isolates hold as leases (budget/lease.ts), pools included in µUSD. */
   leases: number;
   leasedMicros: number;
+  /** Isolates' cold-start pools (budget/pool.ts), and what they hold (within leasedMicros). */
+  pools: number;
+  pooledMicros: number;
 }
 
 export interface UserUsage extends UsageRow {
@@ -241,6 +305,8 @@ export interface UserUsage extends UsageRow {
 
 export interface ExchangeResult {
   leases: LeaseResult[];
+  /** The pool's, when the exchange carried one (an older ledger: absent). */
+  pool?: PoolResult | null;
   admission: AdmitResult | null;
   /** When this isolate should exchange next: the ledger paces all of them together. */
   nextExchangeMs: number;

@@ -68,6 +68,8 @@ export interface Policy {
   /** The lowest output cap a request is lowered to when its worst case does not fit the headroom
    * (budget/clamp.ts); null: the org switched clamping off (such a request is refused). */
   clampFloorTokens: number | null;
+  /** The org's cold-start pools (decision 0039); null: switched off, every cold user awaits the ledger. */
+  coldStart: PoolSettings | null;
   defaultModel: string | null;
   cacheTtl: number;
   priceOverrides: Record<string, Price>;
@@ -104,4 +106,12 @@ export interface Principal {
   userId: string;
   orgId: string;
   policy: Policy;
+}
+
+/** The org's cold-start pools as its policy declares them (decision 0039). */
+export interface PoolSettings {
+  /** At most this many isolates hold a pool of the org at once. */
+  isolates: number;
+  /** A pooled request's worst case at most (µUSD), and what a pool may admit for one user unreported. */
+  allowance: number;
 }

@@ -2,9 +2,14 @@
 // against the catalog this script was rendered with. Catalog-wide facts (models, the stack's
 // default model, prices) live only in the script, so changing them rewrites no KV record.
 
-import { CLAMP_FLOOR_TOKENS, type COMPILED_KEY_STATUSES } from "../generated/contract";
+import {
+  CLAMP_FLOOR_TOKENS,
+  COLD_START_ALLOWANCE_MICROS,
+  COLD_START_ISOLATES,
+  type COMPILED_KEY_STATUSES,
+} from "../generated/contract";
 import { ALERTS, DEFAULT_MODEL, EMBEDDING_MODELS, MODEL_PATTERNS, MODELS, RATE_TIERS } from "../generated/settings";
-import type { Policy, Price, SpendRateLimit } from "../protocol/policy";
+import type { Policy, PoolSettings, Price, SpendRateLimit } from "../protocol/policy";
 
 /** A key's own part of its shard record. */
 export interface KeyEntry {
@@ -48,6 +53,8 @@ export interface OrgPolicy {
   shareOrgUsage?: boolean;
   clampOutput?: boolean;
   clampFloorTokens?: number;
+  /** Cold-start pools where they differ from the contract's defaults; false: off (decision 0039). */
+  coldStart?: { isolates?: number; allowanceMicros?: number } | false;
 }
 
 /** A policy's tenant routing when the tenant declared none (also wave 1's records, auth.ts). */
@@ -65,6 +72,7 @@ export function undeclaredRouting(): Pick<
   | "allowUnpriced"
   | "shareOrgUsage"
   | "clampFloorTokens"
+  | "coldStart"
 > {
   return {
     allowedPatterns: [],
@@ -79,6 +87,16 @@ export function undeclaredRouting(): Pick<
     allowUnpriced: false,
     shareOrgUsage: false,
     clampFloorTokens: CLAMP_FLOOR_TOKENS,
+    coldStart: coldStartOf(undefined),
+  };
+}
+
+/** An org's cold-start pools (decision 0039): the contract's defaults where it declares none. */
+function coldStartOf(declared: OrgPolicy["coldStart"]): PoolSettings | null {
+  if (declared === false) return null;
+  return {
+    isolates: declared?.isolates ?? COLD_START_ISOLATES,
+    allowance: declared?.allowanceMicros ?? COLD_START_ALLOWANCE_MICROS,
   };
 }
 
@@ -142,6 +160,7 @@ export function effectivePolicy(entry: KeyEntry, org: OrgPolicy, catalog: readon
     allowUnpriced: org.allowUnpriced === true,
     shareOrgUsage: org.shareOrgUsage === true,
     clampFloorTokens: org.clampOutput === false ? null : (org.clampFloorTokens ?? CLAMP_FLOOR_TOKENS),
+    coldStart: coldStartOf(org.coldStart),
     // budget alert thresholds (% of the month): the user's, the org's, the stack's; none without a webhook
     alerts: ALERTS
       ? {

@@ -295,8 +295,9 @@ async function answer(
     out.set("x-gateway-output-cap", String(lowered.tokens));
     out.set("x-gateway-output-cap-asked", String(lowered.asked));
   }
-  // admission's time, named by whether it awaited the ledger or only this isolate's lease
-  out.set("server-timing", `${admission.calledLedger === false ? "lease" : "ledger"};dur=${ledgerMs.toFixed(2)}`);
+  // admission's time, named by whether it awaited the ledger, or only this isolate's lease or pool
+  const admittedBy = admission.pooled ? "pool" : admission.calledLedger === false ? "lease" : "ledger";
+  out.set("server-timing", `${admittedBy};dur=${ledgerMs.toFixed(2)}`);
 
   // Decide by what came back, not by what was asked: AI Gateway may answer a stream request
   // with one buffered JSON body (e.g. when guardrails inspect the response).
