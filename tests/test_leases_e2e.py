@@ -58,6 +58,11 @@ async def spread(
         )
 
 
+def settled_rows(ledger: WorkerTestHooks, org: str) -> int:
+    """Rows the org's ledger keeps to apply each settlement (or batch of them) once."""
+    return int(ledger._post("/__test/ledger/settled-rows", {"orgId": org})["rows"])
+
+
 def ledger_calls(responses: list[httpx.Response]) -> int:
     return sum(r.headers.get("server-timing", "").startswith("ledger;") for r in responses)
 
@@ -67,6 +72,7 @@ def test_200_concurrent_requests_over_four_isolates_are_recorded_exactly(
 ):
     """Each isolate takes a lease and admits most requests on it; the ledger's record is the
     exact sum of the cost headers, request for request, once the batches are in."""
+    rows = settled_rows(ledger, "wide")
     responses = asyncio.run(spread(gateway, "many", 200, ISOLATES))
     assert [r.status_code for r in responses] == [200] * 200
     charged = sum(micros(r.headers["x-gateway-cost-usd"]) for r in responses)
@@ -76,6 +82,10 @@ def test_200_concurrent_requests_over_four_isolates_are_recorded_exactly(
     assert usage["org"]["usedMicros"] == charged
     assert 2 <= usage["leases"] <= len(ISOLATES)
     assert ledger_calls(responses) < 200, "every request called the ledger: no lease was used"
+    # a row per exchange's batch (and per metrics batch), not one per request (issue 26)
+    ledger.quiesce()
+    written = settled_rows(ledger, "wide") - rows
+    assert written <= 200 // 4, f"{written} rows remember 200 settlements"
 
 
 def test_a_budget_squeezed_with_leases_out_is_never_passed(
@@ -323,3 +333,69 @@ def test_an_exchange_sent_again_counts_its_settlements_and_metrics_once(
         120,
         batch["groups"][0]["row"]["costMicros"],
     )
+
+
+def test_a_batch_sent_again_is_applied_once_as_one_row(ledger: WorkerTestHooks):
+    """An exchange's settlements form a batch with an id: sent again under it (the isolate got no
+    answer, so a new seq), they count once, and the ledger keeps one row for all of them; the
+    same batch sent alone (the isolate's fallback) is not applied again."""
+    month = "2026-02"
+    settlements = [
+        {"requestId": f"req_batch_{i}", "userId": "m2", "month": month, "cost": 100 + i}
+        for i in range(120)
+    ]
+    rows = settled_rows(ledger, "months")
+    for seq in (1, 2):
+        ledger._post(
+            "/__test/ledger/exchange",
+            {
+                "orgId": "months",
+                "month": month,
+                "batch": "batch:test:1",
+                "leases": [
+                    {
+                        "leaseId": "lease:batch",
+                        "userId": "m2",
+                        "seq": seq,
+                        "settlements": settlements,
+                        "returned": 0,
+                        "want": 0,
+                        "minGrant": 100,
+                        "userLimit": 1_000_000,
+                        "orgBudget": 1_000_000_000,
+                    }
+                ],
+            },
+        )
+    alone = ledger._post(
+        "/__test/ledger/settle-batch",
+        {"orgId": "months", "batch": "batch:test:1", "records": settlements},
+    )
+    assert alone == {"applied": False}
+    usage = ledger._post("/__test/ledger/usage", {"orgId": "months", "month": month})
+    row = usage["users"]["m2"]
+    assert (row["requests"], row["usedMicros"]) == (120, sum(100 + i for i in range(120)))
+    assert settled_rows(ledger, "months") - rows == 1
+
+
+def test_a_batch_kept_in_kv_is_reconciled_once(gateway: LocalGateway, ledger: WorkerTestHooks):
+    """A batch no exchange could deliver and the ledger would not take alone is kept in KV
+    whole; /admin/reconcile applies it once, even when it is found there twice."""
+    month = current_month()
+    records = [
+        {"requestId": f"req_kept_{i}", "userId": "many", "month": month, "cost": 1_000 + i}
+        for i in range(3)
+    ]
+    before = ledger.user_row("wide", "many")
+    kept = {"v": 2, "orgId": "wide", "at": 0, "batch": "batch:kept:1", "records": records}
+    admin = {"authorization": f"Bearer {gateway.secrets.admin_api_key}"}
+    for _ in range(2):  # the same batch reconciled, then found again
+        ledger._post(
+            "/__test/kv/put", {"key": f"unsettled:wide:{month}:batch:kept:1", "value": kept}
+        )
+        response = httpx.post(f"{gateway.worker_url}/admin/reconcile", headers=admin, timeout=30)
+        assert response.status_code == 200, response.text
+        assert ledger._post("/__test/kv", {"prefix": "unsettled:wide:"}) == {}
+    after = ledger.user_row("wide", "many")
+    assert after["requests"] - before["requests"] == 3
+    assert after["usedMicros"] - before["usedMicros"] == 3 * 1_000 + 3

@@ -39,6 +39,13 @@ const ROUTES: Record<string, TestRoute> = {
   // {orgId, ...exchange args}: a lease exchange as an isolate sends it.
   "/__test/ledger/exchange": async (env, { orgId, ...exchange }) =>
     ledgerFor(env, orgId as string).exchange(exchange as unknown as Exchange),
+  // {orgId, batch, records}: a lease batch sent alone, as an isolate's fallback sends it.
+  "/__test/ledger/settle-batch": async (env, { orgId, ...batch }) =>
+    ledgerFor(env, orgId as string).settleBatch(batch as unknown as { batch: string; records: Settlement[] }),
+  // {orgId}: how many rows remember applied settlements and batches.
+  "/__test/ledger/settled-rows": async (env, { orgId }) => ({
+    rows: await ledgerFor(env, orgId as string).settledRows(),
+  }),
   // {ms}: this isolate's cached key records, made that much older.
   "/__test/auth/age": async (_env, { ms }) => {
     ageKeyCache(Number(ms));
@@ -57,6 +64,11 @@ const ROUTES: Record<string, TestRoute> = {
   },
   // {isolate}: a simulated isolate dies: its leases are dropped here, never returned.
   "/__test/isolate/forget": async (_env, { isolate }) => ({ leases: forgetBook(String(isolate)) }),
+  // {key, value}: a Worker-owned KV record, e.g. an unsettled: batch to reconcile.
+  "/__test/kv/put": async (env, { key, value }) => {
+    await env.GATEWAY_KV.put(key as string, JSON.stringify(value));
+    return { ok: true };
+  },
   // {prefix}: Worker-owned KV records (e.g. unsettled:) with their values.
   "/__test/kv": async (env, { prefix }) => {
     const { keys } = await env.GATEWAY_KV.list({ prefix: prefix as string });

@@ -13,10 +13,12 @@ import type { Exchange, LeaseOp, LeaseResult, Settlement } from "../src/protocol
 function fakeLedger(pool: number, { failFirst = 0, slotPool = 0, pressure = false } = {}) {
   const held = new Map<string, number>();
   const calls: LeaseOp[][] = [];
+  const batches: (string | undefined)[] = [];
   let failures = failFirst;
   const ledger = {
-    async exchange({ leases }: Exchange): Promise<{ leases: LeaseResult[]; nextExchangeMs: number }> {
+    async exchange({ leases, batch }: Exchange): Promise<{ leases: LeaseResult[]; nextExchangeMs: number }> {
       calls.push(leases);
+      batches.push(batch);
       if (failures > 0) {
         failures -= 1;
         throw new Error("ledger unreachable");
@@ -51,7 +53,7 @@ function fakeLedger(pool: number, { failFirst = 0, slotPool = 0, pressure = fals
     },
   };
   const env = { USAGE_LEDGER: { idFromName: (name: string) => name, get: () => ledger } } as unknown as Env;
-  return { env, calls, held };
+  return { env, calls, held, batches };
 }
 
 function record(requestId: string, cost: number): Settlement {
@@ -166,8 +168,32 @@ describe("lease admission", () => {
     const failing = fakeLedger(1_000, { failFirst: 2 });
     await org.settle(lease, 10, record("r", 4), failing.env, async () => assert.fail("no fallback"));
     const tries = failing.calls.map((ops) => ops[0]?.settlements.map((r) => r.requestId));
-    assert.deepEqual(tries, [["r"], ["r"], ["r"]], "two failed attempts, then the next batch");
+    assert.deepEqual(tries, [["r"], ["r"], ["r"]], "two failed attempts, then the next exchange");
+    // the same batch each time, under one id: the ledger applies it once, as one row
+    const [first, ...again] = failing.batches;
+    assert.ok(first?.startsWith("batch:"));
+    assert.deepEqual(again, [first, first]);
     assert.equal(calls.length, 1);
+  });
+
+  test("an unanswered batch goes again whole: what settled meanwhile waits for the next", async () => {
+    const { env } = fakeLedger(1_000);
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", limits, Date.now());
+    await org.exchange(env, lease, 10);
+    assert.ok(org.tryAdmit(lease, 10, Date.now()) && org.tryAdmit(lease, 10, Date.now()));
+    const failing = fakeLedger(1_000, { failFirst: 2 });
+    const noFallback = async () => assert.fail("no fallback");
+    const first = org.settle(lease, 10, record("r1", 4), failing.env, noFallback);
+    while (failing.calls.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    await org.settle(lease, 10, record("r2", 5), failing.env, noFallback); // joins the flusher
+    await first;
+    const sent = failing.calls.map((ops) => ops[0]?.settlements.map((r) => r.requestId));
+    assert.deepEqual(sent, [["r1"], ["r1"], ["r1"], ["r2"]]);
+    const [b1, b2, b3, b4] = failing.batches;
+    assert.deepEqual([b2, b3], [b1, b1], "the unanswered batch, under its id");
+    assert.notEqual(b4, b1, "the next one is a batch of its own");
+    assert.equal(lease.unconfirmed, 0);
   });
 
   test("a changed limit retires the lease: its free part is returned, a new lease starts", async () => {

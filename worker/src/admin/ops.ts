@@ -149,17 +149,26 @@ export async function exportTenants(call: AdminCall): Promise<Response> {
 }
 
 interface Unsettled extends Settlement {
-  v: number;
+  v: 1;
   orgId: string;
   at: number;
+}
+
+/** A lease batch an isolate could not deliver (budget/lease.ts): applied once per batch id. */
+interface UnsettledBatch {
+  v: 2;
+  orgId: string;
+  at: number;
+  batch: string;
+  records: Settlement[];
 }
 
 type Reconciled = { key: string; ok: true; costMicros: number } | { key: string; ok: false; error: string };
 
 /**
  * Move usage kept under `unsettled:` (served fail-open, or whose settlement failed) into each
- * org's ledger. Settlement is idempotent per request id, so a record is never counted twice; it
- * is deleted from KV only once the ledger has it. Runs from the cron trigger and the admin API.
+ * org's ledger. Settlement is idempotent per request id (a lease batch's, per batch id), so a
+ * record is never counted twice; it is deleted from KV only once the ledger has it. Runs from the cron trigger and the admin API.
  */
 export async function reconcileUnsettled(env: Env, fault: Fault = null) {
   let listing: KVNamespaceListResult<unknown>;
@@ -183,8 +192,18 @@ export async function reconcileUnsettled(env: Env, fault: Fault = null) {
   const results = await Promise.all(
     keys.map(async ({ name }): Promise<Reconciled> => {
       try {
-        const record = await kvJson<Unsettled>(env, name);
+        const record = await kvJson<Unsettled | UnsettledBatch>(env, name);
         if (!record) return { key: name, ok: true, costMicros: 0 };
+        if (record.v === 2) {
+          const { orgId, batch, records } = record;
+          await ledgerCall(call, orgId, "settle", (ledger) => ledger.settleBatch({ batch, records }));
+          await env.GATEWAY_KV.delete(name);
+          return {
+            key: name,
+            ok: true,
+            costMicros: records.reduce((sum, r) => sum + (r.count === false ? 0 : r.cost), 0),
+          };
+        }
         const { v: _v, orgId, at: _at, ...settlement } = record;
         await ledgerCall(call, orgId, "settle", (ledger) => ledger.settle(settlement));
         await env.GATEWAY_KV.delete(name);

@@ -135,6 +135,15 @@ export class Lease {
   }
 }
 
+/** Settlements the ledger has not taken, as batches (each applied once, under its id). */
+export interface Batch {
+  batch: string;
+  records: Settlement[];
+}
+
+/** Where batches go that exchanges could not deliver (per batch to the ledger, then KV: quota.ts). */
+export type Fallback = (batches: Batch[]) => Promise<void>;
+
 /** What the ledger answered an exchange. */
 interface Answer {
   leases: LeaseResult[];
@@ -153,6 +162,10 @@ class OrgLeases {
   private exchanging = false;
   private flushing = false; // a request is running this org's batches
   private undeliveredSince: number | null = null; // since when exchanges have failed
+  /** The batch of the last exchange, when it went unanswered: sent again whole, under its id. */
+  #resend: string | null = null;
+  #resendMonth: string | null = null;
+  #batches = 0;
 
   constructor(
     readonly orgId: string,
@@ -234,15 +247,9 @@ class OrgLeases {
    * batch stays (in its waitUntil, so the isolate lives) until the batches are in, running the
    * exchanges; the others return at once. A batch the ledger did not take is sent again with
    * the next (the ledger applies a settlement once); records still not taken after
-   * UNDELIVERED_MS go to `fallback` (per request, then KV, quota.ts).
+   * UNDELIVERED_MS go to `fallback` (as batches, then KV, quota.ts).
    */
-  async settle(
-    lease: Lease,
-    amount: number,
-    record: Settlement | null,
-    env: Env,
-    fallback: (records: Settlement[]) => Promise<void>,
-  ): Promise<void> {
+  async settle(lease: Lease, amount: number, record: Settlement | null, env: Env, fallback: Fallback): Promise<void> {
     lease.inflight -= amount;
     lease.open -= 1; // its slot is free for the next request on this lease
     // released: nothing to record (a winding-down lease returns what it frees at the next exchange)
@@ -253,7 +260,7 @@ class OrgLeases {
   }
 
   /** A request admitted from the pool ended: its record into the pool's next batch. */
-  async settlePooled(record: Settlement | null, env: Env, fallback: (records: Settlement[]) => Promise<void>) {
+  async settlePooled(record: Settlement | null, env: Env, fallback: Fallback) {
     this.pool.settle(record);
     await this.flush(env, fallback);
   }
@@ -262,7 +269,7 @@ class OrgLeases {
    * Run this org's batches until none is left, unless another request is running them (it
    * carries what was just queued).
    */
-  async flush(env: Env, fallback: (records: Settlement[]) => Promise<void>): Promise<void> {
+  async flush(env: Env, fallback: Fallback): Promise<void> {
     if (this.flushing) return; // this batch's flusher carries it
     this.flushing = true;
     try {
@@ -288,19 +295,35 @@ class OrgLeases {
     return [...this.leases.values()].some((l) => l.pressed && l.usableUntil > Date.now() && l.slots > l.wantSlots);
   }
 
-  /** Every queued settlement, out of the batches (the ledger is not taking them). */
-  private takeQueued(): Settlement[] {
-    const records: Settlement[] = [];
+  /** Every queued settlement, out of the exchanges, as batches: the one sent and not answered
+   * (under its id), and the rest under a new one (the ledger is not taking exchanges). */
+  private takeQueued(): Batch[] {
+    const sent: Settlement[] = [];
+    const queued: Settlement[] = [];
     for (const lease of this.all()) {
-      records.push(...lease.pending.map((p) => p.record));
+      sent.push(...lease.sending.map((p) => p.record));
+      queued.push(...lease.pending.map((p) => p.record));
+      lease.sending = [];
+      lease.sendingCost = 0;
       lease.pending = [];
       lease.pendingCost = 0;
     }
-    // the pool's reports stay (the ledger needs them for its bands); its settlements go
-    records.push(...this.pool.pending);
-    this.pool.pending = [];
+    // the pool's settlements go; its reports with them (a report's request is settled by its record)
+    const pool = this.pool.takeSettlements();
+    sent.push(...pool.sent);
+    queued.push(...pool.queued);
+    const batches: Batch[] = [];
+    if (this.#resend !== null && sent.length > 0) batches.push({ batch: this.#resend, records: sent });
+    if (queued.length > 0) batches.push({ batch: this.#newBatch(), records: queued });
+    this.#resend = null;
+    this.#resendMonth = null;
     this.undeliveredSince = null;
-    return records;
+    return batches;
+  }
+
+  #newBatch(): string {
+    this.#batches += 1;
+    return `batch:${this.isolateId}:${this.orgId}:${this.#batches}`;
   }
 
   /** Whether a request is running this org's batches. */
@@ -311,6 +334,11 @@ class OrgLeases {
   private queued(): number {
     let n = this.pool.queued;
     for (const lease of this.all()) n += lease.pending.length;
+    // an unanswered batch still to send again
+    if (this.#resend !== null) {
+      n += this.pool.sendingAdmitted.length + this.pool.sending.length;
+      for (const lease of this.all()) n += lease.sending.length;
+    }
     return n;
   }
 
@@ -353,7 +381,10 @@ class OrgLeases {
   async #exchangeOnce(env: Env, want: Lease | null, wantAmount: number): Promise<void> {
     const now = Date.now();
     const ops: { lease: Lease; op: LeaseOp }[] = [];
-    const month = want?.month ?? this.leases.values().next().value?.month ?? this.pool.month ?? undefined;
+    // an unanswered batch goes again first, whole: its month's exchange
+    const resend = this.#resend;
+    const month =
+      this.#resendMonth ?? want?.month ?? this.leases.values().next().value?.month ?? this.pool.month ?? undefined;
     for (const lease of [...this.retired, ...this.leases.values()]) {
       if (lease.month !== (month ?? lease.month)) continue; // one month per call; others next time
       if (lease.exhausted) lease.toReturn += Math.max(0, lease.available); // winding down
@@ -371,10 +402,13 @@ class OrgLeases {
       // a quiet lease gives back what it holds beyond what it would ask for, twice over
       const surplus = lease.exhausted ? 0 : Math.max(0, lease.available - KEEP_WANTS * wanted);
       if (lease.usable(now)) lease.toReturn += surplus;
-      if (lease.pending.length === 0 && lease.toReturn === 0 && !renew && !early) continue;
-      lease.sending = lease.pending.splice(0, MAX_BATCH);
-      lease.sendingCost = lease.sending.reduce((sum, p) => sum + p.record.cost, 0);
-      lease.pendingCost -= lease.sendingCost;
+      const settling = resend === null ? lease.pending.length > 0 : lease.sending.length > 0;
+      if (!settling && lease.toReturn === 0 && !renew && !early) continue;
+      if (resend === null) {
+        lease.sending = lease.pending.splice(0, MAX_BATCH);
+        lease.sendingCost = lease.sending.reduce((sum, p) => sum + p.record.cost, 0);
+        lease.pendingCost -= lease.sendingCost;
+      }
       lease.held -= lease.toReturn; // not counted on from here on
       const op: LeaseOp = {
         leaseId: lease.id,
@@ -400,16 +434,26 @@ class OrgLeases {
       lease.peakOpen = lease.open;
       ops.push({ lease, op });
     }
-    const poolOp = month !== undefined && month === this.pool.month ? this.pool.op(now) : null;
+    const poolOp = month !== undefined && month === this.pool.month ? this.pool.op(now, resend !== null) : null;
     if ((ops.length === 0 && poolOp === null) || month === undefined) return;
+    // what this exchange settles and reports is one batch: one row at the ledger, applied once
+    const settles =
+      ops.some((o) => o.op.settlements.length > 0) ||
+      (poolOp !== null && poolOp.admitted.length + poolOp.settlements.length > 0);
+    const batch = settles ? (resend ?? this.#newBatch()) : null;
     const answer = await this.#call(
       env,
       month,
       ops.map((o) => o.op),
       poolOp,
+      batch,
     );
-    // an older ledger (a deploy in progress) answers no pool: as if undelivered
-    if (poolOp) this.pool.answered(poolOp, answer?.pool ?? null, now);
+    this.#resend = answer === null ? batch : null;
+    this.#resendMonth = this.#resend === null ? null : month;
+    if (poolOp) {
+      if (answer && !answer.pool) this.pool.requeue(); // an older ledger (a deploy in progress) took no pool
+      this.pool.answered(poolOp, answer?.pool ?? null, now);
+    }
     const results = answer?.leases ?? null;
     if (answer) this.undeliveredSince = null;
     else this.undeliveredSince ??= now;
@@ -427,30 +471,37 @@ class OrgLeases {
         if (op.want > 0 && result.granted === 0 && lease.available < op.minGrant) this.exhaust(lease, now);
       } else {
         // Undelivered: the ledger may or may not have applied it. Stop counting on this lease
-        // (its hold expires by itself) and send its settlements again with the next batch.
+        // (its hold expires by itself); its settlements go again, in the same batch, next time.
         lease.held = 0;
         lease.slots = 0;
         lease.usableUntil = 0;
         lease.toReturn = 0;
         lease.exhaustedUntil = now + RETRY_GRANT_MS;
-        lease.pending.unshift(...lease.sending);
-        lease.pendingCost += lease.sendingCost;
       }
-      lease.sending = [];
-      lease.sendingCost = 0;
+      if (answer) {
+        lease.sending = [];
+        lease.sendingCost = 0;
+      }
     }
-    this.retired = this.retired.filter((l) => l.inflight > 0 || l.pending.length > 0 || l.toReturn > 0);
+    const busy = (l: Lease) => l.inflight > 0 || l.pending.length > 0 || l.sending.length > 0;
+    this.retired = this.retired.filter((l) => busy(l) || l.toReturn > 0);
     for (const [key, lease] of this.leases) {
-      const idle = lease.inflight === 0 && lease.open === 0 && lease.pending.length === 0 && !lease.exhausted;
+      const idle = !busy(lease) && lease.open === 0 && !lease.exhausted;
       if (idle && (lease.held <= 0 || !lease.usable(Date.now()))) this.leases.delete(key);
     }
   }
 
-  async #call(env: Env, month: string, leases: LeaseOp[], pool: PoolOp | null): Promise<Answer | null> {
+  async #call(
+    env: Env,
+    month: string,
+    leases: LeaseOp[],
+    pool: PoolOp | null,
+    batch: string | null,
+  ): Promise<Answer | null> {
     // requests' facts for the metrics ride along (facts.ts); undelivered ones go back
     const outbox = outboxFor(this.isolateId, this.orgId);
     const metrics = outbox.carry();
-    const answer = await this.#send(env, month, leases, pool, metrics);
+    const answer = await this.#send(env, month, leases, pool, batch, metrics);
     if (answer === null) outbox.giveBack(metrics);
     else outbox.delivered(metrics);
     return answer;
@@ -461,6 +512,7 @@ class OrgLeases {
     month: string,
     leases: LeaseOp[],
     pool: PoolOp | null,
+    batch: string | null,
     metrics: MetricsBatch[],
   ): Promise<Answer | null> {
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -471,7 +523,15 @@ class OrgLeases {
         });
         const ledger = env.USAGE_LEDGER.get(env.USAGE_LEDGER.idFromName(this.orgId)) as DurableObjectStub<LedgerRpc>;
         const answer = await Promise.race([
-          ledger.exchange({ month, orgId: this.orgId, isolateId: this.isolateId, leases, pool, metrics }),
+          ledger.exchange({
+            month,
+            orgId: this.orgId,
+            isolateId: this.isolateId,
+            leases,
+            pool,
+            metrics,
+            ...(batch === null ? {} : { batch }),
+          }),
           timeout,
         ]);
         return { leases: answer.leases, pool: answer.pool ?? null, nextExchangeMs: answer.nextExchangeMs };

@@ -132,18 +132,22 @@ export class ColdPool {
     return this.usableUntil - now < POOL_TTL_MS / 2 || this.available < this.lastWant * RENEW_BELOW;
   }
 
-  /** The pool's part of an exchange, or null when it has nothing to send, return or ask. */
-  op(now: number): PoolOp | null {
+  /** The pool's part of an exchange, or null when it has nothing to send, return or ask;
+   * `resend`: the last exchange went unanswered, what it carried goes again as it was. */
+  op(now: number, resend: boolean): PoolOp | null {
     const settings = this.settings;
     if (settings === null) return null;
     const ask = this.wanted || this.needsRenewal(now);
-    if (this.queued === 0 && this.toReturn === 0 && !ask) return null;
+    const carries = resend ? this.sendingAdmitted.length + this.sending.length : this.queued;
+    if (carries === 0 && this.toReturn === 0 && !ask) return null;
     const wanted = Math.max(WANT_ALLOWANCES * settings.allowance, DEMAND_FACTOR * this.demand);
     if (this.usable(now)) this.toReturn += Math.max(0, this.available - KEEP_WANTS * wanted);
-    this.sendingAdmitted = this.admitted;
-    this.admitted = [];
-    this.sending = this.pending;
-    this.pending = [];
+    if (!resend) {
+      this.sendingAdmitted = this.admitted;
+      this.admitted = [];
+      this.sending = this.pending;
+      this.pending = [];
+    }
     this.held -= this.toReturn; // not counted on from here on
     const op: PoolOp = {
       poolId: this.id,
@@ -173,17 +177,36 @@ export class ColdPool {
       this.deniedVersion = result.deniedVersion;
       this.orgUsed = result.orgUsed;
       if (op.want > 0 && result.granted === 0) this.retryAt = startedAt + RETRY_MS;
+      this.sendingAdmitted = [];
+      this.sending = [];
     } else {
       // Undelivered: the ledger may or may not have applied it. Admit nothing more from this
-      // pool until it answers; what it carried goes again with the next (applied once).
+      // pool until it answers; what it carried goes again, in the same batch (applied once).
       this.held = 0;
       this.usableUntil = 0;
       this.retryAt = startedAt + RETRY_MS;
-      this.admitted.unshift(...op.admitted);
-      this.pending.unshift(...op.settlements);
     }
+  }
+
+  /** What the last exchange carried, back in the queues: an older ledger (a deploy in progress)
+   * answered without taking the pool's part, so it goes again in a new batch. */
+  requeue(): void {
+    this.admitted.unshift(...this.sendingAdmitted);
+    this.pending.unshift(...this.sending);
     this.sendingAdmitted = [];
     this.sending = [];
+  }
+
+  /** Its settlements out of the exchanges (sent and unanswered, and queued), the ledger not
+   * taking them; the reports go with them (their requests are settled by their records). */
+  takeSettlements(): { sent: Settlement[]; queued: Settlement[] } {
+    const taken = { sent: this.sending, queued: this.pending };
+    for (const a of [...this.sendingAdmitted, ...this.admitted]) this.#reported(a);
+    this.sendingAdmitted = [];
+    this.admitted = [];
+    this.sending = [];
+    this.pending = [];
+    return taken;
   }
 
   #reported(a: PoolAdmission): void {

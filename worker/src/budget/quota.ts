@@ -14,7 +14,7 @@ import type { Outcome } from "../protocol/outcome";
 import type { Principal } from "../protocol/policy";
 import { offer, release, take } from "./carry";
 import type { Ask } from "./clamp";
-import { type Lease, type OrgLeases, orgLeases } from "./lease";
+import { type Batch, type Fallback, type Lease, type OrgLeases, orgLeases } from "./lease";
 import { poolBandOf } from "./pool";
 import { errorMessage, ledgerUnavailable, refusal, remember, rememberedRefusal, usd } from "./refusals";
 
@@ -277,9 +277,32 @@ export async function settle(
   return settleDirect(env, principal.orgId, record, fault);
 }
 
-/** Settlements a batch could not deliver, each the per-request way. */
-function settleEach(env: Env, orgId: string): (records: Settlement[]) => Promise<void> {
-  return (records) => Promise.all(records.map((r) => settleDirect(env, orgId, r, null))).then(() => undefined);
+/**
+ * Batches the exchanges could not deliver, each alone to the ledger (twice at most; applied once
+ * per batch id); one it cannot take goes to KV whole, under `unsettled:`, for reconciliation.
+ */
+function settleEach(env: Env, orgId: string): Fallback {
+  return (batches) => Promise.all(batches.map((b) => settleBatch(env, orgId, b))).then(() => undefined);
+}
+
+async function settleBatch(env: Env, orgId: string, { batch, records }: Batch): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      await withinTimeout(ledgerFor(env, orgId).settleBatch({ batch, records }));
+      return;
+    } catch (err) {
+      if (attempt === 1)
+        console.error(JSON.stringify({ event: "settle_failed", batch, orgId, error: errorMessage(err) }));
+    }
+  }
+  const month = records[0]?.month ?? currentMonth();
+  const key = `${UNSETTLED_PREFIX}${orgId}:${month}:${batch}`;
+  const kept = JSON.stringify({ v: 2, orgId, at: Date.now(), batch, records });
+  try {
+    await env.GATEWAY_KV.put(key, kept);
+  } catch (err) {
+    console.error(JSON.stringify({ event: "usage_record_lost_to_logs", record: kept, error: errorMessage(err) }));
+  }
 }
 
 /**

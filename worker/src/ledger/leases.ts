@@ -48,8 +48,9 @@ export class Leases {
     this.#pools = pools;
   }
 
-  /** One lease's exchange, in one atomic step. */
-  exchange(state: MonthState, month: string, op: LeaseOp, now: number): LeaseResult {
+  /** One lease's exchange, in one atomic step; `fresh`: whether its batch is new (null: none,
+   * its settlements are claimed one by one). */
+  exchange(state: MonthState, month: string, op: LeaseOp, now: number, fresh: boolean | null = null): LeaseResult {
     const current = state.leases.get(op.leaseId);
     // a lease for a key with a limit of its own: its holds count against the key too
     const keyId = op.keyLimit !== null && op.keyLimit !== undefined && op.keyId !== undefined ? op.keyId : null;
@@ -66,7 +67,7 @@ export class Leases {
     const repeated = current !== undefined && op.seq <= current.seq;
     const usage = new UsageTotals();
     const records = op.settlements.map((record) => ({ ...record, month, now }));
-    for (const record of this.#settlements.claim(state, records, usage, now)) {
+    for (const record of this.#settlements.claim(state, records, usage, now, fresh)) {
       // a settlement's cost moves from the hold to the usage, once
       if (!repeated) held = Math.max(0, held - record.cost);
     }

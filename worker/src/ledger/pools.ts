@@ -107,28 +107,24 @@ export class Pools {
   }
 
   /** One pool's exchange, in one atomic step: its admissions become reservations, then its
-   * settlements are recorded, what it returns released, and its slice renewed. */
-  exchange(state: MonthState, month: string, op: PoolOp, now: number): PoolResult {
+   * settlements are recorded (both only when the exchange's batch is `fresh`), what it returns
+   * released, and its slice renewed. */
+  exchange(state: MonthState, month: string, op: PoolOp, now: number, fresh: boolean): PoolResult {
     const current = state.leases.get(op.poolId);
     const repeated = current !== undefined && op.seq <= current.seq;
     const band = op.isolates * op.allowance;
     let held = current?.held ?? 0;
-    if (!repeated) {
-      // an admission sent again (its exchange went unanswered) was applied once: it is reserved
-      // or settled, and its amount already left the slice
-      const settled = this.#settlements.settledOf(op.admitted.map((a) => a.requestId));
-      for (const a of op.admitted) {
-        if (state.reservations.has(a.requestId) || settled.has(a.requestId)) continue;
-        held = Math.max(0, held - a.amount);
-        const expiresAt = now + RESERVATION_TTL_MS;
-        this.#months.reserve(state, month, a.requestId, a.userId, a.amount, expiresAt);
-      }
+    // a batch sent again (its exchange went unanswered) was applied once, or not at all
+    const admitted = fresh ? op.admitted : [];
+    for (const a of admitted) {
+      held = Math.max(0, held - a.amount);
+      this.#months.reserve(state, month, a.requestId, a.userId, a.amount, now + RESERVATION_TTL_MS);
     }
     const usage = new UsageTotals();
     const records: Settlement[] = op.settlements.map((record) => ({ ...record, month, now }));
-    this.#settlements.claim(state, records, usage, now);
+    this.#settlements.claim(state, records, usage, now, fresh);
     this.#months.addUsage(state, month, usage);
-    for (const a of op.admitted) this.check(state, month, a.userId, a.userLimit, band, now);
+    for (const a of admitted) this.check(state, month, a.userId, a.userLimit, band, now);
     const list = this.#list(month);
     const result = (held: number, granted: number): PoolResult => {
       const figures = state.figures(POOL_HOLDER);

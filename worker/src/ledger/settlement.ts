@@ -54,17 +54,37 @@ export class Settlements {
   }
 
   /**
-   * Claim settlements: their reservations (if any) end, and those not claimed before (by
-   * request id) are returned, each once, their counts added to `usage`, which the caller writes
-   * once for all of its call (Months.addUsage). The claims go in multi-row statements: the
-   * object's work per exchange is a few statements, not one per request.
+   * Claim settlements: their reservations (if any) end, and those not claimed before are
+   * returned, each once, their counts added to `usage`, which the caller writes once for all of
+   * its call (Months.addUsage). When they came in an isolate's batch, the caller claimed the
+   * batch (one row for all: a batch is sent again whole, under its id, or not at all) and says
+   * whether it was `fresh`; else (null) each request id is claimed, in multi-row statements.
    */
-  claim(state: MonthState, records: readonly Settlement[], usage: UsageTotals, now: number): Settlement[] {
+  claim(
+    state: MonthState,
+    records: readonly Settlement[],
+    usage: UsageTotals,
+    now: number,
+    fresh: boolean | null = null,
+  ): Settlement[] {
+    if (fresh === false) return []; // its batch was applied before: nothing twice
     for (const record of records) {
       const held = this.#months.unreserve(state, record.requestId);
       // its real cost replaces its worst case in the spend-rate windows it was admitted in
       if (held?.rates) this.#rates.release(held.rates, held.amount, record.count === false ? null : record.cost, now);
     }
+    const claimed = fresh === null ? this.#claimIds(records, now) : new Set(records.map((r) => r.requestId));
+    this.#pruning.ifDue(now);
+    const applied: Settlement[] = [];
+    for (const record of records) {
+      if (!claimed.delete(record.requestId)) continue; // claimed before, or twice in this call
+      applied.push(record);
+      if (record.count !== false) usage.add(record);
+    }
+    return applied;
+  }
+
+  #claimIds(records: readonly Settlement[], now: number): Set<string> {
     const fresh = new Set<string>();
     for (let i = 0; i < records.length; i += CLAIMS_PER_STATEMENT) {
       const chunk = records.slice(i, i + CLAIMS_PER_STATEMENT);
@@ -75,31 +95,37 @@ export class Settlements {
       );
       for (const { id } of claimed) fresh.add(id);
     }
-    this.#pruning.ifDue(now);
-    const applied: Settlement[] = [];
-    for (const record of records) {
-      if (!fresh.delete(record.requestId)) continue; // claimed before, or twice in this call
-      applied.push(record);
-      if (record.count !== false) usage.add(record);
-    }
-    return applied;
+    return fresh;
   }
 
-  /** Which of these request ids have been settled (within the settled table's memory). */
-  settledOf(ids: readonly string[]): Set<string> {
-    const found = new Set<string>();
-    for (let i = 0; i < ids.length; i += CLAIMS_PER_STATEMENT * 2) {
-      const chunk = ids.slice(i, i + CLAIMS_PER_STATEMENT * 2);
-      const rows = this.#sql.exec<{ id: string }>(
-        `SELECT id FROM settled WHERE id IN (${chunk.map(() => "?").join(", ")})`,
-        ...chunk,
+  /**
+   * A batch an isolate could not deliver with an exchange, sent alone (or from KV): its records
+   * as usage, once per batch id; false when it was applied before. Leases' holds are not lowered
+   * (their isolate stopped counting on them; they expire).
+   */
+  settleBatch(batch: string, records: readonly Settlement[], now: number): boolean {
+    const months = new Map<string, Settlement[]>();
+    for (const record of records) months.set(record.month, [...(months.get(record.month) ?? []), record]);
+    if (!this.claimOnce(batch, now)) return false;
+    for (const [month, list] of months) {
+      const state = this.#months.get(month);
+      const usage = new UsageTotals();
+      for (const record of list) {
+        const held = this.#months.unreserve(state, record.requestId);
+        if (held?.rates) this.#rates.release(held.rates, held.amount, record.count === false ? null : record.cost, now);
+        if (record.count !== false) usage.add(record);
+      }
+      this.#months.addUsage(state, month, usage);
+      this.#alerts.check(
+        month,
+        list.map((r) => ({ userId: r.userId, keyId: r.keyId })),
+        now,
       );
-      for (const { id } of rows) found.add(id);
     }
-    return found;
+    return true;
   }
 
-  /** Claim any other id once (a metrics batch): true the first time. */
+  /** Claim any other id once (a metrics or settlement batch): true the first time. */
   claimOnce(id: string, now: number): boolean {
     return this.#sql.exec("INSERT INTO settled (id, at) VALUES (?, ?) ON CONFLICT DO NOTHING", id, now).rowsWritten > 0;
   }

@@ -102,6 +102,16 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     return this.settlements.settle(record);
   }
 
+  /** A batch of settlements an exchange could not deliver, once per batch id (settlement.ts). */
+  settleBatch({ batch, records, now = Date.now() }: { batch: string; records: Settlement[]; now?: number }) {
+    return { applied: this.settlements.settleBatch(batch, records, now) };
+  }
+
+  /** Rows remembering applied settlements and batches (test renders: what a batch costs). */
+  settledRows(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM settled").one().n;
+  }
+
   /**
    * An isolate's lease exchange for one org and month (leases.ts): its requests' metrics
    * counted, each lease's settlements recorded and its hold renewed, then, optionally, one
@@ -113,6 +123,7 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     isolateId,
     leases,
     pool = null,
+    batch,
     admission = null,
     metrics = [],
     now = Date.now(),
@@ -120,16 +131,18 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     this.daily.count(metrics, now);
     const state = this.months.get(month);
     this.months.sweep(now);
+    // the exchange's settlements (and pool reports) as one batch: one row, applied once
+    const fresh = batch === undefined ? null : this.settlements.claimOnce(batch, now);
     const results = leases.map((op) => {
       const key =
         op.keyId !== undefined && typeof op.keyLimit === "number" ? { keyId: op.keyId, keyLimit: op.keyLimit } : null;
       this.alertBook.learn(orgId, op.userId, op.userLimit, op.orgBudget, op.alerts, key);
-      return this.leases.exchange(state, month, op, now);
+      return this.leases.exchange(state, month, op, now, fresh);
     });
     for (const a of pool?.admitted ?? []) {
       this.alertBook.learn(orgId, a.userId, a.userLimit, pool?.orgBudget ?? 0, a.alerts, null);
     }
-    const pooled = pool ? this.pools.exchange(state, month, pool, now) : null;
+    const pooled = pool ? this.pools.exchange(state, month, pool, now, fresh !== false) : null;
     this.alertBook.check(
       month,
       [

@@ -96,6 +96,10 @@ export interface Exchange {
   leases: LeaseOp[];
   /** The isolate's cold-start pool for the org (decision 0039), when it has one or wants one. */
   pool?: PoolOp | null;
+  /** The id of the batch the exchange's settlements and pool reports form: applied once, as one
+   * row (an unanswered exchange's batch is sent again whole, under the same id). Absent: none,
+   * or an older isolate (each settlement is then claimed by its request id). */
+  batch?: string;
   /** A per-request admission to run after the lease operations (near a limit). */
   admission?: Admission | null;
   /** Requests' metrics, carried along (facts.ts). */
@@ -316,6 +320,8 @@ export interface ExchangeResult {
 export interface LedgerRpc extends Rpc.DurableObjectBranded {
   admit(admission: Admission): AdmitResult;
   settle(record: Settlement): Figures;
+  settleBatch(args: { batch: string; records: Settlement[]; now?: number }): { applied: boolean };
+  settledRows(): number;
   exchange(exchange: Exchange): ExchangeResult;
   record(args: { batches: MetricsBatch[]; isolateId?: string; now?: number }): {
     counted: number;
