@@ -101,14 +101,26 @@ describe("lease admission", () => {
     await org.exchange(env, lease, 10);
     const op = calls.at(-1)?.[0];
     assert.deepEqual([op?.maxConcurrent, op?.open, op?.wantSlots], [10, 3, 4]);
-    // once they have all ended: the exchange after keeps what was busiest since the one before
-    // (the traffic may come back), the next one, with nothing since, gives them all back
+    // once they have all ended, unpressed, it keeps them over a lull: the next burst finds them
+    // (only the ledger's pressure, the first test, or the lease's expiry takes them back)
     for (let i = 0; i < 3; i++) await org.settle(lease, 10, null, env, async () => {});
+    for (let i = 0; i < 2; i++) {
+      await org.exchange(env, lease, 10);
+      assert.deepEqual([calls.at(-1)?.[0]?.open, calls.at(-1)?.[0]?.wantSlots], [0, 3]);
+    }
+    assert.equal(lease.slots, 3);
+  });
+
+  test("a busy lease asks for an eighth more slots than it had open, as spares", async () => {
+    const { env, calls } = fakeLedger(10_000, { slotPool: 64 });
+    const org = freshOrg();
+    const lease = org.lease("u", "2026-12", { ...limits, maxConcurrent: 64, poolBand: 0 }, Date.now());
+    lease.waiting = 32;
+    await org.exchange(env, lease, 300); // budget for 32 of 10 and more
+    lease.waiting = 0;
+    for (let i = 0; i < 32; i++) assert.ok(org.tryAdmit(lease, 10, Date.now()));
     await org.exchange(env, lease, 10);
-    assert.deepEqual([calls.at(-1)?.[0]?.open, calls.at(-1)?.[0]?.wantSlots], [0, 3]);
-    await org.exchange(env, lease, 10);
-    assert.deepEqual([calls.at(-1)?.[0]?.open, calls.at(-1)?.[0]?.wantSlots], [0, 0]);
-    assert.equal(lease.slots, 0);
+    assert.deepEqual([calls.at(-1)?.[0]?.open, calls.at(-1)?.[0]?.wantSlots], [32, 36]);
   });
 
   test("admits locally up to what the ledger holds, never past it", async () => {

@@ -35,7 +35,8 @@ const POLL_MS = 10;
 const HEARTBEAT_MS = LEASE_TTL_MS / 3; // a lease with requests in flight is renewed this often
 const EXPIRY_MARGIN_MS = 5_000; // stop counting on a lease this long before the ledger may drop it
 const MAX_BATCH = 256; // settlements per exchange: a full batch flushes at once
-const MIN_GRANT_REQUESTS = 4; // a slice smaller than 4 worst cases is not worth holding
+const MIN_GRANT_REQUESTS = 4;
+const SPARE_SLOTS_SHARE = 8; // spare open-request slots: an eighth of the busiest count // a slice smaller than 4 worst cases is not worth holding
 const WANT_REQUESTS = 8; // ask for room for at least this many worst cases (tests/bench/lease_sim.py)
 const DEMAND_FACTOR = 3;
 const KEEP_WANTS = 2; // free room beyond twice what it would ask for goes back (no hoarding)
@@ -119,14 +120,17 @@ export class Lease {
     return this.limits.maxConcurrent !== null && this.open >= this.slots;
   }
 
-  /** The slots it asks for: the most it had open since the last exchange (or what is open and
-   * waiting now, if more), and one spare while requests come. */
+  /** The slots it asks for: those it holds, or, when more, the most it had open since the last
+   * exchange (or what is open and waiting now) and an eighth more as spares while requests come
+   * (a closed-loop client sends its next before this isolate has settled its last). */
   get wantSlots(): number {
     const cap = this.limits.maxConcurrent ?? 0;
     // asked to give spares back: what is open and waiting, nothing more
     if (this.pressed) return Math.min(cap, this.open + this.waiting);
     const busiest = Math.max(this.peakOpen, this.open + this.waiting);
-    return Math.min(cap, busiest + (this.admitted > 0 ? 1 : 0));
+    const spare = this.admitted > 0 ? Math.max(1, Math.ceil(busiest / SPARE_SLOTS_SHARE)) : 0;
+    // unpressed, a lease keeps its slots: a burst after a lull finds them (decision 0038)
+    return Math.min(cap, Math.max(this.slots, busiest + spare));
   }
 
   /** Costs this isolate settled that the ledger's figures do not show yet. */

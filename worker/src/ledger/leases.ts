@@ -20,17 +20,20 @@ const MAX_EXCHANGE_INTERVAL_MS = 10_000; // well inside waitUntil's 30 s and the
 const PACE_WINDOW_MS = 10_000;
 
 /**
- * A lease's open-request slots of its user's cap (decision 0038): what the isolate asks, growing
- * by at most 1/LEASE_SHARE of the slots free beside every other hold (so none near the cap), never
- * below what it has open within what it held, never beyond what is free: open reservations plus
- * every lease's slots stay within the cap. Called with this lease's hold released.
+ * A lease's open-request slots of its user's cap (decision 0038): what the isolate asks, whole
+ * while that is at most half of the slots free beside every other hold, else growing by at most
+ * 1/LEASE_SHARE of them (so none near the cap); never below what it has open within what it held,
+ * never beyond what is free: open reservations plus every lease's slots stay within the cap.
+ * Called with this lease's hold released.
  */
 function slotsFor(state: MonthState, op: LeaseOp, current: number): number {
   const cap = op.maxConcurrent ?? null;
   if (cap === null) return 0;
   const free = Math.max(0, cap - state.openOf(op.userId)); // this lease's own slots included
-  const growth = Math.floor(Math.max(0, free - current) / LEASE_SHARE);
-  const asked = Math.min(Math.max(0, op.wantSlots ?? 0), current + growth);
+  const wanted = Math.max(0, op.wantSlots ?? 0);
+  const beside = Math.max(0, free - current); // free beside this lease's own
+  const growth = wanted - current <= beside / 2 ? wanted - current : Math.floor(beside / LEASE_SHARE);
+  const asked = Math.min(wanted, current + growth);
   const open = Math.min(Math.max(0, op.open ?? 0), current);
   return Math.min(free, Math.max(asked, open));
 }
