@@ -1,4 +1,4 @@
-"""The agent workload of tests/bench/lease_sim.py (budget-clamped output, decision 0035): a short
+"""The agent workload of tests/bench/lease_sim/agents.py (budget-clamped output, decision 0035): a short
 month of a $500 limit (about 300 calls a run), with and without clamping."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The production-shaped traffic of tests/bench/lease_sim.py (issue 26), scaled down: 10,000
+"""The production-shaped traffic of tests/bench/lease_sim/production.py (issue 26), scaled down: 10,000
 req/s over 60 locations x 2 isolates for 20 s, with more quiet users' requests than at full scale
 (a request a minute each) so that enough of them are cold."""
 

@@ -16,7 +16,7 @@ import {
 import type { PoolSettings, Principal } from "../protocol/policy";
 
 const EXPIRY_MARGIN_MS = 2_000; // stop admitting this long before the ledger stops counting on it
-const WANT_ALLOWANCES = 8; // hold room for at least this many allowances (tests/bench/lease_sim.py)
+const WANT_ALLOWANCES = 8; // hold room for at least this many allowances (tests/bench/lease_sim/scale.py)
 const DEMAND_FACTOR = 3;
 const KEEP_WANTS = 2; // free room beyond twice what it would ask for goes back
 const RETRY_MS = 5_000; // after the ledger granted nothing (or did not answer), ask again after this
