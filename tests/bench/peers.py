@@ -29,6 +29,7 @@ import yaml
 
 from provision.local.runtime import LocalGateway
 from tests.bench.run import (
+    C1_REQUESTS,
     CONCURRENCY,
     REQUESTS,
     ROOT,
@@ -275,7 +276,7 @@ def main() -> int:
                     f"{label} sent the emulator {sorted(sent)}"
                 )
         info = versions()
-        c1 = max(200, REQUESTS // 5)
+        c1 = C1_REQUESTS
         print(
             f"Gateways against the same emulator (OpenAI chat completions, '{PROMPT}') and load "
             f"generator — gateway {info['gateway']} (dev stack, alice, full policy path), Portkey "
