@@ -1136,13 +1136,18 @@ def test_diff_describes_tenant_changes_and_kv_records(repo_stack: Path):
 
 
 def test_diff_names_the_budget_controls_for_agents(repo_stack: Path):
-    """A key's own limit and breaker, a user's breaker, an org's clamp floor: each a line."""
+    """A key's own limit and breaker, a user's breaker, an org's clamp floor and cold-start pools:
+    each a line."""
     text = repo_stack.read_text()
     for before, after in [
         ("            monthlyLimitUsd: 5\n", "            monthlyLimitUsd: 2\n"),
         ("            spendPerMinuteUsd: 0.25\n", ""),
         ("        spendPerHourUsd: 20\n", "        spendPerHourUsd: 10\n"),
         ("        clampFloorTokens: 256\n", "        clampFloorTokens: 512\n"),
+        (
+            "        coldStart: {isolates: 16, allowanceUsd: 0.01}\n",
+            "        coldStart: {isolates: 64, allowanceUsd: 0.01}\n",
+        ),
     ]:
         assert text.count(before) == 1, before
         text = text.replace(before, after)
@@ -1153,6 +1158,7 @@ def test_diff_names_the_budget_controls_for_agents(repo_stack: Path):
     lines = out.splitlines()
     for expected in [
         "  org globex: clamp floor 256 output tokens → 512 output tokens",
+        "  org globex: cold-start pools 16 isolates × $0.01 → 64 isolates × $0.01",
         "  user ana: spend per hour $20.00 → $10.00",
         "  key key_ben_ci of user ben: monthly limit $5.00 → $2.00",
         "  key key_ben_ci of user ben: spend per minute $0.25 → none",

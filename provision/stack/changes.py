@@ -59,6 +59,10 @@ ORG_FIELDS: FieldLabels = {
     "priceOverrides": ("price overrides", lambda v: ", ".join(sorted(v)) or "none"),
     "clampOutput": ("clamped output", lambda v: "on" if v else "off"),
     "clampFloorTokens": ("clamp floor", lambda v: f"{v} output tokens"),
+    "coldStart": (
+        "cold-start pools",
+        lambda v: "off" if v is False else f"{v.isolates} isolates × {_usd(v.allowanceUsd)}",
+    ),
 }
 
 
