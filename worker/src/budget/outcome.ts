@@ -42,12 +42,12 @@ export function outcomeOf(observed: Metered, subject: Subject, cached: boolean, 
   const problem = observed.usage ? implausibleUsage({ ...observed.usage }) : null;
   if (problem !== null) rejected(subject, problem);
   const usage: TokenUsage | null = problem === null ? observed.usage : null;
-  const streamed = estimateTokens(observed.text);
+  // the streamed text is read only when it counts (a meter may parse it only then)
   let tokens: Tokens;
   if (usage === null) {
-    tokens = { promptTokens: subject.estimatedPromptTokens, completionTokens: streamed };
+    tokens = { promptTokens: subject.estimatedPromptTokens, completionTokens: estimateTokens(observed.text) };
   } else if (!observed.complete) {
-    tokens = { ...usage, completionTokens: Math.max(usage.completionTokens, streamed) };
+    tokens = { ...usage, completionTokens: Math.max(usage.completionTokens, estimateTokens(observed.text)) };
   } else {
     tokens = usage;
   }

@@ -194,3 +194,47 @@ describe("the output an estimate counts", () => {
     assert.equal(completion(answer).said, words);
   });
 });
+
+// Chunks as OpenAI writes them when usage was asked for (compact, `"usage":null` last) go on
+// unparsed; their text and tier are read only when they count (no usage came, or a cut stream).
+describe("chunks read only when they count", () => {
+  const TIERED = [
+    chunk({ role: "assistant", content: "" }, 0, { service_tier: "flex", usage: null }),
+    chunk({ content: "Hello" }, 0, { service_tier: "flex", usage: null }),
+    chunk({ content: " there" }, 0, { service_tier: "flex", usage: null }),
+  ];
+
+  test("a complete stream parses only its usage chunk, and still has its text and tier", async () => {
+    const parse = JSON.parse;
+    let parsed = 0;
+    JSON.parse = ((text: string, reviver?: Parameters<typeof parse>[1]) => {
+      parsed += 1;
+      return parse(text, reviver);
+    }) as typeof JSON.parse;
+    let metered: Metered;
+    try {
+      const events = [...TIERED, { id: "chatcmpl-1", choices: [], service_tier: "flex", usage: USAGE }, "[DONE]"];
+      ({ metered } = await run([encoder.encode(sse(events))], false));
+    } finally {
+      JSON.parse = parse;
+    }
+    assert.equal(parsed, 1, "the usage chunk alone");
+    assert.equal(metered.extras?.tier, "flex");
+    assert.equal(metered.text, "Hello there");
+  });
+
+  test("a usage chunk without the tier takes the others'", async () => {
+    const events = [...TIERED, { id: "chatcmpl-1", choices: [], usage: USAGE }, "[DONE]"];
+    const { metered } = await run([encoder.encode(sse(events))], false);
+    assert.equal(metered.extras?.tier, "flex");
+  });
+
+  test("a stream cut before its usage has the unparsed chunks' text and tier", async () => {
+    const { metered, out } = await run([encoder.encode(sse(TIERED))], false);
+    assert.deepEqual(
+      [metered.usage, metered.complete, metered.text, metered.extras?.tier],
+      [null, false, "Hello there", "flex"],
+    );
+    assert.ok(!out.includes('"usage"'), "the usage fields still cut for a client that did not ask");
+  });
+});

@@ -55,21 +55,30 @@ function anthropicStreamError(): string {
   return `event: error\ndata: ${JSON.stringify({ type: "error", error })}\n\n`;
 }
 
-/** The stream passed through; usage from message_start and message_delta, text from deltas. */
+/** The stream passed through; usage from message_start and message_delta, text from deltas
+ * (read only when it counts). */
 export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal?: AbortSignal): MeteredStream {
   let usage: AnthropicUsage = {};
   let final = false;
   let stopped = false; // message_stop (or Anthropic's own error event) seen
-  let text = "";
+  // the deltas' JSON, read only if their text counts (no final usage came: a cut stream)
+  const deltas: string[] = [];
+  const text = (): string => {
+    let out = "";
+    for (const data of deltas) {
+      try {
+        out += deltaOutput(JSON.parse(data));
+      } catch {
+        // malformed: no output counted for it
+      }
+    }
+    return out;
+  };
   const event = (message: EventSourceMessage): void => {
     const type = message.event ?? "";
     stopped ||= type === "message_stop" || type === "error";
     if (type === "content_block_delta") {
-      try {
-        text += deltaOutput(JSON.parse(message.data));
-      } catch {
-        // malformed: no output counted for it
-      }
+      deltas.push(message.data);
     } else if (type === "message_start" || type === "message_delta") {
       try {
         const data = JSON.parse(message.data) as { message?: { usage?: AnthropicUsage }; usage?: AnthropicUsage };
@@ -83,7 +92,9 @@ export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal
   const watch = { event, complete: () => stopped, truncated: () => anthropicStreamError() };
   return watchedEvents(upstream, watch, signal, () => ({
     usage: readUsage(usage),
-    text,
+    get text() {
+      return text();
+    },
     complete: final,
     extras: readExtras(usage),
   }));
