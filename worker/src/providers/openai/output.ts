@@ -61,7 +61,7 @@ export function responsesOutput(response: unknown): string {
 }
 
 // The stream events that add output, each with its piece in `delta`.
-const DELTAS = new Set([
+export const DELTAS = new Set([
   "response.output_text.delta",
   "response.refusal.delta",
   "response.function_call_arguments.delta",

@@ -6,7 +6,7 @@
 import type { Extras } from "../../pricing/extras";
 import { type EventSourceMessage, watchedEvents } from "../sse";
 import type { Answer, MeteredStream, TokenUsage } from "../types";
-import { responsesEventOutput, responsesExtras, responsesOutput } from "./output";
+import { DELTAS, responsesEventOutput, responsesExtras, responsesOutput } from "./output";
 
 export const RESPONSES_PATH = "openai/responses";
 const TERMINAL = new Set(["response.completed", "response.incomplete", "response.failed"]);
@@ -83,7 +83,8 @@ export interface HandedOut {
 }
 
 /**
- * The stream passed through event by event; usage from the terminal event, text from deltas.
+ * The stream passed through event by event; usage from the terminal event, text from deltas
+ * (read only when it counts).
  * `handedOut` hears the ids the response hands out: its own as soon as it is created, a
  * container as soon as an item names it, its output items' with the terminal event.
  */
@@ -94,20 +95,39 @@ export function meterResponsesStream(
 ): MeteredStream {
   let usage: TokenUsage | null = null;
   let extras: Extras | undefined;
-  let text = "";
   let ended = false; // a terminal event (or OpenAI's own error event) seen
   let sequence = -1;
+  // the deltas' JSON as it came, read only when their text (or the last one's number) counts:
+  // no usage came, or the stream was cut
+  const deltas: string[] = [];
+  let sinceParsed = 0; // deltas from this index came after the last event that was read
+  const read = (raw: string): ResponsesEvent | null => {
+    try {
+      return JSON.parse(raw) as ResponsesEvent;
+    } catch {
+      return null; // malformed: metered as if it had not come
+    }
+  };
+  const text = (): string => deltas.map((raw) => responsesEventOutput(read(raw))).join("");
+  /** The last well-formed event's sequence number (the deltas since the last event read first). */
+  const lastSequence = (): number => {
+    for (let i = deltas.length - 1; i >= sinceParsed; i--) {
+      const number = read(deltas[i] as string)?.sequence_number;
+      if (typeof number === "number") return number;
+    }
+    return sequence;
+  };
   const event = (message: EventSourceMessage): void => {
     const type = message.event ?? "";
     ended ||= TERMINAL.has(type) || type === "error";
-    let data: ResponsesEvent;
-    try {
-      data = JSON.parse(message.data) as ResponsesEvent;
-    } catch {
-      return; // malformed: metered as if it had not come (a malformed terminal event: no usage)
+    if (DELTAS.has(type)) {
+      deltas.push(message.data);
+      return;
     }
+    const data = read(message.data);
+    if (data === null) return; // (a malformed terminal event: no usage)
+    sinceParsed = deltas.length;
     if (typeof data.sequence_number === "number") sequence = data.sequence_number;
-    text += responsesEventOutput(data);
     if (type === "response.created") handedOut?.({ stored: storedIds(data.response).slice(0, 1), containers: [] });
     if (type === "response.output_item.added") {
       const containers = containerIds(data.item);
@@ -129,10 +149,17 @@ export function meterResponsesStream(
       code: "upstream_incomplete",
       message,
       param: null,
-      sequence_number: sequence + 1,
+      sequence_number: lastSequence() + 1,
       error: { type: "server_error", code: "upstream_incomplete", message, param: null },
     })}\n\n`;
   };
   const watch = { event, complete: () => ended, truncated };
-  return watchedEvents(upstream, watch, signal, () => ({ usage, text, complete: usage !== null, extras }));
+  return watchedEvents(upstream, watch, signal, () => ({
+    usage,
+    get text() {
+      return text();
+    },
+    complete: usage !== null,
+    extras,
+  }));
 }
