@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bench.lease_sim import (
+from tests.bench.lease_sim.agents import (
     CONTEXT_MAX,
     FLOOR_TOKENS,
     MAX_TOKENS,

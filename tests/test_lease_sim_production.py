@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from tests.bench.lease_sim import (
+from tests.bench.lease_sim.production import (
     ADMIT,
     COLD,
     FLUSHER_MAX_S,

@@ -144,7 +144,10 @@ def test_a_dead_isolates_slice_comes_back_after_expiry(
     assert (after["leases"], after["leasedMicros"]) == (0, 0)
 
 
-def exchange(ledger: WorkerTestHooks, org: str, month: str, **op: Any) -> dict[str, Any]:
+def exchange(
+    ledger: WorkerTestHooks, org: str, month: str, *, call: dict[str, Any] | None = None, **op: Any
+) -> dict[str, Any]:
+    """One lease's exchange, as an isolate sends it (`call`: the exchange's other fields)."""
     lease = {
         "leaseId": "lease:test",
         "userId": "m1",
@@ -158,7 +161,7 @@ def exchange(ledger: WorkerTestHooks, org: str, month: str, **op: Any) -> dict[s
         **op,
     }
     return ledger._post(
-        "/__test/ledger/exchange", {"orgId": org, "month": month, "leases": [lease]}
+        "/__test/ledger/exchange", {"orgId": org, "month": month, "leases": [lease], **(call or {})}
     )
 
 
@@ -292,26 +295,16 @@ def test_an_exchange_sent_again_counts_its_settlements_and_metrics_once(
     )
     settlements.append(settlements[0])  # the same settlement twice in one exchange
     for seq in (1, 2):  # the retry: same settlements, same batch, next seq
-        ledger._post(
-            "/__test/ledger/exchange",
-            {
-                "orgId": "months",
-                "month": month,
-                "metrics": [batch],
-                "leases": [
-                    {
-                        "leaseId": "lease:again",
-                        "userId": "m2",
-                        "seq": seq,
-                        "settlements": settlements,
-                        "returned": 0,
-                        "want": 0,
-                        "minGrant": 100,
-                        "userLimit": 1_000_000,
-                        "orgBudget": 1_000_000_000,
-                    }
-                ],
-            },
+        exchange(
+            ledger,
+            "months",
+            month,
+            call={"metrics": [batch]},
+            leaseId="lease:again",
+            userId="m2",
+            seq=seq,
+            settlements=settlements,
+            want=0,
         )
     usage = ledger._post("/__test/ledger/usage", {"orgId": "months", "month": month})
     row = usage["users"]["m2"]
@@ -346,26 +339,16 @@ def test_a_batch_sent_again_is_applied_once_as_one_row(ledger: WorkerTestHooks):
     ]
     rows = settled_rows(ledger, "months")
     for seq in (1, 2):
-        ledger._post(
-            "/__test/ledger/exchange",
-            {
-                "orgId": "months",
-                "month": month,
-                "batch": "batch:test:1",
-                "leases": [
-                    {
-                        "leaseId": "lease:batch",
-                        "userId": "m2",
-                        "seq": seq,
-                        "settlements": settlements,
-                        "returned": 0,
-                        "want": 0,
-                        "minGrant": 100,
-                        "userLimit": 1_000_000,
-                        "orgBudget": 1_000_000_000,
-                    }
-                ],
-            },
+        exchange(
+            ledger,
+            "months",
+            month,
+            call={"batch": "batch:test:1"},
+            leaseId="lease:batch",
+            userId="m2",
+            seq=seq,
+            settlements=settlements,
+            want=0,
         )
     alone = ledger._post(
         "/__test/ledger/settle-batch",

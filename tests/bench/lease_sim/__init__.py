@@ -39,53 +39,11 @@ from __future__ import annotations
 
 import argparse
 
-from tests.bench.lease_sim.agents import (
-    CONTEXT_MAX,
-    FLOOR_TOKENS,
-    MAX_TOKENS,
-    AgentRun,
-    Refusal,
-    agents,
-    micros,
-    simulate_agents,
-)
-from tests.bench.lease_sim.production import (
-    ADMIT,
-    COLD,
-    FLUSHER_MAX_S,
-    LEASE_DESIGNS,
-    PACED,
-    ProdRun,
-    Traffic,
-    World,
-    at_limit_users,
-    make_world,
-    production,
-    run_production,
-)
+from tests.bench.lease_sim.agents import agents
+from tests.bench.lease_sim.production import production
 from tests.bench.lease_sim.scale import leases_at_scale
 
-__all__ = [
-    "ADMIT",
-    "COLD",
-    "CONTEXT_MAX",
-    "FLOOR_TOKENS",
-    "FLUSHER_MAX_S",
-    "LEASE_DESIGNS",
-    "MAX_TOKENS",
-    "PACED",
-    "AgentRun",
-    "ProdRun",
-    "Refusal",
-    "Traffic",
-    "World",
-    "at_limit_users",
-    "main",
-    "make_world",
-    "micros",
-    "run_production",
-    "simulate_agents",
-]
+__all__ = ["agents", "leases_at_scale", "main", "production"]
 
 
 def main(argv: list[str] | None = None) -> int:
