@@ -27,7 +27,10 @@ let sent = 0;
 function one() {
   const extra = rotate.length ? rotate[sent % rotate.length] : {};
   sent += 1;
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve) => {
+    // a request the connection failed (reset, hung up): an error of the run, status 0, not a crash
+    const failed = (err) =>
+      resolve({ ms: performance.now() - start, ttfb: null, status: 0, error: err.code ?? String(err), ledger: null, calledLedger: null, recorded: null });
     const start = performance.now();
     const startedAt = wallClock();
     let firstByte = null;
@@ -59,9 +62,9 @@ function one() {
           recorded,
         }),
       );
-      res.on("error", reject);
+      res.on("error", failed);
     });
-    req.on("error", reject);
+    req.on("error", failed);
     req.end(payload);
   });
 }
@@ -89,6 +92,9 @@ const { results, seconds } = await run(spec.requests, spec.concurrency);
 const ms = results.map((r) => r.ms).sort((a, b) => a - b);
 const ttfb = results.map((r) => r.ttfb).sort((a, b) => a - b);
 const errors = results.filter((r) => r.status !== 200).length;
+// what the failed requests were: their status, or the connection's error code
+const errorKinds = {};
+for (const r of results) if (r.status !== 200) errorKinds[r.error ?? r.status] = (errorKinds[r.error ?? r.status] ?? 0) + 1;
 const ledger = results.map((r) => r.ledger).filter((v) => v !== null).sort((a, b) => a - b);
 const admitted = results.filter((r) => r.calledLedger !== null);
 agent.destroy();
@@ -96,6 +102,7 @@ console.log(
   JSON.stringify({
     requests: results.length,
     errors,
+    errorKinds,
     rps: results.length / seconds,
     p50: percentile(ms, 50),
     p99: percentile(ms, 99),
