@@ -63,7 +63,6 @@ export class ColdPool {
   wanted = false;
   denied = new Set<string>();
   deniedVersion = -1;
-  orgUsed = 0;
 
   get available(): number {
     return this.held - this.committed - this.toReturn;
@@ -175,7 +174,6 @@ export class ColdPool {
       this.usableUntil = result.held > 0 ? startedAt + result.ttlMs - EXPIRY_MARGIN_MS : 0;
       if (result.denied) this.denied = new Set(result.denied);
       this.deniedVersion = result.deniedVersion;
-      this.orgUsed = result.orgUsed;
       if (op.want > 0 && result.granted === 0) this.retryAt = startedAt + RETRY_MS;
       this.sendingAdmitted = [];
       this.sending = [];

@@ -39,7 +39,7 @@ export interface Granted {
   degraded: boolean;
   /** Admitted against this isolate's lease (lease.ts). */
   lease?: { org: OrgLeases; lease: Lease };
-  /** Admitted from this isolate's cold-start pool (pool.ts): `state` has the org's figures only. */
+  /** Admitted from this isolate's cold-start pool (pool.ts): no figures (`state` null) yet. */
   pooled?: OrgLeases;
   /** Whether admission awaited a ledger call (a lease exchange, or a per-request admission). */
   calledLedger?: boolean;
@@ -108,8 +108,7 @@ async function admitLeased(
       if (!org.isFlushing)
         context.waitUntil(org.flush(env, settleEach(env, orgId))); // reported soon
       else if (org.pool.needsRenewal(Date.now()) && !org.busy) context.waitUntil(org.exchange(env)); // topped up
-      const state = { ...NO_FIGURES, orgUsed: org.pool.orgUsed + org.unconfirmed };
-      return { month, amount, state, degraded: false, pooled: org, calledLedger: false };
+      return { month, amount, state: null, degraded: false, pooled: org, calledLedger: false };
     }
     if (lease.exhausted) break;
     // Another request's exchange may bring room; else take or grow the lease ourselves.

@@ -126,19 +126,14 @@ export class Pools {
     this.#months.addUsage(state, month, usage);
     for (const a of admitted) this.check(state, month, a.userId, a.userLimit, band, now);
     const list = this.#list(month);
-    const result = (held: number, granted: number): PoolResult => {
-      const figures = state.figures(POOL_HOLDER);
-      return {
-        poolId: op.poolId,
-        held,
-        granted,
-        ttlMs: POOL_TTL_MS,
-        ...(op.deniedVersion === list.version ? {} : { denied: [...list.users.keys()] }),
-        deniedVersion: list.version,
-        orgUsed: figures.orgUsed,
-        orgReserved: figures.orgReserved,
-      };
-    };
+    const result = (held: number, granted: number): PoolResult => ({
+      poolId: op.poolId,
+      held,
+      granted,
+      ttlMs: POOL_TTL_MS,
+      ...(op.deniedVersion === list.version ? {} : { denied: [...list.users.keys()] }),
+      deniedVersion: list.version,
+    });
     if (repeated) return result(current.held, 0);
     held = Math.max(0, held - Math.max(0, op.returned));
     state.releaseLease(op.poolId); // the headroom below excludes this pool's own slice

@@ -193,8 +193,6 @@ export interface PoolResult {
   /** The users it must not admit, when the list changed since `deniedVersion` (else absent). */
   denied?: string[];
   deniedVersion: number;
-  orgUsed: number;
-  orgReserved: number;
 }
 
 export interface Figures {
