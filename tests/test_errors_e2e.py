@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import openai
 import pytest
@@ -69,6 +71,29 @@ def test_unknown_route_is_404(http: httpx.Client):
     response = http.post("/v1/engines/foo", json={})
     assert response.status_code == 404
     assert error_of(response)["code"] == "unknown_url"
+
+
+def test_a_model_id_is_the_paths_rest_slashes_and_escapes_included(http: httpx.Client):
+    """`/v1/models/<id>`: an id with a slash, sent raw or escaped, is the model; the path with no
+    id is no route (404 without a key); another method is a 405 naming GET."""
+    for path in ("/v1/models/openai/gpt-4o-mini", "/v1/models/openai%2Fgpt-4o-mini"):
+        response = http.get(path, headers=auth("key_ada_main"))
+        assert response.status_code == 200, (path, response.text)
+        assert response.json()["id"] == "openai/gpt-4o-mini"
+    assert http.get("/v1/models/nope/none", headers=auth("key_ada_main")).status_code == 404
+    bare = http.get("/v1/models/")
+    assert bare.status_code == 404
+    assert error_of(bare)["code"] == "unknown_url"
+    wrong = http.post("/v1/models/openai/gpt-4o-mini", json={}, headers=auth("key_ada_main"))
+    assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET")
+
+
+def test_request_ids_are_distinct_and_random_hex(http: httpx.Client):
+    """Every response's x-request-id is `req_` and 24 hex digits, none repeated over more
+    requests than one draw of random bytes serves (256 ids)."""
+    ids = [http.get("/health").headers["x-request-id"] for _ in range(600)]
+    assert all(re.fullmatch(r"req_[0-9a-f]{24}", i) for i in ids)
+    assert len(set(ids)) == len(ids)
 
 
 def test_wrong_method_is_405(http: httpx.Client):

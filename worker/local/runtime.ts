@@ -104,9 +104,12 @@ function miniflareOptions(
       : {}),
   };
   const analytics = { name: ANALYTICS_WORKER, modules: true, script: analyticsSource };
+  // GATEWAY_INSPECTOR_PORT: workerd's V8 inspector on that port (DevTools, CPU and heap profiles)
+  const inspectorPort = Number(process.env.GATEWAY_INSPECTOR_PORT) || undefined;
   return {
     host: spec.host,
     port,
+    ...(inspectorPort ? { inspectorPort } : {}),
     kvPersist: spec.persistDir ? `${spec.persistDir}/kv` : false,
     durableObjectsPersist: spec.persistDir ? `${spec.persistDir}/do` : false,
     unsafeTriggerHandlers: spec.triggerHandlers ?? false,

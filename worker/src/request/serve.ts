@@ -287,17 +287,17 @@ async function answer(
     return full;
   };
   const out = passthroughHeaders(upstream);
-  out.set("x-gateway-model", call.model);
-  out.set("x-gateway-attempts", String(attempts));
-  if (standIn) out.set("x-gateway-fallback", "workers-ai-direct");
+  out["x-gateway-model"] = call.model;
+  out["x-gateway-attempts"] = String(attempts);
+  if (standIn) out["x-gateway-fallback"] = "workers-ai-direct";
   if (lowered) {
     // sent with a lower output cap than asked, to fit the budget's headroom (budget/clamp.ts)
-    out.set("x-gateway-output-cap", String(lowered.tokens));
-    out.set("x-gateway-output-cap-asked", String(lowered.asked));
+    out["x-gateway-output-cap"] = String(lowered.tokens);
+    out["x-gateway-output-cap-asked"] = String(lowered.asked);
   }
   // admission's time, named by whether it awaited the ledger, or only this isolate's lease or pool
   const admittedBy = admission.pooled ? "pool" : admission.calledLedger === false ? "lease" : "ledger";
-  out.set("server-timing", `${admittedBy};dur=${ledgerMs.toFixed(2)}`);
+  out["server-timing"] = `${admittedBy};dur=${ledgerMs.toFixed(2)}`;
 
   // Decide by what came back, not by what was asked: AI Gateway may answer a stream request
   // with one buffered JSON body (e.g. when guardrails inspect the response).
@@ -343,7 +343,7 @@ async function answer(
       const run = { requestId: attemptId, responseId: runId, subject, bound, ...flags(attempts, standIn) };
       if (await watchRun(c, admission, run)) {
         // charged when the run ends: the state at admission now, no cost yet
-        for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
+        Object.assign(out, quotaHeaders(principal, admission));
         await exchange.answered?.(answered);
         return new Response(text, { status: upstream.status, headers: out });
       }
@@ -355,15 +355,15 @@ async function answer(
         : outcomeOf({ usage, text: said, complete: true, extras }, subject, cached, bound),
     );
     c.executionCtx.waitUntil(settleWith(admission, outcome));
-    for (const [name, value] of Object.entries(charged(outcome))) out.set(name, value);
+    Object.assign(out, charged(outcome));
     if (exchange.metered && !outcome.estimated) {
       // the provider's own figures, as priced (an estimate is not "tokens used")
-      out.set("x-gateway-tokens-used", String(outcome.tokensIn + outcome.tokensOut));
-      out.set("x-gateway-tokens-in", String(outcome.tokensIn));
-      out.set("x-gateway-tokens-out", String(outcome.tokensOut));
+      out["x-gateway-tokens-used"] = String(outcome.tokensIn + outcome.tokensOut);
+      out["x-gateway-tokens-in"] = String(outcome.tokensIn);
+      out["x-gateway-tokens-out"] = String(outcome.tokensOut);
     }
-    if (contentType) out.set("content-type", contentType);
-    else if (text !== raw) out.set("content-type", "application/json");
+    if (contentType) out["content-type"] = contentType;
+    else if (text !== raw) out["content-type"] = "application/json";
     await exchange.answered?.(answered);
     return new Response(text, { status: upstream.status, headers: out });
   }
@@ -393,9 +393,9 @@ async function answer(
   trace.finished = outcome.then(() => undefined);
   c.executionCtx.waitUntil(outcome.then((recordedOutcome) => settleWith(admission, recordedOutcome)));
   if (exchange.metered) {
-    for (const [name, value] of Object.entries(quotaHeaders(principal, admission))) out.set(name, value);
+    Object.assign(out, quotaHeaders(principal, admission));
   }
-  if ((out.get("content-type") ?? "").includes(AWS_EVENT_STREAM)) out.set("content-type", "text/event-stream");
+  if ((out["content-type"] ?? "").includes(AWS_EVENT_STREAM)) out["content-type"] = "text/event-stream";
   return new Response(stream, { status: upstream.status, headers: out });
 }
 
