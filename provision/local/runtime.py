@@ -233,6 +233,11 @@ class LocalGateway:
         self.emulator_url = ready.get("emulatorUrl")
         return self
 
+    @property
+    def runtime_pid(self) -> int | None:
+        """The local runtime's node process (workerd runs as its child), while it runs."""
+        return self._process.pid if self._process else None
+
     def reload(self) -> None:
         """Re-read the stack file and apply it: new records and modules, same ports and usage."""
         if not self._process:

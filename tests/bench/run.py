@@ -25,6 +25,7 @@ import yaml
 from provision.local.runtime import LocalGateway
 from provision.stack.config import resolve_stack
 from provision.stack.keys import demo_key, hash_key
+from tests.bench import cpu
 from tests.delivery import delivery, sse_deltas
 from tests.support import E2E_STACK, Emulator, WorkerTestHooks, burst
 
@@ -57,6 +58,7 @@ def load(url: str, headers: dict[str, str], body: dict, concurrency: int, **extr
         "warmup": min(200, requests // 5) if concurrency > 1 else C1_WARMUP,
         **extra,
     }
+    before = cpu.cpu_seconds(url)
     out = subprocess.run(
         ["node", str(LOADGEN), json.dumps(spec)],
         capture_output=True,
@@ -64,7 +66,12 @@ def load(url: str, headers: dict[str, str], body: dict, concurrency: int, **extr
         check=True,
         timeout=600,
     )
-    return json.loads(out.stdout)
+    got = json.loads(out.stdout)
+    after = cpu.cpu_seconds(url)
+    # workerd's CPU per request, warm-up included (it ran in the same processes)
+    sent = got["requests"] + int(spec["warmup"])  # type: ignore[call-overload]
+    got["cpuUs"] = None if before is None or after is None else (after - before) * 1e6 / sent
+    return got
 
 
 def aig_headers(gateway: LocalGateway) -> dict[str, str]:
@@ -216,7 +223,9 @@ def floor_worker(upstream: str, mode: str = "pass") -> Iterator[str]:
     )
     try:
         assert process.stdout is not None
-        yield json.loads(process.stdout.readline())["url"]
+        url = json.loads(process.stdout.readline())["url"]
+        cpu.register(url, process.pid)
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -260,6 +269,8 @@ def latency(sections: set[str]) -> int:
         assert gateway.config is not None and gateway.emulator_url
         user_key = gateway.demo_keys()["alice"]
         worker_url = gateway.worker_url
+        if gateway.runtime_pid is not None:
+            cpu.register(worker_url, gateway.runtime_pid)
         worker_headers = {
             "content-type": "application/json",
             "authorization": f"Bearer {user_key}",
@@ -285,7 +296,7 @@ def table_header() -> None:
     header = (
         f"{'path':<10}{'mode':<11}{'conc':>5}  {'p50 direct/floor/gateway ms':>28}  "
         f"{'added p50':>9}  {'p99 floor/gateway':>17}  {'ttfb +':>7}  {'rps floor/read/gateway':>23}  "
-        f"{'x floor':>7}  {'x read':>6}  {'x direct':>8}  {'ledger':>6}"
+        f"{'x floor':>7}  {'x read':>6}  {'x direct':>8}  {'ledger':>6}  {'cpu us floor/read/gateway':>25}"
     )
     print(header)
     print("-" * len(header))
@@ -303,8 +314,13 @@ def report(name: str, stream: bool, concurrency: int, got: dict[str, dict]) -> N
         f"{f['rps']:>7.0f} /{r['rps']:>6.0f} /{g['rps']:>7.0f}  "
         f"{g['rps'] / f['rps']:>7.2f}  {g['rps'] / r['rps']:>6.2f}  "
         f"{g['rps'] / d['rps']:>8.2f}  "
-        f"{'-' if share is None else f'{share:.1%}':>6}"
+        f"{'-' if share is None else f'{share:.1%}':>6}  {cpu_column(f, r, g):>25}"
     )
+
+
+def cpu_column(*runs: dict) -> str:
+    """workerd's CPU µs per request of each run ("-" where not measured)."""
+    return " /".join("-" if run.get("cpuUs") is None else f"{run['cpuUs']:>5.0f}" for run in runs)
 
 
 def measure(
@@ -374,7 +390,9 @@ def measure(
         "are throughput ratios; ledger = the share of requests whose admission awaited a ledger "
         "call (the rest were admitted on this isolate's budget lease); tiered = the openai row's "
         "requests from a user on a rate tier (its request counter, the Rate Limiting binding), capped "
-        "= the same with an open-request cap of 64; both against the openai row's floor."
+        "= the same with an open-request cap of 64; both against the openai row's floor; cpu us = "
+        "the workerd processes' CPU time per request of each path (what Workers bills; the "
+        "gateway's includes its ledger's Durable Object, the floors' their whole runtime)."
     )
     print(
         "At c=32 every path runs at its throughput limit (2 cores shared by client, emulator and "
