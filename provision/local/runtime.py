@@ -137,7 +137,7 @@ def runtime_spec(
             # worker/local/analytics-engine.js: checks each point as Cloudflare does, keeps them
             analytics = {"binding": binding["name"], "dataset": binding["dataset"]}
         elif binding["type"] == "ratelimit":
-            # miniflare runs the same binding: counters in a local Durable Object per namespace
+            # worker/local/rate-limit.js counts them in the isolate, as the deployed binding does
             ratelimits[binding["name"]] = {
                 "namespace_id": binding["namespace_id"],
                 "simple": binding["simple"],

@@ -34,7 +34,7 @@ interface RuntimeSpec {
   aiBinding?: string | null;
   /** The Analytics Engine dataset binding (worker/local/analytics-engine.js provides it). */
   analytics?: { binding: string; dataset: string } | null;
-  /** Rate Limiting bindings, as miniflare takes them (counters per namespace_id). */
+  /** Rate Limiting bindings as wrangler declares them (rate-limit.js counts them, per namespace_id). */
   ratelimits?: Record<string, { namespace_id: string; simple: { limit: number; period: 10 | 60 } }>;
   persistDir?: string | null;
   triggerHandlers?: boolean;
@@ -74,6 +74,10 @@ function aiOption(
 
 const ANALYTICS_WORKER = "analytics-engine-local";
 const analyticsSource = readFileSync(fileURLToPath(new URL("./analytics-engine.js", import.meta.url)), "utf8");
+// the Rate Limiting binding as deployed counts on the Worker's machine: rate-limit.js, not
+// miniflare's Durable Object round trip per call
+const RATE_LIMIT_WORKER = "rate-limit-local";
+const rateLimitSource = readFileSync(fileURLToPath(new URL("./rate-limit.js", import.meta.url)), "utf8");
 
 function miniflareOptions(
   spec: RuntimeSpec,
@@ -91,19 +95,24 @@ function miniflareOptions(
     compatibilityFlags: spec.compatibilityFlags ?? [],
     kvNamespaces: { [spec.kvBinding]: "gateway-kv" },
     durableObjects: spec.durableObjects ?? {},
-    ratelimits: spec.ratelimits ?? {},
     bindings,
     ...aiOption(spec, emulatorUrl),
     // a wrapped binding: the dataset module runs inside the gateway's isolate
-    ...(spec.analytics
-      ? {
-          wrappedBindings: {
-            [spec.analytics.binding]: { scriptName: ANALYTICS_WORKER, bindings: { dataset: spec.analytics.dataset } },
-          },
-        }
-      : {}),
+    // wrapped bindings: each module runs inside the gateway's isolate
+    wrappedBindings: {
+      ...(spec.analytics
+        ? { [spec.analytics.binding]: { scriptName: ANALYTICS_WORKER, bindings: { dataset: spec.analytics.dataset } } }
+        : {}),
+      ...Object.fromEntries(
+        Object.entries(spec.ratelimits ?? {}).map(([name, { namespace_id, simple }]) => [
+          name,
+          { scriptName: RATE_LIMIT_WORKER, bindings: { namespace: namespace_id, ...simple } },
+        ]),
+      ),
+    },
   };
   const analytics = { name: ANALYTICS_WORKER, modules: true, script: analyticsSource };
+  const rateLimit = { name: RATE_LIMIT_WORKER, modules: true, script: rateLimitSource };
   // GATEWAY_INSPECTOR_PORT: workerd's V8 inspector on that port (DevTools, CPU and heap profiles)
   const inspectorPort = Number(process.env.GATEWAY_INSPECTOR_PORT) || undefined;
   return {
@@ -118,7 +127,11 @@ function miniflareOptions(
       stdout.pipe(process.stderr);
       stderr.pipe(process.stderr);
     },
-    workers: spec.analytics ? [gateway, analytics] : [gateway],
+    workers: [
+      gateway,
+      ...(spec.analytics ? [analytics] : []),
+      ...(Object.keys(spec.ratelimits ?? {}).length ? [rateLimit] : []),
+    ],
   };
 }
 
