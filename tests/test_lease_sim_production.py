@@ -42,12 +42,21 @@ def world() -> World:
 
 @pytest.fixture(scope="module")
 def leased(world: World) -> ProdRun:
-    return run_production(world, pool=False, keep=True)
+    return run_production(world, keep=True)
+
+
+ISOLATES = SMALL.locations * SMALL.isolates
 
 
 @pytest.fixture(scope="module")
 def pooled(world: World) -> ProdRun:
-    return run_production(world, pool=True, keep=True)
+    """A pool in every isolate (the default's 16 pools cover 16 of the 120)."""
+    return run_production(world, pools=ISOLATES, keep=True)
+
+
+@pytest.fixture(scope="module")
+def few_pools(world: World) -> ProdRun:
+    return run_production(world, pools=SMALL.pools, keep=True)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +64,8 @@ def limited(world: World) -> tuple[frozenset[int], ProdRun, ProdRun]:
     at_limit = at_limit_users(SMALL, 0.05)
     return (
         at_limit,
-        run_production(world, pool=False, at_limit=at_limit, keep=True),
-        run_production(world, pool=True, at_limit=at_limit, keep=True),
+        run_production(world, at_limit=at_limit, keep=True),
+        run_production(world, pools=ISOLATES, at_limit=at_limit, keep=True),
     )
 
 
@@ -91,14 +100,30 @@ def test_a_warm_request_adds_nothing_in_any_design(
 
 def test_pools_admit_cold_requests_at_once(pooled: ProdRun) -> None:
     assert pooled.pool_admitted > 500
-    assert pooled.pool_most <= SMALL.pool_requests
+    assert pooled.pools_held == ISOLATES
+    # never more for one user in one pool, unacknowledged, than the allowance
+    assert 0 < pooled.pool_most_user <= SMALL.allowance
     assert pooled.records is not None
     cold = [added[0] for _, warm, added in pooled.records if not warm]
     waited = sum(1 for v in cold if v > 0)
-    # a cold request waits only when its isolate's pool is used up or its user's pool request
-    # has no lease yet (and then so may the requests that come for the same lease meanwhile)
-    assert pooled.pool_full + pooled.pool_followers <= waited < 0.05 * len(cold)
-    assert len(cold) - waited >= pooled.pool_admitted
+    # a cold request waits only in an isolate whose pool the ledger has not granted yet, or past
+    # its user's allowance there
+    assert waited == pooled.pool_none + pooled.pool_spent
+    assert waited < 0.05 * len(cold)
+    assert len(cold) - waited == pooled.pool_admitted
+
+
+def test_the_ledger_grants_no_more_pools_than_the_org_declares(
+    pooled: ProdRun, few_pools: ProdRun
+) -> None:
+    assert few_pools.pools_held == SMALL.pools < ISOLATES
+    assert few_pools.records is not None
+    cold = [added[0] for _, warm, added in few_pools.records if not warm]
+    waited = sum(1 for v in cold if v > 0)
+    assert waited == few_pools.pool_none + few_pools.pool_spent
+    # in the 104 isolates without one, quiet users wait as they did without pools
+    assert few_pools.pool_none > 0.5 * len(cold)
+    assert few_pools.pool_admitted < pooled.pool_admitted / 2
 
 
 def test_ledger_calls_per_second(world: World, leased: ProdRun, pooled: ProdRun) -> None:
@@ -150,6 +175,6 @@ def test_refused_optimistic_starts_are_counted(
 
 
 def test_the_simulation_is_deterministic(world: World, leased: ProdRun) -> None:
-    again = run_production(world, pool=False, keep=True)
+    again = run_production(world, keep=True)
     assert again.records == leased.records
     assert again.calls == leased.calls

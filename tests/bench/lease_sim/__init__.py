@@ -28,7 +28,8 @@ first refusal and in all.
 Then production-shaped traffic (issue 26): the same org's requests from heavy services, people
 at work and tens of thousands of quiet users, with each location's round trip to the object and
 the object serving one call at a time. It prints, for today's design and three designs for a
-cold request (optimistic start, the same with a deny list, isolate pools), the share of requests
+cold request (optimistic start, the same with a deny list, cold-start pools as deployed by
+default and with a pool in every isolate), the share of requests
 that waited for the ledger and the latency that added, the ledger calls a second by kind, and
 the `settled` rows a second per request, per lease batch and per exchange.
 

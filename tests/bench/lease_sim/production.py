@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from provision.stack.contract import COLD_START_ALLOWANCE_MICROS, COLD_START_ISOLATES
 from tests.bench.lease_sim.agents import micros
 from tests.bench.lease_sim.scale import (
     EXCHANGES_PER_S,
@@ -34,17 +35,20 @@ from tests.bench.lease_sim.scale import (
 #       refused grant cancels the upstream call (the provider may bill its prompt: counted).
 #   b+  b, and each exchange's answer carries the org's deny list (users whose headroom is below
 #       a lease grant): those are admitted per request before any upstream call starts.
-#   c   isolate pools: each isolate holds a pool of POOL_REQUESTS worst cases, granted in its
-#       periodic exchange; a cold user with headroom is admitted on it at once (one request per
-#       user and isolate until its lease comes), reported and given a lease at the next periodic
-#       exchange (no exchange of its own); deny-listed users are admitted per request. This keeps
-#       "recorded spend + every hold <= every limit" only because the ledger counts the pools as
-#       holds: against the org's budget every pool (isolates x POOL_REQUESTS worst cases), and
-#       against each user's limit what all pools may spend on that one user before their next
-#       exchange (a band of isolates x one worst case), and deny-lists the users whose headroom
-#       beside their holds is below the band. An allowance carried in the key's record alone (no
-#       hold at the ledger) cannot keep it: every isolate may spend it on the same user before
-#       any exchange. A request whose worst case is above the per-user allowance waits (as in a).
+#   c   cold-start pools as built (0039, budget/pool.ts): at most `pools` isolates of the org
+#       hold a pool (coldStart.isolates; the ledger grants no more); an isolate asks for one at
+#       its next exchange after a cold request found none, and keeps it (a busy org's isolates
+#       exchange every interval: modelled as never lapsing). A cold user with headroom is
+#       admitted from its isolate's pool at once while what the pool admitted for that user and
+#       has not yet had acknowledged (reported at the isolate's next exchange) stays within the
+#       org's allowance; it gets no lease from that (its next cold request is pooled again).
+#       Deny-listed users are admitted per request. A request in an isolate without a pool, or
+#       past its user's allowance there, waits as in a. This keeps "recorded spend + every hold
+#       <= every limit" because the ledger counts against each pooled user a band of pools x
+#       allowance and pools users whose limit is at least 20 bands only (not modelled here: the
+#       tables print the band and that least limit). An allowance carried in the key's record
+#       alone (no hold at the ledger) cannot keep it: every isolate may spend it on the same user
+#       before any exchange.
 # A warm request admits on its lease and adds nothing in any design. Heavy users' requests are
 # not simulated one by one: each of their leases takes 40 or more requests a second, so every
 # exchange carries it (it never goes cold), and an exchange leaves a lease room for its in-flight
@@ -74,7 +78,9 @@ REST_MEDIAN_S = 3.0  # the rest of the answer after its first byte, log-normal (
 REST_SIGMA = 0.8
 PROMPT_MICROS = 150  # a refused optimistic start's prompt: 1,000 tokens of gpt-4o-mini ($0.15/M)
 AGENT_PROMPT = 20_000  # tokens: an agent call's prompt (the agent workload above), for scale
-POOL_REQUESTS = 8  # design c: worst cases in each isolate's pool (4 run out at 4 x the quiet users)
+POOLS = COLD_START_ISOLATES  # design c: pools per org (coldStart.isolates, its default)
+ALLOWANCE = COLD_START_ALLOWANCE_MICROS  # design c: per user and pool until reported (its default)
+POOLED_LIMIT_BANDS = 20  # a user is pooled when its limit is at least this many bands (pooledLimit)
 STRESS_QUIET = 4  # a third table: this many times the quiet users (a consumer app's end users)
 PROD_WORST = 2_600  # µUSD: every request's worst case (as in leases_at_scale())
 LEASE_USABLE_S = 25.0  # LEASE_TTL_MS (30 s) less EXPIRY_MARGIN_MS (5 s): lease.ts
@@ -86,6 +92,8 @@ PROD_WARM_UP_S = 15.0  # ... of which these first are not measured (quiet users 
 NORMAL, QUIET = 0, 1
 KINDS = ("normal", "quiet")
 WAKE, START, AT_OBJECT, ANSWER = 0, 1, 2, 3
+NO_POOL, POOL_WANTED, POOL_HELD = 0, 1, 2
+POOL_RETRY_S = 5.0  # a refused pool is asked for again after this (pool.ts RETRY_MS)
 PACED, COLD, ADMIT = "paced", "cold", "admit"
 # a, b (and b with upstream first bytes 5x sooner: embeddings, small models) and b+ are computed
 # from one run: the same exchanges for the same requests (b's requests settle up to one wait
@@ -107,7 +115,8 @@ class Traffic:
     quiet_users: int = QUIET_USERS
     quiet_gap_s: float = QUIET_GAP_S
     quiet_locations: int = QUIET_LOCATIONS
-    pool_requests: int = POOL_REQUESTS
+    pools: int = POOLS
+    allowance: int = ALLOWANCE
     seconds: float = PROD_SECONDS
     warm_up_s: float = PROD_WARM_UP_S
     seed: int = 7
@@ -209,7 +218,6 @@ class ProdLease:
         "granting",
         "exhausted_until",
         "refused_until",
-        "pool",
         "at_limit",
     )
 
@@ -219,7 +227,6 @@ class ProdLease:
         self.granting: ProdCall | None = None  # the exchange in flight that carries its want
         self.exhausted_until = 0.0
         self.refused_until = 0.0
-        self.pool = False  # design c: a request of it is on the isolate's pool
         self.at_limit = at_limit
 
 
@@ -232,8 +239,10 @@ class ProdIsolate:
         "busy",
         "start_at",
         "wanting",
-        "pool_wanting",
-        "pool_used",
+        "pool",
+        "pool_retry_at",
+        "pool_by_user",
+        "pool_unreported",
         "flusher_due",
         "flusher_last",
         "flusher_started",
@@ -252,8 +261,10 @@ class ProdIsolate:
         self.wanting: dict[
             ProdLease, list[int]
         ] = {}  # leases whose requests wait: the next exchange
-        self.pool_wanting: list[ProdLease] = []  # design c: leases to take at the next exchange
-        self.pool_used = 0
+        self.pool = NO_POOL  # design c: NO_POOL, POOL_WANTED (the next exchange asks) or POOL_HELD
+        self.pool_retry_at = 0.0  # asked and refused (the org's pools all held): not before this
+        self.pool_by_user: dict[int, int] = {}  # µUSD admitted per user, not yet acknowledged
+        self.pool_unreported: list[tuple[int, int]] = []  # (user, µUSD) for the next exchange
         self.flusher_due = False
         self.flusher_last = False
         self.flusher_started = 0.0
@@ -277,6 +288,8 @@ class ProdCall:
         "last",
         "request",
         "optimistic",
+        "pool_ask",
+        "pool_reports",
     )
 
     def __init__(self, iso: ProdIsolate, kind: str, start: float) -> None:
@@ -291,6 +304,8 @@ class ProdCall:
         self.last = False
         self.request = -1  # a per-request admission: whose
         self.optimistic = False  # an admission: b started the upstream call at the arrival
+        self.pool_ask = False  # design c: the exchange asks the ledger for a pool
+        self.pool_reports: list[tuple[int, int]] = []  # design c: its pooled admissions
 
 
 @dataclass
@@ -309,10 +324,12 @@ class ProdRun:
     settled: float = 0.0  # settlements that reached the object (today: a `settled` row each)
     lease_rows: float = 0.0  # (lease, exchange) pairs with settlements: a row per lease batch
     exchange_rows: int = 0  # exchanges with settlements: a row per exchange
+    pools: int = 0  # design c: pools per org
     pool_admitted: int = 0
-    pool_full: int = 0  # design c: cold requests that waited because the pool was used up
-    pool_followers: int = 0  # ... that waited because their user's pool request had no lease yet
-    pool_most: int = 0  # the most of an isolate's pool in use at once
+    pool_none: int = 0  # design c: cold requests that waited: their isolate had no pool
+    pool_spent: int = 0  # ... that waited: their user's allowance in that pool was used
+    pools_held: int = 0  # pools the ledger granted (never more than `pools`)
+    pool_most_user: int = 0  # the most a pool had admitted for one user unacknowledged (µUSD)
     records: list[tuple[int, bool, tuple[float, ...]]] | None = None  # (request, warm, added)
 
     def calls_per_s(self, kind: str | None = None) -> list[int]:
@@ -321,16 +338,19 @@ class ProdRun:
 
 
 def run_production(
-    world: World, *, pool: bool, at_limit: frozenset[int] = frozenset(), keep: bool = False
+    world: World, *, pools: int = 0, at_limit: frozenset[int] = frozenset(), keep: bool = False
 ) -> ProdRun:
-    """One run: designs a, b and b+ (pool=False) or design c (pool=True), over world's requests."""
+    """One run: designs a, b and b+ (pools=0) or design c with at most `pools` pools per org,
+    over world's requests."""
     traffic = world.traffic
+    pool = pools > 0
     rng = random.Random(traffic.seed * 1_000 + 2)  # poll phases, pacing jitter
     pace = traffic.pace_s
     begin_at, end = traffic.warm_up_s, traffic.seconds
     seconds = int(end - begin_at)
     designs = POOL_DESIGNS if pool else LEASE_DESIGNS
     run = ProdRun(designs, end - begin_at, traffic.heavy_rps * (end - begin_at))
+    run.pools = pools
     run.added = {d: [[], []] for d in designs}
     run.refused = {d: [] for d in designs}
     run.calls = {k: [0] * seconds for k in (PACED, COLD, ADMIT)}
@@ -365,11 +385,8 @@ def run_production(
             call.wants.append(lease)
             call.waiters.extend(waiters)
         iso.wanting = {}
-        for lease in iso.pool_wanting:
-            if lease.granting is None:
-                lease.granting = call
-                call.wants.append(lease)
-        iso.pool_wanting = []
+        call.pool_ask = iso.pool == POOL_WANTED and now >= iso.pool_retry_at
+        call.pool_reports, iso.pool_unreported = iso.pool_unreported, []
         if not flusher:
             call.runner = runner if runner >= 0 else (call.waiters[0] if call.waiters else -1)
         settled = 0
@@ -377,7 +394,7 @@ def run_production(
             done = [e for e in iso.inflight if e[0] <= now]
             if done:
                 iso.inflight = [e for e in iso.inflight if e[0] > now]
-                batch = {lease for _, lease in done}
+                batch = {lease for _, lease in done if lease is not None}  # None: pooled
                 call.refresh = list(batch)
                 settled = len(done)
         lapse = now - iso.last_start
@@ -387,7 +404,7 @@ def run_production(
             run.settled += settled + iso.heavy_rate * lapse
             run.lease_rows += len(call.refresh) + heavy_rows
             run.exchange_rows += 1 if settled or iso.heavy_rate else 0
-        if not call.wants and not settled and not iso.heavy_rate:
+        if not (call.wants or settled or iso.heavy_rate or call.pool_ask or call.pool_reports):
             # nothing to send: no call (lease.ts returns before calling)
             answered(call, now, nothing=True)
             return
@@ -405,11 +422,16 @@ def run_production(
         for lease in call.refresh:
             if lease.usable_until < fresh:
                 lease.usable_until = fresh
+        if call.pool_ask:  # the ledger grants a pool while the org holds fewer than `pools`
+            if run.pools_held < pools:
+                run.pools_held += 1
+                iso.pool = POOL_HELD
+            else:
+                iso.pool_retry_at = now + POOL_RETRY_S
+        for user, amount in call.pool_reports:  # acknowledged: the user's allowance is free again
+            iso.pool_by_user[user] -= amount
         for lease in call.wants:
             lease.granting = None
-            if lease.pool:
-                lease.pool = False
-                iso.pool_used -= 1
             if lease.at_limit:  # the ledger grants nothing: per request for RETRY_GRANT_S
                 lease.exhausted_until = now + RETRY_GRANT_S
             else:
@@ -550,7 +572,6 @@ def run_production(
             continue
         if lease.granting is not None:  # an exchange in flight takes it: wait for that one
             lease.granting.waiters.append(index)
-            run.pool_followers += lease.pool and measured(t)
             continue
         if lease in iso.wanting:  # the next exchange takes it
             iso.wanting[lease].append(index)
@@ -559,20 +580,21 @@ def run_production(
             if lease.at_limit:  # deny-listed: per request, before any upstream call
                 admit(index, t, optimistic=False)
                 continue
-            if lease.pool:
-                run.pool_followers += measured(t)
-            elif iso.pool_used < traffic.pool_requests:
-                lease.pool = True
-                iso.pool_used += 1
-                run.pool_most = max(run.pool_most, iso.pool_used)
-                iso.pool_wanting.append(lease)  # its lease rides the next periodic exchange
-                settle = t + ttfbs[index] + rests[index]
-                iso.inflight.append((settle, lease))
+            spent = iso.pool_by_user.get(user, 0)
+            if iso.pool == POOL_HELD and spent + PROD_WORST <= traffic.allowance:
+                iso.pool_by_user[user] = spent + PROD_WORST
+                run.pool_most_user = max(run.pool_most_user, spent + PROD_WORST)
+                iso.pool_unreported.append((user, PROD_WORST))  # reported at the next exchange
+                iso.inflight.append((t + ttfbs[index] + rests[index], None))
                 run.pool_admitted += measured(t)
                 served(index, t, 0.0, warm=False)
                 continue
+            if iso.pool == NO_POOL:
+                iso.pool = POOL_WANTED  # the next exchange asks for one; this request waits
+            if iso.pool == POOL_HELD:
+                run.pool_spent += measured(t)
             else:
-                run.pool_full += measured(t)
+                run.pool_none += measured(t)
         iso.wanting[lease] = [index]  # cold: wait for an exchange (design a's path)
         if not iso.busy and iso.start_at is None:
             begin(iso, t, flusher=False, runner=index)
@@ -622,19 +644,35 @@ DESIGN_NAMES = {
     "b": "b  optimistic start",
     "b/5": "b  first byte 5x sooner",
     "b+": "b+ b and a deny list",
-    "c": "c  isolate pools",
+    "c": "c  pools as deployed",
+    "c*": "c  a pool per isolate",
 }
 
 
+def band_line(name: str, pools: int, allowance: int) -> str:
+    band = pools * allowance
+    return (
+        f"  {name}: {pools} pools x ${allowance / 1e6:g} allowance = a band of ${band / 1e6:.2f} per user; users "
+        f"with limits under ${POOLED_LIMIT_BANDS * band / 1e6:,.2f} ({POOLED_LIMIT_BANDS} bands) are never pooled"
+        " (here: every user is)"
+    )
+
+
 def production_scenario(world: World, at_limit: frozenset[int], title: str) -> dict[str, ProdRun]:
-    leased = run_production(world, pool=False, at_limit=at_limit)
-    pooled = run_production(world, pool=True, at_limit=at_limit)
-    runs = {design: pooled if design == "c" else leased for design in DESIGN_NAMES}
+    traffic = world.traffic
+    isolates = traffic.locations * traffic.isolates
+    leased = run_production(world, at_limit=at_limit)
+    pooled = run_production(world, pools=traffic.pools, at_limit=at_limit)
+    # every isolate with a pool, the allowance one worst case (the least band that serves them)
+    each = replace(world, traffic=replace(traffic, pools=isolates, allowance=PROD_WORST))
+    per_isolate = run_production(each, pools=isolates, at_limit=at_limit)
+    runs = {design: leased for design in LEASE_DESIGNS} | {"c": pooled, "c*": per_isolate}
+    key = {design: "c" if design.startswith("c") else design for design in DESIGN_NAMES}
     print(f"\n{title}")
     print(f"{'added latency, ms':<23} {'all requests':<31} | {'quiet users':<31} | normal")
     print(f"{'design':<23}" + " waited   p50   p95   p99 p99.9 |" * 2 + " waited")
     for design, name in DESIGN_NAMES.items():
-        print(f"{name:<23} {latency_row(runs[design], design)}")
+        print(f"{name:<23} {latency_row(runs[design], key[design])}")
     print(
         f"{'ledger calls/s':<23} {'mean / max in a second':^47} {'object':^15} "
         f"{'settled rows/s, one per':^23}"
@@ -649,14 +687,16 @@ def production_scenario(world: World, at_limit: frozenset[int], title: str) -> d
         "  ('queue': a call's wait at the object, mean and p99; 'cold exch': exchanges run for a waiting "
         "request;\n  'lease': a row per lease per exchange (a batch); b and b+ are a's run, whose calls they make)"
     )
-    print(
-        f"  c: {pooled.pool_admitted:,} cold requests admitted on a pool; waited: {pooled.pool_full} for a used-up "
-        f"pool, {pooled.pool_followers} for their user's lease; at most {pooled.pool_most} of "
-        f"{world.traffic.pool_requests} in one pool"
-    )
+    for design in ("c", "c*"):
+        run = runs[design]
+        print(
+            f"  {DESIGN_NAMES[design].strip()}: {run.pool_admitted:,} cold requests admitted on a pool, "
+            f"{run.pools_held} pools of {run.pools} granted; waited: {run.pool_none:,} in an isolate without "
+            f"a pool, {run.pool_spent:,} past their allowance there"
+        )
     if at_limit:
         for design in ("a", "b", "b+", "c"):
-            times = sorted(runs[design].refused[design])
+            times = sorted(runs[design].refused[key[design]])
             print(
                 f"  refused ({design}): {len(times):,} requests of users at their limit; time to the 429: p50 "
                 f"{times[len(times) // 2] * 1000:.0f} ms, p99 {times[int(0.99 * len(times))] * 1000:.0f} ms"
@@ -704,10 +744,10 @@ def production(traffic: Traffic | None = None) -> bool:
     )
     print(
         f"  upstream first byte: log-normal, median {TTFB_MEDIAN_S * 1000:.0f} ms, p5 300 ms, p95 2,000 ms "
-        f"(chat; assumed); c's pools hold {n_iso} x {traffic.pool_requests} worst cases = "
-        f"${n_iso * traffic.pool_requests * PROD_WORST / 1e6:.2f} of the org's budget and {n_iso} x 1 = "
-        f"${n_iso * PROD_WORST / 1e6:.2f} of every user's limit"
+        f"(chat; assumed); every request's worst case ${PROD_WORST / 1e6:g}"
     )
+    print(band_line("c as deployed (coldStart defaults)", traffic.pools, traffic.allowance))
+    print(band_line("c with a pool per isolate", n_iso, PROD_WORST))
     main = production_scenario(world, frozenset(), "Every user has headroom")
     share = QUIET_AT_LIMIT
     variant = production_scenario(
@@ -725,6 +765,10 @@ def production(traffic: Traffic | None = None) -> bool:
     ok = True
     for runs in (main, variant, stress):
         for design, run in runs.items():
-            ok = ok and all(v >= 0 for kind in run.added[design] for v in kind)
-        ok = ok and runs["c"].pool_most <= traffic.pool_requests
+            key = "c" if design.startswith("c") else design
+            ok = ok and all(v >= 0 for kind in run.added[key] for v in kind)
+        for design in ("c", "c*"):
+            run = runs[design]
+            ok = ok and run.pools_held <= run.pools
+            ok = ok and run.pool_most_user <= (traffic.allowance if design == "c" else PROD_WORST)
     return ok
