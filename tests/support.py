@@ -41,8 +41,9 @@ def stack_gateway(stack: Path) -> Any:
     (conftest's `ledger` and `upstream` then use it)."""
 
     @pytest.fixture(scope="module")
-    def gateway() -> Iterator[LocalGateway]:
-        with LocalGateway(stack, test_hooks=True) as running:
+    def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGateway]:
+        log = tmp_path_factory.mktemp("worker-log") / "worker.log"  # gateway.logs() reads it
+        with LocalGateway(stack, test_hooks=True, log_path=log) as running:
             yield running
 
     return gateway

@@ -7,6 +7,7 @@ passed (tests/fixtures/Pulumi.pools.yaml: four pool isolates x $0.01 = a band of
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from decimal import Decimal
 
@@ -177,3 +178,26 @@ def test_the_band_stays_free_for_what_pools_admitted_unreported(
     row = ledger.user_row("quiet", "tight")
     assert (row["requests"], row["usedMicros"]) == (5, charged)
     assert charged <= 800_000, f"spent {charged} µUSD of 800,000"
+
+
+def test_an_isolate_beyond_the_orgs_pools_gets_none_and_operators_are_told(
+    gateway: LocalGateway, ledger: WorkerTestHooks
+):
+    """The org declares four pool isolates: with four pools held, a fifth isolate's ask is
+    refused (its quiet users await the ledger there) and the ledger logs cold_start_pools_full,
+    naming the org and its coldStart.isolates, for operators to raise it."""
+    with httpx.Client(timeout=30) as client:
+        warm_pools(gateway, client)
+        assert ask(client, gateway, "warm", "i4").status_code == 200  # it asks at its next exchange
+        time.sleep(1.5)
+        ledger.quiesce()
+        late = ask(client, gateway, "q01", "i4")
+        assert late.status_code == 200
+        assert admitted_by(late) == "ledger"
+    full = [
+        json.loads(line)
+        for line in gateway.logs().splitlines()
+        if '"event":"cold_start_pools_full"' in line
+    ]
+    assert full and full[-1]["orgId"] == "quiet" and full[-1]["isolates"] == len(ISOLATES)
+    assert full[-1]["refused"] >= 1

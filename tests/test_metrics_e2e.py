@@ -363,9 +363,14 @@ def test_every_request_left_one_analytics_engine_data_point(gateway: LocalGatewa
         assert point["doubles"][0] == s.status
         assert point["doubles"][6] == s.cost  # costMicros
         assert point["dataset"] == "llm_gateway_metrics_requests"
+        # how its budget was admitted: on a lease, a cold-start pool, or a ledger call; a request
+        # refused before (a bad body) never was, one the provider failed was
+        admitted = s.status == 200 or s.status >= 500
+        assert point["blobs"][7] in ({"lease", "pool", "ledger"} if admitted else {""}), s
     # the revoked key's 401 is a data point without a tenant
     [refused] = [p for p in points if p["blobs"][6] == mix.unauthenticated]  # type: ignore[attr-defined]
     assert refused["blobs"][0] == "" and refused["doubles"][0] == 401
+    assert refused["blobs"][7] == ""
 
 
 def test_tokens_used_header_on_answers(gateway: LocalGateway):

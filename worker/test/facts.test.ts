@@ -32,6 +32,7 @@ function fact(userId: string, model: string, latencyMs: number, costMicros = 10)
     standIn: false,
     degraded: false,
     interrupted: false,
+    admission: "lease",
   };
 }
 

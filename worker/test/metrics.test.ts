@@ -37,6 +37,7 @@ function fact(overrides: Partial<Fact> = {}): Fact {
     standIn: false,
     degraded: false,
     interrupted: false,
+    admission: "lease",
     ...overrides,
   };
 }

@@ -28,13 +28,14 @@ export function newTrace(now: number = Date.now()): Trace {
     fallback: false,
     standIn: false,
     degraded: false,
+    admission: "",
     finished: null,
   };
 }
 
 // The Analytics Engine data point's layout (docs/operations.md shows queries over it).
 // index1: the org (the sampling key: each org's points are sampled on their own).
-export const ANALYTICS_BLOBS = ["org", "user", "key", "model", "route", "cache", "requestId"] as const;
+export const ANALYTICS_BLOBS = ["org", "user", "key", "model", "route", "cache", "requestId", "admission"] as const;
 export const ANALYTICS_DOUBLES = [
   "status",
   "latencyMs",
@@ -81,6 +82,7 @@ export function factOf(c: Context<AppEnv>, trace: Trace, route: string, status: 
     standIn: trace.standIn,
     degraded: trace.degraded,
     interrupted: trace.interrupted,
+    admission: trace.admission,
   };
 }
 
@@ -102,6 +104,7 @@ export function recordFact(c: Context<AppEnv>, trace: Trace, fact: Fact, queue: 
         route: fact.route,
         cache: fact.cache,
         requestId: fact.requestId,
+        admission: fact.admission,
       };
       const doubles: Record<(typeof ANALYTICS_DOUBLES)[number], number> = {
         status: fact.status,

@@ -40,6 +40,8 @@ const MIN_GRANT_ALLOWANCES = 4; // a slice smaller than this many allowances is 
 // on the list under two bands of headroom, off it at three (a user near the line does not flap)
 const DENY_BELOW_BANDS = 2;
 const ALLOW_FROM_BANDS = 3;
+// an org whose isolates ask for more pools than coldStart.isolates: said at most this often
+const FULL_LOG_EVERY_MS = 60_000;
 
 interface DenyList {
   users: Map<string, number>; // user → when it went on the list
@@ -51,6 +53,8 @@ export class Pools {
   readonly #months: Months;
   readonly #settlements: Settlements;
   readonly #lists = new Map<string, DenyList>(); // month → its list
+  #fullSaidAt = Number.NEGATIVE_INFINITY;
+  #fullSince = 0; // pool asks refused since it was last said
 
   constructor(sql: SqlStorage, months: Months, settlements: Settlements) {
     this.#sql = sql;
@@ -109,7 +113,7 @@ export class Pools {
   /** One pool's exchange, in one atomic step: its admissions become reservations, then its
    * settlements are recorded (both only when the exchange's batch is `fresh`), what it returns
    * released, and its slice renewed. */
-  exchange(state: MonthState, month: string, op: PoolOp, now: number, fresh: boolean): PoolResult {
+  exchange(state: MonthState, month: string, op: PoolOp, now: number, fresh: boolean, orgId = ""): PoolResult {
     const current = state.leases.get(op.poolId);
     const repeated = current !== undefined && op.seq <= current.seq;
     const band = op.isolates * op.allowance;
@@ -139,6 +143,7 @@ export class Pools {
     state.releaseLease(op.poolId); // the headroom below excludes this pool's own slice
     // at most `isolates` pools at once: the band counts on it
     const room = current !== undefined || this.#live(state, now) < op.isolates;
+    if (!room && op.want > 0) this.#full(orgId, op.isolates, now);
     const figures = state.figures(POOL_HOLDER);
     const headroom = op.orgBudget - figures.orgUsed - figures.orgReserved;
     const cap = room ? Math.floor(Math.max(0, headroom - held) / POOL_SHARE) : 0;
@@ -148,6 +153,18 @@ export class Pools {
     const expiresAt = now + POOL_TTL_MS + ACK_MARGIN_MS;
     this.#months.putLease(state, month, op.poolId, { userId: POOL_HOLDER, held, seq: op.seq, expiresAt });
     return result(held, granted);
+  }
+
+  /**
+   * An isolate asked for a pool while the org holds all it may: its cold users wait for the
+   * ledger. A log line (at most one a minute) tells operators to raise coldStart.isolates.
+   */
+  #full(orgId: string, isolates: number, now: number): void {
+    this.#fullSince += 1;
+    if (now - this.#fullSaidAt < FULL_LOG_EVERY_MS) return;
+    console.error(JSON.stringify({ event: "cold_start_pools_full", orgId, isolates, refused: this.#fullSince }));
+    this.#fullSaidAt = now;
+    this.#fullSince = 0;
   }
 
   /** Pools the ledger holds a slice for now. */

@@ -142,7 +142,7 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     for (const a of pool?.admitted ?? []) {
       this.alertBook.learn(orgId, a.userId, a.userLimit, pool?.orgBudget ?? 0, a.alerts, null);
     }
-    const pooled = pool ? this.pools.exchange(state, month, pool, now, fresh !== false) : null;
+    const pooled = pool ? this.pools.exchange(state, month, pool, now, fresh !== false, orgId) : null;
     this.alertBook.check(
       month,
       [

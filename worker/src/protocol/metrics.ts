@@ -39,6 +39,8 @@ export interface Fact {
   degraded: boolean;
   /** A stream that ended before its provider's last event (cut, or the client left). */
   interrupted: boolean;
+  /** How its budget was admitted ("" when it never was: refused, or no tenant). */
+  admission: "lease" | "pool" | "ledger" | "";
 }
 
 /** The counters of a metrics row, in the order the ledger stores them. */

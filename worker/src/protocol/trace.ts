@@ -17,6 +17,8 @@ export interface Trace {
   fallback: boolean;
   standIn: boolean;
   degraded: boolean;
+  /** How its budget was admitted: this isolate's lease, its cold-start pool, or a ledger call. */
+  admission: Fact["admission"];
   /** A stream's end: its facts are complete only then. */
   finished: Promise<void> | null;
   /** The request body, for the log line of an org that opted in (logPrompts); capped. */

@@ -179,6 +179,7 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
     }
     const ledgerMs = performance.now() - ledgerStart;
     trace.degraded = admission.degraded;
+    trace.admission = exchange.metered ? admittedBy(admission) : "";
     // only part of the worst case fitted: the output cap lowered to what was reserved
     let lowered: { tokens: number; asked: number } | null = null;
     const cap = exchange.outputCap;
@@ -296,8 +297,7 @@ async function answer(
     out["x-gateway-output-cap-asked"] = String(lowered.asked);
   }
   // admission's time, named by whether it awaited the ledger, or only this isolate's lease or pool
-  const admittedBy = admission.pooled ? "pool" : admission.calledLedger === false ? "lease" : "ledger";
-  out["server-timing"] = `${admittedBy};dur=${ledgerMs.toFixed(2)}`;
+  out["server-timing"] = `${admittedBy(admission)};dur=${ledgerMs.toFixed(2)}`;
 
   // Decide by what came back, not by what was asked: AI Gateway may answer a stream request
   // with one buffered JSON body (e.g. when guardrails inspect the response).
@@ -431,6 +431,11 @@ async function watchRun(
     console.error(JSON.stringify({ event: "background_run_unwatched", requestId: run.requestId, error: String(err) }));
     return false;
   }
+}
+
+/** Whether an admission awaited the ledger, or only this isolate's lease or cold-start pool. */
+function admittedBy(admission: Granted): "pool" | "lease" | "ledger" {
+  return admission.pooled ? "pool" : admission.calledLedger === false ? "lease" : "ledger";
 }
 
 /** The cost's parts: `tokens=…; tools=…; tier=…` (USD; the tier's may be negative). */
