@@ -575,6 +575,8 @@ def production() -> int:
     of the same path measured in the same run (a test render: x-test-isolate picks the isolate)."""
     log = Path(tempfile.mkdtemp(prefix="llm-gateway-bench-")) / "worker.log"
     with LocalGateway(quiet_stack(log.parent), test_hooks=True, log_path=log) as gateway:
+        if gateway.runtime_pid is not None:
+            cpu.register(gateway.worker_url, gateway.runtime_pid)
         assert gateway.config is not None and gateway.emulator_url
         base = f"{gateway.emulator_url}/v1/{gateway.config.accountId}/{gateway.config.gatewayId}"
         [(_, direct_url, direct_headers, direct_body, path, worker_body, _)] = [
