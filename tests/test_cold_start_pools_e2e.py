@@ -188,6 +188,10 @@ def test_an_isolate_beyond_the_orgs_pools_gets_none_and_operators_are_told(
     naming the org and its coldStart.isolates, for operators to raise it."""
     with httpx.Client(timeout=30) as client:
         warm_pools(gateway, client)
+        # the four pools live: a pooled admission renews one, a lapsed one is asked for again
+        for isolate in ISOLATES:
+            assert ask(client, gateway, "q12", isolate).status_code == 200
+        assert eventually(lambda: ledger.usage("quiet")["pools"] == len(ISOLATES))
         assert ask(client, gateway, "warm", "i4").status_code == 200  # it asks at its next exchange
         time.sleep(1.5)
         ledger.quiesce()

@@ -106,9 +106,9 @@ def test_pools_admit_cold_requests_at_once(pooled: ProdRun) -> None:
     assert pooled.records is not None
     cold = [added[0] for _, warm, added in pooled.records if not warm]
     waited = sum(1 for v in cold if v > 0)
-    # a cold request waits only in an isolate whose pool the ledger has not granted yet, or past
-    # its user's allowance there
-    assert waited == pooled.pool_none + pooled.pool_spent
+    # a cold request waits in an isolate whose pool the ledger has not granted yet, past its
+    # user's allowance there, or behind its user's exchange already under way
+    assert waited >= pooled.pool_none + pooled.pool_spent
     assert waited < 0.05 * len(cold)
     assert len(cold) - waited == pooled.pool_admitted
 
@@ -120,7 +120,7 @@ def test_the_ledger_grants_no_more_pools_than_the_org_declares(
     assert few_pools.records is not None
     cold = [added[0] for _, warm, added in few_pools.records if not warm]
     waited = sum(1 for v in cold if v > 0)
-    assert waited == few_pools.pool_none + few_pools.pool_spent
+    assert waited >= few_pools.pool_none + few_pools.pool_spent
     # in the 104 isolates without one, quiet users wait as they did without pools
     assert few_pools.pool_none > 0.5 * len(cold)
     assert few_pools.pool_admitted < pooled.pool_admitted / 2

@@ -59,6 +59,7 @@ class Sent:
     fallback: bool = False
     stream: bool = False
     request_id: str = ""
+    admission: str = ""  # from the answer's server-timing: lease, pool or ledger
 
 
 @dataclass
@@ -110,6 +111,7 @@ def mix(gateway: LocalGateway, ledger: WorkerTestHooks) -> Mix:
                 tokens_out=usage.completion_tokens,
                 cache_hit=hit,
                 request_id=raw.headers["x-request-id"],
+                admission=raw.headers["server-timing"].split(";")[0],
                 **flags,
             )
         )
@@ -145,6 +147,7 @@ def mix(gateway: LocalGateway, ledger: WorkerTestHooks) -> Mix:
             tokens_out=usage.completion_tokens,
             stream=True,
             request_id=raw.headers["x-request-id"],
+            admission=raw.headers["server-timing"].split(";")[0],
         )
     )
     # ana: a bad body (400) and an upstream 500 with no fallback for Claude
@@ -202,6 +205,7 @@ def mix(gateway: LocalGateway, ledger: WorkerTestHooks) -> Mix:
             tokens_in=message.usage.input_tokens,
             tokens_out=message.usage.output_tokens,
             request_id=raw.headers["x-request-id"],
+            admission=raw.headers["server-timing"].split(";")[0],
         )
     )
     # ben's revoked CI key: refused before any tenant is known (not in any org's metrics)
@@ -363,10 +367,14 @@ def test_every_request_left_one_analytics_engine_data_point(gateway: LocalGatewa
         assert point["doubles"][0] == s.status
         assert point["doubles"][6] == s.cost  # costMicros
         assert point["dataset"] == "llm_gateway_metrics_requests"
-        # how its budget was admitted: on a lease, a cold-start pool, or a ledger call; a request
-        # refused before (a bad body) never was, one the provider failed was
-        admitted = s.status == 200 or s.status >= 500
-        assert point["blobs"][7] in ({"lease", "pool", "ledger"} if admitted else {""}), s
+        # how its budget was admitted: on a lease, a cold-start pool, or a ledger call, as its
+        # answer's server-timing said; a request refused before (a bad body) never was, one the
+        # provider failed was
+        if s.admission:
+            assert point["blobs"][7] == s.admission, s
+        else:
+            admitted = s.status == 200 or s.status >= 500
+            assert point["blobs"][7] in ({"lease", "pool", "ledger"} if admitted else {""}), s
     # the revoked key's 401 is a data point without a tenant
     [refused] = [p for p in points if p["blobs"][6] == mix.unauthenticated]  # type: ignore[attr-defined]
     assert refused["blobs"][0] == "" and refused["doubles"][0] == 401

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-# url → the workerd processes serving it (the runtime's children), registered as each starts
-WORKERD: dict[str, list[int]] = {}
+# url → the processes serving it (a runtime's workerd children, a peer's server), as each starts
+SERVERS: dict[str, list[int]] = {}
 
 
 def _children(pid: int) -> list[int]:
@@ -24,19 +24,32 @@ def _children(pid: int) -> list[int]:
 def register(url: str, runtime_pid: int, name: str = "workerd") -> None:
     """The `name` processes (workerd) under the process that started them, serving `url`."""
     try:
-        WORKERD[url] = [
+        SERVERS[url] = [
             pid
             for pid in _children(runtime_pid)
             if Path(f"/proc/{pid}/comm").read_text().strip().startswith(name)
         ]
     except OSError:
-        WORKERD[url] = []
+        SERVERS[url] = []
+
+
+def register_tree(url: str, pid: int) -> None:
+    """A server process and every process under it (a peer's workers), serving `url`."""
+    try:
+        SERVERS[url] = [pid, *_children(pid)]
+    except OSError:
+        SERVERS[url] = [pid]
+
+
+def forget(url: str) -> None:
+    """The processes serving `url` are gone (a later server may take its port)."""
+    SERVERS.pop(url, None)
 
 
 def cpu_seconds(url: str) -> float | None:
     """User + system CPU so far of the workerd processes serving `url` (None: not known)."""
     pids = next(
-        (pids for base, pids in WORKERD.items() if f"{url}/".startswith(f"{base.rstrip('/')}/")),
+        (pids for base, pids in SERVERS.items() if f"{url}/".startswith(f"{base.rstrip('/')}/")),
         None,
     )
     if not pids:

@@ -28,6 +28,7 @@ import httpx
 import yaml
 
 from provision.local.runtime import LocalGateway
+from tests.bench import cpu
 from tests.bench.run import (
     C1_REQUESTS,
     CONCURRENCY,
@@ -99,8 +100,10 @@ def server(argv: list[str], url: str, probe: str, log: Path, env: dict[str, str]
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{argv[0]} not ready after 180 s:\n{log.read_text()[-4000:]}")
             time.sleep(0.25)
+        cpu.register_tree(url, process.pid)  # the server and its workers
         yield url
     finally:
+        cpu.forget(url)
         try:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
@@ -217,6 +220,8 @@ def main() -> int:
     with ExitStack() as stack:
         gateway = stack.enter_context(LocalGateway(bench_stack(directory), log_path=log))
         assert gateway.config is not None and gateway.emulator_url
+        if gateway.runtime_pid is not None:
+            cpu.register(gateway.worker_url, gateway.runtime_pid)
         base = f"{gateway.emulator_url}/v1/{gateway.config.accountId}/{gateway.config.gatewayId}"
         key = gateway.secrets.provider_api_keys["openai"]
         aig = aig_headers(gateway)
@@ -306,7 +311,7 @@ def main() -> int:
 def report(got: dict[tuple[bool, int], dict[str, dict[str, Any]]]) -> None:
     header = (
         f"{'mode':<11}{'conc':>5}  {'path':<9}{'p50 ms':>9}{'p99 ms':>9}{'rps':>8}"
-        f"{'added p50':>11}{'x direct':>10}  {'errors':<6}"
+        f"{'added p50':>11}{'x direct':>10}{'cpu us':>8}  {'errors':<6}"
     )
     print(header)
     print("-" * len(header))
@@ -317,9 +322,10 @@ def report(got: dict[tuple[bool, int], dict[str, dict[str, Any]]]) -> None:
             r = results[label]
             added = "" if label == "direct" else f"{r['p50'] - direct['p50']:>+11.2f}"
             failed = ", ".join(f"{n} {kind}" for kind, n in r["errorKinds"].items())
+            spent = "-" if r.get("cpuUs") is None else f"{r['cpuUs']:.0f}"
             print(
                 f"{mode:<11}{concurrency:>5}  {label:<9}{r['p50']:>9.2f}{r['p99']:>9.2f}{r['rps']:>8.0f}"
-                f"{added:>11}{r['rps'] / direct['rps']:>10.2f}  {failed}"
+                f"{added:>11}{r['rps'] / direct['rps']:>10.2f}{spent:>8}  {failed}"
             )
         ours = results["gateway"]["rps"]
         ratios = []
@@ -330,10 +336,19 @@ def report(got: dict[tuple[bool, int], dict[str, dict[str, Any]]]) -> None:
                 verdict = f" (target ≥ {goal:g}×: {'met' if ratio >= goal else 'NOT MET'})"
             ratios.append(f"gateway/{peer} {ratio:.2f}×{verdict}")
         print(f"{'':<18}throughput " + ", ".join(ratios))
+        if all(results[p].get("cpuUs") for p in ("gateway", *GOALS)):
+            shares = ", ".join(
+                f"gateway/{peer} {results['gateway']['cpuUs'] / results[peer]['cpuUs']:.2f}×"
+                for peer in GOALS
+            )
+            print(f"{'':<18}CPU per request {shares}")
     print(
         "added p50 = the path's p50 over direct's; x direct = its throughput over direct's. At c=32 "
         "every path runs at its throughput limit (the cores are shared by the client, the emulator "
-        "and the path), so latency there is mostly queueing; the rps ratio is the figure."
+        "and the path), so latency there is mostly queueing; the rps ratio is the figure. cpu us = "
+        "the CPU time per request of the processes serving the path (the floor's and the gateway's "
+        "workerd, Portkey's node server, LiteLLM's server and workers; the emulator's is in none), "
+        "warm-up included: what each path costs, apart from how the cores were shared."
     )
 
 

@@ -227,6 +227,7 @@ def floor_worker(upstream: str, mode: str = "pass") -> Iterator[str]:
         cpu.register(url, process.pid)
         yield url
     finally:
+        cpu.forget(url)
         process.terminate()
         process.wait(timeout=30)
 

@@ -90,14 +90,21 @@ route(app, "/v1/models/*", {
 app.route("/admin", admin);
 registerTestRoutes(app);
 
-/** `/v1/models/<id>`'s id, percent-decoded as a route parameter is. */
+/** `/v1/models/<id>`'s id, percent-decoded as Hono decodes a route parameter (a malformed
+ * escape stays as it came, the well-formed ones around it decoded). */
 function modelIdOf(path: string): string {
   const rest = path.slice("/v1/models/".length);
   if (!rest.includes("%")) return rest;
   try {
     return decodeURIComponent(rest);
   } catch {
-    return rest;
+    return rest.replace(/(?:%[0-9A-Fa-f]{2})+/g, (escapes) => {
+      try {
+        return decodeURIComponent(escapes);
+      } catch {
+        return escapes;
+      }
+    });
   }
 }
 

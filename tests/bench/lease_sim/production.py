@@ -37,8 +37,10 @@ from tests.bench.lease_sim.scale import (
 #       a lease grant): those are admitted per request before any upstream call starts.
 #   c   cold-start pools as built (0039, budget/pool.ts): at most `pools` isolates of the org
 #       hold a pool (coldStart.isolates; the ledger grants no more); an isolate asks for one at
-#       its next exchange after a cold request found none, and keeps it (a busy org's isolates
-#       exchange every interval: modelled as never lapsing). A cold user with headroom is
+#       its next exchange after a cold request found none, and keeps it: modelled as never
+#       lapsing and never running out (pool.ts renews a pool only while it admits, so an idle
+#       one lapses after 17 s and frees its place for another isolate, and a pool holds a
+#       quarter of the org's headroom; both ignored, in the pools' favour). A cold user with headroom is
 #       admitted from its isolate's pool at once while what the pool admitted for that user and
 #       has not yet had acknowledged (reported at the isolate's next exchange) stays within the
 #       org's allowance; it gets no lease from that (its next cold request is pooled again).

@@ -179,7 +179,8 @@ export async function serve(c: Context<AppEnv>, plan: Plan): Promise<Response> {
     }
     const ledgerMs = performance.now() - ledgerStart;
     trace.degraded = admission.degraded;
-    trace.admission = exchange.metered ? admittedBy(admission) : "";
+    // a request that awaited the ledger on any attempt waited (what docs/operations.md counts)
+    if (exchange.metered) trace.admission = trace.admission === "ledger" ? "ledger" : admittedBy(admission);
     // only part of the worst case fitted: the output cap lowered to what was reserved
     let lowered: { tokens: number; asked: number } | null = null;
     const cap = exchange.outputCap;
