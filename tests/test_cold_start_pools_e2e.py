@@ -205,3 +205,5 @@ def test_an_isolate_beyond_the_orgs_pools_gets_none_and_operators_are_told(
     ]
     assert full and full[-1]["orgId"] == "quiet" and full[-1]["isolates"] == len(ISOLATES)
     assert full[-1]["refused"] >= 1
+    # what to raise it to: the isolates calling the ledger lately (i0-i4, the refused one too)
+    assert full[-1]["isolatesSeen"] >= len(ISOLATES) + 1

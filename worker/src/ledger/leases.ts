@@ -111,12 +111,17 @@ export class Leases {
    * admissions near a limit need the rest. Isolates seen in the last PACE_WINDOW_MS count.
    */
   pace(isolateId: string | undefined, now: number): number {
+    const interval = Math.ceil((this.seen(isolateId, now) * 1000) / EXCHANGES_PER_S);
+    return Math.min(MAX_EXCHANGE_INTERVAL_MS, Math.max(MIN_EXCHANGE_INTERVAL_MS, interval));
+  }
+
+  /** The isolates that called this org's ledger lately (PACE_WINDOW_MS), `isolateId` now among them. */
+  seen(isolateId: string | undefined, now: number): number {
     if (isolateId !== undefined) this.#isolatesSeen.set(isolateId, now);
     if (now >= this.#nextPaceSweep) {
       this.#nextPaceSweep = now + PACE_WINDOW_MS;
       for (const [id, seen] of this.#isolatesSeen) if (seen < now - PACE_WINDOW_MS) this.#isolatesSeen.delete(id);
     }
-    const interval = Math.ceil((this.#isolatesSeen.size * 1000) / EXCHANGES_PER_S);
-    return Math.min(MAX_EXCHANGE_INTERVAL_MS, Math.max(MIN_EXCHANGE_INTERVAL_MS, interval));
+    return this.#isolatesSeen.size;
   }
 }

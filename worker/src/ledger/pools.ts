@@ -113,7 +113,14 @@ export class Pools {
   /** One pool's exchange, in one atomic step: its admissions become reservations, then its
    * settlements are recorded (both only when the exchange's batch is `fresh`), what it returns
    * released, and its slice renewed. */
-  exchange(state: MonthState, month: string, op: PoolOp, now: number, fresh: boolean, orgId = ""): PoolResult {
+  exchange(
+    state: MonthState,
+    month: string,
+    op: PoolOp,
+    now: number,
+    fresh: boolean,
+    seen: { orgId: string; isolates: number } = { orgId: "", isolates: 0 },
+  ): PoolResult {
     const current = state.leases.get(op.poolId);
     const repeated = current !== undefined && op.seq <= current.seq;
     const band = op.isolates * op.allowance;
@@ -143,7 +150,7 @@ export class Pools {
     state.releaseLease(op.poolId); // the headroom below excludes this pool's own slice
     // at most `isolates` pools at once: the band counts on it
     const room = current !== undefined || this.#live(state, now) < op.isolates;
-    if (!room && op.want > 0) this.#full(orgId, op.isolates, now);
+    if (!room && op.want > 0) this.#full(seen.orgId, op.isolates, seen.isolates, now);
     const figures = state.figures(POOL_HOLDER);
     const headroom = op.orgBudget - figures.orgUsed - figures.orgReserved;
     const cap = room ? Math.floor(Math.max(0, headroom - held) / POOL_SHARE) : 0;
@@ -157,12 +164,15 @@ export class Pools {
 
   /**
    * An isolate asked for a pool while the org holds all it may: its cold users wait for the
-   * ledger. A log line (at most one a minute) tells operators to raise coldStart.isolates.
+   * ledger. A log line (at most one a minute) tells operators to raise coldStart.isolates, and
+   * to about what: the isolates that called this ledger lately.
    */
-  #full(orgId: string, isolates: number, now: number): void {
+  #full(orgId: string, isolates: number, isolatesSeen: number, now: number): void {
     this.#fullSince += 1;
     if (now - this.#fullSaidAt < FULL_LOG_EVERY_MS) return;
-    console.error(JSON.stringify({ event: "cold_start_pools_full", orgId, isolates, refused: this.#fullSince }));
+    console.error(
+      JSON.stringify({ event: "cold_start_pools_full", orgId, isolates, isolatesSeen, refused: this.#fullSince }),
+    );
     this.#fullSaidAt = now;
     this.#fullSince = 0;
   }

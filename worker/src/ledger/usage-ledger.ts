@@ -142,7 +142,8 @@ export class UsageLedger extends DurableObject<Env> implements LedgerRpc {
     for (const a of pool?.admitted ?? []) {
       this.alertBook.learn(orgId, a.userId, a.userLimit, pool?.orgBudget ?? 0, a.alerts, null);
     }
-    const pooled = pool ? this.pools.exchange(state, month, pool, now, fresh !== false, orgId) : null;
+    const seen = { orgId: orgId ?? "", isolates: this.leases.seen(isolateId, now) };
+    const pooled = pool ? this.pools.exchange(state, month, pool, now, fresh !== false, seen) : null;
     this.alertBook.check(
       month,
       [
