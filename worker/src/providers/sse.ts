@@ -12,6 +12,20 @@ const MAX_EVENT_CHARS = 4 * 1024 * 1024;
 
 export type { EventSourceMessage };
 
+/** The output of events kept as their JSON text, read only now (a malformed one adds nothing):
+ * a metered stream's text is needed only when no usage came or the stream was cut. */
+export function outputOf(events: readonly string[], output: (event: unknown) => string): string {
+  let out = "";
+  for (const data of events) {
+    try {
+      out += output(JSON.parse(data));
+    } catch {
+      // malformed: no output counted for it
+    }
+  }
+  return out;
+}
+
 /** One event in SSE framing. */
 export function serializeEvent({ event, id, data }: EventSourceMessage): string {
   let out = event ? `event: ${event}\n` : "";

@@ -5,7 +5,7 @@
 
 import { HttpError } from "../../lib/errors";
 import { cleanMessage, credentialsError, errorJson, gatewayError } from "../gateway";
-import { type EventSourceMessage, watchedEvents } from "../sse";
+import { type EventSourceMessage, outputOf, watchedEvents } from "../sse";
 import type { Answer, MeteredStream, UpstreamCall } from "../types";
 import { authHeaders } from "./endpoint";
 import { deltaOutput, messageOutput } from "./output";
@@ -63,17 +63,6 @@ export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal
   let stopped = false; // message_stop (or Anthropic's own error event) seen
   // the deltas' JSON, read only if their text counts (no final usage came: a cut stream)
   const deltas: string[] = [];
-  const text = (): string => {
-    let out = "";
-    for (const data of deltas) {
-      try {
-        out += deltaOutput(JSON.parse(data));
-      } catch {
-        // malformed: no output counted for it
-      }
-    }
-    return out;
-  };
   const event = (message: EventSourceMessage): void => {
     const type = message.event ?? "";
     stopped ||= type === "message_stop" || type === "error";
@@ -93,7 +82,7 @@ export function meterMessagesStream(upstream: ReadableStream<Uint8Array>, signal
   return watchedEvents(upstream, watch, signal, () => ({
     usage: readUsage(usage),
     get text() {
-      return text();
+      return outputOf(deltas, deltaOutput);
     },
     complete: final,
     extras: readExtras(usage),

@@ -4,7 +4,7 @@
 // included), cached input, output (reasoning included).
 
 import type { Extras } from "../../pricing/extras";
-import { type EventSourceMessage, watchedEvents } from "../sse";
+import { type EventSourceMessage, outputOf, watchedEvents } from "../sse";
 import type { Answer, MeteredStream, TokenUsage } from "../types";
 import { DELTAS, responsesEventOutput, responsesExtras, responsesOutput } from "./output";
 
@@ -108,7 +108,6 @@ export function meterResponsesStream(
       return null; // malformed: metered as if it had not come
     }
   };
-  const text = (): string => deltas.map((raw) => responsesEventOutput(read(raw))).join("");
   /** The last well-formed event's sequence number (the deltas since the last event read first). */
   const lastSequence = (): number => {
     for (let i = deltas.length - 1; i >= sinceParsed; i--) {
@@ -157,7 +156,7 @@ export function meterResponsesStream(
   return watchedEvents(upstream, watch, signal, () => ({
     usage,
     get text() {
-      return text();
+      return outputOf(deltas, responsesEventOutput);
     },
     complete: usage !== null,
     extras,
