@@ -133,7 +133,55 @@ describe("a stream passed through natively (the meter reads a tee's other branch
     const out = await readAll(stream);
     assert.ok(out.startsWith(start));
     assert.match(out.slice(start.length), TRUNCATED.messages as RegExp);
-    assert.equal((await done).complete, false);
+    const metered = await done;
+    assert.equal(metered.complete, false);
+    assert.equal(metered.usage?.promptTokens, 35, "what came before the break is metered");
+  });
+
+  test("chunks after the first are metered at the end, a break included: nothing that came is lost", async () => {
+    // three chunks a moment apart, then the connection breaks: the first is read as it comes,
+    // the others collected
+    const parts = MESSAGES.split("\n\n").slice(0, 3);
+    let sent = 0;
+    const upstream = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        if (sent === parts.length) return controller.error(new Error("connection reset"));
+        controller.enqueue(encoder.encode(`${parts[sent++]}\n\n`));
+      },
+    });
+    const { stream, done } = meterMessagesStream(upstream);
+    const out = await readAll(stream);
+    assert.ok(out.startsWith(parts.map((part) => `${part}\n\n`).join("")));
+    const metered = await done;
+    assert.equal(metered.complete, false);
+    assert.equal(metered.text, "Hi 😀", "the delta in the third chunk counts");
+  });
+
+  test("Responses are read as they come until the response's id is handed out", async () => {
+    const created = RESPONSES.slice(0, RESPONSES.indexOf("\n\n") + 2);
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const upstream = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        // the first chunk ends mid-event: the id comes in the second
+        controller.enqueue(encoder.encode(created.slice(0, 20)));
+        controller.enqueue(encoder.encode(created.slice(20)));
+        await held;
+        controller.enqueue(encoder.encode(RESPONSES.slice(created.length)));
+        controller.close();
+      },
+    });
+    const heard: string[][] = [];
+    const { stream, done } = meterResponsesStream(upstream, undefined, (ids) => heard.push(ids.stored));
+    const reading = readAll(stream);
+    for (let i = 0; i < 50 && heard.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+    assert.equal(heard.length, 1, "the id was handed out while the stream was still open");
+    release();
+    assert.equal(await reading, RESPONSES);
+    assert.equal((await done).complete, true);
   });
 
   test("a client that goes away ends metering and stops reading upstream", async () => {

@@ -97,6 +97,7 @@ export function meterResponsesStream(
   let extras: Extras | undefined;
   let ended = false; // a terminal event (or OpenAI's own error event) seen
   let sequence = -1;
+  let created = false; // response.created read: its id is the client's from now on
   // the deltas' JSON as it came, read only when their text (or the last one's number) counts:
   // no usage came, or the stream was cut
   const deltas: string[] = [];
@@ -127,7 +128,10 @@ export function meterResponsesStream(
     if (data === null) return; // (a malformed terminal event: no usage)
     sinceParsed = deltas.length;
     if (typeof data.sequence_number === "number") sequence = data.sequence_number;
-    if (type === "response.created") handedOut?.({ stored: storedIds(data.response).slice(0, 1), containers: [] });
+    if (type === "response.created") {
+      created = true;
+      handedOut?.({ stored: storedIds(data.response).slice(0, 1), containers: [] });
+    }
     if (type === "response.output_item.added") {
       const containers = containerIds(data.item);
       if (containers.length > 0) handedOut?.({ stored: [], containers });
@@ -152,7 +156,8 @@ export function meterResponsesStream(
       error: { type: "server_error", code: "upstream_incomplete", message, param: null },
     })}\n\n`;
   };
-  const watch = { event, complete: () => ended, truncated };
+  // read live until the response's id is handed out: its owner may use it mid-stream
+  const watch = { event, live: () => handedOut !== undefined && !created && !ended, truncated, complete: () => ended };
   return watchedEvents(upstream, watch, signal, () => ({
     usage,
     get text() {
