@@ -38,6 +38,8 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", "2000"))
 C1_REQUESTS = int(os.environ.get("BENCH_C1_REQUESTS", "3000"))
 C1_WARMUP = 500
 CONCURRENCY = (1, 32)
+# the long answers' rows: content deltas per stream, as long as answers are (the others: 16)
+LONG_TOKENS = 200
 
 
 # Delivery: upstream chunks PACE_MS apart, DELIVERY_REQUESTS one at a time per path
@@ -166,6 +168,48 @@ def paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str], dict, s
             {"model": "claude-sonnet-4-5", "max_tokens": 4096, "messages": messages},
             True,
         ),
+        *long_answers(base, keys, aig),
+    ]
+
+
+def long_answers(
+    base: str, keys: dict[str, str], aig: dict[str, str]
+) -> list[tuple[str, str, dict[str, str], dict, str, dict, bool]]:
+    """Streams as long as answers are in production (LONG_TOKENS deltas, each its own upstream
+    chunk), where what a stream costs per chunk shows: a rewritten one (OpenAI chat, no usage
+    asked) and a piped one (Anthropic Messages)."""
+    messages = [{"role": "user", "content": f"benchmark emulate:tokens={LONG_TOKENS}"}]
+    openai = {
+        "content-type": "application/json",
+        "authorization": f"Bearer {keys['openai']}",
+        **aig,
+    }
+    anthropic = {
+        "content-type": "application/json",
+        "x-api-key": keys["anthropic"],
+        "anthropic-version": "2023-06-01",
+        **aig,
+    }
+    claude = {"model": "claude-sonnet-4-5", "max_tokens": 4096, "messages": messages}
+    return [
+        (
+            f"openai {LONG_TOKENS}",
+            f"{base}/openai/chat/completions",
+            openai,
+            {"model": "gpt-4o-mini", "messages": messages},
+            "/v1/chat/completions",
+            {"model": "openai/gpt-4o-mini", "messages": messages},
+            True,
+        ),
+        (
+            f"msgs {LONG_TOKENS}",
+            f"{base}/anthropic/v1/messages",
+            anthropic,
+            claude,
+            "/v1/messages",
+            claude,
+            True,
+        ),
     ]
 
 
@@ -184,7 +228,7 @@ def delivery_paths(gateway: LocalGateway) -> list[tuple[str, str, dict[str, str]
     responses = {"model": "gpt-4o-mini", "input": prompt}
     run = {"prompt": prompt}
     llama = "@cf/meta/llama-3.1-8b-instruct"
-    with_paths = [p[:6] for p in paths(gateway)] + [
+    with_paths = [p[:6] for p in paths(gateway) if not p[0].endswith(f" {LONG_TOKENS}")] + [
         (
             "responses",
             f"{base}/openai/responses",
@@ -393,7 +437,9 @@ def measure(
         "requests from a user on a rate tier (its request counter, the Rate Limiting binding), capped "
         "= the same with an open-request cap of 64; both against the openai row's floor; cpu us = "
         "the workerd processes' CPU time per request of each path (what Workers bills; the "
-        "gateway's includes its ledger's Durable Object, the floors' their whole runtime)."
+        "gateway's includes its ledger's Durable Object, the floors' their whole runtime); "
+        f"openai {LONG_TOKENS} and msgs {LONG_TOKENS} = answers of {LONG_TOKENS} deltas, rewritten "
+        "(no usage asked) and piped, where a stream's cost per chunk shows."
     )
     print(
         "At c=32 every path runs at its throughput limit (2 cores shared by client, emulator and "
