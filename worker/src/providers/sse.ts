@@ -1,13 +1,15 @@
-// Server-sent events between the provider and the client: parse upstream events as they arrive
-// (eventsource-parser: CR/LF/CRLF, comments, fields, a bounded buffer), hand each to the
-// provider's rewrite, and send what it returns on at once. Shared by every provider's stream.
+// Server-sent events between the provider and the client (eventsource-parser: CR/LF/CRLF,
+// comments, fields). A rewritten stream's events are parsed as they arrive (a bounded buffer),
+// each handed to the provider's rewrite and what it returns sent on at once; a stream the
+// client gets as sent is piped natively and its events read at its end (watchedEvents).
+// Shared by every provider's stream.
 
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import { type Framing, firstChunkClock, meteredFrames, meterOutcome, rewriteStream } from "./frames";
 import type { Metered, MeteredStream } from "./types";
 
 const encoder = new TextEncoder();
-// A single event larger than this is not an answer chunk: the parser refuses to buffer it.
+// A single event larger than this is not an answer chunk: a rewriting parser refuses to buffer it.
 const MAX_EVENT_CHARS = 4 * 1024 * 1024;
 
 export type { EventSourceMessage };
@@ -146,10 +148,12 @@ function identityStream(): TransformStream<Uint8Array, Uint8Array> {
 }
 
 const READ_BUFFER_BYTES = 64 * 1024;
-// The rest of a piped stream is decoded and parsed at its end in slices this size: an event over
-// MAX_EVENT_CHARS is refused as when parsed chunk by chunk, and no second copy of the whole
-// stream is made as one string.
+// A piped stream is decoded and parsed in slices this size: no second copy of the whole stream
+// is made as one string.
 const FEED_BYTES = 64 * 1024;
+// A piped stream is read chunk by chunk at most this far while its watch is live(); then, live
+// or not, the rest is collected (an upstream that never sends what the watch waits for).
+const LIVE_MAX_BYTES = 1024 * 1024;
 
 /**
  * A reader that takes whatever has arrived, never waiting for more. In workerd a tee pulls its
@@ -191,15 +195,24 @@ function arrivalReader(stream: ReadableStream<Uint8Array>): {
 /**
  * Everything `stream` sends from now on, collected without JavaScript per chunk (piped into a
  * native identity stream read whole). Resolves when it ends, breaks or `signal` aborts, with
- * what came until then: a broken upstream still leaves its part to meter.
+ * what came until then: a broken upstream still leaves its part to meter. `settled` is called
+ * as soon as the stream has ended or broken (not when `signal` stopped it).
  */
-async function collected(stream: ReadableStream<Uint8Array>, signal: AbortSignal): Promise<ArrayBuffer> {
+async function collected(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+  settled: () => void,
+): Promise<ArrayBuffer> {
   const sink = identityStream();
   const bytes = new Response(sink.readable).arrayBuffer();
   await stream.pipeTo(sink.writable, { preventClose: true, preventAbort: true, signal }).catch(() => {});
+  if (!signal.aborted) settled();
   await sink.writable.close().catch(() => {});
   return bytes;
 }
+
+// a blank line: what came ended with a whole event
+const ENDS_EVENT = /(?:\n\n|\r\r|\r\n\r\n)$/;
 
 // How long a failed pipe to the client waits for the upstream's own end before it counts as a
 // client that left (an upstream that broke fails both tee branches in the same turn).
@@ -211,14 +224,15 @@ const CLIENT_GONE_GRACE_MS = 200;
  * JavaScript per chunk. The meter reads the other branch's first chunk as it arrives (its time
  * is the first token's), and more while the watch is `live()`; the rest of that branch is
  * collected natively and its events read once, at the end: a chunk costs about 30 µs of CPU
- * when JavaScript reads it, and a long answer is hundreds of chunks. The client's side stays
- * open until the meter has read the end, so a stream cut before its terminal event still ends
- * with the route's in-band error (`truncated`), as meteredEvents ends it. `done` resolves once,
- * when the stream ends, breaks, or the client goes away (with the events that came until then).
- * A client that leaves stops the upstream (both branches cancelled): through `signal` where the
- * runtime aborts it, and in any case soon after the pipe to the client has failed while
- * upstream had not ended (seen locally: workerd failed the pipe but left the request's signal
- * alone).
+ * when JavaScript reads it, and a long answer is hundreds of chunks. The stream is held whole
+ * meanwhile, so no event is too large to read (a rewritten stream refuses one over 4 MiB). The
+ * client's side stays open until the meter has read the end, so a stream cut before its
+ * terminal event still ends with the route's in-band error (`truncated`), as meteredEvents ends
+ * it. `done` resolves once, when the stream ends, breaks, or the client goes away (with the
+ * events that came until then). A client that leaves stops the upstream (both branches
+ * cancelled): through `signal` where the runtime aborts it, and in any case soon after the pipe
+ * to the client has failed while upstream had not ended (seen locally: workerd failed the pipe
+ * but left the request's signal alone).
  */
 export function watchedEvents(
   upstream: ReadableStream<Uint8Array>,
@@ -228,22 +242,19 @@ export function watchedEvents(
 ): MeteredStream {
   const { done, finish } = meterOutcome(result);
   const first = firstChunkClock();
-  let broken: string | null = null;
   const parser = createParser({
-    maxBufferSize: MAX_EVENT_CHARS,
     onEvent(message) {
       watch.event(message);
     },
     onComment(comment) {
       watch.comment?.(comment);
     },
-    onError(error) {
-      if (error.type === "max-buffer-size-exceeded") broken = error.message;
-    },
   });
   const decoder = new TextDecoder();
+  let tail = "\n\n"; // the last bytes that came: an error event after a cut event starts apart
   const feed = (bytes: Uint8Array): void => {
-    for (let at = 0; at < bytes.byteLength && broken === null; at += FEED_BYTES) {
+    tail = (tail + String.fromCharCode(...bytes.subarray(-4))).slice(-4);
+    for (let at = 0; at < bytes.byteLength; at += FEED_BYTES) {
       parser.feed(decoder.decode(bytes.subarray(at, at + FEED_BYTES), { stream: true }));
     }
   };
@@ -255,13 +266,14 @@ export function watchedEvents(
   let stopped = false;
   let upstreamEnded = false;
   let grace: ReturnType<typeof setTimeout> | undefined;
-  const endGrace = () => {
+  const ended = () => {
+    upstreamEnded = true;
     if (grace !== undefined) clearTimeout(grace);
   };
   const stop = () => {
     if (stopped || upstreamEnded) return;
     stopped = true;
-    endGrace();
+    if (grace !== undefined) clearTimeout(grace);
     stopPipes.abort();
     if (reading) reader.cancel().catch(() => {});
   };
@@ -272,13 +284,13 @@ export function watchedEvents(
     .then(
       () => true,
       () => {
-        // the client left, or upstream broke (then the meter's branch ends at once too)
+        // the client left, or upstream broke (then the meter's branch ends in the same turn)
         if (!stopped && !upstreamEnded) grace = setTimeout(stop, CLIENT_GONE_GRACE_MS);
         return false;
       },
     );
   const meter = async (): Promise<void> => {
-    let ended = false;
+    let live = 0; // bytes read chunk by chunk
     for (;;) {
       let chunk: ReadableStreamReadResult<Uint8Array>;
       try {
@@ -286,43 +298,41 @@ export function watchedEvents(
       } catch {
         chunk = { done: true, value: undefined }; // broken upstream: ends as a cut stream
       }
-      if (chunk.value && chunk.value.byteLength > 0) {
-        first.mark();
-        feed(chunk.value);
-      }
-      if (stopped || broken !== null || chunk.done) {
-        ended = true;
+      if (stopped) return;
+      if (chunk.done) {
+        ended();
         break;
       }
-      if (first.at() !== null && !watch.live?.()) break;
+      if (chunk.value.byteLength > 0) {
+        first.mark();
+        live += chunk.value.byteLength;
+        feed(chunk.value);
+      }
+      if (first.at() !== null && (!watch.live?.() || live >= LIVE_MAX_BYTES)) {
+        reading = false;
+        reader.releaseLock();
+        let rest: ArrayBuffer;
+        try {
+          rest = await collected(watched, stopPipes.signal, ended);
+        } catch {
+          rest = new ArrayBuffer(0); // what came after the switch is lost: metered as a cut stream
+          ended();
+        }
+        if (stopped) return feed(new Uint8Array(rest));
+        feed(new Uint8Array(rest));
+        break;
+      }
     }
-    if (!ended) {
-      reading = false;
-      reader.releaseLock();
-      feed(new Uint8Array(await collected(watched, stopPipes.signal)));
-    }
-    if (stopped) return;
-    upstreamEnded = true;
-    endGrace();
-    let ending = "";
-    if (broken !== null) {
-      // not an answer chunk: what of it the client has is ended, then it is told in-band
-      console.error(JSON.stringify({ event: "upstream_stream_refused", reason: broken }));
-      stopPipes.abort();
-      if (reading) reader.cancel().catch(() => {});
-      ending = "\n\n";
-    } else {
-      // An unterminated last line and event still count: end them as a blank line would.
-      parser.feed(`${decoder.decode()}\n\n`);
-    }
+    // An unterminated last line and event still count: end them as a blank line would.
+    parser.feed(`${decoder.decode()}\n\n`);
     await pipedOk; // everything upstream sent (and was piped) is with the client
     const writer = client.writable.getWriter();
     try {
-      if (broken !== null || (watch.complete && !watch.complete())) {
-        if (broken === null) console.error(JSON.stringify({ event: "upstream_stream_cut" }));
-        ending += watch.truncated?.() ?? chatStreamError();
+      if (watch.complete && !watch.complete()) {
+        console.error(JSON.stringify({ event: "upstream_stream_cut" }));
+        const after = ENDS_EVENT.test(tail) ? "" : "\n\n";
+        await writer.write(encoder.encode(after + (watch.truncated?.() ?? chatStreamError())));
       }
-      if (ending) await writer.write(encoder.encode(ending));
       await writer.close();
     } catch {
       // the client went away meanwhile

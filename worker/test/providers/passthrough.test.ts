@@ -206,12 +206,29 @@ describe("a stream passed through natively (the meter reads a tee's other branch
     assert.ok(cancelled, "upstream was cancelled");
   });
 
-  test("an event too large to be an answer chunk ends the stream with the error event", async () => {
-    const huge = `event: content_block_delta\ndata: ${"x".repeat(5 * 1024 * 1024)}`;
-    const { stream, done } = meterMessagesStream(streamOf([encoder.encode(start), encoder.encode(huge)]));
+  test("an event of any size is read: a stream held whole has no per-event bound", async () => {
+    // a 5 MiB delta mid-stream (a rewritten stream would refuse it), then the stream ends as it should
+    const huge = event("content_block_delta", {
+      type: "content_block_delta",
+      index: 0,
+      delta: { type: "text_delta", text: "x".repeat(5 * 1024 * 1024) },
+    });
+    const rest = MESSAGES.slice(start.length);
+    const { stream, done } = meterMessagesStream(
+      streamOf([encoder.encode(start), encoder.encode(huge), encoder.encode(rest)]),
+    );
+    assert.equal(await readAll(stream), start + huge + rest);
+    const metered = await done;
+    assert.equal(metered.complete, true);
+    assert.equal(metered.usage?.completionTokens, 7);
+  });
+
+  test("a stream cut inside an event ends with the error event on lines of its own", async () => {
+    const cut = 'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":';
+    const { stream, done } = meterMessagesStream(streamOf([encoder.encode(start), encoder.encode(cut)]));
     const out = await readAll(stream);
-    assert.ok(out.startsWith(start));
-    assert.match(out.slice(out.lastIndexOf("\n\nevent: ") + 2), TRUNCATED.messages as RegExp);
+    assert.ok(out.startsWith(start + cut));
+    assert.match(out.slice(start.length + cut.length), /^\n\nevent: error\n/);
     assert.equal((await done).complete, false);
   });
 });

@@ -83,10 +83,11 @@ export interface HandedOut {
 }
 
 /**
- * The stream passed through event by event; usage from the terminal event, text from deltas
- * (read only when it counts).
- * `handedOut` hears the ids the response hands out: its own as soon as it is created, a
- * container as soon as an item names it, its output items' with the terminal event.
+ * The stream passed through as sent (watchedEvents); usage from the terminal event, text from
+ * deltas (read only when it counts).
+ * `handedOut` hears the ids the response hands out: its own as soon as it is created (the meter
+ * reads live until then), then, when the stream's events are read at its end, the containers
+ * items name and its output items' with the terminal event.
  */
 export function meterResponsesStream(
   upstream: ReadableStream<Uint8Array>,
