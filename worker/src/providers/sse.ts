@@ -223,7 +223,7 @@ const CLIENT_GONE_GRACE_MS = 200;
  * the bytes go to the client from one branch of the upstream's tee, piped natively, with no
  * JavaScript per chunk. The meter reads the other branch's first chunk as it arrives (its time
  * is the first token's), and more while the watch is `live()`; the rest of that branch is
- * collected natively and its events read once, at the end: a chunk costs about 30 µs of CPU
+ * collected natively and its events read once, at the end: a chunk costs 30 µs of CPU or more
  * when JavaScript reads it, and a long answer is hundreds of chunks. The stream is held whole
  * meanwhile, so no event is too large to read (a rewritten stream refuses one over 4 MiB). The
  * client's side stays open until the meter has read the end, so a stream cut before its
@@ -318,8 +318,8 @@ export function watchedEvents(
           rest = new ArrayBuffer(0); // what came after the switch is lost: metered as a cut stream
           ended();
         }
-        if (stopped) return feed(new Uint8Array(rest));
         feed(new Uint8Array(rest));
+        if (stopped) return; // the client left: metered with what came, nothing more to send
         break;
       }
     }
